@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs every build, test and benchmark dependency of berth from Debian 12's
+# archive. Idempotent: packages already present are left alone. apt-get only.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config g++ git ca-certificates
+  clang-14 libclang-rt-14-dev clang-format-14
+  # libraries named in the design
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
+  libtomlplusplus-dev libssl-dev libcurl4-openssl-dev libgpgme-dev
+  libfuse3-dev fuse3 libsquashfuse-dev libarchive-dev libsquashfs-dev
+  catch2
+  # real peers used by tests and benchmarks
+  siftool squashfs-tools squashfuse busybox-static bubblewrap hyperfine
+  gnupg docker-registry umoci skopeo util-linux procps python3 file
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${#missing[@]} package(s): ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+fi
