@@ -1,6 +1,9 @@
 #include "sif/image.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <set>
@@ -13,7 +16,9 @@
 namespace berth::sif {
 
 absl::StatusOr<Image> Image::Open(const std::string& path, OpenMode mode) {
-  int flags = (mode == OpenMode::kReadWrite ? O_RDWR : O_RDONLY) | O_NOCTTY;
+  // O_NONBLOCK: opening a FIFO someone names as an image must not hang us;
+  // Load() then rejects anything that is not a regular file.
+  int flags = (mode == OpenMode::kReadWrite ? O_RDWR : O_RDONLY) | O_NOCTTY | O_NONBLOCK;
   auto fd = OpenFile(path, flags);
   if (!fd.ok()) return fd.status();
   return Load(*std::move(fd), mode, path);
@@ -24,6 +29,19 @@ absl::StatusOr<Image> Image::FromFd(UniqueFd fd, OpenMode mode, std::string disp
 }
 
 absl::StatusOr<Image> Image::Load(UniqueFd fd, OpenMode mode, std::string display_name) {
+  std::string name = display_name;
+  auto image = LoadUnannotated(std::move(fd), mode, std::move(display_name));
+  if (!image.ok()) return Annotate(image.status(), name);
+  return image;
+}
+
+absl::StatusOr<Image> Image::LoadUnannotated(UniqueFd fd, OpenMode mode,
+                                             std::string display_name) {
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("stat", errno);
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError("not a SIF image: not a regular file");
+  }
   Image img;
   img.fd_ = std::move(fd);
   img.name_ = std::move(display_name);

@@ -111,6 +111,8 @@ class Image {
  private:
   Image() = default;
   static absl::StatusOr<Image> Load(UniqueFd fd, OpenMode mode, std::string display_name);
+  static absl::StatusOr<Image> LoadUnannotated(UniqueFd fd, OpenMode mode,
+                                               std::string display_name);
   int64_t DefaultTime(std::optional<int64_t> now) const;
   Descriptor* MutableById(uint32_t id);
   absl::Status WriteDescriptors();

@@ -165,6 +165,23 @@ absl::Status Image::AddObject(const ObjectInput& in, std::optional<int64_t> now)
     return absl::InvalidArgumentError(
         absl::StrFormat("link target object %d does not exist", in.link_raw));
   }
+  // Validate() rejects links to empty groups, so refuse to write one; the new
+  // object itself counts when it joins the group it links to.
+  if ((in.link_raw & kGroupMask) == kGroupMask) {
+    uint32_t target = in.link_raw & ~kGroupMask;
+    if (target == 0 || (target != in.group_id && GroupMembers(target).empty())) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("link target group %d has no objects", target));
+    }
+  }
+  // IDs follow slot positions in images siftool writes, but a hand-made
+  // image may already use this slot's ID elsewhere; a duplicate would make
+  // the image fail Validate().
+  uint32_t new_id = static_cast<uint32_t>(free_slot - slots_.begin()) + 1;
+  if (MutableById(new_id) != nullptr) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "object ID %d, the ID of the first free descriptor, is already in use", new_id));
+  }
   Descriptor d;
   RETURN_IF_ERROR(FillTypedExtra(in, d));
 
@@ -184,7 +201,7 @@ absl::Status Image::AddObject(const ObjectInput& in, std::optional<int64_t> now)
 
   d.data_type = static_cast<int32_t>(in.type);
   d.used = 1;
-  d.id = static_cast<uint32_t>(free_slot - slots_.begin()) + 1;
+  d.id = new_id;
   d.group_raw = in.group_id | kGroupMask;
   d.link_raw = in.link_raw;
   d.offset = offset;
@@ -216,10 +233,24 @@ absl::Status Image::DeleteObject(uint32_t id, const DeleteOptions& options,
   RETURN_IF_ERROR(RequireWritable());
   Descriptor* d = MutableById(id);
   if (d == nullptr) return absl::NotFoundError(absl::StrFormat("no object with ID %d", id));
-  int64_t end = d->offset + d->size;
-  bool is_last = true;
+  // A dangling link would make the image fail Validate(), so the linking
+  // object (e.g. a signature) has to go first.
+  bool last_in_group = d->GroupId() != 0 && GroupMembers(d->GroupId()).size() == 1;
   for (const Descriptor* o : Objects()) {
-    if (o->offset + o->size > end) is_last = false;
+    if (o == d || o->link_raw == 0) continue;
+    if (o->LinkIsGroup() ? last_in_group && o->LinkedId() == d->GroupId() : o->link_raw == id) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "object %d is linked from object %d; delete object %d first", id, o->id, o->id));
+    }
+  }
+  // Compaction truncates the file where the object's alignment gap starts.
+  // Validate() bounds neither the gap nor data-area slack, so check that the
+  // cut removes nothing but this object and leaves the data area consistent.
+  int64_t end = d->offset + d->size;
+  int64_t start = end - d->size_with_padding;
+  bool is_last = end == header_.data_offset + header_.data_size && start >= header_.data_offset;
+  for (const Descriptor* o : Objects()) {
+    if (o != d && o->offset + o->size > start) is_last = false;
   }
   if (options.compact && !is_last) {
     return absl::FailedPreconditionError(absl::StrFormat(
@@ -234,7 +265,6 @@ absl::Status Image::DeleteObject(uint32_t id, const DeleteOptions& options,
     }
   }
   if (options.compact) {
-    int64_t start = d->offset + d->size - d->size_with_padding;
     if (::ftruncate(fd_.get(), start) != 0) return ErrnoStatus("truncating image", errno);
     file_size_ = start;
     header_.data_size -= d->size_with_padding;

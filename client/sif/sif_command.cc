@@ -120,8 +120,9 @@ absl::Status RunAdd(const AddFlags& f, bool alignment_set, bool filename_set) {
   in.group_id = f.groupid;
   in.link_raw = f.link;
   in.alignment = alignment_set ? f.alignment : -1;
-  // siftool names the object after the input file unless told otherwise.
-  in.name = filename_set ? f.filename : f.object.substr(f.object.find_last_of('/') + 1);
+  // siftool's help promises the input file name as default, but it stores an
+  // empty name; byte compatibility wins.
+  if (filename_set) in.name = f.filename;
   RETURN_IF_ERROR(FillTypeMetadata(f, type, object_fd.get(), in));
   ASSIGN_OR_RETURN(sif::Image image, Load(f.image, sif::OpenMode::kReadWrite));
   return Annotate(image.AddObject(in), absl::StrCat("adding ", f.object, " to ", f.image));
@@ -209,7 +210,7 @@ void RegisterSifCommands(CLI::App& app, std::shared_ptr<absl::Status> result) {
   add->add_option("--link,--linkid", a.link, "linked object ID [default: none]");
   auto* align = add->add_option("--alignment", a.alignment,
                                 "alignment [default: 4096 for partitions, none otherwise]");
-  auto* filename = add->add_option("--filename", a.filename, "object name [default: input file]");
+  auto* filename = add->add_option("--filename", a.filename, "object name [default: none]");
   add->callback([st, result, align, filename] {
     *result = RunAdd(st->add, align->count() > 0, filename->count() > 0);
   });

@@ -1,0 +1,49 @@
+// Who is on the other end of an accepted Unix-socket connection, as the
+// kernel says.
+//
+// This is the daemon's only source of caller identity: requests never carry
+// a uid. Everything is read from the socket with getsockopt, and all of it
+// describes the peer at connect() time:
+//   - SO_PEERCRED   pid, uid, gid;
+//   - SO_PEERGROUPS the supplementary groups. Captured by the kernel with the
+//     uid/gid in one snapshot, so there is no need to read /proc/<pid>/status
+//     (which would describe the process *now*, racing with setgroups() and
+//     with pid reuse);
+//   - SO_PEERPIDFD  (Linux >= 6.5) a pidfd for the very process that
+//     connected. On older kernels we fall back to pidfd_open(pid), which can
+//     pin a different process if the peer exited and its pid was reused
+//     before accept(); `pidfd_exact` records which one we got so that code
+//     acting on the process (cgroup joins, signals) can refuse the fallback.
+//
+// Privilege: none needed; runs in the accept loop as the daemon's user.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/unique_fd.h"
+
+namespace berth::daemon {
+
+struct PeerIdentity {
+  pid_t pid = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  // Shared so that a call keeps the process pinned even after its connection
+  // entry is dropped.
+  std::shared_ptr<UniqueFd> pidfd;
+  bool pidfd_exact = false;
+};
+
+// Reads the identity of the peer of the connected Unix socket `fd`.
+absl::StatusOr<PeerIdentity> ReadPeerIdentity(int fd);
+
+// "uid=U gid=G pid=P", for logs.
+std::string DescribePeer(const PeerIdentity& peer);
+
+}  // namespace berth::daemon

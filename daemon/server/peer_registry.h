@@ -1,0 +1,65 @@
+// Which caller is behind each connection berthd has accepted, so that an RPC
+// handler can learn who is calling.
+//
+// gRPC 1.51 does not expose a Unix peer's credentials: ServerContext::peer()
+// is "unix:<path>" and the auth context is empty. So berthd accepts
+// connections itself, reads the peer identity from the kernel, registers it
+// here and only then hands the descriptor to gRPC (AddInsecureChannelFromFd).
+// gRPC names such a connection "fd:N" in ServerContext::peer(); entries are
+// keyed by that N.
+//
+// Why the descriptor number is a safe key: gRPC closes a connection's fd only
+// when its transport is destroyed, and every call holds a reference on its
+// transport until the call is finished. So while a handler runs, N still is
+// the connection that carried its call; N can be reused, and its entry
+// replaced, only once no call from the old connection is alive. We checked
+// this against gRPC 1.51: a handler that outlives its client's exit still
+// finds its own connection at N while new connections are accepted.
+//
+// Each entry also records the socket's inode, as a second line of defence: a
+// lookup whose fd no longer holds that socket is refused rather than answered
+// with another caller's identity. SweepClosed() drops the entries of
+// connections gRPC has closed (there is no close callback to hook), releasing
+// their pidfds; the accept loop calls it on every accept and when idle.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/server/peer_identity.h"
+
+namespace berth::daemon {
+
+class PeerRegistry {
+ public:
+  // Records `peer` as the caller on connection `fd`, replacing any entry for
+  // an earlier connection that had the same descriptor number.
+  absl::Status Register(int fd, PeerIdentity peer);
+
+  // The caller behind a call, from ServerContext::peer(). Calls that did not
+  // arrive through the accept loop have no identity and are refused.
+  absl::StatusOr<std::shared_ptr<const PeerIdentity>> IdentifyCall(
+      absl::string_view grpc_peer) const;
+
+  // Forgets connections whose descriptor gRPC has closed.
+  void SweepClosed();
+
+  size_t size() const;
+
+ private:
+  struct Entry {
+    dev_t dev;
+    ino_t ino;
+    std::shared_ptr<const PeerIdentity> peer;
+  };
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<int, Entry> entries_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace berth::daemon

@@ -1,0 +1,35 @@
+// Runs berthd's gRPC service on its claimed socket until SIGTERM or SIGINT.
+//
+// gRPC does not accept connections here; we do. Each accepted connection's
+// caller is read from the kernel and registered (peer_registry.h) before its
+// descriptor is handed to gRPC, so no call can arrive on a connection whose
+// caller is unknown. Connections whose peer cannot be identified are closed.
+//
+// Shutdown is synchronous and in this order: stop accepting and remove the
+// socket file (new clients fail at once), then let running calls finish for a
+// short grace period, then cancel the rest.
+//
+// Privilege: runs as the daemon (root in system mode). Accepting and reading
+// peer credentials need no privilege, and no call is executed on this thread.
+#pragma once
+
+#include <grpcpp/impl/service_type.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/unique_fd.h"
+#include "daemon/server/listening_socket.h"
+#include "daemon/server/peer_registry.h"
+
+namespace berth::daemon {
+
+// Blocks SIGTERM and SIGINT and returns a signalfd that reports them. Call it
+// before any thread starts (gRPC starts its own), so that every thread
+// inherits the mask and the signals are only ever seen through the fd.
+absl::StatusOr<UniqueFd> BlockShutdownSignals();
+
+// Serves `service` on `listener` until a signal arrives on `signal_fd`.
+absl::Status ServeUntilSignalled(ListeningSocket& listener, PeerRegistry& peers,
+                                 grpc::Service& service, const UniqueFd& signal_fd);
+
+}  // namespace berth::daemon

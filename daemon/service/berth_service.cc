@@ -1,0 +1,49 @@
+#include "daemon/service/berth_service.h"
+
+#include "common/status_macros.h"
+#include "proto/status_mapping.h"
+#include "spdlog/spdlog.h"
+
+namespace berth::daemon {
+namespace {
+
+v1::DaemonMode WireMode(DaemonMode mode) {
+  return mode == DaemonMode::kSystem ? v1::DAEMON_MODE_SYSTEM : v1::DAEMON_MODE_USER;
+}
+
+void FillCaller(const PeerIdentity& peer, v1::Caller& caller) {
+  caller.set_uid(peer.uid);
+  caller.set_gid(peer.gid);
+  caller.set_pid(peer.pid);
+  for (gid_t group : peer.groups) caller.add_groups(group);
+}
+
+}  // namespace
+
+BerthService::BerthService(const DaemonOptions& options, const PeerRegistry& peers)
+    : options_(options), peers_(peers) {}
+
+grpc::Status BerthService::Version(grpc::ServerContext* context,
+                                   const v1::VersionRequest* /*request*/,
+                                   v1::VersionReply* reply) {
+  return rpc::ToGrpcStatus(DoVersion(*context, *reply));
+}
+
+absl::StatusOr<std::shared_ptr<const PeerIdentity>> BerthService::Authenticate(
+    const grpc::ServerContext& context) const {
+  auto peer = peers_.IdentifyCall(context.peer());
+  if (!peer.ok()) spdlog::warn("refusing a call: {}", peer.status().message());
+  return peer;
+}
+
+absl::Status BerthService::DoVersion(const grpc::ServerContext& context,
+                                     v1::VersionReply& reply) const {
+  ASSIGN_OR_RETURN(std::shared_ptr<const PeerIdentity> caller, Authenticate(context));
+  spdlog::debug("Version from {}", DescribePeer(*caller));
+  reply.set_version(BERTH_VERSION);
+  reply.set_mode(WireMode(options_.mode));
+  FillCaller(*caller, *reply.mutable_caller());
+  return absl::OkStatus();
+}
+
+}  // namespace berth::daemon

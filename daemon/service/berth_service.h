@@ -1,0 +1,41 @@
+// berth.v1.Berth as berthd serves it.
+//
+// Every handler starts the same way: it learns its caller from the connection
+// the call arrived on (PeerRegistry), never from the request, and works in
+// absl::Status; the gRPC boundary maps the result with its message intact.
+// For now the service answers Version only; Run, Exec and the others join it
+// as the launcher grows.
+//
+// Privilege: handlers run on gRPC's threads with the daemon's full
+// privileges. Version does nothing on the caller's behalf; each later handler
+// states here at which step it takes on the caller's identity.
+#pragma once
+
+#include <grpcpp/server_context.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "berth/v1/berth.grpc.pb.h"
+#include "daemon/daemon_options.h"
+#include "daemon/server/peer_registry.h"
+
+namespace berth::daemon {
+
+class BerthService final : public berth::v1::Berth::Service {
+ public:
+  // `peers` must outlive the service.
+  BerthService(const DaemonOptions& options, const PeerRegistry& peers);
+
+  grpc::Status Version(grpc::ServerContext* context, const v1::VersionRequest* request,
+                       v1::VersionReply* reply) override;
+
+ private:
+  absl::StatusOr<std::shared_ptr<const PeerIdentity>> Authenticate(
+      const grpc::ServerContext& context) const;
+  absl::Status DoVersion(const grpc::ServerContext& context, v1::VersionReply& reply) const;
+
+  DaemonOptions options_;
+  const PeerRegistry& peers_;
+};
+
+}  // namespace berth::daemon

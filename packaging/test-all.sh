@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian 12 machine, as root: dependencies,
+# build, unit + integration tests (CTest, which also runs tests as an
+# unprivileged user it creates), then a short fuzzing run of the SIF parser.
+# Exits non-zero when any test fails or when no test ran.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+fuzz_seconds=${BERTH_FUZZ_SECONDS:-60}
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "installing Debian packages"
+bash "$here/packaging/install-deps.sh"
+
+step "building"
+BUILD_DIR=$here/build bash "$here/packaging/build.sh" -DBERTH_TESTS=ON
+
+step "clang-format check"
+bash "$here/packaging/check-format.sh"
+
+step "tests"
+# The unprivileged test user must be able to reach the build tree.
+chmod o+rx "$here" "$here/build" 2>/dev/null || true
+ctest --test-dir "$here/build" --output-on-failure -j "$(nproc)" --no-tests=error
+
+step "fuzzing the SIF parser for ${fuzz_seconds}s"
+bash "$here/tests/fuzz/run-fuzz.sh" "$fuzz_seconds"
