@@ -15,7 +15,7 @@ PACKAGES=(
   catch2
   # real peers used by tests and benchmarks
   siftool squashfs-tools squashfuse busybox-static bubblewrap hyperfine
-  gnupg docker-registry umoci skopeo util-linux procps python3 file
+  gnupg docker-registry umoci skopeo util-linux procps python3 file strace
 )
 
 missing=()
