@@ -2,17 +2,23 @@
 // runs the local ones (sif) itself and hands everything privileged to berthd.
 #include <cstdio>
 #include <memory>
+#include <string>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "client/sif/sif_command.h"
+#include "client/version_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"berth: containers for HPC, compatible with Apptainer/Singularity images"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("berth version ") + BERTH_VERSION);
+  std::string socket_flag;
+  app.add_option("--socket", socket_flag,
+                 "berthd's socket (default: $BERTH_SOCKET, else /run/berth/berthd.sock)");
   auto result = std::make_shared<absl::Status>();
   berth::client::RegisterSifCommands(app, result);
+  berth::client::RegisterVersionCommand(app, socket_flag, result);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

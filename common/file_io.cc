@@ -65,8 +65,8 @@ absl::Status PreadFull(int fd, std::span<uint8_t> buf, int64_t offset) {
       return ErrnoStatus("read", errno);
     }
     if (n == 0) {
-      return absl::OutOfRangeError(absl::StrCat("unexpected end of file at offset ",
-                                                offset + static_cast<int64_t>(done)));
+      return absl::OutOfRangeError(
+          absl::StrCat("unexpected end of file at offset ", offset + static_cast<int64_t>(done)));
     }
     done += static_cast<size_t>(n);
   }
@@ -111,7 +111,8 @@ absl::Status CopyRangeToStream(int in_fd, int64_t offset, int64_t length, int ou
   // sendfile works for any output since Linux 2.6.33; fall back for the rare
   // outputs it refuses (e.g. some ttys, O_APPEND files).
   while (left > 0) {
-    ssize_t n = ::sendfile(out_fd, in_fd, &off, static_cast<size_t>(std::min<int64_t>(left, 1 << 30)));
+    ssize_t n =
+        ::sendfile(out_fd, in_fd, &off, static_cast<size_t>(std::min<int64_t>(left, 1 << 30)));
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EINVAL || errno == ENOSYS) break;
@@ -142,8 +143,8 @@ absl::StatusOr<int64_t> CopyStreamToOffset(int in_fd, int out_fd, int64_t out_of
       return ErrnoStatus("read", errno);
     }
     if (n == 0) break;
-    if (absl::Status st = PwriteFull(out_fd, std::span<const uint8_t>(buf.data(), n),
-                                     out_offset + total);
+    if (absl::Status st =
+            PwriteFull(out_fd, std::span<const uint8_t>(buf.data(), n), out_offset + total);
         !st.ok())
       return st;
     total += n;

@@ -25,19 +25,19 @@ inline absl::Status Annotate(const absl::Status& status, absl::string_view conte
 #define BERTH_CONCAT_INNER_(a, b) a##b
 #define BERTH_CONCAT_(a, b) BERTH_CONCAT_INNER_(a, b)
 
-#define RETURN_IF_ERROR(expr)                        \
-  do {                                               \
-    if (absl::Status _st = (expr); !_st.ok()) {      \
-      return _st;                                    \
-    }                                                \
+#define RETURN_IF_ERROR(expr)                   \
+  do {                                          \
+    if (absl::Status _st = (expr); !_st.ok()) { \
+      return _st;                               \
+    }                                           \
   } while (0)
 
 // RETURN_IF_ERROR_CTX(expr, "what we were doing") adds context on the way up.
-#define RETURN_IF_ERROR_CTX(expr, ctx)                   \
-  do {                                                   \
-    if (absl::Status _st = (expr); !_st.ok()) {          \
-      return ::berth::Annotate(_st, ctx);                \
-    }                                                    \
+#define RETURN_IF_ERROR_CTX(expr, ctx)          \
+  do {                                          \
+    if (absl::Status _st = (expr); !_st.ok()) { \
+      return ::berth::Annotate(_st, ctx);       \
+    }                                           \
   } while (0)
 
 #define ASSIGN_OR_RETURN_IMPL_(tmp, lhs, rexpr) \

@@ -1,12 +1,111 @@
-// berthd: the per-node launcher daemon (placeholder until the service lands).
+// berthd: the per-node launcher daemon. main() turns the command line into
+// DaemonOptions, sets up logging, claims the socket and serves until SIGTERM.
+//
+// Privilege: system mode must run as root (it will act for every user of the
+// node); user mode runs as the one user it serves.
+#include <syslog.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <cstdio>
-#include <cstring>
+#include <cstdlib>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "daemon/daemon_options.h"
+#include "daemon/server/listening_socket.h"
+#include "daemon/server/peer_registry.h"
+#include "daemon/server/rpc_server.h"
+#include "daemon/service/berth_service.h"
+#include "spdlog/cfg/env.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/sinks/syslog_sink.h"
+#include "spdlog/spdlog.h"
+
+namespace berth::daemon {
+namespace {
+
+constexpr const char* kSystemSocket = "/run/berth/berthd.sock";
+
+void AddFlags(CLI::App& app, DaemonOptions& options, bool& user_mode) {
+  app.set_version_flag("--version", std::string("berthd version ") + BERTH_VERSION);
+  app.add_option("--socket", options.socket_path,
+                 "Unix socket to serve (default /run/berth/berthd.sock; in user mode "
+                 "$XDG_RUNTIME_DIR/berth/berthd.sock)");
+  app.add_option("--config-dir", options.config_dir, "Configuration directory")
+      ->default_val("/etc/berth");
+  app.add_option("--state-dir", options.state_dir, "State directory (image cache, instances)")
+      ->default_val("/var/lib/berth");
+  app.add_flag("--user-mode", user_mode,
+               "Serve only the user running berthd, without root (unprivileged user namespaces)");
+  app.add_flag("--foreground", options.foreground,
+               "Log to stderr instead of syslog (berthd never forks; SPDLOG_LEVEL=debug for more)");
+}
+
+// The socket when none was named: the node's, or the user's runtime dir in user mode.
+absl::Status ResolveSocketPath(DaemonOptions& options) {
+  if (!options.socket_path.empty()) return absl::OkStatus();
+  if (options.mode == DaemonMode::kSystem) {
+    options.socket_path = kSystemSocket;
+    return absl::OkStatus();
+  }
+  const char* runtime_dir = std::getenv("XDG_RUNTIME_DIR");
+  if (runtime_dir == nullptr || *runtime_dir == '\0') {
+    return absl::InvalidArgumentError("user mode needs --socket or XDG_RUNTIME_DIR");
+  }
+  options.socket_path = absl::StrCat(runtime_dir, "/berth/berthd.sock");
+  return absl::OkStatus();
+}
+
+absl::Status CheckPrivilegeForMode(DaemonMode mode) {
+  if (mode == DaemonMode::kSystem && geteuid() != 0) {
+    return absl::PermissionDeniedError("system mode needs root (use --user-mode to serve only you)");
+  }
+  return absl::OkStatus();
+}
+
+void SetUpLogging(bool foreground) {
+  auto logger = foreground ? spdlog::stderr_color_mt("berthd")
+                           : spdlog::syslog_logger_mt("berthd", "berthd", LOG_PID, LOG_DAEMON);
+  spdlog::set_default_logger(logger);
+  spdlog::cfg::load_env_levels();
+}
+
+absl::Status RunDaemon(const DaemonOptions& options) {
+  RETURN_IF_ERROR(CheckPrivilegeForMode(options.mode));
+  // A client that vanishes mid-reply must cost a call, not the daemon.
+  std::signal(SIGPIPE, SIG_IGN);
+  ASSIGN_OR_RETURN(UniqueFd signal_fd, BlockShutdownSignals());
+  ASSIGN_OR_RETURN(auto listener, ListeningSocket::Claim(options.socket_path, options.mode));
+  PeerRegistry peers;
+  BerthService service(options, peers);
+  spdlog::info("berthd {} starting in {} mode (config {}, state {})", BERTH_VERSION,
+               DaemonModeName(options.mode), options.config_dir, options.state_dir);
+  return ServeUntilSignalled(*listener, peers, service, signal_fd);
+}
+
+}  // namespace
+}  // namespace berth::daemon
 
 int main(int argc, char** argv) {
-  if (argc > 1 && std::strcmp(argv[1], "--version") == 0) {
-    std::printf("berthd version %s\n", BERTH_VERSION);
-    return 0;
+  using namespace berth::daemon;
+  CLI::App app{"berthd: the berth launcher daemon (one per node)"};
+  DaemonOptions options;
+  bool user_mode = false;
+  AddFlags(app, options, user_mode);
+  CLI11_PARSE(app, argc, argv);
+  options.mode = user_mode ? DaemonMode::kUser : DaemonMode::kSystem;
+  SetUpLogging(options.foreground);
+  absl::Status status = ResolveSocketPath(options);
+  if (status.ok()) status = RunDaemon(options);
+  if (!status.ok()) {
+    // One line on stderr whatever the log sink, so whoever started us sees why.
+    std::fprintf(stderr, "FATAL:   berthd: %s\n", std::string(status.message()).c_str());
+    if (!options.foreground) spdlog::critical("{}", status.message());
+    return 255;
   }
-  std::fprintf(stderr, "FATAL:   berthd: the launcher service is not built yet\n");
-  return 255;
+  return 0;
 }

@@ -10,77 +10,107 @@ namespace {
 
 // Index + 1 is the numeric code ("01" = 386). loong64 is Apptainer's addition.
 constexpr std::array<std::string_view, 13> kArchNames = {
-    "386",    "amd64",    "arm",   "arm64",   "ppc64",   "ppc64le", "mips",
-    "mipsle", "mips64",   "mips64le", "s390x", "riscv64", "loong64"};
+    "386",    "amd64",  "arm",      "arm64", "ppc64",   "ppc64le", "mips",
+    "mipsle", "mips64", "mips64le", "s390x", "riscv64", "loong64"};
 
 constexpr std::array<std::string_view, 8> kSbomNames = {
-    "cyclonedx-json", "cyclonedx-xml", "github-json", "spdx-json",
-    "spdx-rdf",       "spdx-tag-value", "spdx-yaml",  "syft-json"};
+    "cyclonedx-json", "cyclonedx-xml",  "github-json", "spdx-json",
+    "spdx-rdf",       "spdx-tag-value", "spdx-yaml",   "syft-json"};
 
 }  // namespace
 
 std::string DataTypeName(int32_t type) {
   switch (static_cast<DataType>(type)) {
-    case DataType::kDeffile: return "Def.FILE";
-    case DataType::kEnvVar: return "Env.Vars";
-    case DataType::kLabels: return "JSON.Labels";
-    case DataType::kPartition: return "FS";
-    case DataType::kSignature: return "Signature";
-    case DataType::kGenericJson: return "JSON.Generic";
-    case DataType::kGeneric: return "Generic/Raw";
-    case DataType::kCryptoMessage: return "Cryptographic Message";
-    case DataType::kSbom: return "SBOM";
-    case DataType::kOciRootIndex: return "OCI.RootIndex";
-    case DataType::kOciBlob: return "OCI.Blob";
+    case DataType::kDeffile:
+      return "Def.FILE";
+    case DataType::kEnvVar:
+      return "Env.Vars";
+    case DataType::kLabels:
+      return "JSON.Labels";
+    case DataType::kPartition:
+      return "FS";
+    case DataType::kSignature:
+      return "Signature";
+    case DataType::kGenericJson:
+      return "JSON.Generic";
+    case DataType::kGeneric:
+      return "Generic/Raw";
+    case DataType::kCryptoMessage:
+      return "Cryptographic Message";
+    case DataType::kSbom:
+      return "SBOM";
+    case DataType::kOciRootIndex:
+      return "OCI.RootIndex";
+    case DataType::kOciBlob:
+      return "OCI.Blob";
   }
   return "Unknown";
 }
 
 std::string FsTypeName(int32_t fs) {
   switch (static_cast<FsType>(fs)) {
-    case FsType::kSquashfs: return "Squashfs";
-    case FsType::kExt3: return "Ext3";
-    case FsType::kImmuObj: return "Archive";
-    case FsType::kRaw: return "Raw";
-    case FsType::kEncryptedSquashfs: return "Encrypted squashfs";
-    case FsType::kGocryptfsSquashfs: return "Gocryptfs squashfs";
+    case FsType::kSquashfs:
+      return "Squashfs";
+    case FsType::kExt3:
+      return "Ext3";
+    case FsType::kImmuObj:
+      return "Archive";
+    case FsType::kRaw:
+      return "Raw";
+    case FsType::kEncryptedSquashfs:
+      return "Encrypted squashfs";
+    case FsType::kGocryptfsSquashfs:
+      return "Gocryptfs squashfs";
   }
   return "Unknown";
 }
 
 std::string PartTypeName(int32_t part) {
   switch (static_cast<PartType>(part)) {
-    case PartType::kSystem: return "System";
-    case PartType::kPrimSys: return "*System";
-    case PartType::kData: return "Data";
-    case PartType::kOverlay: return "Overlay";
+    case PartType::kSystem:
+      return "System";
+    case PartType::kPrimSys:
+      return "*System";
+    case PartType::kData:
+      return "Data";
+    case PartType::kOverlay:
+      return "Overlay";
   }
   return "Unknown";
 }
 
 std::string HashTypeName(int32_t hash) {
   switch (static_cast<HashType>(hash)) {
-    case HashType::kSha256: return "SHA-256";
-    case HashType::kSha384: return "SHA-384";
-    case HashType::kSha512: return "SHA-512";
-    case HashType::kBlake2s: return "BLAKE2s-256";
-    case HashType::kBlake2b: return "BLAKE2b-256";
+    case HashType::kSha256:
+      return "SHA-256";
+    case HashType::kSha384:
+      return "SHA-384";
+    case HashType::kSha512:
+      return "SHA-512";
+    case HashType::kBlake2s:
+      return "BLAKE2s-256";
+    case HashType::kBlake2b:
+      return "BLAKE2b-256";
   }
   return "Unknown";
 }
 
 std::string FormatTypeName(int32_t format) {
   switch (static_cast<FormatType>(format)) {
-    case FormatType::kOpenPgp: return "OpenPGP";
-    case FormatType::kPem: return "PEM";
+    case FormatType::kOpenPgp:
+      return "OpenPGP";
+    case FormatType::kPem:
+      return "PEM";
   }
   return "Unknown";
 }
 
 std::string MessageTypeName(int32_t message) {
   switch (static_cast<MessageType>(message)) {
-    case MessageType::kClearSignature: return "Clear Signature";
-    case MessageType::kRsaOaep: return "RSA-OAEP";
+    case MessageType::kClearSignature:
+      return "Clear Signature";
+    case MessageType::kRsaOaep:
+      return "RSA-OAEP";
   }
   return "Unknown";
 }

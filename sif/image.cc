@@ -3,9 +3,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include <cerrno>
-
 #include <algorithm>
+#include <cerrno>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -35,8 +34,7 @@ absl::StatusOr<Image> Image::Load(UniqueFd fd, OpenMode mode, std::string displa
   return image;
 }
 
-absl::StatusOr<Image> Image::LoadUnannotated(UniqueFd fd, OpenMode mode,
-                                             std::string display_name) {
+absl::StatusOr<Image> Image::LoadUnannotated(UniqueFd fd, OpenMode mode, std::string display_name) {
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("stat", errno);
   if (!S_ISREG(st.st_mode)) {
@@ -49,8 +47,7 @@ absl::StatusOr<Image> Image::LoadUnannotated(UniqueFd fd, OpenMode mode,
   ASSIGN_OR_RETURN(img.file_size_, FileSize(img.fd_.get()));
   if (img.file_size_ < kHeaderSize) {
     return absl::OutOfRangeError(absl::StrFormat(
-        "not a SIF image: file is %d bytes, smaller than the 128-byte SIF header",
-        img.file_size_));
+        "not a SIF image: file is %d bytes, smaller than the 128-byte SIF header", img.file_size_));
   }
   std::array<uint8_t, kHeaderSize> raw_header;
   RETURN_IF_ERROR_CTX(PreadFull(img.fd_.get(), raw_header, 0), "reading SIF header");
@@ -65,9 +62,9 @@ absl::StatusOr<Image> Image::LoadUnannotated(UniqueFd fd, OpenMode mode,
                       "reading SIF descriptors");
   img.slots_.resize(static_cast<size_t>(h.descriptors_total));
   for (size_t i = 0; i < img.slots_.size(); ++i) {
-    DecodeDescriptor(std::span<const uint8_t, kDescriptorSize>(&table[i * kDescriptorSize],
-                                                               kDescriptorSize),
-                     img.slots_[i]);
+    DecodeDescriptor(
+        std::span<const uint8_t, kDescriptorSize>(&table[i * kDescriptorSize], kDescriptorSize),
+        img.slots_[i]);
   }
   RETURN_IF_ERROR(Validate(h, img.slots_, img.file_size_));
   return img;
@@ -149,8 +146,8 @@ absl::StatusOr<std::string> Image::ReadObjectToString(const Descriptor& d, int64
         "object %d is %d bytes, more than the %d this operation accepts", d.id, d.size, max_size));
   }
   std::string data(static_cast<size_t>(d.size), '\0');
-  RETURN_IF_ERROR(ReadObject(
-      d, 0, std::span(reinterpret_cast<uint8_t*>(data.data()), data.size())));
+  RETURN_IF_ERROR(
+      ReadObject(d, 0, std::span(reinterpret_cast<uint8_t*>(data.data()), data.size())));
   return data;
 }
 

@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -39,9 +40,9 @@ struct ObjectInput {
   DataType type = DataType::kGeneric;
   int data_fd = -1;
   std::string name;
-  uint32_t group_id = 0;    // 0 = no group
-  uint32_t link_raw = 0;    // object ID, or gid|kGroupMask for a group link
-  int64_t alignment = -1;   // -1 = the default for `type`
+  uint32_t group_id = 0;   // 0 = no group
+  uint32_t link_raw = 0;   // object ID, or gid|kGroupMask for a group link
+  int64_t alignment = -1;  // -1 = the default for `type`
   std::optional<PartitionInfo> partition;
   std::optional<SignatureInfo> signature;
   std::optional<CryptoMessageInfo> crypto_message;
@@ -53,6 +54,9 @@ struct DeleteOptions {
   bool zero = false;     // overwrite the object's bytes with zeros
   bool compact = false;  // give the space back; only for the last object
 };
+
+// Well-formed UTF-8 (no overlong forms or surrogates): what object names must be.
+bool ValidUtf8(std::string_view s);
 
 // Validates the header alone against the file size (run before the table is
 // read, so its allocation is bounded by the real file).

@@ -81,22 +81,28 @@ uint64_t GetLe64(const uint8_t* p) {
   return v;
 }
 
-std::string Header::LaunchScript() const { return UpToNul(launch_script); }
+std::string Header::LaunchScript() const {
+  return UpToNul(launch_script);
+}
 
-std::string Header::ArchCode() const { return UpToNul(std::span(arch.data(), 2)); }
+std::string Header::ArchCode() const {
+  return UpToNul(std::span(arch.data(), 2));
+}
 
 std::string Header::UuidString() const {
   const auto& u = uuid;
-  return absl::StrFormat(
-      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
-      u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+  return absl::StrFormat("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                         u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
+                         u[12], u[13], u[14], u[15]);
 }
 
 bool Header::UuidIsNil() const {
   return std::all_of(uuid.begin(), uuid.end(), [](uint8_t b) { return b == 0; });
 }
 
-std::string Descriptor::Name() const { return UpToNul(name); }
+std::string Descriptor::Name() const {
+  return UpToNul(name);
+}
 
 PartitionInfo Descriptor::Partition() const {
   PartitionInfo info;
@@ -120,9 +126,13 @@ CryptoMessageInfo Descriptor::CryptoMessage() const {
   return {static_cast<int32_t>(GetLe32(&extra[0])), static_cast<int32_t>(GetLe32(&extra[4]))};
 }
 
-int32_t Descriptor::SbomFormat() const { return static_cast<int32_t>(GetLe32(&extra[0])); }
+int32_t Descriptor::SbomFormat() const {
+  return static_cast<int32_t>(GetLe32(&extra[0]));
+}
 
-std::string Descriptor::OciDigest() const { return UpToNul(extra); }
+std::string Descriptor::OciDigest() const {
+  return UpToNul(extra);
+}
 
 void Descriptor::SetName(std::string_view n) {
   name.fill(0);

@@ -42,7 +42,8 @@ absl::Status FillTypedExtra(const ObjectInput& in, Descriptor& d) {
       break;
     case DataType::kSignature:
       if (!in.signature) return absl::InvalidArgumentError("a signature needs a hash type");
-      if (!in.signature->fingerprint.empty() && in.signature->fingerprint.size() != kFingerprintLen) {
+      if (!in.signature->fingerprint.empty() &&
+          in.signature->fingerprint.size() != kFingerprintLen) {
         return absl::InvalidArgumentError("a signing fingerprint is exactly 20 bytes");
       }
       d.SetSignature(in.signature->hash_type,
@@ -99,14 +100,14 @@ absl::Status Image::WriteHeader() {
 
 absl::StatusOr<Image> Image::Create(const std::string& path, const CreateOptions& options) {
   if (options.launch_script.size() >= kLaunchScriptLen) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "launch script is %d bytes; it must be shorter than %d", options.launch_script.size(),
-        kLaunchScriptLen));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("launch script is %d bytes; it must be shorter than %d",
+                        options.launch_script.size(), kLaunchScriptLen));
   }
   if (options.descriptor_capacity < 1 || options.descriptor_capacity > kMaxDescriptorCapacity) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "descriptor capacity %d is out of range (1..%d)", options.descriptor_capacity,
-        kMaxDescriptorCapacity));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("descriptor capacity %d is out of range (1..%d)",
+                        options.descriptor_capacity, kMaxDescriptorCapacity));
   }
   Image img;
   img.name_ = path;
@@ -143,8 +144,8 @@ absl::StatusOr<Image> Image::Create(const std::string& path, const CreateOptions
 
 absl::Status Image::AddObject(const ObjectInput& in, std::optional<int64_t> now) {
   RETURN_IF_ERROR(RequireWritable());
-  auto free_slot = std::find_if(slots_.begin(), slots_.end(),
-                                [](const Descriptor& d) { return !d.IsUsed(); });
+  auto free_slot =
+      std::find_if(slots_.begin(), slots_.end(), [](const Descriptor& d) { return !d.IsUsed(); });
   if (free_slot == slots_.end()) {
     return absl::ResourceExhaustedError(absl::StrFormat(
         "%s has no free descriptor (all %d are used)", name_, header_.descriptors_total));
@@ -161,6 +162,8 @@ absl::Status Image::AddObject(const ObjectInput& in, std::optional<int64_t> now)
     return absl::InvalidArgumentError(
         absl::StrFormat("object name is %d bytes; the limit is %d", in.name.size(), kNameLen));
   }
+  // Validate() rejects such names, e.g. from a file name in another encoding.
+  if (!ValidUtf8(in.name)) return absl::InvalidArgumentError("object name is not valid UTF-8");
   if (in.link_raw != 0 && (in.link_raw & kGroupMask) == 0 && MutableById(in.link_raw) == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrFormat("link target object %d does not exist", in.link_raw));
@@ -186,7 +189,7 @@ absl::Status Image::AddObject(const ObjectInput& in, std::optional<int64_t> now)
   RETURN_IF_ERROR(FillTypedExtra(in, d));
 
   int64_t t = DefaultTime(now);
-  int64_t alignment = in.alignment >= 0 ? in.alignment
+  int64_t alignment = in.alignment >= 0                 ? in.alignment
                       : in.type == DataType::kPartition ? kPartitionAlignment
                                                         : 0;
   int64_t unaligned = header_.data_offset + header_.data_size;
@@ -211,8 +214,9 @@ absl::Status Image::AddObject(const ObjectInput& in, std::optional<int64_t> now)
   d.SetName(in.name);
   *free_slot = d;
 
-  if (primary) header_.arch = {static_cast<uint8_t>(in.partition->arch_code[0]),
-                               static_cast<uint8_t>(in.partition->arch_code[1]), 0};
+  if (primary)
+    header_.arch = {static_cast<uint8_t>(in.partition->arch_code[0]),
+                    static_cast<uint8_t>(in.partition->arch_code[1]), 0};
   header_.descriptors_free--;
   header_.data_size += d.size_with_padding;
   header_.modified_at = t;
@@ -253,8 +257,8 @@ absl::Status Image::DeleteObject(uint32_t id, const DeleteOptions& options,
     if (o != d && o->offset + o->size > start) is_last = false;
   }
   if (options.compact && !is_last) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "cannot compact: object %d is not the last object in the image", id));
+    return absl::FailedPreconditionError(
+        absl::StrFormat("cannot compact: object %d is not the last object in the image", id));
   }
   if (options.zero) {
     std::vector<uint8_t> zeros(static_cast<size_t>(std::min<int64_t>(d->size, 1 << 20)));

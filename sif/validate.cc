@@ -12,7 +12,11 @@
 namespace berth::sif {
 namespace {
 
-bool AddOverflows(int64_t a, int64_t b, int64_t* out) { return __builtin_add_overflow(a, b, out); }
+bool AddOverflows(int64_t a, int64_t b, int64_t* out) {
+  return __builtin_add_overflow(a, b, out);
+}
+
+}  // namespace
 
 bool ValidUtf8(std::string_view s) {
   size_t i = 0;
@@ -51,7 +55,11 @@ bool ValidUtf8(std::string_view s) {
   return true;
 }
 
-absl::Status Invalid(std::string msg) { return absl::InvalidArgumentError(std::move(msg)); }
+namespace {
+
+absl::Status Invalid(std::string msg) {
+  return absl::InvalidArgumentError(std::move(msg));
+}
 
 }  // namespace
 
@@ -69,9 +77,9 @@ absl::Status ValidateHeader(const Header& h, int64_t file_size) {
                                    h.descriptors_total, kMaxDescriptorCapacity));
   }
   if (h.descriptors_size != h.descriptors_total * kDescriptorSize) {
-    return Invalid(absl::StrFormat(
-        "descriptor table size %d does not match %d descriptors of %d bytes", h.descriptors_size,
-        h.descriptors_total, kDescriptorSize));
+    return Invalid(
+        absl::StrFormat("descriptor table size %d does not match %d descriptors of %d bytes",
+                        h.descriptors_size, h.descriptors_total, kDescriptorSize));
   }
   if (h.descriptors_free < 0 || h.descriptors_free > h.descriptors_total) {
     return Invalid(absl::StrFormat("free descriptor count %d is out of range (0..%d)",
@@ -92,8 +100,8 @@ absl::Status ValidateHeader(const Header& h, int64_t file_size) {
   int64_t data_end;
   if (h.data_offset < kHeaderSize || h.data_size < 0 ||
       AddOverflows(h.data_offset, h.data_size, &data_end)) {
-    return Invalid(absl::StrFormat("data area (offset %d, size %d) is malformed", h.data_offset,
-                                   h.data_size));
+    return Invalid(
+        absl::StrFormat("data area (offset %d, size %d) is malformed", h.data_offset, h.data_size));
   }
   if (data_end > file_size) {
     return absl::OutOfRangeError(absl::StrFormat(
@@ -102,8 +110,9 @@ absl::Status ValidateHeader(const Header& h, int64_t file_size) {
         h.data_offset, h.data_size, file_size));
   }
   if (h.data_size > 0 && h.data_offset < table_end && h.descriptors_offset < data_end) {
-    return Invalid(absl::StrFormat("data area (offset %d) overlaps the descriptor table (ends at %d)",
-                                   h.data_offset, table_end));
+    return Invalid(
+        absl::StrFormat("data area (offset %d) overlaps the descriptor table (ends at %d)",
+                        h.data_offset, table_end));
   }
   return absl::OkStatus();
 }
@@ -114,16 +123,17 @@ absl::Status ValidateObject(const Descriptor& d, const Header& h) {
   const std::string what = absl::StrCat("object ", d.id);
   if (d.id == 0) return Invalid("a used descriptor has object ID 0");
   if (d.offset < 0 || d.size < 0 || d.size_with_padding < d.size) {
-    return Invalid(absl::StrFormat("%s: negative offset/size or padding smaller than size "
-                                   "(offset %d, size %d, padded %d)",
-                                   what, d.offset, d.size, d.size_with_padding));
+    return Invalid(
+        absl::StrFormat("%s: negative offset/size or padding smaller than size "
+                        "(offset %d, size %d, padded %d)",
+                        what, d.offset, d.size, d.size_with_padding));
   }
   int64_t end;
   if (AddOverflows(d.offset, d.size, &end) || d.offset < h.data_offset ||
       end > h.data_offset + h.data_size) {
-    return absl::OutOfRangeError(absl::StrFormat(
-        "%s (offset %d, size %d) lies outside the data area [%d, %d)", what, d.offset, d.size,
-        h.data_offset, h.data_offset + h.data_size));
+    return absl::OutOfRangeError(
+        absl::StrFormat("%s (offset %d, size %d) lies outside the data area [%d, %d)", what,
+                        d.offset, d.size, h.data_offset, h.data_offset + h.data_size));
   }
   if (!ValidUtf8(d.Name())) return Invalid(absl::StrCat(what, ": name is not valid UTF-8"));
   auto type = static_cast<DataType>(d.data_type);
@@ -192,8 +202,8 @@ absl::Status Validate(const Header& header, const std::vector<Descriptor>& slots
   for (size_t i = 0; i < slots.size(); ++i) {
     const Descriptor& d = slots[i];
     if (d.used > 1) {
-      return Invalid(absl::StrFormat("descriptor %d: 'used' flag is %d (must be 0 or 1)", i + 1,
-                                     d.used));
+      return Invalid(
+          absl::StrFormat("descriptor %d: 'used' flag is %d (must be 0 or 1)", i + 1, d.used));
     }
     if (!d.IsUsed()) continue;
     if (absl::Status st = ValidateObject(d, header); !st.ok()) return st;

@@ -34,8 +34,8 @@ struct AddFlags {
 };
 
 absl::Status Print(const std::string& text) {
-  return WriteAll(STDOUT_FILENO, std::span(reinterpret_cast<const uint8_t*>(text.data()),
-                                           text.size()));
+  return WriteAll(STDOUT_FILENO,
+                  std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
 }
 
 absl::StatusOr<sif::Image> Load(const std::string& path, sif::OpenMode mode) {
@@ -69,8 +69,7 @@ absl::Status FillTypeMetadata(const AddFlags& f, sif::DataType type, int object_
       std::string fp;
       if (f.signentity.size() % 2 != 0 ||
           !std::all_of(f.signentity.begin(), f.signentity.end(), ::isxdigit)) {
-        return absl::InvalidArgumentError(
-            "--signentity must be a hex fingerprint (40 hex digits)");
+        return absl::InvalidArgumentError("--signentity must be a hex fingerprint (40 hex digits)");
       }
       fp = absl::HexStringToBytes(f.signentity);
       if (fp.size() != sif::kFingerprintLen) {
@@ -88,8 +87,8 @@ absl::Status FillTypeMetadata(const AddFlags& f, sif::DataType type, int object_
       if (f.sbomformat.empty()) {
         return absl::InvalidArgumentError("with SBOM datatype, --sbomformat must be passed");
       }
-      auto format = sif::SbomFormatFromName(f.sbomformat == "github" ? "github-json"
-                                                                      : f.sbomformat);
+      auto format =
+          sif::SbomFormatFromName(f.sbomformat == "github" ? "github-json" : f.sbomformat);
       if (!format) {
         return absl::InvalidArgumentError(absl::StrCat("invalid SBOM format: ", f.sbomformat));
       }
@@ -200,8 +199,10 @@ void RegisterSifCommands(CLI::App& app, std::shared_ptr<absl::Status> result) {
   add->add_option("sif_path", a.image)->required();
   add->add_option("object_path", a.object)->required();
   add->add_option("--datatype", a.datatype, "the type of data to add (1-11)");
-  add->add_option("--parttype", a.parttype, "partition type (1 System, 2 PrimSys, 3 Data, 4 Overlay)");
-  add->add_option("--partfs", a.partfs, "partition filesystem (1 Squash, 2 Ext3, 3 ImmuObj, 4 Raw)");
+  add->add_option("--parttype", a.parttype,
+                  "partition type (1 System, 2 PrimSys, 3 Data, 4 Overlay)");
+  add->add_option("--partfs", a.partfs,
+                  "partition filesystem (1 Squash, 2 Ext3, 3 ImmuObj, 4 Raw)");
   add->add_option("--partarch", a.partarch, "partition architecture (1 386, 2 amd64, ...)");
   add->add_option("--signhash", a.signhash, "signature hash (1 SHA256 ... 5 BLAKE2b_256)");
   add->add_option("--signentity", a.signentity, "signing key fingerprint (40 hex digits)");

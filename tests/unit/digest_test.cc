@@ -1,9 +1,10 @@
 // Streaming digests against known vectors.
+#include "common/digest.h"
+
 #include <fcntl.h>
 
 #include <catch2/catch.hpp>
 
-#include "common/digest.h"
 #include "common/file_io.h"
 #include "tests/unit/test_util.h"
 

@@ -1,7 +1,8 @@
 // The siftool renderings against the reference's own golden files.
+#include "client/sif/siftool_output.h"
+
 #include <catch2/catch.hpp>
 
-#include "client/sif/siftool_output.h"
 #include "tests/unit/test_util.h"
 
 namespace berth::client {
@@ -31,10 +32,11 @@ TEST_CASE("golden list/header/info outputs", "[siftool][golden]") {
     const char* golden;
     const char* image;
   };
-  for (Case c : {Case{"OneGroup", "one-group.sif"}, Case{"TwoGroupsSignedPGP", "two-groups-signed-pgp.sif"},
-                 Case{"OneObjectOCIBlob", "one-object-oci-blob.sif"},
-                 Case{"OneObjectOCIRootIndex", "one-object-oci-root-index.sif"},
-                 Case{"OneObjectTime", "one-object-time.sif"}, Case{"Empty", "empty.sif"}}) {
+  for (Case c :
+       {Case{"OneGroup", "one-group.sif"}, Case{"TwoGroupsSignedPGP", "two-groups-signed-pgp.sif"},
+        Case{"OneObjectOCIBlob", "one-object-oci-blob.sif"},
+        Case{"OneObjectOCIRootIndex", "one-object-oci-root-index.sif"},
+        Case{"OneObjectTime", "one-object-time.sif"}, Case{"Empty", "empty.sif"}}) {
     auto img = sif::Image::Open(TestData(c.image), sif::OpenMode::kReadOnly);
     REQUIRE(img.ok());
     INFO(c.image);
