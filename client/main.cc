@@ -1,6 +1,8 @@
 // berth: the user-facing command line. It parses Apptainer-compatible verbs,
 // runs the local ones (sif) itself and hands everything privileged to berthd.
 #include <cstdio>
+#include <cstdlib>
+#include <iostream>
 #include <memory>
 #include <string>
 
@@ -8,6 +10,21 @@
 #include "absl/status/status.h"
 #include "client/sif/sif_command.h"
 #include "client/version_command.h"
+
+namespace {
+
+// Exits without running destructors. gRPC's orderly shutdown joins its
+// threads with sleeps (~5 ms, more than a whole request), and once the output
+// is flushed a short-lived client has nothing else to clean up: the kernel
+// closes its descriptors.
+[[noreturn]] void ExitWithoutTeardown(int code) {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  std::_Exit(code);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"berth: containers for HPC, compatible with Apptainer/Singularity images"};
@@ -27,7 +44,7 @@ int main(int argc, char** argv) {
   if (!result->ok()) {
     // One line, Apptainer's prefix: scripts and users grep for FATAL.
     std::fprintf(stderr, "FATAL:   %s\n", std::string(result->message()).c_str());
-    return 255;
+    ExitWithoutTeardown(255);
   }
-  return 0;
+  ExitWithoutTeardown(0);
 }

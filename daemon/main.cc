@@ -62,7 +62,8 @@ absl::Status ResolveSocketPath(DaemonOptions& options) {
 
 absl::Status CheckPrivilegeForMode(DaemonMode mode) {
   if (mode == DaemonMode::kSystem && geteuid() != 0) {
-    return absl::PermissionDeniedError("system mode needs root (use --user-mode to serve only you)");
+    return absl::PermissionDeniedError(
+        "system mode needs root (use --user-mode to serve only you)");
   }
   return absl::OkStatus();
 }
@@ -104,7 +105,7 @@ int main(int argc, char** argv) {
   if (!status.ok()) {
     // One line on stderr whatever the log sink, so whoever started us sees why.
     std::fprintf(stderr, "FATAL:   berthd: %s\n", std::string(status.message()).c_str());
-    if (!options.foreground) spdlog::critical("{}", status.message());
+    if (!options.foreground) spdlog::critical("{}", std::string(status.message()));
     return 255;
   }
   return 0;

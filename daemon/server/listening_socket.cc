@@ -39,8 +39,8 @@ absl::StatusOr<sockaddr_un> UnixAddress(const std::string& path) {
     return absl::InvalidArgumentError(absl::StrCat("socket path must be absolute: ", path));
   }
   if (path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "socket path is longer than %d bytes: %s", sizeof(addr.sun_path) - 1, path));
+    return absl::InvalidArgumentError(absl::StrFormat("socket path is longer than %d bytes: %s",
+                                                      sizeof(addr.sun_path) - 1, path));
   }
   std::memcpy(addr.sun_path, path.data(), path.size());
   return addr;
@@ -57,8 +57,7 @@ absl::Status CheckSocketDirIsOurs(const std::string& dir, DaemonMode mode) {
         dir, geteuid(), st.st_uid, st.st_mode & 07777));
   }
   if (mode == DaemonMode::kSystem && (st.st_mode & S_IXOTH) == 0) {
-    spdlog::warn("socket directory {} is not searchable by other users: they cannot connect",
-                 dir);
+    spdlog::warn("socket directory {} is not searchable by other users: they cannot connect", dir);
   }
   return absl::OkStatus();
 }
@@ -95,18 +94,26 @@ absl::StatusOr<bool> SomeoneAnswers(const sockaddr_un& addr) {
   return ErrnoStatus("connect test", errno);
 }
 
-absl::Status RemoveStaleSocket(const std::string& path, const sockaddr_un& addr) {
+// Whether a socket file is at `path`; anything else there is an error.
+absl::StatusOr<bool> SocketFileExists(const std::string& path) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return absl::OkStatus();
+    if (errno == ENOENT) return false;
     return ErrnoStatus(path, errno);
   }
   if (!S_ISSOCK(st.st_mode)) {
     return absl::FailedPreconditionError(
         absl::StrCat(path, " exists and is not a socket: refusing to replace it"));
   }
+  return true;
+}
+
+absl::Status RemoveStaleSocket(const std::string& path, const sockaddr_un& addr) {
+  ASSIGN_OR_RETURN(bool exists, SocketFileExists(path));
+  if (!exists) return absl::OkStatus();
   ASSIGN_OR_RETURN(bool live, SomeoneAnswers(addr));
-  if (live) return absl::AlreadyExistsError(absl::StrCat("another berthd is already serving ", path));
+  if (live)
+    return absl::AlreadyExistsError(absl::StrCat("another berthd is already serving ", path));
   spdlog::info("removing stale socket {} (nobody answers on it)", path);
   if (unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(path, errno);
   return absl::OkStatus();
@@ -141,6 +148,8 @@ absl::StatusOr<std::unique_ptr<ListeningSocket>> ListeningSocket::Claim(const st
   ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddress(path));
   std::string dir = std::filesystem::path(path).parent_path().string();
   RETURN_IF_ERROR(PrepareSocketDir(dir, mode));
+  // Before locking, so that a wrong path leaves no PATH.lock behind.
+  RETURN_IF_ERROR(SocketFileExists(path).status());
   ASSIGN_OR_RETURN(UniqueFd lock_fd, LockSocketPath(path));
   RETURN_IF_ERROR(RemoveStaleSocket(path, addr));
   ASSIGN_OR_RETURN(UniqueFd listen_fd, BindAndListen(addr, ModesFor(mode).socket));

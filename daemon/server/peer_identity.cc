@@ -1,12 +1,14 @@
 #include "daemon/server/peer_identity.h"
 
-#include <sys/pidfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
 
@@ -50,7 +52,8 @@ absl::StatusOr<std::pair<UniqueFd, bool>> OpenPeerPidfd(int fd, pid_t pid) {
     return std::make_pair(UniqueFd(pidfd), true);
   }
   if (errno != ENOPROTOOPT) return ErrnoStatus("SO_PEERPIDFD (has the client exited?)", errno);
-  pidfd = pidfd_open(pid, 0);
+  // Not glibc's pidfd_open(): Debian 12's <sys/pidfd.h> lacks extern "C".
+  pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   if (pidfd < 0) return ErrnoStatus("pidfd_open of the peer (has the client exited?)", errno);
   return std::make_pair(UniqueFd(pidfd), false);
 }
@@ -71,7 +74,8 @@ absl::StatusOr<PeerIdentity> ReadPeerIdentity(int fd) {
 }
 
 std::string DescribePeer(const PeerIdentity& peer) {
-  return absl::StrFormat("uid=%d gid=%d pid=%d", peer.uid, peer.gid, peer.pid);
+  return absl::StrFormat("uid=%d gid=%d groups=%s pid=%d", peer.uid, peer.gid,
+                         absl::StrJoin(peer.groups, ","), peer.pid);
 }
 
 }  // namespace berth::daemon

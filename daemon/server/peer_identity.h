@@ -43,7 +43,7 @@ struct PeerIdentity {
 // Reads the identity of the peer of the connected Unix socket `fd`.
 absl::StatusOr<PeerIdentity> ReadPeerIdentity(int fd);
 
-// "uid=U gid=G pid=P", for logs.
+// "uid=U gid=G groups=G1,G2 pid=P", for logs.
 std::string DescribePeer(const PeerIdentity& peer);
 
 }  // namespace berth::daemon

@@ -1,10 +1,11 @@
 // Which caller is behind each connection berthd has accepted, so that an RPC
 // handler can learn who is calling.
 //
-// gRPC 1.51 does not expose a Unix peer's credentials: ServerContext::peer()
-// is "unix:<path>" and the auth context is empty. So berthd accepts
-// connections itself, reads the peer identity from the kernel, registers it
-// here and only then hands the descriptor to gRPC (AddInsecureChannelFromFd).
+// gRPC 1.51 does not expose a Unix peer's credentials: on a Unix listening
+// port ServerContext::peer() is just "unix:" and the auth context carries no
+// credentials. So berthd accepts connections itself, reads the peer identity
+// from the kernel, registers it here and only then hands the descriptor to
+// gRPC (AddInsecureChannelFromFd).
 // gRPC names such a connection "fd:N" in ServerContext::peer(); entries are
 // keyed by that N.
 //
@@ -12,9 +13,11 @@
 // when its transport is destroyed, and every call holds a reference on its
 // transport until the call is finished. So while a handler runs, N still is
 // the connection that carried its call; N can be reused, and its entry
-// replaced, only once no call from the old connection is alive. We checked
-// this against gRPC 1.51: a handler that outlives its client's exit still
-// finds its own connection at N while new connections are accepted.
+// replaced, only once no call from the old connection is alive. Checked
+// against gRPC 1.51: a client killed during a 1.5 s handler left that
+// handler's call cancelled but its fd open with the same socket inode, and
+// connections accepted meanwhile got other numbers; the number was reused
+// only after the handler returned.
 //
 // Each entry also records the socket's inode, as a second line of defence: a
 // lookup whose fd no longer holds that socket is refused rather than answered

@@ -1,14 +1,13 @@
 #include "daemon/server/rpc_server.h"
 
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+#include <grpcpp/server_posix.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <grpcpp/server.h>
-#include <grpcpp/server_builder.h>
-#include <grpcpp/server_posix.h>
 
 #include <cerrno>
 #include <chrono>
@@ -50,13 +49,13 @@ void AcceptConnection(int listen_fd, PeerRegistry& peers, grpc::Server& server) 
   if (!conn) return LogAcceptFailure(errno);
   auto peer = ReadPeerIdentity(conn.get());
   if (!peer.ok()) {
-    spdlog::warn("rejecting a connection: {}", peer.status().message());
+    spdlog::warn("rejecting a connection: {}", std::string(peer.status().message()));
     return;
   }
   std::string who = DescribePeer(*peer);
   peers.SweepClosed();
   if (absl::Status registered = peers.Register(conn.get(), *std::move(peer)); !registered.ok()) {
-    spdlog::warn("rejecting a connection from {}: {}", who, registered.message());
+    spdlog::warn("rejecting a connection from {}: {}", who, std::string(registered.message()));
     return;
   }
   spdlog::debug("connection fd:{} from {}", conn.get(), who);

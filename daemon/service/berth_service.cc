@@ -24,15 +24,14 @@ BerthService::BerthService(const DaemonOptions& options, const PeerRegistry& pee
     : options_(options), peers_(peers) {}
 
 grpc::Status BerthService::Version(grpc::ServerContext* context,
-                                   const v1::VersionRequest* /*request*/,
-                                   v1::VersionReply* reply) {
+                                   const v1::VersionRequest* /*request*/, v1::VersionReply* reply) {
   return rpc::ToGrpcStatus(DoVersion(*context, *reply));
 }
 
 absl::StatusOr<std::shared_ptr<const PeerIdentity>> BerthService::Authenticate(
     const grpc::ServerContext& context) const {
   auto peer = peers_.IdentifyCall(context.peer());
-  if (!peer.ok()) spdlog::warn("refusing a call: {}", peer.status().message());
+  if (!peer.ok()) spdlog::warn("refusing a call: {}", std::string(peer.status().message()));
   return peer;
 }
 
