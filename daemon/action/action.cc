@@ -1,0 +1,257 @@
+#include "daemon/action/action.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace berth::daemon::action {
+namespace {
+
+// Sources the image's env scripts, exports the caller's overrides (passed as
+// "K=V" arguments up to "--"; `export "$1"` takes any value without eval),
+// fixes PATH, then replaces itself with the command.
+constexpr char kShim[] =
+    "for __berth_f in /.singularity.d/env/*.sh; do\n"
+    "  if [ -f \"$__berth_f\" ]; then . \"$__berth_f\"; fi\n"
+    "done\n"
+    "unset __berth_f\n"
+    "while [ \"$#\" -gt 0 ] && [ \"$1\" != -- ]; do export \"$1\"; shift; done\n"
+    "shift\n"
+    "if [ -n \"${BERTH_PREPEND_PATH-}\" ]; then PATH=\"$BERTH_PREPEND_PATH:$PATH\"; fi\n"
+    "if [ -n \"${BERTH_APPEND_PATH-}\" ]; then PATH=\"$PATH:$BERTH_APPEND_PATH\"; fi\n"
+    "unset BERTH_PREPEND_PATH BERTH_APPEND_PATH\n"
+    "export PATH\n"
+    "exec \"$@\"\n";
+
+bool ValidName(absl::string_view name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
+std::string NameOf(absl::string_view entry) {
+  return std::string(entry.substr(0, entry.find('=')));
+}
+
+bool IsProxyVar(absl::string_view name) {
+  std::string lower = absl::AsciiStrToLower(name);
+  return absl::EndsWith(lower, "_proxy");
+}
+
+// Variables berth or Apptainer set or reset themselves; never taken from the host.
+bool ResetByRuntime(absl::string_view name) {
+  return name == "PATH" || name == "HOME" || name == "LD_LIBRARY_PATH" || name == "PS1" ||
+         absl::StartsWith(name, "APPTAINER_") || absl::StartsWith(name, "SINGULARITY_") ||
+         absl::StartsWith(name, "BERTH_") || absl::StartsWith(name, "APPTAINERENV_") ||
+         absl::StartsWith(name, "SINGULARITYENV_") || absl::StartsWith(name, "BERTHENV_");
+}
+
+absl::Status CheckEntry(absl::string_view entry, absl::string_view origin,
+                        const EnvLimits& limits) {
+  if (entry.find('\0') != absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(origin, ": a variable contains a NUL byte"));
+  }
+  if (entry.size() > limits.max_entry_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: variable %s is %d bytes, over the %d-byte limit", origin,
+                        NameOf(entry).substr(0, 64), entry.size(), limits.max_entry_bytes));
+  }
+  if (entry.find('=') == absl::string_view::npos || entry.front() == '=') {
+    return absl::InvalidArgumentError(
+        absl::StrCat(origin, ": '", entry.substr(0, 64), "' is not NAME=value"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckTotals(const std::vector<std::string>& entries, const EnvLimits& limits) {
+  size_t total = 0;
+  for (const auto& e : entries) total += e.size() + 1;
+  if (entries.size() > limits.max_entries || total > limits.max_total_bytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "environment has %d variables / %d bytes; the limit is %d / %d (unset what the "
+        "container does not need, or use --cleanenv)",
+        entries.size(), total, limits.max_entries, limits.max_total_bytes));
+  }
+  return absl::OkStatus();
+}
+
+// Adds one NAME=value override, applying Apptainer's special names.
+absl::Status AddOverride(absl::string_view name, absl::string_view value, ContainerEnv& env) {
+  if (!ValidName(name)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid variable name '", name.substr(0, 64),
+                                                   "' (use letters, digits and _)"));
+  }
+  if (name == "PREPEND_PATH") {
+    env.prepend_path = std::string(value);
+  } else if (name == "APPEND_PATH") {
+    env.append_path = std::string(value);
+  } else if (name == "PATH") {
+    // Apptainer refuses APPTAINERENV_PATH: the image's PATH must stay intact.
+    return absl::OkStatus();
+  } else {
+    env.overrides.emplace_back(std::string(name), std::string(value));
+  }
+  return absl::OkStatus();
+}
+
+// KEY=value lines; blank lines and # comments skipped; optional quotes.
+absl::Status AddEnvFileLines(const std::vector<std::string>& lines, ContainerEnv& env) {
+  for (absl::string_view line : lines) {
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty() || line.front() == '#') continue;
+    absl::ConsumePrefix(&line, "export ");
+    size_t eq = line.find('=');
+    if (eq == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--env-file: '", line.substr(0, 64), "' is not NAME=value"));
+    }
+    absl::string_view value = line.substr(eq + 1);
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+        value.back() == value.front()) {
+      value = value.substr(1, value.size() - 2);
+    }
+    if (absl::Status st = AddOverride(line.substr(0, eq), value, env); !st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AddEnvFlags(const std::vector<std::string>& flags, ContainerEnv& env) {
+  for (const std::string& flag : flags) {
+    for (absl::string_view item : absl::StrSplit(flag, ',', absl::SkipEmpty())) {
+      size_t eq = item.find('=');
+      if (eq == absl::string_view::npos) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--env: '", item.substr(0, 64), "' is not NAME=value"));
+      }
+      if (absl::Status st = AddOverride(item.substr(0, eq), item.substr(eq + 1), env); !st.ok()) {
+        return st;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// APPTAINERENV_X (and BERTHENV_X), or SINGULARITYENV_X when no APPTAINERENV_X.
+absl::Status AddPrefixedOverrides(const std::vector<std::string>& host, ContainerEnv& env) {
+  std::map<std::string, std::string> apptainer, singularity;
+  for (absl::string_view entry : host) {
+    size_t eq = entry.find('=');
+    absl::string_view name = entry.substr(0, eq), value = entry.substr(eq + 1);
+    if (absl::ConsumePrefix(&name, "APPTAINERENV_") || absl::ConsumePrefix(&name, "BERTHENV_")) {
+      apptainer[std::string(name)] = std::string(value);
+    } else if (absl::ConsumePrefix(&name, "SINGULARITYENV_")) {
+      singularity[std::string(name)] = std::string(value);
+    }
+  }
+  for (const auto& [name, value] : singularity) apptainer.emplace(name, value);
+  for (const auto& [name, value] : apptainer) {
+    if (absl::Status st = AddOverride(name, value, env); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("APPTAINERENV_", st.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string ActionName(Action action) {
+  switch (action) {
+    case Action::kRun:
+      return "run";
+    case Action::kShell:
+      return "shell";
+    case Action::kExec:
+      break;
+  }
+  return "exec";
+}
+
+}  // namespace
+
+absl::StatusOr<ContainerEnv> BuildEnvironment(const EnvRequest& request, const EnvLimits& limits) {
+  for (const auto& entry : request.host_env) {
+    if (absl::Status st = CheckEntry(entry, "host environment", limits); !st.ok()) return st;
+  }
+  if (absl::Status st = CheckTotals(request.host_env, limits); !st.ok()) return st;
+
+  ContainerEnv env;
+  for (const auto& entry : request.host_env) {
+    std::string name = NameOf(entry);
+    if (ResetByRuntime(name)) continue;
+    if (request.clean_env && name != "TERM" && !IsProxyVar(name)) continue;
+    env.base.push_back(entry);
+  }
+  if (request.clean_env) env.base.push_back("LANG=C");
+  env.base.push_back(absl::StrCat("PATH=", kDefaultPath));
+  env.base.push_back(absl::StrCat("HOME=", request.container_home));
+  std::string name = request.image_path.substr(request.image_path.find_last_of('/') + 1);
+  for (const char* prefix : {"APPTAINER_", "SINGULARITY_"}) {
+    env.base.push_back(absl::StrCat(prefix, "CONTAINER=", request.image_path));
+    env.base.push_back(absl::StrCat(prefix, "NAME=", name));
+    env.base.push_back(absl::StrCat(prefix, "COMMAND=", ActionName(request.action)));
+    env.base.push_back(absl::StrCat(prefix, "ENVIRONMENT=/.singularity.d/env/91-environment.sh"));
+    if (!request.bind_list.empty()) {
+      env.base.push_back(absl::StrCat(prefix, "BIND=", request.bind_list));
+    }
+  }
+  if (request.action == Action::kShell) env.base.push_back("PS1=Berth> ");
+
+  // Lowest precedence first: APPTAINERENV_, then --env-file, then --env.
+  if (absl::Status st = AddPrefixedOverrides(request.host_env, env); !st.ok()) return st;
+  if (absl::Status st = AddEnvFileLines(request.env_file_lines, env); !st.ok()) return st;
+  if (absl::Status st = AddEnvFlags(request.env_flags, env); !st.ok()) return st;
+  return env;
+}
+
+absl::StatusOr<LaunchCommand> BuildCommand(const CommandRequest& request, const ContainerEnv& env) {
+  std::vector<std::string> command;
+  switch (request.action) {
+    case Action::kExec:
+      if (request.args.empty()) {
+        return absl::InvalidArgumentError("exec needs a command to run in the container");
+      }
+      command = request.args;
+      break;
+    case Action::kRun:
+      command = {"/.singularity.d/runscript"};
+      command.insert(command.end(), request.args.begin(), request.args.end());
+      break;
+    case Action::kShell:
+      command = {request.shell.empty() ? "/bin/sh" : request.shell};
+      break;
+  }
+  LaunchCommand out;
+  out.env = env.base;
+  if (!request.image_has_shell) {
+    // No shell to source env scripts with: fold the overrides in here.
+    for (const auto& [name, value] : env.overrides) {
+      std::erase_if(out.env, [&](const std::string& e) { return NameOf(e) == name; });
+      out.env.push_back(absl::StrCat(name, "=", value));
+    }
+    for (std::string& e : out.env) {
+      if (absl::StartsWith(e, "PATH=")) {
+        std::string path = e.substr(5);
+        if (!env.prepend_path.empty()) path = absl::StrCat(env.prepend_path, ":", path);
+        if (!env.append_path.empty()) path = absl::StrCat(path, ":", env.append_path);
+        e = absl::StrCat("PATH=", path);
+      }
+    }
+    out.argv = std::move(command);
+    return out;
+  }
+  out.argv = {"/bin/sh", "-c", kShim, "berth"};
+  for (const auto& [name, value] : env.overrides)
+    out.argv.push_back(absl::StrCat(name, "=", value));
+  if (!env.prepend_path.empty()) out.argv.push_back("BERTH_PREPEND_PATH=" + env.prepend_path);
+  if (!env.append_path.empty()) out.argv.push_back("BERTH_APPEND_PATH=" + env.append_path);
+  out.argv.push_back("--");
+  out.argv.insert(out.argv.end(), command.begin(), command.end());
+  return out;
+}
+
+}  // namespace berth::daemon::action
