@@ -1,8 +1,9 @@
 #include "client/rpc/daemon_channel.h"
 
-#include <grpcpp/create_channel.h>
+#include <grpcpp/create_channel_posix.h>
 #include <grpcpp/security/credentials.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include <cerrno>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/fd_handoff.h"
 #include "common/unique_fd.h"
 
 namespace berth::client {
@@ -19,19 +21,24 @@ namespace {
 
 constexpr const char* kSystemSocket = "/run/berth/berthd.sock";
 
-// Why nothing answers on `path`, in the kernel's words: gRPC keeps the errno
-// of a failed connect to itself.
-std::string DiagnoseUnreachable(const std::string& path) {
+// A connected, blocking, close-on-exec Unix socket to `path`.
+absl::StatusOr<UniqueFd> ConnectSocket(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) return "socket path too long";
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return std::strerror(errno);
-  if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return std::strerror(errno);
+  if (path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError("socket path too long");
   }
-  return "the connection failed";
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  // CLOEXEC: a connection leaked into another program would let it act with
+  // our identity (security.md B3.1).
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return absl::InternalError(std::strerror(errno));
+  int rc;
+  do {
+    rc = connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) return absl::UnavailableError(std::strerror(errno));
+  return fd;
 }
 
 // Destroying the last channel runs gRPC's shutdown, which joins its threads
@@ -58,22 +65,18 @@ std::string ResolveSocketPath(const std::string& socket_flag) {
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectToDaemon(const std::string& socket_path,
+                                                               std::span<const int> fds,
                                                                absl::Duration timeout) {
-  auto channel = grpc::CreateChannel("unix:" + socket_path, grpc::InsecureChannelCredentials());
-  KeepUntilExit(channel);
-  auto deadline = absl::ToChronoTime(absl::Now() + timeout);
-  grpc_connectivity_state state = channel->GetState(/*try_to_connect=*/true);
-  while (state != GRPC_CHANNEL_READY) {
-    // Fail on the first failed attempt: gRPC would otherwise retry until the deadline.
-    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) {
-      return Unreachable(socket_path, DiagnoseUnreachable(socket_path));
-    }
-    if (!channel->WaitForStateChange(state, deadline)) {
-      return Unreachable(socket_path,
-                         absl::StrCat("no answer within ", absl::FormatDuration(timeout)));
-    }
-    state = channel->GetState(/*try_to_connect=*/true);
+  auto sock = ConnectSocket(socket_path);
+  if (!sock.ok()) return Unreachable(socket_path, sock.status().message());
+  timeval tv = absl::ToTimeval(timeout);
+  // A daemon that accepts but never reads must not hang the client.
+  setsockopt(sock->get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (absl::Status sent = SendHandoff(sock->get(), fds); !sent.ok()) {
+    return Unreachable(socket_path, sent.message());
   }
+  auto channel = grpc::CreateInsecureChannelFromFd("berthd", sock->Release());
+  KeepUntilExit(channel);
   return channel;
 }
 

@@ -22,12 +22,32 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/unique_fd.h"
 
 namespace berth::daemon {
+
+// Descriptors the client passed in its connection preamble (fd_handoff.h):
+// its stdio, Slurm's PMI_FD, --keep-fd. The first Run on the connection
+// takes them; they are never used by the daemon itself, only placed into the
+// caller's container, so they grant the caller nothing it did not have.
+class HandedFds {
+ public:
+  explicit HandedFds(std::vector<UniqueFd> fds) : fds_(std::move(fds)) {}
+  // All of them the first time, nothing afterwards.
+  std::vector<UniqueFd> Take() {
+    absl::MutexLock lock(&mu_);
+    return std::exchange(fds_, {});
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<UniqueFd> fds_ ABSL_GUARDED_BY(mu_);
+};
 
 struct PeerIdentity {
   pid_t pid = 0;
@@ -38,6 +58,7 @@ struct PeerIdentity {
   // entry is dropped.
   std::shared_ptr<UniqueFd> pidfd;
   bool pidfd_exact = false;
+  std::shared_ptr<HandedFds> handed_fds = std::make_shared<HandedFds>(std::vector<UniqueFd>{});
 };
 
 // Reads the identity of the peer of the connected Unix socket `fd`.

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -17,7 +18,9 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "common/fd_handoff.h"
 #include "common/file_io.h"
 #include "spdlog/spdlog.h"
 
@@ -27,6 +30,8 @@ namespace {
 constexpr auto kShutdownGrace = std::chrono::seconds(5);
 // Without accepts, closed connections are still swept this often.
 constexpr int kIdleSweepMillis = 30'000;
+constexpr auto kPreambleTimeout = std::chrono::milliseconds(2000);
+constexpr size_t kMaxPendingConnections = 256;
 
 std::unique_ptr<grpc::Server> StartGrpcServer(grpc::Service& service) {
   grpc::ServerBuilder builder;
@@ -44,7 +49,43 @@ void LogAcceptFailure(int err) {
   }
 }
 
-void AcceptConnection(int listen_fd, PeerRegistry& peers, grpc::Server& server) {
+// A connection whose preamble (fd_handoff.h) has not arrived yet. Clients
+// send it with connect(), so waiting is rare; the deadline stops a client
+// that connects and stays silent from holding a slot.
+struct PendingConnection {
+  UniqueFd conn;
+  PeerIdentity peer;
+  std::chrono::steady_clock::time_point deadline;
+};
+
+void HandToGrpc(UniqueFd conn, PeerIdentity peer, PeerRegistry& peers, grpc::Server& server) {
+  std::string who = DescribePeer(peer);
+  peers.SweepClosed();
+  if (absl::Status registered = peers.Register(conn.get(), std::move(peer)); !registered.ok()) {
+    spdlog::warn("rejecting a connection from {}: {}", who, std::string(registered.message()));
+    return;
+  }
+  spdlog::debug("connection fd:{} from {}", conn.get(), who);
+  // gRPC owns the descriptor from here on and closes it with the transport.
+  grpc::AddInsecureChannelFromFd(&server, conn.Release());
+}
+
+// Reads the preamble; true when the connection is finished with (handed to
+// gRPC or dropped), false when it must wait for more bytes.
+bool TryCompleteHandoff(PendingConnection& pending, PeerRegistry& peers, grpc::Server& server) {
+  auto fds = ReceiveHandoff(pending.conn.get());
+  if (absl::IsUnavailable(fds.status())) return false;
+  if (!fds.ok()) {
+    spdlog::warn("dropping a connection from {}: {}", DescribePeer(pending.peer),
+                 std::string(fds.status().message()));
+    return true;
+  }
+  pending.peer.handed_fds = std::make_shared<HandedFds>(*std::move(fds));
+  HandToGrpc(std::move(pending.conn), std::move(pending.peer), peers, server);
+  return true;
+}
+
+void AcceptConnection(int listen_fd, std::vector<PendingConnection>& pending) {
   UniqueFd conn(accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
   if (!conn) return LogAcceptFailure(errno);
   auto peer = ReadPeerIdentity(conn.get());
@@ -52,15 +93,35 @@ void AcceptConnection(int listen_fd, PeerRegistry& peers, grpc::Server& server) 
     spdlog::warn("rejecting a connection: {}", std::string(peer.status().message()));
     return;
   }
-  std::string who = DescribePeer(*peer);
-  peers.SweepClosed();
-  if (absl::Status registered = peers.Register(conn.get(), *std::move(peer)); !registered.ok()) {
-    spdlog::warn("rejecting a connection from {}: {}", who, std::string(registered.message()));
+  if (pending.size() >= kMaxPendingConnections) {
+    spdlog::warn("dropping a connection from {}: too many connections without a preamble",
+                 DescribePeer(*peer));
     return;
   }
-  spdlog::debug("connection fd:{} from {}", conn.get(), who);
-  // gRPC owns the descriptor from here on and closes it with the transport.
-  grpc::AddInsecureChannelFromFd(&server, conn.Release());
+  pending.push_back(
+      {std::move(conn), *std::move(peer), std::chrono::steady_clock::now() + kPreambleTimeout});
+}
+
+// Completes what can be completed and drops what timed out.
+void ServicePending(std::vector<PendingConnection>& pending, PeerRegistry& peers,
+                    grpc::Server& server) {
+  auto now = std::chrono::steady_clock::now();
+  std::erase_if(pending, [&](PendingConnection& p) {
+    if (TryCompleteHandoff(p, peers, server)) return true;
+    if (now < p.deadline) return false;
+    spdlog::warn("dropping a connection from {}: no preamble within {} ms", DescribePeer(p.peer),
+                 kPreambleTimeout.count());
+    return true;
+  });
+}
+
+int PollTimeoutMillis(const std::vector<PendingConnection>& pending) {
+  if (pending.empty()) return kIdleSweepMillis;
+  auto next = pending.front().deadline;
+  for (const auto& p : pending) next = std::min(next, p.deadline);
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      next - std::chrono::steady_clock::now());
+  return static_cast<int>(std::clamp<int64_t>(left.count() + 1, 0, kIdleSweepMillis));
 }
 
 std::optional<int> ReadSignal(int signal_fd) {
@@ -71,12 +132,15 @@ std::optional<int> ReadSignal(int signal_fd) {
 
 absl::Status AcceptUntilSignalled(ListeningSocket& listener, PeerRegistry& peers,
                                   grpc::Server& server, int signal_fd) {
-  pollfd fds[] = {{listener.fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}};
+  std::vector<PendingConnection> pending;
+  std::vector<pollfd> fds;
   for (;;) {
-    int ready = poll(fds, 2, kIdleSweepMillis);
+    fds.assign({{listener.fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}});
+    for (const auto& p : pending) fds.push_back({p.conn.get(), POLLIN, 0});
+    int ready = poll(fds.data(), fds.size(), PollTimeoutMillis(pending));
     if (ready < 0 && errno == EINTR) continue;
     if (ready < 0) return ErrnoStatus("poll", errno);
-    if (ready == 0) {
+    if (ready == 0 && pending.empty()) {
       peers.SweepClosed();
       continue;
     }
@@ -86,7 +150,8 @@ absl::Status AcceptUntilSignalled(ListeningSocket& listener, PeerRegistry& peers
         return absl::OkStatus();
       }
     }
-    if ((fds[0].revents & POLLIN) != 0) AcceptConnection(listener.fd(), peers, server);
+    if ((fds[0].revents & POLLIN) != 0) AcceptConnection(listener.fd(), pending);
+    ServicePending(pending, peers, server);
   }
 }
 

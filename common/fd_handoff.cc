@@ -1,0 +1,97 @@
+#include "common/fd_handoff.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "common/file_io.h"
+
+namespace berth {
+namespace {
+
+constexpr char kMagic[8] = {'B', 'E', 'R', 'T', 'H', 'F', 'D', '1'};
+constexpr size_t kPreambleSize = 12;
+
+}  // namespace
+
+absl::Status SendHandoff(int sock, std::span<const int> fds) {
+  if (fds.size() > kMaxHandoffFds) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%d descriptors to pass; at most %d", fds.size(), kMaxHandoffFds));
+  }
+  char data[kPreambleSize];
+  std::memcpy(data, kMagic, sizeof kMagic);
+  uint32_t count = static_cast<uint32_t>(fds.size());
+  std::memcpy(data + 8, &count, 4);
+  iovec iov{data, sizeof data};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxHandoffFds)];
+  if (!fds.empty()) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
+  }
+  ssize_t n;
+  do {
+    n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return ErrnoStatus("passing descriptors to berthd", errno);
+  if (n != static_cast<ssize_t>(sizeof data)) {
+    return absl::InternalError("passing descriptors to berthd: short write");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<UniqueFd>> ReceiveHandoff(int sock) {
+  char data[kPreambleSize];
+  iovec iov{data, sizeof data};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxHandoffFds)];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  // MSG_PEEK first would race with nothing here: the reader is the only one.
+  ssize_t n;
+  do {
+    n = ::recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    return absl::UnavailableError("preamble not received yet");
+  }
+  if (n < 0) return ErrnoStatus("reading the connection preamble", errno);
+  // Take ownership of whatever arrived before judging it, so nothing leaks.
+  std::vector<UniqueFd> fds;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      fds.emplace_back(fd);
+    }
+  }
+  if (n != static_cast<ssize_t>(sizeof data) || std::memcmp(data, kMagic, sizeof kMagic) != 0) {
+    return absl::InvalidArgumentError("connection did not start with the berth preamble");
+  }
+  if ((msg.msg_flags & MSG_CTRUNC) != 0) {
+    return absl::InvalidArgumentError("too many descriptors passed");
+  }
+  uint32_t count;
+  std::memcpy(&count, data + 8, 4);
+  if (count != fds.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("preamble announced %d descriptors but %d arrived", count, fds.size()));
+  }
+  return fds;
+}
+
+}  // namespace berth

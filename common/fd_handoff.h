@@ -1,0 +1,31 @@
+// The first bytes on every client connection to berthd: a fixed 12-byte
+// preamble carrying the client's descriptors (stdio, PMI_FD, --keep-fd) as
+// SCM_RIGHTS, before the connection turns into gRPC's HTTP/2.
+//
+// gRPC cannot carry descriptors, and a container must receive the caller's
+// real stdin/stdout/stderr (and Slurm's PMI socket) to behave as if the
+// client had exec'd it: zero-copy output, EOF and back-pressure for free.
+// Passing them once at connect, on the connection whose peer credentials the
+// daemon reads, ties the descriptors to the authenticated caller.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/unique_fd.h"
+
+namespace berth {
+
+inline constexpr size_t kMaxHandoffFds = 64;
+
+// Client side: sends the preamble with `fds` (may be empty). Blocking socket.
+absl::Status SendHandoff(int sock, std::span<const int> fds);
+
+// Daemon side: reads exactly the preamble from a non-blocking socket.
+// kUnavailable means "not there yet, poll and retry"; anything else is a
+// protocol violation and the connection must be dropped. Received
+// descriptors are close-on-exec.
+absl::StatusOr<std::vector<UniqueFd>> ReceiveHandoff(int sock);
+
+}  // namespace berth
