@@ -8,6 +8,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
+#include "client/action/action_command.h"
 #include "client/sif/sif_command.h"
 #include "client/version_command.h"
 
@@ -36,6 +37,9 @@ int main(int argc, char** argv) {
   auto result = std::make_shared<absl::Status>();
   berth::client::RegisterSifCommands(app, result);
   berth::client::RegisterVersionCommand(app, socket_flag, result);
+  auto exit_code = std::make_shared<int>(0);
+  berth::client::RegisterActionCommands(app, socket_flag, result, exit_code);
+  berth::client::SplitContainerArguments(argc, argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -46,5 +50,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "FATAL:   %s\n", std::string(result->message()).c_str());
     ExitWithoutTeardown(255);
   }
-  ExitWithoutTeardown(0);
+  // The container's status (0 for verbs that do not run one).
+  ExitWithoutTeardown(*exit_code);
 }

@@ -1,0 +1,103 @@
+#include "client/action/action_command.h"
+
+#include "absl/strings/str_cat.h"
+#include "client/action/action_flags.h"
+#include "client/action/run_session.h"
+#include "client/rpc/daemon_channel.h"
+#include "common/status_macros.h"
+
+namespace berth::client {
+namespace {
+
+// Set by SplitContainerArguments, read by the verb that runs.
+std::vector<std::string>& ContainerArguments() {
+  static auto* args = new std::vector<std::string>();
+  return *args;
+}
+
+bool IsVerb(absl::string_view arg) {
+  return arg == "run" || arg == "exec" || arg == "shell";
+}
+
+// Options whose value is the next argument (unless given as --opt=value or -Xvalue).
+bool TakesValue(absl::string_view arg) {
+  static const char* kWithValue[] = {
+      "-B",    "--bind",       "--env",      "--env-file", "-H", "--home",  "--no-mount", "--cwd",
+      "--pwd", "--tmpfs-size", "--hostname", "--keep-fd",  "-s", "--shell", "--socket"};
+  for (const char* opt : kWithValue) {
+    if (arg == opt) return true;
+  }
+  return false;
+}
+
+struct VerbState {
+  ActionFlags flags;
+  std::string image;
+  std::vector<std::string> args;
+};
+
+absl::Status RunVerb(const CLI::App& cmd, v1::Action action, VerbState& state,
+                     const std::string& socket_flag, int& exit_code) {
+  // Before any thread exists: see run_session.h.
+  sigset_t signals = BlockForwardedSignals();
+  RETURN_IF_ERROR(ApplyEnvironmentDefaults(cmd, state.flags));
+  if (action == v1::ACTION_EXEC && state.args.empty()) {
+    return absl::InvalidArgumentError("exec needs a command: berth exec IMAGE COMMAND [ARGS...]");
+  }
+  ASSIGN_OR_RETURN(v1::RunRequest request,
+                   BuildRunRequest(action, state.image, state.args, state.flags));
+  ASSIGN_OR_RETURN(exit_code, RunSession(ResolveSocketPath(socket_flag), std::move(request),
+                                         state.flags.keep_fds, signals));
+  return absl::OkStatus();
+}
+
+void AddVerb(CLI::App& app, const char* name, const char* help, v1::Action action,
+             const std::string& socket_flag, std::shared_ptr<absl::Status> result,
+             std::shared_ptr<int> exit_code) {
+  auto state = std::make_shared<VerbState>();
+  CLI::App* cmd = app.add_subcommand(name, help);
+  cmd->fallthrough();
+  AddActionFlags(*cmd, state->flags);
+  if (action == v1::ACTION_SHELL) {
+    cmd->add_option("-s,--shell", state->flags.shell, "shell to run (default /bin/sh)");
+  }
+  cmd->add_option("image", state->image, "SIF image; what follows is the container's command")
+      ->required();
+  cmd->callback([cmd, action, state, &socket_flag, result, exit_code] {
+    state->args = ContainerArguments();
+    *result = RunVerb(*cmd, action, *state, socket_flag, *exit_code);
+  });
+}
+
+}  // namespace
+
+void SplitContainerArguments(int& argc, char** argv) {
+  int i = 1;
+  while (i < argc && !IsVerb(argv[i])) i += TakesValue(argv[i]) ? 2 : 1;
+  for (++i; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") {
+      // `berth exec -- img cmd`: the image is next.
+      ++i;
+      break;
+    }
+    if (arg.empty() || arg.front() != '-') break;
+    if (TakesValue(arg)) ++i;
+  }
+  if (i >= argc) return;
+  // argv[i] is the image; the rest is the container's.
+  ContainerArguments().assign(argv + i + 1, argv + argc);
+  argc = i + 1;
+}
+
+void RegisterActionCommands(CLI::App& app, const std::string& socket_flag,
+                            std::shared_ptr<absl::Status> result, std::shared_ptr<int> exit_code) {
+  AddVerb(app, "exec", "Run a command in a container", v1::ACTION_EXEC, socket_flag, result,
+          exit_code);
+  AddVerb(app, "run", "Run a container's runscript", v1::ACTION_RUN, socket_flag, result,
+          exit_code);
+  AddVerb(app, "shell", "Start a shell in a container", v1::ACTION_SHELL, socket_flag, result,
+          exit_code);
+}
+
+}  // namespace berth::client

@@ -1,0 +1,237 @@
+#include "client/action/action_flags.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "client/action/bind_spec.h"
+#include "common/status_macros.h"
+
+extern char** environ;
+
+namespace berth::client {
+namespace {
+
+// The first of BERTH_X, APPTAINER_X, SINGULARITY_X that is set.
+const char* EnvForm(absl::string_view name) {
+  for (const char* prefix : {"BERTH_", "APPTAINER_", "SINGULARITY_"}) {
+    if (const char* v = std::getenv(absl::StrCat(prefix, name).c_str()); v != nullptr) return v;
+  }
+  return nullptr;
+}
+
+// Go's strconv.ParseBool, which Apptainer uses for its environment flags.
+absl::StatusOr<bool> ParseBool(absl::string_view name, absl::string_view value) {
+  for (const char* t : {"1", "t", "T", "TRUE", "true", "True"}) {
+    if (value == t) return true;
+  }
+  for (const char* f : {"0", "f", "F", "FALSE", "false", "False", ""}) {
+    if (value == f) return false;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("APPTAINER_", name, "='", value, "' is not a boolean (use 1/0, true/false)"));
+}
+
+absl::Status BoolDefault(const CLI::App& cmd, const char* flag, absl::string_view env_name,
+                         bool& target) {
+  if (cmd.count(flag) > 0) return absl::OkStatus();
+  const char* v = EnvForm(env_name);
+  if (v == nullptr) return absl::OkStatus();
+  ASSIGN_OR_RETURN(target, ParseBool(env_name, v));
+  return absl::OkStatus();
+}
+
+void StringDefault(const CLI::App& cmd, const char* flag, absl::string_view env_name,
+                   std::string& target) {
+  if (cmd.count(flag) > 0) return;
+  if (const char* v = EnvForm(env_name); v != nullptr) target = v;
+}
+
+absl::StatusOr<std::string> CurrentDirectory() {
+  char buf[PATH_MAX];
+  if (::getcwd(buf, sizeof buf) == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot determine the working directory: ", std::strerror(errno)));
+  }
+  return std::string(buf);
+}
+
+absl::StatusOr<std::vector<std::string>> ReadEnvFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("--env-file ", path, ": ", std::strerror(errno)));
+  }
+  std::vector<std::string> lines;
+  size_t total = 0;
+  for (std::string line; std::getline(in, line);) {
+    total += line.size();
+    if (total > (1 << 20)) {
+      return absl::InvalidArgumentError(absl::StrCat("--env-file ", path, ": larger than 1 MiB"));
+    }
+    lines.push_back(std::move(line));
+  }
+  return lines;
+}
+
+std::string Absolute(const std::string& path, const std::string& cwd) {
+  return path.empty() || path.front() == '/' ? path : absl::StrCat(cwd, "/", path);
+}
+
+void AddFd(v1::RunRequest& request, int fd, uint32_t& next_index, std::vector<int>& seen) {
+  if (std::find(seen.begin(), seen.end(), fd) != seen.end()) return;
+  if (::fcntl(fd, F_GETFD) < 0) return;  // not open: nothing to pass
+  seen.push_back(fd);
+  auto* m = request.add_fds();
+  m->set_handoff_index(next_index++);
+  m->set_container_fd(fd);
+}
+
+}  // namespace
+
+void AddActionFlags(CLI::App& cmd, ActionFlags& f) {
+  cmd.add_option("-B,--bind", f.binds, "bind host paths: src[:dst[:ro|rw]],...");
+  cmd.add_flag("-c,--contain", f.contain, "minimal /dev, empty /tmp, /var/tmp and home");
+  cmd.add_flag("-C,--containall", f.containall,
+               "--contain, plus PID/IPC namespaces and --cleanenv");
+  cmd.add_flag("-e,--cleanenv", f.cleanenv, "do not pass the host environment");
+  cmd.add_option("--env", f.env, "set variables in the container: K=V[,K=V]");
+  cmd.add_option("--env-file", f.env_files, "read K=V lines from files");
+  cmd.add_option("-H,--home", f.home, "home directory: src[:dst]");
+  cmd.add_flag("--no-home", f.no_home, "do not mount the home directory");
+  cmd.add_option("--no-mount", f.no_mount, "disable system mounts: home,cwd,tmp,sys,dev,...")
+      ->delimiter(',');
+  cmd.add_option("--cwd,--pwd", f.pwd, "working directory inside the container");
+  cmd.add_flag("--writable-tmpfs", f.writable_tmpfs, "writable, discarded overlay on the image");
+  cmd.add_option("--tmpfs-size", f.tmpfs_size_mib, "size of --writable-tmpfs in MiB");
+  cmd.add_flag("-f,--fakeroot", f.fakeroot, "be root inside (mapped to you outside)");
+  cmd.add_flag("-u,--userns", f.userns, "run in a user namespace");
+  cmd.add_flag("-i,--ipc", f.ipc, "new IPC namespace");
+  cmd.add_flag("-p,--pid", f.pid, "new PID namespace (the default)");
+  cmd.add_flag("--no-pid", f.no_pid, "share the host PID namespace");
+  cmd.add_option("--hostname", f.hostname, "hostname inside (implies a UTS namespace)");
+  cmd.add_flag("--no-init", f.no_init, "no init process as PID 1");
+  cmd.add_option("--keep-fd", f.keep_fds, "pass this open descriptor into the container");
+}
+
+absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
+  if (cmd.count("--bind") == 0) {
+    for (const char* name : {"BIND", "BINDPATH"}) {
+      if (const char* v = EnvForm(name); v != nullptr && *v != '\0') f.binds.push_back(v);
+    }
+  }
+  RETURN_IF_ERROR(BoolDefault(cmd, "--contain", "CONTAIN", f.contain));
+  RETURN_IF_ERROR(BoolDefault(cmd, "--containall", "CONTAINALL", f.containall));
+  RETURN_IF_ERROR(BoolDefault(cmd, "--cleanenv", "CLEANENV", f.cleanenv));
+  RETURN_IF_ERROR(BoolDefault(cmd, "--no-home", "NO_HOME", f.no_home));
+  RETURN_IF_ERROR(BoolDefault(cmd, "--writable-tmpfs", "WRITABLE_TMPFS", f.writable_tmpfs));
+  RETURN_IF_ERROR(BoolDefault(cmd, "--fakeroot", "FAKEROOT", f.fakeroot));
+  RETURN_IF_ERROR(BoolDefault(cmd, "--userns", "USERNS", f.userns));
+  RETURN_IF_ERROR(BoolDefault(cmd, "--ipc", "IPC", f.ipc));
+  RETURN_IF_ERROR(BoolDefault(cmd, "--pid", "PID", f.pid));
+  RETURN_IF_ERROR(BoolDefault(cmd, "--no-pid", "NO_PID", f.no_pid));
+  RETURN_IF_ERROR(BoolDefault(cmd, "--no-init", "NO_INIT", f.no_init));
+  StringDefault(cmd, "--home", "HOME", f.home);
+  StringDefault(cmd, "--cwd", "CWD", f.pwd);
+  StringDefault(cmd, "--cwd", "PWD", f.pwd);
+  StringDefault(cmd, "--hostname", "HOSTNAME", f.hostname);
+  if (cmd.count("--env-file") == 0) {
+    if (const char* v = EnvForm("ENV_FILE"); v != nullptr && *v != '\0') {
+      f.env_files = absl::StrSplit(v, ',', absl::SkipEmpty());
+    }
+  }
+  if (cmd.count("--no-mount") == 0) {
+    if (const char* v = EnvForm("NO_MOUNT"); v != nullptr && *v != '\0') {
+      f.no_mount = absl::StrSplit(v, ',', absl::SkipEmpty());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::string& image,
+                                               const std::vector<std::string>& args,
+                                               const ActionFlags& f) {
+  if (absl::StartsWith(image, "docker://") || absl::StartsWith(image, "oras://") ||
+      absl::StartsWith(image, "library://")) {
+    return absl::UnimplementedError(absl::StrCat(
+        "image '", image, "': registry images are not supported yet; use a local .sif file"));
+  }
+  ASSIGN_OR_RETURN(std::string cwd, CurrentDirectory());
+  v1::RunRequest r;
+  r.set_action(action);
+  r.set_image(Absolute(image, cwd));
+  for (const auto& a : args) r.add_args(a);
+  for (char** e = environ; *e != nullptr; ++e) r.add_env(*e);
+  r.set_cwd(cwd);
+  for (const std::string& value : f.binds) {
+    ASSIGN_OR_RETURN(std::vector<BindEntry> entries, ParseBinds(value, cwd));
+    for (const BindEntry& b : entries) {
+      auto* bind = r.add_binds();
+      bind->set_source(b.source);
+      bind->set_destination(b.destination);
+      bind->set_read_only(b.read_only);
+    }
+  }
+  mode_t mask = ::umask(0);
+  ::umask(mask);
+  r.set_umask(mask);
+  r.set_contain(f.contain || f.containall);
+  r.set_containall(f.containall);
+  r.set_cleanenv(f.cleanenv || f.containall);
+  for (const auto& e : f.env) r.add_env_flags(e);
+  for (const auto& file : f.env_files) {
+    ASSIGN_OR_RETURN(std::vector<std::string> lines, ReadEnvFile(Absolute(file, cwd)));
+    for (auto& l : lines) r.add_env_file_lines(std::move(l));
+  }
+  r.set_home(f.home);
+  r.set_no_home(f.no_home);
+  for (const auto& m : f.no_mount) r.add_no_mount(m);
+  r.set_pwd(f.pwd);
+  r.set_writable_tmpfs(f.writable_tmpfs);
+  r.set_tmpfs_size_mib(f.tmpfs_size_mib);
+  r.set_fakeroot(f.fakeroot);
+  r.set_userns(f.userns);
+  r.set_ipc(f.ipc || f.containall);
+  r.set_pid(f.pid || f.containall);
+  r.set_no_pid(f.no_pid);
+  r.set_hostname(f.hostname);
+  r.set_no_init(f.no_init);
+  r.set_shell(f.shell);
+  return r;
+}
+
+// Declared in run_session.h; kept here beside the request it completes.
+void AddPassedDescriptors(v1::RunRequest& request, bool tty, const std::vector<int>& keep_fds,
+                          std::vector<int>& handoff) {
+  uint32_t next = 0;
+  std::vector<int> seen;
+  // With a terminal the daemon provides a pty for 0/1; stderr still goes
+  // straight to the caller's when it was redirected away from the terminal.
+  if (!tty) {
+    AddFd(request, 0, next, seen);
+    AddFd(request, 1, next, seen);
+  }
+  if (!tty || !::isatty(2)) AddFd(request, 2, next, seen);
+  // Slurm's mpi/pmi2 hands ranks an inherited socket named by PMI_FD.
+  int pmi_fd;
+  if (const char* v = std::getenv("PMI_FD");
+      v != nullptr && absl::SimpleAtoi(v, &pmi_fd) && pmi_fd > 2) {
+    AddFd(request, pmi_fd, next, seen);
+  }
+  for (int fd : keep_fds) {
+    if (fd > 2) AddFd(request, fd, next, seen);
+  }
+  handoff = seen;
+}
+
+}  // namespace berth::client

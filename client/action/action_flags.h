@@ -1,0 +1,45 @@
+// The action verbs' options (run, exec, shell) with Apptainer's names, and
+// their environment forms: BERTH_<FLAG>, APPTAINER_<FLAG>, SINGULARITY_<FLAG>
+// (first found wins; a flag on the command line beats all of them).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/statusor.h"
+#include "berth/v1/berth.pb.h"
+
+namespace berth::client {
+
+struct ActionFlags {
+  std::vector<std::string> binds;
+  bool contain = false, containall = false, cleanenv = false;
+  std::vector<std::string> env, env_files;
+  std::string home;
+  bool no_home = false;
+  std::vector<std::string> no_mount;
+  std::string pwd;
+  bool writable_tmpfs = false;
+  uint64_t tmpfs_size_mib = 0;
+  bool fakeroot = false, userns = false, ipc = false, pid = false, no_pid = false;
+  std::string hostname;
+  bool no_init = false;
+  std::string shell;
+  std::vector<int> keep_fds;
+};
+
+// Adds the flags to one verb's subcommand.
+void AddActionFlags(CLI::App& cmd, ActionFlags& flags);
+
+// Fills flags the command line left unset from their environment forms.
+absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& flags);
+
+// The request for `action` on `image` with `args`, from the caller's own
+// process state (cwd, environment, umask) and flags. Reads --env-file files
+// here, with the caller's permissions.
+absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::string& image,
+                                               const std::vector<std::string>& args,
+                                               const ActionFlags& flags);
+
+}  // namespace berth::client

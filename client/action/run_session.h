@@ -1,0 +1,31 @@
+// One run/exec/shell from the client's side: hand the descriptors over,
+// stream the request, forward every signal the client receives, relay a pty
+// when the caller is on a terminal, and return the container's exit status.
+//
+// Signals must be blocked before gRPC starts its threads, or a SIGTERM from
+// Slurm could land on one of them and kill the client without the container
+// hearing of it: BlockForwardedSignals() is the first thing a verb does.
+#pragma once
+
+#include <csignal>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "berth/v1/berth.pb.h"
+
+namespace berth::client {
+
+// Blocks the signals the session forwards; returns the set for signalfd.
+sigset_t BlockForwardedSignals();
+
+// Fills request.fds and lists the local descriptors to hand over, in order.
+void AddPassedDescriptors(v1::RunRequest& request, bool tty, const std::vector<int>& keep_fds,
+                          std::vector<int>& handoff);
+
+// Runs the session on the daemon at `socket_path`; the container's status
+// (exit code or 128+signal) on success.
+absl::StatusOr<int> RunSession(const std::string& socket_path, v1::RunRequest request,
+                               const std::vector<int>& keep_fds, const sigset_t& signals);
+
+}  // namespace berth::client
