@@ -1,0 +1,229 @@
+#include "daemon/policy/config.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <set>
+#include <sstream>
+
+// Header-only and exception-free: Debian's libtomlplusplus.so is built with
+// exceptions, and errors here are absl::Status like everywhere else.
+#define TOML_HEADER_ONLY 1
+#define TOML_EXCEPTIONS 0
+#include <toml++/toml.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/file_io.h"
+#include "common/status_macros.h"
+
+namespace berth::daemon::policy {
+namespace {
+
+std::string Where(const std::string& origin, const toml::node& node) {
+  return absl::StrFormat("%s:%d", origin, node.source().begin.line);
+}
+
+absl::Status Bad(const std::string& origin, const toml::node& node, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(Where(origin, node), ": ", what));
+}
+
+// Refuses keys the schema does not know: a typo must not silently mean "default".
+absl::Status CheckKeys(const toml::table& table, const std::set<std::string>& known,
+                       const std::string& section, const std::string& origin) {
+  for (const auto& [key, node] : table) {
+    if (known.count(std::string(key.str())) == 0) {
+      return Bad(origin, node,
+                 absl::StrCat("unknown setting '", section.empty() ? "" : section + ".",
+                              std::string(key.str()), "' (see docs/config.md)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadBool(const toml::table& t, const char* key, const std::string& origin, bool& out) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return absl::OkStatus();
+  if (!n->is_boolean()) return Bad(origin, *n, absl::StrCat(key, " must be true or false"));
+  out = n->as_boolean()->get();
+  return absl::OkStatus();
+}
+
+template <typename Int>
+absl::Status ReadInt(const toml::table& t, const char* key, int64_t min, int64_t max,
+                     const std::string& origin, Int& out) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return absl::OkStatus();
+  if (!n->is_integer()) return Bad(origin, *n, absl::StrCat(key, " must be an integer"));
+  int64_t v = n->as_integer()->get();
+  if (v < min || v > max) {
+    return Bad(origin, *n, absl::StrFormat("%s = %d is out of range (%d..%d)", key, v, min, max));
+  }
+  out = static_cast<Int>(v);
+  return absl::OkStatus();
+}
+
+absl::Status ReadPaths(const toml::table& t, const char* key, const std::string& origin,
+                       std::vector<std::string>& out) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return absl::OkStatus();
+  const toml::array* arr = n->as_array();
+  if (arr == nullptr) return Bad(origin, *n, absl::StrCat(key, " must be a list of paths"));
+  out.clear();
+  for (const toml::node& item : *arr) {
+    if (!item.is_string() || item.as_string()->get().empty() ||
+        item.as_string()->get().front() != '/') {
+      return Bad(origin, item, absl::StrCat(key, " entries must be absolute paths"));
+    }
+    out.push_back(item.as_string()->get());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadEnum(const toml::table& t, const char* key, const std::string& origin,
+                      const std::vector<std::string>& allowed, int& index) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return absl::OkStatus();
+  std::string joined;
+  for (const auto& a : allowed) absl::StrAppend(&joined, joined.empty() ? "" : ", ", a);
+  if (n->is_string()) {
+    for (size_t i = 0; i < allowed.size(); ++i) {
+      if (n->as_string()->get() == allowed[i]) {
+        index = static_cast<int>(i);
+        return absl::OkStatus();
+      }
+    }
+  }
+  return Bad(origin, *n, absl::StrCat(key, " must be one of: ", joined));
+}
+
+const toml::table* Section(const toml::table& root, const char* name) {
+  const toml::node* n = root.get(name);
+  return n == nullptr ? nullptr : n->as_table();
+}
+
+absl::Status ParseBinds(const toml::table& t, const std::string& o, Config& c) {
+  RETURN_IF_ERROR(CheckKeys(t,
+                            {"user_bind_control", "default_binds", "mount_home", "mount_tmp",
+                             "mount_proc", "mount_sys", "mount_dev"},
+                            "binds", o));
+  RETURN_IF_ERROR(ReadBool(t, "user_bind_control", o, c.user_bind_control));
+  RETURN_IF_ERROR(ReadPaths(t, "default_binds", o, c.default_binds));
+  RETURN_IF_ERROR(ReadBool(t, "mount_home", o, c.mount_home));
+  RETURN_IF_ERROR(ReadBool(t, "mount_tmp", o, c.mount_tmp));
+  RETURN_IF_ERROR(ReadBool(t, "mount_proc", o, c.mount_proc));
+  RETURN_IF_ERROR(ReadBool(t, "mount_sys", o, c.mount_sys));
+  int dev = static_cast<int>(c.mount_dev);
+  RETURN_IF_ERROR(ReadEnum(t, "mount_dev", o, {"yes", "minimal", "no"}, dev));
+  c.mount_dev = static_cast<DevMode>(dev);
+  return absl::OkStatus();
+}
+
+absl::Status ParseImages(const toml::table& t, const std::string& o, Config& c) {
+  RETURN_IF_ERROR(CheckKeys(t, {"allowed_dirs", "allowed_owners", "kernel_squashfs"}, "images", o));
+  RETURN_IF_ERROR(ReadPaths(t, "allowed_dirs", o, c.allowed_image_dirs));
+  if (const toml::node* n = t.get("allowed_owners")) {
+    const toml::array* arr = n->as_array();
+    if (arr == nullptr) return Bad(o, *n, "allowed_owners must be a list of uids");
+    for (const toml::node& item : *arr) {
+      if (!item.is_integer() || item.as_integer()->get() < 0 ||
+          item.as_integer()->get() > UINT32_MAX) {
+        return Bad(o, item, "allowed_owners entries must be numeric uids");
+      }
+      c.allowed_image_owners.push_back(static_cast<uint32_t>(item.as_integer()->get()));
+    }
+  }
+  int mode = static_cast<int>(c.kernel_squashfs);
+  RETURN_IF_ERROR(ReadEnum(t, "kernel_squashfs", o, {"always", "trusted", "never"}, mode));
+  c.kernel_squashfs = static_cast<KernelSquashfs>(mode);
+  return absl::OkStatus();
+}
+
+absl::Status ParseNamespaces(const toml::table& t, const std::string& o, Config& c) {
+  RETURN_IF_ERROR(
+      CheckKeys(t, {"allow_pid", "allow_ipc", "allow_uts", "allow_user"}, "namespaces", o));
+  RETURN_IF_ERROR(ReadBool(t, "allow_pid", o, c.allow_pid_ns));
+  RETURN_IF_ERROR(ReadBool(t, "allow_ipc", o, c.allow_ipc_ns));
+  RETURN_IF_ERROR(ReadBool(t, "allow_uts", o, c.allow_uts_ns));
+  RETURN_IF_ERROR(ReadBool(t, "allow_user", o, c.allow_user_ns));
+  return absl::OkStatus();
+}
+
+absl::Status ParseLimits(const toml::table& t, const std::string& o, Config& c) {
+  RETURN_IF_ERROR(
+      CheckKeys(t,
+                {"max_containers_per_user", "max_images_per_user", "max_loop_devices_per_user",
+                 "writable_tmpfs_default_mib", "writable_tmpfs_max_mib"},
+                "limits", o));
+  RETURN_IF_ERROR(ReadInt(t, "max_containers_per_user", 1, 100000, o, c.max_containers_per_user));
+  RETURN_IF_ERROR(ReadInt(t, "max_images_per_user", 1, 10000, o, c.max_images_per_user));
+  RETURN_IF_ERROR(
+      ReadInt(t, "max_loop_devices_per_user", 0, 10000, o, c.max_loop_devices_per_user));
+  RETURN_IF_ERROR(
+      ReadInt(t, "writable_tmpfs_default_mib", 1, 1 << 24, o, c.writable_tmpfs_default_mib));
+  RETURN_IF_ERROR(ReadInt(t, "writable_tmpfs_max_mib", 1, 1 << 24, o, c.writable_tmpfs_max_mib));
+  if (c.writable_tmpfs_default_mib > c.writable_tmpfs_max_mib) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(o, ": writable_tmpfs_default_mib is larger than writable_tmpfs_max_mib"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin) {
+  toml::parse_result parsed = toml::parse(text, origin);
+  if (!parsed) {
+    const toml::parse_error& err = parsed.error();
+    return absl::InvalidArgumentError(absl::StrFormat("%s:%d: %s", origin, err.source().begin.line,
+                                                      std::string(err.description())));
+  }
+  const toml::table& root = parsed.table();
+  RETURN_IF_ERROR(CheckKeys(root, {"binds", "images", "namespaces", "limits"}, "", origin));
+  Config config;
+  struct SectionParser {
+    const char* name;
+    absl::Status (*parse)(const toml::table&, const std::string&, Config&);
+  };
+  for (SectionParser s :
+       {SectionParser{"binds", ParseBinds}, SectionParser{"images", ParseImages},
+        SectionParser{"namespaces", ParseNamespaces}, SectionParser{"limits", ParseLimits}}) {
+    const toml::node* node = root.get(s.name);
+    if (node == nullptr) continue;
+    const toml::table* table = Section(root, s.name);
+    if (table == nullptr) return Bad(origin, *node, absl::StrCat("[", s.name, "] must be a table"));
+    RETURN_IF_ERROR(s.parse(*table, origin, config));
+  }
+  return config;
+}
+
+absl::StatusOr<Config> LoadConfig(const std::string& config_dir, bool require_root_owned) {
+  std::string path = absl::StrCat(config_dir, "/berth.conf");
+  auto fd = OpenFile(path, O_RDONLY | O_NOFOLLOW);
+  if (!fd.ok() && absl::IsNotFound(fd.status())) return Config{};
+  if (!fd.ok()) return fd.status();
+  struct stat st;
+  if (::fstat(fd->get(), &st) != 0) return ErrnoStatus(path, errno);
+  if (!S_ISREG(st.st_mode)) return absl::InvalidArgumentError(path + ": not a regular file");
+  if (require_root_owned && (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        path, ": must be owned by root and not writable by group or others (chown root ", path,
+        "; chmod go-w ", path, ")"));
+  }
+  if (st.st_size > (1 << 20)) return absl::InvalidArgumentError(path + ": larger than 1 MiB");
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  RETURN_IF_ERROR(
+      PreadFull(fd->get(), std::span(reinterpret_cast<uint8_t*>(text.data()), text.size()), 0));
+  return ParseConfig(text, path);
+}
+
+bool PathWithinDir(const std::string& path, const std::string& dir) {
+  if (dir == "/") return absl::StartsWith(path, "/");
+  std::string d = dir;
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  return path == d || absl::StartsWith(path, d + "/");
+}
+
+}  // namespace berth::daemon::policy

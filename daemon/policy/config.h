@@ -1,0 +1,63 @@
+// berth.conf: the site policy every container on the node runs under.
+//
+// One TOML file in the daemon's config directory (/etc/berth/berth.conf by
+// default), documented setting by setting in docs/config.md and shipped as a
+// commented template (packaging/berth.conf). The daemon refuses to start on a
+// file that is not owned by root or is writable by others (system mode), on a
+// syntax error, on an unknown key (a typo must not silently mean "default"),
+// and on an out-of-range value, each with a one-line message naming the line.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace berth::daemon::policy {
+
+// Apptainer's "allow setuid-mount squashfs": when the kernel's squashfs
+// driver may parse an image's bytes.
+enum class KernelSquashfs {
+  kAlways,   // every image, even user-writable files (fast, trusts users' bytes)
+  kTrusted,  // root-owned, non-user-writable files directly; others via an immutable copy
+  kNever,    // never: FUSE (squashfuse) only
+};
+
+enum class DevMode { kFull, kMinimal, kNone };
+
+struct Config {
+  // [binds]
+  bool user_bind_control = true;  // may users --bind at all
+  std::vector<std::string> default_binds = {"/etc/localtime", "/etc/hosts"};
+  bool mount_home = true, mount_tmp = true, mount_proc = true, mount_sys = true;
+  DevMode mount_dev = DevMode::kFull;
+
+  // [images]
+  std::vector<std::string> allowed_image_dirs;  // empty: anywhere; else by path component
+  std::vector<uint32_t> allowed_image_owners;   // empty: anyone
+  KernelSquashfs kernel_squashfs = KernelSquashfs::kTrusted;
+
+  // [namespaces]
+  bool allow_pid_ns = true, allow_ipc_ns = true, allow_uts_ns = true, allow_user_ns = true;
+
+  // [limits]
+  int max_containers_per_user = 256;
+  int max_images_per_user = 32;
+  int max_loop_devices_per_user = 32;
+  uint64_t writable_tmpfs_default_mib = 64;
+  uint64_t writable_tmpfs_max_mib = 65536;
+};
+
+// Parses TOML text; `origin` names the file in messages.
+absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin);
+
+// Reads `<config_dir>/berth.conf` (defaults when the file is absent). With
+// `require_root_owned`, refuses files not owned by root or writable by others.
+absl::StatusOr<Config> LoadConfig(const std::string& config_dir, bool require_root_owned);
+
+// True when `path` (absolute, normalised) lies in `dir` by whole components:
+// /scratch matches /scratch/a.sif but not /scratch2/a.sif (CVE-2026-48785).
+bool PathWithinDir(const std::string& path, const std::string& dir);
+
+}  // namespace berth::daemon::policy
