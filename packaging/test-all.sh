@@ -19,6 +19,7 @@ step "clang-format check"
 bash "$here/packaging/check-format.sh"
 
 step "tests"
+bash "$here/tests/lib/ensure-test-user.sh" berthtest
 # The unprivileged test user must be able to reach the build tree.
 chmod o+rx "$here" "$here/build" 2>/dev/null || true
 ctest --test-dir "$here/build" --output-on-failure -j "$(nproc)" --no-tests=error

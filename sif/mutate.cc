@@ -150,6 +150,13 @@ absl::Status Image::AddObject(const ObjectInput& in, std::optional<int64_t> now)
     return absl::ResourceExhaustedError(absl::StrFormat(
         "%s has no free descriptor (all %d are used)", name_, header_.descriptors_total));
   }
+  // New data goes at the end of the data area; a table placed after it (legal,
+  // though siftool never writes one) would be overwritten.
+  if (header_.descriptors_offset + header_.descriptors_size > header_.data_offset) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s cannot grow: its descriptor table (offset %d) lies after the data area (offset %d)",
+        name_, header_.descriptors_offset, header_.data_offset));
+  }
   bool primary = in.type == DataType::kPartition && in.partition &&
                  in.partition->part_type == static_cast<int32_t>(PartType::kPrimSys);
   if (primary && PrimaryPartition() != nullptr) {
@@ -164,7 +171,10 @@ absl::Status Image::AddObject(const ObjectInput& in, std::optional<int64_t> now)
   }
   // Validate() rejects such names, e.g. from a file name in another encoding.
   if (!ValidUtf8(in.name)) return absl::InvalidArgumentError("object name is not valid UTF-8");
-  if (in.link_raw != 0 && (in.link_raw & kGroupMask) == 0 && MutableById(in.link_raw) == nullptr) {
+  // Only a fully set top nibble marks a group link (formats.md §1.6); any
+  // other value is an object ID to Validate().
+  if (in.link_raw != 0 && (in.link_raw & kGroupMask) != kGroupMask &&
+      MutableById(in.link_raw) == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrFormat("link target object %d does not exist", in.link_raw));
   }

@@ -86,10 +86,13 @@ absl::Status ValidateHeader(const Header& h, int64_t file_size) {
                                    h.descriptors_free, h.descriptors_total));
   }
   int64_t table_end;
-  if (h.descriptors_offset < kHeaderSize ||
-      AddOverflows(h.descriptors_offset, h.descriptors_size, &table_end)) {
+  if (h.descriptors_offset < kHeaderSize) {
     return Invalid(absl::StrFormat("descriptor table offset %d overlaps the 128-byte header",
                                    h.descriptors_offset));
+  }
+  if (AddOverflows(h.descriptors_offset, h.descriptors_size, &table_end)) {
+    return Invalid(absl::StrFormat("descriptor table offset %d plus size %d overflows",
+                                   h.descriptors_offset, h.descriptors_size));
   }
   if (table_end > file_size) {
     return absl::OutOfRangeError(absl::StrFormat(

@@ -93,6 +93,15 @@ void ExerciseObject(const Image& image, const Descriptor& d) {
   }
 }
 
+// Streams every object; /dev/null keeps sendfile's fast path in play.
+void StreamObjects(const Image& image) {
+  UniqueFd null(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+  if (!null) std::abort();
+  for (const Descriptor* d : image.Objects()) {
+    if (absl::Status st = image.StreamObject(*d, null.get()); !st.ok()) Fail("streaming", st);
+  }
+}
+
 void ExerciseImage(const Image& image) {
   const Header& h = image.header();
   (void)h.LaunchScript();
@@ -127,8 +136,8 @@ void ExerciseEdits(std::span<const uint8_t> bytes, FuzzedDataProvider& choices) 
   // AddObject, with parameters steered by the input so that partitions,
   // groups, links and alignments all get exercised.
   std::string payload = choices.ConsumeRandomLengthString(64);
-  UniqueFd data = MemfdWith(std::span(reinterpret_cast<const uint8_t*>(payload.data()),
-                                      payload.size()));
+  UniqueFd data =
+      MemfdWith(std::span(reinterpret_cast<const uint8_t*>(payload.data()), payload.size()));
   if (::lseek(data.get(), 0, SEEK_SET) != 0) std::abort();
   ObjectInput in;
   in.type = static_cast<DataType>(0x4001 + choices.ConsumeIntegralInRange<int32_t>(0, 10));
@@ -141,8 +150,7 @@ void ExerciseEdits(std::span<const uint8_t> bytes, FuzzedDataProvider& choices) 
       break;
     case 1:
       if (!objects.empty()) {
-        in.link_raw =
-            objects[choices.ConsumeIntegralInRange<size_t>(0, objects.size() - 1)]->id;
+        in.link_raw = objects[choices.ConsumeIntegralInRange<size_t>(0, objects.size() - 1)]->id;
       }
       break;
     case 2:
@@ -202,6 +210,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   ExerciseImage(*image);
+  StreamObjects(*image);
   // Edit choices come from the input's tail (FuzzedDataProvider consumes
   // integers from the end), so the same bytes also steer the parser.
   FuzzedDataProvider choices(data, size);

@@ -99,7 +99,7 @@ check "root is reported as uid 0 gid 0" \
   grep -q '^berthd version .* (mode system, you are uid 0 gid 0)$' <<<"$out"
 
 # --- and sees a plain user as that user (identity from the kernel only) ---
-id berthtest >/dev/null 2>&1 || useradd -m berthtest
+bash "$(dirname "$0")/../lib/ensure-test-user.sh" berthtest
 user_uid=$(id -u berthtest)
 user_gid=$(id -g berthtest)
 out=$(runuser -u berthtest -g berthtest -G users -G nogroup -- \
@@ -145,8 +145,16 @@ start_daemon "$tmp/berthd2.log"
 kill -KILL "$daemon_pid"
 wait "$daemon_pid" 2>/dev/null
 check "SIGKILL leaves a stale socket behind" test -S "$sock"
-if start_daemon "$tmp/berthd3.log" &&
-  "$BERTH" --socket "$sock" version >/dev/null 2>&1; then
+# The stale file exists before the new daemon replaces it, so wait for an answer.
+answered() {
+  local i
+  for ((i = 0; i < 50; i++)); do
+    "$BERTH" --socket "$sock" version >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  return 1
+}
+if start_daemon "$tmp/berthd3.log" && answered; then
   pass "a new daemon replaces the stale socket and answers"
 else
   fail "a new daemon did not replace the stale socket: $(cat "$tmp/berthd3.log")"

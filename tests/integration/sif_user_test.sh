@@ -10,7 +10,7 @@ ok() { echo "ok   $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
 
 if [ "$(id -u)" != 0 ]; then echo "FAIL needs root to set up the unprivileged user"; echo "0 passed, 1 failed"; exit 1; fi
-id "$USER_NAME" >/dev/null 2>&1 || useradd -m "$USER_NAME"
+bash "$(dirname "$0")/../lib/ensure-test-user.sh" "$USER_NAME"
 
 work=$(mktemp -d /tmp/berth-user-XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -65,7 +65,7 @@ TEST_CASE("host variables pass, runtime variables are reset", "[env]") {
   CHECK(env->overrides[0] == std::make_pair(std::string("X"), std::string("1")));
 }
 
-TEST_CASE("--cleanenv keeps TERM and proxies, sets LANG=C", "[env]") {
+TEST_CASE("cleanenv keeps TERM and proxies, sets LANG=C", "[env]") {
   auto env = BuildEnvironment(
       {.host_env = {"FOO=bar", "TERM=xterm", "https_proxy=p", "NO_PROXY=n", "APPTAINERENV_Y=2"},
        .clean_env = true});

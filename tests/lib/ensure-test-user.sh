@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# ensure-test-user.sh [NAME]: creates the unprivileged test user (default
+# berthtest) once. Tests run in parallel, and two useradd calls at once fail
+# on /etc/passwd's lock, so creation is serialised with flock.
+set -eu
+name=${1:-${BERTH_TEST_USER:-berthtest}}
+exec 9>/run/berth-test-user.lock
+flock 9
+id "$name" >/dev/null 2>&1 || useradd -m "$name"
