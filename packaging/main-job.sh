@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian 12 machine: install dependencies, build,
-# install berth and berthd to /usr/local/bin, make a small SIF image from
-# busybox-static and show it with `berth sif`. Run as root.
+# install berth and berthd to /usr/local/bin, start the daemon, make a small
+# SIF image from busybox-static and show it with `berth sif`. Run as root.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -16,6 +16,10 @@ BUILD_DIR=$here/build BUILD_TYPE=Release bash "$here/packaging/build.sh" -DBERTH
 step "installing to ${PREFIX:-/usr/local}"
 cmake --install "$here/build" --prefix "${PREFIX:-/usr/local}" >/dev/null
 command -v berth berthd
+
+step "starting berthd"
+bash "$here/packaging/start-daemon.sh"
+berth version
 
 step "making a busybox image"
 work=$(mktemp -d /tmp/berth-demo-XXXXXX)
