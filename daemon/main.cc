@@ -19,6 +19,9 @@
 #include "daemon/server/listening_socket.h"
 #include "daemon/server/peer_registry.h"
 #include "daemon/server/rpc_server.h"
+#include "daemon/image/mount_cache.h"
+#include "daemon/image/user_namespace.h"
+#include "daemon/policy/config.h"
 #include "daemon/service/berth_service.h"
 #include "spdlog/cfg/env.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -37,26 +40,41 @@ void AddFlags(CLI::App& app, DaemonOptions& options, bool& user_mode) {
                  "$XDG_RUNTIME_DIR/berth/berthd.sock)");
   app.add_option("--config-dir", options.config_dir, "Configuration directory")
       ->default_val("/etc/berth");
-  app.add_option("--state-dir", options.state_dir, "State directory (image cache, instances)")
-      ->default_val("/var/lib/berth");
+  app.add_option("--state-dir", options.state_dir,
+                 "State directory: image cache, mounts (default /var/lib/berth; in user mode "
+                 "$XDG_RUNTIME_DIR/berth/state or ~/.berth/state)");
   app.add_flag("--user-mode", user_mode,
                "Serve only the user running berthd, without root (unprivileged user namespaces)");
   app.add_flag("--foreground", options.foreground,
                "Log to stderr instead of syslog (berthd never forks; SPDLOG_LEVEL=debug for more)");
 }
 
-// The socket when none was named: the node's, or the user's runtime dir in user mode.
-absl::Status ResolveSocketPath(DaemonOptions& options) {
-  if (!options.socket_path.empty()) return absl::OkStatus();
+// The user's private directory for a user-mode daemon: $XDG_RUNTIME_DIR/berth,
+// else ~/.berth (the client looks in the same places).
+absl::StatusOr<std::string> UserBaseDir() {
+  const char* runtime_dir = std::getenv("XDG_RUNTIME_DIR");
+  if (runtime_dir != nullptr && *runtime_dir == '/') return absl::StrCat(runtime_dir, "/berth");
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && *home == '/') return absl::StrCat(home, "/.berth");
+  return absl::InvalidArgumentError("user mode needs --socket and --state-dir, XDG_RUNTIME_DIR or HOME");
+}
+
+// Socket and state directory when not named: the node's in system mode, the
+// user's own in user mode.
+absl::Status ResolvePaths(DaemonOptions& options) {
   if (options.mode == DaemonMode::kSystem) {
-    options.socket_path = kSystemSocket;
+    if (options.socket_path.empty()) options.socket_path = kSystemSocket;
+    if (options.state_dir.empty()) options.state_dir = "/var/lib/berth";
     return absl::OkStatus();
   }
-  const char* runtime_dir = std::getenv("XDG_RUNTIME_DIR");
-  if (runtime_dir == nullptr || *runtime_dir == '\0') {
-    return absl::InvalidArgumentError("user mode needs --socket or XDG_RUNTIME_DIR");
+  if (!options.socket_path.empty() && !options.state_dir.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::string base, UserBaseDir());
+  const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+  bool in_runtime_dir = xdg != nullptr && *xdg == '/';
+  if (options.socket_path.empty()) {
+    options.socket_path = absl::StrCat(base, in_runtime_dir ? "" : "/run", "/berthd.sock");
   }
-  options.socket_path = absl::StrCat(runtime_dir, "/berth/berthd.sock");
+  if (options.state_dir.empty()) options.state_dir = absl::StrCat(base, "/state");
   return absl::OkStatus();
 }
 
@@ -75,14 +93,31 @@ void SetUpLogging(bool foreground) {
   spdlog::cfg::load_env_levels();
 }
 
+image::ImagePolicy ImagePolicyOf(const policy::Config& config) {
+  image::ImagePolicy p;
+  p.kernel_squashfs = static_cast<image::ImagePolicy::KernelSquashfs>(config.kernel_squashfs);
+  p.max_loop_devices_per_uid = config.max_loop_devices_per_user;
+  p.max_images_per_uid = config.max_images_per_user;
+  return p;
+}
+
 absl::Status RunDaemon(const DaemonOptions& options) {
   RETURN_IF_ERROR(CheckPrivilegeForMode(options.mode));
+  if (options.mode == DaemonMode::kUser) {
+    // Must precede every thread: unshare(CLONE_NEWUSER) refuses threaded callers.
+    RETURN_IF_ERROR_CTX(image::EnterUserModeNamespaces(), "entering the user-mode namespaces");
+  }
+  ASSIGN_OR_RETURN(policy::Config config,
+                   policy::LoadConfig(options.config_dir, options.mode == DaemonMode::kSystem));
   // A client that vanishes mid-reply must cost a call, not the daemon.
   std::signal(SIGPIPE, SIG_IGN);
   ASSIGN_OR_RETURN(UniqueFd signal_fd, BlockShutdownSignals());
   ASSIGN_OR_RETURN(auto listener, ListeningSocket::Claim(options.socket_path, options.mode));
+  image::MountCache images(options.state_dir, options.mode, ImagePolicyOf(config));
+  RETURN_IF_ERROR_CTX(images.Init(), "preparing the image cache");
   PeerRegistry peers;
-  BerthService service(options, peers);
+  RunHandler runs(options, config, images);
+  BerthService service(options, peers, runs);
   spdlog::info("berthd {} starting in {} mode (config {}, state {})", BERTH_VERSION,
                DaemonModeName(options.mode), options.config_dir, options.state_dir);
   return ServeUntilSignalled(*listener, peers, service, signal_fd);
@@ -100,7 +135,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   options.mode = user_mode ? DaemonMode::kUser : DaemonMode::kSystem;
   SetUpLogging(options.foreground);
-  absl::Status status = ResolveSocketPath(options);
+  absl::Status status = ResolvePaths(options);
   if (status.ok()) status = RunDaemon(options);
   if (!status.ok()) {
     // One line on stderr whatever the log sink, so whoever started us sees why.

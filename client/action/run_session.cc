@@ -32,9 +32,12 @@ struct Outcome {
   std::optional<v1::Exited> exited;
 };
 
-// Reads daemon messages until the stream ends; wakes the main loop at the end.
+// Reads daemon messages until the stream ends; wakes the main loop when the
+// exit status arrives (so it closes our side, which lets the daemon finish)
+// or when the stream ends without one.
 void ReadOutputs(Stream* stream, Outcome* outcome, int done_fd) {
   v1::RunOutput out;
+  uint64_t one = 1;
   while (stream->Read(&out)) {
     if (out.has_terminal_output()) {
       const std::string& bytes = out.terminal_output();
@@ -42,9 +45,9 @@ void ReadOutputs(Stream* stream, Outcome* outcome, int done_fd) {
                      std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
     } else if (out.has_exited()) {
       outcome->exited = out.exited();
+      (void)!::write(done_fd, &one, sizeof one);
     }
   }
-  uint64_t one = 1;
   (void)!::write(done_fd, &one, sizeof one);
 }
 

@@ -20,8 +20,17 @@ void FillCaller(const PeerIdentity& peer, v1::Caller& caller) {
 
 }  // namespace
 
-BerthService::BerthService(const DaemonOptions& options, const PeerRegistry& peers)
-    : options_(options), peers_(peers) {}
+BerthService::BerthService(const DaemonOptions& options, const PeerRegistry& peers,
+                           RunHandler& runs)
+    : options_(options), peers_(peers), runs_(runs) {}
+
+grpc::Status BerthService::Run(grpc::ServerContext* context, RunStream* stream) {
+  auto caller = Authenticate(*context);
+  if (!caller.ok()) return rpc::ToGrpcStatus(caller.status());
+  absl::Status served = runs_.Serve(*context, *stream, *std::move(caller));
+  if (!served.ok()) spdlog::info("Run failed: {}", std::string(served.message()));
+  return rpc::ToGrpcStatus(served);
+}
 
 grpc::Status BerthService::Version(grpc::ServerContext* context,
                                    const v1::VersionRequest* /*request*/, v1::VersionReply* reply) {

@@ -3,8 +3,7 @@
 // Every handler starts the same way: it learns its caller from the connection
 // the call arrived on (PeerRegistry), never from the request, and works in
 // absl::Status; the gRPC boundary maps the result with its message intact.
-// For now the service answers Version only; Run, Exec and the others join it
-// as the launcher grows.
+// Version answers who the daemon is; Run (run_handler.h) runs containers.
 //
 // Privilege: handlers run on gRPC's threads with the daemon's full
 // privileges. Version does nothing on the caller's behalf; each later handler
@@ -18,16 +17,18 @@
 #include "berth/v1/berth.grpc.pb.h"
 #include "daemon/daemon_options.h"
 #include "daemon/server/peer_registry.h"
+#include "daemon/service/run_handler.h"
 
 namespace berth::daemon {
 
 class BerthService final : public berth::v1::Berth::Service {
  public:
   // `peers` must outlive the service.
-  BerthService(const DaemonOptions& options, const PeerRegistry& peers);
+  BerthService(const DaemonOptions& options, const PeerRegistry& peers, RunHandler& runs);
 
   grpc::Status Version(grpc::ServerContext* context, const v1::VersionRequest* request,
                        v1::VersionReply* reply) override;
+  grpc::Status Run(grpc::ServerContext* context, RunStream* stream) override;
 
  private:
   absl::StatusOr<std::shared_ptr<const PeerIdentity>> Authenticate(
@@ -36,6 +37,7 @@ class BerthService final : public berth::v1::Berth::Service {
 
   DaemonOptions options_;
   const PeerRegistry& peers_;
+  RunHandler& runs_;
 };
 
 }  // namespace berth::daemon

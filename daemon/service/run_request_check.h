@@ -17,6 +17,7 @@ namespace berth::daemon {
 
 struct RequestLimits {
   size_t max_args = 4096;
+  size_t max_env_entries = 4096;
   size_t max_arg_bytes = 128 * 1024;
   size_t max_total_bytes = 4 * 1024 * 1024;
   size_t max_binds = 256;

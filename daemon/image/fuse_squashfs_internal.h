@@ -1,0 +1,94 @@
+// Internals shared by fuse_squashfs.cc (mount, session, threads) and
+// fuse_squashfs_ops.cc (the request handlers): the pool of libsquashfuse
+// readers and the server state. Not for use outside daemon/image/.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "common/unique_fd.h"
+#include "daemon/image/fuse_squashfs.h"
+#include "daemon/image/scoped_mount.h"
+
+// libsquashfuse's config.h (pulled in by its headers) defines
+// _POSIX_C_SOURCE and FUSE_USE_VERSION 32 unconditionally; the first would
+// clash with glibc's, and we want libfuse's 3.12 loop API.
+#undef _POSIX_C_SOURCE
+extern "C" {
+#include "squashfuse.h"
+// Exported by libsquashfuse_ll, but its stat.h is not installed.
+sqfs_err sqfs_stat(sqfs* fs, sqfs_inode* inode, struct stat* st);
+int sqfs_statfs(sqfs* fs, struct statvfs* st);                             // returns an errno value
+int sqfs_listxattr(sqfs* fs, sqfs_inode* inode, char* buf, size_t* size);  // errno value
+}
+#undef FUSE_USE_VERSION
+#define FUSE_USE_VERSION 312
+#include <fuse3/fuse_lowlevel.h>
+
+namespace berth::daemon::image {
+
+// Lends whole `sqfs` readers to request threads, one at a time each, since
+// a reader's caches are not thread-safe. Grows on demand up to `max`.
+class SqfsPool {
+ public:
+  SqfsPool(int fd, int64_t offset, int max) : fd_(fd), offset_(offset), max_(max) {}
+  ~SqfsPool();
+
+  // Opens the first reader, so a squashfs libsquashfuse cannot read is an
+  // error at mount time rather than EIO later.
+  absl::Status Init();
+
+  class Lease {
+   public:
+    Lease(SqfsPool* pool, sqfs* fs) : pool_(pool), fs_(fs) {}
+    ~Lease() { pool_->Return(fs_); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    sqfs* get() const { return fs_; }
+
+   private:
+    SqfsPool* pool_;
+    sqfs* fs_;
+  };
+  Lease Borrow();
+  int created() const;
+
+ private:
+  absl::StatusOr<sqfs*> OpenReader();
+  void Return(sqfs* fs);
+
+  const int fd_;
+  const int64_t offset_;
+  const int max_;
+  mutable absl::Mutex mu_;
+  std::vector<sqfs*> idle_ ABSL_GUARDED_BY(mu_);
+  std::vector<sqfs*> all_ ABSL_GUARDED_BY(mu_);
+  int opening_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+struct FuseSquashfsMount::Server {
+  Server(UniqueFd fd, int64_t offset, int max_threads)
+      : image_fd(std::move(fd)), pool(image_fd.get(), offset, max_threads) {}
+  ~Server();
+
+  UniqueFd image_fd;
+  SqfsPool pool;
+  std::string mount_path;
+  fuse_session* session = nullptr;
+  ScopedMount mount;
+  std::thread loop;
+  absl::Notification loop_done;
+};
+
+// The low-level operations table; userdata is the Server.
+const fuse_lowlevel_ops& SquashfsOperations();
+
+}  // namespace berth::daemon::image

@@ -1,0 +1,307 @@
+// FUSE low-level request handlers over libsquashfuse, in the shape of
+// squashfuse_ll's own (ll.c) but borrowing a reader from the pool for each
+// request, so requests run in parallel on libfuse's worker threads.
+#include <errno.h>
+#include <fcntl.h>
+
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "daemon/image/fuse_squashfs_internal.h"
+#include "spdlog/spdlog.h"
+
+namespace berth::daemon::image {
+namespace {
+
+// The image never changes under a mount: let the kernel cache forever.
+constexpr double kForever = std::numeric_limits<double>::max();
+constexpr fuse_ino_t kZeroInode = 2;  // stands for squashfs inode id 0
+
+using Server = FuseSquashfsMount::Server;
+
+Server& ServerOf(fuse_req_t req) {
+  return *static_cast<Server*>(fuse_req_userdata(req));
+}
+
+// 64-bit fuse_ino_t holds the 48-bit squashfs inode id itself; 1 (FUSE's
+// root) and 2 cannot be valid ids, so they stand for the root and for id 0.
+sqfs_inode_id ToSqfs(sqfs* fs, fuse_ino_t ino) {
+  if (ino == FUSE_ROOT_ID) return sqfs_inode_root(fs);
+  if (ino == kZeroInode) return 0;
+  return ino;
+}
+fuse_ino_t ToFuse(sqfs* fs, sqfs_inode_id id) {
+  if (id == sqfs_inode_root(fs)) return FUSE_ROOT_ID;
+  if (id == 0) return kZeroInode;
+  return id;
+}
+
+bool GetInode(sqfs* fs, fuse_ino_t ino, sqfs_inode& inode) {
+  return sqfs_inode_get(fs, &inode, ToSqfs(fs, ino)) == SQFS_OK;
+}
+
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  auto fs = ServerOf(req).pool.Borrow();
+  sqfs_inode inode;
+  struct stat st;
+  if (!GetInode(fs.get(), ino, inode) || sqfs_stat(fs.get(), &inode, &st) != SQFS_OK) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  st.st_ino = ino;
+  fuse_reply_attr(req, &st, kForever);
+}
+
+void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  auto fs = ServerOf(req).pool.Borrow();
+  sqfs_inode dir;
+  if (!GetInode(fs.get(), parent, dir)) return (void)fuse_reply_err(req, ENOENT);
+  if (!S_ISDIR(dir.base.mode)) return (void)fuse_reply_err(req, ENOTDIR);
+  sqfs_name namebuf;
+  sqfs_dir_entry entry;
+  sqfs_dentry_init(&entry, namebuf);
+  bool found = false;
+  if (sqfs_dir_lookup(fs.get(), &dir, name, std::strlen(name), &entry, &found) != SQFS_OK) {
+    return (void)fuse_reply_err(req, EIO);
+  }
+  fuse_entry_param param;
+  std::memset(&param, 0, sizeof(param));
+  param.entry_timeout = kForever;
+  param.attr_timeout = kForever;
+  if (!found) return (void)fuse_reply_entry(req, &param);  // ino 0: a cached negative entry
+  sqfs_inode inode;
+  if (sqfs_inode_get(fs.get(), &inode, sqfs_dentry_inode(&entry)) != SQFS_OK ||
+      sqfs_stat(fs.get(), &inode, &param.attr) != SQFS_OK) {
+    return (void)fuse_reply_err(req, EIO);
+  }
+  param.ino = ToFuse(fs.get(), sqfs_dentry_inode(&entry));
+  param.attr.st_ino = param.ino;
+  fuse_reply_entry(req, &param);
+}
+
+void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto fs = ServerOf(req).pool.Borrow();
+  auto inode = std::make_unique<sqfs_inode>();
+  if (!GetInode(fs.get(), ino, *inode)) return (void)fuse_reply_err(req, ENOENT);
+  if (!S_ISDIR(inode->base.mode)) return (void)fuse_reply_err(req, ENOTDIR);
+  fi->fh = reinterpret_cast<uint64_t>(inode.release());
+  fi->keep_cache = 1;
+  fi->cache_readdir = 1;
+  if (fuse_reply_open(req, fi) != 0) delete reinterpret_cast<sqfs_inode*>(fi->fh);
+}
+
+void OpReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
+  auto fs = ServerOf(req).pool.Borrow();
+  auto* inode = reinterpret_cast<sqfs_inode*>(fi->fh);
+  sqfs_dir dir;
+  if (sqfs_dir_open(fs.get(), inode, &dir, offset) != SQFS_OK) {
+    return (void)fuse_reply_err(req, EINVAL);
+  }
+  std::vector<char> buf(size);
+  size_t used = 0;
+  sqfs_name namebuf;
+  sqfs_dir_entry entry;
+  sqfs_dentry_init(&entry, namebuf);
+  sqfs_err err = SQFS_OK;
+  struct stat st;
+  std::memset(&st, 0, sizeof(st));
+  while (sqfs_dir_next(fs.get(), &dir, &entry, &err)) {
+    st.st_ino = ToFuse(fs.get(), sqfs_dentry_inode(&entry));
+    st.st_mode = sqfs_dentry_mode(&entry);
+    size_t need = fuse_add_direntry(req, buf.data() + used, size - used, sqfs_dentry_name(&entry),
+                                    &st, sqfs_dentry_next_offset(&entry));
+    if (need > size - used) break;
+    used += need;
+  }
+  if (err != SQFS_OK) return (void)fuse_reply_err(req, EIO);
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  delete reinterpret_cast<sqfs_inode*>(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if ((fi->flags & O_ACCMODE) != O_RDONLY) return (void)fuse_reply_err(req, EROFS);
+  auto fs = ServerOf(req).pool.Borrow();
+  auto inode = std::make_unique<sqfs_inode>();
+  if (!GetInode(fs.get(), ino, *inode)) return (void)fuse_reply_err(req, ENOENT);
+  if (!S_ISREG(inode->base.mode)) return (void)fuse_reply_err(req, EISDIR);
+  fi->fh = reinterpret_cast<uint64_t>(inode.release());
+  fi->keep_cache = 1;
+  if (fuse_reply_open(req, fi) != 0) delete reinterpret_cast<sqfs_inode*>(fi->fh);
+}
+
+void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
+  // One buffer per worker thread: reads are the hot path.
+  thread_local std::vector<char> buf;
+  if (buf.size() < size) buf.resize(size);
+  auto fs = ServerOf(req).pool.Borrow();
+  sqfs_off_t got = static_cast<sqfs_off_t>(size);
+  if (sqfs_read_range(fs.get(), reinterpret_cast<sqfs_inode*>(fi->fh), offset, &got, buf.data()) !=
+      SQFS_OK) {
+    return (void)fuse_reply_err(req, EIO);
+  }
+  fuse_reply_buf(req, buf.data(), static_cast<size_t>(got));
+}
+
+void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  delete reinterpret_cast<sqfs_inode*>(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
+  auto fs = ServerOf(req).pool.Borrow();
+  sqfs_inode inode;
+  if (!GetInode(fs.get(), ino, inode)) return (void)fuse_reply_err(req, ENOENT);
+  if (!S_ISLNK(inode.base.mode)) return (void)fuse_reply_err(req, EINVAL);
+  size_t size = 0;
+  if (sqfs_readlink(fs.get(), &inode, nullptr, &size) != SQFS_OK) {
+    return (void)fuse_reply_err(req, EIO);
+  }
+  std::vector<char> target(size + 1);
+  if (sqfs_readlink(fs.get(), &inode, target.data(), &size) != SQFS_OK) {
+    return (void)fuse_reply_err(req, EIO);
+  }
+  fuse_reply_readlink(req, target.data());
+}
+
+void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  auto fs = ServerOf(req).pool.Borrow();
+  sqfs_inode inode;
+  if (!GetInode(fs.get(), ino, inode)) return (void)fuse_reply_err(req, ENOENT);
+  std::vector<char> buf(size);
+  if (int err = sqfs_listxattr(fs.get(), &inode, size ? buf.data() : nullptr, &size); err != 0) {
+    return (void)fuse_reply_err(req, err);
+  }
+  if (buf.empty()) return (void)fuse_reply_xattr(req, size);
+  fuse_reply_buf(req, buf.data(), size);
+}
+
+void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  auto fs = ServerOf(req).pool.Borrow();
+  sqfs_inode inode;
+  if (!GetInode(fs.get(), ino, inode)) return (void)fuse_reply_err(req, ENOENT);
+  std::vector<char> buf(size);
+  size_t real = size;
+  if (sqfs_xattr_lookup(fs.get(), &inode, name, buf.data(), &real) != SQFS_OK) {
+    return (void)fuse_reply_err(req, EIO);
+  }
+  if (real == 0) return (void)fuse_reply_err(req, ENODATA);
+  if (size == 0) return (void)fuse_reply_xattr(req, real);
+  if (size < real) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, buf.data(), real);
+}
+
+void OpStatfs(fuse_req_t req, fuse_ino_t) {
+  auto fs = ServerOf(req).pool.Borrow();
+  struct statvfs st;
+  if (int err = sqfs_statfs(fs.get(), &st); err != 0) return (void)fuse_reply_err(req, err);
+  fuse_reply_statfs(req, &st);
+}
+
+void OpForget(fuse_req_t req, fuse_ino_t, uint64_t) {
+  fuse_reply_none(req);
+}
+
+void OpInit(void*, fuse_conn_info* conn) {
+  // Cache symlink targets and directory listings in the kernel; let lookups
+  // in one directory run in parallel.
+  conn->want |=
+      conn->capable & (FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ASYNC_READ);
+}
+
+fuse_lowlevel_ops MakeOperations() {
+  fuse_lowlevel_ops ops;
+  std::memset(&ops, 0, sizeof(ops));
+  ops.init = OpInit;
+  ops.lookup = OpLookup;
+  ops.forget = OpForget;
+  ops.getattr = OpGetattr;
+  ops.readlink = OpReadlink;
+  ops.open = OpOpen;
+  ops.read = OpRead;
+  ops.release = OpRelease;
+  ops.opendir = OpOpendir;
+  ops.readdir = OpReaddir;
+  ops.releasedir = OpReleasedir;
+  ops.statfs = OpStatfs;
+  ops.getxattr = OpGetxattr;
+  ops.listxattr = OpListxattr;
+  return ops;
+}
+
+}  // namespace
+
+const fuse_lowlevel_ops& SquashfsOperations() {
+  static const fuse_lowlevel_ops ops = MakeOperations();
+  return ops;
+}
+
+SqfsPool::~SqfsPool() {
+  absl::MutexLock lock(&mu_);
+  for (sqfs* fs : all_) {
+    sqfs_destroy(fs);
+    delete fs;
+  }
+}
+
+absl::StatusOr<sqfs*> SqfsPool::OpenReader() {
+  auto fs = std::make_unique<sqfs>();
+  std::memset(fs.get(), 0, sizeof(sqfs));
+  if (sqfs_err err = sqfs_init(fs.get(), fd_, static_cast<size_t>(offset_)); err != SQFS_OK) {
+    sqfs_destroy(fs.get());
+    return absl::InvalidArgumentError(
+        err == SQFS_BADCOMP      ? "libsquashfuse does not support this squashfs compression"
+        : err == SQFS_BADVERSION ? "libsquashfuse does not support this squashfs version"
+                                 : "libsquashfuse cannot read this squashfs");
+  }
+  return fs.release();
+}
+
+absl::Status SqfsPool::Init() {
+  absl::StatusOr<sqfs*> first = OpenReader();
+  if (!first.ok()) return first.status();
+  absl::MutexLock lock(&mu_);
+  all_.push_back(*first);
+  idle_.push_back(*first);
+  return absl::OkStatus();
+}
+
+SqfsPool::Lease SqfsPool::Borrow() {
+  mu_.Lock();
+  if (idle_.empty() && static_cast<int>(all_.size()) + opening_ < max_) {
+    // Open outside the lock (it reads the image's tables); the slot is ours.
+    ++opening_;
+    mu_.Unlock();
+    absl::StatusOr<sqfs*> fresh = OpenReader();
+    mu_.Lock();
+    --opening_;
+    if (fresh.ok()) {
+      all_.push_back(*fresh);
+      mu_.Unlock();
+      return Lease(this, *fresh);
+    }
+    spdlog::warn("opening another squashfs reader: {}", std::string(fresh.status().message()));
+  }
+  mu_.Await(absl::Condition(
+      +[](std::vector<sqfs*>* idle) { return !idle->empty(); }, &idle_));
+  sqfs* fs = idle_.back();
+  idle_.pop_back();
+  mu_.Unlock();
+  return Lease(this, fs);
+}
+
+void SqfsPool::Return(sqfs* fs) {
+  absl::MutexLock lock(&mu_);
+  idle_.push_back(fs);
+}
+
+int SqfsPool::created() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(all_.size());
+}
+
+}  // namespace berth::daemon::image

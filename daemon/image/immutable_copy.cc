@@ -1,0 +1,223 @@
+#include "daemon/image/immutable_copy.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/digest.h"
+#include "common/file_io.h"
+#include "common/status_macros.h"
+#include "spdlog/spdlog.h"
+
+namespace berth::daemon::image {
+namespace {
+
+constexpr char kTempPrefix[] = ".tmp-";
+constexpr size_t kChunk = 4 << 20;
+
+std::string RandomSuffix() {
+  uint8_t bytes[8] = {};
+  if (getrandom(bytes, sizeof(bytes), 0) != sizeof(bytes)) {
+    // Uniqueness, not secrecy, is what matters here; O_EXCL catches a clash.
+    uint64_t fallback =
+        static_cast<uint64_t>(getpid()) << 32 | static_cast<uint64_t>(time(nullptr));
+    std::memcpy(bytes, &fallback, sizeof(bytes));
+  }
+  std::string out;
+  for (uint8_t b : bytes) absl::StrAppendFormat(&out, "%02x", b);
+  return out;
+}
+
+// Deletes the temporary file unless the copy was published.
+class TempFile {
+ public:
+  TempFile(int dir_fd, std::string name, UniqueFd fd)
+      : dir_fd_(dir_fd), name_(std::move(name)), fd_(std::move(fd)) {}
+  TempFile(TempFile&& other) noexcept
+      : dir_fd_(other.dir_fd_), name_(std::exchange(other.name_, {})), fd_(std::move(other.fd_)) {}
+  TempFile& operator=(TempFile&&) = delete;
+  ~TempFile() {
+    if (!name_.empty()) unlinkat(dir_fd_, name_.c_str(), 0);
+  }
+  int fd() const { return fd_.get(); }
+  const std::string& name() const { return name_; }
+  void Published() { name_.clear(); }
+
+ private:
+  int dir_fd_;
+  std::string name_;
+  UniqueFd fd_;
+};
+
+absl::StatusOr<TempFile> CreateTemp(int dir_fd) {
+  std::string name = absl::StrCat(kTempPrefix, RandomSuffix());
+  int fd = openat(dir_fd, name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoStatus(absl::StrCat("creating ", name), errno);
+  return TempFile(dir_fd, std::move(name), UniqueFd(fd));
+}
+
+// Shares the block-aligned head of the range with the destination where the
+// filesystem supports reflinks (btrfs, XFS); returns how many bytes it shared.
+int64_t TryReflink(int source_fd, int64_t offset, int64_t size, int dest_fd) {
+  struct stat st;
+  if (fstat(dest_fd, &st) != 0 || st.st_blksize <= 0) return 0;
+  const int64_t block = st.st_blksize;
+  const int64_t aligned = size - size % block;
+  if (offset % block != 0 || aligned == 0) return 0;
+  file_clone_range range{};
+  range.src_fd = source_fd;
+  range.src_offset = static_cast<uint64_t>(offset);
+  range.src_length = static_cast<uint64_t>(aligned);
+  range.dest_offset = 0;
+  if (ioctl(dest_fd, FICLONERANGE, &range) != 0) return 0;  // EOPNOTSUPP, EXDEV, ...
+  return aligned;
+}
+
+// Copies [offset+done, offset+size) of the source to dest at `done`, feeding
+// every byte to `hasher` when one is given.
+absl::Status CopyRange(int source_fd, int64_t offset, int64_t done, int64_t size, int dest_fd,
+                       Hasher* hasher) {
+  std::vector<uint8_t> buf(static_cast<size_t>(std::min<int64_t>(kChunk, size - done)));
+  while (done < size) {
+    auto span =
+        std::span(buf.data(), static_cast<size_t>(std::min<int64_t>(buf.size(), size - done)));
+    RETURN_IF_ERROR_CTX(PreadFull(source_fd, span, offset + done), "reading the image");
+    if (hasher != nullptr) hasher->Update(span);
+    RETURN_IF_ERROR_CTX(PwriteFull(dest_fd, span, done), "writing the copy");
+    done += static_cast<int64_t>(span.size());
+  }
+  return absl::OkStatus();
+}
+
+// Fills the temporary file and returns the digest of what it now holds.
+absl::StatusOr<std::string> FillCopy(int source_fd, int64_t offset, int64_t size, int dest_fd,
+                                     bool& reflinked) {
+  posix_fadvise(source_fd, offset, size, POSIX_FADV_SEQUENTIAL);
+  const int64_t shared = TryReflink(source_fd, offset, size, dest_fd);
+  reflinked = shared > 0;
+  if (!reflinked) {
+    Hasher hasher(DigestAlgorithm::kSha256);
+    RETURN_IF_ERROR(CopyRange(source_fd, offset, 0, size, dest_fd, &hasher));
+    return hasher.FinishHex();
+  }
+  // Reflinked: hash the copy itself, which is what the kernel will read.
+  RETURN_IF_ERROR(CopyRange(source_fd, offset, shared, size, dest_fd, nullptr));
+  return DigestRange(dest_fd, 0, size, DigestAlgorithm::kSha256);
+}
+
+absl::Status Publish(int dir_fd, TempFile& temp, const std::string& digest, bool& reused) {
+  if (fchmod(temp.fd(), 0400) != 0) return ErrnoStatus("chmod copy", errno);
+  if (fsync(temp.fd()) != 0) return ErrnoStatus("fsync copy", errno);
+  if (renameat2(dir_fd, temp.name().c_str(), dir_fd, digest.c_str(), RENAME_NOREPLACE) == 0) {
+    temp.Published();
+    reused = false;
+    if (fsync(dir_fd) != 0) return ErrnoStatus("fsync image store", errno);
+    return absl::OkStatus();
+  }
+  if (errno != EEXIST) return ErrnoStatus("publishing copy", errno);
+  reused = true;  // someone stored the same bytes first; the temp file goes
+  return absl::OkStatus();
+}
+
+// A directory stream with its own file offset (a dup() would share ours).
+DIR* OpenDirStream(int dir_fd) {
+  int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  DIR* dir = fdopendir(fd);
+  if (dir == nullptr) close(fd);
+  return dir;
+}
+
+void RemoveTempFiles(int dir_fd) {
+  DIR* dir = OpenDirStream(dir_fd);
+  if (dir == nullptr) return;
+  while (dirent* entry = readdir(dir)) {
+    if (absl::StartsWith(entry->d_name, kTempPrefix)) unlinkat(dir_fd, entry->d_name, 0);
+  }
+  closedir(dir);
+}
+
+}  // namespace
+
+bool IsSha256Hex(const std::string& digest) {
+  return digest.size() == 64 && std::all_of(digest.begin(), digest.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+absl::StatusOr<UniqueFd> OpenPrivateDirectory(const std::string& path, mode_t mode) {
+  if (mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
+    return ErrnoStatus(absl::StrCat("mkdir ", path), errno);
+  }
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) return ErrnoStatus(path, errno);
+  if (st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+    return absl::PermissionDeniedError(absl::StrFormat(
+        "%s must be owned by uid %d and not writable by group or other (it is uid %d, mode %o)",
+        path, geteuid(), st.st_uid, st.st_mode & 07777));
+  }
+  return fd;
+}
+
+absl::StatusOr<ImageStore> ImageStore::Open(const std::string& dir) {
+  ImageStore store;
+  ASSIGN_OR_RETURN(store.dir_fd_, OpenPrivateDirectory(dir, 0700));
+  store.dir_ = dir;
+  RemoveTempFiles(store.dir_fd_.get());
+  return store;
+}
+
+absl::StatusOr<ImageStore::Copy> ImageStore::CopyPartition(int source_fd, int64_t offset,
+                                                           int64_t size) {
+  ASSIGN_OR_RETURN(TempFile temp, CreateTemp(dir_fd_.get()));
+  Copy copy;
+  ASSIGN_OR_RETURN(copy.digest, FillCopy(source_fd, offset, size, temp.fd(), copy.reflinked));
+  RETURN_IF_ERROR(Publish(dir_fd_.get(), temp, copy.digest, copy.reused));
+  ASSIGN_OR_RETURN(copy.fd, OpenCopy(copy.digest));
+  return copy;
+}
+
+absl::StatusOr<UniqueFd> ImageStore::OpenCopy(const std::string& digest) const {
+  if (!IsSha256Hex(digest)) {
+    return absl::InvalidArgumentError(absl::StrCat("not a sha256 digest: ", digest));
+  }
+  int fd = openat(dir_fd_.get(), digest.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(absl::StrCat(dir_, "/", digest), errno);
+  return UniqueFd(fd);
+}
+
+void ImageStore::Remove(const std::string& digest) {
+  if (IsSha256Hex(digest)) unlinkat(dir_fd_.get(), digest.c_str(), 0);
+}
+
+int ImageStore::Prune(const absl::flat_hash_set<std::string>& keep) {
+  DIR* dir = OpenDirStream(dir_fd_.get());
+  if (dir == nullptr) return 0;
+  int removed = 0;
+  while (dirent* entry = readdir(dir)) {
+    std::string name = entry->d_name;
+    if (!IsSha256Hex(name) || keep.contains(name)) continue;
+    if (unlinkat(dir_fd_.get(), name.c_str(), 0) == 0) ++removed;
+  }
+  closedir(dir);
+  return removed;
+}
+
+}  // namespace berth::daemon::image

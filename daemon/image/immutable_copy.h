@@ -1,0 +1,70 @@
+// The node's store of daemon-owned, immutable copies of image partitions.
+//
+// A user can rewrite a file they own while the kernel reads it through a loop
+// device, feeding the squashfs driver crafted bytes after every check (the
+// CVE-2023-30549 class, security.md B3.3). So partitions the daemon does not
+// trust are first copied here, into <state>/images (root, 0700), as
+// read-only (0400) files named by the SHA-256 of their content, computed
+// while copying. The kernel then reads only the copy, which no user can
+// reach. Naming by content means two users with the same image share one
+// copy (and one mount), and a copy survives the mount for the next run.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "common/unique_fd.h"
+
+namespace berth::daemon::image {
+
+class ImageStore {
+ public:
+  struct Copy {
+    std::string digest;      // lower-case hex SHA-256 of the partition
+    UniqueFd fd;             // the stored copy, read-only
+    bool reused = false;     // an identical copy was already stored
+    bool reflinked = false;  // the bytes were shared with FICLONERANGE
+  };
+
+  // Opens the store at `dir`, creating it 0700 if missing; refuses a
+  // directory that is a symlink, not ours, or writable by group/other.
+  // Removes temporary files left by an interrupted copy.
+  static absl::StatusOr<ImageStore> Open(const std::string& dir);
+
+  // Copies bytes [offset, offset+size) of `source_fd` into the store and
+  // hashes them on the way: reflink (FICLONERANGE) where the filesystem
+  // allows it (then the copy is hashed), otherwise one read/hash/write pass.
+  // The copy is created O_EXCL|O_NOFOLLOW under a temporary name, fsynced,
+  // made 0400 and renamed into place without replacing an existing copy.
+  // Privilege: writes into the daemon's state directory.
+  absl::StatusOr<Copy> CopyPartition(int source_fd, int64_t offset, int64_t size);
+
+  // The stored copy named `digest` (NotFound when there is none).
+  absl::StatusOr<UniqueFd> OpenCopy(const std::string& digest) const;
+
+  // Deletes the copy named `digest` (one the kernel refused, say).
+  void Remove(const std::string& digest);
+
+  // Deletes every stored copy whose digest is not in `keep` (copies in use
+  // by a mount must be kept); returns how many were deleted.
+  int Prune(const absl::flat_hash_set<std::string>& keep);
+
+  const std::string& dir() const { return dir_; }
+
+ private:
+  UniqueFd dir_fd_;
+  std::string dir_;
+};
+
+// Whether `digest` is a well-formed lower-case hex SHA-256 (and so a safe
+// file name).
+bool IsSha256Hex(const std::string& digest);
+
+// Opens (creating with `mode` if missing) a directory the daemon owns, and
+// checks it is a real directory, owned by the daemon's euid, and not writable
+// by group or other (CVE-2019-11328: state must never be user-controlled).
+absl::StatusOr<UniqueFd> OpenPrivateDirectory(const std::string& path, mode_t mode);
+
+}  // namespace berth::daemon::image

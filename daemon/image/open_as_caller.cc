@@ -1,0 +1,198 @@
+#include "daemon/image/open_as_caller.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "common/file_io.h"
+#include "common/status_macros.h"
+#include "spdlog/spdlog.h"
+
+namespace berth::daemon::image {
+namespace {
+
+// Raw system calls: they change only the calling thread's credentials.
+// glibc's setgroups() (and setuid & co.) broadcast to every thread of the
+// process, which would hand the caller's identity to all gRPC workers.
+long RawSetgroups(const std::vector<gid_t>& groups) {
+  return syscall(SYS_setgroups, groups.size(), groups.data());
+}
+// setfsuid/setfsgid return the previous value and report no errors; passing
+// an invalid id (-1) changes nothing and so reads the current value.
+uid_t RawSetfsuid(uid_t uid) {
+  return static_cast<uid_t>(syscall(SYS_setfsuid, uid));
+}
+gid_t RawSetfsgid(gid_t gid) {
+  return static_cast<gid_t>(syscall(SYS_setfsgid, gid));
+}
+constexpr uid_t kQueryId = static_cast<uid_t>(-1);
+
+absl::StatusOr<std::vector<gid_t>> RawGetgroups() {
+  long n = syscall(SYS_getgroups, 0, nullptr);
+  if (n < 0) return ErrnoStatus("getgroups", errno);
+  std::vector<gid_t> groups(static_cast<size_t>(n));
+  n = syscall(SYS_getgroups, groups.size(), groups.data());
+  if (n < 0) return ErrnoStatus("getgroups", errno);
+  groups.resize(static_cast<size_t>(n));
+  return groups;
+}
+
+// The calling thread's filesystem identity, switched to a caller's for the
+// lifetime of the object and restored unconditionally in the destructor.
+// Privilege: needs CAP_SETUID/CAP_SETGID (the daemon is root).
+class ScopedFsIdentity {
+ public:
+  static absl::StatusOr<std::unique_ptr<ScopedFsIdentity>> Assume(const CallerCreds& creds) {
+    auto guard = std::unique_ptr<ScopedFsIdentity>(new ScopedFsIdentity());
+    ASSIGN_OR_RETURN(guard->saved_groups_, RawGetgroups());
+    guard->saved_fsgid_ = RawSetfsgid(kQueryId);
+    guard->saved_fsuid_ = RawSetfsuid(kQueryId);
+    guard->active_ = true;  // from here on the destructor restores
+    RETURN_IF_ERROR(guard->Switch(creds));
+    return guard;
+  }
+  ~ScopedFsIdentity() {
+    if (active_) Restore();
+  }
+  ScopedFsIdentity(const ScopedFsIdentity&) = delete;
+  ScopedFsIdentity& operator=(const ScopedFsIdentity&) = delete;
+
+ private:
+  ScopedFsIdentity() = default;
+
+  // Groups and fsgid first: dropping fsuid 0 also drops the filesystem
+  // capabilities, and the order keeps the thread never "user uid + root groups".
+  absl::Status Switch(const CallerCreds& creds) {
+    if (RawSetgroups(creds.groups) != 0) return ErrnoStatus("setgroups", errno);
+    RawSetfsgid(creds.gid);
+    if (RawSetfsgid(creds.gid) != creds.gid) {
+      return absl::InternalError(absl::StrFormat("setfsgid(%d) did not take effect", creds.gid));
+    }
+    RawSetfsuid(creds.uid);
+    if (RawSetfsuid(creds.uid) != creds.uid) {
+      return absl::InternalError(absl::StrFormat("setfsuid(%d) did not take effect", creds.uid));
+    }
+    return absl::OkStatus();
+  }
+
+  // A thread left with a user's identity would serve the next request as that
+  // user: if any step of the restore fails, stop the daemon instead.
+  void Restore() {
+    RawSetfsuid(saved_fsuid_);
+    if (RawSetfsuid(saved_fsuid_) != saved_fsuid_) Die("setfsuid");
+    RawSetfsgid(saved_fsgid_);
+    if (RawSetfsgid(saved_fsgid_) != saved_fsgid_) Die("setfsgid");
+    if (RawSetgroups(saved_groups_) != 0) Die("setgroups");
+  }
+  [[noreturn]] static void Die(const char* step) {
+    spdlog::critical("restoring the daemon's identity failed at {}: aborting", step);
+    std::abort();
+  }
+
+  bool active_ = false;
+  uid_t saved_fsuid_ = 0;
+  gid_t saved_fsgid_ = 0;
+  std::vector<gid_t> saved_groups_;
+};
+
+std::string Quoted(const std::string& path) {
+  return absl::StrCat("\"", absl::CHexEscape(path), "\"");
+}
+
+// openat2 with RESOLVE_NO_MAGICLINKS: "/proc/self/..." resolves to the
+// daemon, never a file the caller should reach through us. O_NONBLOCK during
+// the open keeps a FIFO from parking a daemon thread until someone writes.
+absl::StatusOr<UniqueFd> OpenNoMagicLinks(const std::string& path, int flags) {
+  // openat2 refuses O_PATH combined with anything but O_DIRECTORY/O_NOFOLLOW.
+  const int nonblock = (flags & O_PATH) ? 0 : O_NONBLOCK;
+  open_how how{};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC | nonblock);
+  how.resolve = RESOLVE_NO_MAGICLINKS;
+  int fd;
+  do {
+    fd = static_cast<int>(syscall(SYS_openat2, AT_FDCWD, path.c_str(), &how, sizeof(how)));
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0 && errno == ENOSYS) {  // kernels before 5.6
+    fd = ::open(path.c_str(), flags | O_CLOEXEC | nonblock);
+  }
+  if (fd < 0) return ErrnoStatus(path, errno);
+  UniqueFd owned(fd);
+  if (!(flags & O_NONBLOCK) && !(flags & O_PATH) &&
+      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+    return ErrnoStatus(path, errno);
+  }
+  return owned;
+}
+
+absl::Status CheckDaemonMayActAs(const CallerCreds& creds) {
+  if (creds.uid == geteuid()) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrFormat(
+      "the daemon runs as uid %d and cannot open files as uid %d", geteuid(), creds.uid));
+}
+
+absl::StatusOr<UniqueFd> OpenWithCreds(const CallerCreds& creds, const std::string& path, int flags,
+                                       int access_mode) {
+  std::unique_ptr<ScopedFsIdentity> identity;
+  if (geteuid() == 0) {
+    // Why: the kernel must judge this open by the caller's permissions.
+    ASSIGN_OR_RETURN(identity, ScopedFsIdentity::Assume(creds));
+  } else {
+    RETURN_IF_ERROR(CheckDaemonMayActAs(creds));
+  }
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenNoMagicLinks(path, flags));
+  // AT_EACCESS: judge by the fs identity we assumed, not the real uid (root).
+  if (access_mode != 0 &&
+      syscall(SYS_faccessat2, fd.get(), "", access_mode, AT_EMPTY_PATH | AT_EACCESS) != 0) {
+    return ErrnoStatus(path, errno);
+  }
+  return fd;
+}
+
+}  // namespace
+
+absl::Status ValidateCallerPath(const std::string& path, const char* what) {
+  if (path.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " is empty"));
+  if (path.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " ", Quoted(path), " contains a NUL byte"));
+  }
+  if (path.size() >= PATH_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s is %d bytes long (limit %d)", what, path.size(), PATH_MAX - 1));
+  }
+  if (path[0] != '/') {
+    return absl::InvalidArgumentError(absl::StrCat(what, " ", Quoted(path), " is not absolute"));
+  }
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part == "..") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " ", Quoted(path), " has a \"..\" component"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<UniqueFd> OpenAsCaller(const CallerCreds& creds, const std::string& path,
+                                      int flags) {
+  RETURN_IF_ERROR(ValidateCallerPath(path));
+  if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
+    return absl::InvalidArgumentError("OpenAsCaller opens existing files only");
+  }
+  return OpenWithCreds(creds, path, flags, /*access_mode=*/0);
+}
+
+absl::StatusOr<UniqueFd> OpenPathAsCaller(const CallerCreds& creds, const std::string& path,
+                                          int access_mode) {
+  RETURN_IF_ERROR(ValidateCallerPath(path));
+  return OpenWithCreds(creds, path, O_PATH, access_mode);
+}
+
+}  // namespace berth::daemon::image

@@ -1,0 +1,56 @@
+// Opening a user's path with that user's permissions, inside the root daemon.
+//
+// berthd serves every user of a node, so a path in a request (an image, a
+// --bind source, a working directory) must be opened the way the caller would
+// open it, never by root on the caller's behalf (security.md B3.2, the
+// confused-deputy class). The daemon is multi-threaded (gRPC), so the switch
+// is made to the *calling thread's* filesystem identity only: raw
+// setgroups/setfsgid/setfsuid system calls (glibc's wrappers broadcast some of
+// these to every thread), the open, and an unconditional, verified restore.
+// What the caller gets is a descriptor; everything after works on it, never on
+// the path again, so symlink swaps after the open gain nothing.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/unique_fd.h"
+
+namespace berth::daemon::image {
+
+// Who we open as: the uid/gid/groups the kernel reported for the socket peer
+// (PeerIdentity), never anything a request says.
+struct CallerCreds {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups
+};
+
+// Checks that `path` is one a request may name: absolute, no NUL byte, shorter
+// than PATH_MAX and without `..` components. `what` names it in the error
+// ("image path", "bind source").
+absl::Status ValidateCallerPath(const std::string& path, const char* what = "path");
+
+// Opens `path` with open(2) `flags` (O_CLOEXEC added; O_CREAT/O_TMPFILE are
+// refused) using the caller's filesystem identity. Magic links
+// (/proc/self/fd/N, which would name the daemon's own files) are not followed.
+// Privilege: when the daemon runs as root, temporarily takes the caller's
+// fsuid/fsgid/groups on the calling thread only, and restores root before
+// returning (a failed restore aborts the process: a thread stuck with a user's
+// identity must not serve the next request). In user mode (the daemon is not
+// root) it is a plain open, and refuses a uid other than the daemon's own.
+absl::StatusOr<UniqueFd> OpenAsCaller(const CallerCreds& creds, const std::string& path, int flags);
+
+// An O_PATH descriptor for a --bind source, resolved as the caller, after
+// checking (as the caller, with faccessat2 AT_EACCESS) that the caller has
+// `access_mode` (R_OK by default) on it: O_PATH alone would prove only that
+// the caller can reach the path, not that it may read what a bind exposes.
+// Privilege: as OpenAsCaller.
+absl::StatusOr<UniqueFd> OpenPathAsCaller(const CallerCreds& creds, const std::string& path,
+                                          int access_mode = 4 /* R_OK */);
+
+}  // namespace berth::daemon::image

@@ -1,0 +1,124 @@
+#include "daemon/launch/cgroups.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <optional>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/file_io.h"
+#include "common/status_macros.h"
+
+namespace berth::daemon::launch {
+namespace {
+
+struct CgroupMount {
+  bool v2 = false;
+  std::vector<std::string> options;  // super options: controllers, name=...
+  std::string root;                  // the cgroup shown at the mount point
+  std::string mount_point;
+};
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string Unescape(absl::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    bool octal = s[i] == '\\' && i + 3 < s.size() &&
+                 std::all_of(s.begin() + i + 1, s.begin() + i + 4,
+                             [](char c) { return c >= '0' && c <= '7'; });
+    if (octal) {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// "36 25 0:31 / /sys/fs/cgroup/cpu rw,nosuid - cgroup cgroup rw,cpu,cpuacct"
+std::optional<CgroupMount> ParseMountLine(absl::string_view line) {
+  std::vector<absl::string_view> halves = absl::StrSplit(line, " - ");
+  if (halves.size() != 2) return std::nullopt;
+  std::vector<absl::string_view> left = absl::StrSplit(halves[0], ' ');
+  std::vector<absl::string_view> right = absl::StrSplit(halves[1], ' ');
+  if (left.size() < 5 || right.size() < 3) return std::nullopt;
+  CgroupMount m;
+  if (right[0] == "cgroup2") {
+    m.v2 = true;
+  } else if (right[0] != "cgroup") {
+    return std::nullopt;
+  }
+  m.root = Unescape(left[3]);
+  m.mount_point = Unescape(left[4]);
+  for (absl::string_view opt : absl::StrSplit(right[2], ',')) m.options.emplace_back(opt);
+  return m;
+}
+
+bool Serves(const CgroupMount& m, absl::string_view controllers) {
+  if (controllers.empty()) return m.v2;
+  if (m.v2) return false;
+  for (absl::string_view c : absl::StrSplit(controllers, ',')) {
+    if (std::find(m.options.begin(), m.options.end(), c) == m.options.end()) return false;
+  }
+  return true;
+}
+
+// The directory for `path` in a mount showing cgroup `m.root`, if inside it.
+std::optional<std::string> DirIn(const CgroupMount& m, absl::string_view path) {
+  if (m.root == "/") return absl::StrCat(m.mount_point, path == "/" ? "" : path);
+  if (path == m.root) return m.mount_point;
+  if (absl::StartsWith(path, m.root) && path.size() > m.root.size() && path[m.root.size()] == '/') {
+    return absl::StrCat(m.mount_point, path.substr(m.root.size()));
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<std::string> ReadText(const std::string& path) {
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_RDONLY));
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(path, errno);
+    if (n == 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> CgroupDirsFrom(absl::string_view proc_cgroup,
+                                                        absl::string_view mountinfo) {
+  std::vector<CgroupMount> mounts;
+  for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
+    if (auto m = ParseMountLine(line)) mounts.push_back(std::move(*m));
+  }
+  std::vector<std::string> dirs;
+  for (absl::string_view line : absl::StrSplit(proc_cgroup, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, absl::MaxSplits(':', 2));
+    if (f.size() != 3) return absl::InvalidArgumentError(absl::StrCat("cgroup line: ", line));
+    // Later mounts of the same hierarchy hide earlier ones: take the last.
+    for (auto it = mounts.rbegin(); it != mounts.rend(); ++it) {
+      if (!Serves(*it, f[1])) continue;
+      if (auto dir = DirIn(*it, f[2])) {
+        dirs.push_back(std::move(*dir));
+        break;
+      }
+    }
+  }
+  return dirs;
+}
+
+absl::StatusOr<std::vector<std::string>> CgroupDirsOf(pid_t pid) {
+  ASSIGN_OR_RETURN(std::string cgroup, ReadText(absl::StrCat("/proc/", pid, "/cgroup")));
+  ASSIGN_OR_RETURN(std::string mountinfo, ReadText("/proc/self/mountinfo"));
+  return CgroupDirsFrom(cgroup, mountinfo);
+}
+
+}  // namespace berth::daemon::launch

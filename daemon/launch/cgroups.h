@@ -1,0 +1,34 @@
+// Which cgroup directories a process lives in, so that its container can
+// join the very same cgroups (Slurm accounting, limits and `scancel` then
+// cover the container as they cover the client).
+//
+// Every hierarchy counts: the cgroup2 unified one and, on v1 or hybrid
+// hosts, each v1 hierarchy (cpu, memory, cpuset, name=systemd, ...). Paths
+// come from /proc/<pid>/cgroup mapped through this mount namespace's
+// mountinfo, so nothing the client sends is trusted.
+//
+// Privilege: reads /proc; no privilege needed. Joining (writing to
+// cgroup.procs) happens in the container's child with the daemon's
+// credentials, through descriptors the launcher opens.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace berth::daemon::launch {
+
+// The cgroup directories of `pid` (as seen by this process), one per
+// hierarchy that is mounted here.
+absl::StatusOr<std::vector<std::string>> CgroupDirsOf(pid_t pid);
+
+// The same from the file contents, for tests: `proc_cgroup` is
+// /proc/<pid>/cgroup, `mountinfo` is /proc/self/mountinfo.
+absl::StatusOr<std::vector<std::string>> CgroupDirsFrom(absl::string_view proc_cgroup,
+                                                        absl::string_view mountinfo);
+
+}  // namespace berth::daemon::launch

@@ -1,0 +1,213 @@
+// The child's main sequence and its process-level steps (signals, cgroups,
+// hostname, cwd, descriptors, limits). Rules: child.h.
+#include "daemon/launch/child.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+
+#include "daemon/launch/child_internal.h"
+
+namespace berth::daemon::launch {
+namespace child {
+namespace {
+
+void Append(ChildMessage& msg, size_t& len, const char* s) {
+  while (s != nullptr && *s != '\0' && len + 1 < sizeof(msg.text)) msg.text[len++] = *s++;
+  msg.text[len] = '\0';
+}
+
+// The kernel's sigaction; glibc's refuses the signals it reserves, and the
+// child must put every handler back to the default (the inherited ones point
+// into daemon code).
+struct KernelSigaction {
+  void (*handler)(int);
+  unsigned long flags;
+  void (*restorer)();
+  uint64_t mask;
+};
+
+void ResetSignalHandlers() {
+  uint64_t all = ~uint64_t{0};
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, nullptr, sizeof(all));
+  KernelSigaction dfl{SIG_DFL, 0, nullptr, 0};
+  for (int sig = 1; sig <= 64; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof(uint64_t));
+  }
+}
+
+void JoinCgroups(const ChildPlan& plan) {
+  for (size_t i = 0; i < plan.cgroup_procs_fds.size(); ++i) {
+    // "0" is the writer itself, in any PID namespace.
+    if (write(plan.cgroup_procs_fds[i], "0", 1) != 1) {
+      Fail(plan, plan.cgroup_what[i].c_str(), nullptr, errno);
+    }
+    close(plan.cgroup_procs_fds[i]);
+  }
+}
+
+void SetHostname(const ChildPlan& plan) {
+  if (plan.hostname.empty()) return;
+  if (sethostname(plan.hostname.data(), plan.hostname.size()) != 0) {
+    Fail(plan, "setting the hostname", nullptr, errno);
+  }
+}
+
+// After pivot_root, "/" is the container's root: RESOLVE_IN_ROOT keeps the
+// walk inside it and RESOLVE_NO_MAGICLINKS refuses /proc/self/fd/N and its
+// kin, even through a symlink in the image (CVE-2024-21626).
+void EnterCwd(const ChildPlan& plan) {
+  int fd = OpenAt2(AT_FDCWD, plan.cwd.c_str(), O_PATH | O_DIRECTORY,
+                   RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+  if (fd < 0) Fail(plan, "entering the working directory", plan.cwd.c_str(), errno);
+  if (fchdir(fd) != 0) Fail(plan, "entering the working directory", plan.cwd.c_str(), errno);
+  close(fd);
+  char buf[PATH_MAX];
+  long n = syscall(SYS_getcwd, buf, sizeof(buf));
+  // The kernel prefixes "(unreachable)" to a cwd outside the root.
+  if (n <= 0 || buf[0] != '/') {
+    Fail(plan, "entering the working directory", "it is outside the container's root", EACCES);
+  }
+}
+
+// Closes [first, last]; nothing when the range is empty.
+void CloseRange(long first, long last) {
+  if (first <= last)
+    syscall(SYS_close_range, static_cast<unsigned>(first), static_cast<unsigned>(last), 0);
+}
+
+// Places every requested descriptor at its number and closes the rest (the
+// daemon's sockets, other containers' descriptors): the container gets
+// exactly its fds. Sources are first copied above every target so that no
+// dup3() overwrites a source still to be placed. The control channel and
+// the status pipe survive as close-on-exec descriptors above the targets.
+void PlaceDescriptors(ChildPlan& plan) {
+  int floor = plan.max_target + 1 > 3 ? plan.max_target + 1 : 3;
+  // The caller's numbers may exceed the daemon's NOFILE limit; the caller's
+  // own limits are applied afterwards.
+  rlimit nofile;
+  rlim_t needed = static_cast<rlim_t>(floor) + plan.fds.size() + 8;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < needed) {
+    nofile.rlim_cur = needed;
+    if (nofile.rlim_max < needed) nofile.rlim_max = needed;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+  int channel = fcntl(plan.channel_fd, F_DUPFD_CLOEXEC, floor);
+  if (channel < 0) Fail(plan, "moving the control channel", nullptr, errno);
+  plan.channel_fd = channel;
+  if (plan.status_fd >= 0) {
+    plan.status_fd = fcntl(plan.status_fd, F_DUPFD_CLOEXEC, floor);
+    if (plan.status_fd < 0) Fail(plan, "moving the status pipe", nullptr, errno);
+  }
+  for (size_t i = 0; i < plan.fds.size(); ++i) {
+    plan.fd_scratch[i] = fcntl(plan.fds[i].source, F_DUPFD_CLOEXEC, floor);
+    if (plan.fd_scratch[i] < 0) Fail(plan, "copying the container's descriptors", nullptr, errno);
+  }
+  for (size_t i = 0; i < plan.fds.size(); ++i) {
+    if (dup3(plan.fd_scratch[i], plan.fds[i].target, 0) < 0) {
+      Fail(plan, "placing the container's descriptors", nullptr, errno);
+    }
+  }
+  // The gaps between targets (sorted by the parent), then above them.
+  int previous = -1;
+  for (const FdPlacement& p : plan.fds) {
+    CloseRange(previous + 1, p.target - 1);
+    previous = p.target;
+  }
+  CloseRange(previous + 1, floor - 1);
+  int low = plan.channel_fd;
+  int high = plan.status_fd;
+  if (high >= 0 && high < low) {
+    low = plan.status_fd;
+    high = plan.channel_fd;
+  }
+  CloseRange(floor, low - 1);
+  if (high >= 0) {
+    CloseRange(low + 1, high - 1);
+    CloseRange(high + 1, ~0U);
+  } else {
+    CloseRange(low + 1, ~0U);
+  }
+}
+
+// Before the identity switch: raising a hard limit needs CAP_SYS_RESOURCE.
+void ApplyProcessAttributes(const ChildPlan& plan) {
+  for (size_t i = 0; i < plan.rlimits.size(); ++i) {
+    if (setrlimit(static_cast<__rlimit_resource>(plan.rlimits[i].first), &plan.rlimits[i].second) !=
+        0) {
+      Fail(plan, plan.rlimit_what[i].c_str(), nullptr, errno);
+    }
+  }
+  if (plan.set_affinity && sched_setaffinity(0, sizeof(plan.affinity), &plan.affinity) != 0) {
+    Fail(plan, "setting the CPU affinity", nullptr, errno);
+  }
+  if (plan.set_umask) umask(plan.umask);
+}
+
+}  // namespace
+
+void Fail(const ChildPlan& plan, const char* what, const char* detail, int err) {
+  ChildMessage msg;
+  msg.kind = ChildMessage::kFailed;
+  msg.err = err;
+  size_t len = 0;
+  Append(msg, len, what);
+  if (detail != nullptr) {
+    Append(msg, len, ": ");
+    Append(msg, len, detail);
+  }
+  send(plan.channel_fd, &msg, sizeof(msg), MSG_NOSIGNAL);
+  _exit(kFailedExit);
+}
+
+void FailFs(const ChildPlan& plan, const char* what, int fs_fd, int err) {
+  char log[256];
+  ssize_t n = read(fs_fd, log, sizeof(log) - 1);
+  if (n <= 0) Fail(plan, what, nullptr, err);
+  while (n > 0 && log[n - 1] == '\n') --n;
+  log[n] = '\0';
+  Fail(plan, what, log, err);
+}
+
+void Send(const ChildPlan& plan, uint32_t kind) {
+  ChildMessage msg;
+  msg.kind = kind;
+  send(plan.channel_fd, &msg, sizeof(msg), MSG_NOSIGNAL);
+}
+
+int OpenAt2(int dirfd, const char* path, uint64_t flags, uint64_t resolve) {
+  open_how how{};
+  how.flags = flags | O_CLOEXEC;
+  how.resolve = resolve;
+  // EAGAIN: a concurrent rename made RESOLVE_IN_ROOT unsure; bounded retries.
+  int fd = -1;
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    fd = static_cast<int>(syscall(SYS_openat2, dirfd, path, &how, sizeof(how)));
+    if (fd >= 0 || (errno != EINTR && errno != EAGAIN)) break;
+  }
+  return fd;
+}
+
+}  // namespace child
+
+void ChildMain(ChildPlan& plan) {
+  child::ResetSignalHandlers();
+  child::JoinCgroups(plan);
+  child::SetHostname(plan);
+  child::BuildRootAndPivot(plan);
+  child::EnterCwd(plan);
+  child::PlaceDescriptors(plan);
+  child::ApplyProcessAttributes(plan);
+  child::DropPrivileges(plan);
+  child::StartPayload(plan);
+}
+
+}  // namespace berth::daemon::launch

@@ -1,0 +1,131 @@
+// The container's first process: what it does, and the plan it follows.
+//
+// The child is a raw clone3() copy of one thread of a multi-threaded daemon.
+// Other threads may have held glibc's malloc, stdio or locale locks at the
+// moment of the clone, and glibc's per-thread data (the cached tid) is stale,
+// so the child must not allocate, print, throw, or call anything that might
+// (no std::string growth, no absl, no strerror/snprintf, no raise()). It only
+// reads the ChildPlan the parent built and makes system calls. A failure is
+// reported as one ChildMessage naming the step and errno; the parent turns it
+// into an absl::Status.
+//
+// Order of the steps (child.cc), each named in its error message:
+//   join cgroups → mount tree (child_rootfs.cc) → pivot_root → cwd →
+//   descriptors → rlimits, affinity, umask → identity (child_credentials.cc)
+//   → init + exec (child_init.cc).
+// The cgroup join comes first so that everything the container allocates,
+// its tmpfs pages included, is charged to the caller's cgroup.
+//
+// Privilege: runs with the daemon's privileges until the identity step;
+// every step before it must only act on what the parent resolved or on
+// paths resolved beneath the new root with RESOLVE_IN_ROOT.
+#pragma once
+
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace berth::daemon::launch {
+
+// Messages from the child (and the payload) to Launch(), over a
+// SOCK_SEQPACKET socketpair whose child end is close-on-exec: end-of-file
+// after kExecuting means the payload was exec'd.
+struct ChildMessage {
+  enum Kind : uint32_t {
+    kFailed = 1,      // `text` names the step, `err` is its errno
+    kNeedIdMaps = 2,  // the user namespace exists: parent writes uid/gid maps
+    kExecuting = 3,   // the payload is about to execve
+    kIdMapsDone = 4,  // parent → child: maps written
+  };
+  uint32_t kind = 0;
+  int32_t err = 0;
+  char text[504] = {};
+};
+
+// One mount of the container's tree, attached in order beneath the new root.
+struct MountStep {
+  enum Kind : uint8_t {
+    kAttach,  // move the detached mount `source_fd` (made by the parent) here
+    kProcfs,  // a fresh procfs for the container's PID namespace
+  };
+  Kind kind = kAttach;
+  int source_fd = -1;
+  // The directory `destination` is resolved beneath (an attached mount's
+  // fd); -1 means the new root. Resolution is always RESOLVE_IN_ROOT with no
+  // magic links, so a symlink planted in the image stays inside the root.
+  int base_fd = -1;
+  std::string destination;  // relative, lexically clean, never empty
+  std::string what;         // "mounting /home/alice", for the error message
+};
+
+struct FdPlacement {
+  int source = -1;  // a descriptor of the daemon
+  int target = -1;  // its number in the container
+};
+
+struct ChildPlan {
+  // --- namespaces
+  uint64_t clone_flags = 0;
+  bool pid_namespace = false;
+  std::string hostname;  // empty: unchanged
+
+  // --- control
+  int channel_fd = -1;      // child end of the message socketpair
+  int status_fd = -1;       // write end of the payload-status pipe (init only)
+  int channel_target = -1;  // numbers both are moved to before fds are placed
+  int status_target = -1;
+
+  // --- cgroups: cgroup.procs descriptors opened by the parent; the child
+  // writes "0" (itself) to each, so no path is resolved in the child.
+  std::vector<int> cgroup_procs_fds;
+  std::vector<std::string> cgroup_what;
+
+  // --- root filesystem
+  int session_fd = -1;  // detached session tmpfs (staging layer, upper/work)
+  std::vector<std::pair<std::string, std::string>> overlay_options;  // ("", "") ends flags
+  uint64_t overlay_attr = 0;                                         // MOUNT_ATTR_*
+  std::string session_path;  // "/proc/self/fd/N" of session_fd, for umount
+  std::vector<MountStep> mounts;
+  std::string cwd;  // absolute, clean, not under /proc
+
+  // --- process attributes
+  std::vector<FdPlacement> fds;
+  std::vector<int> fd_scratch;  // one slot per fds entry, written by the child
+  int max_target = -1;
+  int controlling_tty = -1;
+  std::vector<std::pair<int, rlimit>> rlimits;
+  std::vector<std::string> rlimit_what;
+  bool set_affinity = false;
+  cpu_set_t affinity{};
+  bool set_umask = false;
+  mode_t umask = 022;
+
+  // --- identity
+  bool user_namespace = false;
+  bool fakeroot = false;
+  bool can_setgroups = true;  // false in a user namespace with setgroups denied
+  uid_t uid = 0;              // the caller, in the daemon's user namespace
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  uid_t inside_uid = 0;  // the ids to switch to (differ from uid/gid with fakeroot)
+  gid_t inside_gid = 0;
+  int last_cap = 40;  // /proc/sys/kernel/cap_last_cap
+
+  // --- payload
+  bool run_init = false;
+  std::vector<std::string> exec_candidates;  // paths to try in order
+  std::string exec_what;                     // "exec <argv0>"
+  std::vector<const char*> argv;             // null-terminated, into LaunchSpec
+  std::vector<const char*> envp;             // null-terminated
+};
+
+// The body of the cloned child. Never returns.
+[[noreturn]] void ChildMain(ChildPlan& plan);
+
+}  // namespace berth::daemon::launch

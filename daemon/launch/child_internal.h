@@ -1,0 +1,38 @@
+// Helpers shared by the child's source files (child*.cc). Everything here
+// follows child.h's rules: system calls only, no allocation.
+#pragma once
+
+#include <cstdint>
+
+#include "daemon/launch/child.h"
+
+namespace berth::daemon::launch::child {
+
+// The exit status of a child (or payload) that failed a step: the shell's
+// "command not found / could not run" convention.
+inline constexpr int kFailedExit = 127;
+
+// Reports "what[: detail]" with `err` to the parent and exits. `detail` may
+// be null.
+[[noreturn]] void Fail(const ChildPlan& plan, const char* what, const char* detail, int err);
+
+// Fail(), with the kernel's own message from an fs context fd (fsopen) as
+// the detail when there is one.
+[[noreturn]] void FailFs(const ChildPlan& plan, const char* what, int fs_fd, int err);
+
+// Sends a bodiless message; errors are ignored (the parent notices EOF).
+void Send(const ChildPlan& plan, uint32_t kind);
+
+// openat2(dirfd, path, flags | O_CLOEXEC, resolve), retried on EINTR/EAGAIN.
+int OpenAt2(int dirfd, const char* path, uint64_t flags, uint64_t resolve);
+
+// child_rootfs.cc: builds the tree, pivots into it, detaches the old root.
+void BuildRootAndPivot(ChildPlan& plan);
+
+// child_credentials.cc: becomes the caller (or fakeroot); no caps, NNP.
+void DropPrivileges(ChildPlan& plan);
+
+// child_init.cc: exec the payload, through an init when the plan says so.
+[[noreturn]] void StartPayload(ChildPlan& plan);
+
+}  // namespace berth::daemon::launch::child

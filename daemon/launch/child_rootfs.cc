@@ -1,0 +1,120 @@
+// The child builds the container's mount tree in its new mount namespace
+// and pivots into it. Rules: child.h.
+//
+// Shape of the tree (all made by the parent as detached mounts except the
+// overlay and /proc, which must be made here):
+//   /              overlayfs, ro,nosuid,nodev (rw with --writable-tmpfs):
+//                    upper  = session tmpfs "upper" (--writable-tmpfs only)
+//                    lower  = session tmpfs "staging" : image_root
+//   /proc          fresh procfs of the container's PID namespace
+//   /sys, /dev,... bind mounts and tmpfs in MountStep order (prepare_mounts.cc)
+//
+// overlayfs takes its layers by path and, before Linux 6.15, only from
+// mounts in the caller's namespace; so the session tmpfs is briefly attached
+// over "/" (invisible to path lookups, which start at the root dentry
+// beneath it), the overlay made from "/proc/self/fd/N/..." paths, and the
+// session tmpfs detached again (the overlay holds its own references).
+//
+// Privilege: the daemon's (CAP_SYS_ADMIN over the new mount namespace).
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "daemon/launch/child_internal.h"
+
+namespace berth::daemon::launch::child {
+namespace {
+
+constexpr uint64_t kInRoot = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+
+// Mount events must never flow from the container to the daemon; host events
+// (an automounted /home) may still flow in.
+void DetachFromHostPropagation(const ChildPlan& plan) {
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
+    Fail(plan, "making the container's mounts slaves of the host's", nullptr, errno);
+  }
+}
+
+int MountRootOverlay(const ChildPlan& plan) {
+  const char* what = "mounting the root overlay";
+  if (move_mount(plan.session_fd, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+    Fail(plan, what, "attaching the session tmpfs", errno);
+  }
+  int fs = fsopen("overlay", FSOPEN_CLOEXEC);
+  if (fs < 0) Fail(plan, what, "fsopen", errno);
+  for (const auto& [key, value] : plan.overlay_options) {
+    int rc = value.empty() ? fsconfig(fs, FSCONFIG_SET_FLAG, key.c_str(), nullptr, 0)
+                           : fsconfig(fs, FSCONFIG_SET_STRING, key.c_str(), value.c_str(), 0);
+    if (rc != 0) FailFs(plan, what, fs, errno);
+  }
+  if (fsconfig(fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) FailFs(plan, what, fs, errno);
+  int root = fsmount(fs, FSMOUNT_CLOEXEC, static_cast<unsigned>(plan.overlay_attr));
+  if (root < 0) FailFs(plan, what, fs, errno);
+  close(fs);
+  if (umount2(plan.session_path.c_str(), MNT_DETACH) != 0) {
+    Fail(plan, what, "detaching the session tmpfs", errno);
+  }
+  // Stacked over the daemon's root until pivot_root makes it the root.
+  if (move_mount(root, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+    Fail(plan, what, "attaching it", errno);
+  }
+  return root;
+}
+
+int NewProcfs(const ChildPlan& plan, const MountStep& step) {
+  int fs = fsopen("proc", FSOPEN_CLOEXEC);
+  if (fs < 0) Fail(plan, step.what.c_str(), "fsopen", errno);
+  if (fsconfig(fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
+    FailFs(plan, step.what.c_str(), fs, errno);
+  }
+  int mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+  if (mnt < 0) FailFs(plan, step.what.c_str(), fs, errno);
+  close(fs);
+  return mnt;
+}
+
+// The destination is resolved by the kernel beneath the new root (or an
+// attached mount of ours), never through a symlink out of it, and the mount
+// is placed on that descriptor: nothing can be swapped between the two
+// (CVE-2021-30465).
+void Attach(const ChildPlan& plan, int root, const MountStep& step) {
+  int base = step.base_fd >= 0 ? step.base_fd : root;
+  int target = OpenAt2(base, step.destination.c_str(), O_PATH, kInRoot);
+  if (target < 0) Fail(plan, step.what.c_str(), "resolving the destination", errno);
+  int source = step.kind == MountStep::kProcfs ? NewProcfs(plan, step) : step.source_fd;
+  if (move_mount(source, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+    Fail(plan, step.what.c_str(), nullptr, errno);
+  }
+  close(target);
+  if (step.kind == MountStep::kProcfs) close(source);
+}
+
+// pivot_root(".", ".") stacks the old root on the new one; unmounting "."
+// from the old root's directory then drops the host's tree for good.
+void PivotInto(const ChildPlan& plan, int root) {
+  const char* what = "pivoting into the container's root";
+  int old_root = open("/", O_DIRECTORY | O_PATH | O_CLOEXEC);
+  if (old_root < 0) Fail(plan, what, "opening the old root", errno);
+  if (fchdir(root) != 0) Fail(plan, what, "entering the new root", errno);
+  if (syscall(SYS_pivot_root, ".", ".") != 0) Fail(plan, what, nullptr, errno);
+  if (fchdir(old_root) != 0) Fail(plan, what, "entering the old root", errno);
+  if (umount2(".", MNT_DETACH) != 0) Fail(plan, what, "detaching the old root", errno);
+  if (chdir("/") != 0) Fail(plan, what, "entering /", errno);
+  close(old_root);
+  close(root);
+}
+
+}  // namespace
+
+void BuildRootAndPivot(ChildPlan& plan) {
+  DetachFromHostPropagation(plan);
+  int root = MountRootOverlay(plan);
+  for (const MountStep& step : plan.mounts) Attach(plan, root, step);
+  PivotInto(plan, root);
+}
+
+}  // namespace berth::daemon::launch::child

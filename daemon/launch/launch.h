@@ -1,0 +1,203 @@
+// The container launcher: from a fully prepared LaunchSpec to a running
+// container process (run / exec / shell all end here).
+//
+// What the caller (the service layer) must have done before Launch():
+//   - mounted the image's squashfs read-only at `image_root` in the daemon's
+//     mount namespace, and keep it mounted (refcount) until the container is
+//     waited for;
+//   - read the caller's identity from the kernel (peer credentials), and
+//     filled in the name, home, shell and group names it wants in the
+//     container's /etc/passwd and /etc/group;
+//   - opened every bind source (user binds, $HOME, the cwd) *as the caller*
+//     and passed the descriptors: the launcher mounts exactly those inodes,
+//     so a path swapped after the check gets the caller nothing;
+//   - computed argv and the environment (Apptainer's rules) and resolved the
+//     stdio descriptors; found the caller's cgroup directories
+//     (CgroupDirsOf() in cgroups.h) when the container must join them.
+//
+// Process shape. The daemon is multi-threaded (gRPC), so the container is a
+// raw clone3() child of the calling thread that only makes system calls:
+// every string, array and descriptor it uses is prepared here first, in
+// the parent, where allocation and absl::Status are fine (child.h has the
+// rules). A helper binary re-exec'd for each launch would allow ordinary
+// code in the child, but costs an exec per start (the floor we aim at is
+// ~1.7 ms) and would itself be a binary to protect from the container
+// (CVE-2019-5736); the raw child never execs anything but the payload.
+//
+// With a PID namespace (the default) the child becomes the namespace's
+// PID 1: a tiny init that forks the payload, forwards signals to it, reaps
+// every orphan and reports the payload's wait status. It still maps the
+// daemon's memory (a copy-on-write image of it), so it runs as the caller
+// with no capabilities and is non-dumpable: the container cannot ptrace it
+// or open /proc/1/{exe,mem,fd}.
+//
+// Privilege: Launch() runs with the daemon's full privileges (root in system
+// mode; root of the daemon's own user namespace in user mode). The child
+// builds the mount tree with them, then drops to the caller (or to a
+// fakeroot user namespace) before anything of the caller's runs.
+//
+// Requirements on the rest of the daemon: nobody may wait for "any child"
+// (waitpid(-1)) or set SIGCHLD to SIG_IGN, which would steal the container's
+// exit status; containers are reaped only through Container.
+#pragma once
+
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/unique_fd.h"
+
+namespace berth::daemon::launch {
+
+// Who the container runs as. Numbers come from the kernel, names from the
+// host's databases (the service layer's choice); names only go into the
+// generated /etc/passwd and /etc/group.
+struct Identity {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups, e.g. from SO_PEERGROUPS
+  std::string user_name;
+  std::string home;   // the home directory *inside* the container (passwd field)
+  std::string shell;  // passwd field; "/bin/sh" when empty
+  std::string gecos;
+  // Names for the caller's primary and supplementary groups, for /etc/group.
+  std::vector<std::pair<gid_t, std::string>> group_names;
+};
+
+// One host path to bind into the container.
+struct BindSpec {
+  UniqueFd source;          // opened as the caller (O_PATH is enough); directory or file
+  std::string source_path;  // for messages only; never re-opened
+  std::string destination;  // absolute path inside the container
+  bool read_only = false;
+};
+
+// The default system mounts, each one disabled by --no-mount.
+struct SystemMounts {
+  bool proc = true;
+  bool sys = true;
+  bool dev = true;
+  bool tmp = true;        // /tmp and /var/tmp
+  bool etc_files = true;  // /etc/hosts, /etc/localtime, /etc/resolv.conf from the host
+};
+
+struct LaunchSpec {
+  // The read-only mounted image rootfs, a directory in the daemon's mount ns.
+  std::string image_root;
+  Identity identity;
+
+  // Namespaces. A mount namespace is always created.
+  bool pid_namespace = true;
+  bool ipc_namespace = false;
+  bool uts_namespace = false;
+  std::string hostname;  // set inside a UTS namespace (implies uts_namespace)
+  // A user namespace of its own for the container (--userns), created after
+  // the mount tree is built, mapping the caller's uid and gid to themselves.
+  // Not needed in user mode: the daemon's own user namespace already
+  // confines the container there.
+  bool user_namespace = false;
+  // uid/gid 0 inside a user namespace, mapped to the caller outside; keeps
+  // its capabilities inside that namespace (like Apptainer's --fakeroot).
+  // Implies user_namespace.
+  bool fakeroot = false;
+
+  // --contain: minimal /dev, and empty tmpfs at /tmp, /var/tmp and $HOME.
+  bool contain = false;
+  // --no-init: exec the payload as PID 1 of the PID namespace.
+  bool no_init = false;
+  // --writable-tmpfs: an overlay upper layer on a tmpfs of this size.
+  std::optional<int64_t> writable_tmpfs_bytes;
+
+  SystemMounts system_mounts;
+  // $HOME: `home->source` bound at `home->destination`; with `contain` a
+  // fresh tmpfs owned by the caller is mounted at the destination instead
+  // (the source may then be left invalid). Unset: no home mount (--no-home).
+  std::optional<BindSpec> home;
+  // User binds (-B). The launcher mounts them shortest destination first,
+  // keeping the given order between equal lengths (Apptainer 1.2+).
+  std::vector<BindSpec> binds;
+  // The host cwd bound at the same path; mounted last. Unset: none.
+  std::optional<BindSpec> cwd_bind;
+  // Working directory inside the container. Refused when it is or resolves
+  // through /proc or a magic link (CVE-2024-21626); must exist.
+  std::string cwd = "/";
+
+  // The payload. argv[0] without a '/' is searched in env's PATH.
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // exactly the payload's environment
+
+  // Descriptors the container gets: each source fd appears as the given
+  // number (0, 1, 2, PMI_FD, --keep-fd). Everything else is closed.
+  std::vector<std::pair<UniqueFd, int>> fds;
+  // A container fd number (one of `fds`' targets) that is a terminal to make
+  // the payload's controlling terminal, or -1.
+  int controlling_tty = -1;
+
+  // Slurm-readiness: what the client process had, copied onto the payload.
+  std::vector<std::string> cgroup_dirs;  // each hierarchy's directory; see cgroups.h
+  std::optional<cpu_set_t> affinity;
+  std::vector<std::pair<int, rlimit>> rlimits;  // (RLIMIT_*, value)
+  std::optional<mode_t> umask;
+};
+
+// How the payload ended.
+struct ExitStatus {
+  int exit_code = 0;  // valid when signal == 0
+  int signal = 0;     // the signal that killed the payload, or 0
+  bool core_dumped = false;
+  // The shell's convention: the exit code, or 128 + the signal.
+  int ShellStatus() const { return signal != 0 ? 128 + signal : exit_code; }
+};
+
+// A running container. Destroying one that was not waited for kills it
+// (SIGKILL to its PID 1, which takes the whole PID namespace) and reaps it.
+class Container {
+ public:
+  Container(Container&& other) noexcept;
+  Container& operator=(Container&& other) noexcept;
+  ~Container();
+
+  // The container's first process (its init, or the payload with no_init or
+  // without a PID namespace), in the daemon's PID namespace.
+  pid_t pid() const { return pid_; }
+  // The payload process in the daemon's PID namespace.
+  pid_t payload_pid() const { return payload_pid_; }
+  // A pidfd for pid(): becomes readable when the container exits.
+  int pidfd() const { return pidfd_.get(); }
+
+  // Delivers `sig` to the payload (through the init, which forwards it).
+  absl::Status Signal(int sig);
+  // Blocks until the container has exited and reaps it.
+  absl::StatusOr<ExitStatus> Wait();
+
+ private:
+  friend absl::StatusOr<Container> Launch(LaunchSpec spec);
+  Container(pid_t pid, pid_t payload_pid, UniqueFd pidfd, UniqueFd status_fd, bool has_init);
+  void KillAndReap();
+
+  pid_t pid_ = -1;
+  pid_t payload_pid_ = -1;
+  UniqueFd pidfd_;
+  UniqueFd status_fd_;  // the init writes the payload's wait status here
+  bool has_init_ = false;
+  bool reaped_ = true;
+};
+
+// Creates the container and returns once the payload has been exec'd. A
+// failure anywhere (in this process or in the child, each child step named:
+// "mounting /proc: Operation not permitted", "exec /bin/foo: No such file or
+// directory") is returned as an error after the child has been reaped; no
+// mount is ever left in the daemon's mount namespace.
+//
+// Privilege: call with the daemon's privileges (see the file comment).
+absl::StatusOr<Container> Launch(LaunchSpec spec);
+
+}  // namespace berth::daemon::launch

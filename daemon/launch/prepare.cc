@@ -1,0 +1,320 @@
+#include "daemon/launch/prepare.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/file_io.h"
+#include "common/status_macros.h"
+#include "daemon/launch/account_files.h"
+#include "daemon/launch/image_paths.h"
+#include "daemon/launch/mount_api.h"
+
+namespace berth::daemon::launch {
+namespace {
+
+constexpr size_t kMaxArgBytes = 2 << 20;  // the kernel's default ARG_MAX budget
+constexpr size_t kMaxAccountFile = 4 << 20;
+constexpr int kMaxFdTarget = 1 << 20;  // fs.nr_open's default
+constexpr int64_t kSessionBytes = 16 << 20;
+constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+std::string ReadSmallFile(const char* path) {
+  auto fd = OpenFile(path, O_RDONLY);
+  if (!fd.ok()) return "";
+  char buf[256];
+  ssize_t n = ::read(fd->get(), buf, sizeof(buf));
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+absl::Status CheckStrings(absl::string_view what, const std::vector<std::string>& strings,
+                          size_t& total) {
+  for (const std::string& s : strings) {
+    if (s.find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(what, " contains a NUL byte"));
+    }
+    total += s.size() + 1;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateSpec(const LaunchSpec& spec) {
+  if (spec.image_root.empty() || spec.image_root[0] != '/') {
+    return absl::InvalidArgumentError("image root must be an absolute path");
+  }
+  if (spec.argv.empty() || spec.argv[0].empty()) return absl::InvalidArgumentError("empty argv");
+  size_t total = 0;
+  RETURN_IF_ERROR(CheckStrings("argv", spec.argv, total));
+  RETURN_IF_ERROR(CheckStrings("environment", spec.env, total));
+  if (total > kMaxArgBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("argv and environment are ", total, " bytes, more than ", kMaxArgBytes));
+  }
+  if (spec.hostname.size() > 64 || spec.hostname.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError("invalid hostname");
+  }
+  std::set<int> targets;
+  for (const auto& [fd, target] : spec.fds) {
+    if (!fd.valid()) return absl::InvalidArgumentError("invalid descriptor to pass");
+    if (target < 0 || target >= kMaxFdTarget || !targets.insert(target).second) {
+      return absl::InvalidArgumentError(absl::StrCat("invalid or repeated fd number ", target));
+    }
+  }
+  if (spec.controlling_tty >= 0 && !targets.count(spec.controlling_tty)) {
+    return absl::InvalidArgumentError("the controlling terminal is not among the descriptors");
+  }
+  if (spec.writable_tmpfs_bytes && *spec.writable_tmpfs_bytes <= 0) {
+    return absl::InvalidArgumentError("writable tmpfs size must be positive");
+  }
+  for (const std::string& dir : spec.cgroup_dirs) {
+    if (dir.empty() || dir[0] != '/') return absl::InvalidArgumentError("cgroup dir not absolute");
+  }
+  return absl::OkStatus();
+}
+
+// overlayfs splits lowerdir on ':' and honours backslash escapes.
+std::string EscapeLayer(absl::string_view path) {
+  std::string out;
+  for (char c : path) {
+    if (c == ':' || c == '\\' || c == ',') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// The session tmpfs: "staging" (the overlay's top lower layer) and, with
+// --writable-tmpfs, "upper" and "work". Returns the staging directory.
+absl::StatusOr<UniqueFd> MakeSession(const LaunchSpec& spec, PreparedLaunch& p) {
+  bool writable = spec.writable_tmpfs_bytes.has_value();
+  int64_t size = writable ? std::max(*spec.writable_tmpfs_bytes, kSessionBytes) : kSessionBytes;
+  ASSIGN_OR_RETURN(p.session_fd,
+                   NewDetachedMount("tmpfs", {{"mode", "0700"}, {"size", absl::StrCat(size)}},
+                                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
+  std::vector<const char*> dirs = {"staging"};
+  if (writable) dirs.insert(dirs.end(), {"upper", "work"});
+  UniqueFd staging;
+  for (const char* dir : dirs) {
+    if (::mkdirat(p.session_fd.get(), dir, 0755) != 0) {
+      return ErrnoStatus(absl::StrCat("session ", dir), errno);
+    }
+    UniqueFd fd(::openat(p.session_fd.get(), dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) return ErrnoStatus(absl::StrCat("session ", dir), errno);
+    // The merged "/" shows the topmost layer's root: make it the image's.
+    if (dir != std::string("work")) RETURN_IF_ERROR(CopyRootAttributes(p.image_fd.get(), fd.get()));
+    if (staging.get() < 0) staging = std::move(fd);
+  }
+  return staging;
+}
+
+// /etc/passwd and /etc/group with the caller, shadowing the image's.
+absl::Status StageAccountFiles(const LaunchSpec& spec, int image_fd, int staging_fd) {
+  ASSIGN_OR_RETURN(std::string passwd, ReadImageFile(image_fd, "etc/passwd", kMaxAccountFile));
+  ASSIGN_OR_RETURN(std::string group, ReadImageFile(image_fd, "etc/group", kMaxAccountFile));
+  ASSIGN_OR_RETURN(AccountFiles files,
+                   MakeAccountFiles(passwd, group, spec.identity, spec.fakeroot));
+  RETURN_IF_ERROR_CTX(StageShadowFile(image_fd, staging_fd, "etc/passwd", files.passwd),
+                      "/etc/passwd");
+  return Annotate(StageShadowFile(image_fd, staging_fd, "etc/group", files.group), "/etc/group");
+}
+
+// The root overlay, made by the child from the session's paths.
+void PlanRootOverlay(const LaunchSpec& spec, PreparedLaunch& p) {
+  bool writable = spec.writable_tmpfs_bytes.has_value();
+  std::string self = absl::StrCat("/proc/self/fd/", p.session_fd.get());
+  ChildPlan& plan = p.plan;
+  plan.session_fd = p.session_fd.get();
+  plan.session_path = self;
+  plan.overlay_options.push_back(
+      {"lowerdir", absl::StrCat(self, "/staging:", EscapeLayer(spec.image_root))});
+  if (writable) {
+    plan.overlay_options.push_back({"upperdir", absl::StrCat(self, "/upper")});
+    plan.overlay_options.push_back({"workdir", absl::StrCat(self, "/work")});
+  }
+  // Outside the initial user namespace trusted.* xattrs are out of reach.
+  if (!GetHostFacts().initial_user_namespace) plan.overlay_options.push_back({"userxattr", ""});
+  plan.overlay_attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (writable ? 0 : MOUNT_ATTR_RDONLY);
+}
+
+absl::Status PrepareRootFilesystem(LaunchSpec& spec, PreparedLaunch& p) {
+  ASSIGN_OR_RETURN(p.image_fd, OpenFile(spec.image_root, O_PATH | O_DIRECTORY));
+  ASSIGN_OR_RETURN(UniqueFd staging, MakeSession(spec, p));
+  RETURN_IF_ERROR(StageAccountFiles(spec, p.image_fd.get(), staging.get()));
+  RETURN_IF_ERROR(PlanMounts(spec, staging.get(), p));
+  PlanRootOverlay(spec, p);
+  return absl::OkStatus();
+}
+
+// A working directory in /proc is how a leaked descriptor becomes a cwd
+// outside the container (CVE-2024-21626); the child also refuses magic links.
+absl::Status PrepareCwd(const LaunchSpec& spec, ChildPlan& plan) {
+  auto cwd = CleanContainerPath(spec.cwd, /*allow_root=*/true);
+  if (!cwd.ok()) return Annotate(cwd.status(), "working directory");
+  if (IsUnderProc(*cwd)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("working directory ", spec.cwd, " is under /proc (refused)"));
+  }
+  plan.cwd = absl::StrCat("/", *cwd);
+  return absl::OkStatus();
+}
+
+const char* RlimitName(int resource) {
+  static constexpr const char* kNames[] = {
+      "RLIMIT_CPU",      "RLIMIT_FSIZE", "RLIMIT_DATA",   "RLIMIT_STACK",
+      "RLIMIT_CORE",     "RLIMIT_RSS",   "RLIMIT_NPROC",  "RLIMIT_NOFILE",
+      "RLIMIT_MEMLOCK",  "RLIMIT_AS",    "RLIMIT_LOCKS",  "RLIMIT_SIGPENDING",
+      "RLIMIT_MSGQUEUE", "RLIMIT_NICE",  "RLIMIT_RTPRIO", "RLIMIT_RTTIME"};
+  return resource >= 0 && resource < 16 ? kNames[resource] : "an unknown resource limit";
+}
+
+absl::Status PrepareProcess(LaunchSpec& spec, PreparedLaunch& p) {
+  ChildPlan& plan = p.plan;
+  for (const auto& [fd, target] : spec.fds) {
+    plan.fds.push_back({fd.get(), target});
+    plan.max_target = std::max(plan.max_target, target);
+  }
+  // The child closes the gaps between targets in order.
+  std::sort(plan.fds.begin(), plan.fds.end(),
+            [](const FdPlacement& a, const FdPlacement& b) { return a.target < b.target; });
+  plan.fd_scratch.assign(plan.fds.size(), -1);
+  plan.controlling_tty = spec.controlling_tty;
+  for (const auto& [resource, limit] : spec.rlimits) {
+    plan.rlimits.emplace_back(resource, limit);
+    plan.rlimit_what.push_back(absl::StrCat("setting ", RlimitName(resource)));
+  }
+  if (spec.affinity) {
+    plan.set_affinity = true;
+    plan.affinity = *spec.affinity;
+  }
+  if (spec.umask) {
+    plan.set_umask = true;
+    plan.umask = *spec.umask;
+  }
+  for (const std::string& dir : spec.cgroup_dirs) {
+    // Opened by the daemon: cgroup v2 checks the opener's credentials.
+    std::string procs = absl::StrCat(dir, "/cgroup.procs");
+    auto fd = OpenFile(procs, O_WRONLY);
+    if (!fd.ok()) return Annotate(fd.status(), "joining the cgroup");
+    plan.cgroup_procs_fds.push_back(fd->get());
+    plan.cgroup_what.push_back(absl::StrCat("joining cgroup ", dir));
+    p.owned.push_back(std::move(*fd));
+  }
+  return absl::OkStatus();
+}
+
+void PrepareIdentity(const LaunchSpec& spec, ChildPlan& plan) {
+  const HostFacts& facts = GetHostFacts();
+  plan.user_namespace = spec.user_namespace || spec.fakeroot;
+  plan.fakeroot = spec.fakeroot;
+  plan.can_setgroups = facts.can_setgroups;
+  plan.last_cap = facts.last_cap;
+  plan.uid = spec.identity.uid;
+  plan.gid = spec.identity.gid;
+  plan.groups = spec.identity.groups;
+  plan.inside_uid = spec.fakeroot ? 0 : spec.identity.uid;
+  plan.inside_gid = spec.fakeroot ? 0 : spec.identity.gid;
+}
+
+// execvp's search, decided here so the child only tries paths.
+std::vector<std::string> ExecCandidates(const LaunchSpec& spec) {
+  const std::string& name = spec.argv[0];
+  if (name.find('/') != std::string::npos) return {name};
+  std::string path = kDefaultPath;
+  for (const std::string& kv : spec.env) {
+    if (absl::StartsWith(kv, "PATH=")) {
+      path = kv.substr(5);  // the first one, as getenv() would see it
+      break;
+    }
+  }
+  std::vector<std::string> out;
+  for (absl::string_view dir : absl::StrSplit(path, ':')) {
+    out.push_back(absl::StrCat(dir.empty() ? "." : dir, "/", name));
+  }
+  return out;
+}
+
+void PrepareExec(LaunchSpec& spec, ChildPlan& plan) {
+  plan.run_init = spec.pid_namespace && !spec.no_init;
+  plan.exec_candidates = ExecCandidates(spec);
+  plan.exec_what = absl::StrCat("exec ", spec.argv[0]);
+  for (const std::string& a : spec.argv) plan.argv.push_back(a.c_str());
+  plan.argv.push_back(nullptr);
+  for (const std::string& e : spec.env) plan.envp.push_back(e.c_str());
+  plan.envp.push_back(nullptr);
+}
+
+absl::Status PrepareControl(PreparedLaunch& p) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    return ErrnoStatus("socketpair", errno);
+  }
+  p.channel_parent.Reset(pair[0]);
+  p.channel_child.Reset(pair[1]);
+  // Each message then carries its sender's pid in our PID namespace, which
+  // is how Launch() learns the payload's pid.
+  int on = 1;
+  if (::setsockopt(pair[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) != 0) {
+    return ErrnoStatus("SO_PASSCRED", errno);
+  }
+  p.plan.channel_fd = pair[1];
+  if (!p.plan.run_init) return absl::OkStatus();
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe2", errno);
+  p.status_read.Reset(pipe_fds[0]);
+  p.status_write.Reset(pipe_fds[1]);
+  p.plan.status_fd = pipe_fds[1];
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const HostFacts& GetHostFacts() {
+  static const HostFacts facts = [] {
+    HostFacts f;
+    std::string uid_map = ReadSmallFile("/proc/self/uid_map");
+    std::vector<std::string> fields = absl::StrSplit(uid_map, ' ', absl::SkipEmpty());
+    f.initial_user_namespace = fields.size() >= 3 && fields[0] == "0" && fields[1] == "0" &&
+                               absl::StripAsciiWhitespace(fields[2]) == "4294967295";
+    f.can_setgroups = absl::StartsWith(ReadSmallFile("/proc/self/setgroups"), "allow");
+    int last = 0;
+    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadSmallFile("/proc/sys/kernel/cap_last_cap")),
+                         &last)) {
+      f.last_cap = last;
+    }
+    return f;
+  }();
+  return facts;
+}
+
+absl::StatusOr<std::unique_ptr<PreparedLaunch>> PrepareLaunch(LaunchSpec& spec) {
+  RETURN_IF_ERROR(ValidateSpec(spec));
+  if (spec.fakeroot) spec.user_namespace = true;
+  if (!spec.hostname.empty()) spec.uts_namespace = true;
+  auto p = std::make_unique<PreparedLaunch>();
+  RETURN_IF_ERROR(PrepareCwd(spec, p->plan));
+  RETURN_IF_ERROR_CTX(PrepareRootFilesystem(spec, *p), "preparing the root filesystem");
+  RETURN_IF_ERROR(PrepareProcess(spec, *p));
+  PrepareIdentity(spec, p->plan);
+  PrepareExec(spec, p->plan);
+  RETURN_IF_ERROR(PrepareControl(*p));
+  p->plan.clone_flags = CLONE_NEWNS | (spec.pid_namespace ? CLONE_NEWPID : 0) |
+                        (spec.ipc_namespace ? CLONE_NEWIPC : 0) |
+                        (spec.uts_namespace ? CLONE_NEWUTS : 0);
+  p->plan.pid_namespace = spec.pid_namespace;
+  p->plan.hostname = spec.hostname;
+  return p;
+}
+
+}  // namespace berth::daemon::launch

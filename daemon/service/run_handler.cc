@@ -1,0 +1,179 @@
+#include "daemon/service/run_handler.h"
+
+#include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <thread>
+
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/file_io.h"
+#include "common/status_macros.h"
+#include "daemon/service/pty.h"
+#include "daemon/service/run_prepare.h"
+#include "daemon/service/run_request_check.h"
+#include "spdlog/spdlog.h"
+
+namespace berth::daemon {
+namespace {
+
+constexpr int kPollMillis = 200;
+constexpr absl::Duration kClientCloseGrace = absl::Seconds(5);
+
+// Signals a client may forward; anything else (SIGKILL, SIGSTOP...) is refused
+// so that the protocol stays what Apptainer users know.
+bool Forwardable(int sig) {
+  switch (sig) {
+    case SIGINT: case SIGTERM: case SIGHUP: case SIGQUIT: case SIGUSR1: case SIGUSR2:
+    case SIGALRM: case SIGCONT: case SIGTSTP: case SIGTTIN: case SIGTTOU: case SIGWINCH:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Reads client inputs until the stream closes: signals and terminal traffic.
+void ReadInputs(RunStream* stream, launch::Container* container, int pty_master,
+                std::atomic<bool>* client_gone, absl::Notification* done) {
+  v1::RunInput in;
+  while (stream->Read(&in)) {
+    if (in.has_signal() && Forwardable(in.signal())) {
+      (void)container->Signal(in.signal());
+    } else if (in.has_terminal_input() && pty_master >= 0) {
+      const std::string& bytes = in.terminal_input();
+      (void)WriteAll(pty_master, std::span(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                           bytes.size()));
+    } else if (in.has_resize() && pty_master >= 0) {
+      (void)ResizePty(pty_master, in.resize().rows(), in.resize().cols());
+    }
+  }
+  client_gone->store(true);
+  done->Notify();
+}
+
+bool ProcessExited(int pidfd) {
+  pollfd p{pidfd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1;
+}
+
+// Relays pty output and watches both ends until the container exits. Returns
+// false when the client vanished first (the container must then be killed).
+bool Supervise(grpc::ServerContext& context, RunStream& stream, launch::Container& container,
+               int pty_master, int client_pidfd, const std::atomic<bool>& client_gone) {
+  bool pty_open = pty_master >= 0;
+  for (;;) {
+    pollfd fds[] = {{container.pidfd(), POLLIN, 0},
+                    {client_pidfd, POLLIN, 0},
+                    {pty_open ? pty_master : -1, POLLIN, 0}};
+    int ready = ::poll(fds, 3, kPollMillis);
+    if (ready < 0 && errno != EINTR) return true;
+    if (fds[2].revents != 0) {
+      char buf[16384];
+      ssize_t n = ::read(pty_master, buf, sizeof buf);
+      if (n > 0) {
+        v1::RunOutput out;
+        out.set_terminal_output(std::string(buf, static_cast<size_t>(n)));
+        if (!stream.Write(out)) return false;
+        continue;  // drain output before looking at the exit
+      }
+      pty_open = false;  // EIO: every slave closed
+    }
+    if (fds[0].revents != 0 && !pty_open) return true;
+    if (fds[0].revents != 0 && ProcessExited(container.pidfd())) {
+      // Give the pty a moment to deliver the last output.
+      pollfd last{pty_master, POLLIN, 0};
+      if (::poll(&last, 1, 50) <= 0) return true;
+      continue;
+    }
+    if (fds[1].revents != 0 || context.IsCancelled() || client_gone.load()) {
+      if (!ProcessExited(container.pidfd())) return false;
+    }
+  }
+}
+
+absl::StatusOr<v1::RunRequest> ReadStart(RunStream& stream) {
+  v1::RunInput first;
+  if (!stream.Read(&first)) return absl::CancelledError("the client closed the stream");
+  if (!first.has_start()) {
+    return absl::InvalidArgumentError("the first message of Run must be the request");
+  }
+  return std::move(*first.mutable_start());
+}
+
+}  // namespace
+
+RunHandler::RunHandler(const DaemonOptions& options, const policy::Config& config,
+                       image::MountCache& images)
+    : options_(options), config_(config), images_(images) {}
+
+absl::Status RunHandler::Admit(uid_t uid) {
+  absl::MutexLock lock(&mu_);
+  int& live = live_[uid];
+  if (live >= config_.max_containers_per_user) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "user %d already runs %d containers on this node (max_containers_per_user in berth.conf)",
+        uid, live));
+  }
+  ++live;
+  return absl::OkStatus();
+}
+
+void RunHandler::Release(uid_t uid) {
+  absl::MutexLock lock(&mu_);
+  if (--live_[uid] <= 0) live_.erase(uid);
+}
+
+absl::Status RunHandler::Serve(grpc::ServerContext& context, RunStream& stream,
+                               std::shared_ptr<const PeerIdentity> peer) {
+  ASSIGN_OR_RETURN(v1::RunRequest request, ReadStart(stream));
+  std::vector<UniqueFd> handed = peer->handed_fds->Take();
+  RETURN_IF_ERROR(CheckRunRequest(request, handed.size(), config_));
+  RETURN_IF_ERROR(Admit(peer->uid));
+  struct Admitted {
+    RunHandler* self;
+    uid_t uid;
+    ~Admitted() { self->Release(uid); }
+  } admitted{this, peer->uid};
+
+  ASSIGN_OR_RETURN(PreparedRun run,
+                   PrepareRun(request, *peer, std::move(handed), options_, config_, images_));
+  auto container = launch::Launch(std::move(run.spec));
+  if (!container.ok()) return Annotate(container.status(), "starting the container");
+  spdlog::info("uid {} started {} (pid {}) from {}", peer->uid,
+               request.args().empty() ? "runscript" : request.args(0), container->payload_pid(),
+               request.image());
+
+  v1::RunOutput started;
+  started.mutable_started()->set_pid(container->payload_pid());
+  stream.Write(started);
+
+  std::atomic<bool> client_gone{false};
+  absl::Notification reader_done;
+  std::thread reader(ReadInputs, &stream, &*container, run.pty_master.get(), &client_gone,
+                     &reader_done);
+  bool client_alive = Supervise(context, stream, *container, run.pty_master.get(),
+                                peer->pidfd->get(), client_gone);
+  if (!client_alive) {
+    spdlog::info("uid {}: client gone, killing container pid {}", peer->uid, container->pid());
+    (void)container->Signal(SIGKILL);
+  }
+  auto status = container->Wait();
+  if (status.ok()) {
+    v1::RunOutput exited;
+    exited.mutable_exited()->set_status(status->ShellStatus());
+    exited.mutable_exited()->set_signal(status->signal);
+    stream.Write(exited);
+  }
+  // The client closes its side when it sees Exited; one that does not must
+  // not hold this thread.
+  if (!reader_done.WaitForNotificationWithTimeout(kClientCloseGrace)) context.TryCancel();
+  reader.join();
+  return status.status();
+}
+
+}  // namespace berth::daemon

@@ -1,0 +1,59 @@
+// The Run RPC: one container from request to exit status.
+//
+// Steps, in order, each named in the error it may return:
+//   1. check the request's shape (run_request_check.h) and take the
+//      descriptors the connection passed;
+//   2. open the image *as the caller*, apply the site's image policy, and
+//      lease a shared read-only mount of it (image/mount_cache.h);
+//   3. compute the environment and argv by Apptainer's rules (action/);
+//   4. open $HOME, the cwd and every --bind source as the caller;
+//   5. copy the caller's cgroups, affinity, limits and umask;
+//   6. launch (launch/launch.h) and report Started;
+//   7. relay signals (and a pty when the caller is on a terminal) until the
+//      payload exits; report Exited. If the client dies first (SIGKILL from
+//      scancel included), the container is killed: nothing outlives it.
+//
+// Privilege: runs on a gRPC thread with the daemon's privileges. It takes
+// the caller's filesystem identity only inside the OpenAsCaller calls of
+// steps 2 and 4; the container drops to the caller inside launch/.
+#pragma once
+
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/sync_stream.h>
+
+#include <memory>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "berth/v1/berth.grpc.pb.h"
+#include "daemon/daemon_options.h"
+#include "daemon/image/mount_cache.h"
+#include "daemon/policy/config.h"
+#include "daemon/server/peer_identity.h"
+
+namespace berth::daemon {
+
+using RunStream = grpc::ServerReaderWriter<v1::RunOutput, v1::RunInput>;
+
+class RunHandler {
+ public:
+  RunHandler(const DaemonOptions& options, const policy::Config& config,
+             image::MountCache& images);
+
+  // Serves one Run call for `peer`; returns the status to end the call with.
+  absl::Status Serve(grpc::ServerContext& context, RunStream& stream,
+                     std::shared_ptr<const PeerIdentity> peer);
+
+ private:
+  // Counts a uid's live containers against max_containers_per_user.
+  absl::Status Admit(uid_t uid);
+  void Release(uid_t uid);
+
+  DaemonOptions options_;
+  const policy::Config& config_;
+  image::MountCache& images_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<uid_t, int> live_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace berth::daemon

@@ -1,0 +1,298 @@
+#include "daemon/service/run_prepare.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/openat2.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/file_io.h"
+#include "common/status_macros.h"
+#include "daemon/action/action.h"
+#include "daemon/image/open_as_caller.h"
+#include "daemon/service/caller_process.h"
+#include "daemon/service/pty.h"
+
+namespace berth::daemon {
+namespace {
+
+image::CallerCreds CredsOf(const PeerIdentity& peer) {
+  return {peer.uid, peer.gid, peer.groups};
+}
+
+// The caller's account from the host's databases (NSS); a uid without an
+// entry still runs, under a synthetic name, like Apptainer does.
+launch::Identity AccountOf(const PeerIdentity& peer) {
+  launch::Identity id;
+  id.uid = peer.uid;
+  id.gid = peer.gid;
+  id.groups = peer.groups;
+  std::vector<char> buf(16384);
+  passwd pw{}, *found = nullptr;
+  if (::getpwuid_r(peer.uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr) {
+    id.user_name = pw.pw_name;
+    id.home = pw.pw_dir;
+    id.shell = pw.pw_shell;
+    id.gecos = pw.pw_gecos;
+  } else {
+    id.user_name = absl::StrCat("uid", peer.uid);
+    id.home = "/";
+  }
+  std::vector<gid_t> gids = peer.groups;
+  gids.insert(gids.begin(), peer.gid);
+  for (gid_t g : gids) {
+    group gr{}, *gfound = nullptr;
+    if (::getgrgid_r(g, &gr, buf.data(), buf.size(), &gfound) == 0 && gfound != nullptr) {
+      id.group_names.emplace_back(g, gr.gr_name);
+    }
+  }
+  return id;
+}
+
+// Where the opened image really lives, for allowed_dirs: the kernel's name
+// for the descriptor, so symlinks in the request path change nothing.
+absl::StatusOr<std::string> ResolvedPath(int fd) {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink(absl::StrCat("/proc/self/fd/", fd).c_str(), buf, sizeof buf - 1);
+  if (n < 0) return ErrnoStatus("resolving the image path", errno);
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+absl::Status CheckImagePolicy(int fd, const std::string& display, const policy::Config& c) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return ErrnoStatus(display, errno);
+  if (!c.allowed_image_owners.empty() &&
+      std::find(c.allowed_image_owners.begin(), c.allowed_image_owners.end(), st.st_uid) ==
+          c.allowed_image_owners.end()) {
+    return absl::PermissionDeniedError(absl::StrFormat(
+        "image %s is owned by uid %d, which this node's allowed_owners does not list", display,
+        st.st_uid));
+  }
+  if (c.allowed_image_dirs.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::string real, ResolvedPath(fd));
+  for (const std::string& dir : c.allowed_image_dirs) {
+    if (policy::PathWithinDir(real, dir)) return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "image ", display, " (", real, ") is outside this node's allowed_dirs (",
+      absl::StrJoin(c.allowed_image_dirs, ", "), ")"));
+}
+
+absl::StatusOr<std::shared_ptr<image::MountLease>> LeaseImage(const v1::RunRequest& r,
+                                                              const PeerIdentity& peer,
+                                                              const policy::Config& config,
+                                                              image::MountCache& images) {
+  ASSIGN_OR_RETURN(UniqueFd fd, image::OpenAsCaller(CredsOf(peer), r.image(), O_RDONLY));
+  RETURN_IF_ERROR(CheckImagePolicy(fd.get(), r.image(), config));
+  return images.Acquire(std::move(fd), r.image(), peer.uid);
+}
+
+// Does the image have /bin/sh (resolved inside the image, symlinks included)?
+bool ImageHasShell(const std::string& root) {
+  UniqueFd dir(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) return false;
+  open_how how{};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  int fd = static_cast<int>(::syscall(SYS_openat2, dir.get(), "bin/sh", &how, sizeof how));
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
+
+action::Action ActionOf(v1::Action a) {
+  return a == v1::ACTION_RUN     ? action::Action::kRun
+         : a == v1::ACTION_SHELL ? action::Action::kShell
+                                 : action::Action::kExec;
+}
+
+std::string BindList(const v1::RunRequest& r) {
+  std::vector<std::string> items;
+  for (const v1::Bind& b : r.binds()) {
+    items.push_back(absl::StrCat(b.source(), ":", b.destination(), b.read_only() ? ":ro" : ""));
+  }
+  return absl::StrJoin(items, ",");
+}
+
+bool NoMount(const v1::RunRequest& r, absl::string_view what) {
+  return std::find(r.no_mount().begin(), r.no_mount().end(), what) != r.no_mount().end();
+}
+
+absl::StatusOr<launch::BindSpec> OpenBind(const PeerIdentity& peer, const std::string& source,
+                                          const std::string& destination, bool read_only,
+                                          absl::string_view what) {
+  auto fd = image::OpenPathAsCaller(CredsOf(peer), source);
+  if (!fd.ok()) return Annotate(fd.status(), what);
+  return launch::BindSpec{*std::move(fd), source, destination, read_only};
+}
+
+// $HOME: -H src[:dst], else the caller's home at the same path.
+absl::Status AddHome(const v1::RunRequest& r, const PeerIdentity& peer,
+                     const policy::Config& config, launch::LaunchSpec& spec) {
+  std::string source = spec.identity.home, destination = spec.identity.home;
+  if (!r.home().empty()) {
+    std::vector<std::string> parts = absl::StrSplit(r.home(), absl::MaxSplits(':', 1));
+    source = parts[0];
+    destination = parts.size() > 1 ? parts[1] : parts[0];
+    spec.identity.home = destination;
+  }
+  if (r.no_home() || NoMount(r, "home") || !config.mount_home || destination == "/") {
+    return absl::OkStatus();
+  }
+  if (r.contain() && r.home().empty()) {
+    // --contain: a fresh tmpfs at $HOME; the launcher never reads the source.
+    spec.home = launch::BindSpec{UniqueFd(), source, destination, false};
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(spec.home, OpenBind(peer, source, destination, false, "home directory"));
+  return absl::OkStatus();
+}
+
+absl::Status AddBinds(const v1::RunRequest& r, const PeerIdentity& peer,
+                      const policy::Config& config, launch::LaunchSpec& spec) {
+  if (!NoMount(r, "bind-paths")) {
+    for (const std::string& path : config.default_binds) {
+      if (path == "/etc/hosts" || path == "/etc/localtime") continue;  // launcher's own
+      auto bind = OpenBind(peer, path, path, true, "default bind");
+      if (bind.ok()) spec.binds.push_back(*std::move(bind));
+    }
+  }
+  for (const v1::Bind& b : r.binds()) {
+    ASSIGN_OR_RETURN(launch::BindSpec bind,
+                     OpenBind(peer, b.source(), b.destination(), b.read_only(),
+                              absl::StrCat("--bind ", b.source())));
+    spec.binds.push_back(std::move(bind));
+  }
+  return absl::OkStatus();
+}
+
+// The caller's cwd is bound at the same path (unless disabled) and becomes
+// the container's cwd; --cwd overrides where the payload starts.
+void AddCwd(const v1::RunRequest& r, const PeerIdentity& peer, launch::LaunchSpec& spec) {
+  bool bound = false;
+  if (!r.contain() && !NoMount(r, "cwd") && r.cwd() != "/") {
+    auto bind = OpenBind(peer, r.cwd(), r.cwd(), false, "working directory");
+    if (bind.ok()) {
+      spec.cwd_bind = *std::move(bind);
+      bound = true;
+    }
+  }
+  if (!r.pwd().empty()) {
+    spec.cwd = r.pwd();
+  } else if (bound) {
+    spec.cwd = r.cwd();
+  } else {
+    spec.cwd = spec.home ? spec.home->destination : "/";
+  }
+}
+
+absl::Status AddStdio(const v1::RunRequest& r, std::vector<UniqueFd>& handed,
+                      const PeerIdentity& peer, PreparedRun& run) {
+  for (const v1::FdMapping& m : r.fds()) {
+    run.spec.fds.emplace_back(std::move(handed[m.handoff_index()]), m.container_fd());
+  }
+  if (!r.tty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(Pty pty, OpenPty(peer.uid, peer.gid, r.window().rows(), r.window().cols()));
+  bool stderr_passed = false;
+  for (const auto& [fd, target] : run.spec.fds) stderr_passed |= target == 2;
+  for (int target : {0, 1, 2}) {
+    if (target == 2 && stderr_passed) continue;
+    int dup = ::fcntl(pty.slave.get(), F_DUPFD_CLOEXEC, 3);
+    if (dup < 0) return ErrnoStatus("duplicating the pty", errno);
+    run.spec.fds.emplace_back(UniqueFd(dup), target);
+  }
+  run.spec.controlling_tty = 0;
+  run.pty_master = std::move(pty.master);
+  return absl::OkStatus();
+}
+
+absl::Status AddCommand(const v1::RunRequest& r, const std::string& image_root,
+                        launch::LaunchSpec& spec) {
+  action::EnvRequest env_request;
+  env_request.host_env.assign(r.env().begin(), r.env().end());
+  env_request.clean_env = r.cleanenv();
+  env_request.env_flags.assign(r.env_flags().begin(), r.env_flags().end());
+  env_request.env_file_lines.assign(r.env_file_lines().begin(), r.env_file_lines().end());
+  env_request.container_home = spec.identity.home;
+  env_request.image_path = r.image();
+  env_request.action = ActionOf(r.action());
+  env_request.bind_list = BindList(r);
+  ASSIGN_OR_RETURN(action::ContainerEnv env, action::BuildEnvironment(env_request));
+  action::CommandRequest command;
+  command.action = env_request.action;
+  command.args.assign(r.args().begin(), r.args().end());
+  command.shell = r.shell();
+  command.image_has_shell = ImageHasShell(image_root);
+  ASSIGN_OR_RETURN(action::LaunchCommand launch_command, action::BuildCommand(command, env));
+  spec.argv = std::move(launch_command.argv);
+  spec.env = std::move(launch_command.env);
+  return absl::OkStatus();
+}
+
+void AddNamespaces(const v1::RunRequest& r, const DaemonOptions& options,
+                   const policy::Config& config, launch::LaunchSpec& spec) {
+  spec.pid_namespace = !r.no_pid() && config.allow_pid_ns;
+  spec.ipc_namespace = r.ipc();
+  spec.hostname = r.hostname();
+  spec.uts_namespace = !r.hostname().empty();
+  spec.fakeroot = r.fakeroot();
+  // User mode is already confined by the daemon's own user namespace.
+  spec.user_namespace = options.mode == DaemonMode::kSystem && (r.userns() || r.fakeroot());
+  spec.contain = r.contain();
+  spec.no_init = r.no_init();
+  if (r.writable_tmpfs()) {
+    uint64_t mib = r.tmpfs_size_mib() != 0 ? r.tmpfs_size_mib() : config.writable_tmpfs_default_mib;
+    spec.writable_tmpfs_bytes = static_cast<int64_t>(mib) << 20;
+  }
+  spec.system_mounts.proc = config.mount_proc && !NoMount(r, "proc");
+  spec.system_mounts.sys = config.mount_sys && !NoMount(r, "sys");
+  spec.system_mounts.dev = config.mount_dev != policy::DevMode::kNone && !NoMount(r, "dev");
+  spec.system_mounts.tmp = config.mount_tmp && !NoMount(r, "tmp");
+  if (config.mount_dev == policy::DevMode::kMinimal) spec.contain = spec.contain || false;
+}
+
+}  // namespace
+
+absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdentity& peer,
+                                       std::vector<UniqueFd> handed,
+                                       const DaemonOptions& options,
+                                       const policy::Config& config, image::MountCache& images) {
+  PreparedRun run;
+  launch::LaunchSpec& spec = run.spec;
+  spec.identity = AccountOf(peer);
+  ASSIGN_OR_RETURN(run.lease, LeaseImage(r, peer, config, images));
+  spec.image_root = run.lease->root();
+  AddNamespaces(r, options, config, spec);
+  RETURN_IF_ERROR(AddHome(r, peer, config, spec));
+  RETURN_IF_ERROR(AddBinds(r, peer, config, spec));
+  AddCwd(r, peer, spec);
+  RETURN_IF_ERROR(AddCommand(r, spec.image_root, spec));
+  RETURN_IF_ERROR(AddStdio(r, handed, peer, run));
+  // Without SO_PEERPIDFD (kernels < 6.5) the pidfd came from pidfd_open(pid)
+  // at accept time, while the caller was blocked connecting: it names the
+  // caller unless that process handed its connection on and exited before.
+  ASSIGN_OR_RETURN(CallerProcess caller, ReadCallerProcess(peer.pid, peer.pidfd->get()));
+  spec.cgroup_dirs = std::move(caller.cgroup_dirs);
+  if (options.mode == DaemonMode::kUser) {
+    // A user may move processes only between cgroups delegated to them; the
+    // container then stays in the user daemon's cgroup for the others.
+    std::erase_if(spec.cgroup_dirs, [](const std::string& dir) {
+      return ::access(absl::StrCat(dir, "/cgroup.procs").c_str(), W_OK) != 0;
+    });
+  }
+  spec.affinity = caller.affinity;
+  spec.rlimits = std::move(caller.rlimits);
+  spec.umask = static_cast<mode_t>(r.umask());
+  return run;
+}
+
+}  // namespace berth::daemon

@@ -1,0 +1,34 @@
+// Turning a checked RunRequest into a LaunchSpec: the caller's account, the
+// leased image, the environment and argv, and every bind source opened as
+// the caller. Split from run_handler.cc so each step can be read alone.
+//
+// Privilege: runs with the daemon's privileges; every path from the request
+// is opened through image::OpenAsCaller / OpenPathAsCaller.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "berth/v1/berth.pb.h"
+#include "daemon/daemon_options.h"
+#include "daemon/image/mount_cache.h"
+#include "daemon/launch/launch.h"
+#include "daemon/policy/config.h"
+#include "daemon/server/peer_identity.h"
+
+namespace berth::daemon {
+
+struct PreparedRun {
+  std::shared_ptr<image::MountLease> lease;  // keeps the image mounted
+  launch::LaunchSpec spec;
+  UniqueFd pty_master;  // set when the request asked for a terminal
+};
+
+absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& request, const PeerIdentity& peer,
+                                       std::vector<UniqueFd> handed_fds,
+                                       const DaemonOptions& options,
+                                       const policy::Config& config, image::MountCache& images);
+
+}  // namespace berth::daemon

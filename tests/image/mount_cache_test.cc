@@ -1,0 +1,230 @@
+// MountCache in system mode: real loop devices, real kernel squashfs mounts.
+// Runs as root (CI does).
+#include "daemon/image/mount_cache.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "common/file_io.h"
+#include "daemon/image/open_as_caller.h"
+#include "tests/image/image_test_util.h"
+
+namespace berth::daemon::image {
+namespace {
+
+using namespace berth::testing;
+using Policy = ImagePolicy::KernelSquashfs;
+
+struct CacheFixture {
+  explicit CacheFixture(Policy policy = Policy::kTrusted) {
+    REQUIRE(geteuid() == 0);
+    user = EnsureTestUser();
+    state_dir = scratch.File("state");
+    cache = std::make_unique<MountCache>(state_dir, DaemonMode::kSystem,
+                                         ImagePolicy{.kernel_squashfs = policy});
+    REQUIRE(cache->Init().ok());
+  }
+  UniqueFd Open(const std::string& path) {
+    auto fd = OpenFile(path, O_RDONLY);
+    REQUIRE(fd.ok());
+    return std::move(fd).value();
+  }
+  absl::StatusOr<std::shared_ptr<MountLease>> Acquire(const std::string& path, uid_t uid = 0) {
+    return cache->Acquire(Open(path), path, uid);
+  }
+  std::set<std::string> Loops() { return LoopDevicesBacking({scratch.path()}); }
+
+  TestUser user{};
+  TrustedScratch scratch;
+  std::string state_dir;
+  std::unique_ptr<MountCache> cache;
+};
+
+// The loop device's view of what it reads: file, offset, size limit.
+struct LoopView {
+  std::string backing, offset, sizelimit;
+};
+LoopView ViewOfLoopFor(const std::string& backing) {
+  std::string dev = LoopDeviceFor(backing);
+  if (dev.empty()) return {};
+  const std::string base = "/sys/block/" + dev + "/loop/";
+  return {ReadSysfs(base + "backing_file"), ReadSysfs(base + "offset"),
+          ReadSysfs(base + "sizelimit")};
+}
+
+TEST_CASE("64 concurrent Acquire calls of one image mount it exactly once", "[image][root]") {
+  CacheFixture f;
+  const std::string sif = f.scratch.File("img.sif");
+  auto manifest = MakeImage(f.scratch.path(), sif, "once");
+  std::vector<absl::StatusOr<std::shared_ptr<MountLease>>> leases(64, absl::UnknownError(""));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 64; ++i) {
+    threads.emplace_back([&, i] { leases[i] = f.Acquire(sif, i % 2 ? f.user.uid : 0); });
+  }
+  for (auto& t : threads) t.join();
+  for (auto& lease : leases) REQUIRE(lease.ok());
+  for (auto& lease : leases) CHECK((*lease)->root() == (*leases[0])->root());
+  CHECK(f.cache->stats().mounts == 1);
+  CHECK(f.cache->stats().hashes == 1);
+  CHECK(MountsUnder(f.cache->mounts_dir()).size() == 1);
+  CHECK(f.Loops().size() == 1);
+  CHECK(VerifyTree((*leases[0])->root(), manifest) == "");
+  CHECK((*leases[0])->digest().size() == 64);
+}
+
+TEST_CASE("a repeat run of an unchanged image is a cache hit; after release it remounts",
+          "[image][root]") {
+  CacheFixture f;
+  const std::string sif = f.scratch.File("img.sif");
+  auto manifest = MakeImage(f.scratch.path(), sif, "repeat");
+  auto first = f.Acquire(sif);
+  REQUIRE(first.ok());
+  auto second = f.Acquire(sif);
+  REQUIRE(second.ok());
+  CHECK(f.cache->stats().identity_hits == 1);
+  CHECK(f.cache->stats().hashes == 1);
+  const std::string old_root = (*first)->root();
+  first->reset();
+  CHECK(MountsUnder(f.cache->mounts_dir()).size() == 1);  // still leased
+  second->reset();
+  CHECK(MountsUnder(f.cache->mounts_dir()).empty());
+  CHECK(f.Loops().empty());  // autoclear freed the device
+  CHECK_FALSE(std::filesystem::exists(old_root));
+
+  auto again = f.Acquire(sif);
+  REQUIRE(again.ok());
+  CHECK(f.cache->stats().mounts == 2);
+  CHECK(f.cache->stats().hashes == 1);  // known file: not hashed again
+  CHECK(VerifyTree((*again)->root(), manifest) == "");
+}
+
+TEST_CASE("a root-owned image in a root-owned directory is loop-mounted in place",
+          "[image][root]") {
+  CacheFixture f;
+  const std::string sif = f.scratch.File("img.sif");
+  MakeImage(f.scratch.path(), sif, "direct");
+  auto lease = f.Acquire(sif, f.user.uid);
+  REQUIRE(lease.ok());
+  CHECK((*lease)->backend() == MountBackend::kKernelDirect);
+  LoopView loop = ViewOfLoopFor(sif);
+  CHECK(loop.backing == sif);
+  CHECK(loop.offset != "0");
+  CHECK(std::stoll(loop.offset) % 4096 == 0);
+  CHECK(std::stoll(loop.sizelimit) > 0);
+  CHECK(f.cache->stats().copies == 0);
+  // Read-only, nosuid, nodev, whatever the image says.
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  bool found = false;
+  for (std::string line; std::getline(mountinfo, line);) {
+    if (line.find(" " + (*lease)->root() + " ") == std::string::npos) continue;
+    found = true;
+    CHECK_THAT(line, Catch::Contains("ro,nosuid,nodev"));
+    CHECK_THAT(line, Catch::Contains("squashfs"));
+  }
+  CHECK(found);
+}
+
+TEST_CASE("B3.3 image TOCTOU: a user-owned image is copied and the copy is what is mounted",
+          "[image][root]") {
+  CacheFixture f;
+  const std::string sif = f.scratch.File("user.sif");
+  auto manifest = MakeImage(f.scratch.path(), sif, "toctou");
+  REQUIRE(chown(sif.c_str(), f.user.uid, f.user.gid) == 0);
+  auto lease = f.Acquire(sif, f.user.uid);
+  REQUIRE(lease.ok());
+  CHECK((*lease)->backend() == MountBackend::kKernelCopy);
+  const std::string copy = f.cache->images_dir() + "/" + (*lease)->digest();
+  struct stat st;
+  REQUIRE(stat(copy.c_str(), &st) == 0);
+  CHECK(st.st_uid == 0);
+  CHECK((st.st_mode & 07777) == 0400);
+  REQUIRE(stat(f.cache->images_dir().c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0700);
+  CHECK(ViewOfLoopFor(copy).offset == "0");
+  CHECK(LoopDeviceFor(sif).empty());  // the user's file is not what the kernel reads
+
+  // The user rewrites the whole partition area with another image's bytes.
+  const std::string other = f.scratch.File("other.sif");
+  MakeImage(f.scratch.path(), other, "attacker");
+  std::filesystem::copy_file(other, sif, std::filesystem::copy_options::overwrite_existing);
+  DropCaches();
+  CHECK(VerifyTree((*lease)->root(), manifest) == "");
+  std::ifstream osrel((*lease)->root() + "/etc/os-release");
+  std::string line;
+  std::getline(osrel, line);
+  CHECK(line == "NAME=berth-test-toctou");
+}
+
+TEST_CASE("a root-owned image in a user-writable directory is copied", "[image][root]") {
+  CacheFixture f;
+  const std::string dir = f.scratch.File("shared");
+  std::filesystem::create_directory(dir);
+  chmod(dir.c_str(), 01777);
+  const std::string sif = dir + "/img.sif";
+  MakeImage(f.scratch.path(), sif, "tmpdir");
+  auto lease = f.Acquire(sif);
+  REQUIRE(lease.ok());
+  CHECK((*lease)->backend() == MountBackend::kKernelCopy);
+}
+
+TEST_CASE("identical images of two users share one copy and one mount", "[image][root]") {
+  CacheFixture f;
+  const std::string a = f.scratch.File("a.sif"), b = f.scratch.File("b.sif");
+  MakeImage(f.scratch.path(), a, "shared");
+  std::filesystem::copy_file(a, b);
+  REQUIRE(chown(a.c_str(), f.user.uid, f.user.gid) == 0);
+  REQUIRE(chown(b.c_str(), 4242, 4242) == 0);
+  auto la = f.Acquire(a, f.user.uid);
+  auto lb = f.Acquire(b, 4242);
+  REQUIRE(la.ok());
+  REQUIRE(lb.ok());
+  CHECK((*la)->root() == (*lb)->root());
+  CHECK(f.cache->stats().mounts == 1);
+  CHECK(f.cache->stats().copies == 2);
+  CHECK(f.cache->stats().reused_copies == 1);
+  int stored = 0;
+  for (auto& e : std::filesystem::directory_iterator(f.cache->images_dir()))
+    stored += !!e.is_regular_file();
+  CHECK(stored == 1);
+  // Copies outlive mounts (node cache) until pruned.
+  la->reset();
+  lb->reset();
+  auto pruned = f.cache->PruneCopies();
+  REQUIRE(pruned.ok());
+  CHECK(*pruned == 1);
+}
+
+TEST_CASE("policy always mounts user files in place; never uses FUSE", "[image][root]") {
+  SECTION("always") {
+    CacheFixture f(Policy::kAlways);
+    const std::string sif = f.scratch.File("user.sif");
+    MakeImage(f.scratch.path(), sif, "always");
+    REQUIRE(chown(sif.c_str(), f.user.uid, f.user.gid) == 0);
+    auto lease = f.Acquire(sif, f.user.uid);
+    REQUIRE(lease.ok());
+    CHECK((*lease)->backend() == MountBackend::kKernelDirect);
+    CHECK(ViewOfLoopFor(sif).backing == sif);
+  }
+  SECTION("never") {
+    CacheFixture f(Policy::kNever);
+    const std::string sif = f.scratch.File("img.sif");
+    auto manifest = MakeImage(f.scratch.path(), sif, "never");
+    auto lease = f.Acquire(sif);
+    REQUIRE(lease.ok());
+    CHECK((*lease)->backend() == MountBackend::kFuse);
+    CHECK(f.Loops().empty());
+    CHECK(VerifyTree((*lease)->root(), manifest) == "");
+    lease->reset();
+    CHECK(MountsUnder(f.cache->mounts_dir()).empty());
+  }
+}
+
+}  // namespace
+}  // namespace berth::daemon::image

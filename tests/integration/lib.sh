@@ -1,0 +1,58 @@
+# Shared helpers for the integration tests (sourced). Each test prints
+# "ok   NAME" or "FAIL NAME: why" and, via finish, "N passed, M failed".
+pass=0
+fail=0
+ok() { echo "ok   $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
+finish() {
+  echo "$pass passed, $fail failed"
+  [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
+  exit $?
+}
+
+# check NAME CMD...: passes when CMD succeeds.
+check() {
+  local name=$1; shift
+  if "$@"; then ok "$name"; else bad "$name" "command failed: $*"; fi
+}
+
+# expect_out NAME EXPECTED CMD...: stdout (trailing newline stripped) equals EXPECTED.
+expect_out() {
+  local name=$1 want=$2; shift 2
+  local got
+  got=$("$@" 2>"$TEST_TMP/stderr")
+  local rc=$?
+  if [ "$got" = "$want" ] && [ "$rc" -eq 0 ]; then ok "$name"
+  else bad "$name" "rc=$rc got '$got' want '$want' stderr: $(head -c 300 "$TEST_TMP/stderr")"; fi
+}
+
+# expect_rc NAME RC CMD...
+expect_rc() {
+  local name=$1 want=$2; shift 2
+  "$@" >/dev/null 2>"$TEST_TMP/stderr"
+  local rc=$?
+  if [ "$rc" -eq "$want" ]; then ok "$name"
+  else bad "$name" "rc=$rc want $want stderr: $(head -c 300 "$TEST_TMP/stderr")"; fi
+}
+
+# expect_fatal NAME SUBSTRING CMD...: non-zero exit, one FATAL line naming the problem.
+expect_fatal() {
+  local name=$1 want=$2; shift 2
+  "$@" >/dev/null 2>"$TEST_TMP/stderr"
+  local rc=$?
+  local err lines
+  err=$(cat "$TEST_TMP/stderr")
+  lines=$(printf '%s\n' "$err" | grep -c .)
+  if [ "$rc" -eq 0 ]; then bad "$name" "exit 0"
+  elif [ "$lines" -ne 1 ]; then bad "$name" "stderr is $lines lines: $err"
+  else case "$err" in FATAL:*"$want"*) ok "$name" ;; *) bad "$name" "stderr: $err" ;; esac
+  fi
+}
+
+# wait_until SECONDS CMD...: polls CMD every 0.1 s.
+wait_until() {
+  local limit=$(( $1 * 10 )); shift
+  local i
+  for ((i = 0; i < limit; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  return 1
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# run_test.sh BERTH BERTHD MODE WHO: the action verbs end to end against a
+# real daemon, real mounts and namespaces.
+#   MODE  system (root berthd)  or  user (a private berthd run by the test user)
+#   WHO   root  or  user (the unprivileged test user, created if missing)
+# Needs root to set up (CI runs as root). Prints ok/FAIL lines, then a summary.
+set -u
+BERTH_SRC=$1 BERTHD_SRC=$2 MODE=$3 WHO=$4 HOSTILE=${5:-}
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
+TUSER=${BERTH_TEST_USER:-berthtest}
+
+[ "$(id -u)" = 0 ] || { bad setup "needs root to set up"; finish; }
+bash "$here/../lib/ensure-test-user.sh" "$TUSER"
+TEST_TMP=$(mktemp -d /tmp/berth-run-XXXXXX)
+chmod 0755 "$TEST_TMP"
+daemon_pid=
+cleanup() {
+  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+  rm -rf "$TEST_TMP" 2>/dev/null
+}
+trap cleanup EXIT
+install -m 0755 "$BERTH_SRC" "$TEST_TMP/berth"
+install -m 0755 "$BERTHD_SRC" "$TEST_TMP/berthd"
+BERTH=$TEST_TMP/berth
+IMG=$TEST_TMP/t.sif
+bash "$here/make_test_image.sh" "$BERTH" "$IMG" || { bad setup "test image"; finish; }
+mkdir -m 0777 "$TEST_TMP/shared"
+SOCK=$TEST_TMP/run/berthd.sock
+
+# --- the daemon ---
+if [ "$MODE" = system ]; then
+  mkdir -p "$TEST_TMP/etc"
+  "$TEST_TMP/berthd" --socket "$SOCK" --config-dir "$TEST_TMP/etc" \
+    --state-dir "$TEST_TMP/state" --foreground 2>"$TEST_TMP/berthd.log" &
+  daemon_pid=$!
+else
+  chmod 0666 /dev/fuse  # Debian ships 0666; this machine has 0600 (recipes.md)
+  install -d -o "$TUSER" -m 0700 "$TEST_TMP/u"
+  runuser -u "$TUSER" -- "$TEST_TMP/berthd" --user-mode --socket "$TEST_TMP/u/berthd.sock" \
+    --config-dir "$TEST_TMP/etc" --state-dir "$TEST_TMP/u/state" --foreground \
+    2>"$TEST_TMP/berthd.log" &
+  daemon_pid=$!
+  SOCK=$TEST_TMP/u/berthd.sock
+fi
+if ! wait_until 10 test -S "$SOCK"; then
+  bad "daemon starts" "$(cat "$TEST_TMP/berthd.log")"; finish
+fi
+
+# run as the identity under test
+if [ "$WHO" = root ]; then
+  as() { env BERTH_SOCKET="$SOCK" "$@"; }
+  ME_UID=0
+else
+  as() { runuser -u "$TUSER" -- env BERTH_SOCKET="$SOCK" "$@"; }
+  ME_UID=$(id -u "$TUSER")
+fi
+b() { as "$BERTH" "$@"; }
+ME_HOME=$(getent passwd "$(id -un "$ME_UID")" | cut -d: -f6)
+
+# --- basics ---
+expect_out "exec echo" "hello" b exec "$IMG" echo hello
+expect_rc "exit 7 -> 7" 7 b exec "$IMG" sh -c 'exit 7'
+expect_rc "kill -TERM \$\$ -> 143" 143 b exec "$IMG" sh -c 'kill -TERM $$'
+expect_out "runscript with arguments" "runscript args: a b c" b run "$IMG" a "b c"
+expect_out "id -u is the caller" "$ME_UID" b exec "$IMG" id -u
+expect_out "dynamic program runs" "$ME_UID" b exec "$IMG" dyn-id -u
+expect_out "image content visible" "image-file" b exec "$IMG" cat /opt/marker
+expect_out "cwd is the caller's" "$TEST_TMP" bash -c "cd '$TEST_TMP' && $(declare -f as | tail -n +2 | head -0) true; cd '$TEST_TMP'; $( [ "$WHO" = root ] && echo "env BERTH_SOCKET=$SOCK" || echo "runuser -u $TUSER -- env BERTH_SOCKET=$SOCK") '$BERTH' exec '$IMG' pwd"
+expect_out "--cwd" "/opt" b exec --cwd /opt "$IMG" pwd
+expect_out "HOME is the caller's" "$ME_HOME" b exec "$IMG" sh -c 'echo $HOME'
+
+# --- stdin / stdout ---
+head -c $((100 * 1024 * 1024)) /dev/urandom >"$TEST_TMP/in.bin"
+chmod 0644 "$TEST_TMP/in.bin"
+want=$(sha256sum <"$TEST_TMP/in.bin" | cut -d' ' -f1)
+got=$(as sh -c "'$BERTH' exec '$IMG' cat <'$TEST_TMP/in.bin'" | sha256sum | cut -d' ' -f1)
+[ "$got" = "$want" ] && ok "100 MiB through stdin/stdout, same sha256" || bad "100 MiB stdin" "$got != $want"
+expect_out "stdin EOF reaches the container" "0" bash -c "echo -n | $( [ "$WHO" = root ] && echo "env BERTH_SOCKET=$SOCK" || echo "runuser -u $TUSER -- env BERTH_SOCKET=$SOCK") '$BERTH' exec '$IMG' wc -c"
+
+# --- environment (apptainer-behaviour.md §2) ---
+expect_out "host variable passes" "hostval" as env HOSTVAR=hostval "$BERTH" exec "$IMG" sh -c 'echo $HOSTVAR'
+expect_out "image env beats host" "image" as env OVERRIDE_ME=host "$BERTH" exec "$IMG" sh -c 'echo $OVERRIDE_ME'
+expect_out "APPTAINERENV_ beats image" "mine" as env APPTAINERENV_OVERRIDE_ME=mine "$BERTH" exec "$IMG" sh -c 'echo $OVERRIDE_ME'
+expect_out "--env beats APPTAINERENV_" "flag" as env APPTAINERENV_X=env "$BERTH" exec --env X=flag "$IMG" sh -c 'echo $X'
+expect_out "PATH is reset" "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" as env PATH=/evil:/usr/bin:/bin "$BERTH" exec "$IMG" sh -c 'echo $PATH'
+expect_out "LD_LIBRARY_PATH is dropped" "unset" as env LD_LIBRARY_PATH=/x "$BERTH" exec "$IMG" sh -c 'echo ${LD_LIBRARY_PATH-unset}'
+expect_out "--cleanenv drops host vars" "unset C" as env HOSTVAR=x "$BERTH" exec --cleanenv "$IMG" sh -c 'echo ${HOSTVAR-unset} $LANG'
+expect_out "APPTAINER_CLEANENV=1" "unset" as env HOSTVAR=x APPTAINER_CLEANENV=1 "$BERTH" exec "$IMG" sh -c 'echo ${HOSTVAR-unset}'
+expect_out "image env scripts sourced in order" "from-image 99" b exec "$IMG" sh -c 'echo $IMAGE_VAR $IMAGE_LAST'
+expect_out "APPTAINER_CONTAINER is set" "$IMG" b exec "$IMG" sh -c 'echo $APPTAINER_CONTAINER'
+printf 'FROMFILE=yes\n' >"$TEST_TMP/envfile" && chmod 0644 "$TEST_TMP/envfile"
+expect_out "--env-file" "yes" b exec --env-file "$TEST_TMP/envfile" "$IMG" sh -c 'echo $FROMFILE'
+
+# --- binds ---
+echo "bound" >"$TEST_TMP/shared/file" && chmod 0666 "$TEST_TMP/shared/file"
+expect_out "--bind src:dst" "bound" b exec --bind "$TEST_TMP/shared:/mnt/in" "$IMG" cat /mnt/in/file
+expect_out "APPTAINER_BIND" "bound" as env APPTAINER_BIND="$TEST_TMP/shared:/mnt/in" "$BERTH" exec "$IMG" cat /mnt/in/file
+expect_rc "a :ro bind is read-only" 1 b exec --bind "$TEST_TMP/shared:/mnt/in:ro" "$IMG" sh -c 'echo x > /mnt/in/new'
+b exec --bind "$TEST_TMP/shared:/mnt/in" "$IMG" sh -c 'echo w > /mnt/in/written-'"$WHO"
+check "a rw bind is writable, file owned by the caller" test "$(stat -c %u "$TEST_TMP/shared/written-$WHO" 2>/dev/null)" = "$ME_UID"
+expect_out "bind onto a missing dir in the image" "bound" b exec --bind "$TEST_TMP/shared:/new/deep/dir" "$IMG" cat /new/deep/dir/file
+
+# --- contain ---
+expect_out "--contain: empty /tmp" "0" b exec --contain "$IMG" sh -c 'ls -A /tmp | wc -l'
+expect_out "--contain: minimal /dev" "yes" b exec --contain "$IMG" sh -c '[ -c /dev/null ] && [ ! -e /dev/loop-control ] && echo yes'
+expect_out "default /dev is the host's" "yes" b exec "$IMG" sh -c '[ -e /dev/loop-control ] && echo yes'
+expect_out "--containall: new pid ns, clean env" "1 unset" as env HOSTVAR=x "$BERTH" exec --containall --no-init "$IMG" sh -c 'echo $$ ${HOSTVAR-unset}'
+expect_out "--hostname" "box" b exec --hostname box "$IMG" uname -n
+
+# --- fakeroot ---
+expect_out "--fakeroot: id -u is 0" "0" b exec --fakeroot "$IMG" id -u
+b exec --fakeroot --bind "$TEST_TMP/shared:/mnt/in" "$IMG" sh -c 'echo f > /mnt/in/fakeroot-'"$WHO"
+check "--fakeroot: files in a bind belong to the caller" test "$(stat -c %u "$TEST_TMP/shared/fakeroot-$WHO" 2>/dev/null)" = "$ME_UID"
+# /scratch is world-writable in the image; its writes land in the tmpfs overlay.
+expect_out "--writable-tmpfs above 64 MiB" "ok" b exec --writable-tmpfs --tmpfs-size 200 "$IMG" sh -c 'dd if=/dev/zero of=/scratch/big bs=1M count=100 2>/dev/null && echo ok'
+expect_rc "--writable-tmpfs size is enforced" 1 b exec --writable-tmpfs --tmpfs-size 20 "$IMG" sh -c 'dd if=/dev/zero of=/scratch/big bs=1M count=100 2>/dev/null'
+expect_rc "without --writable-tmpfs the image is read-only" 1 b exec "$IMG" sh -c 'echo x > /scratch/f'
+
+# --- security (security.md; each named after its case) ---
+expect_out "caps: CapEff 0 and NoNewPrivs 1" "0000000000000000 1" b exec "$IMG" sh -c 'echo $(grep CapEff /proc/self/status | cut -f2) $(grep NoNewPrivs /proc/self/status | cut -f2)'
+expect_out "setuid-root binary gives no root" "$ME_UID" b exec "$IMG" suid-id -u
+expect_out "only fds 0-2 open" "0 1 2" b exec "$IMG" sh -c 'cd /proc/self/fd && echo $(ls | grep -v "^3$" | sort -n)'
+expect_out "CVE-2019-5736: /proc/self/exe is the payload" "busybox" b exec "$IMG" sh -c 'basename $(readlink /proc/self/exe)'
+expect_fatal "CVE-2024-21626: --cwd /proc/self/fd/3 refused" "--cwd" b exec --cwd /proc/self/fd/3 "$IMG" true
+if [ "$WHO" = user ]; then
+  mkdir -m 0700 "$TEST_TMP/rootonly"
+  cp "$IMG" "$TEST_TMP/rootonly/secret.sif"
+  echo secret >"$TEST_TMP/rootonly/data"
+  ln -s "$TEST_TMP/rootonly/secret.sif" "$TEST_TMP/link.sif"
+  expect_fatal "confused deputy: image the user cannot read" "Permission denied" b exec "$TEST_TMP/rootonly/secret.sif" true
+  expect_fatal "confused deputy: symlink to such an image" "Permission denied" b exec "$TEST_TMP/link.sif" true
+  expect_fatal "confused deputy: --bind /root" "Permission denied" b exec --bind /root:/mnt "$IMG" true
+  expect_fatal "confused deputy: --bind a root-only dir" "Permission denied" b exec --bind "$TEST_TMP/rootonly:/mnt" "$IMG" true
+fi
+expect_fatal "hostile: a missing image is named" "/nonexistent/x.sif: No such file or directory" b exec /nonexistent/x.sif true
+expect_fatal "hostile: '..' in --cwd" "'..'" b exec --cwd /tmp/../etc "$IMG" true
+expect_fatal "hostile: not a SIF" "not a SIF image" b exec "$TEST_TMP/in.bin" true
+if [ -n "$HOSTILE" ]; then
+  install -m 0755 "$HOSTILE" "$TEST_TMP/hostile_client"
+  if as "$TEST_TMP/hostile_client" "$SOCK" >"$TEST_TMP/hostile.out" 2>&1; then
+    ok "hostile requests: $(tail -1 "$TEST_TMP/hostile.out")"
+  else
+    bad "hostile requests" "$(grep -v '^ok' "$TEST_TMP/hostile.out" | head -5)"
+  fi
+fi
+expect_out "daemon still serves after bad requests" "hello" b exec "$IMG" echo hello
+
+# --- Slurm-readiness without Slurm ---
+want_cg=$(as cat /proc/self/cgroup | sort | md5sum)
+got_cg=$(b exec "$IMG" cat /proc/self/cgroup | sort | md5sum)
+[ "$want_cg" = "$got_cg" ] && ok "container is in the caller's cgroup" || bad "cgroup" "$(b exec "$IMG" cat /proc/self/cgroup | head -3)"
+expect_out "affinity is kept (taskset -c 0)" "0" as taskset -c 0 "$BERTH" exec "$IMG" sh -c 'grep Cpus_allowed_list /proc/self/status | cut -f2'
+expect_out "umask is kept" "0027" as sh -c "umask 027; '$BERTH' exec '$IMG' sh -c umask"
+expect_out "--keep-fd passes a readable fd" "passed" as bash -c "exec 7<<<passed; '$BERTH' exec --keep-fd 7 '$IMG' cat /proc/self/fd/7"
+expect_out "PMI_FD is passed automatically" "pmi" as bash -c "exec 9<<<pmi; PMI_FD=9 '$BERTH' exec '$IMG' sh -c 'cat <&9'"
+
+# --- client killed: nothing left behind ---
+mounts_before=$(grep -c berth /proc/self/mountinfo)
+as "$BERTH" exec "$IMG" sleep 313 &
+cpid=$!
+wait_until 10 pgrep -x -f "sleep 313"
+# Kill the client itself (for the test user, $cpid is runuser, its parent).
+pkill -KILL -x -f "$BERTH exec $IMG sleep 313"; wait "$cpid" 2>/dev/null
+if wait_until 10 test -z "$(pgrep -x -f 'sleep 313')"; then ok "SIGKILLed client: container killed"
+else bad "SIGKILLed client" "sleep still running"; pkill -x -f "sleep 313"; fi
+sleep 0.5
+[ "$(grep -c berth /proc/self/mountinfo)" -le "$mounts_before" ] && ok "SIGKILLed client: no mount left in the host" || bad "mounts after kill" "$(grep berth /proc/self/mountinfo)"
+
+# --- terminal ---
+out=$(as script -qec "'$BERTH' exec '$IMG' sh -c 'tty; stty size'" /dev/null </dev/null 2>&1 | tr -d '\r')
+case "$out" in */dev/pts/*) ok "pty: the container has a terminal" ;; *) bad "pty" "$out" ;; esac
+
+finish
