@@ -3,9 +3,11 @@
 //
 // Privilege: system mode must run as root (it will act for every user of the
 // node); user mode runs as the one user it serves.
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +16,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/daemon_options.h"
 #include "daemon/server/listening_socket.h"
@@ -75,6 +78,11 @@ absl::Status ResolvePaths(DaemonOptions& options) {
     options.socket_path = absl::StrCat(base, in_runtime_dir ? "" : "/run", "/berthd.sock");
   }
   if (options.state_dir.empty()) options.state_dir = absl::StrCat(base, "/state");
+  // The user's private base directory: created 0700, as the user, if missing
+  // (CVE-2019-19724: never world-accessible).
+  if (::mkdir(base.c_str(), 0700) != 0 && errno != EEXIST) {
+    return ErrnoStatus(absl::StrCat("creating ", base), errno);
+  }
   return absl::OkStatus();
 }
 

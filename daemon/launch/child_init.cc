@@ -10,15 +10,18 @@
 // status pipe, since the init cannot die of the same signal itself).
 //
 // Privilege: none left; this runs after DropPrivileges().
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 
 #include "daemon/launch/child_internal.h"
 
@@ -63,24 +66,118 @@ void EnterSession(const ChildPlan& plan) {
   Fail(plan, plan.exec_what.c_str(), nullptr, err);
 }
 
+// From here on the init only calls syscall(), already bound by the
+// dynamic linker in this process, and uses its stack (see ReleaseDaemonMemory).
 [[noreturn]] void ExitLike(int wait_status) {
-  if (WIFEXITED(wait_status)) _exit(WEXITSTATUS(wait_status));
-  _exit(128 + WTERMSIG(wait_status));
+  int code = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
+  for (;;) syscall(SYS_exit_group, code);
 }
 
-// Reaps everything that has exited; returns when the payload is among them.
-bool ReapChildren(pid_t payload, int status_fd) {
+// Reaps everything that has exited; exits when the payload is among them.
+void ReapChildren(pid_t payload, int status_fd) {
   for (;;) {
     int status = 0;
     pid_t pid = static_cast<pid_t>(syscall(SYS_wait4, -1, &status, WNOHANG, nullptr));
-    if (pid <= 0) return false;
+    if (pid <= 0) return;
     if (pid == payload) {
-      if (write(status_fd, &status, sizeof(status)) < 0) {
-        // The launcher then falls back to the init's own exit status.
-      }
+      // On failure the launcher falls back to the init's own exit status.
+      syscall(SYS_write, status_fd, &status, sizeof(status));
       ExitLike(status);
     }
   }
+}
+
+// What the init must keep: its live stack (it never returns above RunInit)
+// and its thread's TCB and static TLS, around the thread pointer. Adjacent
+// anonymous mappings merge, so these may sit inside a big heap mapping.
+struct KeepWindows {
+  uintptr_t lo[2];
+  uintptr_t hi[2];
+};
+
+KeepWindows WindowsAround(const void* stack) {
+  constexpr uintptr_t kPage = 4096;
+  auto sp = reinterpret_cast<uintptr_t>(stack);
+  auto tp = reinterpret_cast<uintptr_t>(__builtin_thread_pointer());
+  KeepWindows w{
+      {(sp - (64 << 10)) & ~(kPage - 1), (tp - (1 << 20)) & ~(kPage - 1)},
+      {(sp + (64 << 10) + kPage) & ~(kPage - 1), (tp + (64 << 10) + kPage) & ~(kPage - 1)}};
+  if (w.lo[1] < w.lo[0]) {
+    KeepWindows s{{w.lo[1], w.lo[0]}, {w.hi[1], w.hi[0]}};
+    return s;
+  }
+  return w;
+}
+
+// Releases [start, end) except the keep windows (sorted by their start).
+void ReleaseOutside(uintptr_t start, uintptr_t end, const KeepWindows& keep) {
+  uintptr_t cur = start;
+  for (int i = 0; i < 2; ++i) {
+    if (keep.lo[i] > cur && cur < end) {
+      uintptr_t stop = keep.lo[i] < end ? keep.lo[i] : end;
+      syscall(SYS_madvise, cur, stop - cur, MADV_DONTNEED);
+    }
+    if (keep.hi[i] > cur) cur = keep.hi[i];
+  }
+  if (cur < end) syscall(SYS_madvise, cur, end - cur, MADV_DONTNEED);
+}
+
+uintptr_t ParseHex(const char*& c, char stop) {
+  uintptr_t v = 0;
+  for (; *c != stop && *c != '\0'; ++c) {
+    v = v * 16 + static_cast<uintptr_t>(*c <= '9' ? *c - '0' : *c - 'a' + 10);
+  }
+  return v;
+}
+
+// Parses "start-end perms offset dev inode [path]" and releases the range if
+// it is private, writable and anonymous (no path, or [heap]/[stack]).
+void ReleaseIfDaemonHeap(const char* line, const KeepWindows& keep) {
+  const char* c = line;
+  uintptr_t start = ParseHex(c, '-');
+  ++c;
+  uintptr_t end = ParseHex(c, ' ');
+  const char* perms = c + 1;
+  if (perms[0] == '\0' || perms[1] != 'w' || perms[3] != 'p') return;
+  int field = 0;  // skip perms, offset, dev, inode: the path follows
+  for (c = perms; *c != '\0' && field < 4; ++c) {
+    if (*c == ' ') {
+      while (c[1] == ' ') ++c;
+      ++field;
+    }
+  }
+  bool anonymous = *c == '\0' || *c == '[';
+  if (*c == '[' && (c[1] == 'v' || c[1] == 'u')) anonymous = false;  // [vdso] [vvar] [uprobes]
+  if (anonymous) ReleaseOutside(start, end, keep);
+}
+
+// The init is a copy-on-write image of the daemon: every daemon page it still
+// shares would be copied the next time the daemon writes it, once per
+// running container. Its loop needs only its stack and TLS, so it gives the
+// daemon's heap, arenas and other threads' stacks back. Best effort. Parsed
+// byte by byte: a libc call now might need the dynamic linker's memory.
+void ReleaseDaemonMemory() {
+  char local;
+  KeepWindows keep = WindowsAround(&local);
+  int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC));
+  if (fd < 0) return;
+  char buf[4096];
+  char line[512];
+  size_t len = 0;
+  for (;;) {
+    long n = syscall(SYS_read, fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    for (long i = 0; i < n; ++i) {
+      if (buf[i] != '\n') {
+        if (len + 1 < sizeof(line)) line[len++] = buf[i];
+        continue;
+      }
+      line[len] = '\0';
+      ReleaseIfDaemonHeap(line, keep);
+      len = 0;
+    }
+  }
+  syscall(SYS_close, fd);
 }
 
 [[noreturn]] void RunInit(ChildPlan& plan) {
@@ -101,6 +198,7 @@ bool ReapChildren(pid_t payload, int status_fd) {
   int status_fd = plan.status_fd;
   if (status_fd > 0) syscall(SYS_close_range, 0U, static_cast<unsigned>(status_fd) - 1, 0);
   syscall(SYS_close_range, static_cast<unsigned>(status_fd) + 1, ~0U, 0);
+  ReleaseDaemonMemory();
   uint64_t all = ~uint64_t{0};
   for (;;) {
     siginfo_t info;

@@ -59,6 +59,23 @@ expect_fail "/proc/1/environ and cwd of the init are unreadable" "Permission den
   probe "$IMG" sh -c 'cat /proc/1/environ; readlink /proc/1/cwd'
 expect_fail "/proc/1/mem of the init is unreadable" "Permission denied" probe "$IMG" cat /proc/1/mem
 
+# The init is a copy-on-write image of the launcher: it must give the
+# launcher's heap back, or each container would pin a copy of the daemon.
+probe_argv --ballast-mib 64 "$IMG" sleep 3
+"${PROBE_ARGV[@]}" </dev/null &
+pid=$!
+init=""
+for _ in $(seq 50); do
+  init=$(ps -o pid= --ppid $pid | tr -d ' ')
+  [ -n "$init" ] && grep -q "sleep" /proc/[0-9]*/comm 2>/dev/null && [ "$(cat /proc/$init/comm 2>/dev/null)" = berth-init ] && break
+  sleep 0.1
+done
+sleep 0.3
+rss=$(awk '/^RssAnon/ {print $2}' /proc/$init/status 2>/dev/null)
+[ -n "$rss" ] && [ "$rss" -lt 16384 ] && ok "the init keeps no copy of the launcher's heap (RssAnon ${rss} kB)" ||
+  bad "the init keeps no copy of the launcher's heap" "init '$init' RssAnon '${rss}' kB"
+wait $pid
+
 # --- signals: the daemon's blocked/ignored signals do not reach the payload
 expect "SIGPIPE is default inside" "141" \
   probe "$IMG" sh -c 'exec 3>&1; (yes; echo $? >&3) | head -1 >/dev/null'

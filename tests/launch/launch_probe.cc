@@ -22,7 +22,8 @@
 // --as-user NAME (system mode: the probe stays root, the container and the
 // opening of bind sources are that user's) --user-mode (first enter a user +
 // mount namespace with an identity map, as berthd does in user mode)
-// --malloc-threads N (threads that malloc all along) --repeat N
+// --malloc-threads N (threads that malloc all along) --ballast-mib N (a
+// touched heap of N MiB, like a daemon's) --repeat N
 // --parallel N (N threads, each --repeat launches; all must exit 0).
 #include <fcntl.h>
 #include <poll.h>
@@ -192,6 +193,7 @@ int RunParallel(const Options& o, const Setup& setup) {
 int main(int argc, char** argv) {
   Options o;
   ParseArgs(argc, argv, o);
+  std::vector<char> ballast(static_cast<size_t>(o.ballast_mib) << 20, 1);
   if (o.user_mode) EnterUserMode();
   Setup setup = MakeSetup(o);
   RecordProcessState(o.settings);

@@ -181,6 +181,8 @@ void ParseArgs(int argc, char** argv, Options& o) {
       o.user_mode = true;
     else if (a == "--malloc-threads")
       o.malloc_threads = Number("--malloc-threads", value("--malloc-threads"));
+    else if (a == "--ballast-mib")
+      o.ballast_mib = Number("--ballast-mib", value("--ballast-mib"));
     else if (a == "--repeat")
       o.repeat = Number("--repeat", value("--repeat"));
     else if (a == "--parallel")

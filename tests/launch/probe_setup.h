@@ -25,6 +25,7 @@ struct Options {
   bool pty = false;
   bool timing = false;
   int malloc_threads = 0;
+  int ballast_mib = 0;  // touched heap, as a daemon's would be
   int parallel = 0;
   int repeat = 1;
 };
