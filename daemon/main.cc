@@ -19,12 +19,12 @@
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/daemon_options.h"
-#include "daemon/server/listening_socket.h"
-#include "daemon/server/peer_registry.h"
-#include "daemon/server/rpc_server.h"
 #include "daemon/image/mount_cache.h"
 #include "daemon/image/user_namespace.h"
 #include "daemon/policy/config.h"
+#include "daemon/server/listening_socket.h"
+#include "daemon/server/peer_registry.h"
+#include "daemon/server/rpc_server.h"
 #include "daemon/service/berth_service.h"
 #include "spdlog/cfg/env.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -59,7 +59,8 @@ absl::StatusOr<std::string> UserBaseDir() {
   if (runtime_dir != nullptr && *runtime_dir == '/') return absl::StrCat(runtime_dir, "/berth");
   const char* home = std::getenv("HOME");
   if (home != nullptr && *home == '/') return absl::StrCat(home, "/.berth");
-  return absl::InvalidArgumentError("user mode needs --socket and --state-dir, XDG_RUNTIME_DIR or HOME");
+  return absl::InvalidArgumentError(
+      "user mode needs --socket and --state-dir, XDG_RUNTIME_DIR or HOME");
 }
 
 // Socket and state directory when not named: the node's in system mode, the

@@ -9,6 +9,9 @@
 // a signal; the exact wait status also goes to the launcher through the
 // status pipe, since the init cannot die of the same signal itself).
 //
+// The init then releases the daemon's anonymous memory it inherited
+// (ReleaseDaemonMemory) and lives on its stack, making raw system calls only.
+//
 // Privilege: none left; this runs after DropPrivileges().
 #include <fcntl.h>
 #include <linux/capability.h>

@@ -235,8 +235,9 @@ absl::Status PlanSystemMounts(const LaunchSpec& spec, MountPlanner& planner) {
     ASSIGN_OR_RETURN(UniqueFd mnt, HostTree("/sys", kNoSuidDev | MOUNT_ATTR_NOEXEC | ro));
     RETURN_IF_ERROR(planner.At(std::move(mnt), "/sys", true, "mounting /sys"));
   }
-  if (sys.dev && spec.contain) RETURN_IF_ERROR(PlanMinimalDev(planner));
-  if (sys.dev && !spec.contain) {
+  bool minimal_dev = spec.contain || sys.minimal_dev;
+  if (sys.dev && minimal_dev) RETURN_IF_ERROR(PlanMinimalDev(planner));
+  if (sys.dev && !minimal_dev) {
     ASSIGN_OR_RETURN(UniqueFd mnt, HostTree("/dev", MOUNT_ATTR_NOSUID));
     RETURN_IF_ERROR(planner.At(std::move(mnt), "/dev", true, "mounting /dev"));
   }

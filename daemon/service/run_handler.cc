@@ -29,8 +29,18 @@ constexpr absl::Duration kClientCloseGrace = absl::Seconds(5);
 // so that the protocol stays what Apptainer users know.
 bool Forwardable(int sig) {
   switch (sig) {
-    case SIGINT: case SIGTERM: case SIGHUP: case SIGQUIT: case SIGUSR1: case SIGUSR2:
-    case SIGALRM: case SIGCONT: case SIGTSTP: case SIGTTIN: case SIGTTOU: case SIGWINCH:
+    case SIGINT:
+    case SIGTERM:
+    case SIGHUP:
+    case SIGQUIT:
+    case SIGUSR1:
+    case SIGUSR2:
+    case SIGALRM:
+    case SIGCONT:
+    case SIGTSTP:
+    case SIGTTIN:
+    case SIGTTOU:
+    case SIGWINCH:
       return true;
     default:
       return false;
@@ -46,8 +56,8 @@ void ReadInputs(RunStream* stream, launch::Container* container, int pty_master,
       (void)container->Signal(in.signal());
     } else if (in.has_terminal_input() && pty_master >= 0) {
       const std::string& bytes = in.terminal_input();
-      (void)WriteAll(pty_master, std::span(reinterpret_cast<const uint8_t*>(bytes.data()),
-                                           bytes.size()));
+      (void)WriteAll(pty_master,
+                     std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
     } else if (in.has_resize() && pty_master >= 0) {
       (void)ResizePty(pty_master, in.resize().rows(), in.resize().cols());
     }
@@ -156,8 +166,8 @@ absl::Status RunHandler::Serve(grpc::ServerContext& context, RunStream& stream,
   absl::Notification reader_done;
   std::thread reader(ReadInputs, &stream, &*container, run.pty_master.get(), &client_gone,
                      &reader_done);
-  bool client_alive = Supervise(context, stream, *container, run.pty_master.get(),
-                                peer->pidfd->get(), client_gone);
+  bool client_alive =
+      Supervise(context, stream, *container, run.pty_master.get(), peer->pidfd->get(), client_gone);
   if (!client_alive) {
     spdlog::info("uid {}: client gone, killing container pid {}", peer->uid, container->pid());
     (void)container->Signal(SIGKILL);

@@ -37,8 +37,7 @@ using RunStream = grpc::ServerReaderWriter<v1::RunOutput, v1::RunInput>;
 
 class RunHandler {
  public:
-  RunHandler(const DaemonOptions& options, const policy::Config& config,
-             image::MountCache& images);
+  RunHandler(const DaemonOptions& options, const policy::Config& config, image::MountCache& images);
 
   // Serves one Run call for `peer`; returns the status to end the call with.
   absl::Status Serve(grpc::ServerContext& context, RunStream& stream,

@@ -82,9 +82,9 @@ absl::Status CheckImagePolicy(int fd, const std::string& display, const policy::
   for (const std::string& dir : c.allowed_image_dirs) {
     if (policy::PathWithinDir(real, dir)) return absl::OkStatus();
   }
-  return absl::PermissionDeniedError(absl::StrCat(
-      "image ", display, " (", real, ") is outside this node's allowed_dirs (",
-      absl::StrJoin(c.allowed_image_dirs, ", "), ")"));
+  return absl::PermissionDeniedError(absl::StrCat("image ", display, " (", real,
+                                                  ") is outside this node's allowed_dirs (",
+                                                  absl::StrJoin(c.allowed_image_dirs, ", "), ")"));
 }
 
 absl::StatusOr<std::shared_ptr<image::MountLease>> LeaseImage(const v1::RunRequest& r,
@@ -257,14 +257,13 @@ void AddNamespaces(const v1::RunRequest& r, const DaemonOptions& options,
   spec.system_mounts.sys = config.mount_sys && !NoMount(r, "sys");
   spec.system_mounts.dev = config.mount_dev != policy::DevMode::kNone && !NoMount(r, "dev");
   spec.system_mounts.tmp = config.mount_tmp && !NoMount(r, "tmp");
-  if (config.mount_dev == policy::DevMode::kMinimal) spec.contain = spec.contain || false;
+  spec.system_mounts.minimal_dev = config.mount_dev == policy::DevMode::kMinimal;
 }
 
 }  // namespace
 
 absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdentity& peer,
-                                       std::vector<UniqueFd> handed,
-                                       const DaemonOptions& options,
+                                       std::vector<UniqueFd> handed, const DaemonOptions& options,
                                        const policy::Config& config, image::MountCache& images) {
   PreparedRun run;
   launch::LaunchSpec& spec = run.spec;

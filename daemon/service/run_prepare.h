@@ -28,7 +28,7 @@ struct PreparedRun {
 
 absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& request, const PeerIdentity& peer,
                                        std::vector<UniqueFd> handed_fds,
-                                       const DaemonOptions& options,
-                                       const policy::Config& config, image::MountCache& images);
+                                       const DaemonOptions& options, const policy::Config& config,
+                                       image::MountCache& images);
 
 }  // namespace berth::daemon

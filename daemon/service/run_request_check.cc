@@ -43,10 +43,10 @@ absl::Status CheckLists(const v1::RunRequest& r, const RequestLimits& limits) {
     total += a.size();
   }
   if (r.env_size() > static_cast<int>(limits.max_env_entries)) {
-    return Refuse("environment", absl::StrFormat(
-                                     "%d variables, over the limit of %d (unset some, or use "
-                                     "--cleanenv)",
-                                     r.env_size(), limits.max_env_entries));
+    return Refuse("environment",
+                  absl::StrFormat("%d variables, over the limit of %d (unset some, or use "
+                                  "--cleanenv)",
+                                  r.env_size(), limits.max_env_entries));
   }
   for (const std::string& e : r.env()) {
     RETURN_IF_ERROR(CheckString("environment", e, limits.max_arg_bytes));

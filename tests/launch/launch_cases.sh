@@ -67,7 +67,7 @@ pid=$!
 init=""
 for _ in $(seq 50); do
   init=$(ps -o pid= --ppid $pid | tr -d ' ')
-  [ -n "$init" ] && grep -q "sleep" /proc/[0-9]*/comm 2>/dev/null && [ "$(cat /proc/$init/comm 2>/dev/null)" = berth-init ] && break
+  [ -n "$init" ] && [ "$(cat /proc/$init/comm 2>/dev/null)" = berth-init ] && break
   sleep 0.1
 done
 sleep 0.3
@@ -114,6 +114,9 @@ probe --contain "$IMG" sh -c 'echo "|/tmp/pwned" > /dev/null' </dev/null >/dev/n
   bad "writing /dev/null leaves core_pattern alone" "core_pattern changed"
 expect "--contain gives a minimal /dev" "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero" \
   probe --contain "$IMG" sh -c 'ls /dev | tr "\n" " " | sed "s/ $//"'
+expect "a minimal /dev alone (\"mount dev = minimal\") keeps the host's /tmp" \
+  "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero host-tmp" \
+  probe --minimal-dev "$IMG" sh -c 'echo $(ls /dev) $(test -e $(dirname $PWD)/src/hello && echo host-tmp)'
 expect "--contain gives empty /tmp, /var/tmp and \$HOME" "0" \
   probe --contain "$IMG" sh -c 'ls -A /tmp /var/tmp $HOME | grep -v : | grep . | wc -l'
 expect "--contain: a bind under the fresh /tmp works" "hello" \

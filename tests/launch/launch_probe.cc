@@ -14,7 +14,7 @@
 // NOFILE, SIGPIPE ignored, the forwarded signals blocked), like a daemon
 // whose threads do not look like the client.
 //
-// Options: --bind SRC[:DST[:ro]] --contain --fakeroot --userns --no-pid --ipc
+// Options: --bind SRC[:DST[:ro]] --contain --minimal-dev --fakeroot --userns --no-pid --ipc
 // --hostname H --no-init --writable-tmpfs BYTES --cwd DIR --home SRC
 // --home-dest DIR --no-home --no-mount proc,sys,dev,tmp,etc,home,cwd --fd N
 // --pty (a fresh pty as stdio and controlling terminal) --cgroup DIR

@@ -139,6 +139,8 @@ void ParseArgs(int argc, char** argv, Options& o) {
       o.bind_args.push_back(value("--bind"));
     else if (a == "--contain")
       s.contain = true;
+    else if (a == "--minimal-dev")
+      s.system_mounts.minimal_dev = true;
     else if (a == "--fakeroot")
       s.fakeroot = true;
     else if (a == "--userns")

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Image cache benchmarks (not a test; run as root):
+#   1. what the daemon copy costs on a first run, and what repeated runs cost;
+#   2. cold and warm read throughput (tar of the whole tree) through
+#      - a plain kernel squashfs loop mount of the raw .sqfs (the yardstick),
+#      - berth's kernel mount of the SIF partition in place, and of its copy,
+#      - squashfuse_ll (0.1.105, single-threaded) on the raw .sqfs,
+#      - berth's in-process FUSE server, as root (policy never) and in user
+#        mode as berthtest (inside its own user+mount namespace).
+# Configurations are interleaved, page cache dropped before each cold pass;
+# medians of ROUNDS rounds.
+#
+# usage: bench_image_read.sh IMAGE_MOUNT_TOOL BERTH [WORK_DIR] [ROUNDS] [COMPRESSION]
+set -euo pipefail
+TOOL=$1 BERTH=$2 WORK=${3:-/var/tmp/berth-image-bench} ROUNDS=${4:-3} COMP=${5:-gzip}
+TREE_MB=${TREE_MB:-350}
+mkdir -p "$WORK" && chmod 0755 "$WORK"
+cp "$TOOL" "$WORK/image_mount_tool" && chmod 0755 "$WORK/image_mount_tool"
+id berthtest >/dev/null 2>&1 || useradd -m berthtest
+
+# A tree of real files (libraries, docs) of about TREE_MB MB.
+if [ ! -d "$WORK/tree" ]; then
+  python3 - "$WORK/tree" "$TREE_MB" <<'EOF'
+import os, shutil, sys
+dst, limit = sys.argv[1], int(sys.argv[2]) << 20
+total = 0
+for src in ("/usr/lib/x86_64-linux-gnu", "/usr/share", "/usr/bin"):
+    for root, dirs, files in os.walk(src):
+        dirs.sort()
+        for f in sorted(files):
+            p = os.path.join(root, f)
+            if os.path.islink(p) or not os.path.isfile(p):
+                continue
+            size = os.path.getsize(p)
+            if size > 64 << 20 or total + size > limit:
+                continue
+            out = os.path.join(dst, os.path.relpath(p, "/usr"))
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            shutil.copyfile(p, out)
+            total += size
+print(f"tree: {total >> 20} MB")
+EOF
+fi
+SQFS=$WORK/tree-$COMP.sqfs SIF=$WORK/tree-$COMP.sif
+if [ ! -f "$SIF" ]; then
+  mksquashfs "$WORK/tree" "$SQFS" -noappend -quiet -no-progress -comp "$COMP" >/dev/null
+  "$BERTH" sif new "$SIF"
+  "$BERTH" sif add --datatype 4 --parttype 2 --partfs 1 --partarch 2 --groupid 1 "$SIF" "$SQFS"
+fi
+chmod 0644 "$SIF" "$SQFS"
+USER_SIF=$WORK/user-$COMP.sif
+cp "$SIF" "$USER_SIF" && chown berthtest: "$USER_SIF"
+mkdir -p "$WORK/home" && chown berthtest: "$WORK/home"
+tree_mb=$(du -sm --apparent-size "$WORK/tree" | cut -f1)
+part_mb=$(( $(stat -c %s "$SQFS") >> 20 ))
+echo "tree ${tree_mb} MB, squashfs ($COMP) ${part_mb} MB"
+
+drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+# Prints "cold_s warm_s" for a tar of $1.
+READ='s=$(date +%s.%N); tar cf - -C "$ROOT" . | cat >/dev/null; m=$(date +%s.%N); tar cf - -C "$ROOT" . | cat >/dev/null; e=$(date +%s.%N); echo "READ $(echo "$m - $s" | bc) $(echo "$e - $m" | bc)"'
+
+run_kernel_raw() {
+  local mnt=$WORK/mnt-raw; mkdir -p "$mnt"; drop
+  mount -t squashfs -o loop,ro "$SQFS" "$mnt"
+  ROOT=$mnt bash -c "$READ"; umount "$mnt"
+}
+run_squashfuse_ll() {
+  local mnt=$WORK/mnt-sfll; mkdir -p "$mnt"; drop
+  squashfuse_ll "$SQFS" "$mnt"
+  ROOT=$mnt bash -c "$READ"; umount "$mnt"
+}
+run_tool() {  # policy image
+  local state=$WORK/state-$RANDOM; drop
+  "$WORK/image_mount_tool" --policy "$1" "$state" "$2" "$READ" | tr '\n' ' '; echo
+  rm -rf "$state"
+}
+run_user_mode() {
+  local state=$WORK/home/state-$RANDOM; drop
+  chmod 666 /dev/fuse  # this machine ships /dev/fuse 0600
+  runuser -u berthtest -- "$WORK/image_mount_tool" --user-mode "$state" "$USER_SIF" "$READ" | tr '\n' ' '; echo
+  rm -rf "$state"
+}
+
+declare -A cold warm
+configs="kernel_raw berth_kernel_direct berth_kernel_copy squashfuse_ll berth_fuse_root berth_fuse_user"
+for round in $(seq "$ROUNDS"); do
+  for c in $configs; do
+    case $c in
+      kernel_raw) out=$(run_kernel_raw) ;;
+      berth_kernel_direct) out=$(run_tool trusted "$SIF") ;;
+      berth_kernel_copy) out=$(run_tool trusted "$USER_SIF") ;;
+      squashfuse_ll) out=$(run_squashfuse_ll) ;;
+      berth_fuse_root) out=$(run_tool never "$SIF") ;;
+      berth_fuse_user) out=$(run_user_mode) ;;
+    esac
+    read -r _ c_s w_s <<<"$(grep -o 'READ [0-9.]* [0-9.]*' <<<"$out")"
+    cold[$c]+="$c_s " warm[$c]+="$w_s "
+    echo "round $round $c: cold ${c_s}s warm ${w_s}s $(grep -o 'backend=.*first_acquire_ms=[0-9.]* hit_acquire_ms=[0-9.]* remount_acquire_ms=[0-9.]*' <<<"$out" || true)"
+  done
+done
+
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo
+printf "%-22s %10s %10s\n" config "cold MB/s" "warm MB/s"
+for c in $configs; do
+  mc=$(median <<<"${cold[$c]}") mw=$(median <<<"${warm[$c]}")
+  printf "%-22s %10.0f %10.0f\n" "$c" "$(echo "$tree_mb / $mc" | bc -l)" "$(echo "$tree_mb / $mw" | bc -l)"
+done
+
+# First-run cost of the copy (cold cache: the user's file is read from disk).
+echo
+for round in $(seq "$ROUNDS"); do
+  drop
+  "$WORK/image_mount_tool" --policy trusted "$WORK/state-copy-$round" "$USER_SIF" | sed "s/^/copy round $round: /"
+  rm -rf "$WORK/state-copy-$round"
+  drop
+  "$WORK/image_mount_tool" --policy trusted "$WORK/state-direct-$round" "$SIF" | sed "s/^/direct round $round: /"
+  rm -rf "$WORK/state-direct-$round"
+done
+echo "partition: ${part_mb} MB"
