@@ -7,6 +7,7 @@
 #include "absl/time/time.h"
 #include "berth/v1/berth.grpc.pb.h"
 #include "client/rpc/daemon_channel.h"
+#include "client/rpc/daemon_locator.h"
 #include "common/status_macros.h"
 #include "proto/status_mapping.h"
 
@@ -45,7 +46,8 @@ absl::Status RunVersion(const std::string& socket_flag) {
   std::printf("berth version %s\n", BERTH_VERSION);
   // The client's line comes first even when the daemon is unreachable.
   std::fflush(stdout);
-  ASSIGN_OR_RETURN(auto channel, ConnectToDaemon(ResolveSocketPath(socket_flag)));
+  ASSIGN_OR_RETURN(std::string socket, LocateDaemon(socket_flag, /*user_daemon_flag=*/false));
+  ASSIGN_OR_RETURN(auto channel, ConnectToDaemon(socket));
   ASSIGN_OR_RETURN(v1::VersionReply reply, CallVersion(channel));
   std::fputs(DescribeDaemon(reply).c_str(), stdout);
   return absl::OkStatus();

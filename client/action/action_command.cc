@@ -4,6 +4,7 @@
 #include "client/action/action_flags.h"
 #include "client/action/run_session.h"
 #include "client/rpc/daemon_channel.h"
+#include "client/rpc/daemon_locator.h"
 #include "common/status_macros.h"
 
 namespace berth::client {
@@ -34,6 +35,7 @@ struct VerbState {
   ActionFlags flags;
   std::string image;
   std::vector<std::string> args;
+  bool user_daemon = false;
 };
 
 absl::Status RunVerb(const CLI::App& cmd, v1::Action action, VerbState& state,
@@ -46,8 +48,9 @@ absl::Status RunVerb(const CLI::App& cmd, v1::Action action, VerbState& state,
   }
   ASSIGN_OR_RETURN(v1::RunRequest request,
                    BuildRunRequest(action, state.image, state.args, state.flags));
-  ASSIGN_OR_RETURN(exit_code, RunSession(ResolveSocketPath(socket_flag), std::move(request),
-                                         state.flags.keep_fds, signals));
+  ASSIGN_OR_RETURN(std::string socket, LocateDaemon(socket_flag, state.user_daemon));
+  ASSIGN_OR_RETURN(exit_code,
+                   RunSession(socket, std::move(request), state.flags.keep_fds, signals));
   return absl::OkStatus();
 }
 
@@ -58,6 +61,8 @@ void AddVerb(CLI::App& app, const char* name, const char* help, v1::Action actio
   CLI::App* cmd = app.add_subcommand(name, help);
   cmd->fallthrough();
   AddActionFlags(*cmd, state->flags);
+  cmd->add_flag("--user-daemon", state->user_daemon,
+                "use (and start if needed) a private berthd, even where a system one runs");
   if (action == v1::ACTION_SHELL) {
     cmd->add_option("-s,--shell", state->flags.shell, "shell to run (default /bin/sh)");
   }

@@ -19,8 +19,6 @@
 namespace berth::client {
 namespace {
 
-constexpr const char* kSystemSocket = "/run/berth/berthd.sock";
-
 // A connected, blocking, close-on-exec Unix socket to `path`.
 absl::StatusOr<UniqueFd> ConnectSocket(const std::string& path) {
   sockaddr_un addr{};
@@ -56,13 +54,6 @@ absl::Status Unreachable(const std::string& path, absl::string_view reason) {
 }
 
 }  // namespace
-
-std::string ResolveSocketPath(const std::string& socket_flag) {
-  if (!socket_flag.empty()) return socket_flag;
-  const char* from_env = std::getenv("BERTH_SOCKET");
-  if (from_env != nullptr && *from_env != '\0') return from_env;
-  return kSystemSocket;
-}
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectToDaemon(const std::string& socket_path,
                                                                std::span<const int> fds,

@@ -1,11 +1,6 @@
 // How the client finds and reaches berthd.
 //
-// The socket is, in order: the global `--socket PATH` option, the
-// BERTH_SOCKET environment variable, then the node daemon's
-// /run/berth/berthd.sock. User mode will extend this list rather than change
-// it: when no system daemon answers, a later step falls back to a private
-// daemon under $XDG_RUNTIME_DIR/berth/, starting one if needed, and this file
-// is where that fallback goes, so verbs keep calling ConnectToDaemon() only.
+// Which socket to use is daemon_locator.h's question; this file connects.
 //
 // The client connects the socket itself (gRPC then runs over that one
 // connection), so every verb fails the same way, at once, with the reason the
@@ -25,9 +20,6 @@
 namespace berth::client {
 
 inline constexpr absl::Duration kConnectTimeout = absl::Seconds(2);
-
-// The socket to use given the `--socket` value (empty when not given).
-std::string ResolveSocketPath(const std::string& socket_flag);
 
 // A channel to the daemon at `socket_path`, over one connection that first
 // passes `fds` (fd_handoff.h) — the descriptors a Run places into the
