@@ -3,6 +3,7 @@
 //
 // Privilege: system mode must run as root (it will act for every user of the
 // node); user mode runs as the one user it serves.
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -112,6 +113,10 @@ image::ImagePolicy ImagePolicyOf(const policy::Config& config) {
 
 absl::Status RunDaemon(const DaemonOptions& options) {
   RETURN_IF_ERROR(CheckPrivilegeForMode(options.mode));
+  // Non-dumpable: /proc/<berthd>/{fd,exe,mem,environ} then need CAP_SYS_PTRACE
+  // even for the same uid, so a root container (which has no capabilities)
+  // cannot reach the daemon's descriptors or binary (CVE-2019-5736 shape).
+  if (::prctl(PR_SET_DUMPABLE, 0) != 0) return ErrnoStatus("PR_SET_DUMPABLE", errno);
   if (options.mode == DaemonMode::kUser) {
     // Must precede every thread: unshare(CLONE_NEWUSER) refuses threaded callers.
     RETURN_IF_ERROR_CTX(image::EnterUserModeNamespaces(), "entering the user-mode namespaces");

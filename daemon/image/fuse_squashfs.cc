@@ -19,6 +19,8 @@ namespace {
 
 // How long teardown waits for the server threads after the unmount.
 constexpr absl::Duration kStopWait = absl::Seconds(5);
+// Decompressed blocks kept per mount (256 blocks of the default 128 KiB).
+constexpr size_t kBlockCacheBytes = 32 << 20;
 
 // mount(2) on /dev/fuse ourselves: libfuse would fall back to the setuid
 // fusermount3 helper, an external process we do not want (and do not need:
@@ -82,6 +84,7 @@ absl::StatusOr<std::unique_ptr<FuseSquashfsMount>> FuseSquashfsMount::Mount(
   auto server = std::make_shared<Server>(std::move(own_fd), offset, max_threads);
   server->mount_path = target;
   RETURN_IF_ERROR(server->pool.Init());
+  server->blocks = std::make_unique<SharedBlockCache>(kBlockCacheBytes / server->pool.block_size());
   ASSIGN_OR_RETURN(UniqueFd fuse_fd, OpenFile("/dev/fuse", O_RDWR));
   RETURN_IF_ERROR(MountFuseDevice(fuse_fd.get(), target));
   server->mount = ScopedMount(target);

@@ -6,12 +6,16 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <list>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/unique_fd.h"
@@ -60,6 +64,7 @@ class SqfsPool {
   };
   Lease Borrow();
   int created() const;
+  uint32_t block_size() const;
 
  private:
   absl::StatusOr<sqfs*> OpenReader();
@@ -74,6 +79,30 @@ class SqfsPool {
   int opening_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// Decompressed data and fragment blocks, shared by all readers (LRU).
+class SharedBlockCache {
+ public:
+  using Block = std::shared_ptr<sqfs_block>;
+  explicit SharedBlockCache(size_t capacity);
+  // The block at `pos` (raw on-disk `header`), decompressed with `fs` on a miss.
+  absl::StatusOr<Block> Get(sqfs* fs, sqfs_off_t pos, uint32_t header);
+  std::pair<uint64_t, uint64_t> HitsAndMisses() const;
+
+ private:
+  const size_t capacity_;
+  mutable absl::Mutex mu_;
+  std::list<std::pair<sqfs_off_t, Block>> lru_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<sqfs_off_t, std::list<std::pair<sqfs_off_t, Block>>::iterator> index_
+      ABSL_GUARDED_BY(mu_);
+  uint64_t hits_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t misses_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// sqfs_read_range through the shared cache: up to `size` bytes at `start`
+// into `buf`; `*got` is 0 at end of file. False on a corrupt image.
+bool ReadFileRange(sqfs* fs, SharedBlockCache& cache, sqfs_inode* inode, sqfs_off_t start,
+                   size_t size, char* buf, size_t* got);
+
 struct FuseSquashfsMount::Server {
   Server(UniqueFd fd, int64_t offset, int max_threads)
       : image_fd(std::move(fd)), pool(image_fd.get(), offset, max_threads) {}
@@ -81,6 +110,7 @@ struct FuseSquashfsMount::Server {
 
   UniqueFd image_fd;
   SqfsPool pool;
+  std::unique_ptr<SharedBlockCache> blocks;  // sized once the block size is known
   std::string mount_path;
   fuse_session* session = nullptr;
   ScopedMount mount;

@@ -138,13 +138,14 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_inf
   // One buffer per worker thread: reads are the hot path.
   thread_local std::vector<char> buf;
   if (buf.size() < size) buf.resize(size);
-  auto fs = ServerOf(req).pool.Borrow();
-  sqfs_off_t got = static_cast<sqfs_off_t>(size);
-  if (sqfs_read_range(fs.get(), reinterpret_cast<sqfs_inode*>(fi->fh), offset, &got, buf.data()) !=
-      SQFS_OK) {
+  Server& server = ServerOf(req);
+  auto fs = server.pool.Borrow();
+  size_t got = 0;
+  if (!ReadFileRange(fs.get(), *server.blocks, reinterpret_cast<sqfs_inode*>(fi->fh), offset, size,
+                     buf.data(), &got)) {
     return (void)fuse_reply_err(req, EIO);
   }
-  fuse_reply_buf(req, buf.data(), static_cast<size_t>(got));
+  fuse_reply_buf(req, buf.data(), got);
 }
 
 void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
@@ -297,6 +298,11 @@ SqfsPool::Lease SqfsPool::Borrow() {
 void SqfsPool::Return(sqfs* fs) {
   absl::MutexLock lock(&mu_);
   idle_.push_back(fs);
+}
+
+uint32_t SqfsPool::block_size() const {
+  absl::MutexLock lock(&mu_);
+  return all_.empty() ? 0 : all_.front()->sb.block_size;
 }
 
 int SqfsPool::created() const {

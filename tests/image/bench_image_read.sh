@@ -11,8 +11,10 @@
 # medians of ROUNDS rounds.
 #
 # usage: bench_image_read.sh IMAGE_MOUNT_TOOL BERTH [WORK_DIR] [ROUNDS] [COMPRESSION]
+# WORK_DIR must sit on a root-owned, not user-writable path (not /tmp), or the
+# "direct" configuration gets copied like a user's file.
 set -euo pipefail
-TOOL=$1 BERTH=$2 WORK=${3:-/var/tmp/berth-image-bench} ROUNDS=${4:-3} COMP=${5:-gzip}
+TOOL=$1 BERTH=$2 WORK=${3:-/var/lib/berth-image-bench} ROUNDS=${4:-3} COMP=${5:-gzip}
 TREE_MB=${TREE_MB:-350}
 mkdir -p "$WORK" && chmod 0755 "$WORK"
 cp "$TOOL" "$WORK/image_mount_tool" && chmod 0755 "$WORK/image_mount_tool"

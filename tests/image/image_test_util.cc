@@ -95,9 +95,10 @@ std::map<std::string, std::string> MakeRootfs(const std::string& dir, const std:
   return manifest;
 }
 
-void MakeSquashfs(const std::string& dir, const std::string& out, const std::string& compression) {
+void MakeSquashfs(const std::string& dir, const std::string& out, const std::string& compression,
+                  const std::string& extra) {
   Require(Shell("mksquashfs '" + dir + "' '" + out + "' -noappend -quiet -no-progress -comp " +
-                compression + " >/dev/null") == 0,
+                compression + " " + extra + " >/dev/null") == 0,
           "mksquashfs " + dir);
 }
 

@@ -41,9 +41,10 @@ TestUser EnsureTestUser();
 // symlink, a 0600 file) under `dir`; returns relative path -> content sha256.
 std::map<std::string, std::string> MakeRootfs(const std::string& dir, const std::string& flavour);
 
-// mksquashfs `dir` into `out` (gzip unless `compression` says otherwise).
+// mksquashfs `dir` into `out` (gzip unless `compression` says otherwise;
+// `extra` is appended to the command line, e.g. "-b 4096").
 void MakeSquashfs(const std::string& dir, const std::string& out,
-                  const std::string& compression = "gzip");
+                  const std::string& compression = "gzip", const std::string& extra = "");
 
 struct SifPartition {
   int32_t fs_type = 1;    // squashfs

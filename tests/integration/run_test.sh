@@ -137,6 +137,32 @@ if [ "$WHO" = user ]; then
   expect_fatal "confused deputy: --bind /root" "Permission denied" b exec --bind /root:/mnt "$IMG" true
   expect_fatal "confused deputy: --bind a root-only dir" "Permission denied" b exec --bind "$TEST_TMP/rootonly:/mnt" "$IMG" true
 fi
+# The daemon's own state and descriptors are out of reach.
+if [ "$MODE" = system ]; then
+  check "daemon state dir is root-only (0700)" test "$(stat -c %U:%a "$TEST_TMP/state")" = "root:700"
+  dpid=$daemon_pid
+  expect_out "CVE-2019-5736: /proc/<daemon>/fd and exe unreachable" "denied" b exec --no-pid "$IMG" \
+    sh -c "readlink /proc/$dpid/fd/0 >/dev/null 2>&1 || readlink /proc/$dpid/exe >/dev/null 2>&1 || cat /proc/$dpid/environ >/dev/null 2>&1 || echo denied"
+fi
+# CVE-2021-30465-style swap: a symlink flipped between a readable and a
+# root-only image while runs start; a run either gets the readable image or a
+# refusal, never the root-only bytes.
+if [ "$WHO" = user ]; then
+  mkdir -p "$TEST_TMP/swap" && chmod 0755 "$TEST_TMP/swap"
+  ln -sfn "$IMG" "$TEST_TMP/swap/img.sif"
+  ( for i in $(seq 1 400); do
+      ln -sfn "$TEST_TMP/rootonly/secret.sif" "$TEST_TMP/swap/tmp.sif" && mv -T "$TEST_TMP/swap/tmp.sif" "$TEST_TMP/swap/img.sif"
+      ln -sfn "$IMG" "$TEST_TMP/swap/tmp.sif" && mv -T "$TEST_TMP/swap/tmp.sif" "$TEST_TMP/swap/img.sif"
+    done ) &
+  swapper=$!
+  leaked=0
+  for i in $(seq 1 20); do
+    out=$(b exec "$TEST_TMP/swap/img.sif" cat /opt/marker 2>&1)
+    case "$out" in image-file|*"Permission denied"*) ;; *) leaked=1; echo "unexpected: $out" ;; esac
+  done
+  kill "$swapper" 2>/dev/null; wait "$swapper" 2>/dev/null
+  [ "$leaked" -eq 0 ] && ok "symlink swap race: never runs a root-only image" || bad "symlink swap race" "see above"
+fi
 expect_fatal "hostile: a missing image is named" "/nonexistent/x.sif: No such file or directory" b exec /nonexistent/x.sif true
 expect_fatal "hostile: '..' in --cwd" "'..'" b exec --cwd /tmp/../etc "$IMG" true
 expect_fatal "hostile: not a SIF" "not a SIF image" b exec "$TEST_TMP/in.bin" true
