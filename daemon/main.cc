@@ -113,14 +113,15 @@ image::ImagePolicy ImagePolicyOf(const policy::Config& config) {
 
 absl::Status RunDaemon(const DaemonOptions& options) {
   RETURN_IF_ERROR(CheckPrivilegeForMode(options.mode));
-  // Non-dumpable: /proc/<berthd>/{fd,exe,mem,environ} then need CAP_SYS_PTRACE
-  // even for the same uid, so a root container (which has no capabilities)
-  // cannot reach the daemon's descriptors or binary (CVE-2019-5736 shape).
-  if (::prctl(PR_SET_DUMPABLE, 0) != 0) return ErrnoStatus("PR_SET_DUMPABLE", errno);
   if (options.mode == DaemonMode::kUser) {
     // Must precede every thread: unshare(CLONE_NEWUSER) refuses threaded callers.
     RETURN_IF_ERROR_CTX(image::EnterUserModeNamespaces(), "entering the user-mode namespaces");
   }
+  // Non-dumpable: /proc/<berthd>/{fd,exe,mem,environ} then need CAP_SYS_PTRACE
+  // even for the same uid, so a root container (which has no capabilities)
+  // cannot reach the daemon's descriptors or binary (CVE-2019-5736 shape).
+  // After the namespaces: a non-dumpable process may not write its uid_map.
+  if (::prctl(PR_SET_DUMPABLE, 0) != 0) return ErrnoStatus("PR_SET_DUMPABLE", errno);
   ASSIGN_OR_RETURN(policy::Config config,
                    policy::LoadConfig(options.config_dir, options.mode == DaemonMode::kSystem));
   // A client that vanishes mid-reply must cost a call, not the daemon.
