@@ -122,7 +122,10 @@ absl::Status ParseBinds(const toml::table& t, const std::string& o, Config& c) {
 }
 
 absl::Status ParseImages(const toml::table& t, const std::string& o, Config& c) {
-  RETURN_IF_ERROR(CheckKeys(t, {"allowed_dirs", "allowed_owners", "kernel_squashfs"}, "images", o));
+  RETURN_IF_ERROR(
+      CheckKeys(t, {"allowed_dirs", "allowed_owners", "kernel_squashfs", "idle_unmount_seconds"},
+                "images", o));
+  RETURN_IF_ERROR(ReadInt(t, "idle_unmount_seconds", 0, 86400, o, c.idle_unmount_seconds));
   RETURN_IF_ERROR(ReadPaths(t, "allowed_dirs", o, c.allowed_image_dirs));
   if (const toml::node* n = t.get("allowed_owners")) {
     const toml::array* arr = n->as_array();

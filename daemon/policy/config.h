@@ -37,6 +37,8 @@ struct Config {
   std::vector<std::string> allowed_image_dirs;  // empty: anywhere; else by path component
   std::vector<uint32_t> allowed_image_owners;   // empty: anyone
   KernelSquashfs kernel_squashfs = KernelSquashfs::kTrusted;
+  // Keep an image mounted this long after its last container exits (0: unmount at once).
+  int idle_unmount_seconds = 60;
 
   // [namespaces]
   bool allow_pid_ns = true, allow_ipc_ns = true, allow_uts_ns = true, allow_user_ns = true;

@@ -119,7 +119,12 @@ absl::StatusOr<v1::RunRequest> ReadStart(RunStream& stream) {
 
 RunHandler::RunHandler(const DaemonOptions& options, const policy::Config& config,
                        image::MountCache& images)
-    : options_(options), config_(config), images_(images) {}
+    : options_(options),
+      config_(config),
+      images_(images),
+      warm_(std::make_unique<LeaseKeeper>(absl::Seconds(config.idle_unmount_seconds))) {}
+
+RunHandler::~RunHandler() = default;
 
 absl::Status RunHandler::Admit(uid_t uid) {
   absl::MutexLock lock(&mu_);
@@ -152,6 +157,7 @@ absl::Status RunHandler::Serve(grpc::ServerContext& context, RunStream& stream,
 
   ASSIGN_OR_RETURN(PreparedRun run,
                    PrepareRun(request, *peer, std::move(handed), options_, config_, images_));
+  warm_->Keep(run.lease);
   auto container = launch::Launch(std::move(run.spec));
   if (!container.ok()) return Annotate(container.status(), "starting the container");
   spdlog::info("uid {} started {} (pid {}) from {}", peer->uid,

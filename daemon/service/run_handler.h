@@ -30,6 +30,7 @@
 #include "daemon/image/mount_cache.h"
 #include "daemon/policy/config.h"
 #include "daemon/server/peer_identity.h"
+#include "daemon/service/lease_keeper.h"
 
 namespace berth::daemon {
 
@@ -38,6 +39,7 @@ using RunStream = grpc::ServerReaderWriter<v1::RunOutput, v1::RunInput>;
 class RunHandler {
  public:
   RunHandler(const DaemonOptions& options, const policy::Config& config, image::MountCache& images);
+  ~RunHandler();
 
   // Serves one Run call for `peer`; returns the status to end the call with.
   absl::Status Serve(grpc::ServerContext& context, RunStream& stream,
@@ -51,6 +53,7 @@ class RunHandler {
   DaemonOptions options_;
   const policy::Config& config_;
   image::MountCache& images_;
+  std::unique_ptr<LeaseKeeper> warm_;
   absl::Mutex mu_;
   absl::flat_hash_map<uid_t, int> live_ ABSL_GUARDED_BY(mu_);
 };

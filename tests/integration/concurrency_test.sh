@@ -62,5 +62,9 @@ fd1=$(fds) rss1=$(rss)
 [ "$fd1" -le $((fd0 + 2)) ] && ok "daemon descriptors flat ($fd0 -> $fd1)" || bad "fd leak" "$fd0 -> $fd1"
 [ "$rss1" -le $((rss0 + 4096)) ] && ok "daemon RSS flat (${rss0} kB -> ${rss1} kB)" \
   || bad "memory growth" "${rss0} kB -> ${rss1} kB"
-check "no loop device left attached to the test image" test -z "$(losetup -a | grep "$TEST_TMP")"
+# Images stay mounted a while after use (idle_unmount_seconds); a stopped
+# daemon must leave nothing behind.
+kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null; daemon_pid=
+check "stopped daemon: no loop device left on the test's images" test -z "$(losetup -a | grep "$TEST_TMP")"
+check "stopped daemon: no mount left under its state dir" test -z "$(grep "$TEST_TMP" /proc/self/mountinfo)"
 finish
