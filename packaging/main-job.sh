@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian 12 machine: install dependencies, build,
 # install berth and berthd to /usr/local/bin, start the daemon, make a small
-# SIF image from busybox-static and show it with `berth sif`. Run as root.
+# SIF image from busybox-static, show it with `berth sif` and run it. Run as root.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -31,3 +31,7 @@ berth sif header "$work/busybox.sif"
 berth sif list "$work/busybox.sif"
 mkdir -p "$here/build/demo" && cp "$work/busybox.sif" "$here/build/demo/busybox.sif"
 echo "image kept at $here/build/demo/busybox.sif"
+
+step "running it: berth run, then berth exec"
+berth run "$here/build/demo/busybox.sif" uname -sr
+berth exec "$here/build/demo/busybox.sif" sh -c 'echo "inside: $(id -un) in $(pwd), pid $$"'
