@@ -9,6 +9,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "client/action/action_command.h"
+#include "client/inspect/inspect_command.h"
 #include "client/sif/sif_command.h"
 #include "client/version_command.h"
 
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
                  "berthd's socket (default: $BERTH_SOCKET, else /run/berth/berthd.sock)");
   auto result = std::make_shared<absl::Status>();
   berth::client::RegisterSifCommands(app, result);
+  berth::client::RegisterInspectCommands(app, result);
   berth::client::RegisterVersionCommand(app, socket_flag, result);
   auto exit_code = std::make_shared<int>(0);
   berth::client::RegisterActionCommands(app, socket_flag, result, exit_code);
