@@ -58,6 +58,9 @@ absl::StatusOr<fuse_session*> CreateSession(UniqueFd fuse_fd, FuseSquashfsMount:
   return session;
 }
 
+// Takes its own reference: a server whose mount is gone but whose files are
+// still open outlives its FuseSquashfsMount (see the destructor).
+// NOLINTNEXTLINE(performance-unnecessary-value-param)
 void ServeUntilUnmounted(std::shared_ptr<FuseSquashfsMount::Server> server, int max_threads) {
   fuse_loop_config* config = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(config, static_cast<unsigned>(max_threads));

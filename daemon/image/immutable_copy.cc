@@ -95,8 +95,8 @@ absl::Status CopyRange(int source_fd, int64_t offset, int64_t done, int64_t size
                        Hasher* hasher) {
   std::vector<uint8_t> buf(static_cast<size_t>(std::min<int64_t>(kChunk, size - done)));
   while (done < size) {
-    auto span =
-        std::span(buf.data(), static_cast<size_t>(std::min<int64_t>(buf.size(), size - done)));
+    const int64_t n = std::min(static_cast<int64_t>(buf.size()), size - done);
+    auto span = std::span(buf.data(), static_cast<size_t>(n));
     RETURN_IF_ERROR_CTX(PreadFull(source_fd, span, offset + done), "reading the image");
     if (hasher != nullptr) hasher->Update(span);
     RETURN_IF_ERROR_CTX(PwriteFull(dest_fd, span, done), "writing the copy");

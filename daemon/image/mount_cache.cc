@@ -268,6 +268,11 @@ absl::StatusOr<std::shared_ptr<MountLease>> MountCache::Acquire(UniqueFd image_f
   return lease;
 }
 
+std::shared_ptr<MountLease> MountCache::HoldForDaemon(const MountLease& lease) {
+  // uid 0 is never limited, so this cannot fail.
+  return *NewLease(state_, lease.entry_, 0);
+}
+
 absl::StatusOr<int> MountCache::PruneCopies() {
   RETURN_IF_ERROR(Init());
   if (!state_->store.has_value()) return 0;

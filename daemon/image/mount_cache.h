@@ -105,6 +105,12 @@ class MountCache {  // one per daemon, thread-safe
                                                       const std::string& display_path,
                                                       uid_t caller);
 
+  // Another lease on `lease`'s mount, held by the daemon itself: it keeps the
+  // image mounted (e.g. warm for the next start after the last container)
+  // without counting against the user's image limit. The loop device stays
+  // charged to the user whose request mounted it until the unmount.
+  std::shared_ptr<MountLease> HoldForDaemon(const MountLease& lease);
+
   // Deletes stored copies no live mount uses; returns how many (for an
   // epilog or a periodic job: copies otherwise stay as a node cache).
   absl::StatusOr<int> PruneCopies();

@@ -157,7 +157,7 @@ absl::Status RunHandler::Serve(grpc::ServerContext& context, RunStream& stream,
 
   ASSIGN_OR_RETURN(PreparedRun run,
                    PrepareRun(request, *peer, std::move(handed), options_, config_, images_));
-  warm_->Keep(run.lease);
+  warm_->Keep(images_.HoldForDaemon(*run.lease));
   auto container = launch::Launch(std::move(run.spec));
   if (!container.ok()) return Annotate(container.status(), "starting the container");
   spdlog::info("uid {} started {} (pid {}) from {}", peer->uid,

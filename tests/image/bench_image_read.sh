@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Image cache benchmarks (not a test; run as root):
 #   1. what the daemon copy costs on a first run, and what repeated runs cost;
-#   2. cold and warm read throughput (tar of the whole tree) through
+#   2. read throughput (tar of the whole tree): cold (nothing cached), hot
+#      (image file cached, mounted files not: decompression-bound) and warm
+#      (second pass), through
 #      - a plain kernel squashfs loop mount of the raw .sqfs (the yardstick),
 #      - berth's kernel mount of the SIF partition in place, and of its copy,
 #      - squashfuse_ll (0.1.105, single-threaded) on the raw .sqfs,
@@ -57,7 +59,12 @@ tree_mb=$(du -sm --apparent-size "$WORK/tree" | cut -f1)
 part_mb=$(( $(stat -c %s "$SQFS") >> 20 ))
 echo "tree ${tree_mb} MB, squashfs ($COMP) ${part_mb} MB"
 
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+# cold: nothing cached. hot: the image file cached, the mount's files not
+# (isolates decompression and FUSE overhead from the disk).
+drop() {
+  sync; echo 3 >/proc/sys/vm/drop_caches
+  if [ "$PREP" = hot ]; then cat "$SIF" "$USER_SIF" "$SQFS" >/dev/null; fi
+}
 # Prints "cold_s warm_s" for a tar of $1.
 READ='s=$(date +%s.%N); tar cf - -C "$ROOT" . | cat >/dev/null; m=$(date +%s.%N); tar cf - -C "$ROOT" . | cat >/dev/null; e=$(date +%s.%N); echo "READ $(echo "$m - $s" | bc) $(echo "$e - $m" | bc)"'
 
@@ -83,34 +90,41 @@ run_user_mode() {
   rm -rf "$state"
 }
 
-declare -A cold warm
+declare -A res
 configs="kernel_raw berth_kernel_direct berth_kernel_copy squashfuse_ll berth_fuse_root berth_fuse_user"
 for round in $(seq "$ROUNDS"); do
-  for c in $configs; do
-    case $c in
-      kernel_raw) out=$(run_kernel_raw) ;;
-      berth_kernel_direct) out=$(run_tool trusted "$SIF") ;;
-      berth_kernel_copy) out=$(run_tool trusted "$USER_SIF") ;;
-      squashfuse_ll) out=$(run_squashfuse_ll) ;;
-      berth_fuse_root) out=$(run_tool never "$SIF") ;;
-      berth_fuse_user) out=$(run_user_mode) ;;
-    esac
-    read -r _ c_s w_s <<<"$(grep -o 'READ [0-9.]* [0-9.]*' <<<"$out")"
-    cold[$c]+="$c_s " warm[$c]+="$w_s "
-    echo "round $round $c: cold ${c_s}s warm ${w_s}s $(grep -o 'backend=.*first_acquire_ms=[0-9.]* hit_acquire_ms=[0-9.]* remount_acquire_ms=[0-9.]*' <<<"$out" || true)"
+  for PREP in cold hot; do
+    for c in $configs; do
+      case $c in
+        kernel_raw) out=$(run_kernel_raw) ;;
+        berth_kernel_direct) out=$(run_tool trusted "$SIF") ;;
+        berth_kernel_copy) out=$(run_tool trusted "$USER_SIF") ;;
+        squashfuse_ll) out=$(run_squashfuse_ll) ;;
+        berth_fuse_root) out=$(run_tool never "$SIF") ;;
+        berth_fuse_user) out=$(run_user_mode) ;;
+      esac
+      read -r _ first_s warm_s <<<"$(grep -o 'READ [0-9.]* [0-9.]*' <<<"$out")"
+      res[$c,$PREP]+="$first_s "
+      [ "$PREP" = cold ] && res[$c,warm]+="$warm_s "
+      echo "round $round $PREP $c: first ${first_s}s warm ${warm_s}s"
+    done
   done
 done
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo
-printf "%-22s %10s %10s\n" config "cold MB/s" "warm MB/s"
+printf "%-22s %10s %10s %10s   (MB/s of the %d MB tree, median of %d)\n" config cold hot warm "$tree_mb" "$ROUNDS"
 for c in $configs; do
-  mc=$(median <<<"${cold[$c]}") mw=$(median <<<"${warm[$c]}")
-  printf "%-22s %10.0f %10.0f\n" "$c" "$(echo "$tree_mb / $mc" | bc -l)" "$(echo "$tree_mb / $mw" | bc -l)"
+  printf "%-22s" "$c"
+  for p in cold hot warm; do
+    printf " %10.0f" "$(echo "$tree_mb / $(median <<<"${res[$c,$p]}")" | bc -l)"
+  done
+  echo
 done
 
 # First-run cost of the copy (cold cache: the user's file is read from disk).
 echo
+PREP=cold
 for round in $(seq "$ROUNDS"); do
   drop
   "$WORK/image_mount_tool" --policy trusted "$WORK/state-copy-$round" "$USER_SIF" | sed "s/^/copy round $round: /"

@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "common/digest.h"
 #include "common/file_io.h"
 #include "daemon/image/mount_cache.h"
 #include "tests/image/image_test_util.h"
@@ -73,7 +74,8 @@ int CompareRandomReads(const std::string& source, const std::string& mounted,
         const auto size = static_cast<off_t>(fs::file_size(source + "/" + name));
         const off_t offset = size == 0 ? 0 : static_cast<off_t>(rng() % (size + 4097));
         const size_t length = 1 + rng() % (300 << 10);
-        if (Pread(source + "/" + name, offset, length) != Pread(mounted + "/" + name, offset, length)) {
+        if (Pread(source + "/" + name, offset, length) !=
+            Pread(mounted + "/" + name, offset, length)) {
           ++bad;
         }
       }
@@ -103,6 +105,43 @@ TEST_CASE("every backend reads back exactly what was packed", "[image][root]") {
     DropCaches();
     CHECK(CompareRandomReads(tree, (*lease)->root(), names) == 0);
   }
+}
+
+}  // namespace
+}  // namespace berth::daemon::image
+
+namespace berth::daemon::image {
+namespace {
+
+int ThreadCount() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
+TEST_CASE("a FUSE mount released while a file is open serves it until closed, then stops",
+          "[image][root]") {
+  TrustedScratch scratch;
+  const std::string sif = scratch.File("img.sif");
+  auto manifest = MakeImage(scratch.path(), sif, "busy");
+  const int threads_before = ThreadCount();
+  MountCache cache(scratch.File("state"), DaemonMode::kSystem,
+                   ImagePolicy{.kernel_squashfs = Policy::kNever});
+  auto lease = cache.Acquire(*OpenFile(sif, O_RDONLY), sif, 0);
+  REQUIRE(lease.ok());
+  auto open_file = OpenFile((*lease)->root() + "/data/blob.bin", O_RDONLY);
+  REQUIRE(open_file.ok());
+  lease->reset();  // waits a few seconds for the server, then lets it run on
+  CHECK(MountsUnder(cache.mounts_dir()).empty());
+  DropCaches();
+  auto digest = DigestStream(open_file->get(), DigestAlgorithm::kSha256);
+  REQUIRE(digest.ok());
+  CHECK(*digest == manifest["data/blob.bin"]);
+  open_file->Reset();
+  for (int i = 0; i < 50 && ThreadCount() > threads_before; ++i) usleep(100 * 1000);
+  CHECK(ThreadCount() == threads_before);
 }
 
 }  // namespace

@@ -15,18 +15,11 @@ namespace berth::testing {
 namespace {
 
 // This machine ships /dev/fuse as 0600 (distributions ship 0666): FUSE as a
-// plain user needs it opened up. The original mode is restored afterwards.
-class FuseDeviceOpenToUsers {
- public:
-  FuseDeviceOpenToUsers() {
-    REQUIRE(stat("/dev/fuse", &st_) == 0);
-    REQUIRE(chmod("/dev/fuse", 0666) == 0);
-  }
-  ~FuseDeviceOpenToUsers() { chmod("/dev/fuse", st_.st_mode & 07777); }
-
- private:
-  struct stat st_ {};
-};
+// plain user needs it opened up. It is left 0666, as distributions have it:
+// restoring 0600 would race with another test of this suite run in parallel.
+void OpenFuseDeviceToUsers() {
+  REQUIRE(chmod("/dev/fuse", 0666) == 0);
+}
 
 std::string RunProbe(const std::string& args, int& status) {
   const std::string out = "/tmp/berth-image-probe-" + std::to_string(getpid()) + ".out";
@@ -41,7 +34,7 @@ std::string RunProbe(const std::string& args, int& status) {
 TEST_CASE("user mode: in-process FUSE mount works for an unprivileged user", "[image][root]") {
   REQUIRE(geteuid() == 0);
   TestUser user = EnsureTestUser();
-  FuseDeviceOpenToUsers fuse_device;
+  OpenFuseDeviceToUsers();
   TrustedScratch scratch;
   const std::string home = scratch.File("user");
   std::filesystem::create_directory(home);
@@ -64,7 +57,7 @@ TEST_CASE("user mode: in-process FUSE mount works for an unprivileged user", "[i
 
 TEST_CASE("user mode: an image the user cannot read is refused", "[image][root]") {
   TestUser user = EnsureTestUser();
-  FuseDeviceOpenToUsers fuse_device;
+  OpenFuseDeviceToUsers();
   TrustedScratch scratch;
   const std::string home = scratch.File("user");
   std::filesystem::create_directory(home);

@@ -19,6 +19,7 @@
 #include "daemon/image/mount_cache.h"
 #include "daemon/image/open_as_caller.h"
 #include "daemon/image/user_namespace.h"
+#include "spdlog/spdlog.h"
 
 using namespace berth::daemon;
 using namespace berth::daemon::image;
@@ -56,6 +57,7 @@ int RunCommand(const std::string& command, const std::string& root) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  spdlog::set_level(spdlog::level::warn);
   bool user_mode = false;
   ImagePolicy policy;
   int i = 1;

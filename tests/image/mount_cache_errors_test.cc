@@ -30,10 +30,18 @@ struct Broken {
     limits.kernel_squashfs = policy;
     cache = std::make_unique<MountCache>(scratch.File("state"), DaemonMode::kSystem, limits);
     REQUIRE(cache->Init().ok());
-    rootfs = scratch.File("rootfs");
-    MakeRootfs(rootfs, "broken");
     squashfs = scratch.File("good.sqfs");
-    MakeSquashfs(rootfs, squashfs);
+    fs::copy_file(GoodSquashfs(), squashfs);
+  }
+  // Built once per process: every section of the cases below starts from it.
+  static const std::string& GoodSquashfs() {
+    static TrustedScratch dir;
+    static const std::string path = [] {
+      MakeRootfs(dir.File("rootfs"), "broken");
+      MakeSquashfs(dir.File("rootfs"), dir.File("good.sqfs"));
+      return dir.File("good.sqfs");
+    }();
+    return path;
   }
   std::string Bytes(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -76,7 +84,7 @@ struct Broken {
 
   TrustedScratch scratch;
   std::unique_ptr<MountCache> cache;
-  std::string rootfs, squashfs;
+  std::string squashfs;
 };
 
 TEST_CASE("CVE-2023-30549 hostile images give clear errors and leak nothing", "[image][root]") {
@@ -171,6 +179,23 @@ TEST_CASE("B3.11 per-uid limits: images and loop devices", "[image][root]") {
     CHECK(acquire(images[2], 0).ok());     // nor root
     l1->reset();
     CHECK(acquire(images[2], 1001).ok());  // released: room again
+  }
+  SECTION("a daemon hold keeps an image mounted without charging the user") {
+    Broken b(Policy::kTrusted, ImagePolicy{.max_images_per_uid = 1});
+    const std::string a = b.scratch.File("a.sif"), c = b.scratch.File("c.sif");
+    MakeImage(b.scratch.path(), a, "ha");
+    MakeImage(b.scratch.path(), c, "hc");
+    auto la = b.cache->Acquire(*OpenFile(a, O_RDONLY), a, 1001);
+    REQUIRE(la.ok());
+    std::shared_ptr<MountLease> warm = b.cache->HoldForDaemon(**la);
+    const std::string root = (*la)->root();
+    la->reset();
+    CHECK(MountsUnder(b.cache->mounts_dir()).size() == 1);  // still mounted
+    auto lc = b.cache->Acquire(*OpenFile(c, O_RDONLY), c, 1001);
+    CHECK(lc.ok());  // the held image does not count for user 1001
+    auto again = b.cache->Acquire(*OpenFile(a, O_RDONLY), a, 0);
+    REQUIRE(again.ok());
+    CHECK((*again)->root() == root);  // warm: the same mount
   }
   SECTION("loop devices per user") {
     Broken b(Policy::kTrusted, ImagePolicy{.max_loop_devices_per_uid = 1});

@@ -79,7 +79,7 @@ TEST_CASE("64 concurrent Acquire calls of one image mount it exactly once", "[im
   CHECK((*leases[0])->digest().size() == 64);
 }
 
-TEST_CASE("a repeat run of an unchanged image is a cache hit; after release it remounts",
+TEST_CASE("a repeat run of an unchanged image is a cache hit, and after release it remounts",
           "[image][root]") {
   CacheFixture f;
   const std::string sif = f.scratch.File("img.sif");
@@ -201,7 +201,7 @@ TEST_CASE("identical images of two users share one copy and one mount", "[image]
   CHECK(*pruned == 1);
 }
 
-TEST_CASE("policy always mounts user files in place; never uses FUSE", "[image][root]") {
+TEST_CASE("policy always mounts user files in place, policy never uses FUSE", "[image][root]") {
   SECTION("always") {
     CacheFixture f(Policy::kAlways);
     const std::string sif = f.scratch.File("user.sif");
