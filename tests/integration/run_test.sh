@@ -186,7 +186,8 @@ expect_out "--keep-fd passes a readable fd" "passed" as bash -c "exec 7<<<passed
 expect_out "PMI_FD is passed automatically" "pmi" as bash -c "exec 9<<<pmi; PMI_FD=9 '$BERTH' exec '$IMG' sh -c 'cat <&9'"
 
 # --- client killed: nothing left behind ---
-mounts_before=$(grep -c berth /proc/self/mountinfo)
+# Only this test's mounts: other tests run daemons in parallel.
+mounts_before=$(grep -c "$TEST_TMP" /proc/self/mountinfo)
 as "$BERTH" exec "$IMG" sleep 313 &
 cpid=$!
 wait_until 10 pgrep -x -f "sleep 313"
@@ -195,7 +196,7 @@ pkill -KILL -x -f "$BERTH exec $IMG sleep 313"; wait "$cpid" 2>/dev/null
 if wait_until 10 test -z "$(pgrep -x -f 'sleep 313')"; then ok "SIGKILLed client: container killed"
 else bad "SIGKILLed client" "sleep still running"; pkill -x -f "sleep 313"; fi
 sleep 0.5
-[ "$(grep -c berth /proc/self/mountinfo)" -le "$mounts_before" ] && ok "SIGKILLed client: no mount left in the host" || bad "mounts after kill" "$(grep berth /proc/self/mountinfo)"
+[ "$(grep -c "$TEST_TMP" /proc/self/mountinfo)" -le "$mounts_before" ] && ok "SIGKILLed client: no mount left in the host" || bad "mounts after kill" "$(grep "$TEST_TMP" /proc/self/mountinfo)"
 
 # --- terminal ---
 out=$(as script -qec "'$BERTH' exec '$IMG' sh -c 'tty; stty size'" /dev/null </dev/null 2>&1 | tr -d '\r')
