@@ -6,7 +6,9 @@
 # same for a user-mode daemon after start and 100 execs, and while a running
 # container holds a mount whose files (/usr/lib/python3.11 copied into a
 # second image) were all read through the daemon's FUSE server (its block
-# cache and reader pool then hold memory). Goal: idle RSS under
+# cache and reader pool then hold memory), after that container ended (the
+# mount stays for idle_unmount_seconds, 60 s by default) and once the mount
+# is gone. "Idle" rows are every row without a running container. Goal: idle RSS under
 # 30 MB (1 MB = 2^20 B here, as the kernel reports kB); fds flat over 1,000
 # execs. Each reading is taken 1 s after the last exec ended.
 #
@@ -69,7 +71,9 @@ holder_start user "$img_data"
 as_user "$BERTH" exec "$img_data" tar cf - -C / data >/dev/null
 rows+=("$(sample "user: mount held, $(du -sm /usr/lib/python3.11 | cut -f1) MB read through FUSE" "$USER_PID")")
 holder_stop
-rows+=("$(sample "user: after that container ended" "$USER_PID")")
+rows+=("$(sample "user: container ended, mount kept (idle_unmount_seconds)" "$USER_PID")")
+sleep 62  # the default idle_unmount_seconds is 60
+rows+=("$(sample "user: 63 s later, mount gone" "$USER_PID")")
 
 echo
 echo "Sequential execs 101..$execs took $(python3 -c "print('%.1f' % (($t1 - $t0) / 1e9))") s ($(python3 -c "print('%.1f' % (($t1 - $t0) / 1e6 / max(1, $execs - 100)))") ms each)."
@@ -81,10 +85,12 @@ echo
 printf '%s\n' "${rows[@]}" | python3 -c '
 import sys
 rows = [l.split("|") for l in sys.stdin if l.strip()]
-rss = [float(r[2]) for r in rows]
+idle = [r for r in rows if "mount held" not in r[1]]
+rss = [float(r[2]) for r in idle]
 fds = [int(r[5]) for r in rows]
 sysfds = fds[1:4]
-print("Goal idle RSS < 30 MB: max %.1f MB -> %s" % (max(rss), "met" if max(rss) < 30 else "not met"))
+worst = max(idle, key=lambda r: float(r[2]))
+print("Goal idle RSS < 30 MB: worst idle %.1f MB (%s) -> %s" % (max(rss), worst[1].strip(), "met" if max(rss) < 30 else "not met"))
 print("Goal fds flat over execs: system %s (after 1 / 100 / N execs) -> %s" %
       (" / ".join(map(str, sysfds)), "met" if len(set(sysfds)) == 1 else "not met"))
 '

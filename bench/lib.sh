@@ -6,7 +6,7 @@
 #
 #   bench_setup BERTH BERTHD       root check, work dir, cleanup trap, copies
 #                                  of the binaries readable by the test user
-#   bench_start_daemon system|user starts berthd; sets SYS_SOCK / USER_SOCK
+#   bench_start_daemon MODE [NAME] [CONF]  starts berthd; sets DAEMON_SOCK/PID
 #   as_user CMD...                 CMD as the test user (exec, no extra process)
 #   hf NAME CMD                    hyperfine -N; appends the times (s) to NAME
 #   bench_stats NAME...            "median p25 p75 n" in ms of pooled times
@@ -80,29 +80,34 @@ _user_argv() {
 as_user() { _user_argv "$@"; "${user_argv[@]}"; }
 as_user_bg() { _user_argv "$@"; "${user_argv[@]}" & }
 
-bench_start_daemon() {  # system|user
-  local pid
-  if [ "$1" = system ]; then
-    mkdir -p "$bench_work/sys/etc"
-    SYS_SOCK=$bench_work/sys/run/berthd.sock
-    "$BERTHD" --socket "$SYS_SOCK" --config-dir "$bench_work/sys/etc" \
-      --state-dir "$bench_work/sys/state" --foreground </dev/null >/dev/null 2>"$bench_work/sys/berthd.log" &
-    pid=$!
-    SYS_PID=$pid
-    bench_pids+=("$pid")
-    bench_wait_until 10 test -S "$SYS_SOCK" || { cat "$bench_work/sys/berthd.log" >&2; exit 1; }
+# bench_start_daemon system|user [NAME] [BERTH_CONF_TEXT]: a berthd of its own
+# (socket, config and state under $bench_work/NAME); sets DAEMON_SOCK and
+# DAEMON_PID, and SYS_SOCK/SYS_PID or USER_SOCK/USER_PID for that mode.
+bench_start_daemon() {
+  local mode=$1 name=${2:-$1} conf=${3:-} dir pid
+  dir=$bench_work/$name
+  if [ "$mode" = system ]; then
+    mkdir -p "$dir/etc"
   else
     [ -n "${BENCH_UID:-}" ] || bench_user_setup
-    install -d -o "$BENCH_USER" -m 0700 "$bench_work/u"
-    mkdir -p "$bench_work/u/etc"
-    USER_SOCK=$bench_work/u/run/berthd.sock
-    as_user_bg "$BERTHD" --user-mode --socket "$USER_SOCK" --config-dir "$bench_work/u/etc" \
-      --state-dir "$bench_work/u/state" --foreground </dev/null >/dev/null 2>"$bench_work/u-berthd.log"
-    pid=$!
-    USER_PID=$pid
-    bench_pids+=("$pid")
-    bench_wait_until 10 test -S "$USER_SOCK" || { cat "$bench_work/u-berthd.log" >&2; exit 1; }
+    install -d -o "$BENCH_USER" -m 0700 "$dir"
+    install -d -m 0755 "$dir/etc"
   fi
+  [ -z "$conf" ] || { printf '%s\n' "$conf" >"$dir/etc/berth.conf"; chmod 0644 "$dir/etc/berth.conf"; }
+  DAEMON_SOCK=$dir/run/berthd.sock
+  if [ "$mode" = system ]; then
+    "$BERTHD" --socket "$DAEMON_SOCK" --config-dir "$dir/etc" --state-dir "$dir/state" \
+      --foreground </dev/null >/dev/null 2>"$bench_work/$name.log" &
+    pid=$!
+  else
+    as_user_bg "$BERTHD" --user-mode --socket "$DAEMON_SOCK" --config-dir "$dir/etc" \
+      --state-dir "$dir/state" --foreground </dev/null >/dev/null 2>"$bench_work/$name.log"
+    pid=$!
+  fi
+  DAEMON_PID=$pid
+  bench_pids+=("$pid")
+  bench_wait_until 10 test -S "$DAEMON_SOCK" || { cat "$bench_work/$name.log" >&2; exit 1; }
+  if [ "$mode" = system ]; then SYS_SOCK=$DAEMON_SOCK SYS_PID=$pid; else USER_SOCK=$DAEMON_SOCK USER_PID=$pid; fi
 }
 
 # The squashfs partition of a SIF: "OFFSET SIZE" of the FS descriptor.
