@@ -15,6 +15,7 @@
 # Usage (root): bench/daemon_rss.sh [BERTH] [BERTHD] [EXECS]   (EXECS: 1000)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 bench_setup "${1:-$here/../build/client/berth}" "${2:-$here/../build/daemon/berthd}"
 execs=${3:-1000}

@@ -1,4 +1,5 @@
 # bench/lib.sh: shared by the run-path benchmarks (sourced, bash).
+# shellcheck shell=bash disable=SC2034  # (variables are for the scripts that source this)
 # Sets up a private work directory, starts berthd (system mode as root, user
 # mode as the test user), builds images, times commands, and on every exit
 # path (normal, error, Ctrl-C, TERM) stops what it started, detaches leftover
@@ -19,7 +20,8 @@ bench_pids=()  # killed (TERM, then KILL) on exit, last started first
 
 bench_cleanup() {
   local rc=$? i p m
-  trap - EXIT INT TERM HUP
+  trap - EXIT
+  trap "" INT TERM HUP  # a second Ctrl-C must not cut the cleanup short
   for ((i = ${#bench_pids[@]} - 1; i >= 0; i--)); do
     p=${bench_pids[i]}
     kill -TERM "$p" 2>/dev/null || continue

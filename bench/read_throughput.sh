@@ -20,9 +20,10 @@
 # Usage (root): bench/read_throughput.sh [BERTH] [BERTHD] [REPS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 bench_setup "${1:-$here/../build/client/berth}" "${2:-$here/../build/daemon/berthd}"
-reps=${3:-3}
+reps=${3:-5}
 bench_user_setup
 
 # --- the tree: whole subtrees until >= 300 MB, none pushing past 400 MB ---
@@ -95,6 +96,15 @@ as_user squashfuse_ll -o offset="$off" "$img" "$mnt_f"
 # the host's mount namespace; the user daemon's live in its own namespaces.
 sys_mount() { awk -v d="$bench_work/system/state/mounts/" 'index($5, d) == 1 {print $5; exit}' /proc/self/mountinfo; }
 user_mount() { awk -v d="$bench_work/user/state/mounts/" 'index($5, d) == 1 {print $5; exit}' "/proc/$USER_PID/mountinfo"; }
+# A container's root is an overlay (the image under a small staging layer for
+# mount points and /etc files), new for every container: the same tar through
+# a fresh read-only overlay of the daemon's mount under an empty layer.
+mkdir "$bench_work/empty" "$bench_work/ovl"
+via_overlay() {
+  mount -t overlay overlay -o ro,lowerdir="$bench_work/empty:$1" "$bench_work/ovl"
+  busybox tar cf - -C "$bench_work/ovl" data
+  umount "$bench_work/ovl"
+}
 # (berthd is not dumpable, so its namespaces are entered by root, then as the user.)
 in_user_daemon() { nsenter -t "$USER_PID" -U -m -S "$BENCH_UID" -G "$BENCH_GID" "$@"; }
 
@@ -104,6 +114,7 @@ for ((r = 1; r <= reps; r++)); do
   drop; run s_cold "$BERTH" exec "$img" "${tar_in[@]}"; run s_warm "$BERTH" exec "$img" "${tar_in[@]}"
   m=$(sys_mount)
   drop; run d_cold busybox tar cf - -C "$m" data; run d_warm busybox tar cf - -C "$m" data
+  drop; run o_cold via_overlay "$m"; run o_warm via_overlay "$m"
   drop; run f_cold as_user busybox tar cf - -C "$mnt_f" data; run f_warm as_user busybox tar cf - -C "$mnt_f" data
   drop; run u_cold as_user "$BERTH" exec "$img" "${tar_in[@]}"; run u_warm as_user "$BERTH" exec "$img" "${tar_in[@]}"
   m=$(user_mount)
@@ -128,6 +139,7 @@ echo "| --- | --- | --- | --- | --- |"
 row "kernel squashfs loop mount, read directly (system peer)" k k
 row "berth exec IMG tar ..., system mode" s k
 row "(diagnosis) tar on the system daemon's own mount, no container" d k
+row "(diagnosis) same, through a fresh overlay (empty dir + that mount)" o k
 row "squashfuse_ll as $BENCH_USER (user peer)" f f
 row "berth exec IMG tar ..., user mode" u f
 row "(diagnosis) tar on the user daemon's own FUSE mount, no container" ud f

@@ -22,6 +22,7 @@
 # Usage (root): bench/start_latency.sh [BERTH] [BERTHD] [RUNS] [ROUNDS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 bench_setup "${1:-$here/../build/client/berth}" "${2:-$here/../build/daemon/berthd}"
 runs=${3:-60}

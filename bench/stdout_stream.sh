@@ -17,9 +17,10 @@
 # Usage (root): bench/stdout_stream.sh [BERTH] [BERTHD] [REPS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 bench_setup "${1:-$here/../build/client/berth}" "${2:-$here/../build/daemon/berthd}"
-reps=${3:-5}
+reps=${3:-7}
 root=$bench_work/rootfs
 bench_make_rootfs "$root"
 img=$bench_work/stream.sif
@@ -27,7 +28,6 @@ bench_make_sif "$root" "$img"
 bench_start_daemon system
 export BERTH_SOCKET=$SYS_SOCK
 "$BERTH" exec "$img" true  # warm
-dd_args=(if=/dev/zero bs=1M count=1024)
 
 timed() {  # NAME SCRIPT: wall time of a bash -c pipeline, checked for 1 GiB
   local t0 t1 out
