@@ -70,6 +70,11 @@ bool Serves(const CgroupMount& m, absl::string_view controllers) {
 
 // The directory for `path` in a mount showing cgroup `m.root`, if inside it.
 std::optional<std::string> DirIn(const CgroupMount& m, absl::string_view path) {
+  // A path that climbs out (a cgroup namespace shows "/.." for outside) names
+  // no directory under this mount.
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part == "..") return std::nullopt;
+  }
   if (m.root == "/") return absl::StrCat(m.mount_point, path == "/" ? "" : path);
   if (path == m.root) return m.mount_point;
   if (absl::StartsWith(path, m.root) && path.size() > m.root.size() && path[m.root.size()] == '/') {

@@ -32,9 +32,4 @@ struct CallerProcess {
 // Reads the state of process `pid`, which `pidfd` refers to.
 absl::StatusOr<CallerProcess> ReadCallerProcess(pid_t pid, int pidfd);
 
-// Maps /proc/<pid>/cgroup lines to directories under `cgroup_root`, given the
-// mount points of the hierarchies (exposed for tests).
-std::vector<std::string> CgroupDirsFromProcFile(const std::string& proc_cgroup,
-                                                const std::string& mountinfo);
-
 }  // namespace berth::daemon

@@ -1,7 +1,7 @@
 // RunRequest checks (hostile fields) and the caller-state parsers.
 #include <catch2/catch.hpp>
 
-#include "daemon/service/caller_process.h"
+#include "daemon/launch/cgroups.h"
 #include "daemon/service/run_request_check.h"
 
 namespace berth::daemon {
@@ -92,16 +92,18 @@ TEST_CASE("cgroup directories from /proc/PID/cgroup on a hybrid host", "[run][cg
   std::string mountinfo =
       "30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw\n"
       "31 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"
-      "32 25 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
+      "32 25 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+      "33 25 0:29 / /sys/fs/cgroup/blkio rw - cgroup cgroup rw,blkio\n";
   std::string proc =
       "12:memory:/slurm/uid_0/job_7/step_0\n"
       "4:cpu,cpuacct:/slurm/uid_0/job_7\n"
       "0::/user.slice\n"
       "3:blkio:/../escape\n";
-  auto dirs = CgroupDirsFromProcFile(proc, mountinfo);
-  CHECK(dirs == std::vector<std::string>{"/sys/fs/cgroup/memory/slurm/uid_0/job_7/step_0",
-                                         "/sys/fs/cgroup/cpu,cpuacct/slurm/uid_0/job_7",
-                                         "/sys/fs/cgroup/unified/user.slice"});
+  auto dirs = launch::CgroupDirsFrom(proc, mountinfo);
+  REQUIRE(dirs.ok());
+  CHECK(*dirs == std::vector<std::string>{"/sys/fs/cgroup/memory/slurm/uid_0/job_7/step_0",
+                                          "/sys/fs/cgroup/cpu,cpuacct/slurm/uid_0/job_7",
+                                          "/sys/fs/cgroup/unified/user.slice"});
 }
 
 }  // namespace
