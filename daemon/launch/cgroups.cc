@@ -120,10 +120,22 @@ absl::StatusOr<std::vector<std::string>> CgroupDirsFrom(absl::string_view proc_c
   return dirs;
 }
 
-absl::StatusOr<std::vector<std::string>> CgroupDirsOf(pid_t pid) {
-  ASSIGN_OR_RETURN(std::string cgroup, ReadText(absl::StrCat("/proc/", pid, "/cgroup")));
+namespace {
+
+absl::StatusOr<std::vector<std::string>> CgroupDirsFromProc(const std::string& proc_cgroup) {
+  ASSIGN_OR_RETURN(std::string cgroup, ReadText(proc_cgroup));
   ASSIGN_OR_RETURN(std::string mountinfo, ReadText("/proc/self/mountinfo"));
   return CgroupDirsFrom(cgroup, mountinfo);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> CgroupDirsOf(pid_t pid) {
+  return CgroupDirsFromProc(absl::StrCat("/proc/", pid, "/cgroup"));
+}
+
+absl::StatusOr<std::vector<std::string>> CgroupDirsOfThisThread() {
+  return CgroupDirsFromProc("/proc/thread-self/cgroup");
 }
 
 }  // namespace berth::daemon::launch

@@ -26,6 +26,10 @@ namespace berth::daemon::launch {
 // hierarchy that is mounted here.
 absl::StatusOr<std::vector<std::string>> CgroupDirsOf(pid_t pid);
 
+// The cgroup directories of the calling thread: what a child it clones starts
+// in (cgroup v1 places threads, not processes).
+absl::StatusOr<std::vector<std::string>> CgroupDirsOfThisThread();
+
 // The same from the file contents, for tests: `proc_cgroup` is
 // /proc/<pid>/cgroup, `mountinfo` is /proc/self/mountinfo.
 absl::StatusOr<std::vector<std::string>> CgroupDirsFrom(absl::string_view proc_cgroup,

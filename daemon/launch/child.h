@@ -53,6 +53,10 @@ struct MountStep {
   enum Kind : uint8_t {
     kAttach,  // move the detached mount `source_fd` (made by the parent) here
     kProcfs,  // a fresh procfs for the container's PID namespace
+    // a clone of `source_path` on the session tmpfs, made by the child while
+    // that tmpfs is attached in its namespace (the parent cannot clone from
+    // a detached mount before Linux 6.15)
+    kStagingClone,
   };
   Kind kind = kAttach;
   int source_fd = -1;
@@ -62,6 +66,7 @@ struct MountStep {
   int base_fd = -1;
   std::string destination;  // relative, lexically clean, never empty
   std::string what;         // "mounting /home/alice", for the error message
+  std::string source_path;  // kStagingClone: "staging/...", relative to the session
 };
 
 struct FdPlacement {
@@ -81,16 +86,25 @@ struct ChildPlan {
   int channel_target = -1;  // numbers both are moved to before fds are placed
   int status_target = -1;
 
-  // --- cgroups: cgroup.procs descriptors opened by the parent; the child
-  // writes "0" (itself) to each, so no path is resolved in the child.
+  // --- cgroups: the cgroup v2 directory the child is created in
+  // (CLONE_INTO_CGROUP: no migration, no RCU grace period), or -1; and
+  // cgroup.procs descriptors of the v1 hierarchies it must move into. The
+  // child writes "0" (itself) to each, so no path is resolved in the child.
+  int clone_into_cgroup_fd = -1;
   std::vector<int> cgroup_procs_fds;
   std::vector<std::string> cgroup_what;
 
   // --- root filesystem
   int session_fd = -1;  // detached session tmpfs (staging layer, upper/work)
+  // The root is either an overlay (overlay_options set: --writable-tmpfs, or a
+  // tree too costly to underlay) or a bind root (prepare_bind_root.cc): the
+  // detached image clone `root_fd`, or, with root_from_staging, a clone of
+  // the session's staging directory.
   std::vector<std::pair<std::string, std::string>> overlay_options;  // ("", "") ends flags
-  uint64_t overlay_attr = 0;                                         // MOUNT_ATTR_*
-  std::string session_path;  // "/proc/self/fd/N" of session_fd, for umount
+  int root_fd = -1;
+  bool root_from_staging = false;
+  uint64_t overlay_attr = 0;  // MOUNT_ATTR_*
+  std::string session_path;   // "/proc/self/fd/N" of session_fd, for umount
   std::vector<MountStep> mounts;
   std::string cwd;  // absolute, clean, not under /proc
 

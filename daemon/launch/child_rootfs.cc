@@ -2,8 +2,12 @@
 // and pivots into it. Rules: child.h.
 //
 // Shape of the tree (all made by the parent as detached mounts except the
-// overlay and /proc, which must be made here):
-//   /              overlayfs, ro,nosuid,nodev (rw with --writable-tmpfs):
+// overlay, the staging clones and /proc, which must be made here):
+//   /              either a bind root (prepare_bind_root.cc), ro,nosuid,nodev:
+//                    a clone of the image's mount, or of the session's
+//                    "staging" directory, with image entries and staging
+//                    parts bound where the image lacks something;
+//                  or overlayfs, ro,nosuid,nodev (rw with --writable-tmpfs):
 //                    upper  = session tmpfs "upper" (--writable-tmpfs only)
 //                    lower  = session tmpfs "staging" : image_root
 //   /proc          fresh procfs of the container's PID namespace
@@ -65,6 +69,46 @@ int MountRootOverlay(const ChildPlan& plan) {
   return root;
 }
 
+// A read-only clone of `path` on the attached session tmpfs.
+int CloneStaging(const ChildPlan& plan, const char* path, const char* what) {
+  int fd = open_tree(plan.session_fd, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (fd < 0) Fail(plan, what, "cloning the staging tree", errno);
+  mount_attr attr{};
+  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  attr.propagation = MS_PRIVATE;
+  if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) != 0) {
+    Fail(plan, what, "making the staging clone read-only", errno);
+  }
+  return fd;
+}
+
+// The session tmpfs is attached over "/" only while its parts are cloned:
+// clones of a detached mount need Linux 6.15.
+int MountBindRoot(ChildPlan& plan) {
+  const char* what = "mounting the container's root";
+  bool clones = plan.root_from_staging;
+  for (const MountStep& step : plan.mounts) clones |= step.kind == MountStep::kStagingClone;
+  int root = plan.root_fd;
+  if (clones) {
+    if (move_mount(plan.session_fd, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+      Fail(plan, what, "attaching the session tmpfs", errno);
+    }
+    for (MountStep& step : plan.mounts) {
+      if (step.kind != MountStep::kStagingClone) continue;
+      step.source_fd = CloneStaging(plan, step.source_path.c_str(), step.what.c_str());
+    }
+    if (plan.root_from_staging) root = CloneStaging(plan, "staging", what);
+    if (umount2(plan.session_path.c_str(), MNT_DETACH) != 0) {
+      Fail(plan, what, "detaching the session tmpfs", errno);
+    }
+  }
+  // Stacked over the daemon's root until pivot_root makes it the root.
+  if (move_mount(root, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+    Fail(plan, what, "attaching it", errno);
+  }
+  return root;
+}
+
 int NewProcfs(const ChildPlan& plan, const MountStep& step) {
   int fs = fsopen("proc", FSOPEN_CLOEXEC);
   if (fs < 0) Fail(plan, step.what.c_str(), "fsopen", errno);
@@ -90,7 +134,7 @@ void Attach(const ChildPlan& plan, int root, const MountStep& step) {
     Fail(plan, step.what.c_str(), nullptr, errno);
   }
   close(target);
-  if (step.kind == MountStep::kProcfs) close(source);
+  if (step.kind != MountStep::kAttach) close(source);
 }
 
 // pivot_root(".", ".") stacks the old root on the new one; unmounting "."
@@ -112,7 +156,7 @@ void PivotInto(const ChildPlan& plan, int root) {
 
 void BuildRootAndPivot(ChildPlan& plan) {
   DetachFromHostPropagation(plan);
-  int root = MountRootOverlay(plan);
+  int root = plan.overlay_options.empty() ? MountBindRoot(plan) : MountRootOverlay(plan);
   for (const MountStep& step : plan.mounts) Attach(plan, root, step);
   PivotInto(plan, root);
 }

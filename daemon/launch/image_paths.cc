@@ -28,15 +28,6 @@ std::deque<std::string> SplitComponents(absl::string_view path) {
   return out;
 }
 
-absl::StatusOr<std::string> ReadLinkAt(int dirfd, const std::string& rel) {
-  char buf[PATH_MAX];
-  ssize_t n = ::readlinkat(dirfd, rel.c_str(), buf, sizeof(buf));
-  if (n < 0) return ErrnoStatus(absl::StrCat("readlink /", rel), errno);
-  if (n == sizeof(buf))
-    return absl::InvalidArgumentError(absl::StrCat("/", rel, ": link too long"));
-  return std::string(buf, static_cast<size_t>(n));
-}
-
 // mkdir that tolerates an existing directory (an earlier mount point's
 // ancestor), then sets the exact mode (mkdir is subject to the umask).
 absl::Status EnsureDir(int staging_fd, const std::string& rel, mode_t mode) {
@@ -113,6 +104,15 @@ absl::StatusOr<std::string> CleanContainerPath(absl::string_view path, bool allo
 
 bool IsUnderProc(absl::string_view clean) {
   return clean == "proc" || absl::StartsWith(clean, "proc/");
+}
+
+absl::StatusOr<std::string> ReadLinkAt(int dirfd, const std::string& rel) {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlinkat(dirfd, rel.c_str(), buf, sizeof(buf));
+  if (n < 0) return ErrnoStatus(absl::StrCat("readlink /", rel), errno);
+  if (n == sizeof(buf))
+    return absl::InvalidArgumentError(absl::StrCat("/", rel, ": link too long"));
+  return std::string(buf, static_cast<size_t>(n));
 }
 
 std::string JoinComponents(const std::vector<std::string>& parts, size_t count) {

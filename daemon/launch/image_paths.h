@@ -49,6 +49,9 @@ struct ImagePath {
 // absolute symlinks restart at the image root, ".." stops there.
 absl::StatusOr<ImagePath> ResolveInImage(int image_fd, absl::string_view clean);
 
+// readlinkat() of `rel` beneath `dirfd`, refusing targets of PATH_MAX or more.
+absl::StatusOr<std::string> ReadLinkAt(int dirfd, const std::string& rel);
+
 std::string JoinComponents(const std::vector<std::string>& parts, size_t count);
 
 // Makes `clean` exist in the merged root as a directory or an empty file,

@@ -42,11 +42,18 @@ absl::StatusOr<std::pair<pid_t, UniqueFd>> CloneChild(ChildPlan& plan) {
   args.flags = plan.clone_flags | CLONE_PIDFD;
   args.pidfd = reinterpret_cast<uintptr_t>(&pidfd);
   args.exit_signal = SIGCHLD;
+  if (plan.clone_into_cgroup_fd >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = static_cast<uint64_t>(plan.clone_into_cgroup_fd);
+  }
   long pid = ::syscall(SYS_clone3, &args, sizeof(args));
   if (pid == 0) ChildMain(plan);
   int err = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (pid < 0) return ErrnoStatus("clone3", err);
+  if (pid < 0) {
+    return ErrnoStatus(
+        plan.clone_into_cgroup_fd >= 0 ? "clone3 into the caller's cgroup" : "clone3", err);
+  }
   return std::make_pair(static_cast<pid_t>(pid), UniqueFd(pidfd));
 }
 

@@ -1,10 +1,12 @@
 #include "daemon/launch/prepare.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +22,7 @@
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/launch/account_files.h"
+#include "daemon/launch/cgroups.h"
 #include "daemon/launch/image_paths.h"
 #include "daemon/launch/mount_api.h"
 
@@ -153,6 +156,12 @@ absl::Status PrepareRootFilesystem(LaunchSpec& spec, PreparedLaunch& p) {
   ASSIGN_OR_RETURN(UniqueFd staging, MakeSession(spec, p));
   RETURN_IF_ERROR(StageAccountFiles(spec, p.image_fd.get(), staging.get()));
   RETURN_IF_ERROR(PlanMounts(spec, staging.get(), p));
+  // A writable root needs the overlay's upper layer; otherwise the image's
+  // own mount is the faster root (prepare_bind_root.cc).
+  if (!spec.writable_tmpfs_bytes.has_value()) {
+    ASSIGN_OR_RETURN(bool bound, PlanBindRoot(staging.get(), p));
+    if (bound) return absl::OkStatus();
+  }
   PlanRootOverlay(spec, p);
   return absl::OkStatus();
 }
@@ -179,6 +188,38 @@ const char* RlimitName(int resource) {
   return resource >= 0 && resource < 16 ? kNames[resource] : "an unknown resource limit";
 }
 
+// Each cgroup.procs write costs the child an RCU grace period (about 8 ms
+// here, bench/cgroup_join.sh), so hierarchies where the child already is
+// (the caller shares the daemon's cgroup) are skipped, and the cgroup v2 one
+// is entered at birth with CLONE_INTO_CGROUP. Only v1 hierarchies that differ
+// still cost a write.
+absl::Status PrepareCgroups(const LaunchSpec& spec, PreparedLaunch& p) {
+  if (spec.cgroup_dirs.empty()) return absl::OkStatus();
+  auto own = CgroupDirsOfThisThread();
+  if (!own.ok()) return Annotate(own.status(), "reading the daemon's cgroups");
+  for (const std::string& dir : spec.cgroup_dirs) {
+    if (std::find(own->begin(), own->end(), dir) != own->end()) continue;
+    // Opened by the daemon: cgroup v2 checks the opener's credentials.
+    auto opened = OpenFile(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (!opened.ok()) return Annotate(opened.status(), "joining the cgroup");
+    UniqueFd dir_fd = std::move(*opened);
+    struct statfs fs {};
+    if (::fstatfs(dir_fd.get(), &fs) != 0) return ErrnoStatus(dir, errno);
+    if (fs.f_type == CGROUP2_SUPER_MAGIC && p.plan.clone_into_cgroup_fd < 0) {
+      p.plan.clone_into_cgroup_fd = dir_fd.get();
+      p.owned.push_back(std::move(dir_fd));
+      continue;
+    }
+    std::string procs = absl::StrCat(dir, "/cgroup.procs");
+    auto fd = OpenFile(procs, O_WRONLY);
+    if (!fd.ok()) return Annotate(fd.status(), "joining the cgroup");
+    p.plan.cgroup_procs_fds.push_back(fd->get());
+    p.plan.cgroup_what.push_back(absl::StrCat("joining cgroup ", dir));
+    p.owned.push_back(std::move(*fd));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status PrepareProcess(LaunchSpec& spec, PreparedLaunch& p) {
   ChildPlan& plan = p.plan;
   for (const auto& [fd, target] : spec.fds) {
@@ -202,16 +243,7 @@ absl::Status PrepareProcess(LaunchSpec& spec, PreparedLaunch& p) {
     plan.set_umask = true;
     plan.umask = *spec.umask;
   }
-  for (const std::string& dir : spec.cgroup_dirs) {
-    // Opened by the daemon: cgroup v2 checks the opener's credentials.
-    std::string procs = absl::StrCat(dir, "/cgroup.procs");
-    auto fd = OpenFile(procs, O_WRONLY);
-    if (!fd.ok()) return Annotate(fd.status(), "joining the cgroup");
-    plan.cgroup_procs_fds.push_back(fd->get());
-    plan.cgroup_what.push_back(absl::StrCat("joining cgroup ", dir));
-    p.owned.push_back(std::move(*fd));
-  }
-  return absl::OkStatus();
+  return PrepareCgroups(spec, p);
 }
 
 void PrepareIdentity(const LaunchSpec& spec, ChildPlan& plan) {

@@ -43,6 +43,11 @@ absl::StatusOr<std::unique_ptr<PreparedLaunch>> PrepareLaunch(LaunchSpec& spec);
 // their mount points staged. Needs image_fd and the staging directory.
 absl::Status PlanMounts(LaunchSpec& spec, int staging_fd, PreparedLaunch& prepared);
 
+// prepare_bind_root.cc: plans "/" as the image's own mount plus binds where
+// the staging tree adds or shadows something. False (nothing changed) when
+// the tree would need too many binds: the caller uses the overlay root.
+absl::StatusOr<bool> PlanBindRoot(int staging_fd, PreparedLaunch& prepared);
+
 // Facts about the daemon's own namespaces, read once.
 struct HostFacts {
   bool initial_user_namespace = true;  // false in user mode

@@ -44,7 +44,7 @@ class MountPlanner {
   absl::Status At(UniqueFd mnt, absl::string_view dest, bool directory, std::string what) {
     ASSIGN_OR_RETURN(std::string clean, CleanContainerPath(dest));
     RETURN_IF_ERROR_CTX(MakeMountPoint(clean, directory), what);
-    p_.plan.mounts.push_back({MountStep::kAttach, mnt.get(), -1, clean, std::move(what)});
+    p_.plan.mounts.push_back({MountStep::kAttach, mnt.get(), -1, clean, std::move(what), {}});
     p_.owned.push_back(std::move(mnt));
     return absl::OkStatus();
   }
@@ -60,14 +60,14 @@ class MountPlanner {
 
   absl::Status Proc() {
     RETURN_IF_ERROR_CTX(MakeMountPoint("proc", true), "mounting /proc");
-    p_.plan.mounts.push_back({MountStep::kProcfs, -1, -1, "proc", "mounting /proc"});
+    p_.plan.mounts.push_back({MountStep::kProcfs, -1, -1, "proc", "mounting /proc", {}});
     return absl::OkStatus();
   }
 
   // `mnt` at `rel` beneath `base_fd`, a mount of ours attached by an earlier step.
   void Beneath(UniqueFd mnt, int base_fd, std::string rel, std::string what) {
     p_.plan.mounts.push_back(
-        {MountStep::kAttach, mnt.get(), base_fd, std::move(rel), std::move(what)});
+        {MountStep::kAttach, mnt.get(), base_fd, std::move(rel), std::move(what), {}});
     p_.owned.push_back(std::move(mnt));
   }
 

@@ -180,6 +180,24 @@ expect_out "daemon still serves after bad requests" "hello" b exec "$IMG" echo h
 want_cg=$(as cat /proc/self/cgroup | sort | md5sum)
 got_cg=$(b exec "$IMG" cat /proc/self/cgroup | sort | md5sum)
 [ "$want_cg" = "$got_cg" ] && ok "container is in the caller's cgroup" || bad "cgroup" "$(b exec "$IMG" cat /proc/self/cgroup | head -3)"
+# As under Slurm: the caller in a job cgroup of its own, not the daemon's, in
+# the v2 hierarchy (entered with CLONE_INTO_CGROUP) and a v1 one (a write).
+if [ "$MODE" = system ]; then
+  CG2_ROOT=$(findmnt -n -t cgroup2 -o TARGET | head -1)
+  CG1_ROOT=$(findmnt -n -t cgroup -o TARGET,OPTIONS | awk '$2 ~ /(^|,)pids(,|$)/ {print $1; exit}')
+  JOB_CGS=()
+  for root in $CG2_ROOT $CG1_ROOT; do mkdir "$root/berth-job-$$" && JOB_CGS+=("$root/berth-job-$$"); done
+  if [ "$WHO" = root ]; then runner=(env BERTH_SOCKET="$SOCK"); else runner=(runuser -u "$TUSER" -- env BERTH_SOCKET="$SOCK"); fi
+  inner="sort /proc/self/cgroup; echo ---; '$BERTH' exec '$IMG' sort /proc/self/cgroup"
+  job_out=$(bash -c 'for cg in "${@:2}"; do echo $$ >"$cg/cgroup.procs"; done; exec '"$(printf '%q ' "${runner[@]}")"' sh -c "$1"' _ "$inner" "${JOB_CGS[@]}" 2>&1)
+  want_job=${job_out%%---*} got_job=${job_out#*---}
+  if [ "$(echo $want_job)" = "$(echo $got_job)" ] && [[ "$want_job" == *berth-job-$$* ]] && ((${#JOB_CGS[@]} == 2)); then
+    ok "container joins the caller's job cgroups (v2 + v1), not the daemon's"
+  else
+    bad "job cgroups" "$(echo $job_out | head -c 600)"
+  fi
+  for cg in "${JOB_CGS[@]}"; do rmdir "$cg" 2>/dev/null; done
+fi
 expect_out "affinity is kept (taskset -c 0)" "0" as taskset -c 0 "$BERTH" exec "$IMG" sh -c 'grep Cpus_allowed_list /proc/self/status | cut -f2'
 expect_out "umask is kept" "0027" as sh -c "umask 027; '$BERTH' exec '$IMG' sh -c umask"
 expect_out "--keep-fd passes a readable fd" "passed" as bash -c "exec 7<<<passed; '$BERTH' exec --keep-fd 7 '$IMG' cat /proc/self/fd/7"

@@ -104,6 +104,15 @@ expect "bind onto an image symlink to /etc lands inside the root (CVE-2021-30465
   bad "host /etc untouched by the symlinked bind target" "/etc/hello exists"
 expect "bind onto an escaping relative symlink stays inside (CVE-2021-30465)" "hello" \
   probe --bind "$W/src:/escape" "$IMG" cat /etc/hello
+expect "the root is the image's mount plus binds, no overlay" "0" \
+  probe "$IMG" sh -c 'grep -c " - overlay " /proc/self/mountinfo; true'
+expect "an underlaid /etc keeps the image's files and symlinks beside a new mount point" \
+  "ID=berth-test /proc/self/mounts hello" \
+  probe --bind "$W/src:/etc/newdir" "$IMG" sh -c 'echo $(cat /etc/os-release) $(readlink /etc/mtab) $(cat /etc/newdir/hello)'
+expect_fail "an underlaid /etc is read-only" "Read-only file system" \
+  probe --bind "$W/src:/etc/newdir" "$IMG" touch /etc/x
+expect "a directory too wide to underlay is served by the overlay root" "301 1 hello" \
+  probe --bind "$W/src:/wide/new" "$IMG" sh -c 'echo $(ls /wide | wc -l) $(grep -c " - overlay " /proc/self/mountinfo) $(cat /wide/new/hello)'
 expect "/dev/null is the 1:3 char device despite the image's symlink (CVE-2025-31133)" "1:3" \
   probe "$IMG" stat -c %t:%T /dev/null
 expect "--contain /dev/null is the 1:3 char device (CVE-2025-31133)" "1:3" \

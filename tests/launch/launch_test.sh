@@ -64,6 +64,11 @@ ln -s /proc/sys/kernel/core_pattern "$R/dev/null"
 ln -s /etc "$R/hostetc"
 ln -s ../../../../../../etc "$R/escape"
 ln -s /proc/self/fd/3 "$R/fdlink"
+# For the bind root (prepare_bind_root.cc): an /etc with a file and a symlink
+# to keep when /etc is underlaid, and a directory too wide to underlay.
+echo 'ID=berth-test' >"$R/etc/os-release"
+ln -s /proc/self/mounts "$R/etc/mtab"
+mkdir "$R/wide" && (cd "$R/wide" && for i in $(seq 300); do echo "$i" >"f$i"; done)
 mkdir "$W/img"
 mksquashfs "$R" "$W/img.sqfs" -all-root -comp lz4 -quiet -noappend >/dev/null &&
   mount -o loop,ro "$W/img.sqfs" "$W/img" || { bad setup "mksquashfs/mount"; finish; }
