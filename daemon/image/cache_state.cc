@@ -130,6 +130,10 @@ MountLease::~MountLease() {
       }
     }
   }
+  // The daemon's own hold (idle_unmount_seconds) and this one: the last
+  // container of the image is ending. A racing end may skip this; the
+  // unmount frees everything anyway.
+  if (entry_.use_count() == 2 && entry_->mounted) entry_->mounted->Trim();
   // Outside the lock: the last lease's entry unmounts, which takes it again.
   entry_.reset();
 }

@@ -19,8 +19,10 @@ namespace {
 
 // How long teardown waits for the server threads after the unmount.
 constexpr absl::Duration kStopWait = absl::Seconds(5);
-// Decompressed blocks kept per mount (256 blocks of the default 128 KiB).
-constexpr size_t kBlockCacheBytes = 32 << 20;
+// Decompressed blocks kept per mount while containers use it (64 blocks of
+// the default 128 KiB): the kernel page cache keeps file data, this only
+// saves re-decompressing a fragment or a block read in several requests.
+constexpr size_t kBlockCacheBytes = 8 << 20;
 
 // mount(2) on /dev/fuse ourselves: libfuse would fall back to the setuid
 // fusermount3 helper, an external process we do not want (and do not need:
@@ -109,6 +111,11 @@ FuseSquashfsMount::~FuseSquashfsMount() {
       "to stop on its own",
       server_->mount_path, absl::FormatDuration(kStopWait));
   server_->loop.detach();  // the thread holds the Server until it returns
+}
+
+void FuseSquashfsMount::Trim() {
+  if (server_->blocks) server_->blocks->Clear();
+  server_->pool.ShrinkIdle();
 }
 
 const std::string& FuseSquashfsMount::path() const {

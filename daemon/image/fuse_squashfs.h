@@ -44,6 +44,11 @@ class FuseSquashfsMount {
 
   const std::string& path() const;
 
+  // Gives back the memory the server caches for speed (decompressed blocks,
+  // extra readers) while no container uses the image; the kernel's page
+  // cache of the mount keeps what was read.
+  void Trim();
+
   struct Server;  // fuse_squashfs.cc
 
  private:

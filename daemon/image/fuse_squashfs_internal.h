@@ -63,6 +63,8 @@ class SqfsPool {
     sqfs* fs_;
   };
   Lease Borrow();
+  // Frees the idle readers beyond the first (and their caches).
+  void ShrinkIdle();
   int created() const;
   uint32_t block_size() const;
 
@@ -87,6 +89,8 @@ class SharedBlockCache {
   // The block at `pos` (raw on-disk `header`), decompressed with `fs` on a miss.
   absl::StatusOr<Block> Get(sqfs* fs, sqfs_off_t pos, uint32_t header);
   std::pair<uint64_t, uint64_t> HitsAndMisses() const;
+  // Drops every cached block (readers holding one keep it until done).
+  void Clear();
 
  private:
   const size_t capacity_;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -169,8 +170,17 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
   fuse_reply_readlink(req, target.data());
 }
 
+// An image built without xattrs answers ENOSYS once: the kernel then stops
+// asking (EOPNOTSUPP to callers) instead of sending a request per lookup
+// that some tools (ls -l, cp -a, SELinux-aware code) make.
+bool HasNoXattrTable(sqfs* fs) {
+  return fs->sb.xattr_id_table_start == static_cast<uint64_t>(SQUASHFS_INVALID_BLK) ||
+         fs->xattr_info.xattr_ids == 0;
+}
+
 void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   auto fs = ServerOf(req).pool.Borrow();
+  if (HasNoXattrTable(fs.get())) return (void)fuse_reply_err(req, ENOSYS);
   sqfs_inode inode;
   if (!GetInode(fs.get(), ino, inode)) return (void)fuse_reply_err(req, ENOENT);
   std::vector<char> buf(size);
@@ -183,6 +193,7 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   auto fs = ServerOf(req).pool.Borrow();
+  if (HasNoXattrTable(fs.get())) return (void)fuse_reply_err(req, ENOSYS);
   sqfs_inode inode;
   if (!GetInode(fs.get(), ino, inode)) return (void)fuse_reply_err(req, ENOENT);
   std::vector<char> buf(size);
@@ -298,6 +309,17 @@ SqfsPool::Lease SqfsPool::Borrow() {
 void SqfsPool::Return(sqfs* fs) {
   absl::MutexLock lock(&mu_);
   idle_.push_back(fs);
+}
+
+void SqfsPool::ShrinkIdle() {
+  absl::MutexLock lock(&mu_);
+  while (idle_.size() > 1) {
+    sqfs* fs = idle_.back();
+    idle_.pop_back();
+    all_.erase(std::find(all_.begin(), all_.end(), fs));
+    sqfs_destroy(fs);
+    delete fs;
+  }
 }
 
 uint32_t SqfsPool::block_size() const {

@@ -39,6 +39,12 @@ absl::StatusOr<SharedBlockCache::Block> SharedBlockCache::Get(sqfs* fs, sqfs_off
   return block;
 }
 
+void SharedBlockCache::Clear() {
+  absl::MutexLock lock(&mu_);
+  index_.clear();
+  lru_.clear();
+}
+
 std::pair<uint64_t, uint64_t> SharedBlockCache::HitsAndMisses() const {
   absl::MutexLock lock(&mu_);
   return {hits_, misses_};

@@ -1,5 +1,6 @@
 #include "daemon/image/mounted_image.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include "absl/cleanup/cleanup.h"
@@ -48,9 +49,17 @@ absl::StatusOr<std::unique_ptr<MountedImage>> MountedImage::Mount(const Source& 
   return image;
 }
 
+void MountedImage::Trim() {
+  if (!fuse_) return;
+  fuse_->Trim();
+  // glibc keeps freed arenas mapped; the daemon idles for hours between jobs.
+  malloc_trim(0);
+}
+
 MountedImage::~MountedImage() {
   fuse_.reset();
   kernel_mount_.Reset();
+  if (backend_ == MountBackend::kFuse) malloc_trim(0);
   spdlog::info("unmounted {}", root_);
 }
 

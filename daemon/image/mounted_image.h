@@ -42,6 +42,8 @@ class MountedImage {
   const std::string& root() const { return root_; }
   MountBackend backend() const { return backend_; }
   const std::string& loop_device() const { return loop_.path(); }  // empty for FUSE
+  // No container uses the mount for now: free what the FUSE server caches.
+  void Trim();
 
  private:
   MountedImage() = default;

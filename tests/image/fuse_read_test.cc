@@ -4,6 +4,7 @@
 // block cache), so it must agree with the kernel driver and the source files.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -142,6 +143,74 @@ TEST_CASE("a FUSE mount released while a file is open serves it until closed, th
   open_file->Reset();
   for (int i = 0; i < 50 && ThreadCount() > threads_before; ++i) usleep(100 * 1000);
   CHECK(ThreadCount() == threads_before);
+}
+
+}  // namespace
+}  // namespace berth::daemon::image
+
+namespace berth::daemon::image {
+namespace {
+
+using namespace berth::testing;
+using Policy = ImagePolicy::KernelSquashfs;
+
+// xattrs (trusted.*: tmpfs, where the scratch lives, has user.* only since
+// Linux 6.6) are served from the image's table; an image without one answers
+// "not supported" (the FUSE server's ENOSYS) so the kernel stops asking.
+TEST_CASE("FUSE serves image xattrs, and reports none for an image without a table",
+          "[image][root]") {
+  REQUIRE(geteuid() == 0);
+  TrustedScratch scratch;
+  const std::string tree = scratch.File("x");
+  fs::create_directories(tree);
+  std::ofstream(tree + "/f") << "data";
+  REQUIRE(setxattr((tree + "/f").c_str(), "trusted.berth", "yes", 3, 0) == 0);
+  MakeSquashfs(tree, scratch.File("with.sqfs"), "gzip", "");
+  MakeSquashfs(tree, scratch.File("without.sqfs"), "gzip", "-no-xattrs");
+  MakeSif(scratch.File("with.sqfs"), scratch.File("with.sif"));
+  MakeSif(scratch.File("without.sqfs"), scratch.File("without.sif"));
+  MountCache cache(scratch.File("state"), DaemonMode::kSystem,
+                   ImagePolicy{.kernel_squashfs = Policy::kNever});
+
+  auto with = cache.Acquire(*OpenFile(scratch.File("with.sif"), O_RDONLY), "with.sif", 0);
+  REQUIRE(with.ok());
+  char value[16] = {};
+  CHECK(getxattr(((*with)->root() + "/f").c_str(), "trusted.berth", value, sizeof(value)) == 3);
+  CHECK(std::string(value, 3) == "yes");
+  CHECK(getxattr(((*with)->root() + "/f").c_str(), "trusted.none", value, sizeof(value)) == -1);
+  CHECK(errno == ENODATA);
+
+  auto without = cache.Acquire(*OpenFile(scratch.File("without.sif"), O_RDONLY), "without.sif", 0);
+  REQUIRE(without.ok());
+  const std::string f = (*without)->root() + "/f";
+  for (int i = 0; i < 2; ++i) {  // the first answer, then the kernel's own
+    CHECK(getxattr(f.c_str(), "trusted.berth", value, sizeof(value)) == -1);
+    CHECK(errno == EOPNOTSUPP);
+    CHECK(listxattr(f.c_str(), value, sizeof(value)) == -1);
+    CHECK(errno == EOPNOTSUPP);
+  }
+  CHECK(Pread(f, 0, 10) == "data");
+}
+
+// When the last container ends, the daemon's hold keeps the mount but the
+// server gives its caches back; reads afterwards must still be exact.
+TEST_CASE("a FUSE mount trimmed after its last user still reads exactly", "[image][root]") {
+  REQUIRE(geteuid() == 0);
+  TrustedScratch scratch;
+  const std::string tree = scratch.File("shapes");
+  auto names = MakeShapes(tree);
+  MakeSquashfs(tree, scratch.File("shapes.sqfs"), "gzip", "-b 4096");
+  MakeSif(scratch.File("shapes.sqfs"), scratch.File("shapes.sif"));
+  MountCache cache(scratch.File("state"), DaemonMode::kSystem,
+                   ImagePolicy{.kernel_squashfs = Policy::kNever});
+  auto lease = cache.Acquire(*OpenFile(scratch.File("shapes.sif"), O_RDONLY), "shapes.sif", 0);
+  REQUIRE(lease.ok());
+  std::shared_ptr<MountLease> hold = cache.HoldForDaemon(**lease);
+  const std::string root = (*lease)->root();
+  CHECK(CompareRandomReads(tree, root, names) == 0);
+  lease->reset();  // the last user: the server trims
+  DropCaches();
+  CHECK(CompareRandomReads(tree, root, names) == 0);
 }
 
 }  // namespace
