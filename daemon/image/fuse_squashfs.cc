@@ -4,6 +4,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
@@ -23,6 +24,7 @@ constexpr absl::Duration kStopWait = absl::Seconds(5);
 // the default 128 KiB): the kernel page cache keeps file data, this only
 // saves re-decompressing a fragment or a block read in several requests.
 constexpr size_t kBlockCacheBytes = 8 << 20;
+constexpr int kIdleThreads = 2;
 
 // mount(2) on /dev/fuse ourselves: libfuse would fall back to the setuid
 // fusermount3 helper, an external process we do not want (and do not need:
@@ -66,7 +68,10 @@ absl::StatusOr<fuse_session*> CreateSession(UniqueFd fuse_fd, FuseSquashfsMount:
 void ServeUntilUnmounted(std::shared_ptr<FuseSquashfsMount::Server> server, int max_threads) {
   fuse_loop_config* config = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(config, static_cast<unsigned>(max_threads));
-  fuse_loop_cfg_set_idle_threads(config, static_cast<unsigned>(max_threads));
+  // Workers beyond these exit when idle: each holds a stack, a read buffer
+  // and a malloc arena, and an image may stay mounted idle for minutes.
+  fuse_loop_cfg_set_idle_threads(config,
+                                 static_cast<unsigned>(std::min(max_threads, kIdleThreads)));
   int rc = fuse_session_loop_mt(server->session, config);
   fuse_loop_cfg_destroy(config);
   spdlog::debug("FUSE server for {} stopped ({})", server->mount_path, rc);
