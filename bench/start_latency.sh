@@ -85,7 +85,8 @@ done
 # (and its children) over 10 execs, mount kept (default daemon) and
 # remounting (idle_unmount_seconds = 0):
 #   - joining the caller's cgroups: the child writes "0" to cgroup.procs of
-#     every hierarchy; summed per launch
+#     each v1 hierarchy that differs from the daemon's (none when the caller
+#     shares them, as here; v2 is entered by clone3); summed per launch
 #   - the container's first execve (/bin/sh, which sources the env scripts):
 #     on a fresh mount it pages busybox in through squashfs decompression
 trace_execs() {  # NAME PID SOCKET
@@ -146,7 +147,7 @@ def parse(path):
         elif call.startswith('execve("/bin/sh"') or 'execve resumed' in call:
             first_exec.setdefault(pid, dur)
     med = lambda d: "%.2f" % statistics.median(d.values()) if d else "-"
-    return med(cg), med(first_exec), len(cg)
+    return med(cg), med(first_exec), len(first_exec)
 k, r = parse(sys.argv[1]), parse(sys.argv[2])
 print("| step (system mode) | mount kept | remounting |")
 print("| --- | --- | --- |")
