@@ -11,6 +11,7 @@
 #include "client/action/action_command.h"
 #include "client/inspect/inspect_command.h"
 #include "client/sif/sif_command.h"
+#include "client/trust/trust_commands.h"
 #include "client/version_command.h"
 
 namespace {
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   auto result = std::make_shared<absl::Status>();
   berth::client::RegisterSifCommands(app, result);
   berth::client::RegisterInspectCommands(app, result);
+  berth::client::RegisterTrustCommands(app, result);
   berth::client::RegisterVersionCommand(app, socket_flag, result);
   auto exit_code = std::make_shared<int>(0);
   berth::client::RegisterActionCommands(app, socket_flag, result, exit_code);

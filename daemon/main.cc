@@ -27,6 +27,7 @@
 #include "daemon/server/peer_registry.h"
 #include "daemon/server/rpc_server.h"
 #include "daemon/service/berth_service.h"
+#include "daemon/service/ecl_gate.h"
 #include "spdlog/cfg/env.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/sinks/syslog_sink.h"
@@ -130,8 +131,10 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   ASSIGN_OR_RETURN(auto listener, ListeningSocket::Claim(options.socket_path, options.mode));
   image::MountCache images(options.state_dir, options.mode, ImagePolicyOf(config));
   RETURN_IF_ERROR_CTX(images.Init(), "preparing the image cache");
+  EclGate ecl(options);
+  RETURN_IF_ERROR_CTX(ecl.Init(), "loading the ECL");
   PeerRegistry peers;
-  RunHandler runs(options, config, images);
+  RunHandler runs(options, config, images, &ecl);
   BerthService service(options, peers, runs);
   spdlog::info("berthd {} starting in {} mode (config {}, state {})", BERTH_VERSION,
                DaemonModeName(options.mode), options.config_dir, options.state_dir);

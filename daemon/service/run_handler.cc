@@ -118,10 +118,11 @@ absl::StatusOr<v1::RunRequest> ReadStart(RunStream& stream) {
 }  // namespace
 
 RunHandler::RunHandler(const DaemonOptions& options, const policy::Config& config,
-                       image::MountCache& images)
+                       image::MountCache& images, EclGate* ecl)
     : options_(options),
       config_(config),
       images_(images),
+      ecl_(ecl),
       warm_(std::make_unique<LeaseKeeper>(absl::Seconds(config.idle_unmount_seconds))) {}
 
 RunHandler::~RunHandler() = default;
@@ -156,7 +157,7 @@ absl::Status RunHandler::Serve(grpc::ServerContext& context, RunStream& stream,
   } admitted{this, peer->uid};
 
   ASSIGN_OR_RETURN(PreparedRun run,
-                   PrepareRun(request, *peer, std::move(handed), options_, config_, images_));
+                   PrepareRun(request, *peer, std::move(handed), options_, config_, images_, ecl_));
   warm_->Keep(images_.HoldForDaemon(*run.lease));
   auto container = launch::Launch(std::move(run.spec));
   if (!container.ok()) return Annotate(container.status(), "starting the container");

@@ -30,6 +30,7 @@
 #include "daemon/image/mount_cache.h"
 #include "daemon/policy/config.h"
 #include "daemon/server/peer_identity.h"
+#include "daemon/service/ecl_gate.h"
 #include "daemon/service/lease_keeper.h"
 
 namespace berth::daemon {
@@ -38,7 +39,8 @@ using RunStream = grpc::ServerReaderWriter<v1::RunOutput, v1::RunInput>;
 
 class RunHandler {
  public:
-  RunHandler(const DaemonOptions& options, const policy::Config& config, image::MountCache& images);
+  RunHandler(const DaemonOptions& options, const policy::Config& config, image::MountCache& images,
+             EclGate* ecl = nullptr);
   ~RunHandler();
 
   // Serves one Run call for `peer`; returns the status to end the call with.
@@ -53,6 +55,7 @@ class RunHandler {
   DaemonOptions options_;
   const policy::Config& config_;
   image::MountCache& images_;
+  EclGate* ecl_;  // the ECL check before every mount; null in tests without one
   std::unique_ptr<LeaseKeeper> warm_;
   absl::Mutex mu_;
   absl::flat_hash_map<uid_t, int> live_ ABSL_GUARDED_BY(mu_);

@@ -90,9 +90,14 @@ absl::Status CheckImagePolicy(int fd, const std::string& display, const policy::
 absl::StatusOr<std::shared_ptr<image::MountLease>> LeaseImage(const v1::RunRequest& r,
                                                               const PeerIdentity& peer,
                                                               const policy::Config& config,
-                                                              image::MountCache& images) {
+                                                              image::MountCache& images,
+                                                              EclGate* ecl) {
   ASSIGN_OR_RETURN(UniqueFd fd, image::OpenAsCaller(CredsOf(peer), r.image(), O_RDONLY));
   RETURN_IF_ERROR(CheckImagePolicy(fd.get(), r.image(), config));
+  // With the ECL active, `fd` becomes the verified (immutable) bytes to mount.
+  if (ecl != nullptr) {
+    ASSIGN_OR_RETURN(fd, ecl->Admit(std::move(fd), r.image()));
+  }
   return images.Acquire(std::move(fd), r.image(), peer.uid);
 }
 
@@ -264,11 +269,12 @@ void AddNamespaces(const v1::RunRequest& r, const DaemonOptions& options,
 
 absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdentity& peer,
                                        std::vector<UniqueFd> handed, const DaemonOptions& options,
-                                       const policy::Config& config, image::MountCache& images) {
+                                       const policy::Config& config, image::MountCache& images,
+                                       EclGate* ecl) {
   PreparedRun run;
   launch::LaunchSpec& spec = run.spec;
   spec.identity = AccountOf(peer);
-  ASSIGN_OR_RETURN(run.lease, LeaseImage(r, peer, config, images));
+  ASSIGN_OR_RETURN(run.lease, LeaseImage(r, peer, config, images, ecl));
   spec.image_root = run.lease->root();
   AddNamespaces(r, options, config, spec);
   RETURN_IF_ERROR(AddHome(r, peer, config, spec));

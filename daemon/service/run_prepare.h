@@ -17,6 +17,7 @@
 #include "daemon/launch/launch.h"
 #include "daemon/policy/config.h"
 #include "daemon/server/peer_identity.h"
+#include "daemon/service/ecl_gate.h"
 
 namespace berth::daemon {
 
@@ -29,6 +30,6 @@ struct PreparedRun {
 absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& request, const PeerIdentity& peer,
                                        std::vector<UniqueFd> handed_fds,
                                        const DaemonOptions& options, const policy::Config& config,
-                                       image::MountCache& images);
+                                       image::MountCache& images, EclGate* ecl = nullptr);
 
 }  // namespace berth::daemon

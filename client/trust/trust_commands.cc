@@ -1,0 +1,340 @@
+#include "client/trust/trust_commands.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "client/trust/keyrings.h"
+#include "client/trust/verify_output.h"
+#include "common/file_io.h"
+#include "common/status_macros.h"
+#include "sif/image.h"
+#include "trust/keyring_file.h"
+#include "trust/sign.h"
+#include "trust/verify.h"
+
+namespace berth::client {
+namespace {
+
+void Info(const std::string& line) {
+  std::fprintf(stderr, "INFO:    %s\n", line.c_str());
+}
+
+// --- verify --------------------------------------------------------------
+
+struct VerifyFlags {
+  std::string image;
+  std::vector<uint32_t> groups, objects;
+  std::vector<std::string> key_paths;
+  bool all = false, legacy = false, json = false;
+};
+
+// What to do next, for the FATAL line's "; fix" part.
+std::string VerifyHint(const absl::Status& st) {
+  const std::string msg(st.message());
+  if (msg.find("not in the keyring") != std::string::npos) {
+    return "; import the signer's public key with `berth key import`";
+  }
+  if (msg.find("no signature found") != std::string::npos) {
+    return "; sign it with `berth sign`, or check --group-id/--sif-id";
+  }
+  if (msg.find("no legacy signature") != std::string::npos) {
+    return "; legacy images may need --all, --group-id or --sif-id";
+  }
+  return "";
+}
+
+absl::Status RunVerify(const VerifyFlags& f) {
+  auto image = sif::Image::Open(f.image, sif::OpenMode::kReadOnly);
+  if (!image.ok()) return image.status();
+  std::vector<trust::PemKey> pem;
+  std::optional<trust::GpgContext> user;
+  trust::KeyMaterial keys;
+  absl::StatusOr<std::optional<GlobalKeyring>> global = std::nullopt;
+  if (!f.key_paths.empty()) {
+    for (const std::string& p : f.key_paths) {
+      ASSIGN_OR_RETURN(trust::PemKey k, trust::PemKey::LoadPublic(p));
+      pem.push_back(std::move(k));
+    }
+    keys.dsse = &pem;
+    Info(absl::StrCat("Verifying image with key material from '",
+                      absl::StrJoin(f.key_paths, "', '"), "'"));
+  } else {
+    ASSIGN_OR_RETURN(trust::GpgContext ctx, trust::GpgContext::Open(""));
+    user.emplace(std::move(ctx));
+    keys.pgp = &*user;
+    global = OpenGlobalKeyring();
+    if (!global.ok()) return global.status();
+    if (global->has_value()) keys.pgp_global = &(*global)->gpg;
+    Info("Verifying image with PGP key material");
+  }
+  if (f.legacy) {
+    std::fprintf(stderr,
+                 "WARNING: legacy signatures protect only object data, not the header or "
+                 "descriptors\n");
+  }
+  trust::VerifySelection sel{f.groups, f.objects, f.all, f.legacy};
+  auto report = trust::VerifyImage(*image, sel, keys);
+  if (f.json) {
+    std::cout << RenderVerifyJson(*image, report.ok() ? *report : trust::VerifyReport{},
+                                  report.status());
+  }
+  if (!report.ok()) {
+    return absl::Status(report.status().code(),
+                        absl::StrCat("verifying ", f.image, ": ", report.status().message(),
+                                     VerifyHint(report.status())));
+  }
+  if (!f.json) std::cout << RenderVerifyText(*image, *report);
+  std::cout.flush();
+  Info(absl::StrCat("Verified signature(s) from image '", f.image, "'"));
+  return absl::OkStatus();
+}
+
+void RegisterVerify(CLI::App& app, std::shared_ptr<absl::Status> result) {
+  auto f = std::make_shared<VerifyFlags>();
+  CLI::App* cmd = app.add_subcommand("verify", "Verify the signatures of a SIF image");
+  cmd->add_option("image", f->image, "SIF image")->required();
+  cmd->add_option("-g,--group-id", f->groups, "Verify only this object group");
+  cmd->add_option("-i,--sif-id", f->objects, "Verify only this object");
+  cmd->add_flag("-a,--all", f->all, "Verify every object (legacy signatures)");
+  cmd->add_flag("-l,--legacy-insecure", f->legacy,
+                "Verify legacy signatures (they do not protect the header or descriptors)");
+  cmd->add_flag("-j,--json", f->json, "Print the result as JSON");
+  cmd->add_option("--key", f->key_paths, "PEM public key for DSSE signatures (repeatable)");
+  cmd->callback([f, result] { *result = RunVerify(*f); });
+}
+
+// --- sign ----------------------------------------------------------------
+
+struct SignFlags {
+  std::string image;
+  std::vector<uint32_t> groups, objects;
+  int keyidx = -1;
+  std::string fingerprint;
+  std::string key_path;
+};
+
+absl::StatusOr<std::string> ChooseSecretKey(trust::GpgContext& gpg, const SignFlags& f) {
+  if (!f.fingerprint.empty()) return trust::NormalizeFingerprint(f.fingerprint);
+  if (f.keyidx < 0) return std::string();
+  ASSIGN_OR_RETURN(std::vector<trust::KeyInfo> keys, trust::ListKeys(gpg, true));
+  if (static_cast<size_t>(f.keyidx) >= keys.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--keyidx ", f.keyidx, ": your keyring has ", keys.size(), " secret key(s)"));
+  }
+  return keys[static_cast<size_t>(f.keyidx)].fingerprint;
+}
+
+absl::Status RunSign(const SignFlags& f) {
+  ASSIGN_OR_RETURN(sif::Image image, sif::Image::Open(f.image, sif::OpenMode::kReadWrite));
+  trust::SignSelection sel{f.groups, f.objects};
+  std::vector<trust::SignedObject> signed_objects;
+  if (!f.key_path.empty()) {
+    ASSIGN_OR_RETURN(trust::PemKey key, trust::PemKey::LoadPrivate(f.key_path));
+    Info(absl::StrCat("Signing image with key material from '", f.key_path, "'"));
+    ASSIGN_OR_RETURN(signed_objects, trust::SignImage(image, sel, nullptr, "", &key));
+  } else {
+    ASSIGN_OR_RETURN(trust::GpgContext gpg, trust::GpgContext::Open(""));
+    ASSIGN_OR_RETURN(std::string fpr, ChooseSecretKey(gpg, f));
+    Info("Signing image with PGP key material");
+    ASSIGN_OR_RETURN(signed_objects, trust::SignImage(image, sel, &gpg, fpr, nullptr));
+  }
+  Info(absl::StrCat("Signature created and applied to image '", f.image, "'"));
+  return absl::OkStatus();
+}
+
+void RegisterSign(CLI::App& app, std::shared_ptr<absl::Status> result) {
+  auto f = std::make_shared<SignFlags>();
+  CLI::App* cmd = app.add_subcommand("sign", "Sign a SIF image with your PGP key (or a PEM key)");
+  cmd->add_option("image", f->image, "SIF image")->required();
+  cmd->add_option("-g,--group-id", f->groups, "Sign only this object group");
+  cmd->add_option("-i,--sif-id", f->objects, "Sign only this object");
+  cmd->add_option("-k,--keyidx", f->keyidx,
+                  "Index of the secret key (see `berth key list --secret`)");
+  cmd->add_option("--key-fingerprint", f->fingerprint, "Fingerprint of the secret key to use");
+  cmd->add_option("--key", f->key_path, "PEM private key: sign with a DSSE envelope instead");
+  cmd->callback([f, result] {
+    *result = RunSign(*f);
+    if (!result->ok()) *result = Annotate(*result, absl::StrCat("signing ", f->image));
+  });
+}
+
+// --- key -----------------------------------------------------------------
+
+struct KeyFlags {
+  bool global = false, secret = false, armor = false, no_passphrase = false;
+  std::string file, fingerprint, name, email, comment;
+};
+
+absl::Status RequireRootForGlobal() {
+  if (geteuid() != 0) {
+    return absl::PermissionDeniedError(
+        "changing the global keyring needs root; it is the node's trust anchor for the ECL");
+  }
+  return absl::OkStatus();
+}
+
+// The global keyring in a scratch home (empty if the node has none yet).
+absl::StatusOr<GlobalKeyring> GlobalForEditing() {
+  ASSIGN_OR_RETURN(std::optional<GlobalKeyring> existing, OpenGlobalKeyring());
+  if (existing.has_value()) return std::move(*existing);
+  ASSIGN_OR_RETURN(trust::ScratchGnupgHome home, trust::ScratchGnupgHome::Create("/tmp"));
+  ASSIGN_OR_RETURN(trust::GpgContext gpg, trust::GpgContext::Open(home.path()));
+  return GlobalKeyring{std::move(home), std::move(gpg)};
+}
+
+absl::Status SaveGlobal(GlobalKeyring& g) {
+  auto bytes = trust::ExportKeys(g.gpg, "", false, false);
+  std::string data = bytes.ok() ? *bytes : std::string();
+  if (!bytes.ok() && !absl::IsNotFound(bytes.status())) return bytes.status();
+  return trust::WriteKeyringFile(trust::GlobalKeyringPath(ConfigDir()), data);
+}
+
+void PrintKeys(const std::vector<trust::KeyInfo>& keys, const std::string& where) {
+  std::cout << where << "\n\n";
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const trust::KeyInfo& k = keys[i];
+    std::cout << i << ") User:              " << (k.user_ids.empty() ? "" : k.user_ids.front())
+              << "\n"
+              << "   Creation time:     "
+              << absl::FormatTime("%Y-%m-%d %H:%M:%S %z", absl::FromTimeT(k.created),
+                                  absl::UTCTimeZone())
+              << "\n"
+              << "   Fingerprint:       " << k.fingerprint << "\n"
+              << "   Algorithm:         " << k.algorithm << "\n\n";
+  }
+}
+
+absl::Status KeyList(const KeyFlags& f) {
+  if (f.global) {
+    ASSIGN_OR_RETURN(std::optional<GlobalKeyring> g, OpenGlobalKeyring());
+    absl::StatusOr<std::vector<trust::KeyInfo>> keys = std::vector<trust::KeyInfo>();
+    if (g.has_value()) keys = trust::ListKeys(g->gpg, false);
+    if (!keys.ok()) return keys.status();
+    PrintKeys(*keys,
+              absl::StrCat("Public key listing (", trust::GlobalKeyringPath(ConfigDir()), "):"));
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(trust::GpgContext gpg, trust::GpgContext::Open(""));
+  ASSIGN_OR_RETURN(std::vector<trust::KeyInfo> keys, trust::ListKeys(gpg, f.secret));
+  PrintKeys(keys, f.secret ? "Private key listing (your GnuPG home):"
+                           : "Public key listing (your GnuPG home):");
+  return absl::OkStatus();
+}
+
+absl::Status KeyImport(const KeyFlags& f) {
+  ASSIGN_OR_RETURN(std::string data, trust::ReadKeyringFile(f.file));
+  if (data.empty()) return absl::InvalidArgumentError(absl::StrCat(f.file, " is empty or missing"));
+  std::vector<std::string> fprs;
+  if (f.global) {
+    RETURN_IF_ERROR(RequireRootForGlobal());
+    ASSIGN_OR_RETURN(GlobalKeyring g, GlobalForEditing());
+    ASSIGN_OR_RETURN(fprs, trust::ImportKeys(g.gpg, data));
+    RETURN_IF_ERROR(SaveGlobal(g));
+  } else {
+    ASSIGN_OR_RETURN(trust::GpgContext gpg, trust::GpgContext::Open(""));
+    ASSIGN_OR_RETURN(fprs, trust::ImportKeys(gpg, data));
+  }
+  for (const std::string& fpr : fprs) {
+    Info(absl::StrCat("Key with fingerprint ", fpr, " imported",
+                      f.global ? " into the global keyring" : ""));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KeyRemove(const KeyFlags& f) {
+  ASSIGN_OR_RETURN(std::string fpr, trust::NormalizeFingerprint(f.fingerprint));
+  if (f.global) {
+    RETURN_IF_ERROR(RequireRootForGlobal());
+    ASSIGN_OR_RETURN(GlobalKeyring g, GlobalForEditing());
+    RETURN_IF_ERROR(trust::DeleteKey(g.gpg, fpr));
+    RETURN_IF_ERROR(SaveGlobal(g));
+  } else {
+    ASSIGN_OR_RETURN(trust::GpgContext gpg, trust::GpgContext::Open(""));
+    RETURN_IF_ERROR(trust::DeleteKey(gpg, fpr));
+  }
+  Info(absl::StrCat("Key with fingerprint ", fpr, " removed",
+                    f.global ? " from the global keyring" : ""));
+  return absl::OkStatus();
+}
+
+absl::Status KeyExport(const KeyFlags& f) {
+  ASSIGN_OR_RETURN(trust::GpgContext gpg, trust::GpgContext::Open(""));
+  absl::StatusOr<std::string> pattern = std::string();
+  if (!f.fingerprint.empty()) pattern = trust::NormalizeFingerprint(f.fingerprint);
+  if (!pattern.ok()) return pattern.status();
+  ASSIGN_OR_RETURN(std::string bytes, trust::ExportKeys(gpg, *pattern, f.secret, f.armor));
+  ASSIGN_OR_RETURN(UniqueFd out, OpenFile(f.file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+                                          f.secret ? 0600 : 0644));
+  RETURN_IF_ERROR(PwriteFull(
+      out.get(), std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), 0));
+  Info(absl::StrCat(f.secret ? "Private" : "Public", " key(s) exported to ", f.file));
+  return absl::OkStatus();
+}
+
+absl::Status KeyNewPair(const KeyFlags& f) {
+  if (f.name.empty()) return absl::InvalidArgumentError("--name is required");
+  std::string uid = f.name;
+  if (!f.comment.empty()) absl::StrAppend(&uid, " (", f.comment, ")");
+  if (!f.email.empty()) absl::StrAppend(&uid, " <", f.email, ">");
+  std::optional<std::string> pass = trust::PassphraseFromEnvironment();
+  if (f.no_passphrase) pass = std::string();
+  ASSIGN_OR_RETURN(trust::GpgContext gpg, trust::GpgContext::Open(""));
+  Info("Generating key pair (RSA 4096)");
+  ASSIGN_OR_RETURN(std::string fpr, trust::CreateKeyPair(gpg, uid, pass));
+  Info(absl::StrCat("Key created: ", fpr, " ", uid));
+  return absl::OkStatus();
+}
+
+void RegisterKey(CLI::App& app, std::shared_ptr<absl::Status> result) {
+  CLI::App* key = app.add_subcommand("key", "Manage OpenPGP keys (your GnuPG home, or --global)");
+  key->require_subcommand(1);
+  auto f = std::make_shared<KeyFlags>();
+  auto run = [result](absl::Status (*fn)(const KeyFlags&), std::shared_ptr<KeyFlags> flags,
+                      const char* what) {
+    return [=] {
+      *result = fn(*flags);
+      if (!result->ok()) *result = Annotate(*result, what);
+    };
+  };
+  CLI::App* list = key->add_subcommand("list", "List keys");
+  list->add_flag("-s,--secret", f->secret, "List secret keys");
+  list->add_flag("--global", f->global, "List the node's global keyring");
+  list->callback(run(KeyList, f, "listing keys"));
+  CLI::App* import = key->add_subcommand("import", "Import keys from a file (binary or armored)");
+  import->add_option("file", f->file, "Key file")->required();
+  import->add_flag("--global", f->global, "Into the node's global keyring (root only)");
+  import->callback(run(KeyImport, f, "importing keys"));
+  CLI::App* remove = key->add_subcommand("remove", "Remove a key by fingerprint");
+  remove->add_option("fingerprint", f->fingerprint, "Key fingerprint")->required();
+  remove->add_flag("--global", f->global, "From the node's global keyring (root only)");
+  remove->callback(run(KeyRemove, f, "removing a key"));
+  CLI::App* exp = key->add_subcommand("export", "Export keys to a new file");
+  exp->add_option("file", f->file, "Output file (must not exist)")->required();
+  exp->add_option("fingerprint", f->fingerprint, "Only this key");
+  exp->add_flag("-s,--secret", f->secret, "Export secret keys");
+  exp->add_flag("-a,--armor", f->armor, "ASCII-armored output");
+  exp->callback(run(KeyExport, f, "exporting keys"));
+  CLI::App* newpair = key->add_subcommand("newpair", "Create a new key pair");
+  newpair->add_option("-N,--name", f->name, "Your name")->required();
+  newpair->add_option("-E,--email", f->email, "Your e-mail address");
+  newpair->add_option("-C,--comment", f->comment, "A comment");
+  newpair->add_flag("--no-passphrase", f->no_passphrase, "Leave the secret key unprotected");
+  newpair->callback(run(KeyNewPair, f, "creating a key pair"));
+}
+
+}  // namespace
+
+void RegisterTrustCommands(CLI::App& app, std::shared_ptr<absl::Status> result) {
+  RegisterSign(app, result);
+  RegisterVerify(app, result);
+  RegisterKey(app, result);
+}
+
+}  // namespace berth::client

@@ -1,0 +1,215 @@
+#include "daemon/policy/ecl.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <cctype>
+
+#define TOML_HEADER_ONLY 1
+#define TOML_EXCEPTIONS 0
+#include <toml++/toml.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/file_io.h"
+#include "common/status_macros.h"
+
+namespace berth::daemon::policy {
+namespace {
+
+absl::Status Bad(const std::string& origin, const toml::node& node, absl::string_view what) {
+  return absl::InvalidArgumentError(
+      absl::StrFormat("%s:%d: %s", origin, node.source().begin.line, what));
+}
+
+absl::Status CheckKeys(const toml::table& t, std::initializer_list<const char*> known,
+                       const std::string& origin) {
+  for (const auto& [key, node] : t) {
+    bool ok = false;
+    for (const char* k : known) ok |= key.str() == k;
+    if (!ok) {
+      return Bad(origin, node, absl::StrCat("unknown setting '", std::string(key.str()), "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadBool(const toml::table& t, const char* key, const std::string& origin, bool& out) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return absl::OkStatus();
+  if (!n->is_boolean()) return Bad(origin, *n, absl::StrCat(key, " must be true or false"));
+  out = n->as_boolean()->get();
+  return absl::OkStatus();
+}
+
+absl::Status ReadString(const toml::table& t, const char* key, const std::string& origin,
+                        std::string& out) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return absl::OkStatus();
+  if (!n->is_string()) return Bad(origin, *n, absl::StrCat(key, " must be a string"));
+  out = n->as_string()->get();
+  return absl::OkStatus();
+}
+
+// A dirpath must already be what the kernel reports for images in it:
+// absolute, clean and symlink-free (Apptainer compares it verbatim).
+absl::Status CheckDirpath(const toml::node& node, const std::string& dir,
+                          const std::string& origin) {
+  if (dir.empty()) return absl::OkStatus();
+  char real[PATH_MAX];
+  if (dir.front() != '/' || ::realpath(dir.c_str(), real) == nullptr || dir != real) {
+    return Bad(origin, node,
+               absl::StrCat("dirpath '", dir,
+                            "' must be an existing absolute path with no symlinks, '.', '..' or "
+                            "trailing '/'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ExecGroup> ParseGroup(const toml::table& t, const std::string& origin) {
+  RETURN_IF_ERROR(CheckKeys(t, {"tagname", "mode", "dirpath", "keyfp"}, origin));
+  ExecGroup g;
+  RETURN_IF_ERROR(ReadString(t, "tagname", origin, g.tagname));
+  std::string mode;
+  RETURN_IF_ERROR(ReadString(t, "mode", origin, mode));
+  if (mode == "whitelist") {
+    g.mode = EclMode::kWhitelist;
+  } else if (mode == "whitestrict") {
+    g.mode = EclMode::kWhitestrict;
+  } else if (mode == "blacklist") {
+    g.mode = EclMode::kBlacklist;
+  } else {
+    const toml::node* n = t.get("mode");
+    return Bad(origin, n != nullptr ? *n : static_cast<const toml::node&>(t),
+               absl::StrCat("mode '", mode, "' must be whitelist, whitestrict or blacklist"));
+  }
+  RETURN_IF_ERROR(ReadString(t, "dirpath", origin, g.dirpath));
+  if (const toml::node* n = t.get("dirpath")) RETURN_IF_ERROR(CheckDirpath(*n, g.dirpath, origin));
+  if (const toml::node* n = t.get("keyfp")) {
+    const toml::array* arr = n->as_array();
+    if (arr == nullptr) return Bad(origin, *n, "keyfp must be a list of fingerprints");
+    for (const toml::node& item : *arr) {
+      std::string fp = item.is_string() ? std::string(item.as_string()->get()) : "";
+      bool hex = fp.size() == 40 && std::all_of(fp.begin(), fp.end(), [](char c) {
+                   return std::isxdigit(static_cast<unsigned char>(c));
+                 });
+      if (!hex) return Bad(origin, item, "keyfp entries must be 40 hex digits (20 bytes)");
+      g.keyfp.push_back(absl::AsciiStrToUpper(fp));
+    }
+  }
+  return g;
+}
+
+std::string List(const std::set<std::string>& s) {
+  return s.empty() ? "none" : absl::StrJoin(s, ", ");
+}
+
+}  // namespace
+
+const char* EclModeName(EclMode mode) {
+  switch (mode) {
+    case EclMode::kWhitelist:
+      return "whitelist";
+    case EclMode::kWhitestrict:
+      return "whitestrict";
+    default:
+      return "blacklist";
+  }
+}
+
+absl::StatusOr<Ecl> ParseEcl(const std::string& text, const std::string& origin) {
+  toml::parse_result parsed = toml::parse(text, origin);
+  if (!parsed) {
+    const toml::parse_error& err = parsed.error();
+    return absl::InvalidArgumentError(absl::StrFormat("%s:%d: %s", origin, err.source().begin.line,
+                                                      std::string(err.description())));
+  }
+  const toml::table& root = parsed.table();
+  RETURN_IF_ERROR(CheckKeys(root, {"activated", "legacyinsecure", "execgroup"}, origin));
+  Ecl ecl;
+  RETURN_IF_ERROR(ReadBool(root, "activated", origin, ecl.activated));
+  RETURN_IF_ERROR(ReadBool(root, "legacyinsecure", origin, ecl.legacy_insecure));
+  if (const toml::node* n = root.get("execgroup")) {
+    const toml::array* arr = n->as_array();
+    if (arr == nullptr)
+      return Bad(origin, *n, "execgroup must be an array of tables [[execgroup]]");
+    for (const toml::node& item : *arr) {
+      const toml::table* t = item.as_table();
+      if (t == nullptr) return Bad(origin, item, "execgroup entries must be tables");
+      ASSIGN_OR_RETURN(ExecGroup g, ParseGroup(*t, origin));
+      for (const ExecGroup& other : ecl.groups) {
+        if (other.dirpath == g.dirpath) {
+          return Bad(origin, item,
+                     absl::StrCat("dirpath '", g.dirpath, "' is used by execgroup '", other.tagname,
+                                  "' already"));
+        }
+      }
+      ecl.groups.push_back(std::move(g));
+    }
+  }
+  return ecl;
+}
+
+absl::StatusOr<Ecl> LoadEcl(const std::string& config_dir, bool require_root_owned) {
+  const std::string path = absl::StrCat(config_dir, "/ecl.toml");
+  auto fd = OpenFile(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  if (!fd.ok() && absl::IsNotFound(fd.status())) return Ecl{};
+  if (!fd.ok()) return fd.status();
+  struct stat st;
+  if (::fstat(fd->get(), &st) != 0) return ErrnoStatus(path, errno);
+  if (!S_ISREG(st.st_mode)) return absl::InvalidArgumentError(path + ": not a regular file");
+  if (require_root_owned && (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        path, ": must be owned by root and not writable by group or others (chown root ", path,
+        "; chmod go-w ", path, ")"));
+  }
+  if (st.st_size > (1 << 20)) return absl::InvalidArgumentError(path + ": larger than 1 MiB");
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  RETURN_IF_ERROR(
+      PreadFull(fd->get(), std::span(reinterpret_cast<uint8_t*>(text.data()), text.size()), 0));
+  return ParseEcl(text, path);
+}
+
+const ExecGroup* SelectExecGroup(const Ecl& ecl, const std::string& image_dir) {
+  for (const ExecGroup& g : ecl.groups) {
+    if (!g.dirpath.empty() && g.dirpath == image_dir) return &g;
+  }
+  for (const ExecGroup& g : ecl.groups) {
+    if (g.dirpath.empty()) return &g;
+  }
+  return nullptr;
+}
+
+std::string EclDenial(const ExecGroup& g, const EclSigners& s) {
+  auto valid_signer = [&](const std::string& fp) {
+    return s.all_signed_by.count(fp) != 0 && s.unvalidated.count(fp) == 0;
+  };
+  bool allowed = false;
+  std::string required;
+  switch (g.mode) {
+    case EclMode::kWhitelist:
+      allowed = std::any_of(g.keyfp.begin(), g.keyfp.end(), valid_signer);
+      required = "a valid signature by one of " + absl::StrJoin(g.keyfp, ", ");
+      break;
+    case EclMode::kWhitestrict:
+      allowed = !g.keyfp.empty() && std::all_of(g.keyfp.begin(), g.keyfp.end(), valid_signer);
+      required = "valid signatures by all of " + absl::StrJoin(g.keyfp, ", ");
+      break;
+    case EclMode::kBlacklist:
+      allowed = std::none_of(g.keyfp.begin(), g.keyfp.end(),
+                             [&](const std::string& fp) { return s.any_signed_by.count(fp) != 0; });
+      required = "no signature by " + absl::StrJoin(g.keyfp, ", ");
+      break;
+  }
+  if (allowed) return "";
+  return absl::StrCat(
+      "execgroup '", g.tagname, "' (", EclModeName(g.mode), ") requires ", required, "; signed by ",
+      List(s.any_signed_by),
+      s.unvalidated.empty() ? "" : absl::StrCat(" (not valid: ", List(s.unvalidated), ")"));
+}
+
+}  // namespace berth::daemon::policy
