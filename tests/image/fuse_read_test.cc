@@ -86,14 +86,24 @@ int CompareRandomReads(const std::string& source, const std::string& mounted,
   return bad;
 }
 
+// The shapes tree packed into a SIF in `scratch`: the tree, its names, the SIF.
+struct PackedShapes {
+  std::string tree;
+  std::vector<std::string> names;
+  std::string sif;
+};
+PackedShapes PackShapes(TrustedScratch& scratch) {
+  PackedShapes out{scratch.File("shapes"), {}, scratch.File("shapes.sif")};
+  out.names = MakeShapes(out.tree);
+  MakeSquashfs(out.tree, scratch.File("shapes.sqfs"), "gzip", "-b 4096");
+  MakeSif(scratch.File("shapes.sqfs"), out.sif);
+  return out;
+}
+
 TEST_CASE("every backend reads back exactly what was packed", "[image][root]") {
   REQUIRE(geteuid() == 0);
   TrustedScratch scratch;
-  const std::string tree = scratch.File("shapes");
-  auto names = MakeShapes(tree);
-  MakeSquashfs(tree, scratch.File("shapes.sqfs"), "gzip", "-b 4096");
-  MakeSif(scratch.File("shapes.sqfs"), scratch.File("shapes.sif"));
-  const std::string sif = scratch.File("shapes.sif");
+  const auto [tree, names, sif] = PackShapes(scratch);
   for (Policy policy : {Policy::kTrusted, Policy::kNever}) {
     MountCache cache(scratch.File("state-" + std::to_string(static_cast<int>(policy))),
                      DaemonMode::kSystem, ImagePolicy{.kernel_squashfs = policy});
@@ -197,13 +207,10 @@ TEST_CASE("FUSE serves image xattrs, and reports none for an image without a tab
 TEST_CASE("a FUSE mount trimmed after its last user still reads exactly", "[image][root]") {
   REQUIRE(geteuid() == 0);
   TrustedScratch scratch;
-  const std::string tree = scratch.File("shapes");
-  auto names = MakeShapes(tree);
-  MakeSquashfs(tree, scratch.File("shapes.sqfs"), "gzip", "-b 4096");
-  MakeSif(scratch.File("shapes.sqfs"), scratch.File("shapes.sif"));
+  const auto [tree, names, sif] = PackShapes(scratch);
   MountCache cache(scratch.File("state"), DaemonMode::kSystem,
                    ImagePolicy{.kernel_squashfs = Policy::kNever});
-  auto lease = cache.Acquire(*OpenFile(scratch.File("shapes.sif"), O_RDONLY), "shapes.sif", 0);
+  auto lease = cache.Acquire(*OpenFile(sif, O_RDONLY), sif, 0);
   REQUIRE(lease.ok());
   std::shared_ptr<MountLease> hold = cache.HoldForDaemon(**lease);
   const std::string root = (*lease)->root();
