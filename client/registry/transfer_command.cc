@@ -127,6 +127,30 @@ absl::Status RunPull(const std::string& socket_flag, const PullOptions& options)
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> PullForRun(const std::string& socket_flag,
+                                       const std::string& reference) {
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string base = tmpdir != nullptr && *tmpdir == '/' ? tmpdir : "/tmp";
+  std::string dir = base + "/berth-run-XXXXXX";
+  if (::mkdtemp(dir.data()) == nullptr)
+    return ErrnoStatus("creating a directory in " + base, errno);
+  PullOptions options;
+  options.reference = reference;
+  options.output = dir + "/image.sif";
+  options.quiet = ::isatty(STDERR_FILENO) != 1;
+  absl::Status pulled = RunPull(socket_flag, options);
+  if (!pulled.ok()) {
+    ::rmdir(dir.c_str());
+    return pulled;
+  }
+  return options.output;
+}
+
+void RemovePulledImage(const std::string& path) {
+  ::unlink(path.c_str());
+  ::rmdir(DirOf(path).c_str());
+}
+
 absl::Status RunPush(const std::string& socket_flag, const PushOptions& options) {
   std::string what = absl::StrCat("pushing ", options.image);
   auto opened = OpenFile(options.image, O_RDONLY | O_CLOEXEC);

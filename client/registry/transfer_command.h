@@ -32,6 +32,14 @@ struct PushOptions {
 absl::Status RunPull(const std::string& socket_flag, const PullOptions& options);
 absl::Status RunPush(const std::string& socket_flag, const PushOptions& options);
 
+// run/exec/shell of docker://… or oras://…: pulls through the node cache
+// into a private temp file (0700 directory under $TMPDIR or /tmp, owned by
+// the user) and returns its path; the caller removes it with
+// RemovePulledImage after the container exits.
+absl::StatusOr<std::string> PullForRun(const std::string& socket_flag,
+                                       const std::string& reference);
+void RemovePulledImage(const std::string& path);
+
 // The user's credentials for the reference's registry (empty when none).
 absl::StatusOr<v1::RegistryAuth> AuthFor(const std::string& reference, const std::string& authfile);
 

@@ -7,11 +7,15 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "common/digest.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
+#include "daemon/pull/image_resolve.h"
+#include "daemon/pull/layer_fetch.h"
+#include "oci/sif_from_oci.h"
 #include "oras/reference.h"
 #include "oras/registry_client.h"
 #include "oras/sif_artifact.h"
@@ -170,18 +174,36 @@ absl::Status PullService::Pull(grpc::ServerContext& context, const v1::PullReque
   if (request.write_output()) {
     ASSIGN_OR_RETURN(out, TakeOneHandedFd(peer, "the output file"));
   }
-  if (ref.transport != oras::Transport::kOras) {
-    return absl::UnimplementedError("docker:// pulls are not available yet");
-  }
   oras::RegistryClient client(ref.ApiHost(), ref.repository,
                               ClientOptionsFor(ref, request.no_https(), request.auth(), config_));
   // Step 2: the caller's own authorisation, every time.
-  ASSIGN_OR_RETURN(oras::FetchedManifest manifest,
-                   client.GetManifest(ref.ManifestRef(), {oras::kOciManifest}));
-  ASSIGN_OR_RETURN(oras::SifLayer layer, oras::SifLayerOf(manifest.bytes, config_.max_blob_bytes));
-  spdlog::info("pull {} for uid {}: {} ({} bytes)", ref.Display(), peer.uid, layer.digest,
-               layer.size);
+  ASSIGN_OR_RETURN(ResolvedImage image, ResolveImage(client, ref, request.arch()));
+  spdlog::info("pull {} for uid {}: manifest {}", ref.Display(), peer.uid, image.digest);
+  std::string digest = image.digest;
+  absl::StatusOr<UniqueFd> sif = ref.transport == oras::Transport::kOras
+                                     ? FetchSif(client, image, writer, digest)
+                                     : BuildSifFromImage(client, image, writer);
+  if (!sif.ok()) return sif.status();
+  if (context.IsCancelled()) return absl::CancelledError("the client went away");
 
+  ASSIGN_OR_RETURN(int64_t size, FileSize(sif->get()));
+  RETURN_IF_ERROR(CheckSifMagic(sif->get(), "the pulled image"));
+  v1::PullOutput result;
+  result.mutable_result()->set_manifest_digest(image.digest);
+  result.mutable_result()->set_digest(digest);
+  if (out.valid()) {
+    RETURN_IF_ERROR(WriteOutput(sif->get(), size, out.get()));
+    result.mutable_result()->set_size(size);
+  }
+  writer.Write(result);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<UniqueFd> PullService::FetchSif(oras::RegistryClient& client,
+                                               const ResolvedImage& image, PullWriter& writer,
+                                               std::string& digest) {
+  ASSIGN_OR_RETURN(oras::SifLayer layer, oras::SifLayerOf(image.bytes, config_.max_blob_bytes));
+  digest = layer.digest;
   ProgressReporter progress(writer, layer.digest, "sif", layer.size);
   bool from_cache = true;
   ASSIGN_OR_RETURN(UniqueFd blob,
@@ -202,20 +224,76 @@ absl::Status PullService::Pull(grpc::ServerContext& context, const v1::PullReque
                          }
                        }));
   progress.Finish(from_cache);
-  if (context.IsCancelled()) return absl::CancelledError("the client went away");
-
   ASSIGN_OR_RETURN(int64_t size, FileSize(blob.get()));
   if (size != layer.size) return absl::DataLossError("the cache entry has the wrong size");
-  v1::PullOutput result;
-  result.mutable_result()->set_digest(layer.digest);
-  result.mutable_result()->set_manifest_digest(manifest.digest);
-  if (out.valid()) {
-    RETURN_IF_ERROR(CheckSifMagic(blob.get(), "the pulled artifact"));
-    RETURN_IF_ERROR(WriteOutput(blob.get(), size, out.get()));
-    result.mutable_result()->set_size(size);
+  return blob;
+}
+
+absl::StatusOr<UniqueFd> PullService::BuildSifFromImage(oras::RegistryClient& client,
+                                                        const ResolvedImage& image,
+                                                        PullWriter& writer) {
+  const oci::ImageManifest& m = image.manifest;
+  std::vector<BlobRef> blobs;
+  blobs.push_back({m.config.digest, m.config.size, "config"});
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    const oci::Descriptor& l = m.layers[i];
+    if (!oras::IsValidDigest(l.digest) || l.size < 0 || l.size > config_.max_blob_bytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer ", i + 1, " has an unusable digest or size"));
+    }
+    blobs.push_back({l.digest, l.size, absl::StrCat("layer ", i + 1, "/", m.layers.size())});
   }
-  writer.Write(result);
-  return absl::OkStatus();
+  if (!oras::IsValidDigest(m.config.digest) || m.config.size > oci::kMaxConfigBytes) {
+    return absl::InvalidArgumentError("the image config has an unusable digest or size");
+  }
+  // Blobs (fetched in parallel, each once per node) first, so that the
+  // caller has been authorised for every one of them before anything cached
+  // from an earlier conversion is served.
+  absl::Mutex write_mu;
+  std::map<std::string, std::unique_ptr<ProgressReporter>> reporters;
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> fds,
+                   FetchBlobs(client, cache_, "blob", blobs, config_.parallel_downloads,
+                              [&](const BlobRef& b, int64_t done, bool finished, bool from_cache) {
+                                absl::MutexLock lock(&write_mu);
+                                auto& r = reporters[b.digest];
+                                if (r == nullptr)
+                                  r = std::make_unique<ProgressReporter>(writer, b.digest, "layer",
+                                                                         b.size);
+                                if (finished) {
+                                  r->Finish(from_cache);
+                                } else {
+                                  r->Update(done);
+                                }
+                              }));
+  ProgressReporter convert(writer, image.digest, "sif", 0);
+  bool from_cache = true;
+  ASSIGN_OR_RETURN(
+      UniqueFd sif,
+      cache_.GetOrFill(
+          "sif", image.digest,
+          [&](int fd, const std::function<void(int64_t)>&) -> absl::Status {
+            from_cache = false;
+            oci::OciImage oci_image;
+            ASSIGN_OR_RETURN(int64_t config_size, FileSize(fds[0].get()));
+            oci_image.config_json.resize(static_cast<size_t>(config_size));
+            RETURN_IF_ERROR(PreadFull(fds[0].get(),
+                                      {reinterpret_cast<uint8_t*>(oci_image.config_json.data()),
+                                       oci_image.config_json.size()},
+                                      0));
+            for (size_t i = 1; i < fds.size(); ++i) {
+              int dup = ::fcntl(fds[i].get(), F_DUPFD_CLOEXEC, 0);
+              if (dup < 0) return ErrnoStatus("dup", errno);
+              oci_image.layers.push_back(
+                  {UniqueFd(dup), m.layers[i - 1].media_type, m.layers[i - 1].digest});
+            }
+            oci::SifBuildOptions options;
+            auto stats = oci::WriteSifFromOci(oci_image, fd, options);
+            if (!stats.ok()) return Annotate(stats.status(), "converting to SIF");
+            return absl::OkStatus();
+          },
+          nullptr));
+  convert.Finish(from_cache);
+  return sif;
 }
 
 absl::Status PullService::Push(grpc::ServerContext& context, const v1::PushRequest& request,

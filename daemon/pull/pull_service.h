@@ -33,7 +33,9 @@
 #include "daemon/daemon_options.h"
 #include "daemon/policy/config.h"
 #include "daemon/pull/blob_cache.h"
+#include "daemon/pull/image_resolve.h"
 #include "daemon/server/peer_identity.h"
+#include "oras/registry_client.h"
 
 namespace berth::daemon::pull {
 
@@ -52,6 +54,14 @@ class PullService {
                           v1::CacheCleanReply& reply);
 
  private:
+  // oras://: the artifact's single SIF layer, from the cache or the registry.
+  absl::StatusOr<UniqueFd> FetchSif(oras::RegistryClient& client, const ResolvedImage& image,
+                                    PullWriter& writer, std::string& digest);
+  // docker://: config and layers into the cache, then the SIF built from
+  // them (cached too, keyed by the manifest digest).
+  absl::StatusOr<UniqueFd> BuildSifFromImage(oras::RegistryClient& client,
+                                             const ResolvedImage& image, PullWriter& writer);
+
   DaemonOptions options_;
   const policy::Config& config_;
   BlobCache& cache_;

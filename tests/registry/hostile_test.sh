@@ -36,7 +36,7 @@ refused "body longer than the descriptor" longer "more than the descriptor"
 refused "truncated body" truncated "truncated"
 refused "endless body" endless "more than the descriptor"
 refused "50 MB manifest" bigmanifest "larger than"
-refused "malformed manifest" badjson "not a JSON object"
+refused "malformed manifest" badjson "manifest: document: malformed JSON"
 refused "lying Docker-Content-Digest" liedigest "claims manifest digest"
 check "redirect to another origin: pull works" "$BERTH" pull -q --authfile "$T/alice.json" "$T/redir.sif" "oras://$reg/redirect:v1"
 grep -q 'STORAGE GET /storage/blob auth=no' "$T/hostile.log" && ! grep -q 'STORAGE GET .*auth=yes' "$T/hostile.log" &&
