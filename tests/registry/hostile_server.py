@@ -13,15 +13,19 @@
   redirect    Basic auth; the blob GET redirects to another origin (port 2),
               which records any Authorization header it receives
   busy        503 twice (with Retry-After: 0), then honest
+  slow        sends half the blob, then nothing for 60 s (a stall)
 
 usage: hostile_server.py PORT PORT2 SIF LOG
 """
-import base64, hashlib, json, sys, threading
+import base64, hashlib, json, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 port, port2, sif_path, log_path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 sif = open(sif_path, "rb").read()
 sif_digest = "sha256:" + hashlib.sha256(sif).hexdigest()
+# "slow" serves another blob, so that no earlier pull has cached it.
+slow_sif = sif + b"\0" * 65536
+slow_digest = "sha256:" + hashlib.sha256(slow_sif).hexdigest()
 busy_count = {"n": 0}
 flaky_count = {"n": 0}
 lock = threading.Lock()
@@ -95,7 +99,7 @@ class Registry(BaseHTTPRequestHandler):
             return
         if repo == "badjson":
             return self.reply(200, b"{not json", ctype=ct["Content-Type"])
-        m = manifest_for(sif_digest, len(sif))
+        m = manifest_for(slow_digest, len(slow_sif)) if repo == "slow" else manifest_for(sif_digest, len(sif))
         headers = {}
         if repo == "liedigest":
             headers["Docker-Content-Digest"] = "sha256:" + "0" * 64
@@ -138,6 +142,15 @@ class Registry(BaseHTTPRequestHandler):
             self.wfile.write(sif[: len(sif) // 2])
             self.wfile.flush()
             self.close_connection = True
+            return
+        if repo == "slow":
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(slow_sif)))
+            self.end_headers()
+            self.wfile.write(slow_sif[: len(slow_sif) // 2])
+            self.wfile.flush()
+            log("SLOW started")
+            time.sleep(60)
             return
         if repo == "endless":
             self.send_response(200)

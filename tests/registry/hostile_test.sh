@@ -46,4 +46,18 @@ check "resumed copy is byte-identical" cmp -s "$T/img.sif" "$T/flaky.sif"
 check "503 twice: retried" "$BERTH" pull -q "$T/busy.sif" "oras://$reg/busy:v1"
 expect_fatal "reference with a bad digest" "invalid image reference" "$BERTH" pull -q "$T/x.sif" "oras://$reg/x@sha256:../../etc"
 expect_fatal "reference with a bad repository" "invalid image reference" "$BERTH" pull -q "$T/x.sif" "oras://$reg/../x:v1"
+
+# berthd killed mid-download: nothing of the blob is visible afterwards.
+"$BERTH" pull -q "$T/slow.sif" "oras://$reg/slow:v1" 2>"$T/slow.err" &
+client=$!
+wait_until 10 grep -q 'SLOW started' "$T/hostile.log"
+kill -KILL "${pids[-1]}"
+wait "$client"
+rc=$?
+[ "$rc" -ne 0 ] && grep -q '^FATAL:' "$T/slow.err" && ok "killed daemon: the pull fails with a FATAL line" ||
+  bad "killed daemon: the pull fails with a FATAL line" "rc=$rc $(cat "$T/slow.err")"
+cached=$(find "$T/state/cache/tmp" "$T/state/cache/oras/sha256" -type f | wc -l)
+[ "$cached" -eq 1 ] && ok "killed daemon: no partial cache entry" ||
+  bad "killed daemon: no partial cache entry" "$(ls -AR "$T/state/cache")"
+[ ! -e "$T/slow.sif" ] && no_debris "$T" && ok "killed daemon: no output file" || bad "killed daemon: no output file" "$(ls -A "$T")"
 finish

@@ -131,5 +131,24 @@ case $kind in
       ok "token: tokens issued for alice and anonymously" || bad "token: tokens issued" "$(cat "$T/r-token.log")"
     ;;
 esac
+if [ "$kind" = plain ]; then
+  # A user-mode berthd (no root anywhere): same pull, the user's own cache.
+  ud=$T/ud
+  mkdir -m 0700 "$ud" && chown berthtest: "$ud"
+  uid=$(id -u berthtest) gid=$(id -g berthtest)
+  setpriv --reuid="$uid" --regid="$gid" --init-groups env HOME="$ud" \
+    "$BERTHD" --user-mode --socket "$ud/s.sock" --state-dir "$ud/state" --config-dir "$T/etc" \
+    --foreground 2>"$T/userd.log" &
+  pids+=($!)
+  if wait_until 10 test -S "$ud/s.sock"; then
+    check "user-mode daemon: pull" setpriv --reuid="$uid" --regid="$gid" --init-groups env HOME="$ud" \
+      BERTH_SOCKET="$ud/s.sock" "$BERTH" pull -q "$ud/out.sif" "oras://$reg/test/img:v1"
+    check "user-mode daemon: identical" cmp -s "$T/img.sif" "$ud/out.sif"
+    [ "$(stat -c %U "$ud/state/cache")" = berthtest ] && ok "user-mode daemon: the cache is the user's" ||
+      bad "user-mode daemon: the cache is the user's" "$(stat -c %U "$ud/state/cache")"
+  else
+    bad "user-mode daemon starts" "$(cat "$T/userd.log")"
+  fi
+fi
 if grep -q 'alicepw\|YWxpY2' "$T/berthd.log"; then bad "credentials never logged" "found in berthd.log"; else ok "credentials never logged"; fi
 finish
