@@ -7,8 +7,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <vector>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "berth/v1/berth.grpc.pb.h"
 #include "client/registry/progress.h"
@@ -75,15 +77,58 @@ absl::StatusOr<v1::RegistryAuth> AuthFor(const std::string& reference,
   return auth;
 }
 
+namespace {
+
+bool IsLocalTransport(const std::string& ref) {
+  return absl::StartsWith(ref, "oci:") || absl::StartsWith(ref, "oci-archive:") ||
+         absl::StartsWith(ref, "docker-archive:");
+}
+
+// oci:DIR[:TAG], oci-archive:PATH[:TAG], docker-archive:PATH[:REF] → PATH, opened as the user.
+absl::StatusOr<UniqueFd> OpenLocalImage(const std::string& ref, std::string& display) {
+  bool dir = absl::StartsWith(ref, "oci:");
+  std::string rest = ref.substr(ref.find(':') + 1);
+  std::string path = rest;
+  if (absl::StartsWith(ref, "docker-archive:")) {
+    path = rest.substr(0, rest.find(':'));
+  } else if (size_t colon = rest.rfind(':');
+             colon != std::string::npos && rest.find('/', colon) == std::string::npos) {
+    path = rest.substr(0, colon);
+  }
+  display = path;
+  return OpenFile(path, (dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
+}
+
+}  // namespace
+
 absl::Status RunPull(const std::string& socket_flag, const PullOptions& options) {
-  ASSIGN_OR_RETURN(oras::Reference ref, oras::ParseReference(options.reference));
-  std::string output = options.output.empty() ? DefaultOutput(ref) : options.output;
+  const bool local = IsLocalTransport(options.reference);
+  std::string output = options.output;
+  UniqueFd input;
+  if (local) {
+    std::string path;
+    auto opened = OpenLocalImage(options.reference, path);
+    if (!opened.ok()) return Annotate(opened.status(), absl::StrCat("pulling ", options.reference));
+    input = *std::move(opened);
+    if (output.empty()) {
+      std::string base = BaseOf(path);
+      output = base.substr(0, base.find('.')) + ".sif";
+    }
+  }
+  oras::Reference ref;
+  if (!local) {
+    ASSIGN_OR_RETURN(ref, oras::ParseReference(options.reference));
+    if (output.empty()) output = DefaultOutput(ref);
+  }
   struct stat st {};
   if (!options.force && ::lstat(output.c_str(), &st) == 0) {
     return absl::AlreadyExistsError(absl::StrCat("pulling ", options.reference, ": ", output,
                                                  " already exists; use --force to overwrite it"));
   }
-  ASSIGN_OR_RETURN(v1::RegistryAuth auth, AuthFor(options.reference, options.authfile));
+  v1::RegistryAuth auth;
+  if (!local) {
+    ASSIGN_OR_RETURN(auth, AuthFor(options.reference, options.authfile));
+  }
 
   // The output is created by us, as the user, next to its final name; the
   // daemon only writes through the descriptor. Renamed into place on success.
@@ -101,7 +146,8 @@ absl::Status RunPull(const std::string& socket_flag, const PullOptions& options)
   ::fchmod(fd.get(), 0755 & ~mask);
 
   ASSIGN_OR_RETURN(std::string socket, LocateDaemon(socket_flag, false));
-  int handed[] = {fd.get()};
+  std::vector<int> handed = {fd.get()};
+  if (local) handed.push_back(input.get());
   ASSIGN_OR_RETURN(auto channel, ConnectToDaemon(socket, handed));
   auto stub = v1::Berth::NewStub(channel);
   grpc::ClientContext context;
@@ -111,7 +157,10 @@ absl::Status RunPull(const std::string& socket_flag, const PullOptions& options)
   request.set_no_https(options.no_https);
   request.set_arch(options.arch);
   request.set_write_output(true);
-  if (!options.quiet) std::fprintf(stderr, "INFO:    Pulling %s\n", ref.Display().c_str());
+  if (!options.quiet) {
+    std::fprintf(stderr, "INFO:    Pulling %s\n",
+                 local ? options.reference.c_str() : ref.Display().c_str());
+  }
   ProgressDisplay display(options.quiet, ::isatty(STDERR_FILENO) == 1);
   auto reader = stub->Pull(&context, request);
   absl::StatusOr<v1::PullResult> result = Drain(*reader, display, "pulling");

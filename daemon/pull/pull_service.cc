@@ -9,12 +9,14 @@
 #include <cstring>
 #include <map>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/digest.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/pull/image_resolve.h"
 #include "daemon/pull/layer_fetch.h"
+#include "oci/local_transport.h"
 #include "oci/sif_from_oci.h"
 #include "oras/reference.h"
 #include "oras/registry_client.h"
@@ -112,17 +114,35 @@ class FdSink : public oras::BlobSink {
   int64_t flushed_ = 0;
 };
 
-absl::StatusOr<UniqueFd> TakeOneHandedFd(const PeerIdentity& peer, const char* what) {
+// The descriptors the client handed over: exactly `count` of them.
+absl::StatusOr<std::vector<UniqueFd>> TakeHandedFds(const PeerIdentity& peer, size_t count,
+                                                    const char* what) {
   std::vector<UniqueFd> fds = peer.handed_fds->Take();
-  if (fds.size() != 1) {
+  if (fds.size() != count) {
     return absl::InvalidArgumentError(
-        absl::StrCat("expected one handed descriptor (", what, "), got ", fds.size()));
+        absl::StrCat("expected ", count, " handed descriptors (", what, "), got ", fds.size()));
   }
+  return fds;
+}
+
+absl::Status CheckRegularFile(int fd, const char* what) {
   struct stat st {};
-  if (::fstat(fds[0].get(), &st) != 0) return ErrnoStatus(what, errno);
-  if (!S_ISREG(st.st_mode))
+  if (::fstat(fd, &st) != 0) return ErrnoStatus(what, errno);
+  if (!S_ISREG(st.st_mode)) {
     return absl::InvalidArgumentError(absl::StrCat(what, " is not a regular file"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<UniqueFd> TakeOneHandedFd(const PeerIdentity& peer, const char* what) {
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> fds, TakeHandedFds(peer, 1, what));
+  RETURN_IF_ERROR(CheckRegularFile(fds[0].get(), what));
   return std::move(fds[0]);
+}
+
+bool IsLocalTransport(const std::string& ref) {
+  return absl::StartsWith(ref, "oci:") || absl::StartsWith(ref, "oci-archive:") ||
+         absl::StartsWith(ref, "docker-archive:");
 }
 
 absl::Status CheckSifMagic(int fd, const std::string& what) {
@@ -169,6 +189,7 @@ PullService::PullService(const DaemonOptions& options, const policy::Config& con
 
 absl::Status PullService::Pull(grpc::ServerContext& context, const v1::PullRequest& request,
                                PullWriter& writer, const PeerIdentity& peer) {
+  if (IsLocalTransport(request.reference())) return PullLocal(request, writer, peer);
   ASSIGN_OR_RETURN(oras::Reference ref, oras::ParseReference(request.reference()));
   UniqueFd out;
   if (request.write_output()) {
@@ -195,6 +216,52 @@ absl::Status PullService::Pull(grpc::ServerContext& context, const v1::PullReque
     RETURN_IF_ERROR(WriteOutput(sif->get(), size, out.get()));
     result.mutable_result()->set_size(size);
   }
+  writer.Write(result);
+  return absl::OkStatus();
+}
+
+absl::Status PullService::PullLocal(const v1::PullRequest& request, PullWriter& writer,
+                                    const PeerIdentity& peer) {
+  // The path in the reference is only for messages: the client opened it as
+  // the user and handed the descriptor over (output first, then the input).
+  ASSIGN_OR_RETURN(oci::LocalReference local, oci::ParseLocalReference(request.reference()));
+  if (!request.write_output()) {
+    return absl::InvalidArgumentError("local image transports need an output file");
+  }
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> fds,
+                   TakeHandedFds(peer, 2, "the output file and the image"));
+  RETURN_IF_ERROR(CheckRegularFile(fds[0].get(), "the output file"));
+  struct stat st {};
+  if (::fstat(fds[1].get(), &st) != 0) return ErrnoStatus("the image", errno);
+  bool want_dir = local.transport == oci::LocalTransport::kOciDir;
+  if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(local.path, want_dir ? " is not a directory" : " is not a regular file"));
+  }
+  oci::PlatformSpec platform = oci::HostPlatform();
+  if (!request.arch().empty()) {
+    ASSIGN_OR_RETURN(platform, oci::ParsePlatformSpec(request.arch()));
+  }
+  spdlog::info("pull {} for uid {}", request.reference().substr(0, 200), peer.uid);
+  // Archive members are copied into unnamed files in the cache's tmp
+  // directory (same filesystem as the cache, root-only).
+  ASSIGN_OR_RETURN(UniqueFd scratch,
+                   OpenFile(cache_.root() + "/tmp", O_DIRECTORY | O_RDONLY | O_CLOEXEC));
+  absl::StatusOr<oci::OciImage> image =
+      local.transport == oci::LocalTransport::kOciDir
+          ? oci::ReadOciLayout(fds[1].get(), local.tag, platform)
+      : local.transport == oci::LocalTransport::kOciArchive
+          ? oci::ReadOciArchive(fds[1].get(), local.tag, platform, scratch.get())
+          : oci::ReadDockerArchive(fds[1].get(), local.tag, scratch.get());
+  if (!image.ok()) return Annotate(image.status(), "reading the image");
+  ProgressReporter convert(writer, "sha256:" + std::string(64, '0'), "sif", 0);
+  if (::ftruncate(fds[0].get(), 0) != 0) return ErrnoStatus("truncating the output", errno);
+  auto stats = oci::WriteSifFromOci(*image, fds[0].get(), oci::SifBuildOptions{});
+  if (!stats.ok()) return Annotate(stats.status(), "converting to SIF");
+  convert.Finish(false);
+  ASSIGN_OR_RETURN(int64_t size, FileSize(fds[0].get()));
+  v1::PullOutput result;
+  result.mutable_result()->set_size(size);
   writer.Write(result);
   return absl::OkStatus();
 }

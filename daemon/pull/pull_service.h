@@ -54,6 +54,9 @@ class PullService {
                           v1::CacheCleanReply& reply);
 
  private:
+  // oci:, oci-archive:, docker-archive: (handed descriptors, no cache).
+  absl::Status PullLocal(const v1::PullRequest& request, PullWriter& writer,
+                         const PeerIdentity& peer);
   // oras://: the artifact's single SIF layer, from the cache or the registry.
   absl::StatusOr<UniqueFd> FetchSif(oras::RegistryClient& client, const ResolvedImage& image,
                                     PullWriter& writer, std::string& digest);

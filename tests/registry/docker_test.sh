@@ -67,6 +67,21 @@ check "pull the OCI tag again as the user" as_user berthtest "$BERTH" pull -q "$
 after=$(grep -c '"GET /v2/test/busy/blobs/' "$T/r.log")
 [ "$after" -eq "$before" ] && ok "repeat pulls download no blob" || bad "repeat pulls download no blob" "$before -> $after"
 check "the cached conversion is identical" cmp -s "$T/oci.sif" "$T/u/oci.sif"
-expect_out "exec docker:// directly" "changed keep" "$BERTH" exec "docker://$reg/test/busy:oci" cat /data/keep
-[ -z "$(ls /tmp | grep '^berth-run-' || true)" ] && ok "run's temp image removed" || bad "run's temp image removed" "$(ls -d /tmp/berth-run-*)"
+mkdir -p "$T/tmp"
+expect_out "exec docker:// directly" "changed keep" env TMPDIR="$T/tmp" "$BERTH" exec "docker://$reg/test/busy:oci" cat /data/keep
+[ -z "$(ls "$T/tmp")" ] && ok "run's temp image removed" || bad "run's temp image removed" "$(ls "$T/tmp")"
+
+# Local transports (the oci engineer's readers, driven through the daemon
+# with descriptors the client opened as the user).
+check "pull oci:DIR:TAG" "$BERTH" pull -q "$T/l-oci.sif" "oci:$T/layout:test"
+expect_out "oci: image runs" "changed keep" "$BERTH" exec "$T/l-oci.sif" cat /data/keep
+skopeo copy -q "oci:$T/layout:test" "oci-archive:$T/img.oci.tar:test" &&
+  check "pull oci-archive:" "$BERTH" pull -q "$T/l-ocia.sif" "oci-archive:$T/img.oci.tar:test"
+skopeo copy -q "oci:$T/layout:test" "docker-archive:$T/img.docker.tar:test/busy:1" &&
+  check "pull docker-archive:" "$BERTH" pull -q "$T/l-da.sif" "docker-archive:$T/img.docker.tar"
+expect_out "docker-archive image runs" "changed keep" "$BERTH" exec "$T/l-da.sif" cat /data/keep
+chmod 0700 "$T/layout"
+expect_fatal "a user cannot pull a layout they cannot read" "Permission denied" \
+  as_user berthtest "$BERTH" pull -q "$T/u/stolen.sif" "oci:$T/layout:test"
+[ ! -e "$T/u/stolen.sif" ] && ok "refused local pull leaves no file" || bad "refused local pull leaves no file" "exists"
 finish
