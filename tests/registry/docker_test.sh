@@ -71,6 +71,21 @@ mkdir -p "$T/tmp"
 expect_out "exec docker:// directly" "changed keep" env TMPDIR="$T/tmp" "$BERTH" exec "docker://$reg/test/busy:oci" cat /data/keep
 [ -z "$(ls "$T/tmp")" ] && ok "run's temp image removed" || bad "run's temp image removed" "$(ls "$T/tmp")"
 
+# An index (multi-platform): the node's platform is chosen, --arch picks
+# another, an absent one is refused with the list of what there is.
+mdigest=$(curl -sI -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+  "http://$reg/v2/test/busy/manifests/oci" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest" {print $2}')
+msize=$(curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$reg/v2/test/busy/manifests/oci" | wc -c)
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%s,"platform":{"architecture":"arm64","os":"linux","variant":"v8"}},{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%s,"platform":{"architecture":"amd64","os":"linux"}}]}' \
+  "$mdigest" "$msize" "$mdigest" "$msize" >"$T/index.json"
+curl -s -X PUT -H 'Content-Type: application/vnd.oci.image.index.v1+json' --data-binary @"$T/index.json" \
+  "http://$reg/v2/test/busy/manifests/multi" -o /dev/null -w '%{http_code}' | grep -q 201 ||
+  bad "index pushed" "PUT failed"
+check "pull an index (node's platform)" "$BERTH" pull -q "$T/multi.sif" "docker://$reg/test/busy:multi"
+check "pull an index with --arch arm64" "$BERTH" pull -q --arch arm64 "$T/multi-arm.sif" "docker://$reg/test/busy:multi"
+expect_fatal "an absent platform is refused" "linux/amd64" \
+  "$BERTH" pull -q --arch s390x "$T/multi-s390x.sif" "docker://$reg/test/busy:multi"
+
 # Local transports (the oci engineer's readers, driven through the daemon
 # with descriptors the client opened as the user).
 check "pull oci:DIR:TAG" "$BERTH" pull -q "$T/l-oci.sif" "oci:$T/layout:test"
