@@ -56,6 +56,8 @@ class ProgressReporter {
     msg_.set_digest(std::move(digest));
     msg_.set_what(std::move(what));
     msg_.set_total(total);
+    // The client times each item from its first message.
+    Send();
   }
   void Update(int64_t done, bool from_cache = false) {
     auto now = std::chrono::steady_clock::now();
