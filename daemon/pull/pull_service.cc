@@ -85,13 +85,19 @@ class ProgressReporter {
   std::chrono::steady_clock::time_point last_{};
 };
 
-// Writes a blob into a cache temp file.
+// Writes a blob into a cache temp file and, for the pull that fills the
+// cache, also into the caller's output (one pass over the bytes instead of a
+// second copy afterwards; the client discards the output on any error).
 class FdSink : public oras::BlobSink {
  public:
-  explicit FdSink(int fd) : fd_(fd) {}
+  explicit FdSink(int fd, int tee_fd = -1) : fd_(fd), tee_fd_(tee_fd) {}
   absl::Status Write(std::span<const uint8_t> data) override {
     absl::Status st = WriteAll(fd_, data);
     if (!st.ok()) return Annotate(st, "writing to the node cache");
+    if (tee_fd_ >= 0) {
+      st = WriteAll(tee_fd_, data);
+      if (!st.ok()) return Annotate(st, "writing the output");
+    }
     written_ += static_cast<int64_t>(data.size());
     // Start write-back as the download goes, so the fsync before the entry
     // is published has little left to do.
@@ -105,6 +111,9 @@ class FdSink : public oras::BlobSink {
     if (::ftruncate(fd_, 0) != 0 || ::lseek(fd_, 0, SEEK_SET) != 0) {
       return ErrnoStatus("restarting a cache download", errno);
     }
+    if (tee_fd_ >= 0 && (::ftruncate(tee_fd_, 0) != 0 || ::lseek(tee_fd_, 0, SEEK_SET) != 0)) {
+      return ErrnoStatus("restarting the output", errno);
+    }
     written_ = flushed_ = 0;
     return absl::OkStatus();
   }
@@ -112,6 +121,7 @@ class FdSink : public oras::BlobSink {
  private:
   static constexpr int64_t kWritebackChunk = 32 << 20;
   int fd_;
+  int tee_fd_;
   int64_t written_ = 0;
   int64_t flushed_ = 0;
 };
@@ -156,14 +166,21 @@ absl::Status CheckSifMagic(int fd, const std::string& what) {
   return absl::OkStatus();
 }
 
-// Copies the whole cache entry into the caller's output file.
-absl::Status WriteOutput(int cache_fd, int64_t size, int out_fd) {
+// Checks the caller's output descriptor and empties it.
+absl::Status PrepareOutput(int out_fd) {
   int mode = ::fcntl(out_fd, F_GETFL);
   if (mode < 0 || ((mode & O_ACCMODE) != O_WRONLY && (mode & O_ACCMODE) != O_RDWR) ||
       (mode & O_APPEND) != 0) {
     return absl::InvalidArgumentError("the output descriptor is not open for writing");
   }
-  if (::ftruncate(out_fd, 0) != 0) return ErrnoStatus("truncating the output", errno);
+  if (::ftruncate(out_fd, 0) != 0 || ::lseek(out_fd, 0, SEEK_SET) != 0) {
+    return ErrnoStatus("truncating the output", errno);
+  }
+  return absl::OkStatus();
+}
+
+// Copies the whole cache entry into the caller's (prepared) output file.
+absl::Status WriteOutput(int cache_fd, int64_t size, int out_fd) {
   loff_t in_off = 0, out_off = 0;
   while (in_off < size) {
     // In-kernel copy (a reflink on filesystems that share extents).
@@ -196,6 +213,7 @@ absl::Status PullService::Pull(grpc::ServerContext& context, const v1::PullReque
   UniqueFd out;
   if (request.write_output()) {
     ASSIGN_OR_RETURN(out, TakeOneHandedFd(peer, "the output file"));
+    RETURN_IF_ERROR(PrepareOutput(out.get()));
   }
   oras::RegistryClient client(ref.ApiHost(), ref.repository,
                               ClientOptionsFor(ref, request.no_https(), request.auth(), config_));
@@ -203,9 +221,11 @@ absl::Status PullService::Pull(grpc::ServerContext& context, const v1::PullReque
   ASSIGN_OR_RETURN(ResolvedImage image, ResolveImage(client, ref, request.arch()));
   spdlog::info("pull {} for uid {}: manifest {}", ref.Display(), peer.uid, image.digest);
   std::string digest = image.digest;
-  absl::StatusOr<UniqueFd> sif = ref.transport == oras::Transport::kOras
-                                     ? FetchSif(client, image, writer, digest)
-                                     : BuildSifFromImage(client, image, writer);
+  bool output_written = false;
+  absl::StatusOr<UniqueFd> sif =
+      ref.transport == oras::Transport::kOras
+          ? FetchSif(client, image, writer, out.valid() ? out.get() : -1, digest, output_written)
+          : BuildSifFromImage(client, image, writer);
   if (!sif.ok()) return sif.status();
   if (context.IsCancelled()) return absl::CancelledError("the client went away");
 
@@ -215,7 +235,7 @@ absl::Status PullService::Pull(grpc::ServerContext& context, const v1::PullReque
   result.mutable_result()->set_manifest_digest(image.digest);
   result.mutable_result()->set_digest(digest);
   if (out.valid()) {
-    RETURN_IF_ERROR(WriteOutput(sif->get(), size, out.get()));
+    if (!output_written) RETURN_IF_ERROR(WriteOutput(sif->get(), size, out.get()));
     result.mutable_result()->set_size(size);
   }
   writer.Write(result);
@@ -270,7 +290,8 @@ absl::Status PullService::PullLocal(const v1::PullRequest& request, PullWriter& 
 
 absl::StatusOr<UniqueFd> PullService::FetchSif(oras::RegistryClient& client,
                                                const ResolvedImage& image, PullWriter& writer,
-                                               std::string& digest) {
+                                               int out_fd, std::string& digest,
+                                               bool& output_written) {
   ASSIGN_OR_RETURN(oras::SifLayer layer, oras::SifLayerOf(image.bytes, config_.max_blob_bytes));
   digest = layer.digest;
   ProgressReporter progress(writer, layer.digest, "sif", layer.size);
@@ -280,7 +301,8 @@ absl::StatusOr<UniqueFd> PullService::FetchSif(oras::RegistryClient& client,
                        "oras", layer.digest,
                        [&](int fd, const std::function<void(int64_t)>& note) -> absl::Status {
                          from_cache = false;
-                         FdSink sink(fd);
+                         output_written = out_fd >= 0;
+                         FdSink sink(fd, out_fd);
                          return client.FetchBlob(layer.digest, layer.size, sink, [&](int64_t done) {
                            note(done);
                            progress.Update(done);

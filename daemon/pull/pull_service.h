@@ -58,8 +58,11 @@ class PullService {
   absl::Status PullLocal(const v1::PullRequest& request, PullWriter& writer,
                          const PeerIdentity& peer);
   // oras://: the artifact's single SIF layer, from the cache or the registry.
+  // When this pull fills the cache, the bytes also go to `out_fd` as they
+  // arrive (`output_written`).
   absl::StatusOr<UniqueFd> FetchSif(oras::RegistryClient& client, const ResolvedImage& image,
-                                    PullWriter& writer, std::string& digest);
+                                    PullWriter& writer, int out_fd, std::string& digest,
+                                    bool& output_written);
   // docker://: config and layers into the cache, then the SIF built from
   // them (cached too, keyed by the manifest digest).
   absl::StatusOr<UniqueFd> BuildSifFromImage(oras::RegistryClient& client,
