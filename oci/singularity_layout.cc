@@ -335,10 +335,12 @@ std::string DockerEnv(const ImageConfig& c, std::vector<std::string>& dropped) {
       continue;
     }
     if (name == "PATH") {
-      absl::StrAppend(&s, "export PATH=", GoQuote(ShellEscape(value)), "\n");
+      absl::StrAppend(&s, "export PATH=\"", ShellEscape(value), "\"\n");
     } else {
-      absl::StrAppend(&s, "export ", name, "=\"${", name, ":-", GoQuote(ShellEscape(value)),
-                      "}\"\n");
+      // Apptainer also wraps the value in Go's %q, escaping it twice
+      // (`a "b"` arrives as `a \"b\"`); berth escapes once, as docker run
+      // delivers it.
+      absl::StrAppend(&s, "export ", name, "=\"${", name, ":-", ShellEscape(value), "}\"\n");
     }
   }
   return s;
