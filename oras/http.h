@@ -54,6 +54,7 @@ struct HttpResponse {
   std::multimap<std::string, std::string> headers;  // names lower-cased
   std::string body;
   int64_t body_bytes = 0;  // bytes of the body received (sent to the sink or kept)
+  std::string url;         // where the reply came from (after redirects)
   // The first value of header `name` (lower-case), or "".
   std::string Header(const std::string& name) const;
   std::vector<std::string> Headers(const std::string& name) const;

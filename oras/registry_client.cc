@@ -117,6 +117,7 @@ absl::StatusOr<HttpResponse> RegistryClient::SendOnce(HttpRequest request) {
     std::string auth = AuthorizationHeader();
     if (!auth.empty() && OriginOf(attempt.url) == origin) attempt.headers.push_back(auth);
     ASSIGN_OR_RETURN(HttpResponse reply, http_->Perform(attempt));
+    reply.url = attempt.url;
     if (!IsRedirect(reply.status)) return reply;
     std::string location = reply.Header("location");
     if (location.empty()) return reply;
@@ -147,6 +148,12 @@ absl::StatusOr<HttpResponse> RegistryClient::Send(HttpRequest request, Access ac
       return reply.status();
     }
     if (reply->status == 401) {
+      // Only the registry itself may ask for credentials: a 401 from where a
+      // redirect led must not make us send them anywhere.
+      if (OriginOf(reply->url) != OriginOf(BaseUrl())) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            "a redirect from ", host_, " led to a server that asks for credentials (refused)"));
+      }
       ASSIGN_OR_RETURN(bool retry, Authenticate(*reply, access, auth_rounds > 0));
       if (retry && ++auth_rounds <= 3) continue;
       return reply;

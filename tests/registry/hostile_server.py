@@ -12,6 +12,8 @@
   liedigest   Docker-Content-Digest names another digest
   redirect    Basic auth; the blob GET redirects to another origin (port 2),
               which records any Authorization header it receives
+  redirect401 the same, but the other origin answers 401 with a Bearer
+              challenge whose realm is itself (credential harvesting)
   busy        503 twice (with Retry-After: 0), then honest
   slow        sends half the blob, then nothing for 60 s (a stall)
 
@@ -26,6 +28,8 @@ sif_digest = "sha256:" + hashlib.sha256(sif).hexdigest()
 # "slow" serves another blob, so that no earlier pull has cached it.
 slow_sif = sif + b"\0" * 65536
 slow_digest = "sha256:" + hashlib.sha256(slow_sif).hexdigest()
+r401_sif = sif + b"\1" * 4096
+r401_digest = "sha256:" + hashlib.sha256(r401_sif).hexdigest()
 busy_count = {"n": 0}
 flaky_count = {"n": 0}
 lock = threading.Lock()
@@ -69,7 +73,7 @@ class Registry(BaseHTTPRequestHandler):
         if len(parts) < 5:
             return self.reply(404)
         repo, kind = parts[2], parts[3]
-        if repo == "redirect":
+        if repo in ("redirect", "redirect401"):
             want = "Basic " + base64.b64encode(b"alice:alicepw").decode()
             if self.headers.get("Authorization") != want:
                 return self.reply(401, b"{}", {"WWW-Authenticate": 'Basic realm="hostile"'})
@@ -99,7 +103,12 @@ class Registry(BaseHTTPRequestHandler):
             return
         if repo == "badjson":
             return self.reply(200, b"{not json", ctype=ct["Content-Type"])
-        m = manifest_for(slow_digest, len(slow_sif)) if repo == "slow" else manifest_for(sif_digest, len(sif))
+        if repo == "slow":
+            m = manifest_for(slow_digest, len(slow_sif))
+        elif repo == "redirect401":
+            m = manifest_for(r401_digest, len(r401_sif))
+        else:
+            m = manifest_for(sif_digest, len(sif))
         headers = {}
         if repo == "liedigest":
             headers["Docker-Content-Digest"] = "sha256:" + "0" * 64
@@ -109,9 +118,10 @@ class Registry(BaseHTTPRequestHandler):
 
     def blob(self, repo):
         data = sif
-        if repo == "redirect":
+        if repo in ("redirect", "redirect401"):
             self.send_response(307)
-            self.send_header("Location", f"http://127.0.0.1:{port2}/storage/blob")
+            target = "blob" if repo == "redirect" else "ask"
+            self.send_header("Location", f"http://127.0.0.1:{port2}/storage/{target}")
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -173,6 +183,12 @@ class Storage(BaseHTTPRequestHandler):
 
     def do_GET(self):
         log(f"STORAGE GET {self.path} auth={'yes' if self.headers.get('Authorization') else 'no'}")
+        if self.path == "/storage/ask":
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", f'Bearer realm="http://127.0.0.1:{port2}/token",service="x"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_response(200)
         self.send_header("Content-Length", str(len(sif)))
         self.end_headers()

@@ -25,10 +25,11 @@ attempts = 3"
 authfile "$T/alice.json" "$reg" alice alicepw
 
 refused() {  # refused NAME REPO REASON
-  local name=$1 repo=$2 why=$3
+  local name=$1 repo=$2 why=$3 before
+  before=$(cache_entries)
   expect_fatal "$name" "$why" "$BERTH" pull -q --authfile "$T/alice.json" "$T/out.sif" "oras://$reg/$repo:v1"
   if [ -e "$T/out.sif" ] || ! no_debris "$T"; then bad "$name: no output" "$(ls -A "$T")"; rm -f "$T/out.sif"; fi
-  [ "$(cache_entries)" -eq 0 ] || bad "$name: nothing cached" "$("$BERTH" cache list)"
+  [ "$(cache_entries)" -eq "$before" ] || bad "$name: nothing cached" "$("$BERTH" cache list)"
 }
 
 refused "wrong digest" baddigest "digest is sha256:"
@@ -41,6 +42,11 @@ refused "lying Docker-Content-Digest" liedigest "claims manifest digest"
 check "redirect to another origin: pull works" "$BERTH" pull -q --authfile "$T/alice.json" "$T/redir.sif" "oras://$reg/redirect:v1"
 grep -q 'STORAGE GET /storage/blob auth=no' "$T/hostile.log" && ! grep -q 'STORAGE GET .*auth=yes' "$T/hostile.log" &&
   ok "no Authorization header crosses to another origin" || bad "no Authorization header crosses to another origin" "$(grep STORAGE "$T/hostile.log")"
+refused "redirect to a server asking for credentials" redirect401 "asks for credentials"
+grep -q 'STORAGE GET /token' "$T/hostile.log" && bad "no token request to the redirect target" "$(grep STORAGE "$T/hostile.log")" ||
+  ok "no token request to the redirect target"
+! grep -q 'STORAGE GET .*auth=yes' "$T/hostile.log" && ok "still no Authorization header at the other origin" ||
+  bad "still no Authorization header at the other origin" "$(grep STORAGE "$T/hostile.log")"
 check "broken connection: resumed with Range" "$BERTH" pull -q "$T/flaky.sif" "oras://$reg/flaky:v1"
 check "resumed copy is byte-identical" cmp -s "$T/img.sif" "$T/flaky.sif"
 check "503 twice: retried" "$BERTH" pull -q "$T/busy.sif" "oras://$reg/busy:v1"
