@@ -23,6 +23,8 @@
 #include "daemon/image/mount_cache.h"
 #include "daemon/image/user_namespace.h"
 #include "daemon/policy/config.h"
+#include "daemon/pull/blob_cache.h"
+#include "daemon/pull/pull_service.h"
 #include "daemon/server/listening_socket.h"
 #include "daemon/server/peer_registry.h"
 #include "daemon/server/rpc_server.h"
@@ -135,7 +137,10 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   RETURN_IF_ERROR_CTX(ecl.Init(), "loading the ECL");
   PeerRegistry peers;
   RunHandler runs(options, config, images, &ecl);
-  BerthService service(options, peers, runs);
+  pull::BlobCache blobs(options.state_dir + "/cache");
+  RETURN_IF_ERROR_CTX(blobs.Init(), "preparing the node cache");
+  pull::PullService pulls(options, config, blobs);
+  BerthService service(options, peers, runs, &pulls);
   spdlog::info("berthd {} starting in {} mode (config {}, state {})", BERTH_VERSION,
                DaemonModeName(options.mode), options.config_dir, options.state_dir);
   return ServeUntilSignalled(*listener, peers, service, signal_fd);

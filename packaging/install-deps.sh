@@ -16,6 +16,7 @@ PACKAGES=(
   # real peers used by tests and benchmarks
   siftool squashfs-tools squashfuse busybox-static bubblewrap hyperfine
   gnupg docker-registry umoci skopeo util-linux procps python3 file strace
+  python3-cryptography curl bc
 )
 
 missing=()

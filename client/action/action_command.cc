@@ -1,8 +1,11 @@
 #include "client/action/action_command.h"
 
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "client/action/action_flags.h"
 #include "client/action/run_session.h"
+#include "client/registry/transfer_command.h"
 #include "client/rpc/daemon_channel.h"
 #include "client/rpc/daemon_locator.h"
 #include "common/status_macros.h"
@@ -46,8 +49,18 @@ absl::Status RunVerb(const CLI::App& cmd, v1::Action action, VerbState& state,
   if (action == v1::ACTION_EXEC && state.args.empty()) {
     return absl::InvalidArgumentError("exec needs a command: berth exec IMAGE COMMAND [ARGS...]");
   }
-  ASSIGN_OR_RETURN(v1::RunRequest request,
-                   BuildRunRequest(action, state.image, state.args, state.flags));
+  // Registry images are pulled through the node cache into a private temp
+  // file first, removed when the container is done.
+  std::string pulled;
+  if (absl::StartsWith(state.image, "docker://") || absl::StartsWith(state.image, "oras://")) {
+    ASSIGN_OR_RETURN(pulled, PullForRun(socket_flag, state.image));
+  }
+  absl::Cleanup remove_pulled = [&] {
+    if (!pulled.empty()) RemovePulledImage(pulled);
+  };
+  ASSIGN_OR_RETURN(
+      v1::RunRequest request,
+      BuildRunRequest(action, pulled.empty() ? state.image : pulled, state.args, state.flags));
   ASSIGN_OR_RETURN(std::string socket, LocateDaemon(socket_flag, state.user_daemon));
   ASSIGN_OR_RETURN(exit_code,
                    RunSession(socket, std::move(request), state.flags.keep_fds, signals));

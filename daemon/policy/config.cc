@@ -174,6 +174,36 @@ absl::Status ParseLimits(const toml::table& t, const std::string& o, Config& c) 
   return absl::OkStatus();
 }
 
+absl::Status ParseRegistry(const toml::table& t, const std::string& o, Config& c) {
+  RETURN_IF_ERROR(CheckKeys(t,
+                            {"insecure", "ca_file", "max_manifest_bytes", "max_blob_bytes",
+                             "parallel_downloads", "stall_timeout_seconds", "attempts"},
+                            "registry", o));
+  if (const toml::node* n = t.get("insecure")) {
+    const toml::array* arr = n->as_array();
+    if (arr == nullptr) return Bad(o, *n, "insecure must be a list of host[:port]");
+    for (const toml::node& item : *arr) {
+      if (!item.is_string() || item.as_string()->get().empty() ||
+          item.as_string()->get().find_first_of("/ @") != std::string::npos) {
+        return Bad(o, item, "insecure entries must be host[:port]");
+      }
+      c.insecure_registries.push_back(item.as_string()->get());
+    }
+  }
+  if (const toml::node* n = t.get("ca_file")) {
+    if (!n->is_string() || n->as_string()->get().empty() || n->as_string()->get()[0] != '/') {
+      return Bad(o, *n, "ca_file must be an absolute path");
+    }
+    c.registry_ca_file = n->as_string()->get();
+  }
+  RETURN_IF_ERROR(ReadInt(t, "max_manifest_bytes", 1024, 64 << 20, o, c.max_manifest_bytes));
+  RETURN_IF_ERROR(ReadInt(t, "max_blob_bytes", 1, int64_t{1} << 50, o, c.max_blob_bytes));
+  RETURN_IF_ERROR(ReadInt(t, "parallel_downloads", 1, 64, o, c.parallel_downloads));
+  RETURN_IF_ERROR(ReadInt(t, "stall_timeout_seconds", 1, 3600, o, c.registry_stall_seconds));
+  RETURN_IF_ERROR(ReadInt(t, "attempts", 1, 20, o, c.registry_attempts));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin) {
@@ -184,7 +214,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& o
                                                       std::string(err.description())));
   }
   const toml::table& root = parsed.table();
-  RETURN_IF_ERROR(CheckKeys(root, {"binds", "images", "namespaces", "limits"}, "", origin));
+  RETURN_IF_ERROR(
+      CheckKeys(root, {"binds", "images", "namespaces", "limits", "registry"}, "", origin));
   Config config;
   struct SectionParser {
     const char* name;
@@ -192,7 +223,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& o
   };
   for (SectionParser s :
        {SectionParser{"binds", ParseBinds}, SectionParser{"images", ParseImages},
-        SectionParser{"namespaces", ParseNamespaces}, SectionParser{"limits", ParseLimits}}) {
+        SectionParser{"namespaces", ParseNamespaces}, SectionParser{"limits", ParseLimits},
+        SectionParser{"registry", ParseRegistry}}) {
     const toml::node* node = root.get(s.name);
     if (node == nullptr) continue;
     const toml::table* table = Section(root, s.name);

@@ -49,6 +49,15 @@ struct Config {
   int max_loop_devices_per_user = 32;
   uint64_t writable_tmpfs_default_mib = 64;
   uint64_t writable_tmpfs_max_mib = 65536;
+
+  // [registry] (pull/push, the node cache)
+  std::vector<std::string> insecure_registries;  // host[:port] spoken to over plain HTTP
+  std::string registry_ca_file;                  // extra CA bundle; the system store always
+  int64_t max_manifest_bytes = 4 << 20;
+  int64_t max_blob_bytes = int64_t{64} << 30;
+  int parallel_downloads = 4;
+  int registry_stall_seconds = 30;  // abandon a transfer that moves nothing this long
+  int registry_attempts = 5;        // per request, for 429/5xx/broken connections
 };
 
 // Parses TOML text; `origin` names the file in messages.

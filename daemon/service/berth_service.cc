@@ -21,8 +21,50 @@ void FillCaller(const PeerIdentity& peer, v1::Caller& caller) {
 }  // namespace
 
 BerthService::BerthService(const DaemonOptions& options, const PeerRegistry& peers,
-                           RunHandler& runs)
-    : options_(options), peers_(peers), runs_(runs) {}
+                           RunHandler& runs, pull::PullService* pulls)
+    : options_(options), peers_(peers), runs_(runs), pulls_(pulls) {}
+
+// The registry verbs share one shape: authenticate, delegate, log failures
+// (the message never contains credentials: they only travel in requests).
+template <typename Fn>
+grpc::Status BerthService::Delegate(grpc::ServerContext* context, const char* verb, Fn&& fn) {
+  auto caller = Authenticate(*context);
+  if (!caller.ok()) return rpc::ToGrpcStatus(caller.status());
+  if (pulls_ == nullptr)
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no registry support");
+  absl::Status status = fn(**caller);
+  if (!status.ok()) spdlog::info("{} failed: {}", verb, std::string(status.message()));
+  return rpc::ToGrpcStatus(status);
+}
+
+grpc::Status BerthService::Pull(grpc::ServerContext* context, const v1::PullRequest* request,
+                                pull::PullWriter* writer) {
+  return Delegate(context, "Pull", [&](const PeerIdentity& peer) {
+    return pulls_->Pull(*context, *request, *writer, peer);
+  });
+}
+
+grpc::Status BerthService::Push(grpc::ServerContext* context, const v1::PushRequest* request,
+                                pull::PullWriter* writer) {
+  return Delegate(context, "Push", [&](const PeerIdentity& peer) {
+    return pulls_->Push(*context, *request, *writer, peer);
+  });
+}
+
+grpc::Status BerthService::CacheList(grpc::ServerContext* context,
+                                     const v1::CacheListRequest* /*request*/,
+                                     v1::CacheListReply* reply) {
+  return Delegate(context, "CacheList",
+                  [&](const PeerIdentity& peer) { return pulls_->CacheList(peer, *reply); });
+}
+
+grpc::Status BerthService::CacheClean(grpc::ServerContext* context,
+                                      const v1::CacheCleanRequest* request,
+                                      v1::CacheCleanReply* reply) {
+  return Delegate(context, "CacheClean", [&](const PeerIdentity& peer) {
+    return pulls_->CacheClean(*request, peer, *reply);
+  });
+}
 
 grpc::Status BerthService::Run(grpc::ServerContext* context, RunStream* stream) {
   auto caller = Authenticate(*context);

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "berth/v1/berth.grpc.pb.h"
 #include "daemon/daemon_options.h"
+#include "daemon/pull/pull_service.h"
 #include "daemon/server/peer_registry.h"
 #include "daemon/service/run_handler.h"
 
@@ -24,20 +25,33 @@ namespace berth::daemon {
 class BerthService final : public berth::v1::Berth::Service {
  public:
   // `peers` must outlive the service.
-  BerthService(const DaemonOptions& options, const PeerRegistry& peers, RunHandler& runs);
+  BerthService(const DaemonOptions& options, const PeerRegistry& peers, RunHandler& runs,
+               pull::PullService* pulls = nullptr);
 
   grpc::Status Version(grpc::ServerContext* context, const v1::VersionRequest* request,
                        v1::VersionReply* reply) override;
   grpc::Status Run(grpc::ServerContext* context, RunStream* stream) override;
+  // pull/push/cache (daemon/pull/pull_service.h).
+  grpc::Status Pull(grpc::ServerContext* context, const v1::PullRequest* request,
+                    pull::PullWriter* writer) override;
+  grpc::Status Push(grpc::ServerContext* context, const v1::PushRequest* request,
+                    pull::PullWriter* writer) override;
+  grpc::Status CacheList(grpc::ServerContext* context, const v1::CacheListRequest* request,
+                         v1::CacheListReply* reply) override;
+  grpc::Status CacheClean(grpc::ServerContext* context, const v1::CacheCleanRequest* request,
+                          v1::CacheCleanReply* reply) override;
 
  private:
   absl::StatusOr<std::shared_ptr<const PeerIdentity>> Authenticate(
       const grpc::ServerContext& context) const;
+  template <typename Fn>
+  grpc::Status Delegate(grpc::ServerContext* context, const char* verb, Fn&& fn);
   absl::Status DoVersion(const grpc::ServerContext& context, v1::VersionReply& reply) const;
 
   DaemonOptions options_;
   const PeerRegistry& peers_;
   RunHandler& runs_;
+  pull::PullService* pulls_;
 };
 
 }  // namespace berth::daemon

@@ -1,0 +1,242 @@
+#include "client/registry/transfer_command.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "berth/v1/berth.grpc.pb.h"
+#include "client/registry/progress.h"
+#include "client/rpc/daemon_channel.h"
+#include "client/rpc/daemon_locator.h"
+#include "common/file_io.h"
+#include "common/status_macros.h"
+#include "oras/credentials.h"
+#include "oras/reference.h"
+#include "proto/status_mapping.h"
+
+namespace berth::client {
+namespace {
+
+// Apptainer's default name: <last repository component>_<tag>.sif.
+std::string DefaultOutput(const oras::Reference& ref) {
+  std::string name = ref.repository.substr(ref.repository.rfind('/') + 1);
+  return absl::StrCat(name, "_", ref.digest.empty() ? ref.tag : ref.digest.substr(7, 12), ".sif");
+}
+
+std::string DirOf(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::string BaseOf(const std::string& path) {
+  return path.substr(path.rfind('/') + 1);
+}
+
+// Relays the stream to the display; returns the result message.
+absl::StatusOr<v1::PullResult> Drain(grpc::ClientReader<v1::PullOutput>& reader,
+                                     ProgressDisplay& display, const char* doing) {
+  v1::PullOutput out;
+  v1::PullResult result;
+  bool got_result = false;
+  while (reader.Read(&out)) {
+    if (out.has_progress()) display.Update(out.progress());
+    if (out.has_result()) {
+      result = out.result();
+      got_result = true;
+    }
+  }
+  display.Done();
+  grpc::Status status = reader.Finish();
+  if (!status.ok()) return rpc::FromGrpcStatus(status);
+  if (!got_result) return absl::InternalError(absl::StrCat(doing, ": berthd sent no result"));
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::RegistryAuth> AuthFor(const std::string& reference,
+                                         const std::string& authfile) {
+  ASSIGN_OR_RETURN(oras::Reference ref, oras::ParseReference(reference));
+  ASSIGN_OR_RETURN(std::optional<oras::Credentials> creds,
+                   oras::FindCredentials(oras::CredentialFiles(authfile), ref.registry));
+  v1::RegistryAuth auth;
+  if (creds) {
+    auth.set_username(creds->username);
+    auth.set_password(creds->password);
+    auth.set_identity_token(creds->identity_token);
+  }
+  return auth;
+}
+
+namespace {
+
+bool IsLocalTransport(const std::string& ref) {
+  return absl::StartsWith(ref, "oci:") || absl::StartsWith(ref, "oci-archive:") ||
+         absl::StartsWith(ref, "docker-archive:");
+}
+
+// oci:DIR[:TAG], oci-archive:PATH[:TAG], docker-archive:PATH[:REF] → PATH, opened as the user.
+absl::StatusOr<UniqueFd> OpenLocalImage(const std::string& ref, std::string& display) {
+  bool dir = absl::StartsWith(ref, "oci:");
+  std::string rest = ref.substr(ref.find(':') + 1);
+  std::string path = rest;
+  if (absl::StartsWith(ref, "docker-archive:")) {
+    path = rest.substr(0, rest.find(':'));
+  } else if (size_t colon = rest.rfind(':');
+             colon != std::string::npos && rest.find('/', colon) == std::string::npos) {
+    path = rest.substr(0, colon);
+  }
+  display = path;
+  return OpenFile(path, (dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
+}
+
+}  // namespace
+
+absl::Status RunPull(const std::string& socket_flag, const PullOptions& options) {
+  const bool local = IsLocalTransport(options.reference);
+  std::string output = options.output;
+  UniqueFd input;
+  if (local) {
+    std::string path;
+    auto opened = OpenLocalImage(options.reference, path);
+    if (!opened.ok()) return Annotate(opened.status(), absl::StrCat("pulling ", options.reference));
+    input = *std::move(opened);
+    if (output.empty()) {
+      std::string base = BaseOf(path);
+      output = base.substr(0, base.find('.')) + ".sif";
+    }
+  }
+  oras::Reference ref;
+  if (!local) {
+    ASSIGN_OR_RETURN(ref, oras::ParseReference(options.reference));
+    if (output.empty()) output = DefaultOutput(ref);
+  }
+  struct stat st {};
+  if (!options.force && ::lstat(output.c_str(), &st) == 0) {
+    return absl::AlreadyExistsError(absl::StrCat("pulling ", options.reference, ": ", output,
+                                                 " already exists; use --force to overwrite it"));
+  }
+  v1::RegistryAuth auth;
+  if (!local) {
+    ASSIGN_OR_RETURN(auth, AuthFor(options.reference, options.authfile));
+  }
+
+  // The output is created by us, as the user, next to its final name; the
+  // daemon only writes through the descriptor. Renamed into place on success.
+  std::string tmp = absl::StrCat(DirOf(output), "/.", BaseOf(output), ".berth-XXXXXX");
+  int raw = ::mkstemp(tmp.data());
+  if (raw < 0)
+    return ErrnoStatus(absl::StrCat("pulling ", options.reference, ": creating ", tmp), errno);
+  UniqueFd fd(raw);
+  bool keep = false;
+  absl::Cleanup remove_tmp = [&] {
+    if (!keep) ::unlink(tmp.c_str());
+  };
+  mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::fchmod(fd.get(), 0755 & ~mask);
+
+  ASSIGN_OR_RETURN(std::string socket, LocateDaemon(socket_flag, false));
+  std::vector<int> handed = {fd.get()};
+  if (local) handed.push_back(input.get());
+  ASSIGN_OR_RETURN(auto channel, ConnectToDaemon(socket, handed));
+  auto stub = v1::Berth::NewStub(channel);
+  grpc::ClientContext context;
+  v1::PullRequest request;
+  request.set_reference(options.reference);
+  *request.mutable_auth() = auth;
+  request.set_no_https(options.no_https);
+  request.set_arch(options.arch);
+  request.set_write_output(true);
+  if (!options.quiet) {
+    std::fprintf(stderr, "INFO:    Pulling %s\n",
+                 local ? options.reference.c_str() : ref.Display().c_str());
+  }
+  ProgressDisplay display(options.quiet, ::isatty(STDERR_FILENO) == 1);
+  auto reader = stub->Pull(&context, request);
+  absl::StatusOr<v1::PullResult> result = Drain(*reader, display, "pulling");
+  if (!result.ok()) return Annotate(result.status(), absl::StrCat("pulling ", options.reference));
+  if (::rename(tmp.c_str(), output.c_str()) != 0) {
+    return ErrnoStatus(absl::StrCat("renaming the pulled image to ", output), errno);
+  }
+  keep = true;
+  if (!options.quiet) {
+    std::fprintf(stderr, "INFO:    Wrote %s (%s, %s)\n", output.c_str(),
+                 HumanBytes(result->size()).c_str(), result->digest().c_str());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> PullForRun(const std::string& socket_flag,
+                                       const std::string& reference) {
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string base = tmpdir != nullptr && *tmpdir == '/' ? tmpdir : "/tmp";
+  std::string dir = base + "/berth-run-XXXXXX";
+  if (::mkdtemp(dir.data()) == nullptr)
+    return ErrnoStatus("creating a directory in " + base, errno);
+  PullOptions options;
+  options.reference = reference;
+  options.output = dir + "/image.sif";
+  options.quiet = ::isatty(STDERR_FILENO) != 1;
+  absl::Status pulled = RunPull(socket_flag, options);
+  if (!pulled.ok()) {
+    ::rmdir(dir.c_str());
+    return pulled;
+  }
+  return options.output;
+}
+
+void RemovePulledImage(const std::string& path) {
+  ::unlink(path.c_str());
+  ::rmdir(DirOf(path).c_str());
+}
+
+absl::Status RunPush(const std::string& socket_flag, const PushOptions& options) {
+  std::string what = absl::StrCat("pushing ", options.image);
+  auto opened = OpenFile(options.image, O_RDONLY | O_CLOEXEC);
+  if (!opened.ok()) return Annotate(opened.status(), what);
+  UniqueFd fd = *std::move(opened);
+  ASSIGN_OR_RETURN(v1::RegistryAuth auth, AuthFor(options.reference, options.authfile));
+  ASSIGN_OR_RETURN(std::string socket, LocateDaemon(socket_flag, false));
+  int handed[] = {fd.get()};
+  ASSIGN_OR_RETURN(auto channel, ConnectToDaemon(socket, handed));
+  auto stub = v1::Berth::NewStub(channel);
+  grpc::ClientContext context;
+  v1::PushRequest request;
+  request.set_reference(options.reference);
+  *request.mutable_auth() = auth;
+  request.set_no_https(options.no_https);
+  request.set_title(BaseOf(options.image));
+  request.set_chunk_size(options.chunk_size);
+  for (const std::string& kv : options.annotations) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": --annotation '", kv, "' is not key=value"));
+    }
+    (*request.mutable_annotations())[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  if (!options.description.empty()) {
+    (*request.mutable_annotations())["org.opencontainers.image.description"] = options.description;
+  }
+  ProgressDisplay display(options.quiet, ::isatty(STDERR_FILENO) == 1);
+  auto reader = stub->Push(&context, request);
+  absl::StatusOr<v1::PullResult> result = Drain(*reader, display, "pushing");
+  if (!result.ok()) return Annotate(result.status(), what);
+  if (!options.quiet) {
+    std::fprintf(stderr, "INFO:    Pushed %s to %s (manifest %s)\n", options.image.c_str(),
+                 options.reference.c_str(), result->manifest_digest().c_str());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace berth::client

@@ -1,0 +1,46 @@
+// pull and push: requests to berthd with the user's credentials and files.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "berth/v1/berth.pb.h"
+
+namespace berth::client {
+
+struct PullOptions {
+  std::string output;     // may be empty: derived from the reference
+  std::string reference;  // oras://… or docker://…
+  std::string authfile;
+  std::string arch;
+  bool no_https = false;
+  bool force = false;
+  bool quiet = false;
+};
+
+struct PushOptions {
+  std::string image;
+  std::string reference;
+  std::string authfile;
+  bool no_https = false;
+  bool quiet = false;
+  int64_t chunk_size = 0;
+  std::vector<std::string> annotations;  // k=v
+  std::string description;
+};
+
+absl::Status RunPull(const std::string& socket_flag, const PullOptions& options);
+absl::Status RunPush(const std::string& socket_flag, const PushOptions& options);
+
+// run/exec/shell of docker://… or oras://…: pulls through the node cache
+// into a private temp file (0700 directory under $TMPDIR or /tmp, owned by
+// the user) and returns its path; the caller removes it with
+// RemovePulledImage after the container exits.
+absl::StatusOr<std::string> PullForRun(const std::string& socket_flag,
+                                       const std::string& reference);
+void RemovePulledImage(const std::string& path);
+
+// The user's credentials for the reference's registry (empty when none).
+absl::StatusOr<v1::RegistryAuth> AuthFor(const std::string& reference, const std::string& authfile);
+
+}  // namespace berth::client
