@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -63,11 +64,34 @@ absl::StatusOr<ScratchGnupgHome> ScratchGnupgHome::Create(const std::string& par
   if (mkdtemp(tmpl.data()) == nullptr) {
     return ErrnoStatus(absl::StrCat("creating a GnuPG home in ", parent), errno);
   }
-  return ScratchGnupgHome(tmpl);
+  ScratchGnupgHome home(tmpl);
+  // Public keys only: gpg needs no agent here, and one started for a scratch
+  // home would outlive it.
+  ASSIGN_OR_RETURN(UniqueFd conf, OpenFile(tmpl + "/gpg.conf", O_WRONLY | O_CREAT | O_EXCL, 0600));
+  constexpr char kConf[] = "no-autostart\n";
+  RETURN_IF_ERROR(PwriteFull(
+      conf.get(), std::span(reinterpret_cast<const uint8_t*>(kConf), sizeof kConf - 1), 0));
+  return home;
 }
 
 ScratchGnupgHome::~ScratchGnupgHome() {
   if (path_.empty()) return;
+  // gpgme may have started an agent for this home despite no-autostart; it
+  // would linger after the directory is gone.
+  if (access((path_ + "/S.gpg-agent").c_str(), F_OK) == 0) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      int null = open("/dev/null", O_RDWR);
+      if (null >= 0) {
+        dup2(null, 1);
+        dup2(null, 2);
+      }
+      execl("/usr/bin/gpgconf", "gpgconf", "--homedir", path_.c_str(), "--kill", "gpg-agent",
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    if (pid > 0) waitpid(pid, nullptr, 0);
+  }
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
 }

@@ -256,33 +256,40 @@ absl::StatusOr<UniqueFd> EclGate::Admit(UniqueFd fd, const std::string& display)
   std::string digest;
   std::shared_ptr<const Verdict> verdict;
   bool cached = false;
-  {
+  // A file seen before, under the current generation and legacy setting.
+  auto look_up = [&]() {
     absl::MutexLock lock(&mu_);
-    if (auto k = known_.find(file_key); k != known_.end()) {
-      if (auto v = verdicts_.find(k->second); v != verdicts_.end() &&
-                                              v->second->generation == generation &&
-                                              v->second->legacy == ecl->legacy_insecure) {
-        digest = k->second;
-        verdict = v->second;
-        cached = true;
-        ++stats_.cache_hits;
-      }
+    auto k = known_.find(file_key);
+    if (k == known_.end()) return;
+    auto v = verdicts_.find(k->second);
+    if (v == verdicts_.end() || v->second->generation != generation ||
+        v->second->legacy != ecl->legacy_insecure) {
+      return;
     }
-  }
+    digest = k->second;
+    verdict = v->second;
+    cached = true;
+    ++stats_.cache_hits;
+  };
+  look_up();
   if (verdict == nullptr) {
     absl::MutexLock slow(&slow_mu_);
-    auto fresh = VerifySlow(fd.get(), display, file_key, generation, ecl->legacy_insecure, digest);
-    if (!fresh.ok()) return Annotate(fresh.status(), absl::StrCat("ECL check of ", display));
-    verdict = *std::move(fresh);
-    auto key_after = FileKey(fd.get());
-    absl::MutexLock lock(&mu_);
-    ++stats_.verifications;
-    // Remember the file only if it did not change while we copied it.
-    if (key_after.ok() && *key_after == file_key) {
-      if (known_.size() >= kMaxKnown) known_.clear();
-      known_[file_key] = digest;
+    look_up();  // 64 ranks starting at once: the first one verifies for all
+    if (verdict == nullptr) {
+      auto fresh =
+          VerifySlow(fd.get(), display, file_key, generation, ecl->legacy_insecure, digest);
+      if (!fresh.ok()) return Annotate(fresh.status(), absl::StrCat("ECL check of ", display));
+      verdict = *std::move(fresh);
+      auto key_after = FileKey(fd.get());
+      absl::MutexLock lock(&mu_);
+      ++stats_.verifications;
+      // Remember the file only if it did not change while we copied it.
+      if (key_after.ok() && *key_after == file_key) {
+        if (known_.size() >= kMaxKnown) known_.clear();
+        known_[file_key] = digest;
+      }
+      if (verdict->generation == generation_) verdicts_[digest] = verdict;
     }
-    if (verdict->generation == generation_) verdicts_[digest] = verdict;
   }
   std::string why = verdict->verify_error.ok() ? policy::EclDenial(*group, verdict->signers)
                                                : std::string(verdict->verify_error.message());

@@ -53,10 +53,12 @@ writer_pid=$!
 sleep 0.2
 good=0 evil=0 denied_n=0 other=0
 for ((batch = 0; batch < RUNS / 10; batch++)); do
+  pids=()
   for ((i = 0; i < 10; i++)); do
     b exec "$RACE/x.sif" cat /opt/marker >"$TEST_TMP/out.$i" 2>&1 &
+    pids+=($!)
   done
-  wait $(jobs -p | grep -v "^$writer_pid$") 2>/dev/null
+  wait "${pids[@]}" 2>/dev/null
   for ((i = 0; i < 10; i++)); do
     case "$(cat "$TEST_TMP/out.$i")" in
       GOOD-MARKER-0001) good=$((good + 1)) ;;

@@ -146,4 +146,19 @@ check "--json on failure carries the reason" python3 -c '
 import json,sys; d=json.loads(sys.argv[1]); assert "no signature found" in d["Reason"], d' "$out"
 expect_fatal "a missing image is one line" "no-such.sif" "$berth" verify "$TEST_TMP/no-such.sif"
 expect_fatal "a non-SIF file is one line" "not.sif" bash -c "echo hi >$TEST_TMP/not.sif; $berth verify $TEST_TMP/not.sif"
+# Hostile signature objects: junk, a forged clear-signed block, a broken DSSE
+# envelope. Each is one clear line, never a crash.
+hostile() {  # hostile OUT PAYLOAD: one-group.sif plus a signature object linked to group 1
+  cp "$data/one-group.sif" "$1" && chmod u+w "$1"
+  "$berth" sif add --datatype 5 --signhash 1 --signentity 0000000000000000000000000000000000000001 \
+    --link 4026531841 "$1" "$2" 2>/dev/null
+}
+head -c 5000 /dev/urandom >"$TEST_TMP/junk"; hostile "$TEST_TMP/h1.sif" "$TEST_TMP/junk"
+expect_fatal "a junk signature object" "signature object 3" "$berth" verify "$TEST_TMP/h1.sif"
+printf -- '-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n{"version":1}\n-----BEGIN PGP SIGNATURE-----\n\nAAAA\n-----END PGP SIGNATURE-----\n' >"$TEST_TMP/forged"
+hostile "$TEST_TMP/h2.sif" "$TEST_TMP/forged"
+expect_fatal "a forged clear-signed block" "signature object 3" "$berth" verify "$TEST_TMP/h2.sif"
+printf '{"payloadType":"application/vnd.sylabs.sif-metadata+json","payload":"!!!","signatures":[{"sig":"x"}]}' >"$TEST_TMP/dsse"
+hostile "$TEST_TMP/h3.sif" "$TEST_TMP/dsse"
+expect_fatal "a broken DSSE envelope" "malformed base64" "$berth" verify --key "$data/keys-rsa-public.pem" "$TEST_TMP/h3.sif"
 finish
