@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
+#include "daemon/policy/config_file.h"
 
 namespace berth::daemon::policy {
 namespace {
@@ -236,22 +237,9 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& o
 
 absl::StatusOr<Config> LoadConfig(const std::string& config_dir, bool require_root_owned) {
   std::string path = absl::StrCat(config_dir, "/berth.conf");
-  auto fd = OpenFile(path, O_RDONLY | O_NOFOLLOW);
-  if (!fd.ok() && absl::IsNotFound(fd.status())) return Config{};
-  if (!fd.ok()) return fd.status();
-  struct stat st;
-  if (::fstat(fd->get(), &st) != 0) return ErrnoStatus(path, errno);
-  if (!S_ISREG(st.st_mode)) return absl::InvalidArgumentError(path + ": not a regular file");
-  if (require_root_owned && (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        path, ": must be owned by root and not writable by group or others (chown root ", path,
-        "; chmod go-w ", path, ")"));
-  }
-  if (st.st_size > (1 << 20)) return absl::InvalidArgumentError(path + ": larger than 1 MiB");
-  std::string text(static_cast<size_t>(st.st_size), '\0');
-  RETURN_IF_ERROR(
-      PreadFull(fd->get(), std::span(reinterpret_cast<uint8_t*>(text.data()), text.size()), 0));
-  return ParseConfig(text, path);
+  ASSIGN_OR_RETURN(std::optional<std::string> text, ReadPolicyFile(path, require_root_owned));
+  if (!text) return Config{};
+  return ParseConfig(*text, path);
 }
 
 bool PathWithinDir(const std::string& path, const std::string& dir) {
