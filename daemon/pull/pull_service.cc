@@ -228,6 +228,9 @@ absl::Status PullService::Pull(grpc::ServerContext& context, const v1::PullReque
           : BuildSifFromImage(client, image, writer);
   if (!sif.ok()) return sif.status();
   if (context.IsCancelled()) return absl::CancelledError("the client went away");
+  if (ref.transport == oras::Transport::kOras) {
+    RememberRepository(peer.uid, ref.ApiHost(), digest, ref.repository);
+  }
 
   ASSIGN_OR_RETURN(int64_t size, FileSize(sif->get()));
   RETURN_IF_ERROR(CheckSifMagic(sif->get(), "the pulled image"));
@@ -418,9 +421,14 @@ absl::Status PullService::Push(grpc::ServerContext& context, const v1::PushReque
   RETURN_IF_ERROR_CTX(client.PushSmallBlob(oras::kSifConfigDigest, oras::kSifConfigBytes),
                       "uploading the config");
   ProgressReporter progress(writer, layer.digest, "sif", size);
-  RETURN_IF_ERROR_CTX(client.PushBlob(layer.digest, sif.get(), size, request.chunk_size(), "",
-                                      [&](int64_t done) { progress.Update(done); }),
+  const std::string mount_from =
+      MountSourceFor(peer.uid, ref.ApiHost(), layer.digest, ref.repository);
+  if (!mount_from.empty())
+    spdlog::info("push: asking to mount {} from {}", layer.digest, mount_from);
+  RETURN_IF_ERROR_CTX(client.PushBlob(layer.digest, sif.get(), size, request.chunk_size(),
+                                      mount_from, [&](int64_t done) { progress.Update(done); }),
                       "uploading the image");
+  RememberRepository(peer.uid, ref.ApiHost(), layer.digest, ref.repository);
   progress.Finish(false);
   ASSIGN_OR_RETURN(
       std::string manifest_digest,
@@ -431,6 +439,23 @@ absl::Status PullService::Push(grpc::ServerContext& context, const v1::PushReque
   result.mutable_result()->set_manifest_digest(manifest_digest);
   writer.Write(result);
   return absl::OkStatus();
+}
+
+void PullService::RememberRepository(uid_t uid, const std::string& host, const std::string& digest,
+                                     const std::string& repository) {
+  constexpr size_t kMaxRemembered = 4096;
+  absl::MutexLock lock(&seen_mu_);
+  if (seen_.size() >= kMaxRemembered) seen_.erase(seen_.begin());
+  seen_[{uid, host, digest}] = repository;
+}
+
+std::string PullService::MountSourceFor(uid_t uid, const std::string& host,
+                                        const std::string& digest,
+                                        const std::string& target_repository) {
+  absl::MutexLock lock(&seen_mu_);
+  auto it = seen_.find({uid, host, digest});
+  if (it == seen_.end() || it->second == target_repository) return "";
+  return it->second;
 }
 
 absl::Status PullService::CacheList(const PeerIdentity& peer, v1::CacheListReply& reply) {

@@ -26,9 +26,13 @@
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/sync_stream.h>
 
+#include <map>
 #include <memory>
+#include <string>
+#include <tuple>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "berth/v1/berth.grpc.pb.h"
 #include "daemon/daemon_options.h"
 #include "daemon/policy/config.h"
@@ -68,9 +72,23 @@ class PullService {
   absl::StatusOr<UniqueFd> BuildSifFromImage(oras::RegistryClient& client,
                                              const ResolvedImage& image, PullWriter& writer);
 
+  // Where this user last pulled or pushed a SIF layer on a registry, so a
+  // push of the same bytes to another repository there asks for a
+  // cross-repository mount instead of uploading them again. Per uid: the
+  // daemon never tells one user where another's blobs live; the registry
+  // still checks the pushing user's right to read the source repository.
+  void RememberRepository(uid_t uid, const std::string& host, const std::string& digest,
+                          const std::string& repository);
+  std::string MountSourceFor(uid_t uid, const std::string& host, const std::string& digest,
+                             const std::string& target_repository);
+
   DaemonOptions options_;
   const policy::Config& config_;
   BlobCache& cache_;
+  absl::Mutex seen_mu_;
+  // (uid, host, digest) -> repository; bounded, oldest entries dropped.
+  std::map<std::tuple<uid_t, std::string, std::string>, std::string> seen_
+      ABSL_GUARDED_BY(seen_mu_);
 };
 
 }  // namespace berth::daemon::pull

@@ -98,10 +98,24 @@ expect_fatal "missing tag is one FATAL line" "does not exist" \
 [ ! -e "$T/none.sif" ] && no_debris "$T" && ok "failed pull leaves no file" || bad "failed pull leaves no file" "$(ls -A "$T")"
 [ "$(stat -c %a "$T/state/cache")" = 700 ] && ok "cache dir is 0700" || bad "cache dir is 0700" "$(stat -c %a "$T/state/cache")"
 
-# Chunked upload (PATCH with Content-Range) round trip.
-check "chunked push" "$BERTH" push -q --chunk-size 65536 "${nohttps[@]}" "${auth[@]}" "$T/img.sif" "oras://$reg/test/chunked:v1"
+# The same bytes pushed to another repository: a cross-repository mount
+# (POST ?mount=&from= answered 201), no upload of the blob.
+check "push to a second repository" "$BERTH" push -q "${nohttps[@]}" "${auth[@]}" "$T/img.sif" "oras://$reg/test/copy:v1"
+mounts=$(grep -c "\"POST /v2/test/copy/blobs/uploads/?[^ ]*mount=sha256%3A${digest#sha256:}[^ ]* HTTP/[0-9.]*\" 201" "$T/r.log" || true)
+uploads=$(grep -c "\"PUT /v2/test/copy/blobs/uploads/[^ ]*digest=sha256%3A${digest#sha256:}" "$T/r.log" || true)
+[ "$mounts" -eq 1 ] && [ "$uploads" -eq 0 ] && ok "second repository: blob mounted across repositories, not uploaded" ||
+  bad "second repository: blob mounted across repositories, not uploaded" "$mounts mounts, $uploads uploads"
+check "pull from the second repository" "$BERTH" pull -q "${nohttps[@]}" "${auth[@]}" "$T/out3.sif" "oras://$reg/test/copy:v1"
+check "mounted copy is byte-identical" cmp -s "$T/img.sif" "$T/out3.sif"
+
+# Chunked upload (PATCH with Content-Range) round trip, of other bytes (the
+# same would be mounted).
+cp "$T/img.sif" "$T/img2.sif" && head -c 200000 /dev/urandom >>"$T/img2.sif"
+check "chunked push" "$BERTH" push -q --chunk-size 65536 "${nohttps[@]}" "${auth[@]}" "$T/img2.sif" "oras://$reg/test/chunked:v1"
+chunks=$(grep -c '"PATCH /v2/test/chunked/blobs/uploads/' "$T/r.log" || true)
+[ "$chunks" -ge 30 ] && ok "chunked push sent $chunks PATCH requests" || bad "chunked push in 64 KiB PATCHes" "$chunks PATCH requests"
 check "chunked pull" "$BERTH" pull -q "${nohttps[@]}" "${auth[@]}" "$T/out2.sif" "oras://$reg/test/chunked:v1"
-check "chunked round trip is byte-identical" cmp -s "$T/img.sif" "$T/out2.sif"
+check "chunked round trip is byte-identical" cmp -s "$T/img2.sif" "$T/out2.sif"
 
 case $kind in
   basic)
