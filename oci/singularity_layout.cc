@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
+#include "common/go_json.h"
 #include "common/status_macros.h"
 #include "oci/manifest.h"
 
@@ -476,70 +477,7 @@ absl::StatusOr<std::string> GoConfigJson(std::string_view config_json) {
   return out + "}";
 }
 
-// Length of the valid UTF-8 sequence at s[i], or 0.
-size_t Utf8Len(std::string_view s, size_t i, uint32_t& rune) {
-  auto c = static_cast<unsigned char>(s[i]);
-  size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
-  if (len == 0 || c >= 0xF8 || i + len > s.size()) return 0;
-  rune = c & (0x7F >> len);
-  for (size_t k = 1; k < len; ++k) {
-    auto cc = static_cast<unsigned char>(s[i + k]);
-    if ((cc & 0xC0) != 0x80) return 0;
-    rune = (rune << 6) | (cc & 0x3F);
-  }
-  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (rune < kMin[len] || rune > 0x10FFFF || (rune >= 0xD800 && rune <= 0xDFFF)) return 0;
-  return len;
-}
-
 }  // namespace
-
-std::string GoJsonQuote(std::string_view s) {
-  std::string out = "\"";
-  for (size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '"':
-          out += "\\\"";
-          break;
-        case '\\':
-          out += "\\\\";
-          break;
-        case '\n':
-          out += "\\n";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        default:
-          if (c < 0x20 || c == '<' || c == '>' || c == '&') {
-            out += absl::StrFormat("\\u%04x", c);
-          } else {
-            out += static_cast<char>(c);
-          }
-      }
-      ++i;
-      continue;
-    }
-    uint32_t rune = 0;
-    size_t len = Utf8Len(s, i, rune);
-    if (len == 0) {
-      out += "\\ufffd";
-      ++i;
-    } else if (rune == 0x2028 || rune == 0x2029) {
-      out += absl::StrFormat("\\u%04x", rune);
-      i += len;
-    } else {
-      out.append(s.substr(i, len));
-      i += len;
-    }
-  }
-  return out + "\"";
-}
 
 std::string GoQuote(std::string_view s) {
   std::string out = "\"";
@@ -585,7 +523,7 @@ std::string GoQuote(std::string_view s) {
       continue;
     }
     uint32_t rune = 0;
-    size_t len = Utf8Len(s, i, rune);
+    size_t len = DecodeUtf8Rune(s, i, rune);
     if (len == 0) {
       out += absl::StrFormat("\\x%02x", c);
       ++i;

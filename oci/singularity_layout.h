@@ -44,9 +44,6 @@ struct SingularityLayout {
 
 absl::StatusOr<SingularityLayout> BuildSingularityLayout(std::string_view config_json);
 
-// Go's encoding/json string quoting (HTML-safe escapes, U+2028/9, invalid
-// UTF-8 as U+FFFD), quotes included.
-std::string GoJsonQuote(std::string_view s);
 // Go's strconv.Quote (what fmt's %q prints), quotes included.
 std::string GoQuote(std::string_view s);
 

@@ -2,45 +2,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/go_json.h"
 #include "nlohmann/json.hpp"
 #include "oras/reference.h"
 
 namespace berth::oras {
-
-std::string GoJsonString(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '<':
-      case '>':
-      case '&':
-        out += absl::StrFormat("\\u%04x", c);
-        break;
-      default:
-        if (c < 0x20) {
-          out += absl::StrFormat("\\u%04x", c);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  return out + "\"";
-}
 
 std::string BuildSifManifest(const SifLayer& layer,
                              const std::map<std::string, std::string>& annotations) {
@@ -50,12 +16,12 @@ std::string BuildSifManifest(const SifLayer& layer,
       kSifConfigType, "\",\"size\":2,\"digest\":\"", kSifConfigDigest,
       "\",\"data\":\"e30=\"},\"layers\":[{\"mediaType\":\"", kSifLayerType,
       "\",\"size\":", layer.size, ",\"digest\":\"", layer.digest,
-      "\",\"annotations\":{\"org.opencontainers.image.title\":", GoJsonString(layer.title), "}}]");
+      "\",\"annotations\":{\"org.opencontainers.image.title\":", GoJsonQuote(layer.title), "}}]");
   if (!annotations.empty()) {
     json += ",\"annotations\":{";
     bool first = true;
     for (const auto& [k, v] : annotations) {
-      absl::StrAppend(&json, first ? "" : ",", GoJsonString(k), ":", GoJsonString(v));
+      absl::StrAppend(&json, first ? "" : ",", GoJsonQuote(k), ":", GoJsonQuote(v));
       first = false;
     }
     json += "}";

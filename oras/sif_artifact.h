@@ -36,7 +36,4 @@ std::string BuildSifManifest(const SifLayer& layer,
 // a size within `max_size`.
 absl::StatusOr<SifLayer> SifLayerOf(const std::string& manifest_json, int64_t max_size);
 
-// A JSON string literal as Go's encoding/json writes it (<, >, & escaped).
-std::string GoJsonString(const std::string& s);
-
 }  // namespace berth::oras

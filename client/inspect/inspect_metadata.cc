@@ -14,23 +14,6 @@ namespace {
 using Json = nlohmann::json;
 using Members = std::vector<std::pair<std::string, std::string>>;
 
-// Length and code point of the UTF-8 sequence at s[i], or 0 when it is not
-// valid UTF-8 (overlong, surrogate, out of range, truncated), as Go decides.
-size_t DecodeRune(absl::string_view s, size_t i, uint32_t& rune) {
-  auto c = static_cast<unsigned char>(s[i]);
-  size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
-  if (len == 0 || c >= 0xF8 || i + len > s.size()) return 0;
-  rune = c & (0x7F >> len);
-  for (size_t k = 1; k < len; ++k) {
-    auto cc = static_cast<unsigned char>(s[i + k]);
-    if ((cc & 0xC0) != 0x80) return 0;
-    rune = (rune << 6) | (cc & 0x3F);
-  }
-  static constexpr uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (rune < kMinForLength[len] || rune > 0x10FFFF || (rune >= 0xD800 && rune <= 0xDFFF)) return 0;
-  return len;
-}
-
 // Go's MarshalIndent layout of an object whose member values are already
 // rendered for nesting level `depth`.
 std::string Object(const Members& members, int depth) {
@@ -172,63 +155,6 @@ void AppendSection(std::string& out, const std::string& top, const std::string* 
 }
 
 }  // namespace
-
-std::string GoJsonQuote(absl::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      switch (c) {
-        case '"':
-          out += "\\\"";
-          continue;
-        case '\\':
-          out += "\\\\";
-          continue;
-        case '\n':
-          out += "\\n";
-          continue;
-        case '\r':
-          out += "\\r";
-          continue;
-        case '\t':
-          out += "\\t";
-          continue;
-        case '\b':
-          out += "\\b";
-          continue;  // Go >= 1.22; older Go wrote \u0008
-        case '\f':
-          out += "\\f";
-          continue;
-        default:
-          break;
-      }
-      // Control characters, and the HTML-significant ones Go escapes by default.
-      if (c < 0x20 || c == '<' || c == '>' || c == '&') {
-        absl::StrAppend(&out, "\\u00", std::string(1, kHex[c >> 4]), std::string(1, kHex[c & 15]));
-      } else {
-        out += static_cast<char>(c);
-      }
-      continue;
-    }
-    uint32_t rune = 0;
-    size_t len = DecodeRune(s, i, rune);
-    if (len == 0) {
-      out += "\\ufffd";  // each invalid byte becomes one replacement character
-      ++i;
-    } else if (rune == 0x2028 || rune == 0x2029) {
-      absl::StrAppend(&out, rune == 0x2028 ? "\\u2028" : "\\u2029");
-      i += len;
-    } else {
-      out.append(s.data() + i, len);
-      i += len;
-    }
-  }
-  out += "\"";
-  return out;
-}
 
 std::string RenderJson(const Attributes& attributes) {
   Members data = {{"attributes", AttributesObject(attributes, 2)}};

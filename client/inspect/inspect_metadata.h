@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/go_json.h"
 
 namespace berth::inspect {
 
@@ -54,9 +55,6 @@ std::string RenderJson(const Attributes& attributes);
 // section is empty, `app_name`'s version of it is printed instead, as
 // Apptainer does for `--app`.
 std::string RenderText(const Attributes& attributes, const std::string& app_name, bool list_apps);
-
-// Go's strconv of a string as encoding/json writes it, quotes included.
-std::string GoJsonQuote(absl::string_view text);
 
 // labels.json decoded as Go's json.Unmarshal into map[string]string decodes
 // it. Apptainer keeps whatever decoded and warns about the rest: a syntax
