@@ -7,49 +7,20 @@
 #include <set>
 #include <sstream>
 
-// Header-only and exception-free: Debian's libtomlplusplus.so is built with
-// exceptions, and errors here are absl::Status like everywhere else.
-#define TOML_HEADER_ONLY 1
-#define TOML_EXCEPTIONS 0
-#include <toml++/toml.h>
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/policy/config_file.h"
+#include "daemon/policy/toml_fields.h"
 
 namespace berth::daemon::policy {
 namespace {
 
-std::string Where(const std::string& origin, const toml::node& node) {
-  return absl::StrFormat("%s:%d", origin, node.source().begin.line);
-}
-
-absl::Status Bad(const std::string& origin, const toml::node& node, absl::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat(Where(origin, node), ": ", what));
-}
-
-// Refuses keys the schema does not know: a typo must not silently mean "default".
-absl::Status CheckKeys(const toml::table& table, const std::set<std::string>& known,
-                       const std::string& section, const std::string& origin) {
-  for (const auto& [key, node] : table) {
-    if (known.count(std::string(key.str())) == 0) {
-      return Bad(origin, node,
-                 absl::StrCat("unknown setting '", section.empty() ? "" : section + ".",
-                              std::string(key.str()), "' (see docs/config.md)"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ReadBool(const toml::table& t, const char* key, const std::string& origin, bool& out) {
-  const toml::node* n = t.get(key);
-  if (n == nullptr) return absl::OkStatus();
-  if (!n->is_boolean()) return Bad(origin, *n, absl::StrCat(key, " must be true or false"));
-  out = n->as_boolean()->get();
-  return absl::OkStatus();
+absl::Status CheckConfigKeys(const toml::table& table, const std::set<std::string>& known,
+                             const std::string& section, const std::string& origin) {
+  return CheckKeys(table, known, section, origin, " (see docs/config.md)");
 }
 
 template <typename Int>
@@ -106,10 +77,10 @@ const toml::table* Section(const toml::table& root, const char* name) {
 }
 
 absl::Status ParseBinds(const toml::table& t, const std::string& o, Config& c) {
-  RETURN_IF_ERROR(CheckKeys(t,
-                            {"user_bind_control", "default_binds", "mount_home", "mount_tmp",
-                             "mount_proc", "mount_sys", "mount_dev"},
-                            "binds", o));
+  RETURN_IF_ERROR(CheckConfigKeys(t,
+                                  {"user_bind_control", "default_binds", "mount_home", "mount_tmp",
+                                   "mount_proc", "mount_sys", "mount_dev"},
+                                  "binds", o));
   RETURN_IF_ERROR(ReadBool(t, "user_bind_control", o, c.user_bind_control));
   RETURN_IF_ERROR(ReadPaths(t, "default_binds", o, c.default_binds));
   RETURN_IF_ERROR(ReadBool(t, "mount_home", o, c.mount_home));
@@ -123,9 +94,9 @@ absl::Status ParseBinds(const toml::table& t, const std::string& o, Config& c) {
 }
 
 absl::Status ParseImages(const toml::table& t, const std::string& o, Config& c) {
-  RETURN_IF_ERROR(
-      CheckKeys(t, {"allowed_dirs", "allowed_owners", "kernel_squashfs", "idle_unmount_seconds"},
-                "images", o));
+  RETURN_IF_ERROR(CheckConfigKeys(
+      t, {"allowed_dirs", "allowed_owners", "kernel_squashfs", "idle_unmount_seconds"}, "images",
+      o));
   RETURN_IF_ERROR(ReadInt(t, "idle_unmount_seconds", 0, 86400, o, c.idle_unmount_seconds));
   RETURN_IF_ERROR(ReadPaths(t, "allowed_dirs", o, c.allowed_image_dirs));
   if (const toml::node* n = t.get("allowed_owners")) {
@@ -147,7 +118,7 @@ absl::Status ParseImages(const toml::table& t, const std::string& o, Config& c) 
 
 absl::Status ParseNamespaces(const toml::table& t, const std::string& o, Config& c) {
   RETURN_IF_ERROR(
-      CheckKeys(t, {"allow_pid", "allow_ipc", "allow_uts", "allow_user"}, "namespaces", o));
+      CheckConfigKeys(t, {"allow_pid", "allow_ipc", "allow_uts", "allow_user"}, "namespaces", o));
   RETURN_IF_ERROR(ReadBool(t, "allow_pid", o, c.allow_pid_ns));
   RETURN_IF_ERROR(ReadBool(t, "allow_ipc", o, c.allow_ipc_ns));
   RETURN_IF_ERROR(ReadBool(t, "allow_uts", o, c.allow_uts_ns));
@@ -156,11 +127,11 @@ absl::Status ParseNamespaces(const toml::table& t, const std::string& o, Config&
 }
 
 absl::Status ParseLimits(const toml::table& t, const std::string& o, Config& c) {
-  RETURN_IF_ERROR(
-      CheckKeys(t,
-                {"max_containers_per_user", "max_images_per_user", "max_loop_devices_per_user",
-                 "writable_tmpfs_default_mib", "writable_tmpfs_max_mib"},
-                "limits", o));
+  RETURN_IF_ERROR(CheckConfigKeys(
+      t,
+      {"max_containers_per_user", "max_images_per_user", "max_loop_devices_per_user",
+       "writable_tmpfs_default_mib", "writable_tmpfs_max_mib"},
+      "limits", o));
   RETURN_IF_ERROR(ReadInt(t, "max_containers_per_user", 1, 100000, o, c.max_containers_per_user));
   RETURN_IF_ERROR(ReadInt(t, "max_images_per_user", 1, 10000, o, c.max_images_per_user));
   RETURN_IF_ERROR(
@@ -176,10 +147,10 @@ absl::Status ParseLimits(const toml::table& t, const std::string& o, Config& c) 
 }
 
 absl::Status ParseRegistry(const toml::table& t, const std::string& o, Config& c) {
-  RETURN_IF_ERROR(CheckKeys(t,
-                            {"insecure", "ca_file", "max_manifest_bytes", "max_blob_bytes",
-                             "parallel_downloads", "stall_timeout_seconds", "attempts"},
-                            "registry", o));
+  RETURN_IF_ERROR(CheckConfigKeys(t,
+                                  {"insecure", "ca_file", "max_manifest_bytes", "max_blob_bytes",
+                                   "parallel_downloads", "stall_timeout_seconds", "attempts"},
+                                  "registry", o));
   if (const toml::node* n = t.get("insecure")) {
     const toml::array* arr = n->as_array();
     if (arr == nullptr) return Bad(o, *n, "insecure must be a list of host[:port]");
@@ -216,7 +187,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& o
   }
   const toml::table& root = parsed.table();
   RETURN_IF_ERROR(
-      CheckKeys(root, {"binds", "images", "namespaces", "limits", "registry"}, "", origin));
+      CheckConfigKeys(root, {"binds", "images", "namespaces", "limits", "registry"}, "", origin));
   Config config;
   struct SectionParser {
     const char* name;

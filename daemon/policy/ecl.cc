@@ -7,10 +7,6 @@
 
 #include <cctype>
 
-#define TOML_HEADER_ONLY 1
-#define TOML_EXCEPTIONS 0
-#include <toml++/toml.h>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -18,43 +14,10 @@
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/policy/config_file.h"
+#include "daemon/policy/toml_fields.h"
 
 namespace berth::daemon::policy {
 namespace {
-
-absl::Status Bad(const std::string& origin, const toml::node& node, absl::string_view what) {
-  return absl::InvalidArgumentError(
-      absl::StrFormat("%s:%d: %s", origin, node.source().begin.line, what));
-}
-
-absl::Status CheckKeys(const toml::table& t, std::initializer_list<const char*> known,
-                       const std::string& origin) {
-  for (const auto& [key, node] : t) {
-    bool ok = false;
-    for (const char* k : known) ok |= key.str() == k;
-    if (!ok) {
-      return Bad(origin, node, absl::StrCat("unknown setting '", std::string(key.str()), "'"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ReadBool(const toml::table& t, const char* key, const std::string& origin, bool& out) {
-  const toml::node* n = t.get(key);
-  if (n == nullptr) return absl::OkStatus();
-  if (!n->is_boolean()) return Bad(origin, *n, absl::StrCat(key, " must be true or false"));
-  out = n->as_boolean()->get();
-  return absl::OkStatus();
-}
-
-absl::Status ReadString(const toml::table& t, const char* key, const std::string& origin,
-                        std::string& out) {
-  const toml::node* n = t.get(key);
-  if (n == nullptr) return absl::OkStatus();
-  if (!n->is_string()) return Bad(origin, *n, absl::StrCat(key, " must be a string"));
-  out = n->as_string()->get();
-  return absl::OkStatus();
-}
 
 // A dirpath must already be what the kernel reports for images in it:
 // absolute, clean and symlink-free (Apptainer compares it verbatim).
@@ -72,7 +35,7 @@ absl::Status CheckDirpath(const toml::node& node, const std::string& dir,
 }
 
 absl::StatusOr<ExecGroup> ParseGroup(const toml::table& t, const std::string& origin) {
-  RETURN_IF_ERROR(CheckKeys(t, {"tagname", "mode", "dirpath", "keyfp"}, origin));
+  RETURN_IF_ERROR(CheckKeys(t, {"tagname", "mode", "dirpath", "keyfp"}, "", origin, ""));
   ExecGroup g;
   RETURN_IF_ERROR(ReadString(t, "tagname", origin, g.tagname));
   std::string mode;
@@ -130,7 +93,7 @@ absl::StatusOr<Ecl> ParseEcl(const std::string& text, const std::string& origin)
                                                       std::string(err.description())));
   }
   const toml::table& root = parsed.table();
-  RETURN_IF_ERROR(CheckKeys(root, {"activated", "legacyinsecure", "execgroup"}, origin));
+  RETURN_IF_ERROR(CheckKeys(root, {"activated", "legacyinsecure", "execgroup"}, "", origin, ""));
   Ecl ecl;
   RETURN_IF_ERROR(ReadBool(root, "activated", origin, ecl.activated));
   RETURN_IF_ERROR(ReadBool(root, "legacyinsecure", origin, ecl.legacy_insecure));
