@@ -120,22 +120,22 @@ absl::StatusOr<std::vector<std::string>> CgroupDirsFrom(absl::string_view proc_c
   return dirs;
 }
 
-namespace {
-
-absl::StatusOr<std::vector<std::string>> CgroupDirsFromProc(const std::string& proc_cgroup) {
-  ASSIGN_OR_RETURN(std::string cgroup, ReadText(proc_cgroup));
+absl::StatusOr<std::vector<std::string>> CgroupDirsOf(pid_t pid) {
+  ASSIGN_OR_RETURN(std::string cgroup, ReadText(absl::StrCat("/proc/", pid, "/cgroup")));
   ASSIGN_OR_RETURN(std::string mountinfo, ReadText("/proc/self/mountinfo"));
   return CgroupDirsFrom(cgroup, mountinfo);
 }
 
-}  // namespace
-
-absl::StatusOr<std::vector<std::string>> CgroupDirsOf(pid_t pid) {
-  return CgroupDirsFromProc(absl::StrCat("/proc/", pid, "/cgroup"));
-}
-
-absl::StatusOr<std::vector<std::string>> CgroupDirsOfThisThread() {
-  return CgroupDirsFromProc("/proc/thread-self/cgroup");
+absl::StatusOr<std::vector<std::string>> CgroupDirsToJoin(pid_t pid) {
+  ASSIGN_OR_RETURN(std::string theirs, ReadText(absl::StrCat("/proc/", pid, "/cgroup")));
+  ASSIGN_OR_RETURN(std::string ours, ReadText("/proc/thread-self/cgroup"));
+  ASSIGN_OR_RETURN(std::string mountinfo, ReadText("/proc/self/mountinfo"));
+  ASSIGN_OR_RETURN(std::vector<std::string> dirs, CgroupDirsFrom(theirs, mountinfo));
+  ASSIGN_OR_RETURN(std::vector<std::string> already, CgroupDirsFrom(ours, mountinfo));
+  std::erase_if(dirs, [&](const std::string& dir) {
+    return std::find(already.begin(), already.end(), dir) != already.end();
+  });
+  return dirs;
 }
 
 }  // namespace berth::daemon::launch

@@ -26,9 +26,12 @@ namespace berth::daemon::launch {
 // hierarchy that is mounted here.
 absl::StatusOr<std::vector<std::string>> CgroupDirsOf(pid_t pid);
 
-// The cgroup directories of the calling thread: what a child it clones starts
-// in (cgroup v1 places threads, not processes).
-absl::StatusOr<std::vector<std::string>> CgroupDirsOfThisThread();
+// The cgroup directories of `pid` that a child cloned by the calling thread
+// would not already be in (cgroup v1 places threads, not processes): what a
+// container must join. Joining costs the child a grace period per write
+// (bench/cgroup_join.sh), and the caller often shares the daemon's cgroups.
+// One read of mountinfo serves both sides.
+absl::StatusOr<std::vector<std::string>> CgroupDirsToJoin(pid_t pid);
 
 // The same from the file contents, for tests: `proc_cgroup` is
 // /proc/<pid>/cgroup, `mountinfo` is /proc/self/mountinfo.

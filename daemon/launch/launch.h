@@ -13,7 +13,7 @@
 //     so a path swapped after the check gets the caller nothing;
 //   - computed argv and the environment (Apptainer's rules) and resolved the
 //     stdio descriptors; found the caller's cgroup directories
-//     (CgroupDirsOf() in cgroups.h) when the container must join them.
+//     (CgroupDirsToJoin() in cgroups.h) when the container must join them.
 //
 // Process shape. The daemon is multi-threaded (gRPC), so the container is a
 // raw clone3() child of the calling thread that only makes system calls:

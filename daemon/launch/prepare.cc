@@ -189,16 +189,11 @@ const char* RlimitName(int resource) {
 }
 
 // Each cgroup.procs write costs the child an RCU grace period (about 8 ms
-// here, bench/cgroup_join.sh), so hierarchies where the child already is
-// (the caller shares the daemon's cgroup) are skipped, and the cgroup v2 one
-// is entered at birth with CLONE_INTO_CGROUP. Only v1 hierarchies that differ
-// still cost a write.
+// here, bench/cgroup_join.sh), so the cgroup v2 directory is entered at birth
+// with CLONE_INTO_CGROUP; only v1 hierarchies still cost a write. (Callers
+// leave out the hierarchies the child already is in: CgroupDirsToJoin.)
 absl::Status PrepareCgroups(const LaunchSpec& spec, PreparedLaunch& p) {
-  if (spec.cgroup_dirs.empty()) return absl::OkStatus();
-  auto own = CgroupDirsOfThisThread();
-  if (!own.ok()) return Annotate(own.status(), "reading the daemon's cgroups");
   for (const std::string& dir : spec.cgroup_dirs) {
-    if (std::find(own->begin(), own->end(), dir) != own->end()) continue;
     // Opened by the daemon: cgroup v2 checks the opener's credentials.
     auto opened = OpenFile(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (!opened.ok()) return Annotate(opened.status(), "joining the cgroup");

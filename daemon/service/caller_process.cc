@@ -69,7 +69,7 @@ bool StillAlive(int pidfd) {
 absl::StatusOr<CallerProcess> ReadCallerProcess(pid_t pid, int pidfd) {
   CallerProcess p;
   std::string proc = absl::StrCat("/proc/", pid);
-  ASSIGN_OR_RETURN(p.cgroup_dirs, launch::CgroupDirsOf(pid));
+  ASSIGN_OR_RETURN(p.cgroup_dirs, launch::CgroupDirsToJoin(pid));
   CPU_ZERO(&p.affinity);
   if (::sched_getaffinity(pid, sizeof p.affinity, &p.affinity) != 0) {
     return ErrnoStatus("reading the caller's CPU affinity", errno);

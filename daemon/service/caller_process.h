@@ -23,7 +23,8 @@ namespace berth::daemon {
 
 struct CallerProcess {
   // Absolute cgroup directories, one per hierarchy the caller is in (v1
-  // controllers and the v2 unified one), under /sys/fs/cgroup.
+  // controllers and the v2 unified one), under /sys/fs/cgroup, except those
+  // the daemon's thread (and so a child it clones) is in already.
   std::vector<std::string> cgroup_dirs;
   cpu_set_t affinity;
   std::vector<std::pair<int, rlimit>> rlimits;
