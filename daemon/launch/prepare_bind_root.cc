@@ -90,9 +90,10 @@ class BindRootPlanner {
 
   // Fills actions_ for the whole tree; root_from_staging() tells how "/" is made.
   absl::Status Plan() {
-    ASSIGN_OR_RETURN(bool underlay, NeedsUnderlay(""));
-    root_from_staging_ = underlay;
-    return underlay ? Underlay("", /*image_visible=*/false) : PassThrough("", true);
+    ASSIGN_OR_RETURN(StagedDir root, ReadStaged(""));
+    root_from_staging_ = root.needs_underlay;
+    return root_from_staging_ ? Underlay("", root, /*image_visible=*/false)
+                              : PassThrough("", root, /*image_visible=*/true);
   }
 
   bool root_from_staging() const { return root_from_staging_; }
@@ -101,6 +102,12 @@ class BindRootPlanner {
 
  private:
   enum class Staged { kPassDir, kShadowFile, kNew };
+
+  // A staging directory's entries, each classified once against the image.
+  struct StagedDir {
+    std::vector<std::pair<std::string, Staged>> entries;  // name, kind
+    bool needs_underlay = false;                          // some entry is kNew
+  };
 
   absl::StatusOr<Staged> Classify(const std::string& rel) {
     struct stat staged, image;
@@ -116,23 +123,23 @@ class BindRootPlanner {
     return Staged::kNew;
   }
 
-  absl::StatusOr<bool> NeedsUnderlay(const std::string& dir) {
-    ASSIGN_OR_RETURN(std::vector<std::string> staged, ListDir(staging_fd_, dir, "staging"));
-    for (const std::string& name : staged) {
+  absl::StatusOr<StagedDir> ReadStaged(const std::string& dir) {
+    ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(staging_fd_, dir, "staging"));
+    StagedDir out;
+    for (std::string& name : names) {
       ASSIGN_OR_RETURN(Staged kind, Classify(Join(dir, name)));
-      if (kind == Staged::kNew) return true;
+      out.needs_underlay |= kind == Staged::kNew;
+      out.entries.emplace_back(std::move(name), kind);
     }
-    return false;
+    return out;
   }
 
   // `dir` shows (or will show, once bound) the image's directory; staged
   // content below it is bound on top.
-  absl::Status PassThrough(const std::string& dir, bool image_visible) {
+  absl::Status PassThrough(const std::string& dir, const StagedDir& staged, bool image_visible) {
     if (!image_visible) Add(Action::kBindImage, dir);
-    ASSIGN_OR_RETURN(std::vector<std::string> staged, ListDir(staging_fd_, dir, "staging"));
-    for (const std::string& name : staged) {
+    for (const auto& [name, kind] : staged.entries) {
       std::string rel = Join(dir, name);
-      ASSIGN_OR_RETURN(Staged kind, Classify(rel));
       if (kind == Staged::kShadowFile) Add(Action::kBindStaging, rel);
       if (kind == Staged::kPassDir) RETURN_IF_ERROR(Dispatch(rel, /*image_visible=*/true));
     }
@@ -140,13 +147,13 @@ class BindRootPlanner {
   }
 
   // `dir` shows the staging copy; each image entry it lacks is bound back.
-  absl::Status Underlay(const std::string& dir, bool image_visible) {
+  absl::Status Underlay(const std::string& dir, const StagedDir& staged, bool image_visible) {
     if (image_visible) Add(Action::kBindStaging, dir);
-    ASSIGN_OR_RETURN(std::vector<std::string> staged_names, ListDir(staging_fd_, dir, "staging"));
-    std::set<std::string> staged(staged_names.begin(), staged_names.end());
+    std::set<std::string> staged_names;
+    for (const auto& entry : staged.entries) staged_names.insert(entry.first);
     ASSIGN_OR_RETURN(std::vector<std::string> image_names, ListDir(image_fd_, dir, "image"));
     for (const std::string& name : image_names) {
-      if (staged.count(name)) continue;
+      if (staged_names.count(name)) continue;
       std::string rel = Join(dir, name);
       struct stat st;
       if (::fstatat(image_fd_, rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
@@ -159,18 +166,17 @@ class BindRootPlanner {
       Add(S_ISDIR(st.st_mode) ? Action::kPlaceholderDir : Action::kPlaceholderFile, rel);
       Add(Action::kBindImage, rel);
     }
-    for (const std::string& name : staged_names) {
-      std::string rel = Join(dir, name);
-      ASSIGN_OR_RETURN(Staged kind, Classify(rel));
-      if (kind == Staged::kPassDir) RETURN_IF_ERROR(Dispatch(rel, /*image_visible=*/false));
+    for (const auto& [name, kind] : staged.entries) {
+      if (kind == Staged::kPassDir) RETURN_IF_ERROR(Dispatch(Join(dir, name), false));
     }
     return absl::OkStatus();
   }
 
   absl::Status Dispatch(const std::string& dir, bool image_visible) {
     if (over_budget()) return absl::OkStatus();
-    ASSIGN_OR_RETURN(bool underlay, NeedsUnderlay(dir));
-    return underlay ? Underlay(dir, image_visible) : PassThrough(dir, image_visible);
+    ASSIGN_OR_RETURN(StagedDir staged, ReadStaged(dir));
+    return staged.needs_underlay ? Underlay(dir, staged, image_visible)
+                                 : PassThrough(dir, staged, image_visible);
   }
 
   void Add(Action::Kind kind, const std::string& rel) {
