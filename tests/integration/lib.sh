@@ -49,6 +49,20 @@ expect_fatal() {
   fi
 }
 
+# expect_fatal_after_progress NAME SUBSTRING CMD...: non-zero exit and exactly one FATAL line
+# naming the problem (INFO/WARNING progress lines may precede it, as in Apptainer).
+expect_fatal_after_progress() {
+  local name=$1 want=$2; shift 2
+  "$@" >/dev/null 2>"$TEST_TMP/stderr"
+  local rc=$? fatal
+  fatal=$(grep '^FATAL:' "$TEST_TMP/stderr")
+  if [ "$rc" -eq 0 ]; then bad "$name" "exit 0"
+  elif [ "$(grep -c '^FATAL:' "$TEST_TMP/stderr")" -ne 1 ]; then bad "$name" "stderr: $(cat "$TEST_TMP/stderr")"
+  elif grep -qv '^\(FATAL\|INFO\|WARNING\):' "$TEST_TMP/stderr"; then bad "$name" "stray stderr: $(cat "$TEST_TMP/stderr")"
+  else case "$fatal" in *"$want"*) ok "$name" ;; *) bad "$name" "stderr: $fatal" ;; esac
+  fi
+}
+
 # wait_until SECONDS CMD...: polls CMD every 0.1 s.
 wait_until() {
   local limit=$(( $1 * 10 )); shift

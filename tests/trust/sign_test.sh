@@ -7,19 +7,6 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../integration/lib.sh"
 
-# expect_fatal NAME SUBSTRING CMD...: non-zero exit and exactly one FATAL line
-# naming the problem (INFO/WARNING progress lines may precede it, as in Apptainer).
-expect_fatal() {
-  local name=$1 want=$2; shift 2
-  "$@" >/dev/null 2>"$TEST_TMP/stderr"
-  local rc=$? fatal
-  fatal=$(grep '^FATAL:' "$TEST_TMP/stderr")
-  if [ "$rc" -eq 0 ]; then bad "$name" "exit 0"
-  elif [ "$(grep -c '^FATAL:' "$TEST_TMP/stderr")" -ne 1 ]; then bad "$name" "stderr: $(cat "$TEST_TMP/stderr")"
-  elif grep -qv '^\(FATAL\|INFO\|WARNING\):' "$TEST_TMP/stderr"; then bad "$name" "stray stderr: $(cat "$TEST_TMP/stderr")"
-  else case "$fatal" in *"$want"*) ok "$name" ;; *) bad "$name" "stderr: $fatal" ;; esac
-  fi
-}
 berth=$1 data=$2/sif
 TUSER=${BERTH_TEST_USER:-berthtest}
 TEST_TMP=$(mktemp -d /tmp/berth-sign-XXXXXX)
@@ -52,7 +39,7 @@ check "two groups: one signature per group" test "$n" -eq 2
 cp "$data/two-groups.sif" "$TEST_TMP/g1.sif"; chmod u+w "$TEST_TMP/g1.sif"
 check "sign --group-id 1" "$berth" sign --group-id 1 "$TEST_TMP/g1.sif"
 check "verify --group-id 1" "$berth" verify --group-id 1 "$TEST_TMP/g1.sif"
-expect_fatal "group 2 stays unsigned" "no signature found for object group 2" "$berth" verify "$TEST_TMP/g1.sif"
+expect_fatal_after_progress "group 2 stays unsigned" "no signature found for object group 2" "$berth" verify "$TEST_TMP/g1.sif"
 # --sif-id: the JSON lists one object; verifying that object works.
 cp "$data/two-groups.sif" "$TEST_TMP/o3.sif"; chmod u+w "$TEST_TMP/o3.sif"
 check "sign --sif-id 3" "$berth" sign --sif-id 3 "$TEST_TMP/o3.sif"
@@ -60,20 +47,20 @@ check "verify --sif-id 3" "$berth" verify --sif-id 3 "$TEST_TMP/o3.sif"
 # --keyidx / --key-fingerprint select the key.
 cp "$data/one-group.sif" "$TEST_TMP/k.sif"; chmod u+w "$TEST_TMP/k.sif"
 check "sign --keyidx 0" "$berth" sign --keyidx 0 "$TEST_TMP/k.sif"
-expect_fatal "sign --keyidx 5 names the problem" "--keyidx 5" "$berth" sign --keyidx 5 "$TEST_TMP/k.sif"
-expect_fatal "sign --key-fingerprint of no key" "no secret key" "$berth" sign --key-fingerprint 0000000000000000000000000000000000000000 "$TEST_TMP/k.sif"
+expect_fatal_after_progress "sign --keyidx 5 names the problem" "--keyidx 5" "$berth" sign --keyidx 5 "$TEST_TMP/k.sif"
+expect_fatal_after_progress "sign --key-fingerprint of no key" "no secret key" "$berth" sign --key-fingerprint 0000000000000000000000000000000000000000 "$TEST_TMP/k.sif"
 
 # An object added to a signed group after signing breaks it.
 echo extra >"$TEST_TMP/extra"
 "$berth" sif add "$TEST_TMP/one-group.sif" "$TEST_TMP/extra" --datatype 6 --groupid 1 2>/dev/null
-expect_fatal "object added after signing" "was added to group 1 after signing" "$berth" verify "$TEST_TMP/one-group.sif"
+expect_fatal_after_progress "object added after signing" "was added to group 1 after signing" "$berth" verify "$TEST_TMP/one-group.sif"
 
 # Passphrases: loopback pinentry from BERTH_SIGN_PASSPHRASE / APPTAINER_SIGN_PASSPHRASE.
 export GNUPGHOME=$TEST_TMP/g2; mkdir -m 0700 "$GNUPGHOME"
 check "key newpair with a passphrase" env BERTH_SIGN_PASSPHRASE=s3cret "$berth" key newpair --name "Protected"
 gpgconf --homedir "$GNUPGHOME" --reload gpg-agent  # forget the cached passphrase
 cp "$data/one-group.sif" "$TEST_TMP/p.sif"; chmod u+w "$TEST_TMP/p.sif"
-expect_fatal "a wrong passphrase fails in one line" "signing" env BERTH_SIGN_PASSPHRASE=wrong "$berth" sign "$TEST_TMP/p.sif"
+expect_fatal_after_progress "a wrong passphrase fails in one line" "signing" env BERTH_SIGN_PASSPHRASE=wrong "$berth" sign "$TEST_TMP/p.sif"
 check "the image is unchanged after a failed sign" cmp "$data/one-group.sif" "$TEST_TMP/p.sif"
 check "APPTAINER_SIGN_PASSPHRASE works" env APPTAINER_SIGN_PASSPHRASE=s3cret "$berth" sign "$TEST_TMP/p.sif"
 check "the protected key's signature verifies" "$berth" verify "$TEST_TMP/p.sif"
@@ -83,11 +70,11 @@ export GNUPGHOME=$TEST_TMP/gnupg
 check "key export (armored)" "$berth" key export --armor "$TEST_TMP/pub.asc" "$FP"
 check "the export is an armored public key" grep -q 'BEGIN PGP PUBLIC KEY BLOCK' "$TEST_TMP/pub.asc"
 check "key remove" "$berth" key remove "$FP"
-expect_fatal "after remove: unknown signer" "not in the keyring" "$berth" verify "$TEST_TMP/two-groups.sif"
+expect_fatal_after_progress "after remove: unknown signer" "not in the keyring" "$berth" verify "$TEST_TMP/two-groups.sif"
 check "key import" "$berth" key import "$TEST_TMP/pub.asc"
 check "after import: verifies again" "$berth" verify "$TEST_TMP/two-groups.sif"
-expect_fatal "key remove of a bad fingerprint" "not a key fingerprint" "$berth" key remove xyz
-expect_fatal "key import of a non-key" "no OpenPGP key" bash -c "echo junk >$TEST_TMP/junk; $berth key import $TEST_TMP/junk"
+expect_fatal_after_progress "key remove of a bad fingerprint" "not a key fingerprint" "$berth" key remove xyz
+expect_fatal_after_progress "key import of a non-key" "no OpenPGP key" bash -c "echo junk >$TEST_TMP/junk; $berth key import $TEST_TMP/junk"
 
 # The global keyring: root only; verify falls back to it.
 check "key import --global (root)" "$berth" key import --global "$TEST_TMP/pub.asc"
@@ -98,8 +85,8 @@ case "$out" in *"$FP"*) ok "key list --global" ;; *) bad "key list --global" "$o
 out=$(env GNUPGHOME="$TEST_TMP/empty" bash -c "mkdir -m 0700 \$GNUPGHOME; '$berth' verify '$TEST_TMP/two-groups.sif'" 2>&1)
 case "$out" in *"[GLOBAL]  Fingerprint: $FP"*) ok "verify uses the global keyring" ;; *) bad "global verify" "$out" ;; esac
 bash "$here/../lib/ensure-test-user.sh" "$TUSER"
-expect_fatal "key import --global as a user" "needs root" runuser -u "$TUSER" -- env GNUPGHOME=/nonexistent BERTH_CONFIG_DIR="$BERTH_CONFIG_DIR" "$berth" key import --global "$TEST_TMP/pub.asc"
-expect_fatal "key remove --global as a user" "needs root" runuser -u "$TUSER" -- env BERTH_CONFIG_DIR="$BERTH_CONFIG_DIR" "$berth" key remove --global "$FP"
+expect_fatal_after_progress "key import --global as a user" "needs root" runuser -u "$TUSER" -- env GNUPGHOME=/nonexistent BERTH_CONFIG_DIR="$BERTH_CONFIG_DIR" "$berth" key import --global "$TEST_TMP/pub.asc"
+expect_fatal_after_progress "key remove --global as a user" "needs root" runuser -u "$TUSER" -- env BERTH_CONFIG_DIR="$BERTH_CONFIG_DIR" "$berth" key remove --global "$FP"
 check "key remove --global" "$berth" key remove --global "$FP"
 out=$("$berth" key list --global 2>&1)
 case "$out" in *"$FP"*) bad "removed from global" "$out" ;; *) ok "key list --global no longer shows it" ;; esac
@@ -110,9 +97,9 @@ for kt in rsa ecdsa ed25519; do
   check "sign --key ($kt)" "$berth" sign --key "$data/keys-$kt-private.pem" "$TEST_TMP/d-$kt.sif"
   check "verify --key ($kt)" "$berth" verify --key "$data/keys-$kt-public.pem" "$TEST_TMP/d-$kt.sif"
   other=rsa; [ $kt = rsa ] && other=ed25519
-  expect_fatal "verify with the wrong key ($kt)" "no DSSE signature verifies" "$berth" verify --key "$data/keys-$other-public.pem" "$TEST_TMP/d-$kt.sif"
+  expect_fatal_after_progress "verify with the wrong key ($kt)" "no DSSE signature verifies" "$berth" verify --key "$data/keys-$other-public.pem" "$TEST_TMP/d-$kt.sif"
 done
 check "DSSE envelope has the SIF payload type" bash -c "siftool dump 4 '$TEST_TMP/d-rsa.sif' | python3 -c 'import json,sys; e=json.load(sys.stdin); assert e[\"payloadType\"]==\"application/vnd.sylabs.sif-metadata+json\"'"
-expect_fatal "sign --key with a public key" "not a PEM private key" "$berth" sign --key "$data/keys-rsa-public.pem" "$TEST_TMP/k.sif"
-expect_fatal "sign a read-only image" "ro.sif" bash -c "cp $data/one-group.sif $TEST_TMP/ro.sif; chmod 0444 $TEST_TMP/ro.sif; runuser -u $TUSER -- $berth sign $TEST_TMP/ro.sif"
+expect_fatal_after_progress "sign --key with a public key" "not a PEM private key" "$berth" sign --key "$data/keys-rsa-public.pem" "$TEST_TMP/k.sif"
+expect_fatal_after_progress "sign a read-only image" "ro.sif" bash -c "cp $data/one-group.sif $TEST_TMP/ro.sif; chmod 0444 $TEST_TMP/ro.sif; runuser -u $TUSER -- $berth sign $TEST_TMP/ro.sif"
 finish
