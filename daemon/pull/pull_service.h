@@ -86,7 +86,8 @@ class PullService {
   const policy::Config& config_;
   BlobCache& cache_;
   absl::Mutex seen_mu_;
-  // (uid, host, digest) -> repository; bounded, oldest entries dropped.
+  // (uid, host, digest) -> repository; bounded: when full, the first entry in
+  // key order is dropped (a lost hint only means a normal upload).
   std::map<std::tuple<uid_t, std::string, std::string>, std::string> seen_
       ABSL_GUARDED_BY(seen_mu_);
 };
