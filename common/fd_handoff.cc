@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_format.h"
 #include "common/file_io.h"
@@ -11,18 +12,23 @@
 namespace berth {
 namespace {
 
-constexpr char kMagic[8] = {'B', 'E', 'R', 'T', 'H', 'F', 'D', '1'};
+constexpr char kGrpcMagic[8] = {'B', 'E', 'R', 'T', 'H', 'F', 'D', '1'};
+constexpr char kRunMagic[8] = {'B', 'E', 'R', 'T', 'H', 'R', 'N', '1'};
 constexpr size_t kPreambleSize = 12;
+
+const char* MagicOf(ConnectionKind kind) {
+  return kind == ConnectionKind::kRunSession ? kRunMagic : kGrpcMagic;
+}
 
 }  // namespace
 
-absl::Status SendHandoff(int sock, std::span<const int> fds) {
+absl::Status SendHandoff(int sock, std::span<const int> fds, ConnectionKind kind) {
   if (fds.size() > kMaxHandoffFds) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%d descriptors to pass; at most %d", fds.size(), kMaxHandoffFds));
   }
   char data[kPreambleSize];
-  std::memcpy(data, kMagic, sizeof kMagic);
+  std::memcpy(data, MagicOf(kind), sizeof kGrpcMagic);
   uint32_t count = static_cast<uint32_t>(fds.size());
   std::memcpy(data + 8, &count, 4);
   iovec iov{data, sizeof data};
@@ -50,7 +56,7 @@ absl::Status SendHandoff(int sock, std::span<const int> fds) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<UniqueFd>> ReceiveHandoff(int sock) {
+absl::StatusOr<Handoff> ReceiveHandoff(int sock) {
   char data[kPreambleSize];
   iovec iov{data, sizeof data};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxHandoffFds)];
@@ -79,7 +85,10 @@ absl::StatusOr<std::vector<UniqueFd>> ReceiveHandoff(int sock) {
       fds.emplace_back(fd);
     }
   }
-  if (n != static_cast<ssize_t>(sizeof data) || std::memcmp(data, kMagic, sizeof kMagic) != 0) {
+  Handoff handoff;
+  if (n == static_cast<ssize_t>(sizeof data) && std::memcmp(data, kRunMagic, 8) == 0) {
+    handoff.kind = ConnectionKind::kRunSession;
+  } else if (n != static_cast<ssize_t>(sizeof data) || std::memcmp(data, kGrpcMagic, 8) != 0) {
     return absl::InvalidArgumentError("connection did not start with the berth preamble");
   }
   if ((msg.msg_flags & MSG_CTRUNC) != 0) {
@@ -91,7 +100,8 @@ absl::StatusOr<std::vector<UniqueFd>> ReceiveHandoff(int sock) {
     return absl::InvalidArgumentError(
         absl::StrFormat("preamble announced %d descriptors but %d arrived", count, fds.size()));
   }
-  return fds;
+  handoff.fds = std::move(fds);
+  return handoff;
 }
 
 }  // namespace berth

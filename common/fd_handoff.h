@@ -1,6 +1,7 @@
 // The first bytes on every client connection to berthd: a fixed 12-byte
 // preamble carrying the client's descriptors (stdio, PMI_FD, --keep-fd) as
-// SCM_RIGHTS, before the connection turns into gRPC's HTTP/2.
+// SCM_RIGHTS and saying what the connection carries next: gRPC's HTTP/2, or
+// one run session (proto/run_wire.h).
 //
 // gRPC cannot carry descriptors, and a container must receive the caller's
 // real stdin/stdout/stderr (and Slurm's PMI socket) to behave as if the
@@ -19,13 +20,22 @@ namespace berth {
 
 inline constexpr size_t kMaxHandoffFds = 64;
 
+// What follows the preamble on the connection.
+enum class ConnectionKind { kGrpc, kRunSession };
+
+struct Handoff {
+  ConnectionKind kind = ConnectionKind::kGrpc;
+  std::vector<UniqueFd> fds;
+};
+
 // Client side: sends the preamble with `fds` (may be empty). Blocking socket.
-absl::Status SendHandoff(int sock, std::span<const int> fds);
+absl::Status SendHandoff(int sock, std::span<const int> fds,
+                         ConnectionKind kind = ConnectionKind::kGrpc);
 
 // Daemon side: reads exactly the preamble from a non-blocking socket.
 // kUnavailable means "not there yet, poll and retry"; anything else is a
 // protocol violation and the connection must be dropped. Received
 // descriptors are close-on-exec.
-absl::StatusOr<std::vector<UniqueFd>> ReceiveHandoff(int sock);
+absl::StatusOr<Handoff> ReceiveHandoff(int sock);
 
 }  // namespace berth

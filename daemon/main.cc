@@ -30,6 +30,7 @@
 #include "daemon/server/rpc_server.h"
 #include "daemon/service/berth_service.h"
 #include "daemon/service/ecl_gate.h"
+#include "daemon/service/run_handler.h"
 #include "spdlog/cfg/env.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/sinks/syslog_sink.h"
@@ -114,6 +115,14 @@ image::ImagePolicy ImagePolicyOf(const policy::Config& config) {
   return p;
 }
 
+// A user holds a session per container, and a few more may wait for their
+// request or be refused by the container limit with its own message.
+RunSessionLimits RunSessionLimitsFor(const policy::Config& config) {
+  RunSessionLimits limits;
+  limits.per_uid = static_cast<size_t>(config.max_containers_per_user) + 16;
+  return limits;
+}
+
 absl::Status RunDaemon(const DaemonOptions& options) {
   RETURN_IF_ERROR(CheckPrivilegeForMode(options.mode));
   if (options.mode == DaemonMode::kUser) {
@@ -140,10 +149,15 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   pull::BlobCache blobs(options.state_dir + "/cache");
   RETURN_IF_ERROR_CTX(blobs.Init(), "preparing the node cache");
   pull::PullService pulls(options, config, blobs);
-  BerthService service(options, peers, runs, &pulls);
+  BerthService service(options, peers, &pulls);
+  RunSessions sessions(
+      [&runs](RunChannel& channel, std::shared_ptr<const PeerIdentity> peer) {
+        return runs.Serve(channel, std::move(peer));
+      },
+      RunSessionLimitsFor(config));
   spdlog::info("berthd {} starting in {} mode (config {}, state {})", BERTH_VERSION,
                DaemonModeName(options.mode), options.config_dir, options.state_dir);
-  return ServeUntilSignalled(*listener, peers, service, signal_fd);
+  return ServeUntilSignalled(*listener, peers, service, sessions, signal_fd);
 }
 
 }  // namespace

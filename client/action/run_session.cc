@@ -1,85 +1,96 @@
 #include "client/action/run_session.h"
 
-#include <grpcpp/client_context.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <optional>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "berth/v1/berth.grpc.pb.h"
 #include "client/action/terminal.h"
 #include "client/rpc/daemon_channel.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
-#include "proto/status_mapping.h"
+#include "proto/run_wire.h"
 
 namespace berth::client {
 namespace {
 
-using Stream = grpc::ClientReaderWriter<v1::RunInput, v1::RunOutput>;
-
 constexpr int kForwarded[] = {SIGINT,  SIGTERM, SIGHUP,  SIGQUIT, SIGUSR1,  SIGUSR2, SIGALRM,
                               SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGWINCH, SIGPIPE};
 
-// What the reader thread learned; read by the main thread after `done`.
-struct Outcome {
-  std::optional<v1::Exited> exited;
-};
-
-// Reads daemon messages until the stream ends; wakes the main loop when the
-// exit status arrives (so it closes our side, which lets the daemon finish)
-// or when the stream ends without one.
-void ReadOutputs(Stream* stream, Outcome* outcome, int done_fd) {
-  v1::RunOutput out;
-  uint64_t one = 1;
-  while (stream->Read(&out)) {
-    if (out.has_terminal_output()) {
-      const std::string& bytes = out.terminal_output();
-      (void)WriteAll(STDOUT_FILENO,
-                     std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
-    } else if (out.has_exited()) {
-      outcome->exited = out.exited();
-      (void)!::write(done_fd, &one, sizeof one);
-    }
-  }
-  (void)!::write(done_fd, &one, sizeof one);
+// A message to the daemon. A failed send is not the end: the daemon may have
+// refused the request and closed, and its reason is still waiting to be read.
+void Send(int sock, const v1::RunInput& in) {
+  (void)rpc::WriteFrame(sock, in);
 }
 
-bool ForwardSignal(Stream& stream, int sig, bool tty) {
+void ForwardSignal(int sock, int sig, bool tty) {
   v1::RunInput in;
   if (sig == SIGWINCH) {
-    if (!tty) return true;
+    if (!tty) return;
     *in.mutable_resize() = TerminalSize(STDIN_FILENO);
   } else if (sig == SIGPIPE) {
-    return true;  // our own broken pipe: the container's stdio is its own
+    return;  // our own broken pipe: the container's stdio is its own
   } else {
     in.set_signal(sig);
   }
-  return stream.Write(in);
+  Send(sock, in);
 }
 
-// Relays terminal input, signals and resizes until the reader is done.
-void PumpInputs(Stream& stream, int signal_fd, int done_fd, bool tty) {
+// What one daemon message means for the session: keep going, or its end.
+std::optional<absl::StatusOr<int>> Handle(const v1::RunOutput& out) {
+  if (out.has_terminal_output()) {
+    const std::string& bytes = out.terminal_output();
+    (void)WriteAll(STDOUT_FILENO,
+                   std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+    return std::nullopt;
+  }
+  if (out.has_exited()) return out.exited().status();
+  if (out.has_failed()) return rpc::FailedToStatus(out.failed());
+  return std::nullopt;  // Started, or something newer than this client
+}
+
+// Reads what the daemon sent; the session's end once it came.
+std::optional<absl::StatusOr<int>> ReadDaemon(int sock, rpc::FrameReader& reader) {
+  auto filled = reader.Fill(sock);
+  if (!filled.ok()) return Annotate(filled.status(), "berthd");
+  if (*filled == rpc::FrameReader::Result::kEnd) {
+    return absl::UnavailableError("berthd ended the session without an exit status");
+  }
+  std::string frame;
+  for (;;) {
+    auto next = reader.Next(&frame);
+    if (!next.ok()) return Annotate(next.status(), "berthd");
+    if (*next != rpc::FrameReader::Result::kFrame) return std::nullopt;
+    v1::RunOutput out;
+    if (absl::Status parsed = rpc::ParseFrame(frame, out, "berthd's reply"); !parsed.ok())
+      return parsed;
+    if (auto end = Handle(out)) return end;
+  }
+}
+
+// Relays daemon messages, signals and terminal input until the daemon sends
+// the exit status (or a failure, or hangs up). One thread: nothing here
+// waits on anything but this poll.
+absl::StatusOr<int> Converse(int sock, int signal_fd, bool tty) {
+  rpc::FrameReader reader;
   bool stdin_open = tty;
   for (;;) {
     pollfd fds[] = {
-        {done_fd, POLLIN, 0}, {signal_fd, POLLIN, 0}, {stdin_open ? STDIN_FILENO : -1, POLLIN, 0}};
+        {sock, POLLIN, 0}, {signal_fd, POLLIN, 0}, {stdin_open ? STDIN_FILENO : -1, POLLIN, 0}};
     if (::poll(fds, 3, -1) < 0) {
       if (errno == EINTR) continue;
-      return;
+      return ErrnoStatus("waiting for berthd", errno);
     }
-    if (fds[0].revents != 0) return;
+    if (fds[0].revents != 0) {
+      if (auto end = ReadDaemon(sock, reader)) return *std::move(end);
+    }
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo info;
-      if (::read(signal_fd, &info, sizeof info) == sizeof info &&
-          !ForwardSignal(stream, static_cast<int>(info.ssi_signo), tty)) {
-        return;
+      if (::read(signal_fd, &info, sizeof info) == sizeof info) {
+        ForwardSignal(sock, static_cast<int>(info.ssi_signo), tty);
       }
     }
     if (fds[2].revents & (POLLIN | POLLHUP)) {
@@ -91,7 +102,7 @@ void PumpInputs(Stream& stream, int signal_fd, int done_fd, bool tty) {
       }
       v1::RunInput in;
       in.set_terminal_input(std::string(buf, static_cast<size_t>(n)));
-      if (!stream.Write(in)) return;
+      Send(sock, in);
     }
   }
 }
@@ -113,33 +124,22 @@ absl::StatusOr<int> RunSession(const std::string& socket_path, v1::RunRequest re
   AddPassedDescriptors(request, tty, keep_fds, handoff);
   request.set_tty(tty);
   if (tty) *request.mutable_window() = TerminalSize(STDIN_FILENO);
-  ASSIGN_OR_RETURN(auto channel, ConnectToDaemon(socket_path, handoff));
+  ASSIGN_OR_RETURN(UniqueFd sock, ConnectRunSession(socket_path, handoff));
 
   UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
-  UniqueFd done_fd(::eventfd(0, EFD_CLOEXEC));
-  if (!signal_fd || !done_fd) return ErrnoStatus("setting up signal forwarding", errno);
+  if (!signal_fd) return ErrnoStatus("setting up signal forwarding", errno);
 
-  auto stub = v1::Berth::NewStub(channel);
-  grpc::ClientContext context;
-  std::unique_ptr<Stream> stream = stub->Run(&context);
   v1::RunInput start;
   *start.mutable_start() = std::move(request);
-  Outcome outcome;
+  if (start.ByteSizeLong() > rpc::kMaxRunFrameBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the request is ", start.ByteSizeLong(), " bytes, over berthd's limit of ",
+                     rpc::kMaxRunFrameBytes, " (a huge environment or argument list?)"));
+  }
   std::optional<RawTerminal> raw;
   if (tty) raw.emplace(STDIN_FILENO);
-  if (stream->Write(start)) {
-    std::thread reader(ReadOutputs, stream.get(), &outcome, done_fd.get());
-    PumpInputs(*stream, signal_fd.get(), done_fd.get(), tty);
-    stream->WritesDone();
-    reader.join();
-  }
-  grpc::Status status = stream->Finish();
-  raw.reset();
-  if (!status.ok()) return rpc::FromGrpcStatus(status);
-  if (!outcome.exited) {
-    return absl::UnavailableError("berthd ended the session without an exit status");
-  }
-  return outcome.exited->status();
+  Send(sock.get(), start);
+  return Converse(sock.get(), signal_fd.get(), tty);
 }
 
 }  // namespace berth::client

@@ -1,10 +1,12 @@
 // One run/exec/shell from the client's side: hand the descriptors over,
-// stream the request, forward every signal the client receives, relay a pty
-// when the caller is on a terminal, and return the container's exit status.
+// send the request as a run session (proto/run_wire.h), forward every signal
+// the client receives, relay a pty when the caller is on a terminal, and
+// return the container's exit status.
 //
-// Signals must be blocked before gRPC starts its threads, or a SIGTERM from
-// Slurm could land on one of them and kill the client without the container
-// hearing of it: BlockForwardedSignals() is the first thing a verb does.
+// Signals must be blocked before any thread could start (gRPC's, for the
+// user-daemon start), or a SIGTERM from Slurm could land on one of them and
+// kill the client without the container hearing of it:
+// BlockForwardedSignals() is the first thing a verb does.
 #pragma once
 
 #include <csignal>

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/fd_handoff.h"
+#include "common/status_macros.h"
 #include "common/unique_fd.h"
 
 namespace berth::client {
@@ -53,22 +54,34 @@ absl::Status Unreachable(const std::string& path, absl::string_view reason) {
                                              " (start it with 'berthd' or set BERTH_SOCKET)"));
 }
 
-}  // namespace
-
-absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectToDaemon(const std::string& socket_path,
-                                                               std::span<const int> fds,
-                                                               absl::Duration timeout) {
+// Connects and sends the preamble.
+absl::StatusOr<UniqueFd> Handshake(const std::string& socket_path, std::span<const int> fds,
+                                   ConnectionKind kind, absl::Duration timeout) {
   auto sock = ConnectSocket(socket_path);
   if (!sock.ok()) return Unreachable(socket_path, sock.status().message());
   timeval tv = absl::ToTimeval(timeout);
   // A daemon that accepts but never reads must not hang the client.
   setsockopt(sock->get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  if (absl::Status sent = SendHandoff(sock->get(), fds); !sent.ok()) {
+  if (absl::Status sent = SendHandoff(sock->get(), fds, kind); !sent.ok()) {
     return Unreachable(socket_path, sent.message());
   }
-  auto channel = grpc::CreateInsecureChannelFromFd("berthd", sock->Release());
+  return sock;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectToDaemon(const std::string& socket_path,
+                                                               std::span<const int> fds,
+                                                               absl::Duration timeout) {
+  ASSIGN_OR_RETURN(UniqueFd sock, Handshake(socket_path, fds, ConnectionKind::kGrpc, timeout));
+  auto channel = grpc::CreateInsecureChannelFromFd("berthd", sock.Release());
   KeepUntilExit(channel);
   return channel;
+}
+
+absl::StatusOr<UniqueFd> ConnectRunSession(const std::string& socket_path, std::span<const int> fds,
+                                           absl::Duration timeout) {
+  return Handshake(socket_path, fds, ConnectionKind::kRunSession, timeout);
 }
 
 }  // namespace berth::client

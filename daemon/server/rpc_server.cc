@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "common/fd_handoff.h"
 #include "common/file_io.h"
 #include "spdlog/spdlog.h"
@@ -70,18 +71,29 @@ void HandToGrpc(UniqueFd conn, PeerIdentity peer, PeerRegistry& peers, grpc::Ser
   grpc::AddInsecureChannelFromFd(&server, conn.Release());
 }
 
+// What a connection is handed to once its preamble arrived.
+struct Destinations {
+  PeerRegistry& peers;
+  grpc::Server& server;
+  RunSessions& sessions;
+};
+
 // Reads the preamble; true when the connection is finished with (handed to
-// gRPC or dropped), false when it must wait for more bytes.
-bool TryCompleteHandoff(PendingConnection& pending, PeerRegistry& peers, grpc::Server& server) {
-  auto fds = ReceiveHandoff(pending.conn.get());
-  if (absl::IsUnavailable(fds.status())) return false;
-  if (!fds.ok()) {
+// gRPC or a run session, or dropped), false when it must wait for more bytes.
+bool TryCompleteHandoff(PendingConnection& pending, const Destinations& to) {
+  auto handoff = ReceiveHandoff(pending.conn.get());
+  if (absl::IsUnavailable(handoff.status())) return false;
+  if (!handoff.ok()) {
     spdlog::warn("dropping a connection from {}: {}", DescribePeer(pending.peer),
-                 std::string(fds.status().message()));
+                 std::string(handoff.status().message()));
     return true;
   }
-  pending.peer.handed_fds = std::make_shared<HandedFds>(*std::move(fds));
-  HandToGrpc(std::move(pending.conn), std::move(pending.peer), peers, server);
+  pending.peer.handed_fds = std::make_shared<HandedFds>(std::move(handoff->fds));
+  if (handoff->kind == ConnectionKind::kRunSession) {
+    to.sessions.Start(std::move(pending.conn), std::move(pending.peer));
+  } else {
+    HandToGrpc(std::move(pending.conn), std::move(pending.peer), to.peers, to.server);
+  }
   return true;
 }
 
@@ -103,11 +115,10 @@ void AcceptConnection(int listen_fd, std::vector<PendingConnection>& pending) {
 }
 
 // Completes what can be completed and drops what timed out.
-void ServicePending(std::vector<PendingConnection>& pending, PeerRegistry& peers,
-                    grpc::Server& server) {
+void ServicePending(std::vector<PendingConnection>& pending, const Destinations& to) {
   auto now = std::chrono::steady_clock::now();
   std::erase_if(pending, [&](PendingConnection& p) {
-    if (TryCompleteHandoff(p, peers, server)) return true;
+    if (TryCompleteHandoff(p, to)) return true;
     if (now < p.deadline) return false;
     spdlog::warn("dropping a connection from {}: no preamble within {} ms", DescribePeer(p.peer),
                  kPreambleTimeout.count());
@@ -130,8 +141,8 @@ std::optional<int> ReadSignal(int signal_fd) {
   return static_cast<int>(info.ssi_signo);
 }
 
-absl::Status AcceptUntilSignalled(ListeningSocket& listener, PeerRegistry& peers,
-                                  grpc::Server& server, int signal_fd) {
+absl::Status AcceptUntilSignalled(ListeningSocket& listener, const Destinations& to,
+                                  int signal_fd) {
   std::vector<PendingConnection> pending;
   std::vector<pollfd> fds;
   for (;;) {
@@ -141,7 +152,7 @@ absl::Status AcceptUntilSignalled(ListeningSocket& listener, PeerRegistry& peers
     if (ready < 0 && errno == EINTR) continue;
     if (ready < 0) return ErrnoStatus("poll", errno);
     if (ready == 0 && pending.empty()) {
-      peers.SweepClosed();
+      to.peers.SweepClosed();
       continue;
     }
     if ((fds[1].revents & POLLIN) != 0) {
@@ -151,7 +162,7 @@ absl::Status AcceptUntilSignalled(ListeningSocket& listener, PeerRegistry& peers
       }
     }
     if ((fds[0].revents & POLLIN) != 0) AcceptConnection(listener.fd(), pending);
-    ServicePending(pending, peers, server);
+    ServicePending(pending, to);
   }
 }
 
@@ -171,14 +182,19 @@ absl::StatusOr<UniqueFd> BlockShutdownSignals() {
 }
 
 absl::Status ServeUntilSignalled(ListeningSocket& listener, PeerRegistry& peers,
-                                 grpc::Service& service, const UniqueFd& signal_fd) {
+                                 grpc::Service& service, RunSessions& sessions,
+                                 const UniqueFd& signal_fd) {
   std::unique_ptr<grpc::Server> server = StartGrpcServer(service);
   if (!server) return absl::InternalError("the gRPC server did not start");
   spdlog::info("listening on {}", listener.path());
-  absl::Status served = AcceptUntilSignalled(listener, peers, *server, signal_fd.get());
+  absl::Status served =
+      AcceptUntilSignalled(listener, Destinations{peers, *server, sessions}, signal_fd.get());
   listener.Close();
+  // Both get the same grace period, side by side.
+  std::thread sessions_done([&sessions] { sessions.Shutdown(absl::FromChrono(kShutdownGrace)); });
   server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   server->Wait();
+  sessions_done.join();
   return served;
 }
 

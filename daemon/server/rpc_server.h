@@ -1,13 +1,16 @@
-// Runs berthd's gRPC service on its claimed socket until SIGTERM or SIGINT.
+// Runs berthd's gRPC service and its run sessions on its claimed socket
+// until SIGTERM or SIGINT.
 //
 // gRPC does not accept connections here; we do. Each accepted connection's
-// caller is read from the kernel and registered (peer_registry.h) before its
-// descriptor is handed to gRPC, so no call can arrive on a connection whose
+// caller is read from the kernel; its preamble (fd_handoff.h) then says
+// whether it is a run session (run_sessions.h, given the identity with it)
+// or gRPC, in which case the caller is registered (peer_registry.h) before
+// the descriptor is handed over, so no call can arrive on a connection whose
 // caller is unknown. Connections whose peer cannot be identified are closed.
 //
 // Shutdown is synchronous and in this order: stop accepting and remove the
-// socket file (new clients fail at once), then let running calls finish for a
-// short grace period, then cancel the rest.
+// socket file (new clients fail at once), then let running calls and
+// sessions finish for a short grace period, then cancel the rest.
 //
 // Privilege: runs as the daemon (root in system mode). Accepting and reading
 // peer credentials need no privilege, and no call is executed on this thread.
@@ -20,6 +23,7 @@
 #include "common/unique_fd.h"
 #include "daemon/server/listening_socket.h"
 #include "daemon/server/peer_registry.h"
+#include "daemon/server/run_sessions.h"
 
 namespace berth::daemon {
 
@@ -28,8 +32,10 @@ namespace berth::daemon {
 // inherits the mask and the signals are only ever seen through the fd.
 absl::StatusOr<UniqueFd> BlockShutdownSignals();
 
-// Serves `service` on `listener` until a signal arrives on `signal_fd`.
+// Serves `service` and `sessions` on `listener` until a signal arrives on
+// `signal_fd`.
 absl::Status ServeUntilSignalled(ListeningSocket& listener, PeerRegistry& peers,
-                                 grpc::Service& service, const UniqueFd& signal_fd);
+                                 grpc::Service& service, RunSessions& sessions,
+                                 const UniqueFd& signal_fd);
 
 }  // namespace berth::daemon

@@ -21,8 +21,8 @@ void FillCaller(const PeerIdentity& peer, v1::Caller& caller) {
 }  // namespace
 
 BerthService::BerthService(const DaemonOptions& options, const PeerRegistry& peers,
-                           RunHandler& runs, pull::PullService* pulls)
-    : options_(options), peers_(peers), runs_(runs), pulls_(pulls) {}
+                           pull::PullService* pulls)
+    : options_(options), peers_(peers), pulls_(pulls) {}
 
 // The registry verbs share one shape: authenticate, delegate, log failures
 // (the message never contains credentials: they only travel in requests).
@@ -64,14 +64,6 @@ grpc::Status BerthService::CacheClean(grpc::ServerContext* context,
   return Delegate(context, "CacheClean", [&](const PeerIdentity& peer) {
     return pulls_->CacheClean(*request, peer, *reply);
   });
-}
-
-grpc::Status BerthService::Run(grpc::ServerContext* context, RunStream* stream) {
-  auto caller = Authenticate(*context);
-  if (!caller.ok()) return rpc::ToGrpcStatus(caller.status());
-  absl::Status served = runs_.Serve(*context, *stream, *std::move(caller));
-  if (!served.ok()) spdlog::info("Run failed: {}", std::string(served.message()));
-  return rpc::ToGrpcStatus(served);
 }
 
 grpc::Status BerthService::Version(grpc::ServerContext* context,

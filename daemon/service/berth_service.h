@@ -3,7 +3,9 @@
 // Every handler starts the same way: it learns its caller from the connection
 // the call arrived on (PeerRegistry), never from the request, and works in
 // absl::Status; the gRPC boundary maps the result with its message intact.
-// Version answers who the daemon is; Run (run_handler.h) runs containers.
+// Version answers who the daemon is; pull/push/cache go to pull_service.h.
+// Containers are not a gRPC method: run sessions (run_handler.h) arrive on
+// connections of their own (server/run_sessions.h).
 //
 // Privilege: handlers run on gRPC's threads with the daemon's full
 // privileges. Version does nothing on the caller's behalf; each later handler
@@ -18,19 +20,17 @@
 #include "daemon/daemon_options.h"
 #include "daemon/pull/pull_service.h"
 #include "daemon/server/peer_registry.h"
-#include "daemon/service/run_handler.h"
 
 namespace berth::daemon {
 
 class BerthService final : public berth::v1::Berth::Service {
  public:
   // `peers` must outlive the service.
-  BerthService(const DaemonOptions& options, const PeerRegistry& peers, RunHandler& runs,
+  BerthService(const DaemonOptions& options, const PeerRegistry& peers,
                pull::PullService* pulls = nullptr);
 
   grpc::Status Version(grpc::ServerContext* context, const v1::VersionRequest* request,
                        v1::VersionReply* reply) override;
-  grpc::Status Run(grpc::ServerContext* context, RunStream* stream) override;
   // pull/push/cache (daemon/pull/pull_service.h).
   grpc::Status Pull(grpc::ServerContext* context, const v1::PullRequest* request,
                     pull::PullWriter* writer) override;
@@ -50,7 +50,6 @@ class BerthService final : public berth::v1::Berth::Service {
 
   DaemonOptions options_;
   const PeerRegistry& peers_;
-  RunHandler& runs_;
   pull::PullService* pulls_;
 };
 

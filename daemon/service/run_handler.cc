@@ -48,10 +48,10 @@ bool Forwardable(int sig) {
 }
 
 // Reads client inputs until the stream closes: signals and terminal traffic.
-void ReadInputs(RunStream* stream, launch::Container* container, int pty_master,
+void ReadInputs(RunChannel* channel, launch::Container* container, int pty_master,
                 std::atomic<bool>* client_gone, absl::Notification* done) {
   v1::RunInput in;
-  while (stream->Read(&in)) {
+  while (channel->Read(in)) {
     if (in.has_signal() && Forwardable(in.signal())) {
       (void)container->Signal(in.signal());
     } else if (in.has_terminal_input() && pty_master >= 0) {
@@ -73,8 +73,8 @@ bool ProcessExited(int pidfd) {
 
 // Relays pty output and watches both ends until the container exits. Returns
 // false when the client vanished first (the container must then be killed).
-bool Supervise(grpc::ServerContext& context, RunStream& stream, launch::Container& container,
-               int pty_master, int client_pidfd, const std::atomic<bool>& client_gone) {
+bool Supervise(RunChannel& channel, launch::Container& container, int pty_master, int client_pidfd,
+               const std::atomic<bool>& client_gone) {
   bool pty_open = pty_master >= 0;
   for (;;) {
     pollfd fds[] = {{container.pidfd(), POLLIN, 0},
@@ -88,7 +88,7 @@ bool Supervise(grpc::ServerContext& context, RunStream& stream, launch::Containe
       if (n > 0) {
         v1::RunOutput out;
         out.set_terminal_output(std::string(buf, static_cast<size_t>(n)));
-        if (!stream.Write(out)) return false;
+        if (!channel.Write(out)) return false;
         continue;  // drain output before looking at the exit
       }
       pty_open = false;  // EIO: every slave closed
@@ -100,15 +100,15 @@ bool Supervise(grpc::ServerContext& context, RunStream& stream, launch::Containe
       if (::poll(&last, 1, 50) <= 0) return true;
       continue;
     }
-    if (fds[1].revents != 0 || context.IsCancelled() || client_gone.load()) {
+    if (fds[1].revents != 0 || client_gone.load()) {
       if (!ProcessExited(container.pidfd())) return false;
     }
   }
 }
 
-absl::StatusOr<v1::RunRequest> ReadStart(RunStream& stream) {
+absl::StatusOr<v1::RunRequest> ReadStart(RunChannel& channel) {
   v1::RunInput first;
-  if (!stream.Read(&first)) return absl::CancelledError("the client closed the stream");
+  RETURN_IF_ERROR(channel.ReadFirst(first));
   if (!first.has_start()) {
     return absl::InvalidArgumentError("the first message of Run must be the request");
   }
@@ -144,9 +144,8 @@ void RunHandler::Release(uid_t uid) {
   if (--live_[uid] <= 0) live_.erase(uid);
 }
 
-absl::Status RunHandler::Serve(grpc::ServerContext& context, RunStream& stream,
-                               std::shared_ptr<const PeerIdentity> peer) {
-  ASSIGN_OR_RETURN(v1::RunRequest request, ReadStart(stream));
+absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerIdentity> peer) {
+  ASSIGN_OR_RETURN(v1::RunRequest request, ReadStart(channel));
   std::vector<UniqueFd> handed = peer->handed_fds->Take();
   RETURN_IF_ERROR(CheckRunRequest(request, handed.size(), config_));
   RETURN_IF_ERROR(Admit(peer->uid));
@@ -167,14 +166,14 @@ absl::Status RunHandler::Serve(grpc::ServerContext& context, RunStream& stream,
 
   v1::RunOutput started;
   started.mutable_started()->set_pid(container->payload_pid());
-  stream.Write(started);
+  channel.Write(started);
 
   std::atomic<bool> client_gone{false};
   absl::Notification reader_done;
-  std::thread reader(ReadInputs, &stream, &*container, run.pty_master.get(), &client_gone,
+  std::thread reader(ReadInputs, &channel, &*container, run.pty_master.get(), &client_gone,
                      &reader_done);
   bool client_alive =
-      Supervise(context, stream, *container, run.pty_master.get(), peer->pidfd->get(), client_gone);
+      Supervise(channel, *container, run.pty_master.get(), peer->pidfd->get(), client_gone);
   if (!client_alive) {
     spdlog::info("uid {}: client gone, killing container pid {}", peer->uid, container->pid());
     (void)container->Signal(SIGKILL);
@@ -184,11 +183,11 @@ absl::Status RunHandler::Serve(grpc::ServerContext& context, RunStream& stream,
     v1::RunOutput exited;
     exited.mutable_exited()->set_status(status->ShellStatus());
     exited.mutable_exited()->set_signal(status->signal);
-    stream.Write(exited);
+    channel.Write(exited);
   }
   // The client closes its side when it sees Exited; one that does not must
   // not hold this thread.
-  if (!reader_done.WaitForNotificationWithTimeout(kClientCloseGrace)) context.TryCancel();
+  if (!reader_done.WaitForNotificationWithTimeout(kClientCloseGrace)) channel.Cancel();
   reader.join();
   return status.status();
 }

@@ -13,29 +13,25 @@
 //      payload exits; report Exited. If the client dies first (SIGKILL from
 //      scancel included), the container is killed: nothing outlives it.
 //
-// Privilege: runs on a gRPC thread with the daemon's privileges. It takes
+// Privilege: runs on its session's thread with the daemon's privileges. It takes
 // the caller's filesystem identity only inside the OpenAsCaller calls of
 // steps 2 and 4; the container drops to the caller inside launch/.
 #pragma once
-
-#include <grpcpp/server_context.h>
-#include <grpcpp/support/sync_stream.h>
 
 #include <memory>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
-#include "berth/v1/berth.grpc.pb.h"
+#include "berth/v1/berth.pb.h"
 #include "daemon/daemon_options.h"
 #include "daemon/image/mount_cache.h"
 #include "daemon/policy/config.h"
 #include "daemon/server/peer_identity.h"
+#include "daemon/server/run_sessions.h"
 #include "daemon/service/ecl_gate.h"
 #include "daemon/service/lease_keeper.h"
 
 namespace berth::daemon {
-
-using RunStream = grpc::ServerReaderWriter<v1::RunOutput, v1::RunInput>;
 
 class RunHandler {
  public:
@@ -43,9 +39,8 @@ class RunHandler {
              EclGate* ecl = nullptr);
   ~RunHandler();
 
-  // Serves one Run call for `peer`; returns the status to end the call with.
-  absl::Status Serve(grpc::ServerContext& context, RunStream& stream,
-                     std::shared_ptr<const PeerIdentity> peer);
+  // Serves one run session for `peer`; returns the status to end it with.
+  absl::Status Serve(RunChannel& channel, std::shared_ptr<const PeerIdentity> peer);
 
  private:
   // Counts a uid's live containers against max_containers_per_user.

@@ -1,16 +1,22 @@
-// hostile_client SOCKET: sends berthd Run requests no real client would send
+// hostile_client SOCKET: sends berthd run sessions no real client would send
 // (NUL bytes, oversize fields, descriptor numbers never passed, protocol
-// misuse) and checks each is refused with a one-line error while the daemon
-// keeps serving. Prints ok/FAIL lines and "N passed, M failed".
-#include <grpcpp/client_context.h>
+// misuse, broken framing, silence, a flood of sessions) and checks each is
+// refused with a one-line error while the daemon keeps serving. Prints
+// ok/FAIL lines and "N passed, M failed".
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
 
-#include "berth/v1/berth.grpc.pb.h"
+#include "absl/time/clock.h"
+#include "berth/v1/berth.pb.h"
 #include "client/rpc/daemon_channel.h"
+#include "proto/run_wire.h"
 
 namespace {
 
@@ -29,35 +35,76 @@ RunRequest Valid() {
   return r;
 }
 
-// Sends `first` as the stream's first message; returns the call's status.
-grpc::Status Send(const std::string& socket, const RunInput& first) {
-  auto channel = berth::client::ConnectToDaemon(socket);
-  if (!channel.ok()) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no daemon");
-  auto stub = berth::v1::Berth::NewStub(*channel);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-  auto stream = stub->Run(&context);
-  stream->Write(first);
-  stream->WritesDone();
-  RunOutput out;
-  while (stream->Read(&out)) {
+std::string Frame(const RunInput& in) {
+  std::string body = in.SerializeAsString();
+  uint32_t n = static_cast<uint32_t>(body.size());
+  std::string out(4, '\0');
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+  return out + body;
+}
+
+void WriteRaw(int fd, const std::string& bytes) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::send(fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+    if (n <= 0) return;  // the daemon refused and closed: its answer is still readable
+    done += static_cast<size_t>(n);
   }
-  return stream->Finish();
+}
+
+// The session's end as the daemon reported it: "" for an exit status,
+// otherwise the failure message (or why none came).
+std::string Outcome(int fd) {
+  berth::rpc::FrameReader reader;
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  for (;;) {
+    std::string frame;
+    auto got = reader.ReadFrame(fd, &frame, -1, deadline);
+    if (!got.ok()) return "no answer: " + std::string(got.status().message());
+    if (*got != berth::rpc::FrameReader::Result::kFrame) return "no answer: end of stream";
+    RunOutput out;
+    if (!out.ParseFromString(frame)) return "no answer: unparsable reply";
+    if (out.has_failed())
+      return out.failed().message().empty() ? "(empty)" : out.failed().message();
+    if (out.has_exited()) return "";
+  }
+}
+
+int Connect(const std::string& socket) {
+  auto sock = berth::client::ConnectRunSession(socket, {});
+  if (!sock.ok()) {
+    std::printf("FAIL cannot connect: %s\n", std::string(sock.status().message()).c_str());
+    return -1;
+  }
+  return sock->Release();
+}
+
+// Sends `bytes` (then half-closes) on a fresh session; returns the outcome.
+std::string Session(const std::string& socket, const std::string& bytes) {
+  int fd = Connect(socket);
+  if (fd < 0) return "no connection";
+  WriteRaw(fd, bytes);
+  ::shutdown(fd, SHUT_WR);
+  std::string out = Outcome(fd);
+  ::close(fd);
+  return out;
+}
+
+void Check(const char* name, const std::string& msg, const std::string& want) {
+  bool one_line = msg.find('\n') == std::string::npos && !msg.empty();
+  if (one_line && msg.find(want) != std::string::npos) {
+    std::printf("ok   %s\n", name);
+    ++passed;
+  } else {
+    std::printf("FAIL %s: message '%s' (want '%s')\n", name, msg.substr(0, 300).c_str(),
+                want.c_str());
+    ++failed;
+  }
 }
 
 void Expect(const std::string& socket, const char* name, const RunInput& first,
             const std::string& want) {
-  grpc::Status st = Send(socket, first);
-  const std::string& msg = st.error_message();
-  bool one_line = msg.find('\n') == std::string::npos && !msg.empty();
-  if (!st.ok() && one_line && msg.find(want) != std::string::npos) {
-    std::printf("ok   %s\n", name);
-    ++passed;
-  } else {
-    std::printf("FAIL %s: code %d message '%s' (want '%s')\n", name, st.error_code(),
-                msg.substr(0, 300).c_str(), want.c_str());
-    ++failed;
-  }
+  Check(name, Session(socket, Frame(first)), want);
 }
 
 RunInput Start(const RunRequest& r) {
@@ -115,6 +162,40 @@ int main(int argc, char** argv) {
   r = Valid();
   r.add_args(std::string(5 << 20, 'a'));
   Expect(sock, "a 5 MiB message", Start(r), "larger than max");
+  // Framing itself.
+  Check("a frame announcing 4 GiB", Session(sock, std::string("\xff\xff\xff\xff", 4)),
+        "larger than max");
+  Check("a frame that is not a message",
+        Session(sock, std::string("\x05\0\0\0\xff\xff\xff\xff\xff", 9)), "not a valid message");
+  Check("the connection ends inside a frame", Session(sock, Frame(Start(Valid())).substr(0, 20)),
+        "middle of a message");
+  Check("the connection ends before the request", Session(sock, ""), "before its request");
+  // A silent client is dropped after the request deadline, and does not
+  // hold anyone else up meanwhile.
+  {
+    int silent = Connect(sock);
+    Expect(sock, "served while another session is silent", Start(Valid()), "/nonexistent.sif");
+    Check("a silent client is dropped", silent < 0 ? "no connection" : Outcome(silent), "in time");
+    if (silent >= 0) ::close(silent);
+  }
+  // One user cannot hold every session slot: past max_containers_per_user
+  // (+16 awaiting their request) the daemon refuses at once.
+  {
+    std::vector<int> flood;
+    for (int i = 0; i < 400; ++i) {
+      int fd = Connect(sock);
+      if (fd < 0) break;
+      flood.push_back(fd);
+    }
+    ::usleep(500'000);  // refusals are immediate; the others wait for a request
+    std::string refused;
+    for (int fd : flood) {
+      pollfd p{fd, POLLIN, 0};
+      if (refused.empty() && ::poll(&p, 1, 0) == 1) refused = Outcome(fd);
+    }
+    Check("a flood of sessions is refused past the per-user limit", refused, "run sessions open");
+    for (int fd : flood) ::close(fd);
+  }
   // Still serving?
   r = Valid();
   Expect(sock, "daemon still answers (missing image named)", Start(r), "/nonexistent.sif");
