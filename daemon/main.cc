@@ -112,6 +112,7 @@ image::ImagePolicy ImagePolicyOf(const policy::Config& config) {
   p.kernel_squashfs = static_cast<image::ImagePolicy::KernelSquashfs>(config.kernel_squashfs);
   p.max_loop_devices_per_uid = config.max_loop_devices_per_user;
   p.max_images_per_uid = config.max_images_per_user;
+  p.copy_store_max_bytes = int64_t{config.copy_store_max_mib} << 20;
   return p;
 }
 
@@ -142,7 +143,7 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   ASSIGN_OR_RETURN(auto listener, ListeningSocket::Claim(options.socket_path, options.mode));
   image::MountCache images(options.state_dir, options.mode, ImagePolicyOf(config));
   RETURN_IF_ERROR_CTX(images.Init(), "preparing the image cache");
-  EclGate ecl(options);
+  EclGate ecl(options, int64_t{config.copy_store_max_mib} << 20);
   RETURN_IF_ERROR_CTX(ecl.Init(), "loading the ECL");
   PeerRegistry peers;
   RunHandler runs(options, config, images, &ecl);

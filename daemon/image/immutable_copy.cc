@@ -144,6 +144,20 @@ DIR* OpenDirStream(int dir_fd) {
   return dir;
 }
 
+// A stored copy, as the budget sees it.
+struct StoredCopy {
+  std::string digest;
+  int64_t bytes = 0;
+  timespec last_used{};
+  bool operator<(const StoredCopy&) const = delete;
+};
+
+bool operator<(const timespec& a, const timespec& b) {
+  return a.tv_sec != b.tv_sec ? a.tv_sec < b.tv_sec : a.tv_nsec < b.tv_nsec;
+}
+
+std::vector<StoredCopy> ListCopies(int dir_fd);
+
 void RemoveTempFiles(int dir_fd) {
   DIR* dir = OpenDirStream(dir_fd);
   if (dir == nullptr) return;
@@ -151,6 +165,22 @@ void RemoveTempFiles(int dir_fd) {
     if (absl::StartsWith(entry->d_name, kTempPrefix)) unlinkat(dir_fd, entry->d_name, 0);
   }
   closedir(dir);
+}
+
+std::vector<StoredCopy> ListCopies(int dir_fd) {
+  std::vector<StoredCopy> out;
+  DIR* dir = OpenDirStream(dir_fd);
+  if (dir == nullptr) return out;
+  while (dirent* entry = readdir(dir)) {
+    struct stat st;
+    if (!IsSha256Hex(entry->d_name) ||
+        fstatat(dir_fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
+      continue;
+    }
+    out.push_back({entry->d_name, static_cast<int64_t>(st.st_size), st.st_mtim});
+  }
+  closedir(dir);
+  return out;
 }
 
 }  // namespace
@@ -176,16 +206,71 @@ absl::StatusOr<UniqueFd> OpenPrivateDirectory(const std::string& path, mode_t mo
   return fd;
 }
 
-absl::StatusOr<ImageStore> ImageStore::Open(const std::string& dir) {
+absl::StatusOr<ImageStore> ImageStore::Open(const std::string& dir, int64_t max_bytes) {
   ImageStore store;
   ASSIGN_OR_RETURN(store.dir_fd_, OpenPrivateDirectory(dir, 0700));
   store.dir_ = dir;
+  store.budget_->max_bytes = max_bytes;
   RemoveTempFiles(store.dir_fd_.get());
   return store;
 }
 
-absl::StatusOr<ImageStore::Copy> ImageStore::CopyPartition(int source_fd, int64_t offset,
-                                                           int64_t size) {
+// Holds `size` bytes of the budget while a copy is written.
+class ImageStore::Reservation {
+ public:
+  Reservation(Budget* budget, int64_t size) : budget_(budget), size_(size) {}
+  Reservation(Reservation&& other) noexcept
+      : budget_(std::exchange(other.budget_, nullptr)), size_(other.size_) {}
+  Reservation& operator=(Reservation&&) = delete;
+  ~Reservation() {
+    if (budget_ == nullptr) return;
+    absl::MutexLock lock(&budget_->mu);
+    budget_->reserved -= size_;
+  }
+
+ private:
+  Budget* budget_;
+  int64_t size_;
+};
+
+absl::StatusOr<ImageStore::Reservation> ImageStore::MakeRoom(
+    int64_t size, const absl::flat_hash_set<std::string>& keep) {
+  Budget& b = *budget_;
+  absl::MutexLock lock(&b.mu);
+  if (b.max_bytes > 0) {
+    std::vector<StoredCopy> copies = ListCopies(dir_fd_.get());
+    int64_t used = b.reserved;
+    for (const auto& c : copies) used += c.bytes;
+    // Oldest use first; copies in use go last and are never deleted here.
+    std::sort(copies.begin(), copies.end(),
+              [](const StoredCopy& x, const StoredCopy& y) { return x.last_used < y.last_used; });
+    int64_t kept = 0;
+    for (const auto& c : copies) {
+      if (used + size <= b.max_bytes) break;
+      if (keep.contains(c.digest)) {
+        kept += c.bytes;
+        continue;
+      }
+      if (unlinkat(dir_fd_.get(), c.digest.c_str(), 0) == 0) {
+        used -= c.bytes;
+        spdlog::info("{}: deleted the least recently used copy {} ({} MiB) to make room", dir_,
+                     c.digest.substr(0, 16), c.bytes >> 20);
+      }
+    }
+    if (used + size > b.max_bytes) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "the image store %s has no room for a %d MiB copy: %d MiB of its %d MiB budget are "
+          "copies in use or being written (copy_store_max_mib in berth.conf)",
+          dir_, (size + (1 << 20) - 1) >> 20, (used + (1 << 20) - 1) >> 20, b.max_bytes >> 20));
+    }
+  }
+  b.reserved += size;
+  return Reservation(&b, size);
+}
+
+absl::StatusOr<ImageStore::Copy> ImageStore::CopyPartition(
+    int source_fd, int64_t offset, int64_t size, const absl::flat_hash_set<std::string>& in_use) {
+  ASSIGN_OR_RETURN(Reservation room, MakeRoom(size, in_use));
   ASSIGN_OR_RETURN(TempFile temp, CreateTemp(dir_fd_.get()));
   Copy copy;
   ASSIGN_OR_RETURN(copy.digest, FillCopy(source_fd, offset, size, temp.fd(), copy.reflinked));
@@ -200,6 +285,9 @@ absl::StatusOr<UniqueFd> ImageStore::OpenCopy(const std::string& digest) const {
   }
   int fd = openat(dir_fd_.get(), digest.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus(absl::StrCat(dir_, "/", digest), errno);
+  // The copy's mtime is its last use (its bytes never change): the budget
+  // deletes the least recently used first.
+  futimens(fd, nullptr);
   return UniqueFd(fd);
 }
 

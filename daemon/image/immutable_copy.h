@@ -8,13 +8,24 @@
 // while copying. The kernel then reads only the copy, which no user can
 // reach. Naming by content means two users with the same image share one
 // copy (and one mount), and a copy survives the mount for the next run.
+//
+// The store has a size budget (berth.conf copy_store_max_mib): every user can
+// make the daemon copy images into root's state directory, so without one a
+// single user could fill that filesystem. Before a copy, the least recently
+// used copies not in use are deleted until the new one fits; when copies in
+// use alone leave no room, the copy is refused with a message naming the
+// setting. Deleting a copy a mount still reads is harmless (the loop device
+// holds the file), so callers only name the copies in use to avoid copying
+// them again.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/unique_fd.h"
 
 namespace berth::daemon::image {
@@ -30,18 +41,22 @@ class ImageStore {
 
   // Opens the store at `dir`, creating it 0700 if missing; refuses a
   // directory that is a symlink, not ours, or writable by group/other.
-  // Removes temporary files left by an interrupted copy.
-  static absl::StatusOr<ImageStore> Open(const std::string& dir);
+  // Removes temporary files left by an interrupted copy. `max_bytes` is the
+  // budget (0: none).
+  static absl::StatusOr<ImageStore> Open(const std::string& dir, int64_t max_bytes = 0);
 
   // Copies bytes [offset, offset+size) of `source_fd` into the store and
   // hashes them on the way: reflink (FICLONERANGE) where the filesystem
   // allows it (then the copy is hashed), otherwise one read/hash/write pass.
   // The copy is created O_EXCL|O_NOFOLLOW under a temporary name, fsynced,
   // made 0400 and renamed into place without replacing an existing copy.
+  // Room is made first (see above); `in_use` names copies not to delete.
   // Privilege: writes into the daemon's state directory.
-  absl::StatusOr<Copy> CopyPartition(int source_fd, int64_t offset, int64_t size);
+  absl::StatusOr<Copy> CopyPartition(int source_fd, int64_t offset, int64_t size,
+                                     const absl::flat_hash_set<std::string>& in_use = {});
 
-  // The stored copy named `digest` (NotFound when there is none).
+  // The stored copy named `digest` (NotFound when there is none); marks it
+  // recently used.
   absl::StatusOr<UniqueFd> OpenCopy(const std::string& digest) const;
 
   // Deletes the copy named `digest` (one the kernel refused, say).
@@ -54,8 +69,19 @@ class ImageStore {
   const std::string& dir() const { return dir_; }
 
  private:
+  // Copies being written count against the budget before they are listed.
+  struct Budget {
+    absl::Mutex mu;
+    int64_t max_bytes = 0;
+    int64_t reserved ABSL_GUARDED_BY(mu) = 0;
+  };
+  class Reservation;
+
+  absl::StatusOr<Reservation> MakeRoom(int64_t size, const absl::flat_hash_set<std::string>& keep);
+
   UniqueFd dir_fd_;
   std::string dir_;
+  std::unique_ptr<Budget> budget_ = std::make_unique<Budget>();
 };
 
 // Whether `digest` is a well-formed lower-case hex SHA-256 (and so a safe

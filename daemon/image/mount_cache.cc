@@ -68,9 +68,24 @@ MountBackend ChooseBackend(const CacheState& s, int fd, const std::string& displ
   return backend;
 }
 
+// The digests of the images mounted now: the store's budget keeps their copies.
+absl::flat_hash_set<std::string> DigestsInUse(CacheState& s) {
+  absl::flat_hash_set<std::string> in_use;
+  // Released after the lock: dropping an entry's last reference takes s.mu.
+  std::vector<std::shared_ptr<CacheEntry>> pinned;
+  absl::MutexLock lock(&s.mu);
+  for (const auto& [key, weak] : s.live) {
+    if (auto entry = weak.lock()) {
+      in_use.insert(entry->digest);
+      pinned.push_back(std::move(entry));
+    }
+  }
+  return in_use;
+}
+
 // Copies the partition into the store; the copy is what gets checked and mounted.
 absl::StatusOr<PreparedSource> PrepareCopy(CacheState& s, int fd, const SquashfsPartition& part) {
-  auto copy = s.store->CopyPartition(fd, part.offset, part.size);
+  auto copy = s.store->CopyPartition(fd, part.offset, part.size, DigestsInUse(s));
   if (!copy.ok()) return Annotate(copy.status(), "copying the partition to the image store");
   if (absl::Status st = CheckSquashfsSuperblock(copy->fd.get(), 0, part.size); !st.ok()) {
     s.store->Remove(copy->digest);  // the file changed under us: keep no junk
@@ -235,7 +250,8 @@ absl::Status MountCache::Init() {
   RETURN_IF_ERROR_CTX(OpenPrivateDirectory(state_->mounts_dir, 0700).status(), "image mounts");
   RETURN_IF_ERROR(CleanStaleMounts(state_->mounts_dir));
   if (state_->mode == DaemonMode::kSystem) {
-    ASSIGN_OR_RETURN(ImageStore store, ImageStore::Open(state_->images_dir));
+    ASSIGN_OR_RETURN(ImageStore store,
+                     ImageStore::Open(state_->images_dir, state_->policy.copy_store_max_bytes));
     state_->store.emplace(std::move(store));
   }
   state_->initialized = true;

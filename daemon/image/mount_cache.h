@@ -45,6 +45,7 @@ struct ImagePolicy {
   int max_loop_devices_per_uid = 16;  // loop devices whose mount a uid caused
   int max_images_per_uid = 32;        // distinct images a uid holds leases on
   int fuse_threads = 8;               // FUSE worker threads (and readers) per mount
+  int64_t copy_store_max_bytes = 0;   // budget of the immutable-copy store; 0: none
 };
 
 struct MountCacheStats {

@@ -39,6 +39,8 @@ struct Config {
   KernelSquashfs kernel_squashfs = KernelSquashfs::kTrusted;
   // Keep an image mounted this long after its last container exits (0: unmount at once).
   int idle_unmount_seconds = 60;
+  // Budget of each daemon-owned copy store (<state>/images, <state>/verified); 0: none.
+  int copy_store_max_mib = 20480;
 
   // [namespaces]
   bool allow_pid_ns = true, allow_ipc_ns = true, allow_uts_ns = true, allow_user_ns = true;

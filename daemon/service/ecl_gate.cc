@@ -86,8 +86,9 @@ std::string Denied(const std::string& display, absl::string_view why) {
 
 }  // namespace
 
-EclGate::EclGate(const DaemonOptions& options)
+EclGate::EclGate(const DaemonOptions& options, int64_t store_max_bytes)
     : options_(options),
+      store_max_bytes_(store_max_bytes),
       ecl_path_(options.config_dir + "/ecl.toml"),
       keyring_path_(trust::GlobalKeyringPath(options.config_dir)),
       trust_dir_(options.state_dir + "/trust") {}
@@ -113,7 +114,7 @@ absl::Status EclGate::Init() {
   RETURN_IF_ERROR_CTX(image::OpenPrivateDirectory(options_.state_dir, 0700).status(),
                       "state directory");
   RETURN_IF_ERROR_CTX(image::OpenPrivateDirectory(trust_dir_, 0700).status(), "ECL keyring");
-  auto store = image::ImageStore::Open(options_.state_dir + "/verified");
+  auto store = image::ImageStore::Open(options_.state_dir + "/verified", store_max_bytes_);
   if (!store.ok()) return Annotate(store.status(), "ECL image store");
   store_.emplace(*std::move(store));
   const std::string ecl_stamp = Stamp(ecl_path_), keyring_stamp = Stamp(keyring_path_);

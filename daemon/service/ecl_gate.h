@@ -48,7 +48,8 @@ struct EclGateStats {
 
 class EclGate {
  public:
-  explicit EclGate(const DaemonOptions& options);
+  // `store_max_bytes`: the budget of <state>/verified (immutable_copy.h).
+  explicit EclGate(const DaemonOptions& options, int64_t store_max_bytes = 0);
   ~EclGate();
 
   // Loads ecl.toml and the global keyring. An invalid ecl.toml (or a
@@ -75,6 +76,7 @@ class EclGate {
                                                             std::string& digest);
 
   DaemonOptions options_;
+  int64_t store_max_bytes_;
   std::string ecl_path_, keyring_path_, trust_dir_;
   std::optional<image::ImageStore> store_;
 

@@ -201,6 +201,67 @@ TEST_CASE("identical images of two users share one copy and one mount", "[image]
   CHECK(*pruned == 1);
 }
 
+TEST_CASE("B3.11 one user cannot fill the image store: least recently used copies make room",
+          "[image][root]") {
+  CacheFixture f;
+  // Three distinct user-owned images, each copied; a budget for about two.
+  std::vector<std::string> sifs;
+  for (int i = 0; i < 3; ++i) {
+    sifs.push_back(f.scratch.File("user" + std::to_string(i) + ".sif"));
+    MakeImage(f.scratch.path(), sifs.back(), "budget" + std::to_string(i));
+    REQUIRE(chown(sifs.back().c_str(), f.user.uid, f.user.gid) == 0);
+  }
+  auto stored = [&] {
+    int64_t n = 0, bytes = 0;
+    for (auto& e : std::filesystem::directory_iterator(f.cache->images_dir())) {
+      if (!e.is_regular_file()) continue;
+      ++n;
+      bytes += static_cast<int64_t>(e.file_size());
+    }
+    return std::make_pair(n, bytes);
+  };
+  int64_t one_copy = 0;
+  {
+    CacheFixture probe;
+    auto lease = probe.Acquire(sifs[0], f.user.uid);
+    REQUIRE(lease.ok());
+    for (auto& e : std::filesystem::directory_iterator(probe.cache->images_dir()))
+      one_copy = std::max<int64_t>(one_copy, static_cast<int64_t>(e.file_size()));
+  }
+  REQUIRE(one_copy > 0);
+  f.cache = std::make_unique<MountCache>(
+      f.state_dir, DaemonMode::kSystem,
+      ImagePolicy{.copy_store_max_bytes = one_copy * 2 + one_copy / 2});
+  REQUIRE(f.cache->Init().ok());
+  SECTION("released copies are deleted oldest first") {
+    for (const auto& sif : sifs) {
+      auto lease = f.Acquire(sif, f.user.uid);
+      REQUIRE(lease.ok());
+    }
+    auto [n, bytes] = stored();
+    CHECK(n == 2);
+    CHECK(bytes <= one_copy * 2 + one_copy / 2);
+    // The first image's copy was the one deleted: running it copies again.
+    auto again = f.Acquire(sifs[0], f.user.uid);
+    REQUIRE(again.ok());
+    CHECK(f.cache->stats().copies == 4);
+  }
+  SECTION("copies in use are kept, and the run that does not fit is refused by name") {
+    auto a = f.Acquire(sifs[0], f.user.uid);
+    auto b = f.Acquire(sifs[1], f.user.uid);
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    auto c = f.Acquire(sifs[2], f.user.uid);
+    REQUIRE_FALSE(c.ok());
+    CHECK(absl::IsResourceExhausted(c.status()));
+    CHECK(std::string(c.status().message()).find("copy_store_max_mib") != std::string::npos);
+    CHECK(stored().first == 2);
+    // Still serving what fits.
+    a->reset();
+    CHECK(f.Acquire(sifs[2], f.user.uid).ok());
+  }
+}
+
 TEST_CASE("policy always mounts user files in place, policy never uses FUSE", "[image][root]") {
   SECTION("always") {
     CacheFixture f(Policy::kAlways);
