@@ -123,6 +123,15 @@ void FuseSquashfsMount::Trim() {
   server_->pool.ShrinkIdle();
 }
 
+FuseSquashfsMount::RequestCounts FuseSquashfsMount::request_counts() const {
+  RequestCounts counts;
+  counts.lookups = server_->lookups.load(std::memory_order_relaxed);
+  counts.opens = server_->opens.load(std::memory_order_relaxed);
+  counts.opendirs = server_->opendirs.load(std::memory_order_relaxed);
+  counts.reads = server_->reads.load(std::memory_order_relaxed);
+  return counts;
+}
+
 const std::string& FuseSquashfsMount::path() const {
   return server_->mount_path;
 }

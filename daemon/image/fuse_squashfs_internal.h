@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <atomic>
 #include <list>
 #include <memory>
 #include <string>
@@ -120,6 +121,15 @@ struct FuseSquashfsMount::Server {
   ScopedMount mount;
   std::thread loop;
   absl::Notification loop_done;
+  // Negotiated at FUSE_INIT: the kernel opens files (directories) without
+  // asking us, and keeps their page cache (directory cache) across opens.
+  // Set before the first request is served, read-only afterwards.
+  bool no_open = false;
+  bool no_opendir = false;
+  std::atomic<uint64_t> lookups{0};
+  std::atomic<uint64_t> opens{0};
+  std::atomic<uint64_t> opendirs{0};
+  std::atomic<uint64_t> reads{0};
 };
 
 // The low-level operations table; userdata is the Server.

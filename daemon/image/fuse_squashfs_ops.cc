@@ -55,7 +55,9 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 }
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  auto fs = ServerOf(req).pool.Borrow();
+  Server& server = ServerOf(req);
+  server.lookups.fetch_add(1, std::memory_order_relaxed);
+  auto fs = server.pool.Borrow();
   sqfs_inode dir;
   if (!GetInode(fs.get(), parent, dir)) return (void)fuse_reply_err(req, ENOENT);
   if (!S_ISDIR(dir.base.mode)) return (void)fuse_reply_err(req, ENOTDIR);
@@ -81,22 +83,33 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   fuse_reply_entry(req, &param);
 }
 
+// Opening needs nothing from us: the inode is found from the request's
+// number when the directory is read. Where the kernel can open without
+// asking (FUSE_CAP_NO_OPENDIR_SUPPORT), ENOSYS tells it to stop sending
+// OPENDIR and RELEASEDIR for good (two round trips per directory opened),
+// and it caches listings as FOPEN_CACHE_DIR would. Otherwise every open is
+// answered here, with the same caching asked for.
 void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  auto fs = ServerOf(req).pool.Borrow();
-  auto inode = std::make_unique<sqfs_inode>();
-  if (!GetInode(fs.get(), ino, *inode)) return (void)fuse_reply_err(req, ENOENT);
-  if (!S_ISDIR(inode->base.mode)) return (void)fuse_reply_err(req, ENOTDIR);
-  fi->fh = reinterpret_cast<uint64_t>(inode.release());
+  Server& server = ServerOf(req);
+  server.opendirs.fetch_add(1, std::memory_order_relaxed);
+  if (server.no_opendir) return (void)fuse_reply_err(req, ENOSYS);
+  auto fs = server.pool.Borrow();
+  sqfs_inode inode;
+  if (!GetInode(fs.get(), ino, inode)) return (void)fuse_reply_err(req, ENOENT);
+  if (!S_ISDIR(inode.base.mode)) return (void)fuse_reply_err(req, ENOTDIR);
+  fi->fh = 0;
   fi->keep_cache = 1;
   fi->cache_readdir = 1;
-  if (fuse_reply_open(req, fi) != 0) delete reinterpret_cast<sqfs_inode*>(fi->fh);
+  fuse_reply_open(req, fi);
 }
 
-void OpReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info*) {
   auto fs = ServerOf(req).pool.Borrow();
-  auto* inode = reinterpret_cast<sqfs_inode*>(fi->fh);
+  sqfs_inode inode;
+  if (!GetInode(fs.get(), ino, inode)) return (void)fuse_reply_err(req, ENOENT);
+  if (!S_ISDIR(inode.base.mode)) return (void)fuse_reply_err(req, ENOTDIR);
   sqfs_dir dir;
-  if (sqfs_dir_open(fs.get(), inode, &dir, offset) != SQFS_OK) {
+  if (sqfs_dir_open(fs.get(), &inode, &dir, offset) != SQFS_OK) {
     return (void)fuse_reply_err(req, EINVAL);
   }
   std::vector<char> buf(size);
@@ -119,39 +132,40 @@ void OpReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_
   fuse_reply_buf(req, buf.data(), used);
 }
 
-void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  delete reinterpret_cast<sqfs_inode*>(fi->fh);
-  fuse_reply_err(req, 0);
-}
-
+// Like OpOpendir: the kernel opens without asking where it can (no OPEN and
+// RELEASE round trips per file opened; FOPEN_KEEP_CACHE is its default
+// then), else every open is answered here. Writes never reach us either
+// way: the mount is read-only, so the kernel refuses them (EROFS) first.
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Server& server = ServerOf(req);
+  server.opens.fetch_add(1, std::memory_order_relaxed);
+  if (server.no_open) return (void)fuse_reply_err(req, ENOSYS);
   if ((fi->flags & O_ACCMODE) != O_RDONLY) return (void)fuse_reply_err(req, EROFS);
-  auto fs = ServerOf(req).pool.Borrow();
-  auto inode = std::make_unique<sqfs_inode>();
-  if (!GetInode(fs.get(), ino, *inode)) return (void)fuse_reply_err(req, ENOENT);
-  if (!S_ISREG(inode->base.mode)) return (void)fuse_reply_err(req, EISDIR);
-  fi->fh = reinterpret_cast<uint64_t>(inode.release());
+  auto fs = server.pool.Borrow();
+  sqfs_inode inode;
+  if (!GetInode(fs.get(), ino, inode)) return (void)fuse_reply_err(req, ENOENT);
+  if (!S_ISREG(inode.base.mode)) return (void)fuse_reply_err(req, EISDIR);
+  fi->fh = 0;
   fi->keep_cache = 1;
-  if (fuse_reply_open(req, fi) != 0) delete reinterpret_cast<sqfs_inode*>(fi->fh);
+  fuse_reply_open(req, fi);
 }
 
-void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
+void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info*) {
   // One buffer per worker thread: reads are the hot path.
   thread_local std::vector<char> buf;
   if (buf.size() < size) buf.resize(size);
   Server& server = ServerOf(req);
+  server.reads.fetch_add(1, std::memory_order_relaxed);
   auto fs = server.pool.Borrow();
+  // The inode is found again for each read (no file handle: see OpOpen); it
+  // comes from the reader's cached inode table, and reads are block-sized.
+  sqfs_inode inode;
+  if (!GetInode(fs.get(), ino, inode)) return (void)fuse_reply_err(req, ENOENT);
   size_t got = 0;
-  if (!ReadFileRange(fs.get(), *server.blocks, reinterpret_cast<sqfs_inode*>(fi->fh), offset, size,
-                     buf.data(), &got)) {
+  if (!ReadFileRange(fs.get(), *server.blocks, &inode, offset, size, buf.data(), &got)) {
     return (void)fuse_reply_err(req, EIO);
   }
   fuse_reply_buf(req, buf.data(), got);
-}
-
-void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  delete reinterpret_cast<sqfs_inode*>(fi->fh);
-  fuse_reply_err(req, 0);
 }
 
 void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
@@ -218,11 +232,16 @@ void OpForget(fuse_req_t req, fuse_ino_t, uint64_t) {
   fuse_reply_none(req);
 }
 
-void OpInit(void*, fuse_conn_info* conn) {
+void OpInit(void* userdata, fuse_conn_info* conn) {
   // Cache symlink targets and directory listings in the kernel; let lookups
   // in one directory run in parallel.
   conn->want |=
       conn->capable & (FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ASYNC_READ);
+  // Kernels that can open without asking the server say so here (Linux
+  // 3.14 for files, 5.1 for directories); OpOpen/OpOpendir then decline.
+  auto* server = static_cast<Server*>(userdata);
+  server->no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
+  server->no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
 }
 
 fuse_lowlevel_ops MakeOperations() {
@@ -235,10 +254,8 @@ fuse_lowlevel_ops MakeOperations() {
   ops.readlink = OpReadlink;
   ops.open = OpOpen;
   ops.read = OpRead;
-  ops.release = OpRelease;
   ops.opendir = OpOpendir;
   ops.readdir = OpReaddir;
-  ops.releasedir = OpReleasedir;
   ops.statfs = OpStatfs;
   ops.getxattr = OpGetxattr;
   ops.listxattr = OpListxattr;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <functional>
 #include <optional>
 
 #include "absl/strings/match.h"
@@ -126,16 +127,35 @@ absl::StatusOr<std::vector<std::string>> CgroupDirsOf(pid_t pid) {
   return CgroupDirsFrom(cgroup, mountinfo);
 }
 
-absl::StatusOr<std::vector<std::string>> CgroupDirsToJoin(pid_t pid) {
-  ASSIGN_OR_RETURN(std::string theirs, ReadText(absl::StrCat("/proc/", pid, "/cgroup")));
-  ASSIGN_OR_RETURN(std::string ours, ReadText("/proc/thread-self/cgroup"));
-  ASSIGN_OR_RETURN(std::string mountinfo, ReadText("/proc/self/mountinfo"));
-  ASSIGN_OR_RETURN(std::vector<std::string> dirs, CgroupDirsFrom(theirs, mountinfo));
+absl::StatusOr<std::vector<std::string>> CgroupDirsToJoinFrom(
+    absl::string_view theirs, absl::string_view ours,
+    const std::function<absl::StatusOr<std::string>()>& read_mountinfo) {
+  // A hierarchy where the caller is where the calling thread is needs no
+  // mapping: the child starts there. Only the other lines are mapped, and
+  // with none left (the usual case outside batch jobs, and always for a
+  // user-mode daemon started by the caller) mountinfo is not read at all:
+  // it is the costliest /proc read of a request (a line per mount).
+  std::vector<absl::string_view> our_lines = absl::StrSplit(ours, '\n', absl::SkipEmpty());
+  std::string differing;
+  for (absl::string_view line : absl::StrSplit(theirs, '\n', absl::SkipEmpty())) {
+    if (std::find(our_lines.begin(), our_lines.end(), line) == our_lines.end()) {
+      absl::StrAppend(&differing, line, "\n");
+    }
+  }
+  if (differing.empty()) return std::vector<std::string>{};
+  ASSIGN_OR_RETURN(std::string mountinfo, read_mountinfo());
+  ASSIGN_OR_RETURN(std::vector<std::string> dirs, CgroupDirsFrom(differing, mountinfo));
   ASSIGN_OR_RETURN(std::vector<std::string> already, CgroupDirsFrom(ours, mountinfo));
   std::erase_if(dirs, [&](const std::string& dir) {
     return std::find(already.begin(), already.end(), dir) != already.end();
   });
   return dirs;
+}
+
+absl::StatusOr<std::vector<std::string>> CgroupDirsToJoin(pid_t pid) {
+  ASSIGN_OR_RETURN(std::string theirs, ReadText(absl::StrCat("/proc/", pid, "/cgroup")));
+  ASSIGN_OR_RETURN(std::string ours, ReadText("/proc/thread-self/cgroup"));
+  return CgroupDirsToJoinFrom(theirs, ours, [] { return ReadText("/proc/self/mountinfo"); });
 }
 
 }  // namespace berth::daemon::launch

@@ -14,6 +14,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,8 +31,14 @@ absl::StatusOr<std::vector<std::string>> CgroupDirsOf(pid_t pid);
 // would not already be in (cgroup v1 places threads, not processes): what a
 // container must join. Joining costs the child a grace period per write
 // (bench/cgroup_join.sh), and the caller often shares the daemon's cgroups.
-// One read of mountinfo serves both sides.
+// mountinfo is read once for both sides, and only when some hierarchy differs.
 absl::StatusOr<std::vector<std::string>> CgroupDirsToJoin(pid_t pid);
+
+// The same from /proc/<pid>/cgroup (`theirs`) and /proc/thread-self/cgroup
+// (`ours`), for tests; `read_mountinfo` is called only when needed.
+absl::StatusOr<std::vector<std::string>> CgroupDirsToJoinFrom(
+    absl::string_view theirs, absl::string_view ours,
+    const std::function<absl::StatusOr<std::string>()>& read_mountinfo);
 
 // The same from the file contents, for tests: `proc_cgroup` is
 // /proc/<pid>/cgroup, `mountinfo` is /proc/self/mountinfo.

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <string>
@@ -150,4 +151,47 @@ TEST_CASE("cgroup directories of a process on a hybrid host") {
   CHECK(*dirs == std::vector<std::string>{
                      "/sys/fs/cgroup/systemd/user/1", "/sys/fs/cgroup/memory/job_7",
                      "/sys/fs/cgroup/cpu,cpuacct/job_7/step_0", "/sys/fs/cgroup/unified/job_7"});
+}
+
+TEST_CASE("cgroups to join: only hierarchies that differ, mountinfo read only for them") {
+  std::string mountinfo =
+      "31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755\n"
+      "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+      "40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n"
+      "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate\n";
+  int reads = 0;
+  auto read = [&]() -> absl::StatusOr<std::string> {
+    ++reads;
+    return mountinfo;
+  };
+  std::string ours = "9:name=systemd:/user/1\n4:memory:/\n0::/user.slice/u1\n";
+  // The caller where the daemon is: nothing to join, nothing to map.
+  auto same = launch::CgroupDirsToJoinFrom(ours, ours, read);
+  REQUIRE(same.ok());
+  CHECK(same->empty());
+  CHECK(reads == 0);
+  // A batch job: its own memory and v2 cgroups, the systemd one shared.
+  std::string theirs = "9:name=systemd:/user/1\n4:memory:/job_7\n0::/slurm/job_7\n";
+  auto job = launch::CgroupDirsToJoinFrom(theirs, ours, read);
+  REQUIRE(job.ok());
+  CHECK(*job == std::vector<std::string>{"/sys/fs/cgroup/memory/job_7",
+                                         "/sys/fs/cgroup/unified/slurm/job_7"});
+  CHECK(reads == 1);
+  // The same answer as mapping every line and dropping the daemon's own.
+  auto all = launch::CgroupDirsFrom(theirs, mountinfo);
+  auto own = launch::CgroupDirsFrom(ours, mountinfo);
+  REQUIRE(all.ok());
+  REQUIRE(own.ok());
+  std::erase_if(*all, [&](const std::string& d) {
+    return std::find(own->begin(), own->end(), d) != own->end();
+  });
+  CHECK(*all == *job);
+  // A mountinfo that cannot be read is an error only when it is needed.
+  auto broken = [] { return absl::StatusOr<std::string>(absl::InternalError("unreadable")); };
+  CHECK(launch::CgroupDirsToJoinFrom(ours, ours, broken).ok());
+  CHECK_FALSE(launch::CgroupDirsToJoinFrom(theirs, ours, broken).ok());
+  // This thread and its own process: the same cgroups, nothing to join.
+  auto self = launch::CgroupDirsToJoin(getpid());
+  REQUIRE(self.ok());
+  CHECK(self->empty());
 }
