@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <system_error>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
@@ -120,8 +122,20 @@ void RunSessions::Start(UniqueFd conn, PeerIdentity peer) {
   session->cancel = std::move(cancel);
   session->peer = std::make_shared<const PeerIdentity>(std::move(peer));
   Session* raw = session.get();
+  try {
+    raw->thread = std::thread(&RunSessions::Serve, this, raw);
+  } catch (const std::system_error& e) {
+    // Out of threads (RLIMIT_NPROC, memory): this session is refused, the
+    // daemon goes on.
+    --mine;
+    if (mine == 0) per_uid_.erase(uid);
+    spdlog::warn("refusing a run session from {}: cannot start a thread: {}",
+                 DescribePeer(*raw->peer), e.what());
+    return RefuseSession(raw->conn.get(), absl::ResourceExhaustedError(absl::StrCat(
+                                              "berthd cannot start a thread for the session (",
+                                              e.what(), "); try again later")));
+  }
   sessions_.push_back(std::move(session));
-  raw->thread = std::thread(&RunSessions::Serve, this, raw);
 }
 
 void RunSessions::Serve(Session* session) {
