@@ -175,15 +175,16 @@ absl::StatusOr<bool> RegistryClient::Authenticate(const HttpResponse& reply, Acc
   }
   ASSIGN_OR_RETURN(Challenge challenge, ParseChallenge(header));
   bool have_credentials = !options_.credentials.empty();
+  // A login check pings the registry with no repository.
+  const std::string what = repository_.empty() ? "" : absl::StrCat(" for ", repository_);
   auto denied = [&]() {
     if (have_credentials) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          host_, " refused the credentials for ", repository_, " (", DescribeReply(reply),
-          "); check them with 'berth registry login ", host_, "'"));
+      return absl::PermissionDeniedError(
+          absl::StrCat(host_, " refused the credentials", what, " (", DescribeReply(reply),
+                       "); check them with 'berth registry login ", host_, "'"));
     }
-    return absl::UnauthenticatedError(absl::StrCat(host_, " requires authentication for ",
-                                                   repository_, "; run 'berth registry login ",
-                                                   host_, "'"));
+    return absl::UnauthenticatedError(absl::StrCat(host_, " requires authentication", what,
+                                                   "; run 'berth registry login ", host_, "'"));
   };
   if (challenge.scheme == "basic") {
     if (!have_credentials || auth_.basic) return denied();

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -34,6 +35,7 @@ struct LoginOptions {
   std::string username;
   std::string password;
   bool password_stdin = false;
+  bool no_https = false;
   std::string authfile;
 };
 
@@ -101,7 +103,24 @@ absl::StatusOr<std::string> AuthFile(const std::string& flag) {
   return oras::BerthAuthFile();
 }
 
-absl::Status RunLogin(LoginOptions o) {
+// Asks the daemon whether the registry accepts the credentials (the client
+// itself has no network code), as Apptainer checks before storing them.
+absl::Status CheckLogin(const std::string& socket_flag, const std::string& host,
+                        const LoginOptions& o) {
+  ASSIGN_OR_RETURN(auto stub, Stub(socket_flag));
+  grpc::ClientContext context;
+  // The daemon retries a failing registry with backoff; a dead one ends here.
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  v1::CheckLoginRequest request;
+  request.set_registry(host);
+  request.mutable_auth()->set_username(o.username);
+  request.mutable_auth()->set_password(o.password);
+  request.set_no_https(o.no_https);
+  v1::CheckLoginReply reply;
+  return rpc::FromGrpcStatus(stub->CheckLogin(&context, request, &reply));
+}
+
+absl::Status RunLogin(const std::string& socket_flag, LoginOptions o) {
   std::string host = RegistryHost(o.target);
   if (host.empty()) return absl::InvalidArgumentError("registry login: no registry named");
   if (o.password_stdin) {
@@ -114,6 +133,7 @@ absl::Status RunLogin(LoginOptions o) {
         "registry login: --username and --password (or --password-stdin) are required");
   }
   ASSIGN_OR_RETURN(std::string file, AuthFile(o.authfile));
+  RETURN_IF_ERROR_CTX(CheckLogin(socket_flag, host, o), "registry login");
   RETURN_IF_ERROR_CTX(oras::StoreCredentials(file, host, {o.username, o.password, ""}),
                       "registry login");
   std::fprintf(stderr, "INFO:    Token stored in %s\n", file.c_str());
@@ -191,7 +211,9 @@ void RegisterRegistryCommands(CLI::App& app, const std::string& socket_flag,
   login_cmd->add_option("-p,--password", login->password, "Password");
   login_cmd->add_flag("--password-stdin", login->password_stdin, "Read the password from stdin");
   login_cmd->add_option("--authfile", login->authfile, "Credentials file to write");
-  login_cmd->callback([result, login] { *result = RunLogin(*login); });
+  login_cmd->add_flag("--no-https,--nohttps", login->no_https,
+                      "Use plain HTTP to check the credentials");
+  login_cmd->callback([&socket_flag, result, login] { *result = RunLogin(socket_flag, *login); });
   auto logout_target = std::make_shared<std::string>();
   auto logout_file = std::make_shared<std::string>();
   CLI::App* logout_cmd = registry->add_subcommand("logout", "Remove stored credentials");

@@ -458,6 +458,26 @@ std::string PullService::MountSourceFor(uid_t uid, const std::string& host,
   return it->second;
 }
 
+absl::Status PullService::CheckLogin(const v1::CheckLoginRequest& request,
+                                     const PeerIdentity& peer) {
+  // Named like a reference's registry, so the same parser checks it.
+  auto parsed = oras::ParseReference(absl::StrCat("oras://", request.registry(), "/x"));
+  if (!parsed.ok() || parsed->registry != request.registry()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", request.registry().substr(0, 256), "' is not a registry host[:port]"));
+  }
+  const oras::Reference& ref = *parsed;
+  oras::RegistryClient client(ref.ApiHost(), "",
+                              ClientOptionsFor(ref, request.no_https(), request.auth(), config_));
+  absl::Status ping = client.Ping();
+  spdlog::info("login check of {} for uid {}: {}", ref.registry, peer.uid,
+               ping.ok() ? "accepted" : std::string(ping.message()));
+  // A refusal already names the registry; anything else (no answer, TLS)
+  // gets it said.
+  if (ping.ok() || absl::IsPermissionDenied(ping) || absl::IsUnauthenticated(ping)) return ping;
+  return Annotate(ping, absl::StrCat("checking the credentials with ", ref.registry));
+}
+
 absl::Status PullService::CacheList(const PeerIdentity& peer, v1::CacheListReply& reply) {
   ASSIGN_OR_RETURN(std::vector<CacheEntryInfo> entries, cache_.List());
   for (const CacheEntryInfo& e : entries) {

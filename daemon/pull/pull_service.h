@@ -54,6 +54,8 @@ class PullService {
   absl::Status Push(grpc::ServerContext& context, const v1::PushRequest& request,
                     PullWriter& writer, const PeerIdentity& peer);
   absl::Status CacheList(const PeerIdentity& peer, v1::CacheListReply& reply);
+  // registry login's check: the registry accepts these credentials.
+  absl::Status CheckLogin(const v1::CheckLoginRequest& request, const PeerIdentity& peer);
   absl::Status CacheClean(const v1::CacheCleanRequest& request, const PeerIdentity& peer,
                           v1::CacheCleanReply& reply);
 

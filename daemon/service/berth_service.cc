@@ -66,6 +66,13 @@ grpc::Status BerthService::CacheClean(grpc::ServerContext* context,
   });
 }
 
+grpc::Status BerthService::CheckLogin(grpc::ServerContext* context,
+                                      const v1::CheckLoginRequest* request,
+                                      v1::CheckLoginReply* /*reply*/) {
+  return Delegate(context, "CheckLogin",
+                  [&](const PeerIdentity& peer) { return pulls_->CheckLogin(*request, peer); });
+}
+
 grpc::Status BerthService::Version(grpc::ServerContext* context,
                                    const v1::VersionRequest* /*request*/, v1::VersionReply* reply) {
   return rpc::ToGrpcStatus(DoVersion(*context, *reply));

@@ -40,6 +40,8 @@ class BerthService final : public berth::v1::Berth::Service {
                          v1::CacheListReply* reply) override;
   grpc::Status CacheClean(grpc::ServerContext* context, const v1::CacheCleanRequest* request,
                           v1::CacheCleanReply* reply) override;
+  grpc::Status CheckLogin(grpc::ServerContext* context, const v1::CheckLoginRequest* request,
+                          v1::CheckLoginReply* reply) override;
 
  private:
   absl::StatusOr<std::shared_ptr<const PeerIdentity>> Authenticate(

@@ -117,6 +117,26 @@ chunks=$(grep -c '"PATCH /v2/test/chunked/blobs/uploads/' "$T/r.log" || true)
 check "chunked pull" "$BERTH" pull -q "${nohttps[@]}" "${auth[@]}" "$T/out2.sif" "oras://$reg/test/chunked:v1"
 check "chunked round trip is byte-identical" cmp -s "$T/img2.sif" "$T/out2.sif"
 
+# registry login asks the registry (through the daemon) before it stores
+# anything, as Apptainer does.
+login=(registry login "${nohttps[@]}" --authfile "$T/login.json")
+case $kind in
+  basic | token)
+    expect_fatal "$kind: registry login refuses a wrong password" "refused the credentials" \
+      "$BERTH" "${login[@]}" -u alice -p wrong "$reg"
+    [ ! -e "$T/login.json" ] && ok "$kind: a refused login stores nothing" ||
+      bad "$kind: a refused login stores nothing" "$(cat "$T/login.json")"
+    check "$kind: registry login with the right password" "$BERTH" "${login[@]}" -u alice -p alicepw "$reg"
+    check "$kind: the stored credentials pull" "$BERTH" pull -q "${nohttps[@]}" --authfile "$T/login.json" \
+      "$T/login.sif" "oras://$reg/test/img:v1"
+    ;;
+  *)
+    check "$kind: registry login where no authentication is asked" "$BERTH" "${login[@]}" -u any -p thing "$reg"
+    ;;
+esac
+expect_fatal "registry login to a registry that does not answer" "checking the credentials with 127.0.0.1:9" \
+  "$BERTH" registry login --authfile "$T/nobody.json" -u a -p b 127.0.0.1:9
+
 case $kind in
   basic)
     expect_fatal "basic: no credentials" "requires authentication" \
