@@ -85,6 +85,10 @@ absl::StatusOr<Handoff> ReceiveHandoff(int sock) {
       fds.emplace_back(fd);
     }
   }
+  // A probe ("does a daemon answer here?") connects and closes.
+  if (n == 0 && fds.empty()) {
+    return absl::CancelledError("the client closed the connection before its preamble");
+  }
   Handoff handoff;
   if (n == static_cast<ssize_t>(sizeof data) && std::memcmp(data, kRunMagic, 8) == 0) {
     handoff.kind = ConnectionKind::kRunSession;

@@ -33,8 +33,9 @@ absl::Status SendHandoff(int sock, std::span<const int> fds,
                          ConnectionKind kind = ConnectionKind::kGrpc);
 
 // Daemon side: reads exactly the preamble from a non-blocking socket.
-// kUnavailable means "not there yet, poll and retry"; anything else is a
-// protocol violation and the connection must be dropped. Received
+// kUnavailable means "not there yet, poll and retry"; kCancelled, that the
+// client closed without sending anything (a probe); anything else is a
+// protocol violation. Either way the connection must be dropped. Received
 // descriptors are close-on-exec.
 absl::StatusOr<Handoff> ReceiveHandoff(int sock);
 

@@ -5,6 +5,9 @@
 set -euo pipefail
 berth=${BERTH:-berth}
 berthd=${BERTHD:-berthd}
+# BERTH_DAEMON=system: never answered by a user-mode daemon the client
+# would otherwise start on demand.
+export BERTH_DAEMON=system
 if "$berth" version >/dev/null 2>&1; then
   echo "berthd already running"
   exit 0

@@ -141,10 +141,14 @@ absl::Status CheckDaemonMayActAs(const CallerCreds& creds) {
 absl::StatusOr<UniqueFd> OpenWithCreds(const CallerCreds& creds, const std::string& path, int flags,
                                        int access_mode) {
   std::unique_ptr<ScopedFsIdentity> identity;
-  if (geteuid() == 0) {
+  if (geteuid() == 0 && creds.uid != 0) {
     // Why: the kernel must judge this open by the caller's permissions.
     ASSIGN_OR_RETURN(identity, ScopedFsIdentity::Assume(creds));
   } else {
+    // The caller is the daemon's own uid (root calling a root daemon, or
+    // the user of a user-mode daemon): its permissions are the daemon's.
+    // No switch, which a user-mode daemon run by root could not undo: its
+    // user namespace denies setgroups.
     RETURN_IF_ERROR(CheckDaemonMayActAs(creds));
   }
   ASSIGN_OR_RETURN(UniqueFd fd, OpenNoMagicLinks(path, flags));

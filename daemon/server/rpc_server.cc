@@ -83,6 +83,10 @@ struct Destinations {
 bool TryCompleteHandoff(PendingConnection& pending, const Destinations& to) {
   auto handoff = ReceiveHandoff(pending.conn.get());
   if (absl::IsUnavailable(handoff.status())) return false;
+  if (absl::IsCancelled(handoff.status())) {
+    spdlog::debug("connection from {} closed before its preamble", DescribePeer(pending.peer));
+    return true;
+  }
   if (!handoff.ok()) {
     spdlog::warn("dropping a connection from {}: {}", DescribePeer(pending.peer),
                  std::string(handoff.status().message()));

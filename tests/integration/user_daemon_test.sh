@@ -11,7 +11,7 @@ TEST_TMP=$(mktemp -d /tmp/berth-ud-XXXXXX)
 chmod 0755 "$TEST_TMP"
 sys_pid=
 cleanup() {
-  pkill -u "$TUSER" -f "$TEST_TMP/berthd" 2>/dev/null
+  pkill -f "$TEST_TMP/berthd" 2>/dev/null  # the user's, root's and the system one
   [ -n "$sys_pid" ] && kill "$sys_pid" 2>/dev/null
   sleep 0.2
   rm -rf "$TEST_TMP"
@@ -51,4 +51,18 @@ case "$out" in *"mode system"*) ok "a live system daemon is used" ;; *) bad "sys
 out=$(u env BERTH_SYSTEM_SOCKET="$TEST_TMP/sys/berthd.sock" BERTH_DAEMON=user "$TEST_TMP/berth" version 2>&1)
 case "$out" in *"mode user"*) ok "BERTH_DAEMON=user picks the private daemon" ;; *) bad "BERTH_DAEMON=user" "$out" ;; esac
 expect_out "--user-daemon picks the private daemon" "hi" u env BERTH_SYSTEM_SOCKET="$TEST_TMP/sys/berthd.sock" "$TEST_TMP/berth" exec --user-daemon "$IMG" echo hi
+
+# Root with no system daemon gets a private user-mode daemon as well. It runs
+# containers (it once aborted at its first image open: the user namespace it
+# lives in denies setgroups, and it switched groups to open as root), and the
+# client's probes of its socket are not logged as bad connections.
+install -d -m 0700 "$TEST_TMP/rootxdg"
+r() { env -u BERTH_SOCKET XDG_RUNTIME_DIR="$TEST_TMP/rootxdg" BERTH_SYSTEM_SOCKET="$NOSYS" "$@"; }
+expect_rc "root's private daemon runs a container" 5 r "$TEST_TMP/berth" exec "$IMG" sh -c 'exit 5'
+expect_out "root's private daemon keeps serving, binds included" "/mnt/t.sif" \
+  r "$TEST_TMP/berth" exec -B "$TEST_TMP:/mnt" "$IMG" ls /mnt/t.sif
+out=$(r "$TEST_TMP/berth" version 2>&1)
+case "$out" in *"mode user"*"uid 0"*) ok "it is a user-mode daemon of root's" ;; *) bad "root's daemon" "$out" ;; esac
+check "probes of its socket are not logged as bad connections" \
+  sh -c "! grep -q 'dropping a connection' '$TEST_TMP/rootxdg/berth/berthd.log'"
 finish
