@@ -181,13 +181,7 @@ absl::Status ParseRegistry(const toml::table& t, const std::string& o, Config& c
 }  // namespace
 
 absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin) {
-  toml::parse_result parsed = toml::parse(text, origin);
-  if (!parsed) {
-    const toml::parse_error& err = parsed.error();
-    return absl::InvalidArgumentError(absl::StrFormat("%s:%d: %s", origin, err.source().begin.line,
-                                                      std::string(err.description())));
-  }
-  const toml::table& root = parsed.table();
+  ASSIGN_OR_RETURN(const toml::table root, ParseTomlFile(text, origin));
   RETURN_IF_ERROR(
       CheckConfigKeys(root, {"binds", "images", "namespaces", "limits", "registry"}, "", origin));
   Config config;

@@ -86,13 +86,7 @@ const char* EclModeName(EclMode mode) {
 }
 
 absl::StatusOr<Ecl> ParseEcl(const std::string& text, const std::string& origin) {
-  toml::parse_result parsed = toml::parse(text, origin);
-  if (!parsed) {
-    const toml::parse_error& err = parsed.error();
-    return absl::InvalidArgumentError(absl::StrFormat("%s:%d: %s", origin, err.source().begin.line,
-                                                      std::string(err.description())));
-  }
-  const toml::table& root = parsed.table();
+  ASSIGN_OR_RETURN(const toml::table root, ParseTomlFile(text, origin));
   RETURN_IF_ERROR(CheckKeys(root, {"activated", "legacyinsecure", "execgroup"}, "", origin, ""));
   Ecl ecl;
   RETURN_IF_ERROR(ReadBool(root, "activated", origin, ecl.activated));

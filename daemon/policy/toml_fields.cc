@@ -1,9 +1,21 @@
 #include "daemon/policy/toml_fields.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace berth::daemon::policy {
+
+absl::StatusOr<toml::table> ParseTomlFile(const std::string& text, const std::string& origin) {
+  toml::parse_result parsed = toml::parse(text, origin);
+  if (!parsed) {
+    const toml::parse_error& err = parsed.error();
+    return absl::InvalidArgumentError(absl::StrFormat("%s:%d: %s", origin, err.source().begin.line,
+                                                      std::string(err.description())));
+  }
+  return std::move(parsed.table());
+}
 
 absl::Status Bad(const std::string& origin, const toml::node& node, absl::string_view what) {
   return absl::InvalidArgumentError(

@@ -15,9 +15,13 @@
 #include <toml++/toml.h>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace berth::daemon::policy {
+
+// Parses a whole policy file; a syntax error is "ORIGIN:LINE: what".
+absl::StatusOr<toml::table> ParseTomlFile(const std::string& text, const std::string& origin);
 
 // "ORIGIN:LINE: what", an InvalidArgument error.
 absl::Status Bad(const std::string& origin, const toml::node& node, absl::string_view what);
