@@ -11,6 +11,7 @@
 #   as_user CMD...                 CMD as the test user (exec, no extra process)
 #   hf NAME CMD                    hyperfine -N; appends the times (s) to NAME
 #   bench_stats NAME...            "median p25 p75 n" in ms of pooled times
+#   bench_start_registry           docker-registry + a berthd using it; sets reg
 set -euo pipefail
 
 BENCH_USER=${BERTH_TEST_USER:-berthtest}
@@ -191,4 +192,30 @@ holder_stop() {
   wait "$HOLDER_PID" 2>/dev/null || true
   HOLDER_PID=
   sleep 0.2  # the daemon drops the lease (and the mount) after the container ends
+}
+
+# bench_start_registry: a docker-registry on a free 127.0.0.1 port (plain
+# HTTP, storage under the work dir) and a system-mode berthd that treats it
+# as insecure; sets `reg` (host:port) and exports BERTH_SOCKET.
+bench_start_registry() {
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  reg=127.0.0.1:$port
+  mkdir -p "$bench_work/reg"
+  cat >"$bench_work/reg/config.yml" <<YML
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $bench_work/reg/data}}
+http: {addr: $reg}
+YML
+  docker-registry serve "$bench_work/reg/config.yml" >"$bench_work/reg/log" 2>&1 &
+  bench_pids+=($!)
+  bench_wait_until 10 curl -sf "http://$reg/v2/" -o /dev/null
+  mkdir -p "$bench_work/etc"
+  printf '[registry]\ninsecure = ["%s"]\n' "$reg" >"$bench_work/etc/berth.conf"
+  "$BERTHD" --socket "$bench_work/berthd.sock" --config-dir "$bench_work/etc" \
+    --state-dir "$bench_work/state" --foreground 2>"$bench_work/berthd.log" &
+  bench_pids+=($!)
+  export BERTH_SOCKET=$bench_work/berthd.sock
+  bench_wait_until 10 test -S "$BERTH_SOCKET"
 }

@@ -19,25 +19,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 bench_setup "${1:-$here/../build/client/berth}" "${2:-$here/../build/daemon/berthd}"
 reps=${3:-3}
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-reg=127.0.0.1:$port
-mkdir -p "$bench_work/reg"
-cat >"$bench_work/reg/config.yml" <<YML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $bench_work/reg/data}}
-http: {addr: $reg}
-YML
-docker-registry serve "$bench_work/reg/config.yml" >"$bench_work/reg/log" 2>&1 &
-bench_pids+=($!)
-bench_wait_until 10 curl -sf "http://$reg/v2/" -o /dev/null
-mkdir -p "$bench_work/etc"
-printf '[registry]\ninsecure = ["%s"]\n' "$reg" >"$bench_work/etc/berth.conf"
-"$BERTHD" --socket "$bench_work/berthd.sock" --config-dir "$bench_work/etc" \
-  --state-dir "$bench_work/state" --foreground 2>"$bench_work/berthd.log" &
-bench_pids+=($!)
-export BERTH_SOCKET=$bench_work/berthd.sock
-bench_wait_until 10 test -S "$BERTH_SOCKET"
+bench_start_registry
 
 # --- the image: an OCI layout written here, pushed by skopeo ---
 layout=$bench_work/layout

@@ -10,6 +10,17 @@ finish() {
   exit $?
 }
 
+# test_prologue NAME: the set-up every daemon test shares: root (to start
+# daemons and make the test user), the unprivileged test user $TUSER, and a
+# world-searchable $TEST_TMP (/tmp/berth-NAME-XXXXXX) for the test's files.
+test_prologue() {
+  TUSER=${BERTH_TEST_USER:-berthtest}
+  [ "$(id -u)" = 0 ] || { bad setup "needs root to set up"; finish; }
+  bash "$(dirname "${BASH_SOURCE[0]}")/../lib/ensure-test-user.sh" "$TUSER"
+  TEST_TMP=$(mktemp -d "/tmp/berth-$1-XXXXXX")
+  chmod 0755 "$TEST_TMP"
+}
+
 # check NAME CMD...: passes when CMD succeeds.
 check() {
   local name=$1; shift

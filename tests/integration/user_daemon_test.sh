@@ -4,11 +4,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
-TUSER=${BERTH_TEST_USER:-berthtest}
-[ "$(id -u)" = 0 ] || { bad setup "needs root to set up"; finish; }
-bash "$here/../lib/ensure-test-user.sh" "$TUSER"
-TEST_TMP=$(mktemp -d /tmp/berth-ud-XXXXXX)
-chmod 0755 "$TEST_TMP"
+test_prologue ud
 sys_pid=
 cleanup() {
   pkill -f "$TEST_TMP/berthd" 2>/dev/null  # the user's, root's and the system one

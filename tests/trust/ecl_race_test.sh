@@ -9,11 +9,7 @@ set -u
 BERTH_SRC=$1 BERTHD_SRC=$2 MODE=$3 WHO=$4 RUNS=${5:-100}
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../integration/lib.sh"
-TUSER=${BERTH_TEST_USER:-berthtest}
-[ "$(id -u)" = 0 ] || { bad setup "needs root to set up"; finish; }
-bash "$here/../lib/ensure-test-user.sh" "$TUSER"
-TEST_TMP=$(mktemp -d /tmp/berth-race-XXXXXX)
-chmod 0755 "$TEST_TMP"
+test_prologue race
 daemon_pid= writer_pid=
 cleanup() {
   [ -n "$writer_pid" ] && kill "$writer_pid" 2>/dev/null

@@ -8,11 +8,7 @@ set -u
 BERTH_SRC=$1 BERTHD_SRC=$2 MODE=$3 WHO=$4
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../integration/lib.sh"
-TUSER=${BERTH_TEST_USER:-berthtest}
-[ "$(id -u)" = 0 ] || { bad setup "needs root to set up"; finish; }
-bash "$here/../lib/ensure-test-user.sh" "$TUSER"
-TEST_TMP=$(mktemp -d /tmp/berth-ecl-XXXXXX)
-chmod 0755 "$TEST_TMP"
+test_prologue ecl
 daemon_pid=
 cleanup() {
   [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
