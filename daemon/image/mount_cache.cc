@@ -292,18 +292,7 @@ std::shared_ptr<MountLease> MountCache::HoldForDaemon(const MountLease& lease) {
 absl::StatusOr<int> MountCache::PruneCopies() {
   RETURN_IF_ERROR(Init());
   if (!state_->store.has_value()) return 0;
-  absl::flat_hash_set<std::string> keep;
-  std::vector<std::shared_ptr<CacheEntry>> pinned;  // released after the lock
-  {
-    absl::MutexLock lock(&state_->mu);
-    for (const auto& [key, weak] : state_->live) {
-      if (auto entry = weak.lock()) {
-        keep.insert(entry->digest);
-        pinned.push_back(std::move(entry));
-      }
-    }
-  }
-  return state_->store->Prune(keep);
+  return state_->store->Prune(DigestsInUse(*state_));
 }
 
 MountCacheStats MountCache::stats() const {
