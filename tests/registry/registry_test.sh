@@ -136,6 +136,8 @@ case $kind in
 esac
 expect_fatal "registry login to a registry that does not answer" "checking the credentials with 127.0.0.1:9" \
   "$BERTH" registry login --authfile "$T/nobody.json" -u a -p b 127.0.0.1:9
+expect_fatal "registry login to something that is not a registry host" "is not a registry host" \
+  "$BERTH" registry login --authfile "$T/nobody.json" -u a -p b 'bad host!/x:1'
 
 case $kind in
   basic)
