@@ -20,8 +20,7 @@ mib=${4:-1024}
 bench_start_registry
 
 img=$bench_work/img.sif
-cp "$here/../../shared/testdata/sif/empty.sif" "$img" 2>/dev/null ||
-  cp "${BERTH_TESTDATA:-/work/shared/testdata}/sif/empty.sif" "$img"
+cp "${BERTH_TESTDATA:-$here/../tests/testdata}/sif/empty.sif" "$img"
 head -c $((mib << 20)) /dev/urandom >>"$img"
 bytes=$(stat -c %s "$img")
 digest=sha256:$(openssl dgst -sha256 -r "$img" | cut -d' ' -f1)

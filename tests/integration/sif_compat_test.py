@@ -18,7 +18,7 @@ import tempfile
 
 TESTDATA = os.environ.get(
     "BERTH_TESTDATA",
-    os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "testdata"))
+    os.path.join(os.path.dirname(__file__), "..", "testdata"))
 SIFDIR = os.path.join(TESTDATA, "sif")
 OCI_IMAGES = {"one-object-oci-blob.sif": "OCIBlob", "one-object-oci-root-index.sif": "OCIRootIndex"}
 WORDS = {"oci": "OCI", "pgp": "PGP", "id": "ID", "sbom": "SBOM", "json": "JSON"}

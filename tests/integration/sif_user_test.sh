@@ -16,7 +16,7 @@ work=$(mktemp -d /tmp/berth-user-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 chmod 0755 "$work"
 mkdir -m 0700 "$work/rootonly"
-cp "${BERTH_TESTDATA:-$(dirname "$0")/../../../shared/testdata}/sif/one-group.sif" "$work/rootonly/secret.sif"
+cp "${BERTH_TESTDATA:-$(dirname "$0")/../testdata}/sif/one-group.sif" "$work/rootonly/secret.sif"
 install -m 0644 "$work/rootonly/secret.sif" "$work/public.sif"
 ln -s "$work/rootonly/secret.sif" "$work/link.sif"
 mkdir -m 0755 "$work/ro"

@@ -10,7 +10,7 @@ strings quote sif/validate.cc and sif/image.cc; update both together.
 Usage: make_corpus.py [--out DIR] [--testdata DIR] [--seeds DIR]
   --out       where to write the corpus (default: this script's directory)
   --testdata  reference images, for the truncated-golden case
-              (default: <repo>/../shared/testdata/sif)
+              (default: <repo>/tests/testdata/sif)
   --seeds     also write small *valid* images to DIR (the fuzzer's seeds)
 """
 
@@ -296,7 +296,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=here)
     ap.add_argument("--testdata",
-                    default=os.path.join(os.path.dirname(repo), "shared", "testdata", "sif"))
+                    default=os.path.join(repo, "tests", "testdata", "sif"))
     ap.add_argument("--seeds")
     args = ap.parse_args()
 
