@@ -99,6 +99,36 @@ TEST_CASE("the thread's fs identity and groups are restored after every open", "
   CHECK(syscall(SYS_setfsuid, 0) == 0);
 }
 
+// The kernel grants group access from the thread's supplementary groups: they
+// must be the caller's. Here the daemon's thread holds group G (not H), like
+// a daemon started with a supplementary group.
+TEST_CASE("supplementary groups are the caller's, never the daemon thread's", "[image][root]") {
+  Fixture f;
+  constexpr gid_t kG = 54321, kH = 54322;
+  auto group_file = [&](const char* name, gid_t gid) {
+    const std::string path = f.scratch.File(name);
+    std::ofstream(path) << "group\n";
+    REQUIRE(chown(path.c_str(), 0, gid) == 0);
+    REQUIRE(chmod(path.c_str(), 0640) == 0);
+    return path;
+  };
+  const std::string in_g = group_file("root-g", kG), in_h = group_file("root-h", kH);
+  const CallerCreds outsider{f.user.uid, f.user.gid, {f.user.gid}};
+  const CallerCreds member{f.user.uid, f.user.gid, {f.user.gid, kG, kH}};
+  std::thread daemon_thread([&] {
+    const gid_t daemon_groups[] = {kG};
+    REQUIRE(syscall(SYS_setgroups, 1, daemon_groups) == 0);  // this thread only
+    CHECK_FALSE(OpenAsCaller(outsider, in_g, O_RDONLY).ok());
+    CHECK_FALSE(OpenAsCaller(outsider, in_h, O_RDONLY).ok());
+    CHECK_FALSE(OpenPathAsCaller(outsider, in_g).ok());
+    CHECK(OpenAsCaller(member, in_g, O_RDONLY).ok());
+    CHECK(OpenAsCaller(member, in_h, O_RDONLY).ok());
+    CHECK(OpenPathAsCaller(member, in_h).ok());
+    CHECK(StatusLine("Groups:").find("54321") != std::string::npos);  // restored
+  });
+  daemon_thread.join();
+}
+
 TEST_CASE("other threads never see the identity switch", "[image][root]") {
   Fixture f;
   std::atomic<bool> stop{false};
