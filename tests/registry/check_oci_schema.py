@@ -3,8 +3,8 @@
 published JSON schema for KIND (manifest, index, config, layout), as Debian
 ships it (golang-github-opencontainers-image-spec-dev), with Debian's
 python3-jsonschema: a check of berth's output against the format's own
-definition, not against expectations written by hand. Exits non-zero
-naming the first violation."""
+definition, not against expectations written by hand. Silent when valid;
+otherwise exits non-zero naming the first violation."""
 import json
 import os
 import sys
@@ -39,7 +39,6 @@ def main():
     except jsonschema.ValidationError as e:
         sys.exit(f"check_oci_schema: {path} is not a valid OCI {kind}: {e.message} "
                  f"(at {'/'.join(map(str, e.absolute_path)) or 'the top'})")
-    print(f"ok: {path} is a valid OCI {kind}")
 
 
 main()
