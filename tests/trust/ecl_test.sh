@@ -35,7 +35,7 @@ allowed "whitelist A: signed by A and B runs" "$I/ab.sif"
 denied "whitelist A: unsigned is denied" "$I/none.sif" "no signature found"
 denied "whitelist A: signed by a key outside the keyring is denied" "$I/c.sif" "not valid: $KEY_C"
 allowed "whitelist A: a repeated run of an allowed image" "$I/a.sif"
-denied "whitelist A: A signed group 1 only, B group 2 is denied" "$I/split.sif" "(whitelist)" "signed by $KEY_A, $KEY_B"
+denied "whitelist A: A signed group 1 only, B group 2 is denied" "$I/split.sif" "(whitelist)" "$KEY_B"
 allowed "whitelist A: A signed both groups runs" "$I/split-aa.sif"
 
 set_ecl "activated = true
