@@ -21,10 +21,14 @@ absl::Status CheckLine(const IdMapping& m, uint32_t own_id, bool first, absl::st
                                                    " ", m.count, " is empty or past the last id"));
   }
   if (first) return absl::OkStatus();
-  if (Overlap(m.outside, 0, m.count, 1) || Overlap(m.outside, own_id, m.count, 1)) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        kind, " map line ", m.inside, " ", m.outside, " ", m.count, " would map host ", kind,
-        " 0 or the caller's own ", kind, " ", own_id, " a second time: refused"));
+  std::string line = absl::StrCat(kind, " map line ", m.inside, " ", m.outside, " ", m.count);
+  if (Overlap(m.outside, 0, m.count, 1)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(line, " would map host ", kind, " 0 (root): refused"));
+  }
+  if (Overlap(m.outside, own_id, m.count, 1)) {
+    return absl::PermissionDeniedError(absl::StrCat(line, " would map the caller's own ", kind, " ",
+                                                    own_id, " a second time: refused"));
   }
   return absl::OkStatus();
 }

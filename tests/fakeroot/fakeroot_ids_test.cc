@@ -148,9 +148,10 @@ TEST_CASE("a subid file below a directory others can write, or a symlink, is ref
 TEST_CASE("the launcher maps only what fakeroot may: never host id 0, never the caller twice") {
   CHECK(MapText({}) == "0 1000 1\n");
   CHECK(MapText({{0, 1000, 1}, {1, 100000, 65536}}) == "0 1000 1\n1 100000 65536\n");
-  CHECK_THAT(MapText({{0, 1000, 1}, {1, 0, 65536}}), Catch::Contains("would map host uid 0"));
-  CHECK_THAT(MapText({{0, 1000, 1}, {1, 999, 2}}), Catch::Contains("caller's own uid 1000"));
-  CHECK_THAT(MapText({{0, 0, 1}, {1, 0, 5}}, 0), Catch::Contains("would map host uid 0"));
+  CHECK_THAT(MapText({{0, 1000, 1}, {1, 0, 500}}), Catch::Contains("would map host uid 0 (root)"));
+  CHECK_THAT(MapText({{0, 1000, 1}, {1, 999, 2}}),
+             Catch::Contains("would map the caller's own uid 1000 a second time"));
+  CHECK_THAT(MapText({{0, 0, 1}, {1, 0, 5}}, 0), Catch::Contains("would map host uid 0 (root)"));
   CHECK_THAT(MapText({{0, 1001, 1}}), Catch::Contains("must start with \"0 1000 1\""));
   CHECK_THAT(MapText({{0, 1000, 1}, {0, 100000, 10}}), Catch::Contains("overlap"));
   CHECK_THAT(MapText({{0, 1000, 1}, {1, 100000, 10}, {5, 200000, 10}}), Catch::Contains("overlap"));
