@@ -82,11 +82,12 @@ void RegisterConfigCommands(CLI::App& app, std::shared_ptr<absl::Status> result)
   CLI::App* cmd = config->add_subcommand(
       "fakeroot", "Manage fakeroot user mappings in /etc/subuid and /etc/subgid");
   auto flags = std::make_shared<FakerootFlags>();
-  cmd->add_flag("-a,--add", flags->add,
-                "add a fakeroot mapping entry for a user allowing him to use the fakeroot feature");
   cmd->add_flag(
-      "-r,--remove", flags->remove,
-      "remove the user fakeroot mapping entry preventing him to use the fakeroot feature");
+      "-a,--add", flags->add,
+      "add a fakeroot mapping entry for a user so they can use --fakeroot with their own ids");
+  cmd->add_flag("-r,--remove", flags->remove,
+                "remove the user fakeroot mapping entry so --fakeroot falls back to the "
+                "root-mapped namespace");
   cmd->add_flag("-e,--enable", flags->enable,
                 "enable a user fakeroot mapping entry (the user mapping must be present)");
   cmd->add_flag("-d,--disable", flags->disable,
