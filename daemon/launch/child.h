@@ -129,6 +129,11 @@ struct ChildPlan {
   std::vector<gid_t> groups;
   uid_t inside_uid = 0;  // the ids to switch to (differ from uid/gid with fakeroot)
   gid_t inside_gid = 0;
+  // Written by the parent (Launch), never read by the child: the user
+  // namespace's maps (id_maps.h) and whether setgroups is denied in it.
+  std::string uid_map;
+  std::string gid_map;
+  bool deny_setgroups = true;
   int last_cap = 40;  // /proc/sys/kernel/cap_last_cap
 
   // --- payload

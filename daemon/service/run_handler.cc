@@ -158,6 +158,11 @@ absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerId
   ASSIGN_OR_RETURN(PreparedRun run,
                    PrepareRun(request, *peer, std::move(handed), options_, config_, images_, ecl_));
   warm_->Keep(images_.HoldForDaemon(*run.lease));
+  for (const std::string& line : run.notices) {
+    v1::RunOutput notice;
+    notice.mutable_notice()->set_text(line);
+    channel.Write(notice);
+  }
   auto container = launch::Launch(std::move(run.spec));
   if (!container.ok()) return Annotate(container.status(), "starting the container");
   spdlog::info("uid {} started {} (pid {}) from {}", peer->uid,
