@@ -96,16 +96,19 @@ void AddBuildFlags(CLI::App& cmd, BuildFlags& f) {
   cmd.add_flag("-s,--sandbox", f.sandbox, "build a sandbox directory instead of a SIF");
   cmd.add_flag("-F,--force", f.force, "overwrite an image file if it exists");
   cmd.add_flag("-u,--update", f.update, "run the definition over an existing sandbox");
+  // One value per occurrence: `--build-arg A=1 app.def` must leave app.def alone.
   cmd.add_option("--section", f.sections,
                  "only run these sections (setup, post, files, environment, test, labels, none)")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->allow_extra_args(false);
   cmd.add_flag("-T,--notest", f.notest, "do not run the %test section");
   cmd.add_flag("--fix-perms", f.fix_perms, "give the owner rwX on all content of OCI sources");
   cmd.add_option("--compress", f.compress, "squashfs compression: zstd (default), gzip, lz4, xz");
   cmd.add_option("--mksquashfs-args", f.mksquashfs_args,
                  "squashfs options: -comp, -Xcompression-level, -processors, -b");
   cmd.add_option("--tmpdir", f.tmpdir, "directory for the build's temporary files");
-  cmd.add_option("--build-arg", f.build_args, "NAME=VALUE for {{ NAME }} in the definition file");
+  cmd.add_option("--build-arg", f.build_args, "NAME=VALUE for {{ NAME }} in the definition file")
+      ->allow_extra_args(false);
   cmd.add_option("--build-arg-file", f.build_arg_file, "a file of NAME=VALUE lines");
   cmd.add_flag("--warn-unused-build-args", f.warn_unused_build_args,
                "warn, instead of failing, when a build arg is not used");

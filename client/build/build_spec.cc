@@ -8,8 +8,8 @@
 #include <cerrno>
 
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "deffile/deffile.h"
@@ -53,7 +53,8 @@ BuildSpec FromHeader(const std::string& name, absl::string_view bootstrap, absl:
 
 // A squashfs file or a SIF (its magic after the 32-byte launch script).
 bool LooksLikeImage(const std::string& head) {
-  return head.compare(0, 4, "hsqs") == 0 ||
+  if (head.compare(0, 4, "hsqs") == 0) return true;
+  return head.size() >= 32 + sif::kMagic.size() &&
          head.compare(32, sif::kMagic.size(), sif::kMagic.data(), sif::kMagic.size()) == 0;
 }
 
