@@ -20,7 +20,8 @@ absl::Status ErrorAt(absl::string_view file, int line, absl::string_view message
 // silently skipped, which berth refuses.
 absl::Status ResolveFilesSource(std::vector<Definition>& stages, size_t index, FilesSection& files,
                                 absl::string_view file) {
-  std::vector<absl::string_view> words = Fields(files.args.substr(0, files.args.find('#')));
+  absl::string_view args = files.args;
+  std::vector<absl::string_view> words = Fields(args.substr(0, args.find('#')));
   if (words.empty()) return absl::OkStatus();
   if (words.size() != 2) {
     return ErrorAt(file, files.line,
