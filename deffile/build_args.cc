@@ -9,13 +9,6 @@
 namespace berth::deffile::internal {
 namespace {
 
-bool ReSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r';
-}
-bool ReWord(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-
 struct Template {
   size_t begin = 0, end = 0;  // the whole `{{ NAME }}`
   absl::string_view name;
@@ -25,11 +18,11 @@ struct Template {
 bool NextTemplate(absl::string_view s, size_t from, Template& t) {
   for (size_t q = s.find("{{", from); q != absl::string_view::npos; q = s.find("{{", q + 1)) {
     size_t i = q + 2;
-    while (i < s.size() && ReSpace(s[i])) ++i;
+    while (i < s.size() && IsReSpace(s[i])) ++i;
     size_t word = i;
-    while (i < s.size() && ReWord(s[i])) ++i;
+    while (i < s.size() && IsReWord(s[i])) ++i;
     size_t word_end = i;
-    while (i < s.size() && ReSpace(s[i])) ++i;
+    while (i < s.size() && IsReSpace(s[i])) ++i;
     if (word_end > word && s.substr(i, 2) == "}}") {
       t = {q, i + 2, s.substr(word, word_end - word)};
       return true;

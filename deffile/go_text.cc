@@ -131,54 +131,7 @@ std::vector<Line> SplitLines(absl::string_view text) {
 }
 
 std::string GoQuote(absl::string_view s) {
-  std::string out = "\"";
-  for (size_t i = 0; i < s.size();) {
-    uint32_t rune = 0;
-    size_t len = RuneAt(s, i, rune);
-    if (len == 0) {
-      absl::StrAppendFormat(&out, "\\x%02x", static_cast<unsigned char>(s[i]));
-      ++i;
-      continue;
-    }
-    switch (rune) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\a':
-        out += "\\a";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\v':
-        out += "\\v";
-        break;
-      default:
-        if (rune < 0x20 || rune == 0x7F) {
-          absl::StrAppendFormat(&out, "\\x%02x", rune);
-        } else {
-          out.append(s.data() + i, len);
-        }
-    }
-    i += len;
-  }
-  out += "\"";
-  return out;
+  return berth::GoQuote(std::string_view(s.data(), s.size()));
 }
 
 std::string Printable(absl::string_view s) {

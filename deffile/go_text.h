@@ -42,6 +42,15 @@ struct Line {
 // The lines of `text`; a final line without '\n' counts, an empty text has none.
 std::vector<Line> SplitLines(absl::string_view text);
 
+// RE2's \s (ASCII white space without \v) and \w, as Apptainer's regexps
+// see them.
+inline bool IsReSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r';
+}
+inline bool IsReWord(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
 // strconv.Quote, for warnings that reproduce Apptainer's %q.
 std::string GoQuote(absl::string_view s);
 

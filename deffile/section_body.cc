@@ -7,27 +7,20 @@
 namespace berth::deffile::internal {
 namespace {
 
-// RE2's \s (ASCII only, no \v) and \w.
-bool ReSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r';
-}
-bool ReWord(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
 // [^\s"'] in the regexp.
 bool Plain(char c) {
-  return !ReSpace(c) && c != '"' && c != '\'';
+  return !IsReSpace(c) && c != '"' && c != '\'';
 }
 
 // `{{\s*\w+\s*}` at q (only the first closing brace): its end, or npos.
 size_t TemplateEnd(absl::string_view s, size_t q) {
   if (q + 1 >= s.size() || s[q] != '{' || s[q + 1] != '{') return absl::string_view::npos;
   size_t i = q + 2;
-  while (i < s.size() && ReSpace(s[i])) ++i;
+  while (i < s.size() && IsReSpace(s[i])) ++i;
   size_t word = i;
-  while (i < s.size() && ReWord(s[i])) ++i;
+  while (i < s.size() && IsReWord(s[i])) ++i;
   if (i == word) return absl::string_view::npos;
-  while (i < s.size() && ReSpace(s[i])) ++i;
+  while (i < s.size() && IsReSpace(s[i])) ++i;
   return i < s.size() && s[i] == '}' ? i + 1 : absl::string_view::npos;
 }
 
