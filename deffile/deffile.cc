@@ -86,7 +86,7 @@ absl::Status CheckUnused(const BuildArgs& args, const std::set<std::string>& use
                          std::vector<std::string>& warnings) {
   std::vector<std::string> unused;
   for (const auto& [name, value] : args.values) {
-    if (!used.count(name)) unused.push_back(name);
+    if (!used.count(name)) unused.push_back(internal::Printable(name));
   }
   if (unused.empty()) return absl::OkStatus();
   if (args.warn_unused) {
@@ -131,9 +131,11 @@ const Definition* ParsedFile::FindStage(absl::string_view name) const {
 
 absl::StatusOr<ParsedFile> ParseDefinitionFile(absl::string_view bytes, absl::string_view file_name,
                                                const BuildArgs& args) {
-  RETURN_IF_ERROR(internal::CheckLimits(bytes, file_name));
+  // Every message starts with the name: keep it to one line too.
+  const std::string name = internal::Printable(file_name);
+  RETURN_IF_ERROR(internal::CheckLimits(bytes, name));
   std::vector<Chunk> chunks = internal::SplitStages(bytes);
-  ASSIGN_OR_RETURN(std::vector<Parsed> parsed, ParseChunks(chunks, file_name));
+  ASSIGN_OR_RETURN(std::vector<Parsed> parsed, ParseChunks(chunks, name));
   ParsedFile out;
   size_t budget = kMaxFileBytes;
   std::set<std::string> used;
@@ -149,7 +151,7 @@ absl::StatusOr<ParsedFile> ParseDefinitionFile(absl::string_view bytes, absl::st
   }
   for (Parsed& p : parsed) out.stages.push_back(std::move(p.def));
   out.used_args.assign(used.begin(), used.end());
-  RETURN_IF_ERROR(internal::CheckStages(out.stages, file_name));
+  RETURN_IF_ERROR(internal::CheckStages(out.stages, name));
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -70,7 +71,7 @@ absl::StatusOr<SquashOptions> ParseSquashOptions(const BuildFlags& f) {
   if (!f.compress.empty()) {
     if (!KnownCompressor(f.compress)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--compress ", f.compress, ": use zstd, gzip, lz4 or xz"));
+          absl::StrCat("--compress ", absl::CEscape(f.compress), ": use zstd, gzip, lz4 or xz"));
     }
     if (!o.compressor.empty() && o.compressor != f.compress) {
       return absl::InvalidArgumentError(absl::StrCat(

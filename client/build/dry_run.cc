@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <span>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -152,9 +153,11 @@ std::string RenderPlan(const deffile::ParsedFile& file, const std::string& spec_
     if (!d.StageName().empty()) absl::StrAppend(&out, " \"", d.StageName(), "\"");
     absl::StrAppend(&out, " (line ", d.first_line, ")\n");
     if (!d.build_args.empty()) {
-      absl::StrAppend(&out,
-                      "  build args: ", absl::StrJoin(d.build_args, ", ", absl::PairFormatter("=")),
-                      "\n");
+      // Values may hold anything, newlines included; the plan stays one line each.
+      auto format = [](std::string* to, const auto& arg) {
+        absl::StrAppend(to, arg.first, "=", absl::CEscape(arg.second));
+      };
+      absl::StrAppend(&out, "  build args: ", absl::StrJoin(d.build_args, ", ", format), "\n");
     }
     for (const Step& step : deffile::PlanStage(d, options)) StepRows(out, d, step);
   }

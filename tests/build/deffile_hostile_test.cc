@@ -107,3 +107,16 @@ TEST_CASE("control characters in names stay on one line", "[hostile]") {
   CHECK(Error("Bootstrap: docker\nFr\rom: a\n") ==
         "t.def:2: failed to parse deffile header: invalid header keyword found: fr\\x0dom");
 }
+
+TEST_CASE("newlines in build arg names and in the file name stay escaped", "[hostile]") {
+  BuildArgs args;
+  REQUIRE(AddBuildArg(args, "A\nB=1").ok());
+  auto parsed = ParseDefinitionFile("Bootstrap: scratch\n", "t\n.def", args);
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.status().message() ==
+        "unused build args: A\\nB. Use option --warn-unused-build-args to show a warning "
+        "instead of a fatal message");
+  parsed = ParseDefinitionFile("Bootstrap: scratch\n%bad\n", "t\n.def", args);
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.status().message() == "t\\n.def:2: invalid section(s) specified: bad");
+}
