@@ -1,10 +1,17 @@
 #include "client/build/build_command.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "client/build/build_flags.h"
 #include "client/build/dry_run.h"
+#include "common/file_io.h"
 #include "common/status_macros.h"
 
 namespace berth::client {
@@ -15,9 +22,26 @@ struct BuildState {
   std::vector<std::string> positional;  // [IMAGE] SPEC
 };
 
+// --tmpdir as the daemon will need it: an existing directory, by absolute path.
+absl::Status ResolveTmpdir(std::string& tmpdir) {
+  if (tmpdir.empty()) return absl::OkStatus();
+  char resolved[PATH_MAX];
+  if (::realpath(tmpdir.c_str(), resolved) == nullptr) {
+    return ErrnoStatus(absl::StrCat("--tmpdir ", absl::CEscape(tmpdir)), errno);
+  }
+  struct stat st;
+  if (::stat(resolved, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tmpdir ", absl::CEscape(tmpdir), ": not a directory"));
+  }
+  tmpdir = resolved;
+  return absl::OkStatus();
+}
+
 absl::Status RunBuild(const CLI::App& cmd, BuildState& state) {
   RETURN_IF_ERROR(ApplyBuildEnvironment(cmd, state.flags));
   ASSIGN_OR_RETURN(SquashOptions squash, CheckBuildFlags(state.flags));
+  RETURN_IF_ERROR(ResolveTmpdir(state.flags.tmpdir));
   const std::vector<std::string>& args = state.positional;
   if (state.flags.dry_run) {
     if (args.empty() || args.size() > 2) {

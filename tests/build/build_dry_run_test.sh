@@ -123,6 +123,10 @@ flag_checks() {
     B build --dry-run --build-arg VERSION "$d"
   expect_fatal "--build-arg-file missing" "nope.env" B build --dry-run --build-arg-file "$TEST_TMP/nope.env" "$d"
   expect_fatal "--json without --dry-run" "use --dry-run --json" B build --json out.sif "$d"
+  expect_fatal "--tmpdir missing" "--tmpdir $TEST_TMP/nodir: No such file or directory" \
+    B build --dry-run --tmpdir "$TEST_TMP/nodir" "$d"
+  expect_fatal "APPTAINER_TMPDIR not a directory" "--tmpdir $d: not a directory" \
+    env APPTAINER_TMPDIR="$d" "$berth" build --dry-run "$d"
   expect_fatal "no builder yet" "the builder is not available yet" B build out.sif "$d"
   expect_rc "no builder yet: exit 255" 255 B build out.sif "$d"
   expect_fatal "build needs IMAGE and SPEC" "usage: berth build [options] IMAGE SPEC" B build "$d"
