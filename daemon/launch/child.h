@@ -10,9 +10,11 @@
 // into an absl::Status.
 //
 // Order of the steps (child.cc), each named in its error message:
-//   join cgroups → mount tree (child_rootfs.cc) → pivot_root → cwd →
-//   descriptors → rlimits, affinity, umask → identity (child_credentials.cc)
+//   join cgroups → mount tree (child_rootfs.cc) → pivot_root → descriptors
+//   → rlimits, affinity, umask → identity (child_credentials.cc) → cwd
 //   → init + exec (child_init.cc).
+// The working directory is entered after the identity switch, as the
+// caller: it is a path the caller names, so it is walked with their rights.
 // The cgroup join comes first so that everything the container allocates,
 // its tmpfs pages included, is charged to the caller's cgroup.
 //
