@@ -69,6 +69,11 @@ struct MountStep {
   std::string destination;  // relative, lexically clean, never empty
   std::string what;         // "mounting /home/alice", for the error message
   std::string source_path;  // kStagingClone: "staging/...", relative to the session
+  // The destination lies below a host tree attached earlier (a bind, $HOME,
+  // /tmp): it is resolved with the caller's filesystem identity, so that a
+  // mount cannot tell whether a name exists below a host directory the
+  // caller may not search.
+  bool resolve_as_caller = false;
 };
 
 struct FdPlacement {
