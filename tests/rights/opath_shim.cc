@@ -54,6 +54,12 @@ int ModeArg(int flags, va_list ap) {
   return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, int) : 0;
 }
 
+// Every open below ends here, in libc's openat.
+int OpenAt(int dir, const char* path, int flags, int mode) {
+  static auto real = Next<int (*)(int, const char*, int, ...)>("openat");
+  return IsTarget(path) ? real(dir, path, PathFlags(flags)) : real(dir, path, flags, mode);
+}
+
 }  // namespace
 
 extern "C" {
@@ -63,26 +69,17 @@ int open(const char* path, int flags, ...) {
   va_start(ap, flags);
   int mode = ModeArg(flags, ap);
   va_end(ap);
-  static auto real = Next<int (*)(const char*, int, ...)>("open");
-  return IsTarget(path) ? real(path, PathFlags(flags)) : real(path, flags, mode);
+  return OpenAt(AT_FDCWD, path, flags, mode);
 }
 
-int open64(const char* path, int flags, ...) {
-  va_list ap;
-  va_start(ap, flags);
-  int mode = ModeArg(flags, ap);
-  va_end(ap);
-  static auto real = Next<int (*)(const char*, int, ...)>("open64");
-  return IsTarget(path) ? real(path, PathFlags(flags)) : real(path, flags, mode);
-}
+int open64(const char* path, int flags, ...) __attribute__((alias("open")));
 
 int openat(int dir, const char* path, int flags, ...) {
   va_list ap;
   va_start(ap, flags);
   int mode = ModeArg(flags, ap);
   va_end(ap);
-  static auto real = Next<int (*)(int, const char*, int, ...)>("openat");
-  return IsTarget(path) ? real(dir, path, PathFlags(flags)) : real(dir, path, flags, mode);
+  return OpenAt(dir, path, flags, mode);
 }
 
 ssize_t sendmsg(int sock, const struct msghdr* msg, int flags) {
