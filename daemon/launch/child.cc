@@ -69,8 +69,8 @@ void SetHostname(const ChildPlan& plan) {
 // opens relative to) a directory they could not reach themselves, such as
 // one below another user's 0700 home or a root-only directory reached
 // through a bind of the host's /. With --fakeroot the walk is made by the
-// namespace's root, which maps only the caller and so overrides nothing
-// that belongs to anyone else.
+// namespace's root, whose map holds only the caller's own ids (their uid and
+// subuid range), so it overrides nothing that belongs to anyone else.
 void EnterCwd(const ChildPlan& plan) {
   int fd = OpenAt2(AT_FDCWD, plan.cwd.c_str(), O_PATH | O_DIRECTORY,
                    RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
