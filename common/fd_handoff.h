@@ -11,6 +11,8 @@
 #pragma once
 
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -38,5 +40,23 @@ absl::Status SendHandoff(int sock, std::span<const int> fds,
 // protocol violation. Either way the connection must be dropped. Received
 // descriptors are close-on-exec.
 absl::StatusOr<Handoff> ReceiveHandoff(int sock);
+
+// What a handed descriptor must let its holder do.
+enum class HandedAccess { kAny, kRead, kWrite };
+
+// What one position of the preamble is for: "the output file", "container
+// descriptor 1", and the access the verb needs through it.
+struct HandedItem {
+  std::string what;
+  HandedAccess need = HandedAccess::kAny;
+};
+
+// Daemon side: refuses a handed descriptor the daemon must not act through.
+// An O_PATH descriptor needs no permission on its file, only the right to
+// walk to it, so reading, writing or openat() below it with the daemon's
+// rights would lend them to the caller; a descriptor not open for `need`
+// would likewise be the daemon's access, not the caller's. The error is one
+// line naming the item and the fix.
+absl::Status CheckHandedDescriptor(int fd, const HandedItem& item);
 
 }  // namespace berth

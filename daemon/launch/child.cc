@@ -64,6 +64,13 @@ void SetHostname(const ChildPlan& plan) {
 // After pivot_root, "/" is the container's root: RESOLVE_IN_ROOT keeps the
 // walk inside it and RESOLVE_NO_MAGICLINKS refuses /proc/self/fd/N and its
 // kin, even through a symlink in the image (CVE-2024-21626).
+// Runs as the caller, after the identity switch: the kernel checks search
+// permission on every directory of the walk, so nobody starts inside (and
+// opens relative to) a directory they could not reach themselves, such as
+// one below another user's 0700 home or a root-only directory reached
+// through a bind of the host's /. With --fakeroot the walk is made by the
+// namespace's root, whose map holds only the caller's own ids (their uid and
+// subuid range), so it overrides nothing that belongs to anyone else.
 void EnterCwd(const ChildPlan& plan) {
   int fd = OpenAt2(AT_FDCWD, plan.cwd.c_str(), O_PATH | O_DIRECTORY,
                    RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
@@ -203,10 +210,10 @@ void ChildMain(ChildPlan& plan) {
   child::JoinCgroups(plan);
   child::SetHostname(plan);
   child::BuildRootAndPivot(plan);
-  child::EnterCwd(plan);
   child::PlaceDescriptors(plan);
   child::ApplyProcessAttributes(plan);
   child::DropPrivileges(plan);
+  child::EnterCwd(plan);
   child::StartPayload(plan);
 }
 

@@ -10,9 +10,11 @@
 // into an absl::Status.
 //
 // Order of the steps (child.cc), each named in its error message:
-//   join cgroups → mount tree (child_rootfs.cc) → pivot_root → cwd →
-//   descriptors → rlimits, affinity, umask → identity (child_credentials.cc)
+//   join cgroups → mount tree (child_rootfs.cc) → pivot_root → descriptors
+//   → rlimits, affinity, umask → identity (child_credentials.cc) → cwd
 //   → init + exec (child_init.cc).
+// The working directory is entered after the identity switch, as the
+// caller: it is a path the caller names, so it is walked with their rights.
 // The cgroup join comes first so that everything the container allocates,
 // its tmpfs pages included, is charged to the caller's cgroup.
 //
@@ -67,6 +69,11 @@ struct MountStep {
   std::string destination;  // relative, lexically clean, never empty
   std::string what;         // "mounting /home/alice", for the error message
   std::string source_path;  // kStagingClone: "staging/...", relative to the session
+  // The destination lies below a host tree attached earlier (a bind, $HOME,
+  // /tmp): it is resolved with the caller's filesystem identity, so that a
+  // mount cannot tell whether a name exists below a host directory the
+  // caller may not search.
+  bool resolve_as_caller = false;
 };
 
 struct FdPlacement {
