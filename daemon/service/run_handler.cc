@@ -176,7 +176,7 @@ absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerId
       Supervise(channel, *container, run.pty_master.get(), peer->pidfd->get(), client_gone);
   if (!client_alive) {
     spdlog::info("uid {}: client gone, killing container pid {}", peer->uid, container->pid());
-    (void)container->Signal(SIGKILL);
+    (void)container->Kill();
   }
   auto status = container->Wait();
   if (status.ok()) {
