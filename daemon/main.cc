@@ -13,6 +13,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 
 #include "CLI/CLI.hpp"
@@ -27,6 +28,7 @@
 #include "daemon/pull/blob_cache.h"
 #include "daemon/pull/pull_service.h"
 #include "daemon/server/listening_socket.h"
+#include "daemon/server/log_sink.h"
 #include "daemon/server/peer_registry.h"
 #include "daemon/server/rpc_server.h"
 #include "daemon/service/berth_service.h"
@@ -101,9 +103,17 @@ absl::Status CheckPrivilegeForMode(DaemonMode mode) {
   return absl::OkStatus();
 }
 
+// Every message is escaped on its way out (log_sink.h): callers' strings
+// cannot forge a log line.
 void SetUpLogging(bool foreground) {
-  auto logger = foreground ? spdlog::stderr_color_mt("berthd")
-                           : spdlog::syslog_logger_mt("berthd", "berthd", LOG_PID, LOG_DAEMON);
+  std::shared_ptr<spdlog::sinks::sink> out;
+  if (foreground) {
+    out = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  } else {
+    out = std::make_shared<spdlog::sinks::syslog_sink_mt>("berthd", LOG_PID, LOG_DAEMON, false);
+  }
+  auto logger = std::make_shared<spdlog::logger>("berthd", EscapingSink(std::move(out)));
+  spdlog::initialize_logger(logger);
   spdlog::set_default_logger(logger);
   spdlog::cfg::load_env_levels();
 }
