@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/unique_fd.h"
+#include "daemon/server/connection_budget.h"
 
 namespace berth::daemon {
 
@@ -35,18 +36,35 @@ namespace berth::daemon {
 // its stdio, Slurm's PMI_FD, --keep-fd. The first Run on the connection
 // takes them; they are never used by the daemon itself, only placed into the
 // caller's container, so they grant the caller nothing it did not have.
+// Their share of the caller's budget (connection_budget.h) is held until the
+// request that took them says it has closed them (Done), until they are
+// dropped unclaimed, or until this object goes.
 class HandedFds {
  public:
-  explicit HandedFds(std::vector<UniqueFd> fds) : fds_(std::move(fds)) {}
+  explicit HandedFds(std::vector<UniqueFd> fds, Charge charge = {})
+      : fds_(std::move(fds)), charge_(std::move(charge)) {}
   // All of them the first time, nothing afterwards.
   std::vector<UniqueFd> Take() {
     absl::MutexLock lock(&mu_);
     return std::exchange(fds_, {});
   }
+  // The taken descriptors are closed: their share goes back to the budget.
+  void Done() {
+    absl::MutexLock lock(&mu_);
+    charge_.Return();
+  }
+  // Closes them and gives their share back, if nobody took them.
+  void Drop() {
+    absl::MutexLock lock(&mu_);
+    if (fds_.empty()) return;
+    fds_.clear();
+    charge_.Return();
+  }
 
  private:
   absl::Mutex mu_;
   std::vector<UniqueFd> fds_ ABSL_GUARDED_BY(mu_);
+  Charge charge_ ABSL_GUARDED_BY(mu_);
 };
 
 struct PeerIdentity {
@@ -59,6 +77,10 @@ struct PeerIdentity {
   std::shared_ptr<UniqueFd> pidfd;
   bool pidfd_exact = false;
   std::shared_ptr<HandedFds> handed_fds = std::make_shared<HandedFds>(std::vector<UniqueFd>{});
+  // The connection's share of the caller's budget: returned when the last
+  // holder of this identity (the registry entry, a call, a run session) lets
+  // it go.
+  std::shared_ptr<Charge> connection;
 };
 
 // Reads the identity of the peer of the connected Unix socket `fd`.

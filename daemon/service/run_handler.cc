@@ -159,6 +159,8 @@ absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerId
                    PrepareRun(request, *peer, std::move(handed), options_, config_, images_, ecl_));
   warm_->Keep(images_.HoldForDaemon(*run.lease));
   auto container = launch::Launch(std::move(run.spec));
+  // Launch closed the handed descriptors (the container holds its copies).
+  peer->handed_fds->Done();
   if (!container.ok()) return Annotate(container.status(), "starting the container");
   spdlog::info("uid {} started {} (pid {}) from {}", peer->uid,
                request.args().empty() ? "runscript" : request.args(0), container->payload_pid(),
