@@ -19,6 +19,8 @@ b() { as "$TUSER" "$BERTH" "$@"; }
 nopid=(--no-pid)
 [ "$MODE" = user ] && nopid=(--no-pid --no-mount proc)
 mark=$((200000 + RANDOM))
+# A failing run leaves its sleeps behind: they go with the test.
+trap 'for i in 1 2 3 4 5; do pkill -x -f "sleep $((mark + i))"; done; budget_cleanup' EXIT
 # alive N: a live (not zombie) `sleep N` exists.
 alive() { pgrep -x -f "sleep $1" >/dev/null && ps -o stat= -p "$(pgrep -x -f "sleep $1")" | grep -qv Z; }
 quiet='</dev/null >/dev/null 2>&1'
