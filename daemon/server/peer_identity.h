@@ -83,8 +83,13 @@ struct PeerIdentity {
   std::shared_ptr<Charge> connection;
 };
 
-// Reads the identity of the peer of the connected Unix socket `fd`.
-absl::StatusOr<PeerIdentity> ReadPeerIdentity(int fd);
+// Reads the identity of the peer of the connected Unix socket `fd` in two
+// steps: the uid, gid and pid only (one getsockopt, enough to charge a
+// connection to its user), then the groups and the pidfd. The kernel
+// recorded all of it at connect(), so the second step may come later and
+// only for connections the daemon keeps.
+absl::StatusOr<PeerIdentity> ReadPeerCredentials(int fd);
+absl::Status CompletePeerIdentity(int fd, PeerIdentity& peer);
 
 // "uid=U gid=G groups=G1,G2 pid=P", for logs.
 std::string DescribePeer(const PeerIdentity& peer);

@@ -110,6 +110,14 @@ bool TryCompleteHandoff(PendingConnection& pending, const Destinations& to) {
     RefuseForLackOfDescriptors(std::move(pending.conn), handoff->kind, to);
     return true;
   }
+  if (absl::Status whole = CompletePeerIdentity(pending.conn.get(), pending.peer); !whole.ok()) {
+    if (absl::IsResourceExhausted(whole)) {
+      RefuseForLackOfDescriptors(std::move(pending.conn), handoff->kind, to);
+    } else {
+      spdlog::debug("rejecting a connection: {}", std::string(whole.message()));
+    }
+    return true;
+  }
   if (!handoff->fds.empty()) {
     auto charge = to.budget.Take(pending.peer.uid, Held::kHandedFds, handoff->fds.size());
     if (!charge.ok()) {
@@ -185,11 +193,9 @@ void AcceptWithReserve(AcceptLoop& loop) {
 // Charges a fresh connection to its user and reads its preamble at once
 // when it is there (the usual case); otherwise it waits among the pending.
 void Admit(UniqueFd conn, AcceptLoop& loop) {
-  auto peer = ReadPeerIdentity(conn.get());
-  if (absl::IsResourceExhausted(peer.status())) {
-    std::optional<ConnectionKind> kind = PeekConnectionKind(conn.get());
-    return RefuseForLackOfDescriptors(std::move(conn), kind, loop.to);
-  }
+  // The groups and the pidfd are read once the connection is kept
+  // (TryCompleteHandoff): a flood of refused connections costs one call each.
+  auto peer = ReadPeerCredentials(conn.get());
   if (!peer.ok()) {
     spdlog::debug("rejecting a connection: {}", std::string(peer.status().message()));
     return;
