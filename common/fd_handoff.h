@@ -12,6 +12,8 @@
 
 #include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -47,5 +49,23 @@ absl::StatusOr<Handoff> ReceiveHandoff(int sock);
 // cannot take, to tell a run-session client why); nothing when no whole
 // preamble is there.
 std::optional<ConnectionKind> PeekConnectionKind(int sock);
+
+// What a handed descriptor must let its holder do.
+enum class HandedAccess { kAny, kRead, kWrite };
+
+// What one position of the preamble is for: "the output file", "container
+// descriptor 1", and the access the verb needs through it.
+struct HandedItem {
+  std::string what;
+  HandedAccess need = HandedAccess::kAny;
+};
+
+// Daemon side: refuses a handed descriptor the daemon must not act through.
+// An O_PATH descriptor needs no permission on its file, only the right to
+// walk to it, so reading, writing or openat() below it with the daemon's
+// rights would lend them to the caller; a descriptor not open for `need`
+// would likewise be the daemon's access, not the caller's. The error is one
+// line naming the item and the fix.
+absl::Status CheckHandedDescriptor(int fd, const HandedItem& item);
 
 }  // namespace berth

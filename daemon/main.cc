@@ -61,6 +61,9 @@ void AddFlags(CLI::App& app, DaemonOptions& options, bool& user_mode) {
                "Serve only the user running berthd, without root (unprivileged user namespaces)");
   app.add_flag("--foreground", options.foreground,
                "Log to stderr instead of syslog (berthd never forks; SPDLOG_LEVEL=debug for more)");
+  // Test-only: other subordinate id files (root-owned, like the real ones).
+  app.add_option("--subuid-file", options.subuid_path)->group("");
+  app.add_option("--subgid-file", options.subgid_path)->group("");
 }
 
 // The user's private directory for a user-mode daemon: $XDG_RUNTIME_DIR/berth,

@@ -61,23 +61,6 @@ void SetHostname(const ChildPlan& plan) {
   }
 }
 
-// After pivot_root, "/" is the container's root: RESOLVE_IN_ROOT keeps the
-// walk inside it and RESOLVE_NO_MAGICLINKS refuses /proc/self/fd/N and its
-// kin, even through a symlink in the image (CVE-2024-21626).
-void EnterCwd(const ChildPlan& plan) {
-  int fd = OpenAt2(AT_FDCWD, plan.cwd.c_str(), O_PATH | O_DIRECTORY,
-                   RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
-  if (fd < 0) Fail(plan, "entering the working directory", plan.cwd.c_str(), errno);
-  if (fchdir(fd) != 0) Fail(plan, "entering the working directory", plan.cwd.c_str(), errno);
-  close(fd);
-  char buf[PATH_MAX];
-  long n = syscall(SYS_getcwd, buf, sizeof(buf));
-  // The kernel prefixes "(unreachable)" to a cwd outside the root.
-  if (n <= 0 || buf[0] != '/') {
-    Fail(plan, "entering the working directory", "it is outside the container's root", EACCES);
-  }
-}
-
 // Places every requested descriptor at its number and closes the rest (the
 // daemon's sockets, other containers' descriptors): the container gets
 // exactly its fds. Sources are first copied above every target so that no
@@ -136,6 +119,30 @@ void ApplyProcessAttributes(const ChildPlan& plan) {
 }
 
 }  // namespace
+
+// After pivot_root, "/" is the container's root: RESOLVE_IN_ROOT keeps the
+// walk inside it and RESOLVE_NO_MAGICLINKS refuses /proc/self/fd/N and its
+// kin, even through a symlink in the image (CVE-2024-21626).
+// Runs as the caller, after the identity switch: the kernel checks search
+// permission on every directory of the walk, so nobody starts inside (and
+// opens relative to) a directory they could not reach themselves, such as
+// one below another user's 0700 home or a root-only directory reached
+// through a bind of the host's /. With --fakeroot the walk is made by the
+// namespace's root, whose map holds only the caller's own ids (their uid and
+// subuid range), so it overrides nothing that belongs to anyone else.
+void EnterCwd(const ChildPlan& plan) {
+  int fd = OpenAt2(AT_FDCWD, plan.cwd.c_str(), O_PATH | O_DIRECTORY,
+                   RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+  if (fd < 0) Fail(plan, "entering the working directory", plan.cwd.c_str(), errno);
+  if (fchdir(fd) != 0) Fail(plan, "entering the working directory", plan.cwd.c_str(), errno);
+  close(fd);
+  char buf[PATH_MAX];
+  long n = syscall(SYS_getcwd, buf, sizeof(buf));
+  // The kernel prefixes "(unreachable)" to a cwd outside the root.
+  if (n <= 0 || buf[0] != '/') {
+    Fail(plan, "entering the working directory", "it is outside the container's root", EACCES);
+  }
+}
 
 void CloseRange(long first, long last) {
   if (first <= last)
@@ -210,7 +217,6 @@ void ChildMain(ChildPlan& plan) {
   child::SetHostname(plan);
   child::OpenChildrenList(plan);
   child::BuildRootAndPivot(plan);
-  child::EnterCwd(plan);
   child::PlaceDescriptors(plan);
   child::ApplyProcessAttributes(plan);
   child::StartPayload(plan);

@@ -11,10 +11,13 @@
 //
 // Order of the steps (child.cc), each named in its error message:
 //   join cgroups → (the init's children list) → mount tree (child_rootfs.cc)
-//   → pivot_root → cwd → descriptors → rlimits, affinity, umask → init
-//   (child_init.cc) → identity (child_credentials.cc) → exec. With an init
-//   the payload takes the caller's identity after the init forked it, and
-//   the init keeps one the caller cannot signal (child_init.cc).
+//   → pivot_root → descriptors → rlimits, affinity, umask → init
+//   (child_init.cc) → identity (child_credentials.cc) → cwd → exec. With an
+//   init the payload takes the caller's identity and enters the working
+//   directory after the init forked it, and the init keeps an identity the
+//   caller cannot signal (child_init.cc).
+// The working directory is entered after the identity switch, as the
+// caller: it is a path the caller names, so it is walked with their rights.
 // The cgroup join comes first so that everything the container allocates,
 // its tmpfs pages included, is charged to the caller's cgroup.
 //
@@ -75,6 +78,11 @@ struct MountStep {
   std::string destination;  // relative, lexically clean, never empty
   std::string what;         // "mounting /home/alice", for the error message
   std::string source_path;  // kStagingClone: "staging/...", relative to the session
+  // The destination lies below a host tree attached earlier (a bind, $HOME,
+  // /tmp): it is resolved with the caller's filesystem identity, so that a
+  // mount cannot tell whether a name exists below a host directory the
+  // caller may not search.
+  bool resolve_as_caller = false;
 };
 
 struct FdPlacement {
@@ -140,6 +148,11 @@ struct ChildPlan {
   std::vector<gid_t> groups;
   uid_t inside_uid = 0;  // the ids to switch to (differ from uid/gid with fakeroot)
   gid_t inside_gid = 0;
+  // Written by the parent (Launch), never read by the child: the user
+  // namespace's maps (id_maps.h) and whether setgroups is denied in it.
+  std::string uid_map;
+  std::string gid_map;
+  bool deny_setgroups = true;
   int last_cap = 40;  // /proc/sys/kernel/cap_last_cap
 
   // --- payload

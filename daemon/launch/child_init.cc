@@ -27,8 +27,8 @@
 // The init then releases the daemon's anonymous memory it inherited
 // (ReleaseDaemonMemory) and lives on its stack, making raw system calls only.
 //
-// Privilege: the payload drops to the caller (DropPrivileges) between the
-// init's vfork and its exec; the init drops to DropInitPrivileges' identity
+// Privilege: the payload drops to the caller (DropPrivileges) and enters the
+// working directory as the caller between the init's vfork and its exec; the init drops to DropInitPrivileges' identity
 // once the payload has exec'd. Neither keeps a capability.
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -271,6 +271,7 @@ void ReleaseDaemonMemory() {
   if (payload < 0) Fail(plan, "starting the payload", nullptr, errno);
   if (payload == 0) {
     DropPrivileges(plan);
+    EnterCwd(plan);
     ExecPayload(plan);
   }
   // In ps it would otherwise carry the daemon's name.
@@ -310,6 +311,7 @@ void OpenChildrenList(ChildPlan& plan) {
 void StartPayload(ChildPlan& plan) {
   if (plan.run_init) RunInit(plan);
   DropPrivileges(plan);
+  EnterCwd(plan);
   ExecPayload(plan);
 }
 

@@ -36,6 +36,10 @@ int OpenAt2(int dirfd, const char* path, uint64_t flags, uint64_t resolve);
 // child_rootfs.cc: builds the tree, pivots into it, detaches the old root.
 void BuildRootAndPivot(ChildPlan& plan);
 
+// child.cc: enters the working directory, as the caller (after
+// DropPrivileges).
+void EnterCwd(const ChildPlan& plan);
+
 // child_credentials.cc: becomes the caller (or fakeroot); no caps, NNP.
 void DropPrivileges(ChildPlan& plan);
 

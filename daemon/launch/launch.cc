@@ -69,15 +69,16 @@ absl::Status WriteProcFile(pid_t pid, const char* name, const std::string& text)
 }
 
 // Privilege: needs CAP_SETUID/CAP_SETGID over the daemon's user namespace,
-// which owns the child's new one. Single-id maps: the inside id (0 with
-// fakeroot) is the caller's id outside, nothing else exists in there.
-// setgroups is denied so root inside cannot shed the caller's groups (which
-// may be what denies it access to something).
+// which owns the child's new one. The maps were built and checked by
+// PrepareLaunch (id_maps.h): the inside id (0 with fakeroot) is the caller's
+// id outside, plus, for fakeroot with subordinate ranges, the caller's own
+// range from /etc/subuid and /etc/subgid. With single-id maps setgroups is
+// denied so root inside cannot shed the caller's groups (which may be what
+// denies it access to something).
 absl::Status WriteIdMaps(pid_t pid, const ChildPlan& plan) {
-  RETURN_IF_ERROR(WriteProcFile(pid, "setgroups", "deny"));
-  RETURN_IF_ERROR(
-      WriteProcFile(pid, "gid_map", absl::StrCat(plan.inside_gid, " ", plan.gid, " 1")));
-  return WriteProcFile(pid, "uid_map", absl::StrCat(plan.inside_uid, " ", plan.uid, " 1"));
+  if (plan.deny_setgroups) RETURN_IF_ERROR(WriteProcFile(pid, "setgroups", "deny"));
+  RETURN_IF_ERROR(WriteProcFile(pid, "gid_map", plan.gid_map));
+  return WriteProcFile(pid, "uid_map", plan.uid_map);
 }
 
 struct Received {

@@ -78,6 +78,14 @@ struct Identity {
   std::vector<std::pair<gid_t, std::string>> group_names;
 };
 
+// One line of a user namespace's uid_map or gid_map: the ids inside to
+// inside+count-1 are outside to outside+count-1 in the daemon's namespace.
+struct IdMapping {
+  uint32_t inside = 0;
+  uint32_t outside = 0;
+  uint32_t count = 0;
+};
+
 // One host path to bind into the container.
 struct BindSpec {
   UniqueFd source;          // opened as the caller (O_PATH is enough); directory or file
@@ -115,6 +123,14 @@ struct LaunchSpec {
   // its capabilities inside that namespace (like Apptainer's --fakeroot).
   // Implies user_namespace.
   bool fakeroot = false;
+  // With fakeroot, the namespace's maps (daemon/fakeroot decides them).
+  // Empty: the single-id maps, 0 -> the caller's uid and gid. Otherwise the
+  // first line must be that one and the others (the caller's subordinate
+  // ranges) may map neither id 0 nor the caller's id; setgroups then stays
+  // allowed inside, as newgidmap leaves it, so package managers can drop to
+  // their own users. Checked by the launcher (id_maps.h) whoever filled them.
+  std::vector<IdMapping> fakeroot_uid_map;
+  std::vector<IdMapping> fakeroot_gid_map;
 
   // --contain: minimal /dev, and empty tmpfs at /tmp, /var/tmp and $HOME.
   bool contain = false;

@@ -11,9 +11,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/digest.h"
+#include "common/fd_handoff.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
+#include "daemon/image/open_as_caller.h"
 #include "daemon/pull/image_resolve.h"
 #include "daemon/pull/layer_fetch.h"
 #include "oci/local_transport.h"
@@ -126,18 +129,22 @@ class FdSink : public oras::BlobSink {
   int64_t flushed_ = 0;
 };
 
-// The descriptors the client handed over: exactly `count` of them.
-absl::StatusOr<std::vector<UniqueFd>> TakeHandedFds(const PeerIdentity& peer, size_t count,
-                                                    const char* what) {
-  std::vector<UniqueFd> fds = peer.handed_fds->Take();
-  if (fds.size() != count) {
+// The descriptors the client handed over: exactly one per item, each
+// checked for the access the item needs (never O_PATH).
+absl::StatusOr<std::vector<UniqueFd>> TakeHandedFds(const PeerIdentity& peer,
+                                                    std::span<const HandedItem> items) {
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> fds, peer.handed_fds->Take(items));
+  if (fds.size() != items.size()) {
+    std::vector<std::string> names;
+    for (const HandedItem& item : items) names.push_back(item.what);
     return absl::InvalidArgumentError(
-        absl::StrCat("expected ", count, " handed descriptors (", what, "), got ", fds.size()));
+        absl::StrCat("expected ", items.size(), " handed descriptors (", absl::StrJoin(names, ", "),
+                     "), got ", fds.size()));
   }
   return fds;
 }
 
-absl::Status CheckRegularFile(int fd, const char* what) {
+absl::Status CheckRegularFile(int fd, const std::string& what) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return ErrnoStatus(what, errno);
   if (!S_ISREG(st.st_mode)) {
@@ -146,9 +153,9 @@ absl::Status CheckRegularFile(int fd, const char* what) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<UniqueFd> TakeOneHandedFd(const PeerIdentity& peer, const char* what) {
-  ASSIGN_OR_RETURN(std::vector<UniqueFd> fds, TakeHandedFds(peer, 1, what));
-  RETURN_IF_ERROR(CheckRegularFile(fds[0].get(), what));
+absl::StatusOr<UniqueFd> TakeOneHandedFd(const PeerIdentity& peer, HandedItem item) {
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> fds, TakeHandedFds(peer, {&item, 1}));
+  RETURN_IF_ERROR(CheckRegularFile(fds[0].get(), item.what));
   return std::move(fds[0]);
 }
 
@@ -166,12 +173,11 @@ absl::Status CheckSifMagic(int fd, const std::string& what) {
   return absl::OkStatus();
 }
 
-// Checks the caller's output descriptor and empties it.
+// Empties the caller's output descriptor (its access was checked when it
+// was taken); positioned writes need it without O_APPEND.
 absl::Status PrepareOutput(int out_fd) {
-  int mode = ::fcntl(out_fd, F_GETFL);
-  if (mode < 0 || ((mode & O_ACCMODE) != O_WRONLY && (mode & O_ACCMODE) != O_RDWR) ||
-      (mode & O_APPEND) != 0) {
-    return absl::InvalidArgumentError("the output descriptor is not open for writing");
+  if ((::fcntl(out_fd, F_GETFL) & O_APPEND) != 0) {
+    return absl::InvalidArgumentError("the output descriptor is open for appending only");
   }
   if (::ftruncate(out_fd, 0) != 0 || ::lseek(out_fd, 0, SEEK_SET) != 0) {
     return ErrnoStatus("truncating the output", errno);
@@ -212,7 +218,7 @@ absl::Status PullService::Pull(grpc::ServerContext& context, const v1::PullReque
   ASSIGN_OR_RETURN(oras::Reference ref, oras::ParseReference(request.reference()));
   UniqueFd out;
   if (request.write_output()) {
-    ASSIGN_OR_RETURN(out, TakeOneHandedFd(peer, "the output file"));
+    ASSIGN_OR_RETURN(out, TakeOneHandedFd(peer, {"the output file", HandedAccess::kWrite}));
     RETURN_IF_ERROR(PrepareOutput(out.get()));
   }
   oras::RegistryClient client(ref.ApiHost(), ref.repository,
@@ -253,9 +259,11 @@ absl::Status PullService::PullLocal(const v1::PullRequest& request, PullWriter& 
   if (!request.write_output()) {
     return absl::InvalidArgumentError("local image transports need an output file");
   }
-  ASSIGN_OR_RETURN(std::vector<UniqueFd> fds,
-                   TakeHandedFds(peer, 2, "the output file and the image"));
+  const HandedItem items[] = {{"the output file", HandedAccess::kWrite},
+                              {absl::StrCat("the image ", local.path), HandedAccess::kRead}};
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> fds, TakeHandedFds(peer, items));
   RETURN_IF_ERROR(CheckRegularFile(fds[0].get(), "the output file"));
+  RETURN_IF_ERROR(PrepareOutput(fds[0].get()));
   struct stat st {};
   if (::fstat(fds[1].get(), &st) != 0) return ErrnoStatus("the image", errno);
   bool want_dir = local.transport == oci::LocalTransport::kOciDir;
@@ -263,6 +271,13 @@ absl::Status PullService::PullLocal(const v1::PullRequest& request, PullWriter& 
     return absl::InvalidArgumentError(
         absl::StrCat(local.path, want_dir ? " is not a directory" : " is not a regular file"));
   }
+  // Files below a layout directory are opened as the caller: the kernel
+  // judges their permissions, not the daemon's (the handed directory proves
+  // only that the caller could read its listing).
+  image::CallerCreds creds{peer.uid, peer.gid, peer.groups};
+  auto open_as_caller = [&creds](int dir_fd, const std::string& name, int flags) {
+    return image::OpenAtAsCaller(creds, dir_fd, name, flags);
+  };
   oci::PlatformSpec platform = oci::HostPlatform();
   if (!request.arch().empty()) {
     ASSIGN_OR_RETURN(platform, oci::ParsePlatformSpec(request.arch()));
@@ -274,13 +289,12 @@ absl::Status PullService::PullLocal(const v1::PullRequest& request, PullWriter& 
                    OpenFile(cache_.root() + "/tmp", O_DIRECTORY | O_RDONLY | O_CLOEXEC));
   absl::StatusOr<oci::OciImage> image =
       local.transport == oci::LocalTransport::kOciDir
-          ? oci::ReadOciLayout(fds[1].get(), local.tag, platform)
+          ? oci::ReadOciLayout(fds[1].get(), local.tag, platform, open_as_caller)
       : local.transport == oci::LocalTransport::kOciArchive
           ? oci::ReadOciArchive(fds[1].get(), local.tag, platform, scratch.get())
           : oci::ReadDockerArchive(fds[1].get(), local.tag, scratch.get());
   if (!image.ok()) return Annotate(image.status(), "reading the image");
   ProgressReporter convert(writer, "sha256:" + std::string(64, '0'), "sif", 0);
-  if (::ftruncate(fds[0].get(), 0) != 0) return ErrnoStatus("truncating the output", errno);
   auto stats = oci::WriteSifFromOci(*image, fds[0].get(), oci::SifBuildOptions{});
   if (!stats.ok()) return Annotate(stats.status(), "converting to SIF");
   convert.Finish(false);
@@ -409,7 +423,7 @@ absl::Status PullService::Push(grpc::ServerContext& context, const v1::PushReque
       return absl::InvalidArgumentError("annotation keys must be 1-256 bytes, values up to 4 KiB");
     }
   }
-  ASSIGN_OR_RETURN(UniqueFd sif, TakeOneHandedFd(peer, "the image to push"));
+  ASSIGN_OR_RETURN(UniqueFd sif, TakeOneHandedFd(peer, {"the image to push", HandedAccess::kRead}));
   ASSIGN_OR_RETURN(int64_t size, FileSize(sif.get()));
   RETURN_IF_ERROR(CheckSifMagic(sif.get(), "the image to push"));
   ASSIGN_OR_RETURN(std::string hex, DigestRange(sif.get(), 0, size, DigestAlgorithm::kSha256));

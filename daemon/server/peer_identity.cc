@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/file_io.h"
@@ -59,6 +60,19 @@ absl::StatusOr<std::pair<UniqueFd, bool>> OpenPeerPidfd(int fd, pid_t pid) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::vector<UniqueFd>> HandedFds::Take(std::span<const HandedItem> items) {
+  std::vector<UniqueFd> fds;
+  {
+    absl::MutexLock lock(&mu_);
+    fds = std::exchange(fds_, {});
+  }
+  for (size_t i = 0; i < fds.size(); ++i) {
+    HandedItem unnamed{absl::StrCat("handed descriptor #", i), HandedAccess::kAny};
+    RETURN_IF_ERROR(CheckHandedDescriptor(fds[i].get(), i < items.size() ? items[i] : unnamed));
+  }
+  return fds;
+}
 
 absl::StatusOr<PeerIdentity> ReadPeerCredentials(int fd) {
   PeerIdentity peer;

@@ -21,33 +21,37 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/fd_handoff.h"
 #include "common/unique_fd.h"
 #include "daemon/server/connection_budget.h"
 
 namespace berth::daemon {
 
 // Descriptors the client passed in its connection preamble (fd_handoff.h):
-// its stdio, Slurm's PMI_FD, --keep-fd. The first Run on the connection
-// takes them; they are never used by the daemon itself, only placed into the
-// caller's container, so they grant the caller nothing it did not have.
-// Their share of the caller's budget (connection_budget.h) is held until the
-// request that took them says it has closed them (Done), until they are
-// dropped unclaimed, or until this object goes.
+// its stdio, Slurm's PMI_FD and --keep-fd for a run; the output file and a
+// local image for a pull; the image for a push. The first verb on the
+// connection takes them, each checked against what that verb does through
+// it (CheckHandedDescriptor: never an O_PATH descriptor, open for the access
+// needed), so the daemon never acts through a descriptor with rights the
+// caller did not open it with. Their share of the caller's budget
+// (connection_budget.h) is held until the request that took them says it has
+// closed them (Done), until they are dropped unclaimed, or until this object
+// goes.
 class HandedFds {
  public:
   explicit HandedFds(std::vector<UniqueFd> fds, Charge charge = {})
       : fds_(std::move(fds)), charge_(std::move(charge)) {}
-  // All of them the first time, nothing afterwards.
-  std::vector<UniqueFd> Take() {
-    absl::MutexLock lock(&mu_);
-    return std::exchange(fds_, {});
-  }
+  // All of them the first time, nothing afterwards. Position i is checked
+  // against items[i], positions past `items` as "handed descriptor #i" (any
+  // access); on a refusal nothing is handed out.
+  absl::StatusOr<std::vector<UniqueFd>> Take(std::span<const HandedItem> items);
   // The taken descriptors are closed: their share goes back to the budget.
   void Done() {
     absl::MutexLock lock(&mu_);
