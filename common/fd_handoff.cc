@@ -97,17 +97,29 @@ absl::StatusOr<Handoff> ReceiveHandoff(int sock) {
   } else if (n != static_cast<ssize_t>(sizeof data) || std::memcmp(data, kGrpcMagic, 8) != 0) {
     return absl::InvalidArgumentError("connection did not start with the berth preamble");
   }
-  if ((msg.msg_flags & MSG_CTRUNC) != 0) {
-    return absl::InvalidArgumentError("too many descriptors passed");
-  }
   uint32_t count;
   std::memcpy(&count, data + 8, 4);
+  if ((msg.msg_flags & MSG_CTRUNC) != 0) {
+    // Within the limit, the kernel truncates only when our table is full.
+    if (count > kMaxHandoffFds) return absl::InvalidArgumentError("too many descriptors passed");
+    handoff.no_room = true;
+    return handoff;
+  }
   if (count != fds.size()) {
     return absl::InvalidArgumentError(
         absl::StrFormat("preamble announced %d descriptors but %d arrived", count, fds.size()));
   }
   handoff.fds = std::move(fds);
   return handoff;
+}
+
+std::optional<ConnectionKind> PeekConnectionKind(int sock) {
+  char data[sizeof kGrpcMagic];
+  ssize_t n = ::recv(sock, data, sizeof data, MSG_PEEK | MSG_DONTWAIT);
+  if (n != static_cast<ssize_t>(sizeof data)) return std::nullopt;
+  if (std::memcmp(data, kRunMagic, sizeof data) == 0) return ConnectionKind::kRunSession;
+  if (std::memcmp(data, kGrpcMagic, sizeof data) == 0) return ConnectionKind::kGrpc;
+  return std::nullopt;
 }
 
 absl::Status CheckHandedDescriptor(int fd, const HandedItem& item) {

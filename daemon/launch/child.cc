@@ -61,6 +61,65 @@ void SetHostname(const ChildPlan& plan) {
   }
 }
 
+// Places every requested descriptor at its number and closes the rest (the
+// daemon's sockets, other containers' descriptors): the container gets
+// exactly its fds. Sources are first copied above every target so that no
+// dup3() overwrites a source still to be placed. The control channel, the
+// status pipe and the init's children list survive as close-on-exec
+// descriptors above the targets.
+void PlaceDescriptors(ChildPlan& plan) {
+  int floor = plan.max_target + 1 > 3 ? plan.max_target + 1 : 3;
+  // The caller's numbers may exceed the daemon's NOFILE limit; the caller's
+  // own limits are applied afterwards.
+  rlimit nofile;
+  rlim_t needed = static_cast<rlim_t>(floor) + plan.fds.size() + 8;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < needed) {
+    nofile.rlim_cur = needed;
+    if (nofile.rlim_max < needed) nofile.rlim_max = needed;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+  int* kept[3] = {&plan.channel_fd, &plan.status_fd, &plan.children_fd};
+  for (int* fd : kept) {
+    if (*fd < 0) continue;
+    *fd = fcntl(*fd, F_DUPFD_CLOEXEC, floor);
+    if (*fd < 0) Fail(plan, "moving the launcher's descriptors", nullptr, errno);
+  }
+  for (size_t i = 0; i < plan.fds.size(); ++i) {
+    plan.fd_scratch[i] = fcntl(plan.fds[i].source, F_DUPFD_CLOEXEC, floor);
+    if (plan.fd_scratch[i] < 0) Fail(plan, "copying the container's descriptors", nullptr, errno);
+  }
+  for (size_t i = 0; i < plan.fds.size(); ++i) {
+    if (dup3(plan.fd_scratch[i], plan.fds[i].target, 0) < 0) {
+      Fail(plan, "placing the container's descriptors", nullptr, errno);
+    }
+  }
+  // The gaps between targets (sorted by the parent), then above them.
+  int previous = -1;
+  for (const FdPlacement& p : plan.fds) {
+    CloseRange(previous + 1, p.target - 1);
+    previous = p.target;
+  }
+  CloseRange(previous + 1, floor - 1);
+  int keep[3] = {plan.channel_fd, plan.status_fd, plan.children_fd};
+  CloseAbove(floor, keep);
+}
+
+// Before the identity switch: raising a hard limit needs CAP_SYS_RESOURCE.
+void ApplyProcessAttributes(const ChildPlan& plan) {
+  for (size_t i = 0; i < plan.rlimits.size(); ++i) {
+    if (setrlimit(static_cast<__rlimit_resource>(plan.rlimits[i].first), &plan.rlimits[i].second) !=
+        0) {
+      Fail(plan, plan.rlimit_what[i].c_str(), nullptr, errno);
+    }
+  }
+  if (plan.set_affinity && sched_setaffinity(0, sizeof(plan.affinity), &plan.affinity) != 0) {
+    Fail(plan, "setting the CPU affinity", nullptr, errno);
+  }
+  if (plan.set_umask) umask(plan.umask);
+}
+
+}  // namespace
+
 // After pivot_root, "/" is the container's root: RESOLVE_IN_ROOT keeps the
 // walk inside it and RESOLVE_NO_MAGICLINKS refuses /proc/self/fd/N and its
 // kin, even through a symlink in the image (CVE-2024-21626).
@@ -85,81 +144,28 @@ void EnterCwd(const ChildPlan& plan) {
   }
 }
 
-// Closes [first, last]; nothing when the range is empty.
 void CloseRange(long first, long last) {
   if (first <= last)
     syscall(SYS_close_range, static_cast<unsigned>(first), static_cast<unsigned>(last), 0);
 }
 
-// Places every requested descriptor at its number and closes the rest (the
-// daemon's sockets, other containers' descriptors): the container gets
-// exactly its fds. Sources are first copied above every target so that no
-// dup3() overwrites a source still to be placed. The control channel and
-// the status pipe survive as close-on-exec descriptors above the targets.
-void PlaceDescriptors(ChildPlan& plan) {
-  int floor = plan.max_target + 1 > 3 ? plan.max_target + 1 : 3;
-  // The caller's numbers may exceed the daemon's NOFILE limit; the caller's
-  // own limits are applied afterwards.
-  rlimit nofile;
-  rlim_t needed = static_cast<rlim_t>(floor) + plan.fds.size() + 8;
-  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < needed) {
-    nofile.rlim_cur = needed;
-    if (nofile.rlim_max < needed) nofile.rlim_max = needed;
-    setrlimit(RLIMIT_NOFILE, &nofile);
-  }
-  int channel = fcntl(plan.channel_fd, F_DUPFD_CLOEXEC, floor);
-  if (channel < 0) Fail(plan, "moving the control channel", nullptr, errno);
-  plan.channel_fd = channel;
-  if (plan.status_fd >= 0) {
-    plan.status_fd = fcntl(plan.status_fd, F_DUPFD_CLOEXEC, floor);
-    if (plan.status_fd < 0) Fail(plan, "moving the status pipe", nullptr, errno);
-  }
-  for (size_t i = 0; i < plan.fds.size(); ++i) {
-    plan.fd_scratch[i] = fcntl(plan.fds[i].source, F_DUPFD_CLOEXEC, floor);
-    if (plan.fd_scratch[i] < 0) Fail(plan, "copying the container's descriptors", nullptr, errno);
-  }
-  for (size_t i = 0; i < plan.fds.size(); ++i) {
-    if (dup3(plan.fd_scratch[i], plan.fds[i].target, 0) < 0) {
-      Fail(plan, "placing the container's descriptors", nullptr, errno);
+void CloseAbove(int first, int (&keep)[3]) {
+  // A three-element insertion sort: no library call in the child.
+  for (int i = 1; i < 3; ++i) {
+    for (int j = i; j > 0 && keep[j - 1] > keep[j]; --j) {
+      int t = keep[j];
+      keep[j] = keep[j - 1];
+      keep[j - 1] = t;
     }
   }
-  // The gaps between targets (sorted by the parent), then above them.
-  int previous = -1;
-  for (const FdPlacement& p : plan.fds) {
-    CloseRange(previous + 1, p.target - 1);
-    previous = p.target;
+  long next = first;
+  for (int fd : keep) {
+    if (fd < first) continue;
+    CloseRange(next, fd - 1);
+    next = fd + 1;
   }
-  CloseRange(previous + 1, floor - 1);
-  int low = plan.channel_fd;
-  int high = plan.status_fd;
-  if (high >= 0 && high < low) {
-    low = plan.status_fd;
-    high = plan.channel_fd;
-  }
-  CloseRange(floor, low - 1);
-  if (high >= 0) {
-    CloseRange(low + 1, high - 1);
-    CloseRange(high + 1, ~0U);
-  } else {
-    CloseRange(low + 1, ~0U);
-  }
+  CloseRange(next, ~0U);
 }
-
-// Before the identity switch: raising a hard limit needs CAP_SYS_RESOURCE.
-void ApplyProcessAttributes(const ChildPlan& plan) {
-  for (size_t i = 0; i < plan.rlimits.size(); ++i) {
-    if (setrlimit(static_cast<__rlimit_resource>(plan.rlimits[i].first), &plan.rlimits[i].second) !=
-        0) {
-      Fail(plan, plan.rlimit_what[i].c_str(), nullptr, errno);
-    }
-  }
-  if (plan.set_affinity && sched_setaffinity(0, sizeof(plan.affinity), &plan.affinity) != 0) {
-    Fail(plan, "setting the CPU affinity", nullptr, errno);
-  }
-  if (plan.set_umask) umask(plan.umask);
-}
-
-}  // namespace
 
 void Fail(const ChildPlan& plan, const char* what, const char* detail, int err) {
   ChildMessage msg;
@@ -209,11 +215,10 @@ void ChildMain(ChildPlan& plan) {
   child::ResetSignalHandlers();
   child::JoinCgroups(plan);
   child::SetHostname(plan);
+  child::OpenChildrenList(plan);
   child::BuildRootAndPivot(plan);
   child::PlaceDescriptors(plan);
   child::ApplyProcessAttributes(plan);
-  child::DropPrivileges(plan);
-  child::EnterCwd(plan);
   child::StartPayload(plan);
 }
 

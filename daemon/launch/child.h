@@ -10,9 +10,12 @@
 // into an absl::Status.
 //
 // Order of the steps (child.cc), each named in its error message:
-//   join cgroups → mount tree (child_rootfs.cc) → pivot_root → descriptors
-//   → rlimits, affinity, umask → identity (child_credentials.cc) → cwd
-//   → init + exec (child_init.cc).
+//   join cgroups → (the init's children list) → mount tree (child_rootfs.cc)
+//   → pivot_root → descriptors → rlimits, affinity, umask → init
+//   (child_init.cc) → identity (child_credentials.cc) → cwd → exec. With an
+//   init the payload takes the caller's identity and enters the working
+//   directory after the init forked it, and the init keeps an identity the
+//   caller cannot signal (child_init.cc).
 // The working directory is entered after the identity switch, as the
 // caller: it is a path the caller names, so it is walked with their rights.
 // The cgroup join comes first so that everything the container allocates,
@@ -49,6 +52,12 @@ struct ChildMessage {
   int32_t err = 0;
   char text[504] = {};
 };
+
+// What the launcher sends the init to end the container (Container::Kill):
+// the init kills the payload and every process left of it, then exits. Only
+// the daemon's uid may signal the init (child_credentials.cc), and clients
+// cannot forward real-time signals, so nobody else can send it.
+inline constexpr int kEndContainerSignal = 64;  // SIGRTMAX
 
 // One mount of the container's tree, attached in order beneath the new root.
 struct MountStep {
@@ -88,8 +97,11 @@ struct ChildPlan {
   std::string hostname;  // empty: unchanged
 
   // --- control
-  int channel_fd = -1;      // child end of the message socketpair
-  int status_fd = -1;       // write end of the payload-status pipe (init only)
+  int channel_fd = -1;  // child end of the message socketpair
+  int status_fd = -1;   // write end of the payload-status pipe (init only)
+  // The init's /proc/thread-self/children, opened before pivot_root, when
+  // there is no PID namespace to end the container's processes with it.
+  int children_fd = -1;
   int channel_target = -1;  // numbers both are moved to before fds are placed
   int status_target = -1;
 

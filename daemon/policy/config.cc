@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <set>
 #include <sstream>
@@ -128,11 +129,33 @@ absl::Status ParseNamespaces(const toml::table& t, const std::string& o, Config&
   return absl::OkStatus();
 }
 
+// What a user's connections may hold. Sessions default to one per
+// container plus a few awaiting their request, and connections to room for
+// every session and some gRPC calls beside them.
+absl::Status ParseConnectionLimits(const toml::table& t, const std::string& o, Config& c) {
+  c.max_sessions_per_user = c.max_containers_per_user + 16;
+  RETURN_IF_ERROR(ReadInt(t, "max_sessions_per_user", 1, 1 << 20, o, c.max_sessions_per_user));
+  c.max_connections_per_user = std::max(512, c.max_sessions_per_user + 64);
+  RETURN_IF_ERROR(
+      ReadInt(t, "max_connections_per_user", 1, 1 << 20, o, c.max_connections_per_user));
+  RETURN_IF_ERROR(ReadInt(t, "max_pending_connections_per_user", 1, 1024, o,
+                          c.max_pending_connections_per_user));
+  RETURN_IF_ERROR(ReadInt(t, "max_handed_fds_per_user", 64, 1 << 20, o, c.max_handed_fds_per_user));
+  if (c.max_connections_per_user < c.max_sessions_per_user) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: max_connections_per_user (%d) is lower than max_sessions_per_user (%d): every run "
+        "session is a connection",
+        o, c.max_connections_per_user, c.max_sessions_per_user));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseLimits(const toml::table& t, const std::string& o, Config& c) {
   RETURN_IF_ERROR(CheckConfigKeys(
       t,
       {"max_containers_per_user", "max_images_per_user", "max_loop_devices_per_user",
-       "writable_tmpfs_default_mib", "writable_tmpfs_max_mib"},
+       "writable_tmpfs_default_mib", "writable_tmpfs_max_mib", "max_sessions_per_user",
+       "max_connections_per_user", "max_pending_connections_per_user", "max_handed_fds_per_user"},
       "limits", o));
   RETURN_IF_ERROR(ReadInt(t, "max_containers_per_user", 1, 100000, o, c.max_containers_per_user));
   RETURN_IF_ERROR(ReadInt(t, "max_images_per_user", 1, 10000, o, c.max_images_per_user));
@@ -145,7 +168,7 @@ absl::Status ParseLimits(const toml::table& t, const std::string& o, Config& c) 
     return absl::InvalidArgumentError(
         absl::StrCat(o, ": writable_tmpfs_default_mib is larger than writable_tmpfs_max_mib"));
   }
-  return absl::OkStatus();
+  return ParseConnectionLimits(t, o, c);
 }
 
 absl::Status ParseRegistry(const toml::table& t, const std::string& o, Config& c) {

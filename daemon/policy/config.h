@@ -51,6 +51,13 @@ struct Config {
   int max_loop_devices_per_user = 32;
   uint64_t writable_tmpfs_default_mib = 64;
   uint64_t writable_tmpfs_max_mib = 65536;
+  // What one user's connections may make the daemon hold (connection_budget.h).
+  // Unset in the file, sessions follow max_containers_per_user (+16 awaiting
+  // their request) and connections follow sessions.
+  int max_sessions_per_user = 256 + 16;
+  int max_connections_per_user = 512;
+  int max_pending_connections_per_user = 16;
+  int max_handed_fds_per_user = 1024;
 
   // [registry] (pull/push, the node cache)
   std::vector<std::string> insecure_registries;  // host[:port] spoken to over plain HTTP

@@ -74,17 +74,21 @@ absl::StatusOr<std::vector<UniqueFd>> HandedFds::Take(std::span<const HandedItem
   return fds;
 }
 
-absl::StatusOr<PeerIdentity> ReadPeerIdentity(int fd) {
+absl::StatusOr<PeerIdentity> ReadPeerCredentials(int fd) {
   PeerIdentity peer;
   ASSIGN_OR_RETURN(ucred cred, ReadPeerCred(fd));
   peer.pid = cred.pid;
   peer.uid = cred.uid;
   peer.gid = cred.gid;
+  return peer;
+}
+
+absl::Status CompletePeerIdentity(int fd, PeerIdentity& peer) {
   ASSIGN_OR_RETURN(peer.groups, ReadPeerGroups(fd));
-  ASSIGN_OR_RETURN(auto pidfd, OpenPeerPidfd(fd, cred.pid));
+  ASSIGN_OR_RETURN(auto pidfd, OpenPeerPidfd(fd, peer.pid));
   peer.pidfd = std::make_shared<UniqueFd>(std::move(pidfd.first));
   peer.pidfd_exact = pidfd.second;
-  return peer;
+  return absl::OkStatus();
 }
 
 std::string DescribePeer(const PeerIdentity& peer) {

@@ -180,6 +180,8 @@ absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerId
     channel.Write(notice);
   }
   auto container = launch::Launch(std::move(run.spec));
+  // Launch closed the handed descriptors (the container holds its copies).
+  peer->handed_fds->Done();
   if (!container.ok()) return Annotate(container.status(), "starting the container");
   spdlog::info("uid {} started {} (pid {}) from {}", peer->uid,
                request.args().empty() ? "runscript" : request.args(0), container->payload_pid(),
@@ -197,7 +199,7 @@ absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerId
       Supervise(channel, *container, run.pty_master.get(), peer->pidfd->get(), client_gone);
   if (!client_alive) {
     spdlog::info("uid {}: client gone, killing container pid {}", peer->uid, container->pid());
-    (void)container->Signal(SIGKILL);
+    (void)container->Kill();
   }
   auto status = container->Wait();
   if (status.ok()) {
