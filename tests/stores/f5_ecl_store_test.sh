@@ -17,11 +17,7 @@ test_prologue f5
 source "$here/lib.sh"
 if [ "$MODE" = system ]; then USER_A=$TUSER2 USER_B=$TUSER; else USER_A=$TUSER USER_B=$TUSER; fi
 
-export GNUPGHOME=$TEST_TMP/gnupg
-mkdir -m 0700 "$GNUPGHOME"
-gpg --batch --passphrase '' --quick-gen-key "keya <keya@example.org>" ed25519 sign never 2>/dev/null
-KEY=$(gpg --batch --with-colons --list-keys keya@example.org | awk -F: '/^fpr/ {print $10; exit}')
-gpg --batch --export "$KEY" >"$TEST_TMP/keyring.gpg"
+signing_key
 for u in A B; do
   d=$TEST_TMP/imgs-$u; mkdir -m 0755 "$d"
   owner=USER_$u; chown "${!owner}:" "$d"
@@ -35,13 +31,6 @@ done
 # A budget that holds two of these copies, not three.
 one=$(stat -c %s "$TEST_TMP/imgs-B/signed1.sif")
 budget=$(( (one * 5 / 2 + (1 << 20) - 1) >> 20 ))
-ECL_TEXT="activated = true
-[[execgroup]]
-  tagname = \"signedA\"
-  mode = \"whitelist\"
-  dirpath = \"\"
-  keyfp = [\"$KEY\"]"
-KEYRING=$TEST_TMP/keyring.gpg
 start_daemon d "$MODE" "[images]
 idle_unmount_seconds = 0
 copy_store_max_mib = $budget"

@@ -23,11 +23,7 @@ for i in 1 2 3; do
 done
 cp --sparse=always "$imgs/sparse1.sif" "$imgs/huge.sif"
 python3 "$here/grow_partition.py" "$imgs/huge.sif" 1024
-export GNUPGHOME=$TEST_TMP/gnupg
-mkdir -m 0700 "$GNUPGHOME"
-gpg --batch --passphrase '' --quick-gen-key "keya <keya@example.org>" ed25519 sign never 2>/dev/null
-KEY=$(gpg --batch --with-colons --list-keys keya@example.org | awk -F: '/^fpr/ {print $10; exit}')
-gpg --batch --export "$KEY" >"$TEST_TMP/keyring.gpg"
+signing_key
 cp --sparse=always "$imgs/sparse1.sif" "$imgs/signed.sif"
 "$BERTH" sign --key-fingerprint "$KEY" "$imgs/signed.sif" 2>/dev/null
 chown "$TUSER:" "$imgs"/*.sif
@@ -47,7 +43,7 @@ copied() {
 
 if [ "$MODE" = system ]; then
   # The default idle_unmount_seconds keeps each image mounted (its copy in use).
-  start_daemon images system "[images]
+  ECL_TEXT='' KEYRING='' start_daemon images system "[images]
 copy_store_max_mib = 1024"
   for i in 1 2 3; do
     expect_out "sparse image $i (513 MiB) runs, all three held in a 1 GiB budget" "SPARSE-$i" \
@@ -60,13 +56,6 @@ copy_store_max_mib = 1024"
   nothing_left "nothing left by the image store's daemon" "$STATE"
 fi
 
-ECL_TEXT="activated = true
-[[execgroup]]
-  tagname = \"signed\"
-  mode = \"whitelist\"
-  dirpath = \"\"
-  keyfp = [\"$KEY\"]"
-KEYRING=$TEST_TMP/keyring.gpg
 start_daemon ecl "$MODE" "[images]
 copy_store_max_mib = 1024"
 expect_out "a signed sparse image passes the ECL" SPARSE-1 \

@@ -72,8 +72,7 @@ expect_fatal_after_progress "A's pull of an image with a broken layer fails" "co
 
 # The budget: 3 MiB, least recently used first; a share of 2 MiB per user.
 check "root cleans every entry" "$BERTH" cache clean -f
-kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null; unset 'pids[-1]'
-rm -f "$T/berthd.sock"
+stop_berthds
 start_berthd "[registry]
 insecure = [\"$reg\"]
 cache_max_mib = 3
@@ -100,4 +99,16 @@ expect_fatal_after_progress "a blob larger than a user's share is refused, namin
 expect_fatal_after_progress "a blob larger than the budget is refused, naming it" "cache_max_mib" \
   "$BERTH" pull -q -F "$T/root/big.sif" "oras://$reg/t/big:v1"
 [ -z "$(ls -A "$T/state/cache/tmp")" ] && ok "no debris after the refusals" || bad "no debris after the refusals" "$(ls -A "$T/state/cache/tmp")"
+
+# A conversion larger than the room its own layers leave: it serves its pull
+# unnamed, and the layers the pull is using are not evicted for it.
+two=$($PY "$STORES/push_image.py" "$reg" t/two v1 tar:two-a:1100 tar:two-b:1100) || bad "push two" "failed"
+check "root pulls an image whose conversion does not fit beside its layers" \
+  "$BERTH" pull -q -F "$T/root/two.sif" "docker://$reg/t/two:v1"
+for l in $two; do
+  [ -f "$(entry_file blob "$l")" ] && ok "layer ${l:7:12} in use was not evicted" || bad "layer ${l:7:12} in use was not evicted" "gone"
+done
+[ -z "$(ls "$T/state/cache/sif/sha256")" ] && ok "the conversion that does not fit is not kept" ||
+  bad "the conversion that does not fit is not kept" "$(ls "$T/state/cache/sif/sha256")"
+check "its image is complete" "$BERTH" sif list "$T/root/two.sif"
 finish

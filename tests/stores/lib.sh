@@ -40,29 +40,43 @@ make_image() {
   [ -z "${3:-}" ] || chown "$3:" "$out"
 }
 
+# signing_key: a fresh GnuPG home with one signing key (its fingerprint in
+# KEY), and the settings the next start_daemon turns into an activated ECL
+# that admits only images that key signed (ECL_TEXT, KEYRING).
+signing_key() {
+  export GNUPGHOME=$TEST_TMP/gnupg
+  mkdir -m 0700 "$GNUPGHOME"
+  gpg --batch --passphrase '' --quick-gen-key "keya <keya@example.org>" ed25519 sign never 2>/dev/null
+  KEY=$(gpg --batch --with-colons --list-keys keya@example.org | awk -F: '/^fpr/ {print $10; exit}')
+  KEYRING=$TEST_TMP/keyring.gpg
+  gpg --batch --export "$KEY" >"$KEYRING"
+  ECL_TEXT="activated = true
+[[execgroup]]
+  tagname = \"signed\"
+  mode = \"whitelist\"
+  dirpath = \"\"
+  keyfp = [\"$KEY\"]"
+}
+
 # start_daemon NAME MODE [BERTH.CONF TEXT]: a private berthd (system: as
 # root; user: a user-mode daemon of $TUSER) with its own config and state
 # under $TEST_TMP/NAME; sets SOCK and STATE.
 start_daemon() {
   local name=$1 mode=$2 conf=${3:-} dir=$TEST_TMP/$1
+  if [ "$mode" = system ]; then mkdir -p "$dir"; else install -d -o "$TUSER" -m 0700 "$dir"; fi
+  install -d -m 0755 "$dir/etc"
+  printf '%s\n' "$conf" >"$dir/etc/berth.conf"
+  [ -z "${ECL_TEXT:-}" ] || printf '%s\n' "$ECL_TEXT" >"$dir/etc/ecl.toml"
+  [ -z "${KEYRING:-}" ] || BERTH_CONFIG_DIR=$dir/etc "$BERTH" key import --global "$KEYRING" >/dev/null 2>&1
+  chmod -R go-w "$dir/etc"
+  STATE=$dir/state
   if [ "$mode" = system ]; then
-    mkdir -p "$dir/etc"
-    printf '%s\n' "$conf" >"$dir/etc/berth.conf"
-    [ -z "${ECL_TEXT:-}" ] || printf '%s\n' "$ECL_TEXT" >"$dir/etc/ecl.toml"
-    [ -z "${KEYRING:-}" ] || BERTH_CONFIG_DIR=$dir/etc "$BERTH" key import --global "$KEYRING" >/dev/null 2>&1
-    chmod -R go-w "$dir/etc"
-    SOCK=$dir/run/berthd.sock STATE=$dir/state
+    SOCK=$dir/run/berthd.sock
     "$TEST_TMP/berthd" --socket "$SOCK" --config-dir "$dir/etc" --state-dir "$STATE" \
       --foreground 2>"$dir/berthd.log" &
   else
     chmod 0666 /dev/fuse  # Debian ships 0666; some machines have 0600 (recipes.md)
-    install -d -o "$TUSER" -m 0700 "$dir"
-    install -d -m 0755 "$dir/etc"
-    printf '%s\n' "$conf" >"$dir/etc/berth.conf"
-    [ -z "${ECL_TEXT:-}" ] || printf '%s\n' "$ECL_TEXT" >"$dir/etc/ecl.toml"
-    [ -z "${KEYRING:-}" ] || BERTH_CONFIG_DIR=$dir/etc "$BERTH" key import --global "$KEYRING" >/dev/null 2>&1
-    chmod -R go-w "$dir/etc"
-    SOCK=$dir/berthd.sock STATE=$dir/state
+    SOCK=$dir/berthd.sock
     runuser -u "$TUSER" -- "$TEST_TMP/berthd" --user-mode --socket "$SOCK" --config-dir "$dir/etc" \
       --state-dir "$STATE" --foreground 2>"$dir/berthd.log" &
   fi

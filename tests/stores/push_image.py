@@ -3,10 +3,10 @@
 HTTP registry (docker-registry's API: monolithic blob uploads, then the
 manifest) and prints the digests of its layers, one per line.
 
-LAYER is tar:NAME (a gzip'ed tar holding /NAME, 256 KiB of bytes derived
-from NAME: the same NAME gives the same layer in every image) or junk:NAME
-(bytes of that size that are no gzip at all, labelled as a tar+gzip layer:
-the conversion to SIF fails on them)."""
+LAYER is tar:NAME[:KIB] (a gzip'ed tar holding /NAME, KIB (default 256) KiB
+of bytes derived from NAME: the same NAME gives the same layer in every
+image) or junk:NAME (bytes that are no gzip at all, labelled as a tar+gzip
+layer: the conversion to SIF fails on them)."""
 import gzip
 import hashlib
 import io
@@ -17,17 +17,17 @@ import tarfile
 import urllib.request
 
 
-def payload(name):
-    return random.Random(name).randbytes(256 << 10)
+def payload(name, kib=256):
+    return random.Random(name).randbytes(kib << 10)
 
 
 def layer(spec):
-    kind, name = spec.split(":", 1)
+    kind, name, *size = spec.split(":")
     if kind == "junk":
         return payload(name), None
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        data = payload(name)
+        data = payload(name, int(size[0]) if size else 256)
         info = tarfile.TarInfo(name)
         info.size, info.mode, info.mtime = len(data), 0o644, 0
         tar.addfile(info, io.BytesIO(data))
