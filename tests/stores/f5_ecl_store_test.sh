@@ -28,9 +28,10 @@ for i in 1 2 3; do
   "$BERTH" sign --key-fingerprint "$KEY" "$TEST_TMP/imgs-B/signed$i.sif" 2>/dev/null
   make_image "$TEST_TMP/imgs-A/none$i.sif" "UNSIGNED-$i" "$USER_A"
 done
-# A budget that holds two of these copies, not three.
+# A budget that holds two of these copies (whole MiB, a little over), not three.
 one=$(stat -c %s "$TEST_TMP/imgs-B/signed1.sif")
-budget=$(( (one * 5 / 2 + (1 << 20) - 1) >> 20 ))
+budget=$(( (one * 2 + (64 << 10) + (1 << 20) - 1) >> 20 ))
+[ $((budget << 20)) -lt $((one * 3 - (64 << 10))) ] || { bad setup "images of $one bytes leave no budget for exactly two"; finish; }
 start_daemon d "$MODE" "[images]
 idle_unmount_seconds = 0
 copy_store_max_mib = $budget"
