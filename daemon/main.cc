@@ -130,6 +130,7 @@ image::ImagePolicy ImagePolicyOf(const policy::Config& config) {
   p.max_loop_devices_per_uid = config.max_loop_devices_per_user;
   p.max_images_per_uid = config.max_images_per_user;
   p.copy_store_max_bytes = int64_t{config.copy_store_max_mib} << 20;
+  p.store_max_bytes_per_uid = int64_t{config.max_store_mib_per_user} << 20;
   return p;
 }
 
@@ -181,12 +182,14 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   ASSIGN_OR_RETURN(auto listener, ListeningSocket::Claim(options.socket_path, options.mode));
   image::MountCache images(options.state_dir, options.mode, ImagePolicyOf(config));
   RETURN_IF_ERROR_CTX(images.Init(), "preparing the image cache");
-  EclGate ecl(options, int64_t{config.copy_store_max_mib} << 20);
+  EclGate ecl(options, int64_t{config.copy_store_max_mib} << 20, &images);
   RETURN_IF_ERROR_CTX(ecl.Init(), "loading the ECL");
   ConnectionBudget budget(ConnectionLimitsFor(config));
   PeerRegistry peers;
   RunHandler runs(options, config, images, &ecl);
-  pull::BlobCache blobs(options.state_dir + "/cache");
+  pull::BlobCache blobs(
+      options.state_dir + "/cache",
+      {int64_t{config.cache_max_mib} << 20, int64_t{config.max_cache_mib_per_user} << 20});
   RETURN_IF_ERROR_CTX(blobs.Init(), "preparing the node cache");
   pull::PullService pulls(options, config, blobs);
   BerthService service(options, peers, &pulls);

@@ -155,12 +155,15 @@ absl::Status ParseLimits(const toml::table& t, const std::string& o, Config& c) 
       t,
       {"max_containers_per_user", "max_images_per_user", "max_loop_devices_per_user",
        "writable_tmpfs_default_mib", "writable_tmpfs_max_mib", "max_sessions_per_user",
-       "max_connections_per_user", "max_pending_connections_per_user", "max_handed_fds_per_user"},
+       "max_connections_per_user", "max_pending_connections_per_user", "max_handed_fds_per_user",
+       "max_store_mib_per_user", "max_cache_mib_per_user"},
       "limits", o));
   RETURN_IF_ERROR(ReadInt(t, "max_containers_per_user", 1, 100000, o, c.max_containers_per_user));
   RETURN_IF_ERROR(ReadInt(t, "max_images_per_user", 1, 10000, o, c.max_images_per_user));
   RETURN_IF_ERROR(
       ReadInt(t, "max_loop_devices_per_user", 0, 10000, o, c.max_loop_devices_per_user));
+  RETURN_IF_ERROR(ReadInt(t, "max_store_mib_per_user", 0, 16777216, o, c.max_store_mib_per_user));
+  RETURN_IF_ERROR(ReadInt(t, "max_cache_mib_per_user", 0, 16777216, o, c.max_cache_mib_per_user));
   RETURN_IF_ERROR(
       ReadInt(t, "writable_tmpfs_default_mib", 1, 1 << 24, o, c.writable_tmpfs_default_mib));
   RETURN_IF_ERROR(ReadInt(t, "writable_tmpfs_max_mib", 1, 1 << 24, o, c.writable_tmpfs_max_mib));
@@ -172,10 +175,11 @@ absl::Status ParseLimits(const toml::table& t, const std::string& o, Config& c) 
 }
 
 absl::Status ParseRegistry(const toml::table& t, const std::string& o, Config& c) {
-  RETURN_IF_ERROR(CheckConfigKeys(t,
-                                  {"insecure", "ca_file", "max_manifest_bytes", "max_blob_bytes",
-                                   "parallel_downloads", "stall_timeout_seconds", "attempts"},
-                                  "registry", o));
+  RETURN_IF_ERROR(
+      CheckConfigKeys(t,
+                      {"insecure", "ca_file", "max_manifest_bytes", "max_blob_bytes",
+                       "parallel_downloads", "stall_timeout_seconds", "attempts", "cache_max_mib"},
+                      "registry", o));
   if (const toml::node* n = t.get("insecure")) {
     const toml::array* arr = n->as_array();
     if (arr == nullptr) return Bad(o, *n, "insecure must be a list of host[:port]");
@@ -198,6 +202,7 @@ absl::Status ParseRegistry(const toml::table& t, const std::string& o, Config& c
   RETURN_IF_ERROR(ReadInt(t, "parallel_downloads", 1, 64, o, c.parallel_downloads));
   RETURN_IF_ERROR(ReadInt(t, "stall_timeout_seconds", 1, 3600, o, c.registry_stall_seconds));
   RETURN_IF_ERROR(ReadInt(t, "attempts", 1, 20, o, c.registry_attempts));
+  RETURN_IF_ERROR(ReadInt(t, "cache_max_mib", 0, 16777216, o, c.cache_max_mib));
   return absl::OkStatus();
 }
 

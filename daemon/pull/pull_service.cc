@@ -159,6 +159,11 @@ absl::StatusOr<UniqueFd> TakeOneHandedFd(const PeerIdentity& peer, HandedItem it
   return std::move(fds[0]);
 }
 
+// Root and the daemon's own user (user mode) own the cache; others have a share.
+CacheCaller CallerOf(const PeerIdentity& peer) {
+  return {peer.uid, peer.uid == 0 || peer.uid == ::geteuid()};
+}
+
 bool IsLocalTransport(const std::string& ref) {
   return absl::StartsWith(ref, "oci:") || absl::StartsWith(ref, "oci-archive:") ||
          absl::StartsWith(ref, "docker-archive:");
@@ -221,6 +226,18 @@ absl::Status PullService::Pull(grpc::ServerContext& context, const v1::PullReque
     ASSIGN_OR_RETURN(out, TakeOneHandedFd(peer, {"the output file", HandedAccess::kWrite}));
     RETURN_IF_ERROR(PrepareOutput(out.get()));
   }
+  std::unique_ptr<BlobCache::Transfer> cache = cache_.Begin(CallerOf(peer));
+  absl::Status status =
+      PullThrough(context, request, ref, out.valid() ? out.get() : -1, *cache, writer, peer);
+  // A failed pull (a conversion that failed included) keeps nothing it alone brought.
+  if (!status.ok()) cache->DropFilled();
+  return status;
+}
+
+absl::Status PullService::PullThrough(grpc::ServerContext& context, const v1::PullRequest& request,
+                                      const oras::Reference& ref, int out_fd,
+                                      BlobCache::Transfer& cache, PullWriter& writer,
+                                      const PeerIdentity& peer) {
   oras::RegistryClient client(ref.ApiHost(), ref.repository,
                               ClientOptionsFor(ref, request.no_https(), request.auth(), config_));
   // Step 2: the caller's own authorisation, every time.
@@ -230,8 +247,8 @@ absl::Status PullService::Pull(grpc::ServerContext& context, const v1::PullReque
   bool output_written = false;
   absl::StatusOr<UniqueFd> sif =
       ref.transport == oras::Transport::kOras
-          ? FetchSif(client, image, writer, out.valid() ? out.get() : -1, digest, output_written)
-          : BuildSifFromImage(client, image, writer);
+          ? FetchSif(client, image, cache, writer, out_fd, digest, output_written)
+          : BuildSifFromImage(client, image, cache, writer);
   if (!sif.ok()) return sif.status();
   if (context.IsCancelled()) return absl::CancelledError("the client went away");
   if (ref.transport == oras::Transport::kOras) {
@@ -243,8 +260,8 @@ absl::Status PullService::Pull(grpc::ServerContext& context, const v1::PullReque
   v1::PullOutput result;
   result.mutable_result()->set_manifest_digest(image.digest);
   result.mutable_result()->set_digest(digest);
-  if (out.valid()) {
-    if (!output_written) RETURN_IF_ERROR(WriteOutput(sif->get(), size, out.get()));
+  if (out_fd >= 0) {
+    if (!output_written) RETURN_IF_ERROR(WriteOutput(sif->get(), size, out_fd));
     result.mutable_result()->set_size(size);
   }
   writer.Write(result);
@@ -306,7 +323,8 @@ absl::Status PullService::PullLocal(const v1::PullRequest& request, PullWriter& 
 }
 
 absl::StatusOr<UniqueFd> PullService::FetchSif(oras::RegistryClient& client,
-                                               const ResolvedImage& image, PullWriter& writer,
+                                               const ResolvedImage& image,
+                                               BlobCache::Transfer& cache, PullWriter& writer,
                                                int out_fd, std::string& digest,
                                                bool& output_written) {
   ASSIGN_OR_RETURN(oras::SifLayer layer, oras::SifLayerOf(image.bytes, config_.max_blob_bytes));
@@ -314,8 +332,8 @@ absl::StatusOr<UniqueFd> PullService::FetchSif(oras::RegistryClient& client,
   ProgressReporter progress(writer, layer.digest, "sif", layer.size);
   bool from_cache = true;
   ASSIGN_OR_RETURN(UniqueFd blob,
-                   cache_.GetOrFill(
-                       "oras", layer.digest,
+                   cache.GetOrFill(
+                       "oras", layer.digest, layer.size,
                        [&](int fd, const std::function<void(int64_t)>& note) -> absl::Status {
                          from_cache = false;
                          output_written = out_fd >= 0;
@@ -339,6 +357,7 @@ absl::StatusOr<UniqueFd> PullService::FetchSif(oras::RegistryClient& client,
 
 absl::StatusOr<UniqueFd> PullService::BuildSifFromImage(oras::RegistryClient& client,
                                                         const ResolvedImage& image,
+                                                        BlobCache::Transfer& cache,
                                                         PullWriter& writer) {
   const oci::ImageManifest& m = image.manifest;
   std::vector<BlobRef> blobs;
@@ -360,7 +379,7 @@ absl::StatusOr<UniqueFd> PullService::BuildSifFromImage(oras::RegistryClient& cl
   absl::Mutex write_mu;
   std::map<std::string, std::unique_ptr<ProgressReporter>> reporters;
   ASSIGN_OR_RETURN(std::vector<UniqueFd> fds,
-                   FetchBlobs(client, cache_, "blob", blobs, config_.parallel_downloads,
+                   FetchBlobs(client, cache, "blob", blobs, config_.parallel_downloads,
                               [&](const BlobRef& b, int64_t done, bool finished, bool from_cache) {
                                 absl::MutexLock lock(&write_mu);
                                 auto& r = reporters[b.digest];
@@ -377,8 +396,8 @@ absl::StatusOr<UniqueFd> PullService::BuildSifFromImage(oras::RegistryClient& cl
   bool from_cache = true;
   ASSIGN_OR_RETURN(
       UniqueFd sif,
-      cache_.GetOrFill(
-          "sif", image.digest,
+      cache.GetOrFill(
+          "sif", image.digest, /*size=*/-1,
           [&](int fd, const std::function<void(int64_t)>&) -> absl::Status {
             from_cache = false;
             oci::OciImage oci_image;
@@ -492,36 +511,38 @@ absl::Status PullService::CheckLogin(const v1::CheckLoginRequest& request,
   return Annotate(ping, absl::StrCat("checking the credentials with ", ref.registry));
 }
 
+namespace {
+
+void ToProto(const CacheEntryInfo& e, v1::CacheEntry* out) {
+  out->set_type(e.type);
+  out->set_digest(e.digest);
+  out->set_size(e.size);
+  out->set_mtime_unix(e.mtime_unix);
+  for (uid_t uid : e.users) out->add_users(uid);
+}
+
+}  // namespace
+
 absl::Status PullService::CacheList(const PeerIdentity& peer, v1::CacheListReply& reply) {
-  ASSIGN_OR_RETURN(std::vector<CacheEntryInfo> entries, cache_.List());
-  for (const CacheEntryInfo& e : entries) {
-    v1::CacheEntry* out = reply.add_entries();
-    out->set_type(e.type);
-    out->set_digest(e.digest);
-    out->set_size(e.size);
-    out->set_mtime_unix(e.mtime_unix);
-  }
+  ASSIGN_OR_RETURN(std::vector<CacheEntryInfo> entries, cache_.List(CallerOf(peer)));
+  for (const CacheEntryInfo& e : entries) ToProto(e, reply.add_entries());
   return absl::OkStatus();
 }
 
 absl::Status PullService::CacheClean(const v1::CacheCleanRequest& request, const PeerIdentity& peer,
                                      v1::CacheCleanReply& reply) {
-  // The cache is the node's: only its owner may empty it for everyone.
-  if (peer.uid != 0 && peer.uid != ::geteuid()) {
-    return absl::PermissionDeniedError(
-        "only root may clean the node cache (it is shared by every user of the node)");
-  }
+  // The cache is the node's: root cleans it for everyone, a user what only
+  // they referenced (and drops their reference to what others share).
   if (request.days() < 0) return absl::InvalidArgumentError("--days must not be negative");
   std::vector<std::string> types(request.types().begin(), request.types().end());
-  ASSIGN_OR_RETURN(std::vector<CacheEntryInfo> removed,
-                   cache_.Clean(request.days(), types, request.dry_run()));
-  for (const CacheEntryInfo& e : removed) {
-    v1::CacheEntry* out = reply.add_removed();
-    out->set_type(e.type);
-    out->set_digest(e.digest);
-    out->set_size(e.size);
-    out->set_mtime_unix(e.mtime_unix);
-  }
+  std::vector<CacheEntryInfo> released;
+  ASSIGN_OR_RETURN(
+      std::vector<CacheEntryInfo> removed,
+      cache_.Clean(CallerOf(peer), request.days(), types, request.dry_run(), &released));
+  for (const CacheEntryInfo& e : removed) ToProto(e, reply.add_removed());
+  for (const CacheEntryInfo& e : released) ToProto(e, reply.add_released());
+  spdlog::info("cache clean for uid {}: {} entries removed, {} shared kept", peer.uid,
+               removed.size(), released.size());
   return absl::OkStatus();
 }
 
