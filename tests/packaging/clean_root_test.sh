@@ -30,7 +30,14 @@ grep -E '^E: ' "$debs/lintian.log" && fail "lintian errors"
 # The Depends of both packages, without versions or alternatives' tails.
 deps=$(for deb in "$debs"/*.deb; do dpkg-deb -f "$deb" Depends; done |
   tr ',' '\n' | sed 's/|.*//; s/(.*)//; s/ //g' | grep -v -e '^$' -e '^berth' | sort -u |
-  paste -sd, -)
+  while read -r dep; do
+    # A virtual name from a shlibs file (libspdlog1.10-fmt9): debootstrap
+    # wants the package that provides it, which this machine has installed.
+    if apt-cache show "$dep" >/dev/null 2>&1; then echo "$dep"; else
+      dpkg-query -W -f='${Package}\t${Provides}\n' | awk -F'\t' -v v="$dep" \
+        '{ n = split($2, p, /, */); for (i = 1; i <= n; i++) { sub(/ .*/, "", p[i]); if (p[i] == v) { print $1; exit } } }'
+    fi
+  done | paste -sd, -)
 mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
 [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list)
 [ -n "$mirror" ] || fail "no bookworm mirror in this machine's apt sources"
