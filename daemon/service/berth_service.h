@@ -3,7 +3,8 @@
 // Every handler starts the same way: it learns its caller from the connection
 // the call arrived on (PeerRegistry), never from the request, and works in
 // absl::Status; the gRPC boundary maps the result with its message intact.
-// Version answers who the daemon is; pull/push/cache go to pull_service.h.
+// Version answers who the daemon is; pull/push/cache go to pull_service.h,
+// doctor to daemon/doctor/.
 // Containers are not a gRPC method: run sessions (run_handler.h) arrive on
 // connections of their own (server/run_sessions.h).
 //
@@ -18,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "berth/v1/berth.grpc.pb.h"
 #include "daemon/daemon_options.h"
+#include "daemon/doctor/doctor.h"
 #include "daemon/pull/pull_service.h"
 #include "daemon/server/peer_registry.h"
 
@@ -27,7 +29,7 @@ class BerthService final : public berth::v1::Berth::Service {
  public:
   // `peers` must outlive the service.
   BerthService(const DaemonOptions& options, const PeerRegistry& peers,
-               pull::PullService* pulls = nullptr);
+               pull::PullService* pulls = nullptr, doctor::Doctor* doctor = nullptr);
 
   grpc::Status Version(grpc::ServerContext* context, const v1::VersionRequest* request,
                        v1::VersionReply* reply) override;
@@ -42,6 +44,10 @@ class BerthService final : public berth::v1::Berth::Service {
                           v1::CacheCleanReply* reply) override;
   grpc::Status CheckLogin(grpc::ServerContext* context, const v1::CheckLoginRequest* request,
                           v1::CheckLoginReply* reply) override;
+  // doctor (daemon/doctor/doctor.h): any caller; the report is about the node
+  // and the caller's own fakeroot ids.
+  grpc::Status Doctor(grpc::ServerContext* context, const v1::DoctorRequest* request,
+                      v1::DoctorReply* reply) override;
 
  private:
   absl::StatusOr<std::shared_ptr<const PeerIdentity>> Authenticate(
@@ -53,6 +59,7 @@ class BerthService final : public berth::v1::Berth::Service {
   DaemonOptions options_;
   const PeerRegistry& peers_;
   pull::PullService* pulls_;
+  doctor::Doctor* doctor_;
 };
 
 }  // namespace berth::daemon
