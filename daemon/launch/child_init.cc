@@ -28,8 +28,8 @@
 // (ReleaseDaemonMemory) and lives on its stack, making raw system calls only.
 //
 // Privilege: the payload drops to the caller (DropPrivileges) and enters the
-// working directory as the caller between the init's vfork and its exec; the init drops to DropInitPrivileges' identity
-// once the payload has exec'd. Neither keeps a capability.
+// working directory as the caller between the init's vfork and its exec; the init drops to
+// DropInitPrivileges' identity once the payload has exec'd. Neither keeps a capability.
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <signal.h>
