@@ -14,6 +14,7 @@
 #include <climits>
 
 #include "daemon/launch/child_internal.h"
+#include "daemon/launch/launch.h"
 
 namespace berth::daemon::launch {
 namespace child {
@@ -207,6 +208,7 @@ void ChildMain(ChildPlan& plan) {
   child::PlaceDescriptors(plan);
   child::ApplyProcessAttributes(plan);
   child::DropPrivileges(plan);
+  child::RunHooks(plan, static_cast<int>(HookSpec::Stage::kStartContainer), 2);
   child::StartPayload(plan);
 }
 

@@ -32,6 +32,10 @@ void BuildRootAndPivot(ChildPlan& plan);
 // child_credentials.cc: becomes the caller (or fakeroot); no caps, NNP.
 void DropPrivileges(ChildPlan& plan);
 
+// child_hooks.cc: the OCI hooks of `stage` (HookSpec::Stage), with `out_fd`
+// as their output.
+void RunHooks(const ChildPlan& plan, int stage, int out_fd);
+
 // child_init.cc: exec the payload, through an init when the plan says so.
 [[noreturn]] void StartPayload(ChildPlan& plan);
 

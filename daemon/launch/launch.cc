@@ -18,6 +18,7 @@
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/launch/child.h"
+#include "daemon/launch/launch_hooks.h"
 #include "daemon/launch/prepare.h"
 
 #ifndef P_PIDFD
@@ -139,6 +140,8 @@ Container& Container::operator=(Container&& other) noexcept {
     status_fd_ = std::move(other.status_fd_);
     has_init_ = other.has_init_;
     reaped_ = std::exchange(other.reaped_, true);
+    poststop_ = std::move(other.poststop_);
+    hook_output_ = std::move(other.hook_output_);
   }
   return *this;
 }
@@ -149,7 +152,9 @@ Container::Container(Container&& other) noexcept
       pidfd_(std::move(other.pidfd_)),
       status_fd_(std::move(other.status_fd_)),
       has_init_(other.has_init_),
-      reaped_(std::exchange(other.reaped_, true)) {}
+      reaped_(std::exchange(other.reaped_, true)),
+      poststop_(std::move(other.poststop_)),
+      hook_output_(std::move(other.hook_output_)) {}
 
 Container::~Container() {
   KillAndReap();
@@ -163,6 +168,7 @@ void Container::KillAndReap() {
          errno == EINTR) {
   }
   reaped_ = true;
+  RunLoggedHooks(poststop_, pid_, "stopped", hook_output_.get());
 }
 
 absl::Status Container::Signal(int sig) {
@@ -182,6 +188,7 @@ absl::StatusOr<ExitStatus> Container::Wait() {
   } while (rc != 0 && errno == EINTR);
   if (rc != 0) return ErrnoStatus("waiting for the container", errno);
   reaped_ = true;
+  RunLoggedHooks(poststop_, pid_, "stopped", hook_output_.get());
   ExitStatus out;
   int raw = 0;
   // The init reports the payload's own wait status, signal included.
@@ -219,7 +226,11 @@ absl::StatusOr<pid_t> AwaitExec(PreparedLaunch& p, pid_t pid, int pidfd) {
     r.msg.text[sizeof(r.msg.text) - 1] = '\0';
     switch (r.msg.kind) {
       case ChildMessage::kFailed:
+        if (r.msg.err == 0) return absl::FailedPreconditionError(r.msg.text);
         return ErrnoStatus(r.msg.text, r.msg.err);
+      case ChildMessage::kHookState:
+        RETURN_IF_ERROR(AnswerHookState(p.hooks, pid, r.msg.err, fd));
+        break;
       case ChildMessage::kNeedIdMaps: {
         RETURN_IF_ERROR_CTX(WriteIdMaps(pid, p.plan), "writing the user namespace's id maps");
         ChildMessage done;
@@ -264,6 +275,9 @@ absl::StatusOr<Container> Launch(LaunchSpec spec) {
   spec.fds.clear();
   ASSIGN_OR_RETURN(container.payload_pid_, AwaitExec(*prepared, pid, pidfd_number));
   if (!prepared->plan.run_init) container.payload_pid_ = pid;
+  RunLoggedHooks(prepared->hooks.poststart, pid, "running", prepared->hooks.output.get());
+  container.poststop_ = std::move(prepared->hooks.poststop);
+  container.hook_output_ = std::move(prepared->hooks.output);
   return container;
 }
 
