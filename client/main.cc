@@ -9,6 +9,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "client/action/action_command.h"
+#include "client/cdi/cdi_command.h"
 #include "client/inspect/inspect_command.h"
 #include "client/registry/registry_commands.h"
 #include "client/sif/sif_command.h"
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
   berth::client::RegisterTrustCommands(app, result);
   berth::client::RegisterVersionCommand(app, socket_flag, result);
   berth::client::RegisterRegistryCommands(app, socket_flag, result);
+  berth::client::RegisterCdiCommands(app, socket_flag, result);
   auto exit_code = std::make_shared<int>(0);
   berth::client::RegisterActionCommands(app, socket_flag, result, exit_code);
   berth::client::SplitContainerArguments(argc, argv);

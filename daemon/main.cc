@@ -21,6 +21,7 @@
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/daemon_options.h"
+#include "daemon/gpu/gpu_service.h"
 #include "daemon/image/mount_cache.h"
 #include "daemon/image/user_namespace.h"
 #include "daemon/policy/config.h"
@@ -147,11 +148,12 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   EclGate ecl(options, int64_t{config.copy_store_max_mib} << 20);
   RETURN_IF_ERROR_CTX(ecl.Init(), "loading the ECL");
   PeerRegistry peers;
-  RunHandler runs(options, config, images, &ecl);
+  gpu::GpuService gpus(options, config);
+  RunHandler runs(options, config, images, &ecl, &gpus);
   pull::BlobCache blobs(options.state_dir + "/cache");
   RETURN_IF_ERROR_CTX(blobs.Init(), "preparing the node cache");
   pull::PullService pulls(options, config, blobs);
-  BerthService service(options, peers, &pulls);
+  BerthService service(options, peers, &pulls, &gpus);
   RunSessions sessions(
       [&runs](RunChannel& channel, std::shared_ptr<const PeerIdentity> peer) {
         return runs.Serve(channel, std::move(peer));

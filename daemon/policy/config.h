@@ -60,6 +60,14 @@ struct Config {
   int parallel_downloads = 4;
   int registry_stall_seconds = 30;  // abandon a transfer that moves nothing this long
   int registry_attempts = 5;        // per request, for 429/5xx/broken connections
+
+  // [gpu] (--nv, --rocm, CDI --device; docs/config.md)
+  bool always_use_nv = false, always_use_rocm = false;
+  // CDI spec directories, lowest priority first (a later one wins).
+  std::vector<std::string> cdi_dirs = {"/etc/cdi", "/var/run/cdi"};
+  // Test-only: the host's GPU driver files and nodes are looked up beneath
+  // this directory instead of "/" (the test suite's fake driver root).
+  std::string gpu_test_driver_root;
 };
 
 // Parses TOML text; `origin` names the file in messages.

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "berth/v1/berth.grpc.pb.h"
 #include "daemon/daemon_options.h"
+#include "daemon/gpu/gpu_service.h"
 #include "daemon/pull/pull_service.h"
 #include "daemon/server/peer_registry.h"
 
@@ -27,7 +28,7 @@ class BerthService final : public berth::v1::Berth::Service {
  public:
   // `peers` must outlive the service.
   BerthService(const DaemonOptions& options, const PeerRegistry& peers,
-               pull::PullService* pulls = nullptr);
+               pull::PullService* pulls = nullptr, gpu::GpuService* gpus = nullptr);
 
   grpc::Status Version(grpc::ServerContext* context, const v1::VersionRequest* request,
                        v1::VersionReply* reply) override;
@@ -42,6 +43,10 @@ class BerthService final : public berth::v1::Berth::Service {
                           v1::CacheCleanReply* reply) override;
   grpc::Status CheckLogin(grpc::ServerContext* context, const v1::CheckLoginRequest* request,
                           v1::CheckLoginReply* reply) override;
+  // cdi list (daemon/gpu/gpu_service.h); the caller's --cdi-dirs are opened
+  // as the caller.
+  grpc::Status CdiList(grpc::ServerContext* context, const v1::CdiListRequest* request,
+                       v1::CdiListReply* reply) override;
 
  private:
   absl::StatusOr<std::shared_ptr<const PeerIdentity>> Authenticate(
@@ -53,6 +58,7 @@ class BerthService final : public berth::v1::Berth::Service {
   DaemonOptions options_;
   const PeerRegistry& peers_;
   pull::PullService* pulls_;
+  gpu::GpuService* gpus_;
 };
 
 }  // namespace berth::daemon

@@ -118,11 +118,12 @@ absl::StatusOr<v1::RunRequest> ReadStart(RunChannel& channel) {
 }  // namespace
 
 RunHandler::RunHandler(const DaemonOptions& options, const policy::Config& config,
-                       image::MountCache& images, EclGate* ecl)
+                       image::MountCache& images, EclGate* ecl, gpu::GpuService* gpus)
     : options_(options),
       config_(config),
       images_(images),
       ecl_(ecl),
+      gpus_(gpus),
       warm_(std::make_unique<LeaseKeeper>(absl::Seconds(config.idle_unmount_seconds))) {}
 
 RunHandler::~RunHandler() = default;
@@ -155,8 +156,8 @@ absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerId
     ~Admitted() { self->Release(uid); }
   } admitted{this, peer->uid};
 
-  ASSIGN_OR_RETURN(PreparedRun run,
-                   PrepareRun(request, *peer, std::move(handed), options_, config_, images_, ecl_));
+  ASSIGN_OR_RETURN(PreparedRun run, PrepareRun(request, *peer, std::move(handed), options_, config_,
+                                               images_, ecl_, gpus_));
   warm_->Keep(images_.HoldForDaemon(*run.lease));
   auto container = launch::Launch(std::move(run.spec));
   if (!container.ok()) return Annotate(container.status(), "starting the container");
