@@ -37,6 +37,7 @@ struct DriverFile {
 
 struct DriverFiles {
   std::vector<DriverFile> libraries;  // destinations in kLibsDir
+  UniqueFd libs_tree;                 // `libraries` as one detached tree (libs_tree.h), if built
   std::vector<DriverFile> files;      // binaries and other files
   std::vector<std::string> missing;   // list entries that found nothing
 };

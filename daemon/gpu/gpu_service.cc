@@ -16,6 +16,7 @@
 #include "daemon/gpu/elf_ident.h"
 #include "daemon/gpu/ld_cache.h"
 #include "daemon/gpu/liblist.h"
+#include "daemon/gpu/libs_tree.h"
 #include "daemon/policy/config_file.h"
 #include "spdlog/spdlog.h"
 
@@ -104,6 +105,12 @@ absl::StatusOr<std::shared_ptr<const DriverFiles>> GpuService::Resolve(
   }
   ASSIGN_OR_RETURN(ElfIdent native, NativeElfIdent());
   auto files = std::make_shared<DriverFiles>(ResolveDriverFiles(list, cache, root, native));
+  if (auto tree = BuildLibsTree(files->libraries); tree.ok()) {
+    files->libs_tree = *std::move(tree);
+  } else {
+    spdlog::info("{}: binding the libraries one by one ({})", ListName(vendor),
+                 std::string(tree.status().message()));
+  }
   spdlog::info("{}: {} libraries and {} other files from {}{}{}", ListName(vendor),
                files->libraries.size(), files->files.size(), root.path(),
                files->missing.empty() ? "" : "; not found: ", absl::StrJoin(files->missing, ", "));

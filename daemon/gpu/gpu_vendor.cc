@@ -70,6 +70,18 @@ absl::Status AddFiles(const DriverFiles& files, GpuGrant& grant) {
     }
   }
   grant.library_path = grant.library_path || !files.libraries.empty();
+  if (files.libraries.empty()) return absl::OkStatus();
+  if (!grant.devices.files_dir.empty()) {
+    grant.devices.files_tree.reset();  // --nv and --rocm: one tree cannot hold both lists
+    return absl::OkStatus();
+  }
+  grant.devices.files_dir = kLibsDir;
+  if (files.libs_tree) {
+    UniqueFd tree(::fcntl(files.libs_tree.get(), F_DUPFD_CLOEXEC, 3));
+    if (!tree) return ErrnoStatus("duplicating the libraries' tree", errno);
+    grant.devices.files_tree =
+        launch::BindSpec{std::move(tree), "the driver libraries", kLibsDir, true, false};
+  }
   return absl::OkStatus();
 }
 

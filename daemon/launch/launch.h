@@ -130,6 +130,14 @@ struct DeviceSet {
   // Driver libraries, binaries and files, the persistenced socket, CDI
   // mounts: opened by the daemon, always nosuid and nodev.
   std::vector<BindSpec> files;
+  // The directory most files go to (/.singularity.d/libs): when the image's
+  // is empty or missing, a tmpfs of ours is mounted there and the files'
+  // mount points are made in it, instead of each one staged above the image.
+  std::string files_dir;
+  // The files bound in files_dir as one detached tree made beforehand (one
+  // clone per launch instead of one bind per file); used when files_dir is
+  // a tmpfs of ours, as above.
+  std::optional<BindSpec> files_tree;
   std::vector<HookSpec> hooks;
   bool empty() const { return nodes.empty() && hidden.empty() && files.empty() && hooks.empty(); }
 };

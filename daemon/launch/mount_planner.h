@@ -45,6 +45,8 @@ class MountPlanner {
   // the parent made in a /dev of ours; MountStep::kDeviceCheck).
   void Check(int base_fd, std::string rel, std::string what);
 
+  int image_fd() const { return image_fd_; }
+
   // The step added last, to set its device checks.
   MountStep& Last() { return p_.plan.mounts.back(); }
 

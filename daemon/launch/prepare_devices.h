@@ -4,11 +4,12 @@
 //
 // A full /dev is normally a recursive clone of the host's. When a request
 // brings device nodes or hides the host's ungranted GPUs, /dev becomes a
-// tmpfs of ours instead, with each host entry bound back (directories as
+// tmpfs of ours instead, with each host entry back (directories as
 // recursive clones, so /dev/pts and /dev/shm are the host's as before;
-// symlinks copied) except the hidden ones and those a device replaces; the
-// devices are then bound onto placeholders in it. Nothing is ever created
-// on the host's devtmpfs.
+// symlinks copied; device nodes made afresh with the host's numbers, mode
+// and owner by the system daemon, bound by a user-mode one) except the
+// hidden ones and those a device replaces; the devices are then bound onto
+// placeholders in it. Nothing is ever created on the host's devtmpfs.
 //
 // Every node is bound from the descriptor the daemon opened and checked to
 // be a device, never by a path resolved again; the child checks, inside the
@@ -28,8 +29,9 @@ namespace berth::daemon::launch {
 bool DevicesInDev(const DeviceSet& devices);
 
 // Mount attributes of a /dev tmpfs of ours: nosuid and noexec, and nodev
-// unless a node is made in it (CDI fileMode/uid/gid), as runc's /dev.
-uint64_t DevTmpfsAttributes(const DeviceSet& devices);
+// unless nodes are made in it (CDI fileMode/uid/gid; the host's nodes of a
+// `full` /dev in system mode), as runc's /dev.
+uint64_t DevTmpfsAttributes(const DeviceSet& devices, bool full);
 
 // The device nodes under /dev, in the /dev tmpfs of ours open at `dev_fd`
 // (already planned at /dev).

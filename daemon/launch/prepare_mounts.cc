@@ -85,8 +85,8 @@ absl::Status PopulateMinimalDev(int dev) {
 
 absl::Status PlanMinimalDev(MountPlanner& planner, const DeviceSet& devices) {
   const char* what = "mounting a minimal /dev";
-  auto dev =
-      NewDetachedMount("tmpfs", {{"mode", "0755"}, {"size", "65536"}}, DevTmpfsAttributes(devices));
+  auto dev = NewDetachedMount("tmpfs", {{"mode", "0755"}, {"size", "65536"}},
+                              DevTmpfsAttributes(devices, /*full=*/false));
   if (!dev.ok()) return Annotate(dev.status(), what);
   RETURN_IF_ERROR_CTX(PopulateMinimalDev(dev->get()), what);
   int base = dev->get();
