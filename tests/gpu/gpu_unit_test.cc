@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "daemon/action/action.h"
 #include "daemon/gpu/cdi_registry.h"
 #include "daemon/gpu/cdi_spec.h"
 #include "daemon/gpu/driver_files.h"
@@ -24,6 +25,7 @@
 #include "daemon/gpu/gpu_selection.h"
 #include "daemon/gpu/ld_cache.h"
 #include "daemon/gpu/liblist.h"
+#include "daemon/policy/config.h"
 
 namespace fs = std::filesystem;
 using namespace berth::daemon::gpu;
@@ -140,7 +142,9 @@ TEST_CASE("driver files resolve beneath the root, for this machine only", "[driv
   Write(lib / "libbar.so.2.0", elf);
   fs::create_symlink("libbar.so.2.0", lib / "libbar.so.2");
   fs::create_symlink("libbar.so.2", lib / "libbar.so");
-  fs::create_symlink("/etc/shadow", lib / "libescape.so.1");  // resolves inside the root: missing
+  // An absolute link to a host ELF of this machine (this test): beneath the
+  // root it leads nowhere, and must not reach the host.
+  fs::create_symlink(fs::read_symlink("/proc/self/exe"), lib / "libescape.so.1");
   Write(root.path / "usr/bin/tool", "#!/bin/sh\n", 0755);
   Write(root.path / "bin/notexec", "data", 0644);
   Write(root.path / "etc/icd.json", "{}");
@@ -378,4 +382,59 @@ TEST_CASE("CDI registry: priority, conflicts, broken specs, refresh on change", 
   one = CdiRegistry::Find(c, "t.com/x=one");
   REQUIRE(one.ok());
   CHECK((*one)->spec->devices[0].edits.env[0] == "V=low");
+}
+
+TEST_CASE("berth.conf [gpu]", "[config]") {
+  auto c = berth::daemon::policy::ParseConfig(
+      "[gpu]\nalways_use_nv = true\ncdi_dirs = [\"/site/cdi\"]\ntest_driver_root = \"/tmp/r\"\n",
+      "berth.conf");
+  REQUIRE(c.ok());
+  CHECK(c->always_use_nv);
+  CHECK_FALSE(c->always_use_rocm);
+  CHECK(c->cdi_dirs == std::vector<std::string>{"/site/cdi"});
+  CHECK(c->gpu_test_driver_root == "/tmp/r");
+  auto defaults = berth::daemon::policy::ParseConfig("", "berth.conf");
+  REQUIRE(defaults.ok());
+  CHECK(defaults->cdi_dirs == std::vector<std::string>{"/etc/cdi", "/var/run/cdi"});
+  for (const char* bad : {"[gpu]\nalways_use_nvidia = true\n", "[gpu]\ntest_driver_root = \"r\"\n",
+                          "[gpu]\ncdi_dirs = [\"cdi\"]\n"}) {
+    auto r = berth::daemon::policy::ParseConfig(bad, "berth.conf");
+    INFO(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(std::string(r.status().message()).rfind("berth.conf:2", 0) == 0);
+  }
+}
+
+TEST_CASE("the daemon's variables win, and the libraries join LD_LIBRARY_PATH once", "[action]") {
+  using namespace berth::daemon::action;
+  EnvRequest req;
+  req.host_env = {"CUDA_VISIBLE_DEVICES=3", "LD_LIBRARY_PATH=/host"};
+  req.env_flags = {"CUDA_VISIBLE_DEVICES=2,LD_LIBRARY_PATH=/mine"};
+  req.runtime_env = {{"CUDA_VISIBLE_DEVICES", "0"}};
+  req.library_dir = "/.singularity.d/libs";
+  req.container_home = "/home/u";
+  req.image_path = "/i.sif";
+  auto env = BuildEnvironment(req);
+  REQUIRE(env.ok());
+  CommandRequest cmd;
+  cmd.args = {"true"};
+  cmd.image_has_shell = false;
+  auto launch = BuildCommand(cmd, *env);
+  REQUIRE(launch.ok());
+  auto value = [&](const std::string& name) {
+    std::string found = "unset";
+    for (const std::string& e : launch->env) {
+      if (e.rfind(name + "=", 0) == 0) found = e.substr(name.size() + 1);
+    }
+    return found;
+  };
+  CHECK(value("CUDA_VISIBLE_DEVICES") == "0");
+  CHECK(value("LD_LIBRARY_PATH") == "/mine:/.singularity.d/libs");
+  // With a shell, the shim does the same after the image's scripts.
+  cmd.image_has_shell = true;
+  launch = BuildCommand(cmd, *env);
+  REQUIRE(launch.ok());
+  bool passed = false;
+  for (const std::string& a : launch->argv) passed |= a == "BERTH_LIBRARY_DIR=/.singularity.d/libs";
+  CHECK(passed);
 }
