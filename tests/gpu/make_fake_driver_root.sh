@@ -9,7 +9,8 @@
 #     libnvidia-extra.so, for list entries naming an absolute path;
 #   - nvidia-smi and nvidia-debugdump as shell scripts in ROOT/usr/bin;
 #   - /dev/nvidiactl, nvidia-uvm, nvidia0, nvidia1 made with mknod (195:N,
-#     the driver's numbers; no driver answers them, `ls` and access() work);
+#     the driver's numbers; no driver answers them, `ls` and access() work),
+#     and /dev/nvidia9 as a regular file (not a GPU);
 #   - the persistenced socket, a Vulkan ICD file, and the driver's /proc
 #     information files with GPU UUIDs.
 # Needs root (mknod, ldconfig -r chroots). Prints the number of libraries.
@@ -40,6 +41,8 @@ mknod -m 0666 "$root/dev/nvidiactl" c 195 255
 mknod -m 0666 "$root/dev/nvidia-uvm" c 511 0
 mknod -m 0666 "$root/dev/nvidia0" c 195 0
 mknod -m 0666 "$root/dev/nvidia1" c 195 1
+# Named like a GPU but not a device node: never a GPU.
+echo not-a-device >"$root/dev/nvidia9"
 python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' \
   "$root/var/run/nvidia-persistenced/socket"
 echo '{"file_format_version":"1.0.0","ICD":{"library_path":"libGLX_nvidia.so.0"}}' \
