@@ -9,7 +9,9 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "client/action/action_command.h"
+#include "client/build/build_command.h"
 #include "client/cdi/cdi_command.h"
+#include "client/config/config_command.h"
 #include "client/inspect/inspect_command.h"
 #include "client/registry/registry_commands.h"
 #include "client/sif/sif_command.h"
@@ -42,8 +44,10 @@ int main(int argc, char** argv) {
   berth::client::RegisterSifCommands(app, result);
   berth::client::RegisterInspectCommands(app, result);
   berth::client::RegisterTrustCommands(app, result);
+  berth::client::RegisterConfigCommands(app, result);
   berth::client::RegisterVersionCommand(app, socket_flag, result);
   berth::client::RegisterRegistryCommands(app, socket_flag, result);
+  berth::client::RegisterBuildCommand(app, socket_flag, result);
   berth::client::RegisterCdiCommands(app, socket_flag, result);
   auto exit_code = std::make_shared<int>(0);
   berth::client::RegisterActionCommands(app, socket_flag, result, exit_code);

@@ -23,6 +23,11 @@ struct DaemonOptions {
   DaemonMode mode = DaemonMode::kSystem;
   // Log to stderr instead of syslog (berthd never forks either way).
   bool foreground = false;
+  // Where fakeroot ranges come from. Other paths are for tests only
+  // (hidden flags); the files must still be root-owned and not writable by
+  // anyone else, as /etc/subuid is.
+  std::string subuid_path = "/etc/subuid";
+  std::string subgid_path = "/etc/subgid";
 };
 
 }  // namespace berth::daemon

@@ -47,6 +47,12 @@ std::optional<absl::StatusOr<int>> Handle(const v1::RunOutput& out) {
                    std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
     return std::nullopt;
   }
+  if (out.has_notice()) {
+    std::string line = absl::StrCat("INFO:    ", out.notice().text(), "\n");
+    (void)WriteAll(STDERR_FILENO,
+                   std::span(reinterpret_cast<const uint8_t*>(line.data()), line.size()));
+    return std::nullopt;
+  }
   if (out.has_exited()) return out.exited().status();
   if (out.has_failed()) return rpc::FailedToStatus(out.failed());
   return std::nullopt;  // Started, or something newer than this client

@@ -10,9 +10,14 @@
 // into an absl::Status.
 //
 // Order of the steps (child.cc), each named in its error message:
-//   join cgroups → mount tree (child_rootfs.cc) → pivot_root → cwd →
-//   descriptors → rlimits, affinity, umask → identity (child_credentials.cc)
-//   → init + exec (child_init.cc).
+//   join cgroups → (the init's children list) → mount tree (child_rootfs.cc)
+//   → pivot_root → descriptors → rlimits, affinity, umask → init
+//   (child_init.cc) → identity (child_credentials.cc) → cwd → exec. With an
+//   init the payload takes the caller's identity and enters the working
+//   directory after the init forked it, and the init keeps an identity the
+//   caller cannot signal (child_init.cc).
+// The working directory is entered after the identity switch, as the
+// caller: it is a path the caller names, so it is walked with their rights.
 // The cgroup join comes first so that everything the container allocates,
 // its tmpfs pages included, is charged to the caller's cgroup.
 //
@@ -52,6 +57,12 @@ struct ChildMessage {
   char text[504] = {};
 };
 
+// What the launcher sends the init to end the container (Container::Kill):
+// the init kills the payload and every process left of it, then exits. Only
+// the daemon's uid may signal the init (child_credentials.cc), and clients
+// cannot forward real-time signals, so nobody else can send it.
+inline constexpr int kEndContainerSignal = 64;  // SIGRTMAX
+
 // One mount of the container's tree, attached in order beneath the new root.
 struct MountStep {
   enum Kind : uint8_t {
@@ -81,6 +92,11 @@ struct MountStep {
   // required one fails the launch.
   int device_access = 0;
   bool device_optional = false;
+  // The destination lies below a host tree attached earlier (a bind, $HOME,
+  // /tmp): it is resolved with the caller's filesystem identity, so that a
+  // mount cannot tell whether a name exists below a host directory the
+  // caller may not search.
+  bool resolve_as_caller = false;
 };
 
 // An OCI hook the child runs (createContainer before pivot_root with the
@@ -107,8 +123,11 @@ struct ChildPlan {
   std::string hostname;  // empty: unchanged
 
   // --- control
-  int channel_fd = -1;      // child end of the message socketpair
-  int status_fd = -1;       // write end of the payload-status pipe (init only)
+  int channel_fd = -1;  // child end of the message socketpair
+  int status_fd = -1;   // write end of the payload-status pipe (init only)
+  // The init's /proc/thread-self/children, opened before pivot_root, when
+  // there is no PID namespace to end the container's processes with it.
+  int children_fd = -1;
   int channel_target = -1;  // numbers both are moved to before fds are placed
   int status_target = -1;
 
@@ -155,6 +174,11 @@ struct ChildPlan {
   std::vector<gid_t> groups;
   uid_t inside_uid = 0;  // the ids to switch to (differ from uid/gid with fakeroot)
   gid_t inside_gid = 0;
+  // Written by the parent (Launch), never read by the child: the user
+  // namespace's maps (id_maps.h) and whether setgroups is denied in it.
+  std::string uid_map;
+  std::string gid_map;
+  bool deny_setgroups = true;
   int last_cap = 40;  // /proc/sys/kernel/cap_last_cap
 
   // --- hooks: the child asks the parent for the state before each stage

@@ -31,6 +31,8 @@ namespace {
 // Generous: the child only mounts and execs, but a FUSE-backed image (user
 // mode) may be slow to answer its first lookup.
 constexpr int kSetupTimeoutMs = 60'000;
+// How long the init may take to end the container's processes when killed.
+constexpr int kInitEndMillis = 5'000;
 
 // Privilege: the daemon's. All signals are blocked across clone3 so that no
 // daemon signal handler can run in the child before it resets them.
@@ -68,15 +70,16 @@ absl::Status WriteProcFile(pid_t pid, const char* name, const std::string& text)
 }
 
 // Privilege: needs CAP_SETUID/CAP_SETGID over the daemon's user namespace,
-// which owns the child's new one. Single-id maps: the inside id (0 with
-// fakeroot) is the caller's id outside, nothing else exists in there.
-// setgroups is denied so root inside cannot shed the caller's groups (which
-// may be what denies it access to something).
+// which owns the child's new one. The maps were built and checked by
+// PrepareLaunch (id_maps.h): the inside id (0 with fakeroot) is the caller's
+// id outside, plus, for fakeroot with subordinate ranges, the caller's own
+// range from /etc/subuid and /etc/subgid. With single-id maps setgroups is
+// denied so root inside cannot shed the caller's groups (which may be what
+// denies it access to something).
 absl::Status WriteIdMaps(pid_t pid, const ChildPlan& plan) {
-  RETURN_IF_ERROR(WriteProcFile(pid, "setgroups", "deny"));
-  RETURN_IF_ERROR(
-      WriteProcFile(pid, "gid_map", absl::StrCat(plan.inside_gid, " ", plan.gid, " 1")));
-  return WriteProcFile(pid, "uid_map", absl::StrCat(plan.inside_uid, " ", plan.uid, " 1"));
+  if (plan.deny_setgroups) RETURN_IF_ERROR(WriteProcFile(pid, "setgroups", "deny"));
+  RETURN_IF_ERROR(WriteProcFile(pid, "gid_map", plan.gid_map));
+  return WriteProcFile(pid, "uid_map", plan.uid_map);
 }
 
 struct Received {
@@ -139,6 +142,7 @@ Container& Container::operator=(Container&& other) noexcept {
     pidfd_ = std::move(other.pidfd_);
     status_fd_ = std::move(other.status_fd_);
     has_init_ = other.has_init_;
+    init_serving_ = other.init_serving_;
     reaped_ = std::exchange(other.reaped_, true);
     poststop_ = std::move(other.poststop_);
     hook_output_ = std::move(other.hook_output_);
@@ -152,6 +156,7 @@ Container::Container(Container&& other) noexcept
       pidfd_(std::move(other.pidfd_)),
       status_fd_(std::move(other.status_fd_)),
       has_init_(other.has_init_),
+      init_serving_(other.init_serving_),
       reaped_(std::exchange(other.reaped_, true)),
       poststop_(std::move(other.poststop_)),
       hook_output_(std::move(other.hook_output_)) {}
@@ -160,9 +165,22 @@ Container::~Container() {
   KillAndReap();
 }
 
+absl::Status Container::Kill() {
+  return Signal(init_serving_ ? kEndContainerSignal : SIGKILL);
+}
+
 void Container::KillAndReap() {
   if (reaped_ || !pidfd_) return;
-  ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+  // The init ends everything left of the container before it exits; SIGKILL
+  // to it would orphan what is left to the host's init (without a PID
+  // namespace). SIGKILL is the fallback for an init that does not end.
+  bool ended = false;
+  if (init_serving_ &&
+      ::syscall(SYS_pidfd_send_signal, pidfd_.get(), kEndContainerSignal, nullptr, 0) == 0) {
+    pollfd exited{pidfd_.get(), POLLIN, 0};
+    ended = ::poll(&exited, 1, kInitEndMillis) == 1;
+  }
+  if (!ended) ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
   siginfo_t info{};
   while (::waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &info, WEXITED) != 0 &&
          errno == EINTR) {
@@ -232,7 +250,10 @@ absl::StatusOr<pid_t> AwaitExec(PreparedLaunch& p, pid_t pid, int pidfd) {
         RETURN_IF_ERROR(AnswerHookState(p.hooks, pid, r.msg.err, fd));
         break;
       case ChildMessage::kNeedIdMaps: {
-        RETURN_IF_ERROR_CTX(WriteIdMaps(pid, p.plan), "writing the user namespace's id maps");
+        // The payload makes the namespace: the init's child when there is one.
+        pid_t in_namespace = r.sender > 0 ? r.sender : pid;
+        RETURN_IF_ERROR_CTX(WriteIdMaps(in_namespace, p.plan),
+                            "writing the user namespace's id maps");
         ChildMessage done;
         done.kind = ChildMessage::kIdMapsDone;
         if (::send(fd, &done, sizeof(done), MSG_NOSIGNAL) != sizeof(done)) {
@@ -275,6 +296,7 @@ absl::StatusOr<Container> Launch(LaunchSpec spec) {
   spec.fds.clear();
   ASSIGN_OR_RETURN(container.payload_pid_, AwaitExec(*prepared, pid, pidfd_number));
   if (!prepared->plan.run_init) container.payload_pid_ = pid;
+  container.init_serving_ = prepared->plan.run_init;
   RunLoggedHooks(prepared->hooks.poststart, pid, "running", prepared->hooks.output.get());
   container.poststop_ = std::move(prepared->hooks.poststop);
   container.hook_output_ = std::move(prepared->hooks.output);

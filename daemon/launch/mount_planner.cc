@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "absl/strings/match.h"
@@ -22,8 +23,19 @@ absl::Status MountPlanner::At(UniqueFd mnt, absl::string_view dest, bool directo
                               std::string what) {
   ASSIGN_OR_RETURN(std::string clean, CleanContainerPath(dest));
   RETURN_IF_ERROR_CTX(MakeMountPoint(clean, directory), what);
-  p_.plan.mounts.push_back({MountStep::kAttach, mnt.get(), -1, clean, std::move(what), {}});
+  bool below_host = std::any_of(host_trees_.begin(), host_trees_.end(),
+                                [&](const std::string& tree) { return IsBelow(clean, tree); });
+  MountStep step{MountStep::kAttach, mnt.get(), -1, clean, std::move(what), {}};
+  step.resolve_as_caller = below_host;
+  p_.plan.mounts.push_back(std::move(step));
   p_.owned.push_back(std::move(mnt));
+  return absl::OkStatus();
+}
+
+absl::Status MountPlanner::AtHostTree(UniqueFd mnt, absl::string_view dest, bool directory,
+                                      std::string what) {
+  RETURN_IF_ERROR(At(std::move(mnt), dest, directory, std::move(what)));
+  if (directory) host_trees_.push_back(p_.plan.mounts.back().destination);
   return absl::OkStatus();
 }
 
@@ -51,12 +63,15 @@ void MountPlanner::Check(int base_fd, std::string rel, std::string what) {
       {MountStep::kDeviceCheck, -1, base_fd, std::move(rel), std::move(what), {}});
 }
 
+bool MountPlanner::IsBelow(const std::string& path, const std::string& dir) {
+  return path.size() > dir.size() && absl::StartsWith(path, dir) && path[dir.size()] == '/';
+}
+
 // In the deepest of our fresh tmpfs mounts that will cover `clean`, or in
 // the staging layer above the image.
 absl::Status MountPlanner::MakeMountPoint(const std::string& clean, bool directory) {
   for (auto it = own_tmpfs_.rbegin(); it != own_tmpfs_.rend(); ++it) {
-    if (clean.size() > it->destination.size() && absl::StartsWith(clean, it->destination) &&
-        clean[it->destination.size()] == '/') {
+    if (IsBelow(clean, it->destination)) {
       return MakeInTmpfs(it->fd, clean.substr(it->destination.size() + 1), directory);
     }
   }
@@ -109,7 +124,7 @@ absl::Status PlanBind(MountPlanner& planner, const BindSpec& bind, const std::st
                         (bind.no_exec ? MOUNT_ATTR_NOEXEC : 0);
   auto mnt = CloneTree(bind.source.get(), "", attributes);
   if (!mnt.ok()) return Annotate(mnt.status(), what);
-  return planner.At(std::move(*mnt), bind.destination, directory, what);
+  return planner.AtHostTree(std::move(*mnt), bind.destination, directory, what);
 }
 
 // A fresh tmpfs; its root belongs to the daemon unless `owner` is given (a

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -30,7 +31,16 @@ class MountPlanner {
       : image_fd_(image_fd), staging_fd_(staging_fd), p_(p) {}
 
   // `mnt` at the container path `dest`, its mount point made if missing.
+  // Below a host tree attached earlier, `dest` is resolved as the caller.
   absl::Status At(UniqueFd mnt, absl::string_view dest, bool directory, std::string what);
+
+  // Like At() for a tree of the host's (a bind source, /tmp, /sys, /dev).
+  absl::Status AtHostTree(UniqueFd mnt, absl::string_view dest, bool directory, std::string what);
+
+  // Records that the clean container path `clean` holds a host directory
+  // attached by a step of its own (Beneath): later destinations below it
+  // are resolved as the caller, as with AtHostTree.
+  void NoteHostTree(std::string clean) { host_trees_.push_back(std::move(clean)); }
 
   // Like At() for a fresh, empty tmpfs of ours: later mount points beneath
   // it are created in it (it is no one else's and not the image).
@@ -50,6 +60,9 @@ class MountPlanner {
   // The step added last, to set its device checks.
   MountStep& Last() { return p_.plan.mounts.back(); }
 
+  // Is the path `path` strictly below `dir` (both clean, or both absolute)?
+  static bool IsBelow(const std::string& path, const std::string& dir);
+
   // Creates `rel` (and its parents) in one of our own tmpfs mounts.
   static absl::Status MakeInTmpfs(int tmpfs_fd, const std::string& rel, bool directory);
 
@@ -65,6 +78,7 @@ class MountPlanner {
   int staging_fd_;
   PreparedLaunch& p_;
   std::vector<OwnTmpfs> own_tmpfs_;
+  std::vector<std::string> host_trees_;  // clean destinations of host directories
 };
 
 // A recursive copy of a host tree, with `attributes` added everywhere.

@@ -23,6 +23,7 @@
 #include "common/status_macros.h"
 #include "daemon/launch/account_files.h"
 #include "daemon/launch/cgroups.h"
+#include "daemon/launch/id_maps.h"
 #include "daemon/launch/image_paths.h"
 #include "daemon/launch/mount_api.h"
 
@@ -241,7 +242,24 @@ absl::Status PrepareProcess(LaunchSpec& spec, PreparedLaunch& p) {
   return PrepareCgroups(spec, p);
 }
 
-void PrepareIdentity(const LaunchSpec& spec, ChildPlan& plan) {
+// The user namespace's maps: single ids, or the fakeroot ranges, checked.
+absl::Status PrepareIdMaps(const LaunchSpec& spec, ChildPlan& plan) {
+  bool ranges = !spec.fakeroot_uid_map.empty() || !spec.fakeroot_gid_map.empty();
+  if (ranges && !spec.fakeroot) {
+    return absl::InvalidArgumentError("id ranges are for fakeroot launches only");
+  }
+  ASSIGN_OR_RETURN(plan.uid_map,
+                   IdMapText(spec.fakeroot_uid_map, plan.inside_uid, plan.uid, "uid"));
+  ASSIGN_OR_RETURN(plan.gid_map,
+                   IdMapText(spec.fakeroot_gid_map, plan.inside_gid, plan.gid, "gid"));
+  // newgidmap's rule: a namespace given subordinate gids may call setgroups
+  // (apt and dnf drop to their own users with it); one that maps only the
+  // caller may not shed the caller's groups.
+  plan.deny_setgroups = spec.fakeroot_gid_map.size() <= 1;
+  return absl::OkStatus();
+}
+
+absl::Status PrepareIdentity(const LaunchSpec& spec, ChildPlan& plan) {
   const HostFacts& facts = GetHostFacts();
   plan.user_namespace = spec.user_namespace || spec.fakeroot;
   plan.fakeroot = spec.fakeroot;
@@ -252,6 +270,7 @@ void PrepareIdentity(const LaunchSpec& spec, ChildPlan& plan) {
   plan.groups = spec.identity.groups;
   plan.inside_uid = spec.fakeroot ? 0 : spec.identity.uid;
   plan.inside_gid = spec.fakeroot ? 0 : spec.identity.gid;
+  return Annotate(PrepareIdMaps(spec, plan), "the user namespace");
 }
 
 // execvp's search, decided here so the child only tries paths.
@@ -273,7 +292,9 @@ std::vector<std::string> ExecCandidates(const LaunchSpec& spec) {
 }
 
 void PrepareExec(LaunchSpec& spec, ChildPlan& plan) {
-  plan.run_init = spec.pid_namespace && !spec.no_init;
+  // Without a PID namespace the init is what ends the container's processes
+  // with it (child_init.cc): --no-init only applies to PID 1 of a namespace.
+  plan.run_init = !(spec.pid_namespace && spec.no_init);
   plan.exec_candidates = ExecCandidates(spec);
   plan.exec_what = absl::StrCat("exec ", spec.argv[0]);
   for (const std::string& a : spec.argv) plan.argv.push_back(a.c_str());
@@ -334,7 +355,7 @@ absl::StatusOr<std::unique_ptr<PreparedLaunch>> PrepareLaunch(LaunchSpec& spec) 
   RETURN_IF_ERROR_CTX(PrepareRootFilesystem(spec, *p), "preparing the root filesystem");
   RETURN_IF_ERROR(PrepareProcess(spec, *p));
   RETURN_IF_ERROR(PlanHooks(spec, p->plan, p->hooks));
-  PrepareIdentity(spec, p->plan);
+  RETURN_IF_ERROR(PrepareIdentity(spec, p->plan));
   PrepareExec(spec, p->plan);
   RETURN_IF_ERROR(PrepareControl(*p));
   p->plan.clone_flags = CLONE_NEWNS | (spec.pid_namespace ? CLONE_NEWPID : 0) |

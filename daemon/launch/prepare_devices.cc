@@ -147,6 +147,8 @@ absl::Status BindHostEntry(MountPlanner& planner, int dev_fd, const std::string&
   }
   RETURN_IF_ERROR_CTX(MountPlanner::MakeInTmpfs(dev_fd, name, directory), what);
   planner.Beneath(std::move(*mnt), dev_fd, name, std::move(what));
+  // As the host's /dev would be: binds below its directories resolve as the caller.
+  if (directory) planner.NoteHostTree(absl::StrCat("dev/", name));
   return absl::OkStatus();
 }
 
@@ -192,10 +194,6 @@ absl::StatusOr<bool> PlanFilesDir(MountPlanner& planner, const DeviceSet& device
   if (!tmpfs.ok()) return Annotate(tmpfs.status(), what);
   RETURN_IF_ERROR(planner.AtOwnTmpfs(std::move(*tmpfs), devices.files_dir, std::move(what)));
   return false;
-}
-
-bool InDir(const std::string& path, const std::string& dir) {
-  return path.size() > dir.size() && absl::StartsWith(path, dir) && path[dir.size()] == '/';
 }
 
 }  // namespace
@@ -259,7 +257,7 @@ absl::Status PlanDeviceFiles(MountPlanner& planner, const DeviceSet& devices, bo
   }
   ASSIGN_OR_RETURN(bool tree, PlanFilesDir(planner, devices));
   for (const BindSpec& f : devices.files) {
-    if (tree && InDir(f.destination, devices.files_dir)) continue;
+    if (tree && MountPlanner::IsBelow(f.destination, devices.files_dir)) continue;
     RETURN_IF_ERROR(
         PlanBind(planner, f, absl::StrCat("binding ", f.source_path, " at ", f.destination)));
   }

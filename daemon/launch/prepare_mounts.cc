@@ -114,7 +114,7 @@ absl::Status PlanSystemMounts(const LaunchSpec& spec, MountPlanner& planner) {
     bool real_root = spec.identity.uid == 0 && !spec.fakeroot;
     uint64_t ro = real_root ? 0 : MOUNT_ATTR_RDONLY;
     ASSIGN_OR_RETURN(UniqueFd mnt, HostTree("/sys", kNoSuidDev | MOUNT_ATTR_NOEXEC | ro));
-    RETURN_IF_ERROR(planner.At(std::move(mnt), "/sys", true, "mounting /sys"));
+    RETURN_IF_ERROR(planner.AtHostTree(std::move(mnt), "/sys", true, "mounting /sys"));
   }
   bool minimal_dev = spec.contain || sys.minimal_dev;
   if (sys.dev && minimal_dev) RETURN_IF_ERROR(PlanMinimalDev(planner, spec.devices));
@@ -122,7 +122,7 @@ absl::Status PlanSystemMounts(const LaunchSpec& spec, MountPlanner& planner) {
     RETURN_IF_ERROR(PlanHostDevWithDevices(planner, spec.devices));
   } else if (sys.dev && !minimal_dev) {
     ASSIGN_OR_RETURN(UniqueFd mnt, HostTree("/dev", MOUNT_ATTR_NOSUID));
-    RETURN_IF_ERROR(planner.At(std::move(mnt), "/dev", true, "mounting /dev"));
+    RETURN_IF_ERROR(planner.AtHostTree(std::move(mnt), "/dev", true, "mounting /dev"));
   }
   for (const char* tmp : {"/tmp", "/var/tmp"}) {
     if (!sys.tmp) break;
@@ -136,7 +136,7 @@ absl::Status PlanSystemMounts(const LaunchSpec& spec, MountPlanner& planner) {
     }
     auto mnt = HostTree(tmp, kNoSuidDev);
     if (!mnt.ok()) return Annotate(mnt.status(), what);
-    RETURN_IF_ERROR(planner.At(std::move(*mnt), tmp, true, what));
+    RETURN_IF_ERROR(planner.AtHostTree(std::move(*mnt), tmp, true, what));
   }
   return absl::OkStatus();
 }

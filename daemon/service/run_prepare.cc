@@ -18,6 +18,7 @@
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/action/action.h"
+#include "daemon/fakeroot/fakeroot_ids.h"
 #include "daemon/gpu/run_gpus.h"
 #include "daemon/image/open_as_caller.h"
 #include "daemon/service/caller_process.h"
@@ -31,15 +32,17 @@ image::CallerCreds CredsOf(const PeerIdentity& peer) {
 }
 
 // The caller's account from the host's databases (NSS); a uid without an
-// entry still runs, under a synthetic name, like Apptainer does.
-launch::Identity AccountOf(const PeerIdentity& peer) {
+// entry still runs, under a synthetic name, like Apptainer does (`listed`
+// says which).
+launch::Identity AccountOf(const PeerIdentity& peer, bool& listed) {
   launch::Identity id;
   id.uid = peer.uid;
   id.gid = peer.gid;
   id.groups = peer.groups;
   std::vector<char> buf(16384);
   passwd pw{}, *found = nullptr;
-  if (::getpwuid_r(peer.uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr) {
+  listed = ::getpwuid_r(peer.uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr;
+  if (listed) {
     id.user_name = pw.pw_name;
     id.home = pw.pw_dir;
     id.shell = pw.pw_shell;
@@ -97,7 +100,7 @@ absl::StatusOr<std::shared_ptr<image::MountLease>> LeaseImage(const v1::RunReque
   RETURN_IF_ERROR(CheckImagePolicy(fd.get(), r.image(), config));
   // With the ECL active, `fd` becomes the verified (immutable) bytes to mount.
   if (ecl != nullptr) {
-    ASSIGN_OR_RETURN(fd, ecl->Admit(std::move(fd), r.image()));
+    ASSIGN_OR_RETURN(fd, ecl->Admit(std::move(fd), r.image(), peer.uid));
   }
   return images.Acquire(std::move(fd), r.image(), peer.uid);
 }
@@ -141,10 +144,16 @@ absl::StatusOr<launch::BindSpec> OpenBind(const PeerIdentity& peer, const std::s
   return launch::BindSpec{*std::move(fd), source, destination, read_only};
 }
 
-// $HOME: -H src[:dst], else the caller's home at the same path.
+// $HOME: -H src[:dst], else the caller's home at the same path, or at /root
+// with --fakeroot (Apptainer's "$HOME:/root").
 absl::Status AddHome(const v1::RunRequest& r, const PeerIdentity& peer,
                      const policy::Config& config, launch::LaunchSpec& spec) {
   std::string source = spec.identity.home, destination = spec.identity.home;
+  if (r.fakeroot() && r.home().empty()) {
+    destination = "/root";
+    spec.identity.home = destination;
+    if (source == "/") return absl::OkStatus();  // an account without a home
+  }
   if (!r.home().empty()) {
     std::vector<std::string> parts = absl::StrSplit(r.home(), absl::MaxSplits(':', 1));
     source = parts[0];
@@ -268,6 +277,21 @@ void AddNamespaces(const v1::RunRequest& r, const DaemonOptions& options,
   spec.system_mounts.minimal_dev = config.mount_dev == policy::DevMode::kMinimal;
 }
 
+// --fakeroot: the ids of the caller's subordinate ranges, or the
+// root-mapped single id with an INFO line (daemon/fakeroot).
+absl::Status AddFakeroot(const PeerIdentity& peer, bool listed, const DaemonOptions& options,
+                         PreparedRun& run) {
+  fakeroot::Sources sources{options.subuid_path, options.subgid_path,
+                            options.mode == DaemonMode::kUser};
+  fakeroot::Caller caller{peer.uid, peer.gid, listed ? run.spec.identity.user_name : ""};
+  absl::StatusOr<fakeroot::Ids> ids = fakeroot::ResolveIds(sources, caller);
+  if (!ids.ok()) return Annotate(ids.status(), "could not use fakeroot");
+  run.spec.fakeroot_uid_map = std::move(ids->uid_map);
+  run.spec.fakeroot_gid_map = std::move(ids->gid_map);
+  if (!ids->notice.empty()) run.notices.push_back(std::move(ids->notice));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdentity& peer,
@@ -276,7 +300,9 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdenti
                                        EclGate* ecl, gpu::GpuService* gpus) {
   PreparedRun run;
   launch::LaunchSpec& spec = run.spec;
-  spec.identity = AccountOf(peer);
+  bool listed = false;
+  spec.identity = AccountOf(peer, listed);
+  if (r.fakeroot()) RETURN_IF_ERROR(AddFakeroot(peer, listed, options, run));
   ASSIGN_OR_RETURN(run.lease, LeaseImage(r, peer, config, images, ecl));
   spec.image_root = run.lease->root();
   AddNamespaces(r, options, config, spec);

@@ -26,6 +26,9 @@ struct PreparedRun {
   std::shared_ptr<image::MountLease> lease;  // keeps the image mounted
   launch::LaunchSpec spec;
   UniqueFd pty_master;  // set when the request asked for a terminal
+  // INFO lines for the caller, sent before the container starts (the
+  // fakeroot mode when it is the root-mapped fallback).
+  std::vector<std::string> notices;
 };
 
 absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& request, const PeerIdentity& peer,

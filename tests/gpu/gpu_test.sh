@@ -59,6 +59,12 @@ devices:
           path: $TEST_TMP/hooks/marker.sh
           env: ["MARKER_TEXT=made-by-hook"]
           timeout: 10
+  - name: started
+    containerEdits:
+      hooks:
+        - hookName: startContainer
+          path: /bin/sh
+          args: ["sh", "-c", "echo started-as \$(id -u) in \$(pwd) >/marks/started"]
 SPEC
 printf 'cdiVersion: "0.6.0"\nkind: berth.test/bad\ndevices:\n  - name: x\n    containerEdits:\n      deviceNodes:\n        - path: relative/dev\n' >"$CDI/bad.yaml"
 chmod 0755 "$TEST_TMP/hooks/marker.sh"
@@ -172,6 +178,10 @@ case "$marker" in
   'made-by-hook {"ociVersion":'*'"status":"creating"'*) ok "a createContainer hook ran with its env and the OCI state" ;;
   *) bad "createContainer hook" "marker: '$marker' log: $(tail -3 "$TEST_TMP/berthd.log")" ;;
 esac
+# Inside the container, as the caller, in the working directory, before the payload.
+expect_out "a startContainer hook runs as the caller just before the payload" \
+  "started-as $(as id -u) in /marks" \
+  b exec --bind "$MARKS:/marks" --cwd /marks --device berth.test/hook=started "$IMG" cat /marks/started
 if [ "$MODE" = system ]; then
   expect_out "additionalGids are visible in id" "yes video" \
     b exec --device berth.test/dev=groups "$IMG" sh -c 'echo $FROM_CDI $(id | grep -o "44(video)" | cut -d"(" -f2 | tr -d ")")'

@@ -99,6 +99,36 @@ TEST_CASE("the thread's fs identity and groups are restored after every open", "
   CHECK(syscall(SYS_setfsuid, 0) == 0);
 }
 
+// The kernel grants group access from the thread's supplementary groups: they
+// must be the caller's. Here the daemon's thread holds group G (not H), like
+// a daemon started with a supplementary group.
+TEST_CASE("supplementary groups are the caller's, never the daemon thread's", "[image][root]") {
+  Fixture f;
+  constexpr gid_t kG = 54321, kH = 54322;
+  auto group_file = [&](const char* name, gid_t gid) {
+    const std::string path = f.scratch.File(name);
+    std::ofstream(path) << "group\n";
+    REQUIRE(chown(path.c_str(), 0, gid) == 0);
+    REQUIRE(chmod(path.c_str(), 0640) == 0);
+    return path;
+  };
+  const std::string in_g = group_file("root-g", kG), in_h = group_file("root-h", kH);
+  const CallerCreds outsider{f.user.uid, f.user.gid, {f.user.gid}};
+  const CallerCreds member{f.user.uid, f.user.gid, {f.user.gid, kG, kH}};
+  std::thread daemon_thread([&] {
+    const gid_t daemon_groups[] = {kG};
+    REQUIRE(syscall(SYS_setgroups, 1, daemon_groups) == 0);  // this thread only
+    CHECK_FALSE(OpenAsCaller(outsider, in_g, O_RDONLY).ok());
+    CHECK_FALSE(OpenAsCaller(outsider, in_h, O_RDONLY).ok());
+    CHECK_FALSE(OpenPathAsCaller(outsider, in_g).ok());
+    CHECK(OpenAsCaller(member, in_g, O_RDONLY).ok());
+    CHECK(OpenAsCaller(member, in_h, O_RDONLY).ok());
+    CHECK(OpenPathAsCaller(member, in_h).ok());
+    CHECK(StatusLine("Groups:").find("54321") != std::string::npos);  // restored
+  });
+  daemon_thread.join();
+}
+
 TEST_CASE("other threads never see the identity switch", "[image][root]") {
   Fixture f;
   std::atomic<bool> stop{false};
@@ -169,6 +199,45 @@ TEST_CASE("bind sources: O_PATH as the caller, and only what the caller may read
   REQUIRE(ok.ok());
   CHECK((fcntl(ok->get(), F_GETFL) & O_PATH) == O_PATH);
   CHECK(Fsuid() == "0");
+}
+
+TEST_CASE("OpenAtAsCaller: a directory descriptor lends nothing the caller could not open",
+          "[image][root]") {
+  Fixture f;
+  // A 0700 root directory, opened by root, with a world-readable file in it:
+  // beneath it the caller lacks search permission, whoever opened it.
+  const std::string dir = f.scratch.File("private");
+  REQUIRE(mkdir(dir.c_str(), 0700) == 0);
+  std::ofstream(dir + "/f") << "inside\n";
+  chmod((dir + "/f").c_str(), 0644);
+  UniqueFd dir_fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  REQUIRE(dir_fd.valid());
+  auto denied = OpenAtAsCaller(f.caller, dir_fd.get(), "f", O_RDONLY);
+  REQUIRE_FALSE(denied.ok());
+  CHECK_THAT(std::string(denied.status().message()), Catch::Contains("Permission denied"));
+  CHECK(OpenAtAsCaller({0, 0, {0}}, dir_fd.get(), "f", O_RDONLY).ok());
+  // A searchable directory, but a file only its owner may read.
+  UniqueFd scratch_fd(open(f.scratch.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  const std::string hidden = f.scratch.File("hidden");
+  std::ofstream(hidden) << "x";
+  chmod(hidden.c_str(), 0600);
+  CHECK_FALSE(OpenAtAsCaller(f.caller, scratch_fd.get(), "hidden", O_RDONLY).ok());
+  CHECK(OpenAtAsCaller(f.caller, scratch_fd.get(), "public", O_RDONLY).ok());
+  CHECK(Fsuid() == "0");
+}
+
+TEST_CASE("OpenAtAsCaller: only one path component, never a way out", "[image][root]") {
+  Fixture f;
+  UniqueFd scratch_fd(open(f.scratch.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  for (const char* name : {"", ".", "..", "a/b", "/etc/passwd"}) {
+    auto fd = OpenAtAsCaller(f.caller, scratch_fd.get(), name, O_RDONLY);
+    REQUIRE_FALSE(fd.ok());
+    CHECK(fd.status().code() == absl::StatusCode::kInvalidArgument);
+  }
+  CHECK_FALSE(OpenAtAsCaller(f.caller, scratch_fd.get(), "new", O_RDWR | O_CREAT).ok());
+  // A symlink beneath the directory is not followed out of it (RESOLVE_BENEATH).
+  symlink("/etc/passwd", f.scratch.File("out").c_str());
+  CHECK_FALSE(OpenAtAsCaller(f.caller, scratch_fd.get(), "out", O_RDONLY).ok());
 }
 
 }  // namespace

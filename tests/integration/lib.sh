@@ -5,6 +5,11 @@ fail=0
 ok() { echo "ok   $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
 finish() {
+  # A test may define before_finish (closing checks that must also run when
+  # it stops early); it runs once.
+  if [ -z "${finishing:-}" ] && declare -F before_finish >/dev/null; then
+    finishing=1; before_finish
+  fi
   echo "$pass passed, $fail failed"
   [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
   exit $?
@@ -19,6 +24,17 @@ test_prologue() {
   bash "$(dirname "${BASH_SOURCE[0]}")/../lib/ensure-test-user.sh" "$TUSER"
   TEST_TMP=$(mktemp -d "/tmp/berth-$1-XXXXXX")
   chmod 0755 "$TEST_TMP"
+}
+
+# must WHAT CMD...: a set-up step. When it fails the test stops there, failing
+# and naming the step (a set-up whose failure went unnoticed would let later
+# checks pass against the wrong thing).
+must() {
+  local what=$1; shift
+  local err
+  if ! err=$("$@" 2>&1 >/dev/null); then
+    bad "setup: $what" "failed: $* ${err:0:400}"; finish
+  fi
 }
 
 # check NAME CMD...: passes when CMD succeeds.

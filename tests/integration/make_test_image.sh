@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# make_test_image.sh BERTH OUT.sif: an image shaped like Apptainer builds them
+# make_test_image.sh BERTH OUT.sif [MARKER]: an image shaped like Apptainer builds them
 # (formats.md §5.5), without Apptainer: busybox-static, a dynamically linked
 # program with its libraries, a setuid-root copy of it, /.singularity.d with
 # env scripts, a runscript that echoes its arguments, labels and a help text,
-# squashed with mksquashfs and assembled with `berth sif`.
+# squashed with mksquashfs and assembled with `berth sif`. /opt/marker holds
+# MARKER (default "image-file"), so images built for different roles can be
+# told apart by what a container prints.
 set -euo pipefail
-berth=$1 out=$2
+berth=$1 out=$2 marker=${3:-image-file}
 work=$(mktemp -d /tmp/berth-timg-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 r=$work/rootfs
@@ -26,7 +28,7 @@ cp "$r/usr/bin/dyn-id" "$r/usr/bin/suid-id" && chmod 4755 "$r/usr/bin/suid-id"
 printf 'root:x:0:0:root:/root:/bin/sh\nimguser:x:4242:4242::/home/imguser:/bin/sh\n' >"$r/etc/passwd"
 printf 'root:x:0:\nimggroup:x:4242:\n' >"$r/etc/group"
 : >"$r/etc/hosts"; : >"$r/etc/resolv.conf"
-echo "image-file" >"$r/opt/marker"
+echo "$marker" >"$r/opt/marker"
 cat >"$r/.singularity.d/env/90-environment.sh" <<'ENV'
 #!/bin/sh
 export IMAGE_VAR=from-image

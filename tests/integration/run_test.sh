@@ -124,7 +124,9 @@ expect_out "CVE-2019-5736: /proc/self/exe is the payload" "busybox" b exec "$IMG
 expect_fatal "CVE-2024-21626: --cwd /proc/self/fd/3 refused" "--cwd" b exec --cwd /proc/self/fd/3 "$IMG" true
 if [ "$WHO" = user ]; then
   mkdir -m 0700 "$TEST_TMP/rootonly"
-  cp "$IMG" "$TEST_TMP/rootonly/secret.sif"
+  # Its own marker: a run that leaked it must not look like a run of $IMG.
+  must "root-only image" bash "$here/make_test_image.sh" "$BERTH" "$TEST_TMP/rootonly/secret.sif" root-only-secret
+  chmod 0600 "$TEST_TMP/rootonly/secret.sif"
   echo secret >"$TEST_TMP/rootonly/data"
   ln -s "$TEST_TMP/rootonly/secret.sif" "$TEST_TMP/link.sif"
   expect_fatal "confused deputy: image the user cannot read" "Permission denied" b exec "$TEST_TMP/rootonly/secret.sif" true
@@ -150,12 +152,17 @@ if [ "$WHO" = user ]; then
       ln -sfn "$IMG" "$TEST_TMP/swap/tmp.sif" && mv -T "$TEST_TMP/swap/tmp.sif" "$TEST_TMP/swap/img.sif"
     done ) &
   swapper=$!
-  leaked=0
+  leaked=0 ran=0 refused=0
   for i in $(seq 1 20); do
     out=$(b exec "$TEST_TMP/swap/img.sif" cat /opt/marker 2>&1)
-    case "$out" in image-file|*"Permission denied"*) ;; *) leaked=1; echo "unexpected: $out" ;; esac
+    case "$out" in
+      image-file) ran=$((ran + 1)) ;;
+      *"Permission denied"*) refused=$((refused + 1)) ;;
+      *) leaked=1; echo "unexpected: $out" ;;
+    esac
   done
   kill "$swapper" 2>/dev/null; wait "$swapper" 2>/dev/null
+  echo "swap race: $ran ran the readable image, $refused refused"
   [ "$leaked" -eq 0 ] && ok "symlink swap race: never runs a root-only image" || bad "symlink swap race" "see above"
 fi
 expect_fatal "hostile: a missing image is named" "/nonexistent/x.sif: No such file or directory" b exec /nonexistent/x.sif true
@@ -199,17 +206,30 @@ expect_out "--keep-fd passes a readable fd" "passed" as bash -c "exec 7<<<passed
 expect_out "PMI_FD is passed automatically" "pmi" as bash -c "exec 9<<<pmi; PMI_FD=9 '$BERTH' exec '$IMG' sh -c 'cat <&9'"
 
 # --- client killed: nothing left behind ---
-# Only this test's mounts: other tests run daemons in parallel.
+# Only this test's mounts and processes: other tests run daemons in parallel
+# (the sleep's argument is this test's own).
 mounts_before=$(grep -c "$TEST_TMP" /proc/self/mountinfo)
-as "$BERTH" exec "$IMG" sleep 313 &
+nap=$((100000 + $$))
+as "$BERTH" exec "$IMG" sleep "$nap" &
 cpid=$!
-wait_until 10 pgrep -x -f "sleep 313"
-# Kill the client itself (for the test user, $cpid is runuser, its parent).
-pkill -KILL -x -f "$BERTH exec $IMG sleep 313"; wait "$cpid" 2>/dev/null
-if wait_until 10 test -z "$(pgrep -x -f 'sleep 313')"; then ok "SIGKILLed client: container killed"
-else bad "SIGKILLed client" "sleep still running"; pkill -x -f "sleep 313"; fi
-sleep 0.5
-[ "$(grep -c "$TEST_TMP" /proc/self/mountinfo)" -le "$mounts_before" ] && ok "SIGKILLed client: no mount left in the host" || bad "mounts after kill" "$(grep "$TEST_TMP" /proc/self/mountinfo)"
+if wait_until 10 pgrep -x -f "sleep $nap"; then
+  ok "killed client: the container started"
+  mounts_running=$(grep -c "$TEST_TMP" /proc/self/mountinfo)
+  # Kill the client itself (for the test user, $cpid is runuser, its parent).
+  pkill -KILL -x -f "$BERTH exec $IMG sleep $nap"; wait "$cpid" 2>/dev/null
+  gone() { ! pgrep -x -f "sleep $nap" >/dev/null; }
+  if wait_until 10 gone; then ok "SIGKILLed client: container killed"
+  else bad "SIGKILLed client" "sleep still running"; pkill -x -f "sleep $nap"; fi
+  # The daemon's own mounts are in its namespace: what must not stay is
+  # anything it added to the host's under this test's paths.
+  unmounted() { [ "$(grep -c "$TEST_TMP" /proc/self/mountinfo)" -le "$mounts_before" ]; }
+  if wait_until 5 unmounted; then
+    ok "SIGKILLed client: no mount left in the host (had $mounts_running while running)"
+  else bad "mounts after kill" "$(grep "$TEST_TMP" /proc/self/mountinfo)"; fi
+else
+  bad "killed client: the container started" "no 'sleep $nap' within 10 s"
+  kill -KILL "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null
+fi
 
 # --- terminal ---
 out=$(as script -qec "'$BERTH' exec '$IMG' sh -c 'tty; stty size'" /dev/null </dev/null 2>&1 | tr -d '\r')

@@ -58,6 +58,7 @@ def golden(kind, name):
 def object_ids(berth, image):
     rc, out, err = run([berth, "sif", "list", image])
     if rc != 0:
+        check(f"berth sif list {os.path.basename(image)}", False, err[:300])
         return []
     ids = []
     for line in out.decode().splitlines()[3:]:
@@ -110,7 +111,9 @@ def mask(data):
 
 def build_same_image(tool, path, inputs):
     """Builds one image with `tool` (a command prefix list) from `inputs`."""
-    run(tool + ["new", path])
+    rc, out, err = run(tool + ["new", path])
+    if rc != 0:
+        return err.decode()
     for obj, flags in inputs:
         rc, out, err = run(tool + ["add"] + flags + [path, obj])
         if rc != 0:
@@ -148,8 +151,10 @@ def roundtrip(berth):
         ]
         by_berth = os.path.join(tmp, "berth.sif")
         by_siftool = os.path.join(tmp, "siftool.sif")
-        check("berth builds the image", build_same_image([berth, "sif"], by_berth, inputs) is None)
-        check("siftool builds the image", build_same_image(["siftool"], by_siftool, inputs) is None)
+        err = build_same_image([berth, "sif"], by_berth, inputs)
+        check("berth builds the image", err is None, err)
+        err = build_same_image(["siftool"], by_siftool, inputs)
+        check("siftool builds the image", err is None, err)
         with open(by_berth, "rb") as f:
             bb = f.read()
         with open(by_siftool, "rb") as f:
@@ -184,7 +189,8 @@ def roundtrip(berth):
         det = os.path.join(tmp, "det.sif")
         rc, _, err = run([berth, "sif", "new", "--deterministic", det])
         check("new --deterministic", rc == 0, err)
-        run([berth, "sif", "add", "--datatype", "7", det, deffile])
+        rc, _, err = run([berth, "sif", "add", "--datatype", "7", det, deffile])
+        check("add to the deterministic image", rc == 0, err)
         compare(berth, "header deterministic", ["header", det])
         rc, _, err = run([berth, "sif", "del", "--compact", "1", det])
         check("del --compact last object", rc == 0, err)

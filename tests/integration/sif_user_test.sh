@@ -46,9 +46,15 @@ expect_fatal "user cannot create in a read-only dir" "Permission denied" as_user
 expect_fatal "missing image is named" "$work/nope.sif" as_user "$work/berth" sif header "$work/nope.sif"
 expect_fatal "a directory is not an image" "not a SIF image" as_user "$work/berth" sif list "$work"
 
-# Under umask 000 the user still gets an image only they can change (0755 & ~umask is 0755).
-as_user bash -c "umask 022; '$work/berth' sif new '$work/userdir/mine.sif'" && [ "$(stat -c %U:%a "$work/userdir/mine.sif")" = "$USER_NAME:755" ] \
-  && ok "user-created image is owned by the user, mode 0755" || bad "user-created image is owned by the user, mode 0755" "$(stat -c %U:%a "$work/userdir/mine.sif" 2>&1)"
+# A new image is created 0755 (a SIF with a launch script is executable), so
+# even under umask 000 only its owner may change it; a stricter umask is kept.
+for case in 000:755 077:700; do
+  mask=${case%:*} mode=${case#*:}
+  as_user bash -c "umask $mask; '$work/berth' sif new '$work/userdir/mine-$mask.sif'" &&
+    [ "$(stat -c %U:%a "$work/userdir/mine-$mask.sif")" = "$USER_NAME:$mode" ] &&
+    ok "user-created image under umask $mask: owned by the user, mode 0$mode" ||
+    bad "user-created image under umask $mask: owned by the user, mode 0$mode" "$(stat -c %U:%a "$work/userdir/mine-$mask.sif" 2>&1)"
+done
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]

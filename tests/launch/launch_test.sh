@@ -31,15 +31,17 @@ THOME=$(getent passwd "$TUSER" | cut -d: -f6)
 
 W=$(mktemp -d /tmp/berth-launch-XXXXXX)
 # cgroup2 wherever it is mounted (/sys/fs/cgroup/unified on hybrid hosts),
-# and a v1 cpu hierarchy when there is one.
+# and the v1 cpu hierarchy (Slurm's cgroup v1 plugins put jobs there): the
+# hosts CI runs on have both, so a missing one fails rather than skips.
 CG2_ROOT=$(findmnt -n -t cgroup2 -o TARGET | head -1)
 CG1_ROOT=$(findmnt -n -t cgroup -o TARGET,OPTIONS | awk '$2 ~ /(^|,)cpu(,|$)/ {print $1; exit}')
 [ -n "$CG2_ROOT" ] || { bad setup "no cgroup2 mount"; finish; }
+[ -n "$CG1_ROOT" ] || { bad setup "no cgroup v1 hierarchy with the cpu controller"; finish; }
 CG2=$CG2_ROOT/berth-launch-$$
-CG1=${CG1_ROOT:+$CG1_ROOT/berth-launch-$$}
+CG1=$CG1_ROOT/berth-launch-$$
 cleanup() {
   umount "$W/img" 2>/dev/null
-  rmdir "$CG2/inner" "$CG2" ${CG1:+"$CG1"} 2>/dev/null
+  rmdir "$CG2/inner" "$CG2" "$CG1" 2>/dev/null
   rm -rf "$W"
 }
 trap cleanup EXIT

@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 [ "$(id -u)" -eq 0 ] || { echo "FAIL needs root"; echo "0 passed, 1 failed"; exit 1; }
 cleanup() {
   local p
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  for p in "${berthd_pids[@]}" "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
   sleep 0.2
   umount "$T/state" 2>/dev/null
   rm -rf "$T"
@@ -19,6 +19,7 @@ start_registry r plain
 reg=$REG_r
 mkdir -p "$T/state"
 mount -t tmpfs -o size=16m,mode=0700 tmpfs "$T/state"
+test_mounts+=("$T/state")
 start_berthd "[registry]
 insecure = [\"$reg\"]"
 head -c 32768 "$BERTH_TESTDATA/sif/empty.sif" >"$T/img.sif"

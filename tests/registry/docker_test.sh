@@ -16,9 +16,9 @@ start_registry r plain
 reg=$REG_r
 start_berthd "[registry]
 insecure = [\"$reg\"]"
-bash "$HERE/../oci/make_oci_image.sh" "$T/layout" >/dev/null 2>&1 || { echo "FAIL making the OCI image"; exit 1; }
-check "skopeo push (OCI manifest)" skopeo copy -q --dest-tls-verify=false "oci:$T/layout:test" "docker://$reg/test/busy:oci"
-check "skopeo push (Docker schema 2)" skopeo copy -q --dest-tls-verify=false --format v2s2 "oci:$T/layout:test" "docker://$reg/test/busy:v2s2"
+must "the OCI image" bash "$HERE/../oci/make_oci_image.sh" "$T/layout"
+must "skopeo push (OCI manifest)" skopeo copy -q --dest-tls-verify=false "oci:$T/layout:test" "docker://$reg/test/busy:oci"
+must "skopeo push (Docker schema 2)" skopeo copy -q --dest-tls-verify=false --format v2s2 "oci:$T/layout:test" "docker://$reg/test/busy:v2s2"
 
 check "pull docker:// (OCI)" "$BERTH" pull -q "$T/oci.sif" "docker://$reg/test/busy:oci"
 layers=$(grep -o '"GET /v2/test/busy/blobs/sha256:[0-9a-f]*' "$T/r.log" | sort | uniq -c | awk '$1 != 1' | wc -l)
@@ -28,7 +28,7 @@ nblobs=$(grep -c '"GET /v2/test/busy/blobs/' "$T/r.log")
 check "SIF has the OCI config and a squashfs" sh -c "'$BERTH' sif list '$T/oci.sif' | grep -q 'JSON.Generic' && '$BERTH' sif list '$T/oci.sif' | grep -q Squashfs"
 
 # The container's tree against umoci's unpack of the same image.
-umoci unpack --image "$T/layout:test" "$T/unpacked" >/dev/null 2>&1
+must "umoci unpack of the reference layout" umoci unpack --image "$T/layout:test" "$T/unpacked"
 tree_of() {  # the listing a container and the unpacked rootfs must share
   (cd "$1" && find data opq 2>/dev/null | sort | while read -r p; do
     printf '%s %s %s\n' "$p" "$(stat -c '%a %u:%g %F' "$p")" "$( [ -f "$p" ] && [ ! -L "$p" ] && sha256sum <"$p" | cut -c1-16)"
@@ -90,10 +90,11 @@ expect_fatal "an absent platform is refused" "linux/amd64" \
 # with descriptors the client opened as the user).
 check "pull oci:DIR:TAG" "$BERTH" pull -q "$T/l-oci.sif" "oci:$T/layout:test"
 expect_out "oci: image runs" "changed keep" "$BERTH" exec "$T/l-oci.sif" cat /data/keep
-skopeo copy -q "oci:$T/layout:test" "oci-archive:$T/img.oci.tar:test" &&
-  check "pull oci-archive:" "$BERTH" pull -q "$T/l-ocia.sif" "oci-archive:$T/img.oci.tar:test"
-skopeo copy -q "oci:$T/layout:test" "docker-archive:$T/img.docker.tar:test/busy:1" &&
-  check "pull docker-archive:" "$BERTH" pull -q "$T/l-da.sif" "docker-archive:$T/img.docker.tar"
+must "skopeo writes an oci-archive" skopeo copy -q "oci:$T/layout:test" "oci-archive:$T/img.oci.tar:test"
+check "pull oci-archive:" "$BERTH" pull -q "$T/l-ocia.sif" "oci-archive:$T/img.oci.tar:test"
+expect_out "oci-archive image runs" "changed keep" "$BERTH" exec "$T/l-ocia.sif" cat /data/keep
+must "skopeo writes a docker-archive" skopeo copy -q "oci:$T/layout:test" "docker-archive:$T/img.docker.tar:test/busy:1"
+check "pull docker-archive:" "$BERTH" pull -q "$T/l-da.sif" "docker-archive:$T/img.docker.tar"
 expect_out "docker-archive image runs" "changed keep" "$BERTH" exec "$T/l-da.sif" cat /data/keep
 chmod 0700 "$T/layout"
 expect_fatal "a user cannot pull a layout they cannot read" "Permission denied" \

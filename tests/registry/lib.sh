@@ -8,10 +8,12 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 T=$(mktemp -d /tmp/berth-registry.XXXXXX)
 TEST_TMP=$T
 chmod 0755 "$T"
-pids=()
+pids=()          # helpers (registries, token and hostile servers): killed at exit
+berthd_pids=()   # daemons: stopped cleanly and checked by stop_berthds
+test_mounts=()   # mounts the test itself made under $T (not the daemon's)
 cleanup() {
   local p
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  for p in "${berthd_pids[@]}" "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
   rm -rf "$T"
 }
 trap cleanup EXIT
@@ -35,7 +37,7 @@ start_berthd() {
   chmod 0644 "$T/etc/berth.conf"
   SPDLOG_LEVEL=info "$BERTHD" --socket "$T/berthd.sock" --config-dir "$T/etc" \
     --state-dir "$T/state" --foreground 2>"$T/berthd.log" &
-  pids+=($!)
+  berthd_pids+=($!)
   export BERTH_SOCKET=$T/berthd.sock
   wait_until 10 test -S "$T/berthd.sock" || { echo "berthd did not start:"; cat "$T/berthd.log"; exit 1; }
 }
@@ -118,3 +120,33 @@ blob_gets() { grep -c "\"GET /v2/[^ ]*/blobs/$2 " "$1" || true; }
 no_debris() { ! ls -A "$1" | grep -q 'berth-'; }
 
 cache_entries() { "$BERTH" cache list | grep -c '^\(oras\|blob\|sif\) ' || true; }
+
+# leftovers: what the test's daemons left on the node: mounts under $T (but
+# the test's own) and loop devices whose backing file is under $T.
+leftovers() {
+  local own=" ${test_mounts[*]} "
+  awk -v t="$T/" '{ split($0, halves, " - "); split(halves[2], fs, " ")
+                    if (index($5, t) == 1) print "mount " $5 " (" fs[1] ")" }' /proc/self/mountinfo |
+    while read -r kind where rest; do [[ "$own" == *" $where "* ]] || echo "$kind $where $rest"; done
+  losetup -n -l -O NAME,BACK-FILE 2>/dev/null | awk -v t="$T/" 'index($2, t) == 1 { print "loop " $0 }'
+}
+
+# stop_berthds: SIGTERM to every daemon the test started; each must exit
+# within 10 s and leave no mount and no loop device behind. Run by finish.
+stop_berthds() {
+  local p rc watchdog left
+  for p in "${berthd_pids[@]}"; do
+    kill -TERM "$p" 2>/dev/null || { bad "berthd $p stops on SIGTERM" "it was not running"; continue; }
+    (sleep 10; kill -KILL "$p" 2>/dev/null) &
+    watchdog=$!
+    wait "$p"; rc=$?
+    kill "$watchdog" 2>/dev/null; wait "$watchdog" 2>/dev/null
+    [ "$rc" -ne 137 ] && ok "berthd $p stops on SIGTERM (exit $rc)" ||
+      bad "berthd $p stops on SIGTERM" "still running after 10 s: killed"
+  done
+  berthd_pids=()
+  left=$(leftovers)
+  [ -z "$left" ] && ok "the daemons left no mount and no loop device" ||
+    bad "the daemons left no mount and no loop device" "$left"
+}
+before_finish() { stop_berthds; }

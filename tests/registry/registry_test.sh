@@ -72,6 +72,11 @@ assert list(l) == ["mediaType", "size", "digest", "annotations"], list(l)
 assert l["mediaType"] == "application/vnd.sylabs.sif.layer.v1.sif" and l["size"] == n and l["digest"] == d
 assert l["annotations"] == {"org.opencontainers.image.title": "img.sif"}
 PY
+# The same manifest against the format's own definition rather than the
+# expectations above: the OCI image-spec's published JSON schema (and skopeo
+# below, last, since it downloads the blob the cache checks count).
+check "manifest is valid by the OCI image-spec's JSON schema" \
+  $PY "$HERE/check_oci_schema.py" manifest "$T/manifest.json"
 curl -s "${curl_auth[@]}" "$scheme://$reg/v2/test/img/blobs/sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a" >"$T/config.json"
 [ "$(cat "$T/config.json")" = "{}" ] && ok "config blob is {}" || bad "config blob is {}" "$(head -c 100 "$T/config.json")"
 
@@ -175,7 +180,7 @@ if [ "$kind" = plain ]; then
   setpriv --reuid="$uid" --regid="$gid" --init-groups env HOME="$ud" \
     "$BERTHD" --user-mode --socket "$ud/s.sock" --state-dir "$ud/state" --config-dir "$T/etc" \
     --foreground 2>"$T/userd.log" &
-  pids+=($!)
+  berthd_pids+=($!)
   if wait_until 10 test -S "$ud/s.sock"; then
     check "user-mode daemon: pull" setpriv --reuid="$uid" --regid="$gid" --init-groups env HOME="$ud" \
       BERTH_SOCKET="$ud/s.sock" "$BERTH" pull -q "$ud/out.sif" "oras://$reg/test/img:v1"
@@ -186,5 +191,17 @@ if [ "$kind" = plain ]; then
     bad "user-mode daemon starts" "$(cat "$T/userd.log")"
   fi
 fi
+# skopeo (containers/image) reads the manifest berth pushed and copies the
+# artifact, checking every blob against its digest and size.
+skopeo_src=(--src-tls-verify=false)
+case $kind in
+  basic | token) skopeo_src+=(--src-creds alice:alicepw) ;;
+  tls) mkdir -p "$T/certs.d" && cp "$T/ca.pem" "$T/certs.d/ca.crt" && skopeo_src=(--src-cert-dir "$T/certs.d") ;;
+esac
+skopeo inspect --raw "${skopeo_src[@]/--src-/--}" "docker://$reg/test/img:v1" >"$T/skopeo-manifest.json" 2>"$T/stderr"
+check "skopeo reads the same manifest" cmp -s "$T/manifest.json" "$T/skopeo-manifest.json"
+check "skopeo copies the artifact, checking its digests" \
+  skopeo copy -q "${skopeo_src[@]}" "docker://$reg/test/img:v1" "oci:$T/skopeo-layout:v1"
+check "the layer skopeo copied is the image" cmp -s "$T/img.sif" "$T/skopeo-layout/blobs/sha256/${digest#sha256:}"
 if grep -q 'alicepw\|YWxpY2' "$T/berthd.log"; then bad "credentials never logged" "found in berthd.log"; else ok "credentials never logged"; fi
 finish

@@ -15,8 +15,11 @@ new_key() {  # new_key NAME -> fingerprint (ed25519: fast to generate)
   gpg --batch --with-colons --list-keys "$1@example.org" | awk -F: '/^fpr/ {print $10; exit}'
 }
 KEY_A=$(new_key keya) KEY_B=$(new_key keyb) KEY_C=$(new_key keyc)
-gpg --batch --export "$KEY_A" "$KEY_B" >"$TEST_TMP/ab.gpg"
-BERTH_CONFIG_DIR=$ETC "$BERTH" key import --global "$TEST_TMP/ab.gpg" 2>/dev/null
+for fp in "$KEY_A" "$KEY_B" "$KEY_C"; do
+  [ ${#fp} -eq 40 ] || { bad "setup: signing keys" "got fingerprint '$fp'"; finish; }
+done
+must "export keys A and B" gpg --batch --output "$TEST_TMP/ab.gpg" --export "$KEY_A" "$KEY_B"
+must "global keyring" env BERTH_CONFIG_DIR="$ETC" "$BERTH" key import --global "$TEST_TMP/ab.gpg"
 
 # make_image OUT MARKER: busybox and /opt/marker, squashed uncompressed so the
 # marker's bytes appear verbatim in the SIF (the race test rewrites them).
@@ -26,20 +29,31 @@ make_image() {
   cp /bin/busybox "$r/bin/busybox"
   for t in sh cat sleep true echo; do ln -sf busybox "$r/bin/$t"; done
   printf '%s\n' "$2" >"$r/opt/marker"
-  mksquashfs "$r" "$TEST_TMP/root.sqfs" -noappend -all-root -quiet -noI -noD -noF -noX >/dev/null
+  must "squashfs of $1" mksquashfs "$r" "$TEST_TMP/root.sqfs" -noappend -all-root -quiet -noI -noD -noF -noX
   rm -f "$1"
-  "$BERTH" sif new "$1" && "$BERTH" sif add --datatype 4 --parttype 2 --partfs 1 --partarch 2 \
+  must "sif new $1" "$BERTH" sif new "$1"
+  must "sif add $1" "$BERTH" sif add --datatype 4 --parttype 2 --partfs 1 --partarch 2 \
     --groupid 1 "$1" "$TEST_TMP/root.sqfs"
   chmod 0644 "$1"; rm -rf "$r"
 }
+# sign IMAGE KEY [sign flags]: signs or stops the test.
+sign() { must "sign $1 with $2" "$BERTH" sign --key-fingerprint "$2" "${@:3}" "$1"; }
 make_image "$IMGS/none.sif" GOOD-MARKER-0001
-for who in a b ab; do cp "$IMGS/none.sif" "$IMGS/$who.sif"; done
-"$BERTH" sign --key-fingerprint "$KEY_A" "$IMGS/a.sif" 2>/dev/null
-"$BERTH" sign --key-fingerprint "$KEY_B" "$IMGS/b.sif" 2>/dev/null
-"$BERTH" sign --key-fingerprint "$KEY_A" "$IMGS/ab.sif" 2>/dev/null
-"$BERTH" sign --key-fingerprint "$KEY_B" "$IMGS/ab.sif" 2>/dev/null
-cp "$IMGS/none.sif" "$IMGS/c.sif"
-"$BERTH" sign --key-fingerprint "$KEY_C" "$IMGS/c.sif" 2>/dev/null  # C is not in the global keyring
+for who in a b ab c; do cp "$IMGS/none.sif" "$IMGS/$who.sif"; done
+sign "$IMGS/a.sif" "$KEY_A"
+sign "$IMGS/b.sif" "$KEY_B"
+sign "$IMGS/ab.sif" "$KEY_A"
+sign "$IMGS/ab.sif" "$KEY_B"
+sign "$IMGS/c.sif" "$KEY_C"  # C is not in the global keyring
+# Two object groups signed by different keys: A signs group 1 (the rootfs),
+# B signs group 2 (a data object). Each key signed some group, neither all.
+cp "$IMGS/none.sif" "$IMGS/split.sif"
+printf 'group two\n' >"$TEST_TMP/g2.txt"
+must "a second object group" "$BERTH" sif add --datatype 6 --groupid 2 "$IMGS/split.sif" "$TEST_TMP/g2.txt"
+cp "$IMGS/split.sif" "$IMGS/split-aa.sif"
+sign "$IMGS/split.sif" "$KEY_A" --group-id 1
+sign "$IMGS/split.sif" "$KEY_B" --group-id 2
+sign "$IMGS/split-aa.sif" "$KEY_A"  # both groups by A: the control
 chmod 0644 "$IMGS"/*.sif
 
 # set_ecl TEXT: replace ecl.toml atomically (the daemon notices the change).

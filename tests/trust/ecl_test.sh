@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ecl_test.sh BERTH BERTHD MODE WHO: the ECL enforced by a real daemon.
 # whitelist, whitestrict and blacklist allow and deny images signed by key
-# A, B, both and none; execgroups by directory; reloads; start refusal.
+# A, B, both and none, and an image whose two object groups A and B signed
+# one each; execgroups by directory; reloads; start refusal.
 #   MODE system|user (a user-mode daemon applies it too, advisory)
 #   WHO  root|user
 set -u
@@ -34,6 +35,8 @@ allowed "whitelist A: signed by A and B runs" "$I/ab.sif"
 denied "whitelist A: unsigned is denied" "$I/none.sif" "no signature found"
 denied "whitelist A: signed by a key outside the keyring is denied" "$I/c.sif" "not valid: $KEY_C"
 allowed "whitelist A: a repeated run of an allowed image" "$I/a.sif"
+denied "whitelist A: A signed group 1 only, B group 2 is denied" "$I/split.sif" "(whitelist)" "$KEY_B"
+allowed "whitelist A: A signed both groups runs" "$I/split-aa.sif"
 
 set_ecl "activated = true
 [[execgroup]]
@@ -45,6 +48,7 @@ denied "whitestrict A+B: signed by A only is denied (reloaded policy)" "$I/a.sif
 denied "whitestrict A+B: signed by B only is denied" "$I/b.sif" "(whitestrict)"
 allowed "whitestrict A+B: signed by both runs" "$I/ab.sif"
 denied "whitestrict A+B: unsigned is denied" "$I/none.sif" "no signature found"
+denied "whitestrict A+B: A on group 1, B on group 2 is denied" "$I/split.sif" "(whitestrict)"
 
 set_ecl "activated = true
 [[execgroup]]
@@ -56,6 +60,8 @@ allowed "blacklist B: signed by A runs" "$I/a.sif"
 denied "blacklist B: signed by B is denied" "$I/b.sif" "(blacklist)" "$KEY_B"
 denied "blacklist B: signed by A and B is denied" "$I/ab.sif" "(blacklist)"
 denied "blacklist B: unsigned is denied all the same" "$I/none.sif" "no signature found"
+denied "blacklist B: B signed only group 2, still denied" "$I/split.sif" "(blacklist)" "$KEY_B"
+allowed "blacklist B: A signed both groups runs" "$I/split-aa.sif"
 
 # Execgroups by directory: the exact directory wins over the catch-all.
 mkdir -p "$TEST_TMP/other"; chmod 0755 "$TEST_TMP/other"; cp "$I/a.sif" "$I/b.sif" "$TEST_TMP/other/"
@@ -106,7 +112,7 @@ set_ecl "activated = true
   dirpath = \"\"
   keyfp = [\"$KEY_A\"]"
 allowed "before removing key A: allowed" "$I/a.sif"
-BERTH_CONFIG_DIR=$ETC "$BERTH" key remove --global "$KEY_A" 2>/dev/null
+must "remove key A from the global keyring" env BERTH_CONFIG_DIR="$ETC" "$BERTH" key remove --global "$KEY_A"
 denied "after removing key A from the global keyring: denied" "$I/a.sif" "not valid: $KEY_A"
 
 # An invalid ecl.toml at start: the daemon refuses, naming the line.

@@ -2,7 +2,8 @@
 # sign_test.sh BERTH TESTDATA: `berth sign` and `berth key` end to end with
 # real gpg. Signed images verify with berth, and an independent Python
 # re-computation (check_signed.py) agrees with the signed JSON byte for
-# byte; DSSE signing with each PEM key type; the global keyring is root's.
+# byte; DSSE signing with each PEM key type, each signature verified by
+# Python's cryptography too; the global keyring is root's.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../integration/lib.sh"
@@ -96,8 +97,12 @@ for kt in rsa ecdsa ed25519; do
   cp "$data/two-groups.sif" "$TEST_TMP/d-$kt.sif"; chmod u+w "$TEST_TMP/d-$kt.sif"
   check "sign --key ($kt)" "$berth" sign --key "$data/keys-$kt-private.pem" "$TEST_TMP/d-$kt.sif"
   check "verify --key ($kt)" "$berth" verify --key "$data/keys-$kt-public.pem" "$TEST_TMP/d-$kt.sif"
+  check "the DSSE signatures verify with Python's cryptography ($kt)" \
+    python3 "$here/check_signed.py" --dsse "$data/keys-$kt-public.pem" "$TEST_TMP/d-$kt.sif"
   other=rsa; [ $kt = rsa ] && other=ed25519
   expect_fatal_after_progress "verify with the wrong key ($kt)" "no DSSE signature verifies" "$berth" verify --key "$data/keys-$other-public.pem" "$TEST_TMP/d-$kt.sif"
+  expect_rc "Python's cryptography refuses the wrong key ($kt)" 1 \
+    python3 "$here/check_signed.py" --dsse "$data/keys-$other-public.pem" "$TEST_TMP/d-$kt.sif"
 done
 check "DSSE envelope has the SIF payload type" bash -c "siftool dump 4 '$TEST_TMP/d-rsa.sif' | python3 -c 'import json,sys; e=json.load(sys.stdin); assert e[\"payloadType\"]==\"application/vnd.sylabs.sif-metadata+json\"'"
 expect_fatal_after_progress "sign --key with a public key" "not a PEM private key" "$berth" sign --key "$data/keys-rsa-public.pem" "$TEST_TMP/k.sif"

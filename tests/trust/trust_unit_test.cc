@@ -89,6 +89,14 @@ TEST_CASE("ECL modes decide like Apptainer's", "[ecl]") {
   CHECK(EclDenial(strict, by_both).empty());
   CHECK(EclDenial(black, by_a).empty());
   CHECK_FALSE(EclDenial(black, by_both).empty());
+  // Two object groups, A signed one and B the other: each signed some group,
+  // neither signed every group.
+  daemon::policy::EclSigners split{{}, {kA, kB}, {}};
+  CHECK_FALSE(EclDenial(ExecGroup{"w", EclMode::kWhitelist, "", {kA}}, split).empty());
+  CHECK_FALSE(EclDenial(white, split).empty());
+  CHECK_FALSE(EclDenial(strict, split).empty());
+  CHECK_FALSE(EclDenial(black, split).empty());
+  CHECK(EclDenial(ExecGroup{"b", EclMode::kBlacklist, "", {"C"}}, split).empty());
   const std::string why = EclDenial(strict, by_a);
   CHECK(why.find("execgroup 's' (whitestrict)") != std::string::npos);
   CHECK(why.find(kB) != std::string::npos);

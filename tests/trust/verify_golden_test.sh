@@ -15,10 +15,10 @@ trap 'gpgconf --homedir "$TEST_TMP/gnupg" --kill all 2>/dev/null; rm -rf "$TEST_
 export GNUPGHOME=$TEST_TMP/gnupg BERTH_CONFIG_DIR=$TEST_TMP/etc
 mkdir -m 0700 "$GNUPGHOME"; mkdir "$BERTH_CONFIG_DIR"
 # Only the public half: verification must not need the secret key.
-gpg --batch --quiet --import "$data/keys-private.asc" 2>/dev/null
-gpg --batch --export 12045C8C0B1004D058DE4BEDA20C27EE7FF7BA84 >"$TEST_TMP/pub.gpg"
+must "import the reference key" gpg --batch --quiet --import "$data/keys-private.asc"
+must "export its public half" gpg --batch --output "$TEST_TMP/pub.gpg" --export 12045C8C0B1004D058DE4BEDA20C27EE7FF7BA84
 rm -rf "$GNUPGHOME"; mkdir -m 0700 "$GNUPGHOME"
-"$berth" key import "$TEST_TMP/pub.gpg" 2>/dev/null
+must "berth key import of the public half" "$berth" key import "$TEST_TMP/pub.gpg"
 FP=12045C8C0B1004D058DE4BEDA20C27EE7FF7BA84
 
 # verifies NAME IMAGE FLAGS...: exit 0, the signer and the object table.
@@ -60,6 +60,12 @@ expect_fatal_after_progress "legacy --all with an unsigned object fails" "no leg
 for img in one-group-signed-dsse two-groups-signed-dsse; do
   verifies "$img verifies with RSA" "$data/$img.sif" --key "$data/keys-rsa-public.pem"
   verifies "$img verifies with Ed25519" "$data/$img.sif" --key "$data/keys-ed25519-public.pem"
+  # The independent checker sign_test.sh uses on berth's own signatures
+  # agrees with the reference signer's.
+  for kt in rsa ed25519; do
+    check "$img: Python's cryptography verifies the reference's $kt signature" \
+      python3 "$here/check_signed.py" --dsse "$data/keys-$kt-public.pem" "$data/$img.sif"
+  done
   expect_fatal_after_progress "$img does not verify with the ECDSA key" "no DSSE signature verifies" "$berth" verify --key "$data/keys-ecdsa-public.pem" "$data/$img.sif"
   expect_fatal_after_progress "$img needs --key" "verify it with --key" "$berth" verify "$data/$img.sif"
 done
@@ -137,8 +143,8 @@ expect_fatal_after_progress "a non-SIF file is one line" "not.sif" bash -c "echo
 # envelope. Each is one clear line, never a crash.
 hostile() {  # hostile OUT PAYLOAD: one-group.sif plus a signature object linked to group 1
   cp "$data/one-group.sif" "$1" && chmod u+w "$1"
-  "$berth" sif add --datatype 5 --signhash 1 --signentity 0000000000000000000000000000000000000001 \
-    --link 4026531841 "$1" "$2" 2>/dev/null
+  must "a hostile signature object in $1" "$berth" sif add --datatype 5 --signhash 1 \
+    --signentity 0000000000000000000000000000000000000001 --link 4026531841 "$1" "$2"
 }
 head -c 5000 /dev/urandom >"$TEST_TMP/junk"; hostile "$TEST_TMP/h1.sif" "$TEST_TMP/junk"
 expect_fatal_after_progress "a junk signature object" "signature object 3" "$berth" verify "$TEST_TMP/h1.sif"

@@ -196,5 +196,34 @@ TEST_CASE("validation rejects hostile headers with one clear message", "[sif][ho
   check(overflow, "outside the data area");
 }
 
+// The object's end, not only its start, must lie in the data area: an object
+// that starts inside and runs one byte past the end is refused, and one that
+// ends exactly at the end is accepted.
+TEST_CASE("validation checks where an object ends, not only where it starts", "[sif][hostile]") {
+  ScratchDir dir;
+  const std::string good = ReadFile(TestData("one-group.sif"));
+  auto le64 = [&](size_t at) {
+    return static_cast<int64_t>(GetLe64(reinterpret_cast<const uint8_t*>(good.data() + at)));
+  };
+  const int64_t data_end = le64(112) + le64(120);  // header: data offset + data size
+  // The last object in the data area (objects never overlap).
+  size_t last = 0;
+  for (size_t d = 4096; d < 4096 + 48 * 585; d += 585) {
+    if (good[d + 4] != 0 && (last == 0 || le64(d + 17) > le64(last + 17))) last = d;
+  }
+  REQUIRE(last != 0);
+  auto with_size = [&](int64_t size) {
+    std::string bytes = good;
+    PutLe64(reinterpret_cast<uint8_t*>(&bytes[last + 25]), static_cast<uint64_t>(size));
+    PutLe64(reinterpret_cast<uint8_t*>(&bytes[last + 33]), static_cast<uint64_t>(size));
+    return Image::Open(WriteFile(dir.File("end.sif"), bytes), OpenMode::kReadOnly).status();
+  };
+  const int64_t fits = data_end - le64(last + 17);
+  CHECK(with_size(fits).ok());
+  absl::Status past = with_size(fits + 1);
+  INFO(past.message());
+  CHECK(std::string(past.message()).find("lies outside the data area") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace berth::sif

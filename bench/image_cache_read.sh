@@ -12,7 +12,8 @@
 # Configurations are interleaved, page cache dropped before each cold pass;
 # medians of ROUNDS rounds.
 #
-# usage: bench_image_read.sh IMAGE_MOUNT_TOOL BERTH [WORK_DIR] [ROUNDS] [COMPRESSION]
+# usage: bench/image_cache_read.sh IMAGE_MOUNT_TOOL BERTH [WORK_DIR] [ROUNDS] [COMPRESSION]
+# IMAGE_MOUNT_TOOL is built with the tests: build/tests/image/image_mount_tool.
 # WORK_DIR must sit on a root-owned, not user-writable path (not /tmp), or the
 # "direct" configuration gets copied like a user's file.
 set -euo pipefail
