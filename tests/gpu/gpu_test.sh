@@ -16,7 +16,9 @@ source "$here/../integration/lib.sh"
 test_prologue gpu
 daemon_pid=
 cgroup_dir=
+shm_dir=
 cleanup() {
+  [ -n "$shm_dir" ] && rm -rf "$shm_dir"
   [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
   [ -n "$cgroup_dir" ] && rmdir "$cgroup_dir" 2>/dev/null
   rm -rf "$TEST_TMP" 2>/dev/null
@@ -163,6 +165,15 @@ if [ "$MODE" = system ]; then
   expect_fatal "asking for a GPU the caller's cgroup forbids is refused" \
     "/dev/nvidia0 (GPU 0, asked for by CUDA_VISIBLE_DEVICES) at /dev/nvidia0: the caller's device cgroup does not allow it" \
     in_cgroup env CUDA_VISIBLE_DEVICES=0 "$BERTH" exec --nv "$IMG" true
+fi
+if [ "$MODE" = system ] && [ "$WHO" = user ]; then
+  # The rebuilt /dev binds the host's /dev/shm: a mount below it must not
+  # tell whether a name exists in a directory the caller may not search.
+  shm_dir=$(mktemp -d -p /dev/shm berth-gpu.XXXXXX) && chmod 0700 "$shm_dir" && mkdir -m 0755 "$shm_dir/pub"
+  expect_fatal "--nv: a bind below a private host /dev/shm directory (existing name)" \
+    "Permission denied" b exec --nv -B "$MARKS:$shm_dir/pub" "$IMG" true
+  expect_fatal "--nv: a bind below a private host /dev/shm directory (missing name)" \
+    "Permission denied" b exec --nv -B "$MARKS:$shm_dir/nothing" "$IMG" true
 fi
 
 # --- CDI ---
