@@ -20,6 +20,7 @@
 #include "berth/v1/berth.grpc.pb.h"
 #include "daemon/daemon_options.h"
 #include "daemon/doctor/doctor.h"
+#include "daemon/gpu/gpu_service.h"
 #include "daemon/pull/pull_service.h"
 #include "daemon/server/peer_registry.h"
 
@@ -29,7 +30,8 @@ class BerthService final : public berth::v1::Berth::Service {
  public:
   // `peers` must outlive the service.
   BerthService(const DaemonOptions& options, const PeerRegistry& peers,
-               pull::PullService* pulls = nullptr, doctor::Doctor* doctor = nullptr);
+               pull::PullService* pulls = nullptr, doctor::Doctor* doctor = nullptr,
+               gpu::GpuService* gpus = nullptr);
 
   grpc::Status Version(grpc::ServerContext* context, const v1::VersionRequest* request,
                        v1::VersionReply* reply) override;
@@ -48,6 +50,10 @@ class BerthService final : public berth::v1::Berth::Service {
   // and the caller's own fakeroot ids.
   grpc::Status Doctor(grpc::ServerContext* context, const v1::DoctorRequest* request,
                       v1::DoctorReply* reply) override;
+  // cdi list (daemon/gpu/gpu_service.h); the caller's --cdi-dirs are opened
+  // as the caller.
+  grpc::Status CdiList(grpc::ServerContext* context, const v1::CdiListRequest* request,
+                       v1::CdiListReply* reply) override;
 
  private:
   absl::StatusOr<std::shared_ptr<const PeerIdentity>> Authenticate(
@@ -60,6 +66,7 @@ class BerthService final : public berth::v1::Berth::Service {
   const PeerRegistry& peers_;
   pull::PullService* pulls_;
   doctor::Doctor* doctor_;
+  gpu::GpuService* gpus_;
 };
 
 }  // namespace berth::daemon
