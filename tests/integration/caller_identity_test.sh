@@ -85,6 +85,13 @@ for g in berthg berthh; do
     *" $(getent group "$g" | cut -d: -f3) "*) bad "not in $g: the container does not hold $g" "id -G: $out" ;;
     *) [ -n "$out" ] && ok "not in $g: the container does not hold $g" || bad "not in $g: the container does not hold $g" "no output" ;;
   esac
+  # The same with nothing resolved as the caller on the way (--contain, no
+  # home, cwd in the image): the child's own setgroups is all that decides.
+  out=$(as "$OUT" "$BERTH" exec --contain --no-home --cwd / "$IMG" id -G 2>&1)
+  case " $out " in
+    *" $(getent group "$g" | cut -d: -f3) "*) bad "not in $g, --contain: the container does not hold $g" "id -G: $out" ;;
+    *) [ -n "$out" ] && ok "not in $g, --contain: the container does not hold $g" || bad "not in $g, --contain: the container does not hold $g" "no output" ;;
+  esac
   # A working directory the caller may not open is not bound: the container
   # starts elsewhere (or the run is refused), never in it.
   out=$(in_dir "$TEST_TMP/cwd-$g" "$OUT" "$BERTH" exec "$IMG" pwd 2>&1)

@@ -69,6 +69,14 @@ expect_fatal_after_progress "A's pull of an image with a broken layer fails" "co
 [ ! -e "$(entry_file blob "$junk")" ] && ok "the broken layer is not kept" || bad "the broken layer is not kept" "$junk cached"
 [ -f "$(entry_file blob "$shared")" ] && ok "the layer B's pull also uses is kept" || bad "the layer B's pull also uses is kept" "$shared gone"
 [ -z "$(ls -A "$T/state/cache/tmp")" ] && ok "no debris in the cache's tmp" || bad "no debris in the cache's tmp" "$(ls -A "$T/state/cache/tmp")"
+# A layer the failing pull only used (A's own earlier pull brought it, no one
+# else references it) is not the failed pull's to drop either.
+mine=$($PY "$STORES/push_image.py" "$reg" t/mine v1 tar:a-own-layer | head -1) || bad "push mine" "failed"
+$PY "$STORES/push_image.py" "$reg" t/broken2 v1 tar:a-own-layer junk:own-layer-2 >/dev/null || bad "push broken2" "failed"
+check "A pulls an image with a layer of its own" as_user $A "$BERTH" pull -q -F "$T/$A/mine.sif" "docker://$reg/t/mine:v1"
+expect_fatal_after_progress "A's pull of a broken image using that layer fails" "converting" \
+  as_user $A "$BERTH" pull -q -F "$T/$A/broken2.sif" "docker://$reg/t/broken2:v1"
+[ -f "$(entry_file blob "$mine")" ] && ok "the layer A's failed pull only used is kept" || bad "the layer A's failed pull only used is kept" "$mine gone"
 
 # The budget: 3 MiB, least recently used first; a share of 2 MiB per user.
 check "root cleans every entry" "$BERTH" cache clean -f
