@@ -102,6 +102,17 @@ for g in berthg berthh; do
 done
 # Per-user limit: two containers of IN run (each says so, then waits for the
 # stop file), a third is refused; another user is not counted with IN.
+# Binds are nodev: a device node the caller planted in (or finds in) a bound
+# directory opens nowhere in the container, whatever its mode.
+install -d -m 0755 "$TEST_TMP/devdir"
+mknod -m 0666 "$TEST_TMP/devdir/null" c 1 3
+out=$(as "$IN" "$BERTH" exec --bind "$TEST_TMP/devdir:/mnt" "$IMG" sh -c 'echo x >/mnt/null && echo opened' 2>&1)
+case $out in
+  *opened*) bad "a device node in a bind does not open (nodev)" "$out" ;;
+  *"ermission denied"*) ok "a device node in a bind does not open (nodev)" ;;
+  *) bad "a device node in a bind does not open (nodev)" "unexpected: $out" ;;
+esac
+
 OUTD=$TEST_TMP/out-berthg
 held=()
 for i in 1 2; do

@@ -69,7 +69,9 @@ runs "a verdict whose copy vanished is made again, not an error" "$USER_B" \
 runs "B's second signed image runs" "$USER_B" "$TEST_TMP/imgs-B/signed2.sif" SIGNED-2
 full=$(copies)
 [ "$(copies | wc -l)" -eq 2 ] && ok "the store holds B's two copies" || bad "the store holds B's two copies" "$full"
-denied "A's unsigned image is denied with the store full" "$USER_A" "$TEST_TMP/imgs-A/none1.sif"
+# An image never judged before (a verdict already made would spare the copy).
+make_image "$TEST_TMP/imgs-A/none4.sif" "UNSIGNED-4" "$USER_A"
+denied "A's unsigned image is denied with the store full" "$USER_A" "$TEST_TMP/imgs-A/none4.sif"
 [ "$(copies)" = "$full" ] && ok "with the store full, a denied image evicts nothing" ||
   bad "with the store full, a denied image evicts nothing" "before: $full after: $(copies)"
 runs "B's first image is a warm hit" "$USER_B" "$TEST_TMP/imgs-B/signed1.sif" SIGNED-1
