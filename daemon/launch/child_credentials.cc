@@ -157,9 +157,9 @@ void DropPrivileges(ChildPlan& plan) {
   // raise privileges, whatever the image contains.
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
     Fail(plan, "setting no_new_privs", nullptr, errno);
-  // The init keeps the daemon's memory mapped: the container must not be
-  // able to ptrace it or open /proc/1/{mem,exe,fd}. execve() makes the
-  // payload dumpable again, with only its own memory.
+  // Vforked, the payload shares the init's mm (a copy of the daemon's) until
+  // execve: no process of the caller may ptrace it or open /proc/1/{mem,exe,fd}.
+  // execve() makes the payload dumpable again, with only its own memory.
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) Fail(plan, "setting non-dumpable", nullptr, errno);
   VerifyIdentity(plan);
 }
