@@ -7,7 +7,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 fuzz_seconds=${BERTH_FUZZ_SECONDS:-60}
 
-step() { printf '\n== %s\n' "$*"; }
+step() { printf '\n== %s (at %ss)\n' "$*" "$SECONDS"; }
 
 step "installing Debian packages"
 bash "$here/packaging/install-deps.sh"

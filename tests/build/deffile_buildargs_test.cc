@@ -110,6 +110,17 @@ TEST_CASE("a value with a newline: errors after it still name the template's lin
         "t.def:4: invalid section(s) specified: bad");
 }
 
+TEST_CASE("a template that spans lines: later sections keep the file's line numbers",
+          "[buildargs]") {
+  // `{{\s*NAME\s*}}` matches across newlines, so the substituted stage is
+  // shorter than the file; a line number still names the file's line.
+  auto stages = Stages(
+      "Bootstrap: docker\nFrom: a\n%post\n  echo {{\n\n V\n\n}}\n%runscript\n  echo hi\n",
+      {"V=x"});
+  CHECK(stages[0].post.script == "  echo x\n");
+  CHECK(stages[0].runscript.line == 9);
+}
+
 TEST_CASE("scripts run as /bin/sh -ex [args] script; -c takes the rest", "[exec]") {
   Script s;
   CHECK(*SectionCommand("post", s, "/.post.script") ==

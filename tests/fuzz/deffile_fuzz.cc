@@ -96,8 +96,10 @@ void CheckStage(const Definition& d, const ParsedFile& file, int lines) {
 void CheckParsed(const ParsedFile& file, absl::string_view input, const BuildArgs& args) {
   Require(!file.stages.empty(), "parsed without stages");
   Require(file.full_raw.size() <= kMaxFileBytes, "Def.FILE over the limit");
+  // Lines name the file as written: a build-arg template may span lines
+  // and leave the substituted text shorter.
   int lines = 1;
-  for (char c : file.full_raw) lines += c == '\n';
+  for (char c : input) lines += c == '\n';
   for (const Definition& d : file.stages) CheckStage(d, file, lines);
   std::string json = DefinitionsToJson(file.stages);
   Require(json.size() >= 4 && json.front() == '[' && json.substr(json.size() - 2) == "]\n",
