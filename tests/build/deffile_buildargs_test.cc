@@ -115,8 +115,7 @@ TEST_CASE("a template that spans lines: later sections keep the file's line numb
   // `{{\s*NAME\s*}}` matches across newlines, so the substituted stage is
   // shorter than the file; a line number still names the file's line.
   auto stages = Stages(
-      "Bootstrap: docker\nFrom: a\n%post\n  echo {{\n\n V\n\n}}\n%runscript\n  echo hi\n",
-      {"V=x"});
+      "Bootstrap: docker\nFrom: a\n%post\n  echo {{\n\n V\n\n}}\n%runscript\n  echo hi\n", {"V=x"});
   CHECK(stages[0].post.script == "  echo x\n");
   CHECK(stages[0].runscript.line == 9);
 }
