@@ -33,6 +33,7 @@ struct PreparedLaunch {
   UniqueFd status_read;         // payload wait status from the init
   UniqueFd status_write;        // the init's end (plan.status_fd)
   std::vector<UniqueFd> owned;  // detached mounts, cgroup.procs: closed after clone
+  bool writable_root = false;   // LaunchSpec::writable_root
 };
 
 // Builds the plan for `spec`. `spec` must outlive the result: the plan's

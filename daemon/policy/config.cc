@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
+#include "daemon/policy/build_config_toml.h"
 #include "daemon/policy/config_file.h"
 #include "daemon/policy/toml_fields.h"
 
@@ -148,6 +149,10 @@ absl::Status ParseLimits(const toml::table& t, const std::string& o, Config& c) 
   return absl::OkStatus();
 }
 
+absl::Status ParseBuild(const toml::table& t, const std::string& o, Config& c) {
+  return ParseBuildTable(t, o, c.build);
+}
+
 absl::Status ParseRegistry(const toml::table& t, const std::string& o, Config& c) {
   RETURN_IF_ERROR(CheckConfigKeys(t,
                                   {"insecure", "ca_file", "max_manifest_bytes", "max_blob_bytes",
@@ -182,8 +187,8 @@ absl::Status ParseRegistry(const toml::table& t, const std::string& o, Config& c
 
 absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin) {
   ASSIGN_OR_RETURN(const toml::table root, ParseTomlFile(text, origin));
-  RETURN_IF_ERROR(
-      CheckConfigKeys(root, {"binds", "images", "namespaces", "limits", "registry"}, "", origin));
+  RETURN_IF_ERROR(CheckConfigKeys(
+      root, {"binds", "images", "namespaces", "limits", "registry", "build"}, "", origin));
   Config config;
   struct SectionParser {
     const char* name;
@@ -192,7 +197,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& o
   for (SectionParser s :
        {SectionParser{"binds", ParseBinds}, SectionParser{"images", ParseImages},
         SectionParser{"namespaces", ParseNamespaces}, SectionParser{"limits", ParseLimits},
-        SectionParser{"registry", ParseRegistry}}) {
+        SectionParser{"registry", ParseRegistry}, SectionParser{"build", ParseBuild}}) {
     const toml::node* node = root.get(s.name);
     if (node == nullptr) continue;
     const toml::table* table = Section(root, s.name);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "daemon/policy/build_config.h"
 
 namespace berth::daemon::policy {
 
@@ -60,6 +61,9 @@ struct Config {
   int parallel_downloads = 4;
   int registry_stall_seconds = 30;  // abandon a transfer that moves nothing this long
   int registry_attempts = 5;        // per request, for 429/5xx/broken connections
+
+  // [build] (build_config.h)
+  BuildConfig build;
 };
 
 // Parses TOML text; `origin` names the file in messages.

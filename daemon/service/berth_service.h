@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "berth/v1/berth.grpc.pb.h"
+#include "daemon/build/build_service.h"
 #include "daemon/daemon_options.h"
 #include "daemon/pull/pull_service.h"
 #include "daemon/server/peer_registry.h"
@@ -27,7 +28,7 @@ class BerthService final : public berth::v1::Berth::Service {
  public:
   // `peers` must outlive the service.
   BerthService(const DaemonOptions& options, const PeerRegistry& peers,
-               pull::PullService* pulls = nullptr);
+               pull::PullService* pulls = nullptr, build::BuildService* builds = nullptr);
 
   grpc::Status Version(grpc::ServerContext* context, const v1::VersionRequest* request,
                        v1::VersionReply* reply) override;
@@ -42,6 +43,10 @@ class BerthService final : public berth::v1::Berth::Service {
                           v1::CacheCleanReply* reply) override;
   grpc::Status CheckLogin(grpc::ServerContext* context, const v1::CheckLoginRequest* request,
                           v1::CheckLoginReply* reply) override;
+  // build (daemon/build/build_service.h): every build step as the caller's
+  // fakeroot user.
+  grpc::Status Build(grpc::ServerContext* context, const v1::BuildRequest* request,
+                     build::BuildWriter* writer) override;
 
  private:
   absl::StatusOr<std::shared_ptr<const PeerIdentity>> Authenticate(
@@ -53,6 +58,7 @@ class BerthService final : public berth::v1::Berth::Service {
   DaemonOptions options_;
   const PeerRegistry& peers_;
   pull::PullService* pulls_;
+  build::BuildService* builds_;
 };
 
 }  // namespace berth::daemon
