@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "berth/v1/build.pb.h"
 #include "common/unique_fd.h"
+#include "daemon/build/host_process.h"
 #include "daemon/build/progress.h"
 #include "daemon/build/staging.h"
 #include "daemon/daemon_options.h"
@@ -39,6 +40,16 @@ struct Caller {
   std::vector<std::string> cgroup_dirs;
   std::string cgroup_v2;
 };
+
+// The caller's ids, groups, fakeroot maps and cgroup, for a host process.
+inline void ApplyCaller(const Caller& c, HostProcessSpec& spec) {
+  spec.uid = c.uid;
+  spec.gid = c.gid;
+  spec.groups = c.groups;
+  spec.uid_map = c.uid_map;
+  spec.gid_map = c.gid_map;
+  spec.cgroup_dir = c.cgroup_v2;
+}
 
 struct BuildContext {
   const DaemonOptions* options = nullptr;

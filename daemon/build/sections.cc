@@ -41,6 +41,22 @@ absl::StatusOr<UniqueFd> DevNull() {
   return OpenFile("/dev/null", O_RDONLY);
 }
 
+// The script's stdio: /dev/null in, stdout and stderr into one pipe, and
+// the script itself at kScriptFd. Returns the pipe's read end.
+absl::StatusOr<UniqueFd> ScriptStdio(const std::string& body,
+                                     std::vector<std::pair<UniqueFd, int>>& fds) {
+  ASSIGN_OR_RETURN(auto out, Pipe());
+  ASSIGN_OR_RETURN(UniqueFd null, DevNull());
+  ASSIGN_OR_RETURN(UniqueFd script, ScriptFd(body));
+  int err = ::fcntl(out.second.get(), F_DUPFD_CLOEXEC, 0);
+  if (err < 0) return ErrnoStatus("dup", errno);
+  fds.emplace_back(std::move(null), 0);
+  fds.emplace_back(std::move(out.second), 1);
+  fds.emplace_back(UniqueFd(err), 2);
+  fds.emplace_back(std::move(script), kScriptFd);
+  return std::move(out.first);
+}
+
 std::string Where(const BuildContext& ctx, const ScriptSection& s) {
   return absl::StrCat("%", s.name, ", ", ctx.definition_name, ":",
                       s.script != nullptr ? s.script->line : 0);
@@ -105,30 +121,16 @@ absl::Status RunHostScript(BuildContext& ctx, const ScriptSection& section,
     spec.env.push_back(absl::StrCat("APPTAINER_ROOTFS=", rootfs_path));
     spec.env.push_back(absl::StrCat("SINGULARITY_ROOTFS=", rootfs_path));
   }
-  ASSIGN_OR_RETURN(auto out, Pipe());
-  ASSIGN_OR_RETURN(UniqueFd null, DevNull());
-  ASSIGN_OR_RETURN(UniqueFd script, ScriptFd(section.body));
-  int err = ::fcntl(out.second.get(), F_DUPFD_CLOEXEC, 0);
-  if (err < 0) return ErrnoStatus("dup", errno);
-  spec.fds.emplace_back(std::move(null), 0);
-  spec.fds.emplace_back(std::move(out.second), 1);
-  spec.fds.emplace_back(UniqueFd(err), 2);
-  spec.fds.emplace_back(std::move(script), kScriptFd);
+  ASSIGN_OR_RETURN(UniqueFd out, ScriptStdio(section.body, spec.fds));
   if (ctx.cwd) {
     int cwd = ::fcntl(ctx.cwd.get(), F_DUPFD_CLOEXEC, 0);
     if (cwd < 0) return ErrnoStatus("dup", errno);
     spec.cwd.Reset(cwd);
   }
-  const Caller& c = ctx.caller;
-  spec.uid = c.uid;
-  spec.gid = c.gid;
-  spec.groups = c.groups;
-  spec.uid_map = c.uid_map;
-  spec.gid_map = c.gid_map;
-  spec.cgroup_dir = c.cgroup_v2;
+  ApplyCaller(ctx.caller, spec);
   ASSIGN_OR_RETURN(HostProcess process, StartHostProcess(std::move(spec)));
   ctx.staging->RecordProcess(process.pid());
-  RETURN_IF_ERROR(Relay(ctx, out.first.get(), process.pidfd()));
+  RETURN_IF_ERROR(Relay(ctx, out.get(), process.pidfd()));
   ASSIGN_OR_RETURN(int status, process.Wait());
   if (status != 0) return ExitStatusError(ctx, section, status);
   return absl::OkStatus();
@@ -164,22 +166,14 @@ absl::Status RunContainerScript(BuildContext& ctx, const ScriptSection& section,
   spec.env.insert(spec.env.end(), extra_env.begin(), extra_env.end());
   spec.cgroup_dirs = c.cgroup_dirs;
   spec.umask = 022;
-  ASSIGN_OR_RETURN(auto out, Pipe());
-  ASSIGN_OR_RETURN(UniqueFd null, DevNull());
-  ASSIGN_OR_RETURN(UniqueFd script, ScriptFd(section.body));
-  int err = ::fcntl(out.second.get(), F_DUPFD_CLOEXEC, 0);
-  if (err < 0) return ErrnoStatus("dup", errno);
-  spec.fds.emplace_back(std::move(null), 0);
-  spec.fds.emplace_back(std::move(out.second), 1);
-  spec.fds.emplace_back(UniqueFd(err), 2);
-  spec.fds.emplace_back(std::move(script), kScriptFd);
+  ASSIGN_OR_RETURN(UniqueFd out, ScriptStdio(section.body, spec.fds));
   auto container = launch::Launch(std::move(spec));
   if (!container.ok()) {
     return Annotate(container.status(),
                     absl::StrCat("starting the container for ", Where(ctx, section)));
   }
   ctx.staging->RecordProcess(container->pid());
-  RETURN_IF_ERROR(Relay(ctx, out.first.get(), container->pidfd()));
+  RETURN_IF_ERROR(Relay(ctx, out.get(), container->pidfd()));
   ASSIGN_OR_RETURN(launch::ExitStatus exit, container->Wait());
   if (exit.ShellStatus() != 0) return ExitStatusError(ctx, section, exit.ShellStatus());
   return absl::OkStatus();

@@ -92,13 +92,7 @@ absl::StatusOr<v1::WorkerResult> WorkerJob::Run(BuildContext& ctx) {
   if (ctx.cwd) {
     ASSIGN_OR_RETURN(spec.cwd, Dup(ctx.cwd.get()));
   }
-  const Caller& c = ctx.caller;
-  spec.uid = c.uid;
-  spec.gid = c.gid;
-  spec.groups = c.groups;
-  spec.uid_map = c.uid_map;
-  spec.gid_map = c.gid_map;
-  spec.cgroup_dir = c.cgroup_v2;
+  ApplyCaller(ctx.caller, spec);
   ASSIGN_OR_RETURN(HostProcess process, StartHostProcess(std::move(spec)));
   ctx.staging->RecordProcess(process.pid());
   RETURN_IF_ERROR(rpc::WriteFrame(ours.get(), request_));
