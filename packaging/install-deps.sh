@@ -17,6 +17,9 @@ PACKAGES=(
   siftool squashfs-tools squashfuse busybox-static bubblewrap hyperfine
   gnupg docker-registry umoci skopeo util-linux procps python3 file strace
   python3-cryptography curl bc
+  # Debian packages (packaging/build-debs.sh), the clean root they are tested
+  # in (tests/packaging), and the shells whose completion is tested
+  debhelper dpkg-dev lintian debootstrap fish zsh man-db
   # independent checks of berth's output: the OCI image-spec's JSON schemas
   # and a validator for them (tests/registry/check_oci_schema.py)
   golang-github-opencontainers-image-spec-dev python3-jsonschema

@@ -13,7 +13,8 @@ if "$berth" version >/dev/null 2>&1; then
   exit 0
 fi
 if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
-  install -m 0644 "$(dirname "$0")/berthd.service" /etc/systemd/system/berthd.service
+  sed "s|^ExecStart=/usr/bin/berthd|ExecStart=$(command -v "$berthd")|" \
+    "$(dirname "$0")/berthd.service" >/etc/systemd/system/berthd.service
   systemctl daemon-reload
   systemctl enable --now berthd
 else

@@ -61,34 +61,12 @@ void SetHostname(const ChildPlan& plan) {
   }
 }
 
-// After pivot_root, "/" is the container's root: RESOLVE_IN_ROOT keeps the
-// walk inside it and RESOLVE_NO_MAGICLINKS refuses /proc/self/fd/N and its
-// kin, even through a symlink in the image (CVE-2024-21626).
-void EnterCwd(const ChildPlan& plan) {
-  int fd = OpenAt2(AT_FDCWD, plan.cwd.c_str(), O_PATH | O_DIRECTORY,
-                   RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
-  if (fd < 0) Fail(plan, "entering the working directory", plan.cwd.c_str(), errno);
-  if (fchdir(fd) != 0) Fail(plan, "entering the working directory", plan.cwd.c_str(), errno);
-  close(fd);
-  char buf[PATH_MAX];
-  long n = syscall(SYS_getcwd, buf, sizeof(buf));
-  // The kernel prefixes "(unreachable)" to a cwd outside the root.
-  if (n <= 0 || buf[0] != '/') {
-    Fail(plan, "entering the working directory", "it is outside the container's root", EACCES);
-  }
-}
-
-// Closes [first, last]; nothing when the range is empty.
-void CloseRange(long first, long last) {
-  if (first <= last)
-    syscall(SYS_close_range, static_cast<unsigned>(first), static_cast<unsigned>(last), 0);
-}
-
 // Places every requested descriptor at its number and closes the rest (the
 // daemon's sockets, other containers' descriptors): the container gets
 // exactly its fds. Sources are first copied above every target so that no
-// dup3() overwrites a source still to be placed. The control channel and
-// the status pipe survive as close-on-exec descriptors above the targets.
+// dup3() overwrites a source still to be placed. The control channel, the
+// status pipe and the init's children list survive as close-on-exec
+// descriptors above the targets.
 void PlaceDescriptors(ChildPlan& plan) {
   int floor = plan.max_target + 1 > 3 ? plan.max_target + 1 : 3;
   // The caller's numbers may exceed the daemon's NOFILE limit; the caller's
@@ -100,12 +78,11 @@ void PlaceDescriptors(ChildPlan& plan) {
     if (nofile.rlim_max < needed) nofile.rlim_max = needed;
     setrlimit(RLIMIT_NOFILE, &nofile);
   }
-  int channel = fcntl(plan.channel_fd, F_DUPFD_CLOEXEC, floor);
-  if (channel < 0) Fail(plan, "moving the control channel", nullptr, errno);
-  plan.channel_fd = channel;
-  if (plan.status_fd >= 0) {
-    plan.status_fd = fcntl(plan.status_fd, F_DUPFD_CLOEXEC, floor);
-    if (plan.status_fd < 0) Fail(plan, "moving the status pipe", nullptr, errno);
+  int* kept[3] = {&plan.channel_fd, &plan.status_fd, &plan.children_fd};
+  for (int* fd : kept) {
+    if (*fd < 0) continue;
+    *fd = fcntl(*fd, F_DUPFD_CLOEXEC, floor);
+    if (*fd < 0) Fail(plan, "moving the launcher's descriptors", nullptr, errno);
   }
   for (size_t i = 0; i < plan.fds.size(); ++i) {
     plan.fd_scratch[i] = fcntl(plan.fds[i].source, F_DUPFD_CLOEXEC, floor);
@@ -123,19 +100,8 @@ void PlaceDescriptors(ChildPlan& plan) {
     previous = p.target;
   }
   CloseRange(previous + 1, floor - 1);
-  int low = plan.channel_fd;
-  int high = plan.status_fd;
-  if (high >= 0 && high < low) {
-    low = plan.status_fd;
-    high = plan.channel_fd;
-  }
-  CloseRange(floor, low - 1);
-  if (high >= 0) {
-    CloseRange(low + 1, high - 1);
-    CloseRange(high + 1, ~0U);
-  } else {
-    CloseRange(low + 1, ~0U);
-  }
+  int keep[3] = {plan.channel_fd, plan.status_fd, plan.children_fd};
+  CloseAbove(floor, keep);
 }
 
 // Before the identity switch: raising a hard limit needs CAP_SYS_RESOURCE.
@@ -153,6 +119,53 @@ void ApplyProcessAttributes(const ChildPlan& plan) {
 }
 
 }  // namespace
+
+// After pivot_root, "/" is the container's root: RESOLVE_IN_ROOT keeps the
+// walk inside it and RESOLVE_NO_MAGICLINKS refuses /proc/self/fd/N and its
+// kin, even through a symlink in the image (CVE-2024-21626).
+// Runs as the caller, after the identity switch: the kernel checks search
+// permission on every directory of the walk, so nobody starts inside (and
+// opens relative to) a directory they could not reach themselves, such as
+// one below another user's 0700 home or a root-only directory reached
+// through a bind of the host's /. With --fakeroot the walk is made by the
+// namespace's root, whose map holds only the caller's own ids (their uid and
+// subuid range), so it overrides nothing that belongs to anyone else.
+void EnterCwd(const ChildPlan& plan) {
+  int fd = OpenAt2(AT_FDCWD, plan.cwd.c_str(), O_PATH | O_DIRECTORY,
+                   RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+  if (fd < 0) Fail(plan, "entering the working directory", plan.cwd.c_str(), errno);
+  if (fchdir(fd) != 0) Fail(plan, "entering the working directory", plan.cwd.c_str(), errno);
+  close(fd);
+  char buf[PATH_MAX];
+  long n = syscall(SYS_getcwd, buf, sizeof(buf));
+  // The kernel prefixes "(unreachable)" to a cwd outside the root.
+  if (n <= 0 || buf[0] != '/') {
+    Fail(plan, "entering the working directory", "it is outside the container's root", EACCES);
+  }
+}
+
+void CloseRange(long first, long last) {
+  if (first <= last)
+    syscall(SYS_close_range, static_cast<unsigned>(first), static_cast<unsigned>(last), 0);
+}
+
+void CloseAbove(int first, int (&keep)[3]) {
+  // A three-element insertion sort: no library call in the child.
+  for (int i = 1; i < 3; ++i) {
+    for (int j = i; j > 0 && keep[j - 1] > keep[j]; --j) {
+      int t = keep[j];
+      keep[j] = keep[j - 1];
+      keep[j - 1] = t;
+    }
+  }
+  long next = first;
+  for (int fd : keep) {
+    if (fd < first) continue;
+    CloseRange(next, fd - 1);
+    next = fd + 1;
+  }
+  CloseRange(next, ~0U);
+}
 
 void Fail(const ChildPlan& plan, const char* what, const char* detail, int err) {
   ChildMessage msg;
@@ -202,11 +215,10 @@ void ChildMain(ChildPlan& plan) {
   child::ResetSignalHandlers();
   child::JoinCgroups(plan);
   child::SetHostname(plan);
+  child::OpenChildrenList(plan);
   child::BuildRootAndPivot(plan);
-  child::EnterCwd(plan);
   child::PlaceDescriptors(plan);
   child::ApplyProcessAttributes(plan);
-  child::DropPrivileges(plan);
   child::StartPayload(plan);
 }
 

@@ -302,7 +302,9 @@ std::vector<std::string> ExecCandidates(const LaunchSpec& spec) {
 }
 
 void PrepareExec(LaunchSpec& spec, ChildPlan& plan) {
-  plan.run_init = spec.pid_namespace && !spec.no_init;
+  // Without a PID namespace the init is what ends the container's processes
+  // with it (child_init.cc): --no-init only applies to PID 1 of a namespace.
+  plan.run_init = !(spec.pid_namespace && spec.no_init);
   plan.exec_candidates = ExecCandidates(spec);
   plan.exec_what = absl::StrCat("exec ", spec.argv[0]);
   for (const std::string& a : spec.argv) plan.argv.push_back(a.c_str());

@@ -21,8 +21,9 @@ void FillCaller(const PeerIdentity& peer, v1::Caller& caller) {
 }  // namespace
 
 BerthService::BerthService(const DaemonOptions& options, const PeerRegistry& peers,
-                           pull::PullService* pulls, build::BuildService* builds)
-    : options_(options), peers_(peers), pulls_(pulls), builds_(builds) {}
+                           pull::PullService* pulls, doctor::Doctor* doctor,
+                           build::BuildService* builds)
+    : options_(options), peers_(peers), pulls_(pulls), doctor_(doctor), builds_(builds) {}
 
 // The registry verbs share one shape: authenticate, delegate, log failures
 // (the message never contains credentials: they only travel in requests).
@@ -81,6 +82,15 @@ grpc::Status BerthService::CheckLogin(grpc::ServerContext* context,
                                       v1::CheckLoginReply* /*reply*/) {
   return Delegate(context, "CheckLogin",
                   [&](const PeerIdentity& peer) { return pulls_->CheckLogin(*request, peer); });
+}
+
+grpc::Status BerthService::Doctor(grpc::ServerContext* context,
+                                  const v1::DoctorRequest* /*request*/, v1::DoctorReply* reply) {
+  auto caller = Authenticate(*context);
+  if (!caller.ok()) return rpc::ToGrpcStatus(caller.status());
+  if (doctor_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no doctor");
+  *reply = doctor_->Report((*caller)->uid, (*caller)->gid);
+  return grpc::Status::OK;
 }
 
 grpc::Status BerthService::Version(grpc::ServerContext* context,

@@ -3,7 +3,8 @@
 // Every handler starts the same way: it learns its caller from the connection
 // the call arrived on (PeerRegistry), never from the request, and works in
 // absl::Status; the gRPC boundary maps the result with its message intact.
-// Version answers who the daemon is; pull/push/cache go to pull_service.h.
+// Version answers who the daemon is; pull/push/cache go to pull_service.h,
+// doctor to daemon/doctor/.
 // Containers are not a gRPC method: run sessions (run_handler.h) arrive on
 // connections of their own (server/run_sessions.h).
 //
@@ -19,6 +20,7 @@
 #include "berth/v1/berth.grpc.pb.h"
 #include "daemon/build/build_service.h"
 #include "daemon/daemon_options.h"
+#include "daemon/doctor/doctor.h"
 #include "daemon/pull/pull_service.h"
 #include "daemon/server/peer_registry.h"
 
@@ -28,7 +30,8 @@ class BerthService final : public berth::v1::Berth::Service {
  public:
   // `peers` must outlive the service.
   BerthService(const DaemonOptions& options, const PeerRegistry& peers,
-               pull::PullService* pulls = nullptr, build::BuildService* builds = nullptr);
+               pull::PullService* pulls = nullptr, doctor::Doctor* doctor = nullptr,
+               build::BuildService* builds = nullptr);
 
   grpc::Status Version(grpc::ServerContext* context, const v1::VersionRequest* request,
                        v1::VersionReply* reply) override;
@@ -47,6 +50,10 @@ class BerthService final : public berth::v1::Berth::Service {
   // fakeroot user.
   grpc::Status Build(grpc::ServerContext* context, const v1::BuildRequest* request,
                      build::BuildWriter* writer) override;
+  // doctor (daemon/doctor/doctor.h): any caller; the report is about the node
+  // and the caller's own fakeroot ids.
+  grpc::Status Doctor(grpc::ServerContext* context, const v1::DoctorRequest* request,
+                      v1::DoctorReply* reply) override;
 
  private:
   absl::StatusOr<std::shared_ptr<const PeerIdentity>> Authenticate(
@@ -58,6 +65,7 @@ class BerthService final : public berth::v1::Berth::Service {
   DaemonOptions options_;
   const PeerRegistry& peers_;
   pull::PullService* pulls_;
+  doctor::Doctor* doctor_;
   build::BuildService* builds_;
 };
 
