@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <climits>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
@@ -157,7 +158,13 @@ absl::StatusOr<UniqueFd> BuildService::StagingBase(const v1::BuildRequest& reque
 
 absl::Status BuildService::Build(grpc::ServerContext& context, const v1::BuildRequest& request,
                                  BuildWriter& writer, const PeerIdentity& peer) {
-  std::vector<UniqueFd> fds = peer.handed_fds->Take();
+  // The client's preamble: output, working directory, bootstrap source,
+  // each checked for the access the build needs through it (never O_PATH).
+  static const HandedItem kItems[] = {{"the output file", HandedAccess::kWrite},
+                                      {"the working directory", HandedAccess::kRead},
+                                      {"the bootstrap image", HandedAccess::kRead}};
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> fds, peer.handed_fds->Take(kItems));
+  absl::Cleanup done = [&peer] { peer.handed_fds->Done(); };
   if (!worker_) {
     return absl::UnavailableError(absl::StrCat("berthd cannot build: ", worker_error_));
   }

@@ -8,6 +8,8 @@
 #   runs, `inspect --deffile` prints the definition, the file is the
 #   user's, and the daemon's staging is empty afterwards;
 # - --notest and --section; a failing %post (Apptainer's exit status line);
+# - `berth build out.sif base.sif` (conversion) and the root-mapped mode
+#   (no subuid entry);
 # - hostile definitions: %files sources the caller cannot read (/etc/shadow,
 #   a root-only file), %files destinations through an absolute symlink and
 #   `..` in the root (they stay inside it), %setup writing where the caller
@@ -178,6 +180,18 @@ expect_fatal_after_progress "user: a bootstrap the builder lacks" \
   "Bootstrap: docker is not supported by berth build yet" \
   sh -c "cd '$OWN' && printf 'Bootstrap: docker\nFrom: alpine\n' >d.def && runuser -u '$TUSER' -- env BERTH_SOCKET='$SOCK' '$BERTH' build d.sif d.def"
 check "staging empty after the hostile cases" staging_empty
+
+# --- conversion: a SIF as the spec (a localimage definition made by the client) ---
+b build conv.sif base.sif >/dev/null 2>"$TEST_TMP/conv.err"
+expect_out "user: build out.sif base.sif converts the image" "base-image" b exec conv.sif cat /opt/marker
+
+# --- no subuid entry: the root-mapped namespace, as Apptainer falls back ---
+cp "$TEST_TMP/ids/subuid" "$TEST_TMP/ids/subuid.keep"; : >"$TEST_TMP/ids/subuid"
+b build --notest rootmapped.sif app.def >/dev/null 2>"$TEST_TMP/rootmapped.err"
+check "user, no subuid entry: Apptainer's root-mapped INFO line" \
+  grep -q "User not listed in $TEST_TMP/ids/subuid, trying root-mapped namespace" "$TEST_TMP/rootmapped.err"
+expect_out "user, no subuid entry: %post's whoami says root" "root" b exec rootmapped.sif cat /post-whoami
+cp "$TEST_TMP/ids/subuid.keep" "$TEST_TMP/ids/subuid"
 
 # --- as root ---
 cp "$OWN/app.def" "$TEST_TMP/root.def"
