@@ -50,6 +50,23 @@ absl::StatusOr<std::pair<UniqueFd, std::string>> CreateTemp(const std::string& i
   return std::make_pair(UniqueFd(fd), tmp);
 }
 
+// --sandbox: the directory berthd builds in, made by us beside IMAGE.
+absl::StatusOr<std::pair<UniqueFd, std::string>> CreateTempDir(const std::string& image) {
+  std::string tmp = absl::StrCat(DirOf(image), "/.", BaseOf(image), ".berth-XXXXXX");
+  if (::mkdtemp(tmp.data()) == nullptr) {
+    return ErrnoStatus(absl::StrCat("creating the sandbox in ", DirOf(image)), errno);
+  }
+  mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::chmod(tmp.c_str(), 0755 & ~mask);
+  auto fd = OpenFile(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (!fd.ok()) {
+    ::rmdir(tmp.c_str());
+    return fd.status();
+  }
+  return std::make_pair(*std::move(fd), tmp);
+}
+
 void AddEnvironment(v1::BuildRequest& r) {
   for (char** e = environ; *e != nullptr; ++e) {
     std::string kv = *e;
@@ -99,10 +116,10 @@ void Show(const v1::BuildOutput& out, bool& in_phase) {
 }  // namespace
 
 absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& flags,
-                            const SquashOptions& squash, const std::string& image,
+                            const SquashOptions& squash, const std::string& image_arg,
                             const std::string& spec) {
-  if (flags.sandbox)
-    return absl::UnimplementedError("--sandbox is not supported by berth build yet");
+  std::string image = image_arg;  // "sbx/" names the directory "sbx"
+  while (image.size() > 1 && image.back() == '/') image.pop_back();
   BuildSpec read;
   ASSIGN_OR_RETURN(deffile::ParsedFile file, ParseBuildSpec(flags, spec, &read));
   RETURN_IF_ERROR(deffile::CheckBuilderSupports(file.stages));
@@ -117,10 +134,11 @@ absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& fl
   auto source = OpenFile(from, O_RDONLY);
   if (!source.ok()) return Annotate(source.status(), "opening the bootstrap image");
   ASSIGN_OR_RETURN(UniqueFd cwd, OpenFile(".", O_RDONLY | O_DIRECTORY));
-  ASSIGN_OR_RETURN(auto temp, CreateTemp(image));
+  ASSIGN_OR_RETURN(auto temp, flags.sandbox ? CreateTempDir(image) : CreateTemp(image));
   bool keep = false;
   absl::Cleanup remove_temp = [&] {
-    if (!keep) ::unlink(temp.second.c_str());
+    // (a failed sandbox build's tree was emptied by berthd)
+    if (!keep) flags.sandbox ? ::rmdir(temp.second.c_str()) : ::unlink(temp.second.c_str());
   };
   v1::BuildRequest request = MakeRequest(flags, squash, read);
   request.set_output_index(0);

@@ -77,6 +77,13 @@ absl::Status FillCaller(const DaemonOptions& options, const PeerIdentity& peer, 
 
 }  // namespace
 
+static absl::StatusOr<std::string> ReadLink(const std::string& path) {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink(path.c_str(), buf, sizeof(buf) - 1);
+  if (n < 0) return ErrnoStatus(path, errno);
+  return std::string(buf, static_cast<size_t>(n));
+}
+
 std::string DefaultWorkerPath() {
   char self[PATH_MAX];
   ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -160,17 +167,19 @@ absl::Status BuildService::Build(grpc::ServerContext& context, const v1::BuildRe
                                  BuildWriter& writer, const PeerIdentity& peer) {
   // The client's preamble: output, working directory, bootstrap source,
   // each checked for the access the build needs through it (never O_PATH).
-  static const HandedItem kItems[] = {{"the output file", HandedAccess::kWrite},
-                                      {"the working directory", HandedAccess::kRead},
-                                      {"the bootstrap image", HandedAccess::kRead}};
-  ASSIGN_OR_RETURN(std::vector<UniqueFd> fds, peer.handed_fds->Take(kItems));
+  static const HandedItem kSif[] = {{"the output file", HandedAccess::kWrite},
+                                    {"the working directory", HandedAccess::kRead},
+                                    {"the bootstrap image", HandedAccess::kRead}};
+  static const HandedItem kSandbox[] = {{"the sandbox directory", HandedAccess::kRead},
+                                        {"the working directory", HandedAccess::kRead},
+                                        {"the bootstrap image", HandedAccess::kRead}};
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> fds,
+                   peer.handed_fds->Take(request.sandbox() ? kSandbox : kSif));
   absl::Cleanup done = [&peer] { peer.handed_fds->Done(); };
   if (!worker_) {
     return absl::UnavailableError(absl::StrCat("berthd cannot build: ", worker_error_));
   }
   Progress progress([&writer](const v1::BuildOutput& out) { return writer.Write(out); });
-  if (request.sandbox())
-    return absl::UnimplementedError("--sandbox is not supported by berth build yet");
   ASSIGN_OR_RETURN(deffile::ParsedFile file, Parse(request, progress));
   RETURN_IF_ERROR(deffile::CheckBuilderSupports(file.stages));
   ASSIGN_OR_RETURN(UniqueFd output, TakeFd(fds, request.output_index(), "output file"));
@@ -195,13 +204,20 @@ absl::Status BuildService::Build(grpc::ServerContext& context, const v1::BuildRe
                    BuildStaging::Create(records_, base.get(), base_path, peer.uid, peer.gid));
   ctx.staging = staging.get();
   spdlog::info("build for uid {} in {}", peer.uid, staging->path());
-  auto size = BuildSif(ctx, {&file, output.get(), source.get()});
-  if (!size.ok()) {
-    (void)::ftruncate(output.get(), 0);
-    return Annotate(size.status(), "While performing build");
-  }
   v1::BuildOutput out;
-  out.mutable_result()->set_size(*size);
+  if (request.sandbox()) {
+    // Its name as the daemon sees it: only the caller's own %setup uses it.
+    ASSIGN_OR_RETURN(std::string path, ReadLink(absl::StrCat("/proc/self/fd/", output.get())));
+    RETURN_IF_ERROR_CTX(BuildSandbox(ctx, {&file, output.get(), source.get()}, path),
+                        "While performing build");
+  } else {
+    auto size = BuildSif(ctx, {&file, output.get(), source.get()});
+    if (!size.ok()) {
+      (void)::ftruncate(output.get(), 0);
+      return Annotate(size.status(), "While performing build");
+    }
+    out.mutable_result()->set_size(*size);
+  }
   for (const v1::BuildPhase& p : progress.phases()) *out.mutable_result()->add_phases() = p;
   writer.Write(out);
   return absl::OkStatus();

@@ -1,5 +1,6 @@
 #include "daemon/build/builder.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -171,30 +172,67 @@ absl::Status CheckOutput(int fd) {
 
 }  // namespace
 
-absl::StatusOr<int64_t> BuildSif(BuildContext& ctx, const BuildInputs& in) {
+// Everything up to the assembly: the base unpacked into `root`, the
+// scripts, the metadata and %test.
+absl::Status BuildRoot(BuildContext& ctx, const BuildInputs& in, int root,
+                       const std::string& root_path, int64_t now) {
   const deffile::Definition& stage = in.file->stages.back();
-  const int64_t now = static_cast<int64_t>(::time(nullptr));
-  RETURN_IF_ERROR(CheckOutput(in.output_fd));
   ASSIGN_OR_RETURN(BasePartition base, LocateBase(in.source_fd, std::string(stage.From())));
-  RETURN_IF_ERROR(CheckNotNoexec(ctx.staging->fd(), ctx.staging->path()));
+  RETURN_IF_ERROR(CheckNotNoexec(root, root_path));
   // The unpacked base needs about three times its compressed size.
-  RETURN_IF_ERROR(CheckFreeSpace(ctx.staging->fd(), ctx.staging->path(), 3 * base.size,
-                                 "the unpacked base image"));
-  ASSIGN_OR_RETURN(UniqueFd root, ctx.staging->MakeDir(kRootName));
-  const std::string root_path = absl::StrCat(ctx.staging->path(), "/", kRootName);
-  RETURN_IF_ERROR(Unpack(ctx, root.get(), in.source_fd, base));
-  RETURN_IF_ERROR(RunScripts(ctx, root.get(), stage, root_path));
+  RETURN_IF_ERROR(CheckFreeSpace(root, root_path, 3 * base.size, "the unpacked base image"));
+  RETURN_IF_ERROR(Unpack(ctx, root, in.source_fd, base));
+  RETURN_IF_ERROR(RunScripts(ctx, root, stage, root_path));
   {
     PhaseScope phase(*ctx.progress, "metadata");
-    RETURN_IF_ERROR(WriteFiles(ctx, root.get(), StageMetadata(stage, in.file->full_raw, now),
+    RETURN_IF_ERROR(WriteFiles(ctx, root, StageMetadata(stage, in.file->full_raw, now),
                                "writing the image's metadata"));
   }
   if (stage.test.present() && !ctx.request->notest() && Selected(ctx, "test")) {
     PhaseScope phase(*ctx.progress, "%test");
-    RETURN_IF_ERROR(
-        RunContainerScript(ctx, {"test", &stage.test, stage.test.script}, root.get(), {}));
+    RETURN_IF_ERROR(RunContainerScript(ctx, {"test", &stage.test, stage.test.script}, root, {}));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> BuildSif(BuildContext& ctx, const BuildInputs& in) {
+  const int64_t now = static_cast<int64_t>(::time(nullptr));
+  RETURN_IF_ERROR(CheckOutput(in.output_fd));
+  ASSIGN_OR_RETURN(UniqueFd root, ctx.staging->MakeDir(kRootName));
+  const std::string root_path = absl::StrCat(ctx.staging->path(), "/", kRootName);
+  RETURN_IF_ERROR(BuildRoot(ctx, in, root.get(), root_path, now));
   return Assemble(ctx, root.get(), in.output_fd, in.file->full_raw, now);
+}
+
+// The sandbox must be an empty directory of the caller's: what the client
+// made for this build, not a tree the daemon would then run a build in.
+absl::Status CheckSandbox(const BuildContext& ctx, int dir) {
+  struct stat st {};
+  if (::fstat(dir, &st) != 0) return ErrnoStatus("the sandbox directory", errno);
+  if (!S_ISDIR(st.st_mode) || st.st_uid != ctx.caller.uid) {
+    return absl::InvalidArgumentError("the sandbox must be a directory of the caller's");
+  }
+  int listing = ::fcntl(dir, F_DUPFD_CLOEXEC, 0);
+  DIR* d = listing >= 0 ? ::fdopendir(listing) : nullptr;
+  if (d == nullptr) return ErrnoStatus("the sandbox directory", errno);
+  int entries = 0;
+  while (dirent* e = ::readdir(d))
+    entries += std::string_view(e->d_name) != "." && std::string_view(e->d_name) != "..";
+  ::closedir(d);
+  if (entries != 0) return absl::InvalidArgumentError("the sandbox directory is not empty");
+  return absl::OkStatus();
+}
+
+absl::Status BuildSandbox(BuildContext& ctx, const BuildInputs& in, const std::string& path) {
+  RETURN_IF_ERROR(CheckSandbox(ctx, in.output_fd));
+  absl::Status built = BuildRoot(ctx, in, in.output_fd, path, ::time(nullptr));
+  if (built.ok()) return built;
+  // Emptied even when the client went away: nobody else could.
+  ctx.cancelled = nullptr;
+  WorkerJob job("emptying the sandbox", in.output_fd);
+  job.request().mutable_remove_tree()->set_contents_only(true);
+  (void)job.Run(ctx);
+  return built;
 }
 
 }  // namespace berth::daemon::build

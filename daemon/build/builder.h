@@ -31,4 +31,9 @@ struct BuildInputs {
 // Builds the SIF; returns its size.
 absl::StatusOr<int64_t> BuildSif(BuildContext& ctx, const BuildInputs& in);
 
+// --sandbox: builds in `in.output_fd`, an empty directory the client made
+// as the caller (`path` is its name there, for %setup's $APPTAINER_ROOTFS).
+// On failure the directory is emptied by the fakeroot user.
+absl::Status BuildSandbox(BuildContext& ctx, const BuildInputs& in, const std::string& path);
+
 }  // namespace berth::daemon::build

@@ -9,7 +9,7 @@
 #   user's, and the daemon's staging is empty afterwards;
 # - --notest and --section; a failing %post (Apptainer's exit status line);
 # - `berth build out.sif base.sif` (conversion) and the root-mapped mode
-#   (no subuid entry);
+#   (no subuid entry); --sandbox, and a failed one leaving nothing;
 # - hostile definitions: %files sources the caller cannot read (/etc/shadow,
 #   a root-only file), %files destinations through an absolute symlink and
 #   `..` in the root (they stay inside it), %setup writing where the caller
@@ -184,6 +184,17 @@ check "staging empty after the hostile cases" staging_empty
 # --- conversion: a SIF as the spec (a localimage definition made by the client) ---
 b build conv.sif base.sif >/dev/null 2>"$TEST_TMP/conv.err"
 expect_out "user: build out.sif base.sif converts the image" "base-image" b exec conv.sif cat /opt/marker
+
+# --- --sandbox: the tree in a directory of the caller's ---
+b build --sandbox sbx/ app.def >"$TEST_TMP/sbx.out" 2>&1 || echo "sandbox build output: $(tail -5 "$TEST_TMP/sbx.out")"
+check "sandbox: builds" test -d "$OWN/sbx/.singularity.d"
+expect_out "sandbox: the directory is the caller's" "$TUSER" stat -c %U "$OWN/sbx"
+expect_out "sandbox: %post's whoami says root" "root" cat "$OWN/sbx/post-whoami"
+expect_out "sandbox: %files copied" "copied-content" cat "$OWN/sbx/opt/data.txt"
+check "sandbox: the runscript is there" grep -q 'runscript: $GREETING' "$OWN/sbx/.singularity.d/runscript"
+b build --sandbox fsbx fail.def >/dev/null 2>"$TEST_TMP/fsbx.err"
+check "sandbox: a failed build leaves no directory" sh -c "! ls -A '$OWN' | grep -q fsbx"
+check "sandbox: staging empty" staging_empty
 
 # --- no subuid entry: the root-mapped namespace, as Apptainer falls back ---
 cp "$TEST_TMP/ids/subuid" "$TEST_TMP/ids/subuid.keep"; : >"$TEST_TMP/ids/subuid"

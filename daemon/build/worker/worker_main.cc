@@ -17,6 +17,7 @@
 #include "berth/v1/build_worker.pb.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
+#include "daemon/build/remove_tree.h"
 #include "daemon/build/worker/copy_files.h"
 #include "proto/run_wire.h"
 #include "squash/dir_squasher.h"
@@ -110,6 +111,10 @@ absl::Status Run(const v1::WorkerRequest& request, v1::WorkerResult& result) {
       return WriteFiles(root, request.write_files());
     case v1::WorkerRequest::kSquash:
       return Squash(root, request.squash(), result);
+    case v1::WorkerRequest::kRemoveTree:
+      // A failed sandbox build's half-made tree, emptied as the fakeroot
+      // user who made it (files of the caller's subordinate ids included).
+      return daemon::build::EmptyDirectory(root);
     default:
       return absl::UnimplementedError("this job is not supported by the worker");
   }
