@@ -10,6 +10,8 @@
 # - --notest and --section; a failing %post (Apptainer's exit status line);
 # - `berth build out.sif base.sif` (conversion) and the root-mapped mode
 #   (no subuid entry); --sandbox, and a failed one leaving nothing;
+# - the client SIGKILLed mid-%post, and berthd SIGKILLed and restarted
+#   mid-%post: %post is killed and the staging removed;
 # - hostile definitions: %files sources the caller cannot read (/etc/shadow,
 #   a root-only file), %files destinations through an absolute symlink and
 #   `..` in the root (they stay inside it), %setup writing where the caller
@@ -203,6 +205,33 @@ check "user, no subuid entry: Apptainer's root-mapped INFO line" \
   grep -q "User not listed in $TEST_TMP/ids/subuid, trying root-mapped namespace" "$TEST_TMP/rootmapped.err"
 expect_out "user, no subuid entry: %post's whoami says root" "root" b exec rootmapped.sif cat /post-whoami
 cp "$TEST_TMP/ids/subuid.keep" "$TEST_TMP/ids/subuid"
+
+# --- the client killed mid-%post, then the daemon killed mid-%post ---
+printf 'Bootstrap: localimage\nFrom: base.sif\n\n%%post\n    echo started-post\n    exec sleep 67\n' >"$OWN/slow.def"
+post_running() { pgrep -u "$TUSER" -f "sleep 67" >/dev/null; }
+slow_build() {
+  (cd "$OWN" && exec runuser -u "$TUSER" -- env BERTH_SOCKET="$SOCK" "$BERTH" build slow.sif slow.def) \
+    >"$TEST_TMP/slow.out" 2>&1 &
+  wait_until 30 grep -q started-post "$TEST_TMP/slow.out" && wait_until 10 post_running
+}
+if slow_build; then
+  kill -9 "$(pgrep -u "$TUSER" -f "$BERTH build slow.sif")"
+  check "client SIGKILL mid-%post: %post is killed" wait_until 15 sh -c "! pgrep -u '$TUSER' -f 'sleep 67'"
+  check "client SIGKILL mid-%post: staging removed" wait_until 15 staging_empty
+else bad "client SIGKILL mid-%post" "the build did not reach %post: $(cat "$TEST_TMP/slow.out")"; fi
+start_daemon() {
+  "$TEST_TMP/berthd" --socket "$SOCK" --config-dir "$TEST_TMP/etc" --state-dir "$STATE" \
+    --subuid-file "$TEST_TMP/ids/subuid" --subgid-file "$TEST_TMP/ids/subgid" \
+    --build-worker "$TEST_TMP/berth-build-worker" --foreground 2>>"$TEST_TMP/berthd.log" &
+  daemon_pid=$!
+  wait_until 10 test -S "$SOCK"
+}
+if slow_build; then
+  kill -9 "$daemon_pid"; wait "$daemon_pid" 2>/dev/null; rm -f "$SOCK"
+  start_daemon
+  check "daemon restart mid-%post: the stale %post is killed" wait_until 15 sh -c "! pgrep -u '$TUSER' -f 'sleep 67'"
+  check "daemon restart mid-%post: stale staging swept" wait_until 15 staging_empty
+else bad "daemon restart mid-%post" "the build did not reach %post: $(cat "$TEST_TMP/slow.out")"; fi
 
 # --- as root ---
 cp "$OWN/app.def" "$TEST_TMP/root.def"
