@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "client/action/action_command.h"
 #include "client/build/build_command.h"
+#include "client/cdi/cdi_command.h"
 #include "client/clidoc/clidoc_command.h"
 #include "client/config/config_command.h"
 #include "client/doctor/doctor_command.h"
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
   berth::client::RegisterRegistryCommands(app, socket_flag, result);
   berth::client::RegisterBuildCommand(app, socket_flag, result);
   berth::client::RegisterDoctorCommand(app, socket_flag, result);
+  berth::client::RegisterCdiCommands(app, socket_flag, result);
   auto exit_code = std::make_shared<int>(0);
   berth::client::RegisterActionCommands(app, socket_flag, result, exit_code);
   berth::client::RegisterCliDocCommands(app, result);

@@ -25,6 +25,7 @@
 #include "common/status_macros.h"
 #include "daemon/daemon_options.h"
 #include "daemon/doctor/doctor.h"
+#include "daemon/gpu/gpu_service.h"
 #include "daemon/image/mount_cache.h"
 #include "daemon/image/user_namespace.h"
 #include "daemon/policy/config.h"
@@ -189,7 +190,8 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   RETURN_IF_ERROR_CTX(ecl.Init(), "loading the ECL");
   ConnectionBudget budget(ConnectionLimitsFor(config));
   PeerRegistry peers;
-  RunHandler runs(options, config, images, &ecl);
+  gpu::GpuService gpus(options, config);
+  RunHandler runs(options, config, images, &ecl, &gpus);
   pull::BlobCache blobs(
       options.state_dir + "/cache",
       {int64_t{config.cache_max_mib} << 20, int64_t{config.max_cache_mib_per_user} << 20});
@@ -200,7 +202,7 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   RETURN_IF_ERROR_CTX(
       builds.Init(options.build_worker.empty() ? build::DefaultWorkerPath() : options.build_worker),
       "preparing builds");
-  BerthService service(options, peers, &pulls, &doctor, &builds);
+  BerthService service(options, peers, &pulls, &doctor, &gpus, &builds);
   RunSessions sessions(
       [&runs](RunChannel& channel, std::shared_ptr<const PeerIdentity> peer) {
         return runs.Serve(channel, std::move(peer));

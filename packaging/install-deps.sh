@@ -10,7 +10,7 @@ PACKAGES=(
   # libraries named in the design
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
-  libtomlplusplus-dev libssl-dev libcurl4-openssl-dev libgpgme-dev
+  libtomlplusplus-dev libyaml-cpp-dev libssl-dev libcurl4-openssl-dev libgpgme-dev
   libfuse3-dev fuse3 libsquashfuse-dev libarchive-dev libsquashfs-dev
   catch2
   # real peers used by tests and benchmarks

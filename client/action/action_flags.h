@@ -27,6 +27,8 @@ struct ActionFlags {
   bool no_init = false;
   std::string shell;
   std::vector<int> keep_fds;
+  bool nv = false, no_nv = false, rocm = false, no_rocm = false;
+  std::vector<std::string> devices, cdi_dirs;
 };
 
 // Adds the flags to one verb's subcommand.

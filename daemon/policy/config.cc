@@ -211,12 +211,25 @@ absl::Status ParseRegistry(const toml::table& t, const std::string& o, Config& c
   return absl::OkStatus();
 }
 
+absl::Status ParseGpu(const toml::table& t, const std::string& o, Config& c) {
+  RETURN_IF_ERROR(CheckConfigKeys(
+      t, {"always_use_nv", "always_use_rocm", "cdi_dirs", "test_driver_root"}, "gpu", o));
+  RETURN_IF_ERROR(ReadBool(t, "always_use_nv", o, c.always_use_nv));
+  RETURN_IF_ERROR(ReadBool(t, "always_use_rocm", o, c.always_use_rocm));
+  RETURN_IF_ERROR(ReadPaths(t, "cdi_dirs", o, c.cdi_dirs));
+  RETURN_IF_ERROR(ReadString(t, "test_driver_root", o, c.gpu_test_driver_root));
+  if (!c.gpu_test_driver_root.empty() && c.gpu_test_driver_root.front() != '/') {
+    return Bad(o, *t.get("test_driver_root"), "test_driver_root must be an absolute path");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin) {
   ASSIGN_OR_RETURN(const toml::table root, ParseTomlFile(text, origin));
   RETURN_IF_ERROR(CheckConfigKeys(
-      root, {"binds", "images", "namespaces", "limits", "registry", "build"}, "", origin));
+      root, {"binds", "images", "namespaces", "limits", "registry", "gpu", "build"}, "", origin));
   Config config;
   struct SectionParser {
     const char* name;
@@ -225,7 +238,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& o
   for (SectionParser s :
        {SectionParser{"binds", ParseBinds}, SectionParser{"images", ParseImages},
         SectionParser{"namespaces", ParseNamespaces}, SectionParser{"limits", ParseLimits},
-        SectionParser{"registry", ParseRegistry}, SectionParser{"build", ParseBuild}}) {
+        SectionParser{"registry", ParseRegistry}, SectionParser{"gpu", ParseGpu},
+        SectionParser{"build", ParseBuild}}) {
     const toml::node* node = root.get(s.name);
     if (node == nullptr) continue;
     const toml::table* table = Section(root, s.name);

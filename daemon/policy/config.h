@@ -76,6 +76,14 @@ struct Config {
   // transfer uses are deleted to make room. 0: none.
   int cache_max_mib = 20480;
 
+  // [gpu] (--nv, --rocm, CDI --device; docs/config.md)
+  bool always_use_nv = false, always_use_rocm = false;
+  // CDI spec directories, lowest priority first (a later one wins).
+  std::vector<std::string> cdi_dirs = {"/etc/cdi", "/var/run/cdi"};
+  // Test-only: the host's GPU driver files and nodes are looked up beneath
+  // this directory instead of "/" (the test suite's fake driver root).
+  std::string gpu_test_driver_root;
+
   // [build] (build_config.h)
   BuildConfig build;
 };

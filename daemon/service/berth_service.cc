@@ -21,9 +21,14 @@ void FillCaller(const PeerIdentity& peer, v1::Caller& caller) {
 }  // namespace
 
 BerthService::BerthService(const DaemonOptions& options, const PeerRegistry& peers,
-                           pull::PullService* pulls, doctor::Doctor* doctor,
+                           pull::PullService* pulls, doctor::Doctor* doctor, gpu::GpuService* gpus,
                            build::BuildService* builds)
-    : options_(options), peers_(peers), pulls_(pulls), doctor_(doctor), builds_(builds) {}
+    : options_(options),
+      peers_(peers),
+      pulls_(pulls),
+      doctor_(doctor),
+      gpus_(gpus),
+      builds_(builds) {}
 
 // The registry verbs share one shape: authenticate, delegate, log failures
 // (the message never contains credentials: they only travel in requests).
@@ -90,6 +95,36 @@ grpc::Status BerthService::Doctor(grpc::ServerContext* context,
   if (!caller.ok()) return rpc::ToGrpcStatus(caller.status());
   if (doctor_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no doctor");
   *reply = doctor_->Report((*caller)->uid, (*caller)->gid);
+  return grpc::Status::OK;
+}
+
+grpc::Status BerthService::CdiList(grpc::ServerContext* context, const v1::CdiListRequest* request,
+                                   v1::CdiListReply* reply) {
+  auto caller = Authenticate(*context);
+  if (!caller.ok()) return rpc::ToGrpcStatus(caller.status());
+  if (gpus_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no CDI support");
+  if (request->cdi_dirs_size() > 64) {
+    return rpc::ToGrpcStatus(absl::InvalidArgumentError("--cdi-dirs: more than 64 directories"));
+  }
+  std::vector<std::string> dirs(request->cdi_dirs().begin(), request->cdi_dirs().end());
+  auto catalog = gpus_->ListCdi(dirs, {(*caller)->uid, (*caller)->gid, (*caller)->groups});
+  if (!catalog.ok()) return rpc::ToGrpcStatus(catalog.status());
+  for (const std::string& d : catalog->dirs) reply->add_dirs(d);
+  for (const auto& [name, ref] : catalog->devices) {
+    auto* e = reply->add_devices();
+    e->set_name(name);
+    e->set_spec(ref.origin);
+  }
+  for (const auto& [what, error] : catalog->broken) {
+    auto* b = reply->add_broken();
+    b->set_what(what);
+    b->set_error(error);
+  }
+  for (const auto& [name, why] : catalog->conflicts) {
+    auto* c = reply->add_conflicts();
+    c->set_what(name);
+    c->set_error(why);
+  }
   return grpc::Status::OK;
 }
 

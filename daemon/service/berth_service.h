@@ -21,6 +21,7 @@
 #include "daemon/build/build_service.h"
 #include "daemon/daemon_options.h"
 #include "daemon/doctor/doctor.h"
+#include "daemon/gpu/gpu_service.h"
 #include "daemon/pull/pull_service.h"
 #include "daemon/server/peer_registry.h"
 
@@ -31,7 +32,7 @@ class BerthService final : public berth::v1::Berth::Service {
   // `peers` must outlive the service.
   BerthService(const DaemonOptions& options, const PeerRegistry& peers,
                pull::PullService* pulls = nullptr, doctor::Doctor* doctor = nullptr,
-               build::BuildService* builds = nullptr);
+               gpu::GpuService* gpus = nullptr, build::BuildService* builds = nullptr);
 
   grpc::Status Version(grpc::ServerContext* context, const v1::VersionRequest* request,
                        v1::VersionReply* reply) override;
@@ -54,6 +55,10 @@ class BerthService final : public berth::v1::Berth::Service {
   // and the caller's own fakeroot ids.
   grpc::Status Doctor(grpc::ServerContext* context, const v1::DoctorRequest* request,
                       v1::DoctorReply* reply) override;
+  // cdi list (daemon/gpu/gpu_service.h); the caller's --cdi-dirs are opened
+  // as the caller.
+  grpc::Status CdiList(grpc::ServerContext* context, const v1::CdiListRequest* request,
+                       v1::CdiListReply* reply) override;
 
  private:
   absl::StatusOr<std::shared_ptr<const PeerIdentity>> Authenticate(
@@ -66,6 +71,7 @@ class BerthService final : public berth::v1::Berth::Service {
   const PeerRegistry& peers_;
   pull::PullService* pulls_;
   doctor::Doctor* doctor_;
+  gpu::GpuService* gpus_;
   build::BuildService* builds_;
 };
 

@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "berth/v1/berth.pb.h"
 #include "daemon/daemon_options.h"
+#include "daemon/gpu/gpu_service.h"
 #include "daemon/image/mount_cache.h"
 #include "daemon/policy/config.h"
 #include "daemon/server/peer_identity.h"
@@ -36,7 +37,7 @@ namespace berth::daemon {
 class RunHandler {
  public:
   RunHandler(const DaemonOptions& options, const policy::Config& config, image::MountCache& images,
-             EclGate* ecl = nullptr);
+             EclGate* ecl = nullptr, gpu::GpuService* gpus = nullptr);
   ~RunHandler();
 
   // Serves one run session for `peer`; returns the status to end it with.
@@ -50,7 +51,8 @@ class RunHandler {
   DaemonOptions options_;
   const policy::Config& config_;
   image::MountCache& images_;
-  EclGate* ecl_;  // the ECL check before every mount; null in tests without one
+  EclGate* ecl_;           // the ECL check before every mount; null in tests without one
+  gpu::GpuService* gpus_;  // --nv, --rocm, --device; null: refused when asked for
   std::unique_ptr<LeaseKeeper> warm_;
   absl::Mutex mu_;
   absl::flat_hash_map<uid_t, int> live_ ABSL_GUARDED_BY(mu_);

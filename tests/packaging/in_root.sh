@@ -15,7 +15,8 @@ mount --rbind /sys "$root/sys"
 mount -t tmpfs -o mode=0755 tmpfs "$root/run"
 mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
 
-as_root dpkg -i /pkgs/berth_*.deb /pkgs/berthd_*.deb >"$root/tmp/dpkg.log" 2>&1 || {
+# The glob names files in the root, so a shell there expands it.
+as_root sh -c 'dpkg -i /pkgs/berth_*.deb /pkgs/berthd_*.deb' >"$root/tmp/dpkg.log" 2>&1 || {
   cat "$root/tmp/dpkg.log" >&2
   fail "dpkg -i"
 }
