@@ -28,6 +28,8 @@ struct DaemonOptions {
   // anyone else, as /etc/subuid is.
   std::string subuid_path = "/etc/subuid";
   std::string subgid_path = "/etc/subgid";
+  // berth-build-worker; "" = build_service.h's DefaultWorkerPath().
+  std::string build_worker;
 };
 
 }  // namespace berth::daemon

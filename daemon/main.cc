@@ -66,6 +66,8 @@ void AddFlags(CLI::App& app, DaemonOptions& options, bool& user_mode) {
   // Test-only: other subordinate id files (root-owned, like the real ones).
   app.add_option("--subuid-file", options.subuid_path)->group("");
   app.add_option("--subgid-file", options.subgid_path)->group("");
+  app.add_option("--build-worker", options.build_worker,
+                 "berth-build-worker (default: beside berthd, then ../libexec/berth)");
 }
 
 // The user's private directory for a user-mode daemon: $XDG_RUNTIME_DIR/berth,
@@ -196,7 +198,11 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   RETURN_IF_ERROR_CTX(blobs.Init(), "preparing the node cache");
   pull::PullService pulls(options, config, blobs);
   doctor::Doctor doctor(options);
-  BerthService service(options, peers, &pulls, &doctor, &gpus);
+  build::BuildService builds(options, config);
+  RETURN_IF_ERROR_CTX(
+      builds.Init(options.build_worker.empty() ? build::DefaultWorkerPath() : options.build_worker),
+      "preparing builds");
+  BerthService service(options, peers, &pulls, &doctor, &gpus, &builds);
   RunSessions sessions(
       [&runs](RunChannel& channel, std::shared_ptr<const PeerIdentity> peer) {
         return runs.Serve(channel, std::move(peer));

@@ -98,4 +98,32 @@ absl::Status CheckBootstrap(const Definition& stage, absl::string_view file) {
   return CheckFingerprints(stage, file);
 }
 
+absl::Status CheckBuilderSupports(const std::vector<Definition>& stages) {
+  if (stages.empty()) return absl::InvalidArgumentError("the definition has no stage");
+  if (stages.size() > 1) {
+    return absl::UnimplementedError("multi-stage definitions are not supported by berth build yet");
+  }
+  const Definition& stage = stages.back();
+  std::string bootstrap = absl::AsciiStrToLower(stage.Bootstrap());
+  if (bootstrap != "localimage") {
+    return absl::UnimplementedError(
+        absl::StrCat("Bootstrap: ", internal::Printable(stage.Bootstrap()),
+                     " is not supported by berth build yet (localimage from a SIF is)"));
+  }
+  if (!stage.Fingerprints().empty()) {
+    return absl::UnimplementedError("Fingerprints: is not supported by berth build yet");
+  }
+  if (stage.pre.present())
+    return absl::UnimplementedError("%pre is not supported by berth build yet");
+  if (!stage.apps.empty()) {
+    return absl::UnimplementedError("SCIF apps are not supported by berth build yet");
+  }
+  for (const FilesSection& s : stage.files) {
+    if (!s.from_stage.empty()) {
+      return absl::UnimplementedError("%files from a stage is not supported by berth build yet");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace berth::deffile

@@ -3,6 +3,8 @@
 // fetched, so a missing key fails at its line instead of after a download.
 #pragma once
 
+#include <vector>
+
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "deffile/definition.h"
@@ -28,5 +30,11 @@ Agent AgentOf(const Definition& stage);
 // berth does not build from (library and shub name the alternative), a
 // missing required key, and Fingerprints entries that are not 40 hex digits.
 absl::Status CheckBootstrap(const Definition& stage, absl::string_view file);
+
+// What berth's builder builds today: one stage from `Bootstrap: localimage`
+// (a SIF), without %pre, SCIF apps, `%files from` or Fingerprints:. The
+// rest is refused before any work ("... is not supported by berth build
+// yet"), by the client and again by the daemon.
+absl::Status CheckBuilderSupports(const std::vector<Definition>& stages);
 
 }  // namespace berth::deffile

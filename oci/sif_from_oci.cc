@@ -1,7 +1,6 @@
 #include "oci/sif_from_oci.h"
 
 #include <fcntl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +13,7 @@
 #include "oci/manifest.h"
 #include "oci/rootfs_builder.h"
 #include "oci/singularity_layout.h"
+#include "sif/assemble.h"
 #include "sif/format.h"
 #include "sif/image.h"
 #include "sif/layout.h"
@@ -21,13 +21,8 @@
 namespace berth::oci {
 namespace {
 
-constexpr int64_t kCapacity = sif::kDefaultDescriptorCapacity;
-constexpr int64_t kDataOffset = sif::kDefaultDescriptorsOffset + kCapacity * sif::kDescriptorSize;
-constexpr uint32_t kGroup = 1;  // apptainer build puts every object in group 1
-
-int64_t AlignUp(int64_t v, int64_t a) {
-  return (v + a - 1) / a * a;
-}
+constexpr int64_t kDataOffset = sif::kBuildDataOffset;
+using sif::AlignUp;
 
 absl::Status CheckOutput(int fd) {
   struct stat st {};
@@ -41,56 +36,6 @@ absl::Status CheckOutput(int fd) {
 std::string ArchCode(const ImageConfig& config) {
   auto code = sif::ArchCodeFromName(config.architecture.empty() ? "amd64" : config.architecture);
   return code ? *code : "00";
-}
-
-sif::Descriptor MakeDescriptor(sif::DataType type, uint32_t id, int64_t offset, int64_t size,
-                               int64_t padding, int64_t time, std::string_view name) {
-  sif::Descriptor d;
-  d.data_type = static_cast<int32_t>(type);
-  d.used = 1;
-  d.id = id;
-  d.group_raw = kGroup | sif::kGroupMask;
-  d.offset = offset;
-  d.size = size;
-  d.size_with_padding = padding + size;
-  d.created_at = d.modified_at = time;
-  d.SetName(name);
-  return d;
-}
-
-// Descriptor table, then the header: a reader sees a SIF only once all of
-// its objects are in place.
-absl::Status WriteSifMetadata(int fd, const std::vector<sif::Descriptor>& objects,
-                              const std::string& arch, int64_t time) {
-  std::vector<uint8_t> table(kCapacity * sif::kDescriptorSize, 0);
-  for (size_t i = 0; i < objects.size(); ++i) {
-    sif::EncodeDescriptor(objects[i],
-                          std::span<uint8_t, sif::kDescriptorSize>(
-                              table.data() + i * sif::kDescriptorSize, sif::kDescriptorSize));
-  }
-  RETURN_IF_ERROR(PwriteFull(fd, table, sif::kDefaultDescriptorsOffset));
-
-  sif::Header h;
-  std::copy(sif::kApptainerLaunchScript.begin(), sif::kApptainerLaunchScript.end(),
-            h.launch_script.begin());
-  std::copy(sif::kMagic.begin(), sif::kMagic.end(), h.magic.begin());
-  std::copy(sif::kVersion.begin(), sif::kVersion.end(), h.version.begin());
-  h.arch = {static_cast<uint8_t>(arch[0]), static_cast<uint8_t>(arch[1]), 0};
-  if (::getrandom(h.uuid.data(), h.uuid.size(), 0) != static_cast<ssize_t>(h.uuid.size())) {
-    return ErrnoStatus("getrandom", errno);
-  }
-  h.uuid[6] = (h.uuid[6] & 0x0f) | 0x40;  // RFC 4122 version 4
-  h.uuid[8] = (h.uuid[8] & 0x3f) | 0x80;
-  h.created_at = h.modified_at = time;
-  h.descriptors_free = kCapacity - static_cast<int64_t>(objects.size());
-  h.descriptors_total = kCapacity;
-  h.descriptors_offset = sif::kDefaultDescriptorsOffset;
-  h.descriptors_size = kCapacity * sif::kDescriptorSize;
-  h.data_offset = kDataOffset;
-  for (const auto& d : objects) h.data_size += d.size_with_padding;
-  std::array<uint8_t, sif::kHeaderSize> raw{};
-  sif::EncodeHeader(h, raw);
-  return PwriteFull(fd, raw, 0);
 }
 
 absl::StatusOr<ConversionStats> Convert(const OciImage& image, int out_fd,
@@ -120,15 +65,15 @@ absl::StatusOr<ConversionStats> Convert(const OciImage& image, int out_fd,
   RETURN_IF_ERROR(PwriteFull(out_fd, {reinterpret_cast<const uint8_t*>(json.data()), json.size()},
                              kDataOffset));
   std::vector<sif::Descriptor> objects;
-  objects.push_back(MakeDescriptor(sif::DataType::kGenericJson, 1, kDataOffset, json.size(), 0, now,
-                                   "oci-config.json"));
+  objects.push_back(sif::MakeBuildDescriptor(sif::DataType::kGenericJson, 1, kDataOffset,
+                                             json.size(), 0, now, "oci-config.json"));
   std::string arch = ArchCode(config);
-  sif::Descriptor part = MakeDescriptor(sif::DataType::kPartition, 2, part_offset, squashfs_size,
-                                        part_offset - json_end, now, "");
+  sif::Descriptor part = sif::MakeBuildDescriptor(sif::DataType::kPartition, 2, part_offset,
+                                                  squashfs_size, part_offset - json_end, now, "");
   part.SetPartition({static_cast<int32_t>(sif::FsType::kSquashfs),
                      static_cast<int32_t>(sif::PartType::kPrimSys), arch});
   objects.push_back(part);
-  RETURN_IF_ERROR(WriteSifMetadata(out_fd, objects, arch, now));
+  RETURN_IF_ERROR(sif::WriteBuildMetadata(out_fd, objects, arch, now));
 
   // Prove the result with the same validator every reader uses.
   int dup_fd = ::fcntl(out_fd, F_DUPFD_CLOEXEC, 0);

@@ -10,6 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "client/build/build_flags.h"
+#include "client/build/build_run.h"
 #include "client/build/dry_run.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
@@ -38,7 +39,7 @@ absl::Status ResolveTmpdir(std::string& tmpdir) {
   return absl::OkStatus();
 }
 
-absl::Status RunBuild(const CLI::App& cmd, BuildState& state) {
+absl::Status RunBuild(const CLI::App& cmd, BuildState& state, const std::string& socket_flag) {
   RETURN_IF_ERROR(ApplyBuildEnvironment(cmd, state.flags));
   ASSIGN_OR_RETURN(SquashOptions squash, CheckBuildFlags(state.flags));
   RETURN_IF_ERROR(ResolveTmpdir(state.flags.tmpdir));
@@ -52,9 +53,7 @@ absl::Status RunBuild(const CLI::App& cmd, BuildState& state) {
   if (args.size() != 2) {
     return absl::InvalidArgumentError("usage: berth build [options] IMAGE SPEC");
   }
-  return absl::UnimplementedError(
-      "berth build: the builder is not available yet; `berth build --dry-run SPEC` checks a "
-      "definition file and prints its build plan");
+  return RunDaemonBuild(socket_flag, state.flags, squash, args[0], args[1]);
 }
 
 }  // namespace
@@ -67,8 +66,8 @@ void RegisterBuildCommand(CLI::App& app, const std::string& socket_flag,
   cmd->add_option("args", state->positional,
                   "IMAGE (the SIF or sandbox to write) and SPEC (a definition file, a URI "
                   "such as docker://alpine, or an image)");
-  cmd->callback([cmd, state, result] { *result = RunBuild(*cmd, *state); });
-  (void)socket_flag;  // the builder will talk to berthd
+  cmd->callback(
+      [cmd, state, result, &socket_flag] { *result = RunBuild(*cmd, *state, socket_flag); });
 }
 
 }  // namespace berth::client

@@ -119,8 +119,8 @@ std::string OutputLine(const std::string& image, const BuildFlags& flags,
 
 }  // namespace
 
-absl::StatusOr<deffile::ParsedFile> ParseBuildSpec(const BuildFlags& flags,
-                                                   const std::string& spec) {
+absl::StatusOr<deffile::ParsedFile> ParseBuildSpec(const BuildFlags& flags, const std::string& spec,
+                                                   BuildSpec* read) {
   deffile::BuildArgs args;
   args.warn_unused = flags.warn_unused_build_args;
   std::vector<std::string> warnings;
@@ -133,6 +133,7 @@ absl::StatusOr<deffile::ParsedFile> ParseBuildSpec(const BuildFlags& flags,
   absl::StatusOr<deffile::ParsedFile> file =
       deffile::ParseDefinitionFile(source.bytes, source.name, args);
   if (file.ok()) warnings.insert(warnings.end(), file->warnings.begin(), file->warnings.end());
+  if (read != nullptr) *read = std::move(source);
   for (const std::string& w : warnings) {
     RETURN_IF_ERROR(Print(STDERR_FILENO, absl::StrCat("WARNING: ", w, "\n")));
   }

@@ -9,14 +9,16 @@
 
 #include "absl/status/statusor.h"
 #include "client/build/build_flags.h"
+#include "client/build/build_spec.h"
 #include "deffile/deffile.h"
 
 namespace berth::client {
 
 // The parsed file, with --build-arg-file and --build-arg applied. Warnings
-// are printed to stderr as they are found.
-absl::StatusOr<deffile::ParsedFile> ParseBuildSpec(const BuildFlags& flags,
-                                                   const std::string& spec);
+// are printed to stderr as they are found. `read`, when given, receives the
+// definition as read (or as made from a URI or an image).
+absl::StatusOr<deffile::ParsedFile> ParseBuildSpec(const BuildFlags& flags, const std::string& spec,
+                                                   BuildSpec* read = nullptr);
 
 // The human-readable plan. `image` is the output path ("" when not given).
 std::string RenderPlan(const deffile::ParsedFile& file, const std::string& spec_name,

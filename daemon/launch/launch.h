@@ -166,6 +166,12 @@ struct SystemMounts {
 struct LaunchSpec {
   // The read-only mounted image rootfs, a directory in the daemon's mount ns.
   std::string image_root;
+  // A build's root instead (daemon/build): `image_root` is a writable
+  // directory that becomes "/" itself, read-write (nosuid, nodev). It must
+  // already hold every mount point the spec needs (the builder creates
+  // them), and no /etc/passwd or /etc/group is generated: package managers
+  // edit the image's own.
+  bool writable_root = false;
   Identity identity;
 
   // Namespaces. A mount namespace is always created.

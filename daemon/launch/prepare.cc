@@ -155,6 +155,16 @@ void PlanRootOverlay(const LaunchSpec& spec, PreparedLaunch& p) {
 absl::Status PrepareRootFilesystem(LaunchSpec& spec, PreparedLaunch& p) {
   ASSIGN_OR_RETURN(p.image_fd, OpenFile(spec.image_root, O_PATH | O_DIRECTORY));
   ASSIGN_OR_RETURN(UniqueFd staging, MakeSession(spec, p));
+  p.writable_root = spec.writable_root;
+  if (spec.writable_root) {
+    if (spec.writable_tmpfs_bytes) {
+      return absl::InvalidArgumentError("a writable root takes no --writable-tmpfs");
+    }
+    RETURN_IF_ERROR(PlanMounts(spec, staging.get(), p));
+    ASSIGN_OR_RETURN(bool bound, PlanBindRoot(staging.get(), p));
+    if (!bound) return absl::InternalError("the build root could not be planned");
+    return absl::OkStatus();
+  }
   RETURN_IF_ERROR(StageAccountFiles(spec, p.image_fd.get(), staging.get()));
   RETURN_IF_ERROR(PlanMounts(spec, staging.get(), p));
   // A writable root needs the overlay's upper layer; otherwise the image's

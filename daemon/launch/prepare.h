@@ -35,6 +35,7 @@ struct PreparedLaunch {
   UniqueFd status_write;        // the init's end (plan.status_fd)
   std::vector<UniqueFd> owned;  // detached mounts, cgroup.procs: closed after clone
   HostHooks hooks;              // the OCI hooks the daemon runs itself
+  bool writable_root = false;   // LaunchSpec::writable_root
 };
 
 // Builds the plan for `spec`. `spec` must outlive the result: the plan's

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -97,6 +98,8 @@ class BindRootPlanner {
   }
 
   bool root_from_staging() const { return root_from_staging_; }
+  // The first directory that had to be underlaid (something new staged in it).
+  const std::optional<std::string>& underlaid() const { return underlaid_; }
   bool over_budget() const { return image_binds_ > kMaxImageBinds; }
   const std::vector<Action>& actions() const { return actions_; }
 
@@ -148,6 +151,9 @@ class BindRootPlanner {
 
   // `dir` shows the staging copy; each image entry it lacks is bound back.
   absl::Status Underlay(const std::string& dir, const StagedDir& staged, bool image_visible) {
+    for (const auto& [name, kind] : staged.entries) {
+      if (kind == Staged::kNew && !underlaid_) underlaid_ = Join(dir, name);
+    }
     if (image_visible) Add(Action::kBindStaging, dir);
     std::set<std::string> staged_names;
     for (const auto& entry : staged.entries) staged_names.insert(entry.first);
@@ -187,6 +193,7 @@ class BindRootPlanner {
   int image_fd_;
   int staging_fd_;
   bool root_from_staging_ = false;
+  std::optional<std::string> underlaid_;
   size_t image_binds_ = 0;
   std::vector<Action> actions_;
 };
@@ -218,13 +225,23 @@ absl::Status MakePlaceholder(int staging_fd, const Action& a) {
 }
 
 // The image mount is private to the daemon: its clones need no propagation
-// ties, and are read-only whatever the daemon's mount is.
-absl::StatusOr<UniqueFd> CloneImage(int image_fd, const std::string& rel) {
+// ties, and are read-only whatever the daemon's mount is (a build's root is
+// the one writable exception, LaunchSpec::writable_root).
+absl::StatusOr<UniqueFd> CloneImage(int image_fd, const std::string& rel, bool writable = false) {
   ASSIGN_OR_RETURN(UniqueFd mnt, CloneDetached(image_fd, rel, /*recursive=*/false));
-  RETURN_IF_ERROR(SetMountAttributes(mnt.get(),
-                                     MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                                     MS_PRIVATE, /*recursive=*/false));
+  uint64_t attributes = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (writable ? 0 : MOUNT_ATTR_RDONLY);
+  RETURN_IF_ERROR(SetMountAttributes(mnt.get(), attributes, MS_PRIVATE, /*recursive=*/false));
   return mnt;
+}
+
+// A build's root is written by the build: an underlaid directory would send
+// its writes to the session tmpfs, so every mount point must already exist.
+absl::Status CheckWritableRoot(const BindRootPlanner& planner) {
+  if (planner.underlaid()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the build root lacks /", *planner.underlaid(), ", a mount point the build needs"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Apply(const std::vector<Action>& actions, int image_fd, int staging_fd,
@@ -263,6 +280,7 @@ absl::StatusOr<bool> PlanBindRoot(int staging_fd, PreparedLaunch& p) {
   int image_fd = p.image_fd.get();
   BindRootPlanner planner(image_fd, staging_fd);
   RETURN_IF_ERROR_CTX(planner.Plan(), "planning the container's root");
+  if (p.writable_root) RETURN_IF_ERROR(CheckWritableRoot(planner));
   if (planner.over_budget()) return false;
   std::vector<MountStep> steps;
   RETURN_IF_ERROR_CTX(Apply(planner.actions(), image_fd, staging_fd, steps, p),
@@ -270,7 +288,7 @@ absl::StatusOr<bool> PlanBindRoot(int staging_fd, PreparedLaunch& p) {
   ChildPlan& plan = p.plan;
   plan.root_from_staging = planner.root_from_staging();
   if (!plan.root_from_staging) {
-    auto root = CloneImage(image_fd, "");
+    auto root = CloneImage(image_fd, "", p.writable_root);
     if (!root.ok()) return Annotate(root.status(), "mounting the image as the container's root");
     plan.root_fd = root->get();
     p.owned.push_back(std::move(*root));

@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
+#include "daemon/policy/build_config_toml.h"
 #include "daemon/policy/config_file.h"
 #include "daemon/policy/toml_fields.h"
 
@@ -174,6 +175,10 @@ absl::Status ParseLimits(const toml::table& t, const std::string& o, Config& c) 
   return ParseConnectionLimits(t, o, c);
 }
 
+absl::Status ParseBuild(const toml::table& t, const std::string& o, Config& c) {
+  return ParseBuildTable(t, o, c.build);
+}
+
 absl::Status ParseRegistry(const toml::table& t, const std::string& o, Config& c) {
   RETURN_IF_ERROR(
       CheckConfigKeys(t,
@@ -224,7 +229,7 @@ absl::Status ParseGpu(const toml::table& t, const std::string& o, Config& c) {
 absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin) {
   ASSIGN_OR_RETURN(const toml::table root, ParseTomlFile(text, origin));
   RETURN_IF_ERROR(CheckConfigKeys(
-      root, {"binds", "images", "namespaces", "limits", "registry", "gpu"}, "", origin));
+      root, {"binds", "images", "namespaces", "limits", "registry", "gpu", "build"}, "", origin));
   Config config;
   struct SectionParser {
     const char* name;
@@ -233,7 +238,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& o
   for (SectionParser s :
        {SectionParser{"binds", ParseBinds}, SectionParser{"images", ParseImages},
         SectionParser{"namespaces", ParseNamespaces}, SectionParser{"limits", ParseLimits},
-        SectionParser{"registry", ParseRegistry}, SectionParser{"gpu", ParseGpu}}) {
+        SectionParser{"registry", ParseRegistry}, SectionParser{"gpu", ParseGpu},
+        SectionParser{"build", ParseBuild}}) {
     const toml::node* node = root.get(s.name);
     if (node == nullptr) continue;
     const toml::table* table = Section(root, s.name);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "daemon/policy/build_config.h"
 
 namespace berth::daemon::policy {
 
@@ -82,6 +83,9 @@ struct Config {
   // Test-only: the host's GPU driver files and nodes are looked up beneath
   // this directory instead of "/" (the test suite's fake driver root).
   std::string gpu_test_driver_root;
+
+  // [build] (build_config.h)
+  BuildConfig build;
 };
 
 // Parses TOML text; `origin` names the file in messages.

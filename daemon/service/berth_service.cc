@@ -21,8 +21,14 @@ void FillCaller(const PeerIdentity& peer, v1::Caller& caller) {
 }  // namespace
 
 BerthService::BerthService(const DaemonOptions& options, const PeerRegistry& peers,
-                           pull::PullService* pulls, doctor::Doctor* doctor, gpu::GpuService* gpus)
-    : options_(options), peers_(peers), pulls_(pulls), doctor_(doctor), gpus_(gpus) {}
+                           pull::PullService* pulls, doctor::Doctor* doctor, gpu::GpuService* gpus,
+                           build::BuildService* builds)
+    : options_(options),
+      peers_(peers),
+      pulls_(pulls),
+      doctor_(doctor),
+      gpus_(gpus),
+      builds_(builds) {}
 
 // The registry verbs share one shape: authenticate, delegate, log failures
 // (the message never contains credentials: they only travel in requests).
@@ -42,6 +48,16 @@ grpc::Status BerthService::Pull(grpc::ServerContext* context, const v1::PullRequ
   return Delegate(context, "Pull", [&](const PeerIdentity& peer) {
     return pulls_->Pull(*context, *request, *writer, peer);
   });
+}
+
+grpc::Status BerthService::Build(grpc::ServerContext* context, const v1::BuildRequest* request,
+                                 build::BuildWriter* writer) {
+  auto caller = Authenticate(*context);
+  if (!caller.ok()) return rpc::ToGrpcStatus(caller.status());
+  if (builds_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no build support");
+  absl::Status status = builds_->Build(*context, *request, *writer, **caller);
+  if (!status.ok()) spdlog::info("Build failed: {}", std::string(status.message()));
+  return rpc::ToGrpcStatus(status);
 }
 
 grpc::Status BerthService::Push(grpc::ServerContext* context, const v1::PushRequest* request,

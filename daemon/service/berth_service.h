@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "berth/v1/berth.grpc.pb.h"
+#include "daemon/build/build_service.h"
 #include "daemon/daemon_options.h"
 #include "daemon/doctor/doctor.h"
 #include "daemon/gpu/gpu_service.h"
@@ -31,7 +32,7 @@ class BerthService final : public berth::v1::Berth::Service {
   // `peers` must outlive the service.
   BerthService(const DaemonOptions& options, const PeerRegistry& peers,
                pull::PullService* pulls = nullptr, doctor::Doctor* doctor = nullptr,
-               gpu::GpuService* gpus = nullptr);
+               gpu::GpuService* gpus = nullptr, build::BuildService* builds = nullptr);
 
   grpc::Status Version(grpc::ServerContext* context, const v1::VersionRequest* request,
                        v1::VersionReply* reply) override;
@@ -46,6 +47,10 @@ class BerthService final : public berth::v1::Berth::Service {
                           v1::CacheCleanReply* reply) override;
   grpc::Status CheckLogin(grpc::ServerContext* context, const v1::CheckLoginRequest* request,
                           v1::CheckLoginReply* reply) override;
+  // build (daemon/build/build_service.h): every build step as the caller's
+  // fakeroot user.
+  grpc::Status Build(grpc::ServerContext* context, const v1::BuildRequest* request,
+                     build::BuildWriter* writer) override;
   // doctor (daemon/doctor/doctor.h): any caller; the report is about the node
   // and the caller's own fakeroot ids.
   grpc::Status Doctor(grpc::ServerContext* context, const v1::DoctorRequest* request,
@@ -67,6 +72,7 @@ class BerthService final : public berth::v1::Berth::Service {
   pull::PullService* pulls_;
   doctor::Doctor* doctor_;
   gpu::GpuService* gpus_;
+  build::BuildService* builds_;
 };
 
 }  // namespace berth::daemon

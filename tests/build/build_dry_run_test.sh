@@ -9,7 +9,7 @@
 # - hostile files (a 10 MB line, NUL bytes, 10,000 stages, self-referring
 #   build args, a 2 GB file, a FIFO) each give one FATAL line naming the
 #   line, within `timeout 10`;
-# - without --dry-run: one FATAL line, exit 255;
+# - without --dry-run, a bootstrap the builder lacks: one FATAL line, exit 255;
 # - as the unprivileged user: a definition file it cannot read is refused.
 #
 # usage: build_dry_run_test.sh BERTH DEFS_DIR
@@ -127,8 +127,9 @@ flag_checks() {
     B build --dry-run --tmpdir "$TEST_TMP/nodir" "$d"
   expect_fatal "APPTAINER_TMPDIR not a directory" "--tmpdir $d: not a directory" \
     env APPTAINER_TMPDIR="$d" "$berth" build --dry-run "$d"
-  expect_fatal "no builder yet" "the builder is not available yet" B build out.sif "$d"
-  expect_rc "no builder yet: exit 255" 255 B build out.sif "$d"
+  expect_fatal "a bootstrap the builder lacks, refused before the daemon" \
+    "Bootstrap: docker is not supported by berth build yet" B build out.sif "$d"
+  expect_rc "a bootstrap the builder lacks: exit 255" 255 B build out.sif "$d"
   expect_fatal "build needs IMAGE and SPEC" "usage: berth build [options] IMAGE SPEC" B build "$d"
   expect_fatal "bootstrap checked in the plan" "Bootstrap: library is not supported by berth" \
     B build --dry-run library://alpine

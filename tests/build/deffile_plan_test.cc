@@ -121,3 +121,26 @@ TEST_CASE("JSON: a top-level array; empty parts as Apptainer's encoder writes th
   CHECK(html.find("\"from\": \"a\\u003cb\\u003e\\u0026c\"") != std::string::npos);
   CHECK(html.find("\"files\": [],") != std::string::npos);
 }
+
+TEST_CASE("what the builder builds today, and a one-line refusal for the rest") {
+  auto supports = [](const std::string& text) {
+    return CheckBuilderSupports(ParseDefinitionFile(text, "t.def", {})->stages);
+  };
+  CHECK(supports("Bootstrap: localimage\nFrom: a.sif\n%post\n  p\n%files\n  a /b\n").ok());
+  CHECK(supports("bootstrap: LocalImage\nFrom: a.sif\n").ok());
+  auto refused = [&](const std::string& text, const std::string& message) {
+    absl::Status st = supports(text);
+    CHECK(st.code() == absl::StatusCode::kUnimplemented);
+    CHECK(std::string(st.message()) == message);
+  };
+  refused("Bootstrap: docker\nFrom: alpine\n",
+          "Bootstrap: docker is not supported by berth build yet (localimage from a SIF is)");
+  refused("Bootstrap: localimage\nFrom: a\nStage: one\nBootstrap: localimage\nFrom: b\n",
+          "multi-stage definitions are not supported by berth build yet");
+  refused("Bootstrap: localimage\nFrom: a\n%pre\n  p\n",
+          "%pre is not supported by berth build yet");
+  refused("Bootstrap: localimage\nFrom: a\n%apprun x\n  r\n",
+          "SCIF apps are not supported by berth build yet");
+  refused("Bootstrap: localimage\nFrom: a\nFingerprints: " + std::string(40, 'A') + "\n",
+          "Fingerprints: is not supported by berth build yet");
+}

@@ -1,0 +1,174 @@
+#include "client/build/build_run.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "berth/v1/berth.grpc.pb.h"
+#include "client/build/build_spec.h"
+#include "client/build/dry_run.h"
+#include "client/rpc/daemon_channel.h"
+#include "client/rpc/daemon_locator.h"
+#include "common/file_io.h"
+#include "common/status_macros.h"
+#include "deffile/bootstrap.h"
+#include "proto/status_mapping.h"
+
+extern char** environ;
+
+namespace berth::client {
+namespace {
+
+std::string DirOf(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::string BaseOf(const std::string& path) {
+  return path.substr(path.rfind('/') + 1);
+}
+
+// The output's temp file, created by us (the user) beside IMAGE.
+absl::StatusOr<std::pair<UniqueFd, std::string>> CreateTemp(const std::string& image) {
+  std::string tmp = absl::StrCat(DirOf(image), "/.", BaseOf(image), ".berth-XXXXXX");
+  int fd = ::mkstemp(tmp.data());
+  if (fd < 0)
+    return ErrnoStatus(absl::StrCat("creating the build output in ", DirOf(image)), errno);
+  mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::fchmod(fd, 0755 & ~mask);
+  return std::make_pair(UniqueFd(fd), tmp);
+}
+
+// --sandbox: the directory berthd builds in, made by us beside IMAGE.
+absl::StatusOr<std::pair<UniqueFd, std::string>> CreateTempDir(const std::string& image) {
+  std::string tmp = absl::StrCat(DirOf(image), "/.", BaseOf(image), ".berth-XXXXXX");
+  if (::mkdtemp(tmp.data()) == nullptr) {
+    return ErrnoStatus(absl::StrCat("creating the sandbox in ", DirOf(image)), errno);
+  }
+  mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::chmod(tmp.c_str(), 0755 & ~mask);
+  auto fd = OpenFile(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (!fd.ok()) {
+    ::rmdir(tmp.c_str());
+    return fd.status();
+  }
+  return std::make_pair(*std::move(fd), tmp);
+}
+
+void AddEnvironment(v1::BuildRequest& r) {
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv = *e;
+    std::string name = absl::AsciiStrToLower(kv.substr(0, kv.find('=')));
+    if (absl::EndsWith(name, "_proxy") || name == "term") r.add_env(kv);
+  }
+}
+
+v1::BuildRequest MakeRequest(const BuildFlags& flags, const SquashOptions& squash,
+                             const BuildSpec& spec) {
+  v1::BuildRequest r;
+  r.set_definition(spec.bytes);
+  r.set_definition_name(BaseOf(spec.name));
+  for (const std::string& a : flags.build_args) r.add_build_args(a);
+  r.set_warn_unused_build_args(flags.warn_unused_build_args);
+  r.set_sandbox(flags.sandbox);
+  r.set_update(flags.update);
+  r.set_notest(flags.notest);
+  for (const std::string& s : flags.sections) r.add_sections(s);
+  r.set_fix_perms(flags.fix_perms);
+  r.set_ignore_subuid(flags.ignore_subuid);
+  r.set_compressor(squash.compressor);
+  r.set_compression_level(squash.level);
+  r.set_processors(squash.processors);
+  r.set_block_size(squash.block_size);
+  r.set_tmpdir(flags.tmpdir);
+  AddEnvironment(r);
+  return r;
+}
+
+void Show(const v1::BuildOutput& out, bool& in_phase) {
+  if (out.has_log()) {
+    (void)WriteAll(STDOUT_FILENO, {reinterpret_cast<const uint8_t*>(out.log().data().data()),
+                                   out.log().data().size()});
+  } else if (out.has_message()) {
+    std::fprintf(stderr, "%s%s\n",
+                 out.message().warning() ? "WARNING: " : "INFO:    ", out.message().text().c_str());
+  } else if (out.has_phase()) {
+    const v1::BuildPhase& p = out.phase();
+    if (p.finished() || p.done() != 0) return;
+    std::fprintf(stderr, "INFO:    %s%s%s\n", p.name().c_str(), p.detail().empty() ? "" : ": ",
+                 p.detail().c_str());
+    in_phase = true;
+  }
+}
+
+}  // namespace
+
+absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& flags,
+                            const SquashOptions& squash, const std::string& image_arg,
+                            const std::string& spec) {
+  std::string image = image_arg;  // "sbx/" names the directory "sbx"
+  while (image.size() > 1 && image.back() == '/') image.pop_back();
+  BuildSpec read;
+  ASSIGN_OR_RETURN(deffile::ParsedFile file, ParseBuildSpec(flags, spec, &read));
+  RETURN_IF_ERROR(deffile::CheckBuilderSupports(file.stages));
+  struct stat st {};
+  if (!flags.force && ::lstat(image.c_str(), &st) == 0) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("build target '", image, "' already exists; use --force to overwrite it"));
+  }
+  // The bootstrap's source, opened as the user (localimage's From: is
+  // relative to the working directory, as in Apptainer).
+  std::string from(file.stages.back().From());
+  auto source = OpenFile(from, O_RDONLY);
+  if (!source.ok()) return Annotate(source.status(), "opening the bootstrap image");
+  ASSIGN_OR_RETURN(UniqueFd cwd, OpenFile(".", O_RDONLY | O_DIRECTORY));
+  ASSIGN_OR_RETURN(auto temp, flags.sandbox ? CreateTempDir(image) : CreateTemp(image));
+  bool keep = false;
+  absl::Cleanup remove_temp = [&] {
+    // (a failed sandbox build's tree was emptied by berthd)
+    if (!keep) flags.sandbox ? ::rmdir(temp.second.c_str()) : ::unlink(temp.second.c_str());
+  };
+  v1::BuildRequest request = MakeRequest(flags, squash, read);
+  request.set_output_index(0);
+  request.set_cwd_index(1);
+  v1::BuildSource* src = request.add_sources();
+  src->set_stage(static_cast<uint32_t>(file.stages.size() - 1));
+  src->set_handoff_index(2);
+  ASSIGN_OR_RETURN(std::string socket, LocateDaemon(socket_flag, false));
+  std::vector<int> handed = {temp.first.get(), cwd.get(), source->get()};
+  ASSIGN_OR_RETURN(auto channel, ConnectToDaemon(socket, handed));
+  auto stub = v1::Berth::NewStub(channel);
+  grpc::ClientContext context;
+  std::fprintf(stderr, "INFO:    Starting build...\n");
+  auto reader = stub->Build(&context, request);
+  v1::BuildOutput out;
+  bool got_result = false, in_phase = false;
+  while (reader->Read(&out)) {
+    if (out.has_result()) got_result = true;
+    Show(out, in_phase);
+  }
+  std::fflush(stdout);
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) return rpc::FromGrpcStatus(status);
+  if (!got_result) return absl::InternalError("berth build: berthd sent no result");
+  if (::rename(temp.second.c_str(), image.c_str()) != 0) {
+    return ErrnoStatus(absl::StrCat("renaming the built image to ", image), errno);
+  }
+  keep = true;
+  std::fprintf(stderr, "INFO:    Build complete: %s\n", image.c_str());
+  return absl::OkStatus();
+}
+
+}  // namespace berth::client

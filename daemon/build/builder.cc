@@ -1,0 +1,238 @@
+#include "daemon/build/builder.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/file_io.h"
+#include "common/status_macros.h"
+#include "daemon/build/metadata.h"
+#include "daemon/build/sections.h"
+#include "daemon/build/worker_runner.h"
+#include "sif/assemble.h"
+#include "sif/image.h"
+#include "squash/options.h"
+
+namespace berth::daemon::build {
+namespace {
+
+constexpr const char* kRootName = "rootfs";
+
+struct BasePartition {
+  int64_t offset = 0;
+  int64_t size = 0;
+};
+
+absl::StatusOr<UniqueFd> Dup(int fd) {
+  int d = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (d < 0) return ErrnoStatus("dup", errno);
+  return UniqueFd(d);
+}
+
+// The base SIF's primary squashfs partition.
+absl::StatusOr<BasePartition> LocateBase(int source_fd, const std::string& name) {
+  ASSIGN_OR_RETURN(UniqueFd dup, Dup(source_fd));
+  ASSIGN_OR_RETURN(sif::Image image,
+                   sif::Image::FromFd(std::move(dup), sif::OpenMode::kReadOnly, name));
+  const sif::Descriptor* part = image.PrimaryPartition();
+  if (part == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": no primary partition"));
+  }
+  if (part->Partition().fs_type != static_cast<int32_t>(sif::FsType::kSquashfs)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": the primary partition is not squashfs"));
+  }
+  return BasePartition{part->offset, part->size};
+}
+
+absl::Status Unpack(BuildContext& ctx, int root_fd, int source_fd, const BasePartition& base) {
+  PhaseScope phase(*ctx.progress, "unpack", "localimage");
+  WorkerJob job("unpacking the base image", root_fd);
+  v1::UnpackSquashfs* u = job.request().mutable_unpack_squashfs();
+  u->set_fd(job.Pass(source_fd));
+  u->set_offset(base.offset);
+  u->set_size(base.size);
+  return job.Run(ctx).status();
+}
+
+absl::Status WriteFiles(BuildContext& ctx, int root_fd, v1::WriteFiles files, const char* what) {
+  WorkerJob job(what, root_fd);
+  *job.request().mutable_write_files() = std::move(files);
+  return job.Run(ctx).status();
+}
+
+absl::Status CopyHostFiles(BuildContext& ctx, int root_fd, const deffile::Definition& stage) {
+  for (const deffile::FilesSection& section : stage.files) {
+    PhaseScope phase(*ctx.progress, "%files");
+    WorkerJob job(absl::StrCat("%files, ", ctx.definition_name, ":", section.line), root_fd);
+    v1::CopyFiles* copy = job.request().mutable_copy_files();
+    copy->set_source_root_fd(-1);
+    for (const deffile::FileTransfer& t : section.files) {
+      v1::FileCopy* line = copy->add_files();
+      line->set_source(t.source);
+      line->set_destination(t.destination);
+      line->set_line(t.line);
+    }
+    RETURN_IF_ERROR(job.Run(ctx).status());
+  }
+  return absl::OkStatus();
+}
+
+bool Selected(const BuildContext& ctx, const char* section) {
+  const auto& wanted = ctx.request->sections();
+  if (wanted.empty()) return true;
+  for (const std::string& s : wanted) {
+    if (s == "all" || s == section) return true;
+  }
+  return false;
+}
+
+absl::Status RunScripts(BuildContext& ctx, int root_fd, const deffile::Definition& stage,
+                        const std::string& root_path) {
+  if (stage.setup.present() && Selected(ctx, "setup")) {
+    PhaseScope phase(*ctx.progress, "%setup");
+    RETURN_IF_ERROR(RunHostScript(ctx, {"setup", &stage.setup, stage.setup.script}, root_path));
+  }
+  if (Selected(ctx, "files")) RETURN_IF_ERROR(CopyHostFiles(ctx, root_fd, stage));
+  RETURN_IF_ERROR(WriteFiles(ctx, root_fd, MountPoints(), "preparing the root"));
+  if (stage.post.present() && Selected(ctx, "post")) {
+    PhaseScope phase(*ctx.progress, "%post");
+    std::vector<std::string> env = {"APPTAINER_ENVIRONMENT=/.singularity.d/env/91-environment.sh",
+                                    "SINGULARITY_ENVIRONMENT=/.singularity.d/env/91-environment.sh",
+                                    "APPTAINER_ROOTFS=/", "SINGULARITY_ROOTFS=/"};
+    RETURN_IF_ERROR(
+        RunContainerScript(ctx, {"post", &stage.post, stage.post.script}, root_fd, env));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<squash::Options> SquashOptions(const BuildContext& ctx) {
+  squash::Options o;
+  std::string name = ctx.request->compressor();
+  if (name.empty()) name = ctx.config->build.compression;
+  ASSIGN_OR_RETURN(o.compressor, squash::ParseCompressor(name));
+  o.level = ctx.request->compression_level() != 0 ? ctx.request->compression_level()
+                                                  : ctx.config->build.compression_level;
+  if (ctx.request->block_size() != 0) o.block_size = ctx.request->block_size();
+  o.threads = ctx.request->processors() > 0 ? static_cast<unsigned>(ctx.request->processors()) : 0;
+  RETURN_IF_ERROR(squash::CheckOptions(o));
+  return o;
+}
+
+// Def.FILE right after the descriptor table, the squashfs at the next
+// partition boundary (written by the worker), then the table and header.
+absl::StatusOr<int64_t> Assemble(BuildContext& ctx, int root_fd, int out_fd, const std::string& raw,
+                                 int64_t now) {
+  ASSIGN_OR_RETURN(squash::Options options, SquashOptions(ctx));
+  const int64_t def_end = sif::kBuildDataOffset + static_cast<int64_t>(raw.size());
+  const int64_t part_offset = sif::AlignUp(def_end, sif::kPartitionAlignment);
+  int64_t squashfs_size = 0;
+  {
+    PhaseScope phase(*ctx.progress, "squash", squash::CompressorName(options.compressor));
+    WorkerJob job("squashing the image", root_fd);
+    v1::Squash* s = job.request().mutable_squash();
+    s->set_out_fd(job.Pass(out_fd));
+    s->set_offset(part_offset);
+    v1::WorkerSquashOptions* w = s->mutable_options();
+    w->set_compressor(squash::CompressorName(options.compressor));
+    w->set_level(options.level);
+    w->set_block_size(options.block_size);
+    w->set_threads(options.threads);
+    w->set_timestamp(now);
+    ASSIGN_OR_RETURN(v1::WorkerResult result, job.Run(ctx));
+    squashfs_size = result.bytes();
+  }
+  RETURN_IF_ERROR(PwriteFull(out_fd, {reinterpret_cast<const uint8_t*>(raw.data()), raw.size()},
+                             sif::kBuildDataOffset));
+  std::vector<sif::Descriptor> objects;
+  objects.push_back(sif::MakeBuildDescriptor(sif::DataType::kDeffile, 1, sif::kBuildDataOffset,
+                                             static_cast<int64_t>(raw.size()), 0, now, ""));
+  sif::Descriptor part = sif::MakeBuildDescriptor(sif::DataType::kPartition, 2, part_offset,
+                                                  squashfs_size, part_offset - def_end, now, "");
+  part.SetPartition({static_cast<int32_t>(sif::FsType::kSquashfs),
+                     static_cast<int32_t>(sif::PartType::kPrimSys), "02"});
+  objects.push_back(part);
+  RETURN_IF_ERROR(sif::WriteBuildMetadata(out_fd, objects, "02", now));
+  return part_offset + squashfs_size;
+}
+
+absl::Status CheckOutput(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return ErrnoStatus("the output file", errno);
+  if (!S_ISREG(st.st_mode)) return absl::InvalidArgumentError("the output is not a regular file");
+  if (::ftruncate(fd, 0) != 0) return ErrnoStatus("truncating the output file", errno);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// Everything up to the assembly: the base unpacked into `root`, the
+// scripts, the metadata and %test.
+absl::Status BuildRoot(BuildContext& ctx, const BuildInputs& in, int root,
+                       const std::string& root_path, int64_t now) {
+  const deffile::Definition& stage = in.file->stages.back();
+  ASSIGN_OR_RETURN(BasePartition base, LocateBase(in.source_fd, std::string(stage.From())));
+  RETURN_IF_ERROR(CheckNotNoexec(root, root_path));
+  // The unpacked base needs about three times its compressed size.
+  RETURN_IF_ERROR(CheckFreeSpace(root, root_path, 3 * base.size, "the unpacked base image"));
+  RETURN_IF_ERROR(Unpack(ctx, root, in.source_fd, base));
+  RETURN_IF_ERROR(RunScripts(ctx, root, stage, root_path));
+  {
+    PhaseScope phase(*ctx.progress, "metadata");
+    RETURN_IF_ERROR(WriteFiles(ctx, root, StageMetadata(stage, in.file->full_raw, now),
+                               "writing the image's metadata"));
+  }
+  if (stage.test.present() && !ctx.request->notest() && Selected(ctx, "test")) {
+    PhaseScope phase(*ctx.progress, "%test");
+    RETURN_IF_ERROR(RunContainerScript(ctx, {"test", &stage.test, stage.test.script}, root, {}));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> BuildSif(BuildContext& ctx, const BuildInputs& in) {
+  const int64_t now = static_cast<int64_t>(::time(nullptr));
+  RETURN_IF_ERROR(CheckOutput(in.output_fd));
+  ASSIGN_OR_RETURN(UniqueFd root, ctx.staging->MakeDir(kRootName));
+  const std::string root_path = absl::StrCat(ctx.staging->path(), "/", kRootName);
+  RETURN_IF_ERROR(BuildRoot(ctx, in, root.get(), root_path, now));
+  return Assemble(ctx, root.get(), in.output_fd, in.file->full_raw, now);
+}
+
+// The sandbox must be an empty directory of the caller's: what the client
+// made for this build, not a tree the daemon would then run a build in.
+absl::Status CheckSandbox(const BuildContext& ctx, int dir) {
+  struct stat st {};
+  if (::fstat(dir, &st) != 0) return ErrnoStatus("the sandbox directory", errno);
+  if (!S_ISDIR(st.st_mode) || st.st_uid != ctx.caller.uid) {
+    return absl::InvalidArgumentError("the sandbox must be a directory of the caller's");
+  }
+  int listing = ::fcntl(dir, F_DUPFD_CLOEXEC, 0);
+  DIR* d = listing >= 0 ? ::fdopendir(listing) : nullptr;
+  if (d == nullptr) return ErrnoStatus("the sandbox directory", errno);
+  int entries = 0;
+  while (dirent* e = ::readdir(d))
+    entries += std::string_view(e->d_name) != "." && std::string_view(e->d_name) != "..";
+  ::closedir(d);
+  if (entries != 0) return absl::InvalidArgumentError("the sandbox directory is not empty");
+  return absl::OkStatus();
+}
+
+absl::Status BuildSandbox(BuildContext& ctx, const BuildInputs& in, const std::string& path) {
+  RETURN_IF_ERROR(CheckSandbox(ctx, in.output_fd));
+  absl::Status built = BuildRoot(ctx, in, in.output_fd, path, ::time(nullptr));
+  if (built.ok()) return built;
+  // Emptied even when the client went away: nobody else could.
+  ctx.cancelled = nullptr;
+  WorkerJob job("emptying the sandbox", in.output_fd);
+  job.request().mutable_remove_tree()->set_contents_only(true);
+  (void)job.Run(ctx);
+  return built;
+}
+
+}  // namespace berth::daemon::build

@@ -1,0 +1,39 @@
+// One image from a parsed definition file, step by step in Apptainer's order
+// (build.md §3): the base unpacked into the build's staging directory,
+// %setup on the host, %files, %post in a fakeroot container, the metadata,
+// %test, and the root squashed into the caller's SIF.
+//
+// Every step that touches the root runs as the build's fakeroot user: file
+// work in berth-build-worker (worker_runner.h), scripts in host processes
+// or containers of that user (sections.h). The daemon itself only creates
+// and removes the staging directory and writes the SIF's header and
+// descriptors through the descriptor the client created.
+//
+// What this slice builds: one stage, `Bootstrap: localimage` from a SIF;
+// every other bootstrap, multi-stage definitions, `%files from` and
+// Fingerprints: are refused with a one-line error that says so.
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "daemon/build/build_context.h"
+#include "deffile/deffile.h"
+
+namespace berth::daemon::build {
+
+struct BuildInputs {
+  const deffile::ParsedFile* file = nullptr;
+  int output_fd = -1;  // the SIF temp file, opened by the client as the caller
+  int source_fd = -1;  // the localimage SIF, opened by the client as the caller
+};
+
+// Builds the SIF; returns its size.
+absl::StatusOr<int64_t> BuildSif(BuildContext& ctx, const BuildInputs& in);
+
+// --sandbox: builds in `in.output_fd`, an empty directory the client made
+// as the caller (`path` is its name there, for %setup's $APPTAINER_ROOTFS).
+// On failure the directory is emptied by the fakeroot user.
+absl::Status BuildSandbox(BuildContext& ctx, const BuildInputs& in, const std::string& path);
+
+}  // namespace berth::daemon::build

@@ -1,0 +1,110 @@
+#include "daemon/build/metadata.h"
+
+#include <ctime>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace berth::daemon::build {
+namespace {
+
+void Add(v1::WriteFiles& out, const std::string& path, const std::string& content, uint32_t mode,
+         bool append = false) {
+  v1::GeneratedFile* f = out.add_files();
+  f->set_path(path);
+  f->set_content(content);
+  f->set_mode(mode);
+  f->set_append(append);
+}
+
+void AddDir(v1::WriteFiles& out, const std::string& path, uint32_t mode = 0755) {
+  v1::GeneratedFile* f = out.add_files();
+  f->set_path(path);
+  f->set_directory(true);
+  f->set_mode(mode);
+  f->set_if_missing(true);
+}
+
+void AddLink(v1::WriteFiles& out, const std::string& path, const std::string& target) {
+  v1::GeneratedFile* f = out.add_files();
+  f->set_path(path);
+  f->set_symlink(target);
+  f->set_if_missing(true);
+}
+
+std::string Rfc3339(int64_t t) {
+  time_t tt = static_cast<time_t>(t);
+  struct tm tm {};
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// labels.json: the automatic labels, then %labels (which win), tab-indented
+// as Apptainer writes it.
+std::string Labels(const deffile::Definition& stage, int64_t build_time) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  j["org.label-schema.schema-version"] = "1.0";
+  j["org.label-schema.build-arch"] = "amd64";
+  j["org.label-schema.build-date"] = Rfc3339(build_time);
+  j["org.opencontainers.image.created"] = Rfc3339(build_time);
+  for (const deffile::HeaderEntry& e : stage.header.entries()) {
+    j[absl::StrCat("org.label-schema.usage.singularity.deffile.", e.key)] = e.value;
+  }
+  for (const auto& [k, v] : stage.labels) j[k] = v;
+  return j.dump(1, '\t', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+std::string ScriptFile(const deffile::Script& script) {
+  if (absl::StartsWith(script.script, "#!")) return script.script;
+  std::string shebang = "#!/bin/sh";
+  if (!script.args.empty()) absl::StrAppend(&shebang, " ", script.args);
+  return absl::StrCat(shebang, "\n\n", script.script);
+}
+
+v1::WriteFiles MountPoints() {
+  v1::WriteFiles out;
+  for (const char* dir :
+       {"/proc", "/sys", "/dev", "/tmp", "/root", "/home", "/etc", "/var/tmp", "/.singularity.d",
+        "/.singularity.d/env", "/.singularity.d/actions", "/.singularity.d/libs"}) {
+    AddDir(out, dir, std::string(dir) == "/tmp" || std::string(dir) == "/var/tmp" ? 01777 : 0755);
+  }
+  for (const char* file : {"/etc/hosts", "/etc/resolv.conf"}) {
+    v1::GeneratedFile* f = out.add_files();
+    f->set_path(file);
+    f->set_mode(0644);
+    f->set_if_missing(true);
+  }
+  return out;
+}
+
+v1::WriteFiles StageMetadata(const deffile::Definition& stage, const std::string& raw,
+                             int64_t build_time) {
+  v1::WriteFiles out;
+  Add(out, "/.singularity.d/Singularity", raw, 0644);
+  Add(out, "/.singularity.d/labels.json", Labels(stage, build_time), 0644);
+  if (stage.environment.present()) {
+    // Appended to what the base has (formats.md §5.3); its own shebang line
+    // only opens a new file, which the worker cannot tell here, so it is
+    // always there: a repeated `#!/bin/sh` is a comment to sh.
+    Add(out, "/.singularity.d/env/90-environment.sh",
+        absl::StrCat("#!/bin/sh\n\n", stage.environment.script), 0755, /*append=*/true);
+  }
+  if (stage.runscript.present()) {
+    Add(out, "/.singularity.d/runscript", ScriptFile(stage.runscript), 0755);
+  }
+  if (stage.startscript.present()) {
+    Add(out, "/.singularity.d/startscript", ScriptFile(stage.startscript), 0755);
+  }
+  if (stage.test.present()) Add(out, "/.singularity.d/test", ScriptFile(stage.test), 0755);
+  if (stage.help.present()) Add(out, "/.singularity.d/runscript.help", stage.help.script, 0644);
+  AddLink(out, "/singularity", ".singularity.d/runscript");
+  AddLink(out, "/environment", ".singularity.d/env/90-environment.sh");
+  return out;
+}
+
+}  // namespace berth::daemon::build

@@ -1,0 +1,182 @@
+#include "daemon/build/sections.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/file_io.h"
+#include "common/status_macros.h"
+#include "daemon/build/host_process.h"
+#include "deffile/deffile.h"
+
+namespace berth::daemon::build {
+namespace {
+
+constexpr int kScriptFd = 5;
+constexpr const char* kScriptPath = "/proc/self/fd/5";
+constexpr const char* kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+absl::StatusOr<UniqueFd> ScriptFd(const std::string& body) {
+  int fd = ::memfd_create("berth-section", MFD_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("memfd_create", errno);
+  UniqueFd owned(fd);
+  RETURN_IF_ERROR(WriteAll(fd, {reinterpret_cast<const uint8_t*>(body.data()), body.size()}));
+  if (::lseek(fd, 0, SEEK_SET) != 0) return ErrnoStatus("lseek", errno);
+  return owned;
+}
+
+absl::StatusOr<std::pair<UniqueFd, UniqueFd>> Pipe() {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return ErrnoStatus("pipe", errno);
+  return std::make_pair(UniqueFd(p[0]), UniqueFd(p[1]));
+}
+
+absl::StatusOr<UniqueFd> DevNull() {
+  return OpenFile("/dev/null", O_RDONLY);
+}
+
+// The script's stdio: /dev/null in, stdout and stderr into one pipe, and
+// the script itself at kScriptFd. Returns the pipe's read end.
+absl::StatusOr<UniqueFd> ScriptStdio(const std::string& body,
+                                     std::vector<std::pair<UniqueFd, int>>& fds) {
+  ASSIGN_OR_RETURN(auto out, Pipe());
+  ASSIGN_OR_RETURN(UniqueFd null, DevNull());
+  ASSIGN_OR_RETURN(UniqueFd script, ScriptFd(body));
+  int err = ::fcntl(out.second.get(), F_DUPFD_CLOEXEC, 0);
+  if (err < 0) return ErrnoStatus("dup", errno);
+  fds.emplace_back(std::move(null), 0);
+  fds.emplace_back(std::move(out.second), 1);
+  fds.emplace_back(UniqueFd(err), 2);
+  fds.emplace_back(std::move(script), kScriptFd);
+  return std::move(out.first);
+}
+
+std::string Where(const BuildContext& ctx, const ScriptSection& s) {
+  return absl::StrCat("%", s.name, ", ", ctx.definition_name, ":",
+                      s.script != nullptr ? s.script->line : 0);
+}
+
+absl::Status ExitStatusError(const BuildContext& ctx, const ScriptSection& s, int status) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("while running engine: exit status ", status, " (", Where(ctx, s), ")"));
+}
+
+// Relays the section's output until it closes and `pidfd` says the process
+// ended; polls for the client's end.
+absl::Status Relay(BuildContext& ctx, int out, int pidfd) {
+  char buf[16384];
+  bool open = true;
+  for (;;) {
+    RETURN_IF_ERROR(ctx.CheckCancelled());
+    pollfd p[2] = {{open ? out : -1, POLLIN, 0}, {pidfd, POLLIN, 0}};
+    int ready = ::poll(p, 2, 200);
+    if (ready < 0 && errno != EINTR) return ErrnoStatus("waiting for the section", errno);
+    if (open && (p[0].revents & (POLLIN | POLLHUP))) {
+      ssize_t n = ::read(out, buf, sizeof(buf));
+      if (n > 0) ctx.progress->Log(absl::string_view(buf, static_cast<size_t>(n)));
+      if (n == 0) open = false;
+      continue;  // drain before looking at the exit
+    }
+    if (p[1].revents & POLLIN) {
+      // Whatever is still buffered, without blocking on writers that live on.
+      ::fcntl(out, F_SETFL, O_NONBLOCK);
+      for (ssize_t n; open && (n = ::read(out, buf, sizeof(buf))) > 0;) {
+        ctx.progress->Log(absl::string_view(buf, static_cast<size_t>(n)));
+      }
+      return absl::OkStatus();
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> BuildEnvironment(const BuildContext& ctx) {
+  std::vector<std::string> env = {absl::StrCat("PATH=", kPath), "LANG=C", "HOME=/root", "USER=root",
+                                  "LOGNAME=root"};
+  for (const std::string& kv : ctx.request->env()) {
+    std::string name = kv.substr(0, kv.find('='));
+    std::string lower = absl::AsciiStrToLower(name);
+    bool proxy = absl::EndsWith(lower, "_proxy");
+    if ((proxy || name == "TERM") && kv.find('=') != std::string::npos) env.push_back(kv);
+  }
+  return env;
+}
+
+absl::Status RunHostScript(BuildContext& ctx, const ScriptSection& section,
+                           const std::string& rootfs_path) {
+  ASSIGN_OR_RETURN(std::vector<std::string> argv,
+                   deffile::SectionCommand(section.name, *section.script, kScriptPath));
+  HostProcessSpec spec;
+  spec.what = absl::StrCat("%", section.name);
+  ASSIGN_OR_RETURN(spec.program, OpenFile("/bin/sh", O_PATH));
+  spec.argv = std::move(argv);
+  spec.env = BuildEnvironment(ctx);
+  if (!rootfs_path.empty()) {
+    spec.env.push_back(absl::StrCat("APPTAINER_ROOTFS=", rootfs_path));
+    spec.env.push_back(absl::StrCat("SINGULARITY_ROOTFS=", rootfs_path));
+  }
+  ASSIGN_OR_RETURN(UniqueFd out, ScriptStdio(section.body, spec.fds));
+  if (ctx.cwd) {
+    int cwd = ::fcntl(ctx.cwd.get(), F_DUPFD_CLOEXEC, 0);
+    if (cwd < 0) return ErrnoStatus("dup", errno);
+    spec.cwd.Reset(cwd);
+  }
+  ApplyCaller(ctx.caller, spec);
+  ASSIGN_OR_RETURN(HostProcess process, StartHostProcess(std::move(spec)));
+  ctx.staging->RecordProcess(process.pid());
+  RETURN_IF_ERROR(Relay(ctx, out.get(), process.pidfd()));
+  ASSIGN_OR_RETURN(int status, process.Wait());
+  if (status != 0) return ExitStatusError(ctx, section, status);
+  return absl::OkStatus();
+}
+
+absl::Status RunContainerScript(BuildContext& ctx, const ScriptSection& section, int rootfs_fd,
+                                const std::vector<std::string>& extra_env) {
+  ASSIGN_OR_RETURN(std::vector<std::string> argv,
+                   deffile::SectionCommand(section.name, *section.script, kScriptPath));
+  launch::LaunchSpec spec;
+  spec.image_root = absl::StrCat("/proc/self/fd/", rootfs_fd);
+  spec.writable_root = true;
+  const Caller& c = ctx.caller;
+  spec.identity.uid = c.uid;
+  spec.identity.gid = c.gid;
+  spec.identity.groups = c.groups;
+  spec.identity.user_name = c.name.empty() ? absl::StrCat(c.uid) : c.name;
+  spec.identity.home = "/root";
+  spec.fakeroot = true;
+  spec.fakeroot_uid_map = c.uid_map;
+  spec.fakeroot_gid_map = c.gid_map;
+  spec.system_mounts.tmp = false;
+  spec.system_mounts.etc_files = false;
+  spec.system_mounts.minimal_dev = true;
+  for (const char* file : {"/etc/resolv.conf", "/etc/hosts"}) {
+    auto fd = OpenFile(file, O_PATH);
+    if (!fd.ok()) continue;
+    spec.binds.push_back({std::move(*fd), file, file, /*read_only=*/true});
+  }
+  spec.cwd = "/";
+  spec.argv = std::move(argv);
+  spec.env = BuildEnvironment(ctx);
+  spec.env.insert(spec.env.end(), extra_env.begin(), extra_env.end());
+  spec.cgroup_dirs = c.cgroup_dirs;
+  spec.umask = 022;
+  ASSIGN_OR_RETURN(UniqueFd out, ScriptStdio(section.body, spec.fds));
+  auto container = launch::Launch(std::move(spec));
+  if (!container.ok()) {
+    return Annotate(container.status(),
+                    absl::StrCat("starting the container for ", Where(ctx, section)));
+  }
+  ctx.staging->RecordProcess(container->pid());
+  RETURN_IF_ERROR(Relay(ctx, out.get(), container->pidfd()));
+  ASSIGN_OR_RETURN(launch::ExitStatus exit, container->Wait());
+  if (exit.ShellStatus() != 0) return ExitStatusError(ctx, section, exit.ShellStatus());
+  return absl::OkStatus();
+}
+
+}  // namespace berth::daemon::build

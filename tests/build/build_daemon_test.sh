@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# build_daemon_test.sh BERTH BERTHD WORKER: `berth build out.sif app.def`
+# end to end against a system berthd, as the unprivileged test user (whose
+# subuid range is this test's own subuid file) and as root:
+# - a localimage def with every section this builder handles: %setup on the
+#   host with $APPTAINER_ROOTFS, %files, %post (whoami says root, output
+#   streamed), %environment, %runscript, %labels, %help, %test; the image
+#   runs, `inspect --deffile` prints the definition, the file is the
+#   user's, and the daemon's staging is empty afterwards;
+# - --notest and --section; a failing %post (Apptainer's exit status line);
+# - `berth build out.sif base.sif` (conversion) and the root-mapped mode
+#   (no subuid entry); --sandbox, and a failed one leaving nothing;
+# - the client SIGKILLed mid-%post, and berthd SIGKILLed and restarted
+#   mid-%post: %post is killed and the staging removed;
+# - hostile definitions: %files sources the caller cannot read (/etc/shadow,
+#   a root-only file), %files destinations through an absolute symlink and
+#   `..` in the root (they stay inside it), %setup writing where the caller
+#   may not, an output directory the caller cannot write, a --tmpdir the
+#   caller cannot write; each fails with one FATAL line and leaves nothing.
+set -u
+BERTH_SRC=$1 BERTHD_SRC=$2 WORKER_SRC=$3
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../integration/lib.sh"
+test_prologue build
+daemon_pid=
+cleanup() {
+  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+  [ -n "${KEEP_TMP:-}" ] || rm -rf "$TEST_TMP" 2>/dev/null
+}
+trap cleanup EXIT
+install -m 0755 "$BERTH_SRC" "$TEST_TMP/berth"
+install -m 0755 "$BERTHD_SRC" "$TEST_TMP/berthd"
+install -m 0755 "$WORKER_SRC" "$TEST_TMP/berth-build-worker"
+BERTH=$TEST_TMP/berth
+BASE=$TEST_TMP/base.sif
+bash "$here/../integration/make_test_image.sh" "$BERTH" "$BASE" base-image || { bad setup "test image"; finish; }
+install -d -m 0755 "$TEST_TMP/ids"
+ME=$(id -u "$TUSER")
+printf '%s:200000:65536\n' "$TUSER" >"$TEST_TMP/ids/subuid"
+printf '%s:200000:65536\n' "$TUSER" >"$TEST_TMP/ids/subgid"
+chmod 0644 "$TEST_TMP/ids/subuid" "$TEST_TMP/ids/subgid"
+SOCK=$TEST_TMP/run/berthd.sock STATE=$TEST_TMP/state STAGE=$TEST_TMP/stage
+mkdir -p "$TEST_TMP/etc"
+printf '[build]\nbuild_dir = "%s"\n' "$STAGE" >"$TEST_TMP/etc/berth.conf"
+"$TEST_TMP/berthd" --socket "$SOCK" --config-dir "$TEST_TMP/etc" --state-dir "$STATE" \
+  --subuid-file "$TEST_TMP/ids/subuid" --subgid-file "$TEST_TMP/ids/subgid" \
+  --build-worker "$TEST_TMP/berth-build-worker" --foreground \
+  2>"$TEST_TMP/berthd.log" &
+daemon_pid=$!
+wait_until 10 test -S "$SOCK" || { bad "daemon starts" "$(cat "$TEST_TMP/berthd.log")"; finish; }
+OWN=$TEST_TMP/own
+install -d -o "$TUSER" -m 0755 "$OWN"
+cp "$BASE" "$OWN/base.sif" && chown "$TUSER" "$OWN/base.sif"
+b() { (cd "$OWN" && runuser -u "$TUSER" -- env BERTH_SOCKET="$SOCK" "$BERTH" "$@"); }
+r() { (cd "$OWN" && env BERTH_SOCKET="$SOCK" "$BERTH" "$@"); }
+staging_empty() { [ -z "$(ls -A "$STAGE" 2>/dev/null)" ] && [ -z "$(ls -A "$STATE/build-staging")" ]; }
+
+# --- every section, as the user ---
+echo "copied-content" >"$OWN/data.txt"; chown "$TUSER" "$OWN/data.txt"
+mkdir -p "$OWN/tree/sub"; echo deep >"$OWN/tree/sub/f"; chown -R "$TUSER" "$OWN/tree"
+cat >"$OWN/app.def" <<'DEF'
+Bootstrap: localimage
+From: base.sif
+
+%setup
+    echo setup-ran >"$APPTAINER_ROOTFS/setup-marker"
+
+%files
+    data.txt /opt/data.txt
+    tree /opt/tree
+
+%post
+    whoami >/post-whoami
+    echo "post-output-line"
+    echo "export FROM_POST=yes" >>"$APPTAINER_ENVIRONMENT"
+
+%environment
+    export GREETING=hello-from-env
+
+%runscript
+    echo "runscript: $GREETING $*"
+
+%labels
+    Maintainer berth-tests
+
+%help
+    This image was built by berth.
+
+%test
+    test -f /opt/data.txt
+    echo "test-section-ran"
+DEF
+chown "$TUSER" "$OWN/app.def"
+b build out.sif app.def >"$TEST_TMP/build.out" 2>"$TEST_TMP/build.err"
+rc=$?
+if [ "$rc" -eq 0 ] && [ -f "$OWN/out.sif" ]; then ok "user: build succeeds"
+else bad "user: build succeeds" "rc=$rc $(cat "$TEST_TMP/build.err") $(tail -5 "$TEST_TMP/berthd.log")"; finish; fi
+check "user: %post output streamed to the client" grep -qx "post-output-line" "$TEST_TMP/build.out"
+check "user: %test ran and streamed" grep -qx "test-section-ran" "$TEST_TMP/build.out"
+expect_out "user: the image file is the caller's" "$TUSER" stat -c %U "$OWN/out.sif"
+expect_out "user: %post's whoami says root" "root" b exec out.sif cat /post-whoami
+expect_out "user: %setup wrote into the root" "setup-ran" b exec out.sif cat /setup-marker
+expect_out "user: %files copied a file" "copied-content" b exec out.sif cat /opt/data.txt
+expect_out "user: %files copied a tree" "deep" b exec out.sif cat /opt/tree/sub/f
+expect_out "user: runscript with %environment" "runscript: hello-from-env a b" b run out.sif a b
+expect_out "user: \$APPTAINER_ENVIRONMENT from %post" "yes" b exec out.sif sh -c 'echo $FROM_POST'
+expect_out "user: the base's files are there" "base-image" b exec out.sif cat /opt/marker
+check "user: inspect --deffile prints the definition" \
+  sh -c "cd '$OWN' && runuser -u '$TUSER' -- env BERTH_SOCKET='$SOCK' '$BERTH' inspect --deffile out.sif | grep -q '^Bootstrap: localimage'"
+check "user: inspect --labels has %labels" \
+  sh -c "cd '$OWN' && '$BERTH' inspect --labels out.sif | grep -q 'berth-tests'"
+check "user: inspect --helpfile has %help" \
+  sh -c "cd '$OWN' && '$BERTH' inspect --helpfile out.sif | grep -q 'built by berth'"
+check "user: SIF holds Def.FILE and a squashfs PrimSys" \
+  sh -c "'$BERTH' sif list '$OWN/out.sif' | grep -q 'Def.FILE' && '$BERTH' sif list '$OWN/out.sif' | grep -q 'Squashfs'"
+check "user: no temp file left beside the output" sh -c "! ls -A '$OWN' | grep -q berth-"
+check "user: staging removed after success" staging_empty
+
+# --- flags ---
+expect_fatal_after_progress "user: an existing output needs --force" "already exists; use --force" \
+  b build out.sif app.def
+b build --force --notest out.sif app.def >"$TEST_TMP/notest.out" 2>&1
+check "user: --force rebuilds, --notest skips %test" sh -c "! grep -q test-section-ran '$TEST_TMP/notest.out' && grep -q post-output-line '$TEST_TMP/notest.out'"
+b build --section setup out.sif.2 app.def >"$TEST_TMP/section.out" 2>&1
+check "user: --section setup skips %post" sh -c "! grep -q post-output-line '$TEST_TMP/section.out' && test -f '$OWN/out.sif.2'"
+
+# --- failures ---
+printf 'Bootstrap: localimage\nFrom: base.sif\n\n%%post\n    echo before-fail\n    exit 3\n' >"$OWN/fail.def"
+expect_fatal_after_progress "user: failing %post gives the exit status" \
+  "while running engine: exit status 3 (%post, fail.def:4)" b build fail.sif fail.def
+check "user: failed build leaves no output" sh -c "! ls -A '$OWN' | grep -q 'fail.sif'"
+check "user: staging removed after a failure" staging_empty
+
+# --- hostile, as the user ---
+printf 'Bootstrap: localimage\nFrom: base.sif\n\n%%files\n    /etc/shadow /x\n' >"$OWN/shadow.def"
+expect_fatal_after_progress "hostile: %files /etc/shadow is read as the caller" \
+  "/etc/shadow: Permission denied" b build shadow.sif shadow.def
+install -d -m 0700 "$TEST_TMP/rootonly"; echo secret >"$TEST_TMP/rootonly/secret"
+printf 'Bootstrap: localimage\nFrom: base.sif\n\n%%files\n    %s /x\n' "$TEST_TMP/rootonly/secret" >"$OWN/secret.def"
+expect_fatal_after_progress "hostile: %files of a root-only file" "Permission denied" b build secret.sif secret.def
+# A symlink in the root pointing at a host directory of the caller's, and
+# a destination climbing with "..": both land inside the root.
+install -d -o "$TUSER" -m 0755 "$OWN/target"
+cat >"$OWN/escape.def" <<DEF
+Bootstrap: localimage
+From: base.sif
+
+%setup
+    ln -s $OWN/target "\$APPTAINER_ROOTFS/evil"
+
+%files
+    data.txt /evil/through-symlink
+    data.txt /../../../../../..$OWN/target/through-dotdot
+DEF
+b build escape.sif escape.def >"$TEST_TMP/escape.out" 2>&1
+check "hostile: the escape def builds" test -f "$OWN/escape.sif"
+check "hostile: %files through an absolute symlink stays in the root" \
+  sh -c "! test -e '$OWN/target/through-symlink'"
+check "hostile: %files with .. stays in the root" sh -c "! test -e '$OWN/target/through-dotdot'"
+# (from /, without the host's /tmp over the image's: $OWN lives there)
+at_root() { (cd / && runuser -u "$TUSER" -- env BERTH_SOCKET="$SOCK" "$BERTH" "$@"); }
+expect_out "hostile: the symlinked copy is in the image" "copied-content" \
+  at_root exec --no-mount tmp "$OWN/escape.sif" cat "$OWN/target/through-symlink"
+expect_out "hostile: the dotdot copy is in the image" "copied-content" \
+  at_root exec --no-mount tmp "$OWN/escape.sif" cat "$OWN/target/through-dotdot"
+install -d -m 0755 "$TEST_TMP/rootdir"
+printf 'Bootstrap: localimage\nFrom: base.sif\n\n%%setup\n    touch %s/by-setup\n' "$TEST_TMP/rootdir" >"$OWN/setup.def"
+expect_fatal_after_progress "hostile: %setup runs as the caller, not root" \
+  "while running engine: exit status 1 (%setup" b build setup.sif setup.def
+check "hostile: %setup created nothing in root's directory" sh -c "! test -e '$TEST_TMP/rootdir/by-setup'"
+expect_fatal_after_progress "hostile: output in a directory the caller cannot write" \
+  "Permission denied" b build "$TEST_TMP/rootdir/out.sif" app.def
+check "hostile: nothing written there" sh -c "test -z \"\$(ls -A '$TEST_TMP/rootdir')\""
+expect_fatal_after_progress "hostile: --tmpdir the caller cannot write" \
+  "--tmpdir: $TEST_TMP/rootdir: Permission denied" b build --tmpdir "$TEST_TMP/rootdir" t.sif app.def
+check "hostile: nothing staged in that --tmpdir" sh -c "test -z \"\$(ls -A '$TEST_TMP/rootdir')\""
+install -d -o "$TUSER" -m 0700 "$OWN/tmp"
+b build --tmpdir "$OWN/tmp" tmpdir.sif app.def >/dev/null 2>"$TEST_TMP/tmpdir.err"
+check "user: --tmpdir of the caller's is used and emptied" \
+  sh -c "test -f '$OWN/tmpdir.sif' && test -z \"\$(ls -A '$OWN/tmp')\""
+expect_fatal_after_progress "user: a bootstrap the builder lacks" \
+  "Bootstrap: docker is not supported by berth build yet" \
+  sh -c "cd '$OWN' && printf 'Bootstrap: docker\nFrom: alpine\n' >d.def && runuser -u '$TUSER' -- env BERTH_SOCKET='$SOCK' '$BERTH' build d.sif d.def"
+check "staging empty after the hostile cases" staging_empty
+
+# --- conversion: a SIF as the spec (a localimage definition made by the client) ---
+b build conv.sif base.sif >/dev/null 2>"$TEST_TMP/conv.err"
+expect_out "user: build out.sif base.sif converts the image" "base-image" b exec conv.sif cat /opt/marker
+
+# --- --sandbox: the tree in a directory of the caller's ---
+b build --sandbox sbx/ app.def >"$TEST_TMP/sbx.out" 2>&1 || echo "sandbox build output: $(tail -5 "$TEST_TMP/sbx.out")"
+check "sandbox: builds" test -d "$OWN/sbx/.singularity.d"
+expect_out "sandbox: the directory is the caller's" "$TUSER" stat -c %U "$OWN/sbx"
+expect_out "sandbox: %post's whoami says root" "root" cat "$OWN/sbx/post-whoami"
+expect_out "sandbox: %files copied" "copied-content" cat "$OWN/sbx/opt/data.txt"
+check "sandbox: the runscript is there" grep -q 'runscript: $GREETING' "$OWN/sbx/.singularity.d/runscript"
+b build --sandbox fsbx fail.def >/dev/null 2>"$TEST_TMP/fsbx.err"
+check "sandbox: a failed build leaves no directory" sh -c "! ls -A '$OWN' | grep -q fsbx"
+check "sandbox: staging empty" staging_empty
+
+# --- no subuid entry: the root-mapped namespace, as Apptainer falls back ---
+cp "$TEST_TMP/ids/subuid" "$TEST_TMP/ids/subuid.keep"; : >"$TEST_TMP/ids/subuid"
+b build --notest rootmapped.sif app.def >/dev/null 2>"$TEST_TMP/rootmapped.err"
+check "user, no subuid entry: Apptainer's root-mapped INFO line" \
+  grep -q "User not listed in $TEST_TMP/ids/subuid, trying root-mapped namespace" "$TEST_TMP/rootmapped.err"
+expect_out "user, no subuid entry: %post's whoami says root" "root" b exec rootmapped.sif cat /post-whoami
+cp "$TEST_TMP/ids/subuid.keep" "$TEST_TMP/ids/subuid"
+
+# --- the client killed mid-%post, then the daemon killed mid-%post ---
+printf 'Bootstrap: localimage\nFrom: base.sif\n\n%%post\n    echo started-post\n    exec sleep 67\n' >"$OWN/slow.def"
+post_running() { pgrep -u "$TUSER" -f "sleep 67" >/dev/null; }
+slow_build() {
+  (cd "$OWN" && exec runuser -u "$TUSER" -- env BERTH_SOCKET="$SOCK" "$BERTH" build slow.sif slow.def) \
+    >"$TEST_TMP/slow.out" 2>&1 &
+  wait_until 30 grep -q started-post "$TEST_TMP/slow.out" && wait_until 10 post_running
+}
+if slow_build; then
+  kill -9 "$(pgrep -u "$TUSER" -f "$BERTH build slow.sif")"
+  check "client SIGKILL mid-%post: %post is killed" wait_until 15 sh -c "! pgrep -u '$TUSER' -f 'sleep 67'"
+  check "client SIGKILL mid-%post: staging removed" wait_until 15 staging_empty
+else bad "client SIGKILL mid-%post" "the build did not reach %post: $(cat "$TEST_TMP/slow.out")"; fi
+start_daemon() {
+  "$TEST_TMP/berthd" --socket "$SOCK" --config-dir "$TEST_TMP/etc" --state-dir "$STATE" \
+    --subuid-file "$TEST_TMP/ids/subuid" --subgid-file "$TEST_TMP/ids/subgid" \
+    --build-worker "$TEST_TMP/berth-build-worker" --foreground 2>>"$TEST_TMP/berthd.log" &
+  daemon_pid=$!
+  wait_until 10 test -S "$SOCK"
+}
+if slow_build; then
+  kill -9 "$daemon_pid"; wait "$daemon_pid" 2>/dev/null; rm -f "$SOCK"
+  start_daemon
+  check "daemon restart mid-%post: the stale %post is killed" wait_until 15 sh -c "! pgrep -u '$TUSER' -f 'sleep 67'"
+  check "daemon restart mid-%post: stale staging swept" wait_until 15 staging_empty
+else bad "daemon restart mid-%post" "the build did not reach %post: $(cat "$TEST_TMP/slow.out")"; fi
+
+# --- as root ---
+cp "$OWN/app.def" "$TEST_TMP/root.def"
+(cd "$OWN" && env BERTH_SOCKET="$SOCK" "$BERTH" build "$TEST_TMP/root.sif" "$TEST_TMP/root.def") \
+  >"$TEST_TMP/root.out" 2>&1
+check "root: build succeeds" test -f "$TEST_TMP/root.sif"
+expect_out "root: %post's whoami says root" "root" r exec "$TEST_TMP/root.sif" cat /post-whoami
+expect_out "root: runscript" "runscript: hello-from-env x" r run "$TEST_TMP/root.sif" x
+check "staging empty at the end" staging_empty
+finish
