@@ -32,6 +32,7 @@
 #include "daemon/service/berth_service.h"
 #include "daemon/service/ecl_gate.h"
 #include "daemon/service/run_handler.h"
+#include "daemon/shared/container_registry.h"
 #include "spdlog/cfg/env.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/sinks/syslog_sink.h"
@@ -150,11 +151,12 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   EclGate ecl(options, int64_t{config.copy_store_max_mib} << 20);
   RETURN_IF_ERROR_CTX(ecl.Init(), "loading the ECL");
   PeerRegistry peers;
-  RunHandler runs(options, config, images, &ecl);
+  shared::ContainerRegistry shared_containers;
+  RunHandler runs(options, config, images, &ecl, &shared_containers);
   pull::BlobCache blobs(options.state_dir + "/cache");
   RETURN_IF_ERROR_CTX(blobs.Init(), "preparing the node cache");
   pull::PullService pulls(options, config, blobs);
-  BerthService service(options, peers, &pulls);
+  BerthService service(options, peers, &pulls, &shared_containers);
   RunSessions sessions(
       [&runs](RunChannel& channel, std::shared_ptr<const PeerIdentity> peer) {
         return runs.Serve(channel, std::move(peer));

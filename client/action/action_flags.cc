@@ -122,6 +122,10 @@ void AddActionFlags(CLI::App& cmd, ActionFlags& f) {
   cmd.add_option("--hostname", f.hostname, "hostname inside (implies a UTS namespace)");
   cmd.add_flag("--no-init", f.no_init, "no init process as PID 1");
   cmd.add_option("--keep-fd", f.keep_fds, "pass this open descriptor into the container");
+  cmd.add_flag("--sharens", f.sharens,
+               "share one container with the other processes of the same parent");
+  cmd.add_flag("--no-sharens", f.no_sharens,
+               "a container of its own, even among the ranks of a Slurm job step");
 }
 
 absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
@@ -141,6 +145,8 @@ absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
   RETURN_IF_ERROR(BoolDefault(cmd, "--pid", "PID", f.pid));
   RETURN_IF_ERROR(BoolDefault(cmd, "--no-pid", "NO_PID", f.no_pid));
   RETURN_IF_ERROR(BoolDefault(cmd, "--no-init", "NO_INIT", f.no_init));
+  RETURN_IF_ERROR(BoolDefault(cmd, "--sharens", "SHARENS", f.sharens));
+  RETURN_IF_ERROR(BoolDefault(cmd, "--no-sharens", "NO_SHARENS", f.no_sharens));
   StringDefault(cmd, "--home", "HOME", f.home);
   StringDefault(cmd, "--cwd", "CWD", f.pwd);
   StringDefault(cmd, "--cwd", "PWD", f.pwd);
@@ -207,6 +213,10 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
   r.set_hostname(f.hostname);
   r.set_no_init(f.no_init);
   r.set_shell(f.shell);
+  if (f.sharens && f.no_sharens) {
+    return absl::InvalidArgumentError("--sharens and --no-sharens contradict each other");
+  }
+  r.set_share(f.sharens ? v1::SHARE_PARENT : f.no_sharens ? v1::SHARE_NEVER : v1::SHARE_DEFAULT);
   return r;
 }
 

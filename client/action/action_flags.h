@@ -27,6 +27,8 @@ struct ActionFlags {
   bool no_init = false;
   std::string shell;
   std::vector<int> keep_fds;
+  // MPI and Slurm (docs/mpi.md): share the parent's container / never share.
+  bool sharens = false, no_sharens = false;
 };
 
 // Adds the flags to one verb's subcommand.

@@ -87,8 +87,9 @@ void CloseRange(long first, long last) {
 // Places every requested descriptor at its number and closes the rest (the
 // daemon's sockets, other containers' descriptors): the container gets
 // exactly its fds. Sources are first copied above every target so that no
-// dup3() overwrites a source still to be placed. The control channel and
-// the status pipe survive as close-on-exec descriptors above the targets.
+// dup3() overwrites a source still to be placed. The control channel, the
+// status pipe and a live container's user namespace (entered later) survive
+// as close-on-exec descriptors above the targets.
 void PlaceDescriptors(ChildPlan& plan) {
   int floor = plan.max_target + 1 > 3 ? plan.max_target + 1 : 3;
   // The caller's numbers may exceed the daemon's NOFILE limit; the caller's
@@ -107,6 +108,10 @@ void PlaceDescriptors(ChildPlan& plan) {
     plan.status_fd = fcntl(plan.status_fd, F_DUPFD_CLOEXEC, floor);
     if (plan.status_fd < 0) Fail(plan, "moving the status pipe", nullptr, errno);
   }
+  if (plan.join_user_fd >= 0) {
+    plan.join_user_fd = fcntl(plan.join_user_fd, F_DUPFD_CLOEXEC, floor);
+    if (plan.join_user_fd < 0) Fail(plan, "moving the user namespace", nullptr, errno);
+  }
   for (size_t i = 0; i < plan.fds.size(); ++i) {
     plan.fd_scratch[i] = fcntl(plan.fds[i].source, F_DUPFD_CLOEXEC, floor);
     if (plan.fd_scratch[i] < 0) Fail(plan, "copying the container's descriptors", nullptr, errno);
@@ -123,19 +128,22 @@ void PlaceDescriptors(ChildPlan& plan) {
     previous = p.target;
   }
   CloseRange(previous + 1, floor - 1);
-  int low = plan.channel_fd;
-  int high = plan.status_fd;
-  if (high >= 0 && high < low) {
-    low = plan.status_fd;
-    high = plan.channel_fd;
+  // Above them, only the survivors (sorted; -1 for those not in use).
+  int keep[3] = {plan.channel_fd, plan.status_fd, plan.join_user_fd};
+  for (int i = 1; i < 3; ++i) {
+    for (int j = i; j > 0 && keep[j] < keep[j - 1]; --j) {
+      int t = keep[j];
+      keep[j] = keep[j - 1];
+      keep[j - 1] = t;
+    }
   }
-  CloseRange(floor, low - 1);
-  if (high >= 0) {
-    CloseRange(low + 1, high - 1);
-    CloseRange(high + 1, ~0U);
-  } else {
-    CloseRange(low + 1, ~0U);
+  long next = floor;
+  for (int fd : keep) {
+    if (fd < 0) continue;
+    CloseRange(next, fd - 1);
+    next = fd + 1;
   }
+  CloseRange(next, ~0U);
 }
 
 // Before the identity switch: raising a hard limit needs CAP_SYS_RESOURCE.
@@ -201,8 +209,12 @@ int OpenAt2(int dirfd, const char* path, uint64_t flags, uint64_t resolve) {
 void ChildMain(ChildPlan& plan) {
   child::ResetSignalHandlers();
   child::JoinCgroups(plan);
-  child::SetHostname(plan);
-  child::BuildRootAndPivot(plan);
+  if (plan.join) {
+    child::EnterLiveContainer(plan);
+  } else {
+    child::SetHostname(plan);
+    child::BuildRootAndPivot(plan);
+  }
   child::EnterCwd(plan);
   child::PlaceDescriptors(plan);
   child::ApplyProcessAttributes(plan);

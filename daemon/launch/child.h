@@ -12,7 +12,9 @@
 // Order of the steps (child.cc), each named in its error message:
 //   join cgroups → mount tree (child_rootfs.cc) → pivot_root → cwd →
 //   descriptors → rlimits, affinity, umask → identity (child_credentials.cc)
-//   → init + exec (child_init.cc).
+//   → init + exec (child_init.cc). A process joining a live container
+//   enters its namespaces (child_join.cc) in place of the mount tree and
+//   pivot_root.
 // The cgroup join comes first so that everything the container allocates,
 // its tmpfs pages included, is charged to the caller's cgroup.
 //
@@ -136,7 +138,21 @@ struct ChildPlan {
   bool deny_setgroups = true;
   int last_cap = 40;  // /proc/sys/kernel/cap_last_cap
 
+  // --- joining a live container (launch.h Join) instead of building one:
+  // its namespaces, entered with setns() after the cgroups; -1 for those it
+  // does not have. The user namespace is entered last (DropPrivileges),
+  // after the supplementary groups and limits that need the daemon's rights.
+  bool join = false;
+  int join_ipc_fd = -1;
+  int join_uts_fd = -1;
+  int join_pid_fd = -1;
+  int join_mnt_fd = -1;
+  int join_user_fd = -1;
+
   // --- payload
+  // hold: the init runs no payload and only keeps the container's
+  // namespaces alive for the processes that join it (LaunchSpec::hold).
+  bool hold = false;
   bool run_init = false;
   std::vector<std::string> exec_candidates;  // paths to try in order
   std::string exec_what;                     // "exec <argv0>"

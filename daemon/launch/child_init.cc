@@ -9,6 +9,10 @@
 // a signal; the exact wait status also goes to the launcher through the
 // status pipe, since the init cannot die of the same signal itself).
 //
+// A holder's init (LaunchSpec::hold) forks nothing: it keeps a shared
+// container's namespaces alive and reaps whatever the PID namespace leaves
+// it, until the daemon kills it.
+//
 // The init then releases the daemon's anonymous memory it inherited
 // (ReleaseDaemonMemory) and lives on its stack, making raw system calls only.
 //
@@ -189,9 +193,16 @@ void ReleaseDaemonMemory() {
   // 1 ms of fork, and again of exec tearing the copy down), and the init
   // sleeps meanwhile, so the two never run on the same stack at once. Unlike
   // fork(), glibc's vfork runs no atfork handlers of the daemon's.
-  pid_t payload = vfork();
-  if (payload < 0) Fail(plan, "starting the payload", nullptr, errno);
-  if (payload == 0) ExecPayload(plan);
+  pid_t payload = -1;
+  if (plan.hold) {
+    // A holder: no payload; the launcher's wait ends when the channel closes.
+    syscall(SYS_setsid);
+    Send(plan, ChildMessage::kExecuting);
+  } else {
+    payload = vfork();
+    if (payload < 0) Fail(plan, "starting the payload", nullptr, errno);
+    if (payload == 0) ExecPayload(plan);
+  }
   // In ps it would otherwise carry the daemon's name.
   prctl(PR_SET_NAME, "berth-init", 0, 0, 0);
   // The init needs no capability, even when the payload (fakeroot) keeps
@@ -216,7 +227,7 @@ void ReleaseDaemonMemory() {
       ReapChildren(payload, status_fd);
       continue;
     }
-    syscall(SYS_kill, payload, sig);
+    if (payload > 0) syscall(SYS_kill, payload, sig);
   }
 }
 

@@ -29,6 +29,10 @@ int OpenAt2(int dirfd, const char* path, uint64_t flags, uint64_t resolve);
 // child_rootfs.cc: builds the tree, pivots into it, detaches the old root.
 void BuildRootAndPivot(ChildPlan& plan);
 
+// child_join.cc: enters a live container's namespaces (all but the user
+// namespace) in place of building a root.
+void EnterLiveContainer(const ChildPlan& plan);
+
 // child_credentials.cc: becomes the caller (or fakeroot); no caps, NNP.
 void DropPrivileges(ChildPlan& plan);
 

@@ -178,12 +178,25 @@ absl::Status ParseRegistry(const toml::table& t, const std::string& o, Config& c
   return absl::OkStatus();
 }
 
+absl::Status ParseMpi(const toml::table& t, const std::string& o, Config& c) {
+  RETURN_IF_ERROR(CheckConfigKeys(t, {"share_slurm_steps", "default_stack"}, "mpi", o));
+  RETURN_IF_ERROR(ReadBool(t, "share_slurm_steps", o, c.share_slurm_steps));
+  if (const toml::node* n = t.get("default_stack")) {
+    const std::string* v = n->is_string() ? &n->as_string()->get() : nullptr;
+    if (v == nullptr || v->find_first_of("/.") != std::string::npos) {
+      return Bad(o, *n, "default_stack must name a stack of mpi.d (no '/' or '.')");
+    }
+    c.default_mpi_stack = *v;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin) {
   ASSIGN_OR_RETURN(const toml::table root, ParseTomlFile(text, origin));
-  RETURN_IF_ERROR(
-      CheckConfigKeys(root, {"binds", "images", "namespaces", "limits", "registry"}, "", origin));
+  RETURN_IF_ERROR(CheckConfigKeys(
+      root, {"binds", "images", "namespaces", "limits", "registry", "mpi"}, "", origin));
   Config config;
   struct SectionParser {
     const char* name;
@@ -192,7 +205,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& o
   for (SectionParser s :
        {SectionParser{"binds", ParseBinds}, SectionParser{"images", ParseImages},
         SectionParser{"namespaces", ParseNamespaces}, SectionParser{"limits", ParseLimits},
-        SectionParser{"registry", ParseRegistry}}) {
+        SectionParser{"registry", ParseRegistry}, SectionParser{"mpi", ParseMpi}}) {
     const toml::node* node = root.get(s.name);
     if (node == nullptr) continue;
     const toml::table* table = Section(root, s.name);

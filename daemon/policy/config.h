@@ -60,6 +60,13 @@ struct Config {
   int parallel_downloads = 4;
   int registry_stall_seconds = 30;  // abandon a transfer that moves nothing this long
   int registry_attempts = 5;        // per request, for 429/5xx/broken connections
+
+  // [mpi] (docs/mpi.md)
+  // The ranks of one Slurm job step on this node share one container.
+  bool share_slurm_steps = true;
+  // The stack of <config-dir>/mpi.d applied by default under a PMI launcher
+  // (PMI_FD or PMIX_RANK set); empty: none unless --mpi asks.
+  std::string default_mpi_stack;
 };
 
 // Parses TOML text; `origin` names the file in messages.

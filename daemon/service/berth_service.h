@@ -3,7 +3,8 @@
 // Every handler starts the same way: it learns its caller from the connection
 // the call arrived on (PeerRegistry), never from the request, and works in
 // absl::Status; the gRPC boundary maps the result with its message intact.
-// Version answers who the daemon is; pull/push/cache go to pull_service.h.
+// Version answers who the daemon is; pull/push/cache go to pull_service.h;
+// EndJob (the Slurm epilog, root only) to the shared-container registry.
 // Containers are not a gRPC method: run sessions (run_handler.h) arrive on
 // connections of their own (server/run_sessions.h).
 //
@@ -20,6 +21,7 @@
 #include "daemon/daemon_options.h"
 #include "daemon/pull/pull_service.h"
 #include "daemon/server/peer_registry.h"
+#include "daemon/shared/container_registry.h"
 
 namespace berth::daemon {
 
@@ -27,7 +29,7 @@ class BerthService final : public berth::v1::Berth::Service {
  public:
   // `peers` must outlive the service.
   BerthService(const DaemonOptions& options, const PeerRegistry& peers,
-               pull::PullService* pulls = nullptr);
+               pull::PullService* pulls = nullptr, shared::ContainerRegistry* shared = nullptr);
 
   grpc::Status Version(grpc::ServerContext* context, const v1::VersionRequest* request,
                        v1::VersionReply* reply) override;
@@ -42,6 +44,8 @@ class BerthService final : public berth::v1::Berth::Service {
                           v1::CacheCleanReply* reply) override;
   grpc::Status CheckLogin(grpc::ServerContext* context, const v1::CheckLoginRequest* request,
                           v1::CheckLoginReply* reply) override;
+  grpc::Status EndJob(grpc::ServerContext* context, const v1::EndJobRequest* request,
+                      v1::EndJobReply* reply) override;
 
  private:
   absl::StatusOr<std::shared_ptr<const PeerIdentity>> Authenticate(
@@ -53,6 +57,7 @@ class BerthService final : public berth::v1::Berth::Service {
   DaemonOptions options_;
   const PeerRegistry& peers_;
   pull::PullService* pulls_;
+  shared::ContainerRegistry* shared_;
 };
 
 }  // namespace berth::daemon
