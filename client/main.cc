@@ -9,6 +9,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "client/action/action_command.h"
+#include "client/build/build_command.h"
 #include "client/config/config_command.h"
 #include "client/inspect/inspect_command.h"
 #include "client/registry/registry_commands.h"
@@ -45,6 +46,7 @@ int main(int argc, char** argv) {
   berth::client::RegisterConfigCommands(app, result);
   berth::client::RegisterVersionCommand(app, socket_flag, result);
   berth::client::RegisterRegistryCommands(app, socket_flag, result);
+  berth::client::RegisterBuildCommand(app, socket_flag, result);
   auto exit_code = std::make_shared<int>(0);
   berth::client::RegisterActionCommands(app, socket_flag, result, exit_code);
   berth::client::SplitContainerArguments(argc, argv);

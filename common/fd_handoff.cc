@@ -1,11 +1,13 @@
 #include "common/fd_handoff.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/file_io.h"
 
@@ -95,17 +97,52 @@ absl::StatusOr<Handoff> ReceiveHandoff(int sock) {
   } else if (n != static_cast<ssize_t>(sizeof data) || std::memcmp(data, kGrpcMagic, 8) != 0) {
     return absl::InvalidArgumentError("connection did not start with the berth preamble");
   }
-  if ((msg.msg_flags & MSG_CTRUNC) != 0) {
-    return absl::InvalidArgumentError("too many descriptors passed");
-  }
   uint32_t count;
   std::memcpy(&count, data + 8, 4);
+  if ((msg.msg_flags & MSG_CTRUNC) != 0) {
+    // Within the limit, the kernel truncates only when our table is full.
+    if (count > kMaxHandoffFds) return absl::InvalidArgumentError("too many descriptors passed");
+    handoff.no_room = true;
+    return handoff;
+  }
   if (count != fds.size()) {
     return absl::InvalidArgumentError(
         absl::StrFormat("preamble announced %d descriptors but %d arrived", count, fds.size()));
   }
   handoff.fds = std::move(fds);
   return handoff;
+}
+
+std::optional<ConnectionKind> PeekConnectionKind(int sock) {
+  char data[sizeof kGrpcMagic];
+  ssize_t n = ::recv(sock, data, sizeof data, MSG_PEEK | MSG_DONTWAIT);
+  if (n != static_cast<ssize_t>(sizeof data)) return std::nullopt;
+  if (std::memcmp(data, kRunMagic, sizeof data) == 0) return ConnectionKind::kRunSession;
+  if (std::memcmp(data, kGrpcMagic, sizeof data) == 0) return ConnectionKind::kGrpc;
+  return std::nullopt;
+}
+
+absl::Status CheckHandedDescriptor(int fd, const HandedItem& item) {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0) return ErrnoStatus(item.what, errno);
+  const char* wanted = item.need == HandedAccess::kWrite  ? "O_WRONLY or O_RDWR"
+                       : item.need == HandedAccess::kRead ? "O_RDONLY or O_RDWR"
+                                                          : "O_RDONLY, O_WRONLY or O_RDWR";
+  if ((flags & O_PATH) != 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(item.what, " was handed as an O_PATH descriptor, which carries no right to ",
+                     "read or write it: open it with ", wanted));
+  }
+  int mode = flags & O_ACCMODE;
+  bool readable = mode == O_RDONLY || mode == O_RDWR;
+  bool writable = mode == O_WRONLY || mode == O_RDWR;
+  if ((item.need == HandedAccess::kRead && !readable) ||
+      (item.need == HandedAccess::kWrite && !writable)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        item.what, " was handed without ", item.need == HandedAccess::kRead ? "read" : "write",
+        " access: open it with ", wanted));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace berth

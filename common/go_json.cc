@@ -1,5 +1,7 @@
 #include "common/go_json.h"
 
+#include "absl/strings/str_format.h"
+
 namespace berth {
 
 size_t DecodeUtf8Rune(std::string_view s, size_t i, uint32_t& rune) {
@@ -74,6 +76,57 @@ std::string GoJsonQuote(std::string_view s) {
   }
   out += "\"";
   return out;
+}
+
+std::string GoQuote(std::string_view s) {
+  std::string out = "\"";
+  for (size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    uint32_t rune = c;
+    size_t len = c < 0x80 ? 1 : DecodeUtf8Rune(s, i, rune);
+    if (len == 0) {
+      absl::StrAppendFormat(&out, "\\x%02x", c);
+      ++i;
+      continue;
+    }
+    switch (rune) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\a':
+        out += "\\a";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\v':
+        out += "\\v";
+        break;
+      default:
+        if (rune < 0x20 || rune == 0x7F) {
+          absl::StrAppendFormat(&out, "\\x%02x", rune);
+        } else {
+          out.append(s.substr(i, len));
+        }
+    }
+    i += len;
+  }
+  return out + "\"";
 }
 
 }  // namespace berth

@@ -16,6 +16,10 @@ namespace berth {
 // Go's encoding/json quoting of a string, quotes included.
 std::string GoJsonQuote(std::string_view s);
 
+// Go's strconv.Quote (what fmt's %q prints), quotes included: printable
+// runes as they are, C escapes for the usual controls, \xNN otherwise.
+std::string GoQuote(std::string_view s);
+
 // Length and code point of the UTF-8 sequence at s[i], or 0 when Go would
 // not decode it (overlong, surrogate, out of range, truncated).
 size_t DecodeUtf8Rune(std::string_view s, size_t i, uint32_t& rune);

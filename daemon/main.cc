@@ -5,6 +5,7 @@
 // node); user mode runs as the one user it serves.
 #include <malloc.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -13,6 +14,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <string>
 
 #include "CLI/CLI.hpp"
@@ -26,7 +29,9 @@
 #include "daemon/policy/config.h"
 #include "daemon/pull/blob_cache.h"
 #include "daemon/pull/pull_service.h"
+#include "daemon/server/connection_budget.h"
 #include "daemon/server/listening_socket.h"
+#include "daemon/server/log_sink.h"
 #include "daemon/server/peer_registry.h"
 #include "daemon/server/rpc_server.h"
 #include "daemon/service/berth_service.h"
@@ -105,9 +110,17 @@ absl::Status CheckPrivilegeForMode(DaemonMode mode) {
   return absl::OkStatus();
 }
 
+// Every message is escaped on its way out (log_sink.h): callers' strings
+// cannot forge a log line.
 void SetUpLogging(bool foreground) {
-  auto logger = foreground ? spdlog::stderr_color_mt("berthd")
-                           : spdlog::syslog_logger_mt("berthd", "berthd", LOG_PID, LOG_DAEMON);
+  std::shared_ptr<spdlog::sinks::sink> out;
+  if (foreground) {
+    out = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  } else {
+    out = std::make_shared<spdlog::sinks::syslog_sink_mt>("berthd", LOG_PID, LOG_DAEMON, false);
+  }
+  auto logger = std::make_shared<spdlog::logger>("berthd", EscapingSink(std::move(out)));
+  spdlog::initialize_logger(logger);
   spdlog::set_default_logger(logger);
   spdlog::cfg::load_env_levels();
 }
@@ -118,15 +131,36 @@ image::ImagePolicy ImagePolicyOf(const policy::Config& config) {
   p.max_loop_devices_per_uid = config.max_loop_devices_per_user;
   p.max_images_per_uid = config.max_images_per_user;
   p.copy_store_max_bytes = int64_t{config.copy_store_max_mib} << 20;
+  p.store_max_bytes_per_uid = int64_t{config.max_store_mib_per_user} << 20;
   return p;
 }
 
-// A user holds a session per container, and a few more may wait for their
-// request or be refused by the container limit with its own message.
 RunSessionLimits RunSessionLimitsFor(const policy::Config& config) {
   RunSessionLimits limits;
-  limits.per_uid = static_cast<size_t>(config.max_containers_per_user) + 16;
+  limits.per_uid = static_cast<size_t>(config.max_sessions_per_user);
   return limits;
+}
+
+ConnectionLimits ConnectionLimitsFor(const policy::Config& config) {
+  ConnectionLimits limits;
+  limits.connections_per_user = static_cast<size_t>(config.max_connections_per_user);
+  limits.pending_per_user = static_cast<size_t>(config.max_pending_connections_per_user);
+  limits.handed_fds_per_user = static_cast<size_t>(config.max_handed_fds_per_user);
+  return limits;
+}
+
+// The soft descriptor limit up to the hard one: the daemon's table is shared
+// by every user's connections and containers, and the per-user budgets
+// (connection_budget.h) are what bound each user's part of it. Containers
+// get their caller's own limits, not these.
+void RaiseDescriptorLimit() {
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) != 0 || nofile.rlim_cur >= nofile.rlim_max) return;
+  rlim_t was = nofile.rlim_cur;
+  nofile.rlim_cur = nofile.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) {
+    spdlog::warn("cannot raise the descriptor limit from {}: {}", was, std::strerror(errno));
+  }
 }
 
 absl::Status RunDaemon(const DaemonOptions& options) {
@@ -144,16 +178,20 @@ absl::Status RunDaemon(const DaemonOptions& options) {
                    policy::LoadConfig(options.config_dir, options.mode == DaemonMode::kSystem));
   // A client that vanishes mid-reply must cost a call, not the daemon.
   std::signal(SIGPIPE, SIG_IGN);
+  RaiseDescriptorLimit();
   ASSIGN_OR_RETURN(UniqueFd signal_fd, BlockShutdownSignals());
   ASSIGN_OR_RETURN(auto listener, ListeningSocket::Claim(options.socket_path, options.mode));
   image::MountCache images(options.state_dir, options.mode, ImagePolicyOf(config));
   RETURN_IF_ERROR_CTX(images.Init(), "preparing the image cache");
-  EclGate ecl(options, int64_t{config.copy_store_max_mib} << 20);
+  EclGate ecl(options, int64_t{config.copy_store_max_mib} << 20, &images);
   RETURN_IF_ERROR_CTX(ecl.Init(), "loading the ECL");
+  ConnectionBudget budget(ConnectionLimitsFor(config));
   PeerRegistry peers;
   shared::ContainerRegistry shared_containers;
   RunHandler runs(options, config, images, &ecl, &shared_containers);
-  pull::BlobCache blobs(options.state_dir + "/cache");
+  pull::BlobCache blobs(
+      options.state_dir + "/cache",
+      {int64_t{config.cache_max_mib} << 20, int64_t{config.max_cache_mib_per_user} << 20});
   RETURN_IF_ERROR_CTX(blobs.Init(), "preparing the node cache");
   pull::PullService pulls(options, config, blobs);
   BerthService service(options, peers, &pulls, &shared_containers);
@@ -164,7 +202,7 @@ absl::Status RunDaemon(const DaemonOptions& options) {
       RunSessionLimitsFor(config));
   spdlog::info("berthd {} starting in {} mode (config {}, state {})", BERTH_VERSION,
                DaemonModeName(options.mode), options.config_dir, options.state_dir);
-  return ServeUntilSignalled(*listener, peers, service, sessions, signal_fd);
+  return ServeUntilSignalled(*listener, peers, service, sessions, budget, signal_fd);
 }
 
 }  // namespace

@@ -37,20 +37,21 @@ class Source {
 };
 
 // openat() one component at a time with O_NOFOLLOW: a symlink anywhere in a
-// user's layout is an error, never a way out of it.
+// user's layout is an error, never a way out of it. Every open goes through
+// `open_at`, whose rights the caller of ReadOciLayout chose.
 class DirSource : public Source {
  public:
-  explicit DirSource(int dir_fd) : dir_fd_(dir_fd) {}
+  DirSource(int dir_fd, const OpenAtFn& open_at) : dir_fd_(dir_fd), open_at_(open_at) {}
   absl::StatusOr<UniqueFd> Open(const std::string& rel) override {
     std::vector<std::string> parts = absl::StrSplit(rel, '/');
     UniqueFd cur;
     int at = dir_fd_;
     for (size_t i = 0; i < parts.size(); ++i) {
       bool last = i + 1 == parts.size();
-      int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | (last ? O_NONBLOCK : O_DIRECTORY);
-      int fd = ::openat(at, parts[i].c_str(), flags);
-      if (fd < 0) return ErrnoStatus(absl::StrCat("opening ", rel), errno);
-      cur = UniqueFd(fd);
+      int flags = O_RDONLY | O_NOFOLLOW | O_NOCTTY | (last ? O_NONBLOCK : O_DIRECTORY);
+      auto fd = open_at_(at, parts[i], flags);
+      if (!fd.ok()) return Annotate(fd.status(), absl::StrCat("opening ", rel));
+      cur = *std::move(fd);
       at = cur.get();
     }
     struct stat st {};
@@ -65,6 +66,7 @@ class DirSource : public Source {
 
  private:
   int dir_fd_;
+  const OpenAtFn& open_at_;
 };
 
 class MemberSource : public Source {
@@ -259,9 +261,15 @@ absl::StatusOr<LocalReference> ParseLocalReference(std::string_view text) {
   return ref;
 }
 
+absl::StatusOr<UniqueFd> OpenAtWithOwnRights(int dir_fd, const std::string& name, int flags) {
+  int fd = ::openat(dir_fd, name.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(name, errno);
+  return UniqueFd(fd);
+}
+
 absl::StatusOr<OciImage> ReadOciLayout(int dir_fd, std::string_view tag,
-                                       const PlatformSpec& platform) {
-  DirSource src(dir_fd);
+                                       const PlatformSpec& platform, const OpenAtFn& open_at) {
+  DirSource src(dir_fd, open_at);
   auto image = ReadLayout(src, tag, platform);
   if (!image.ok()) return Annotate(image.status(), "OCI layout");
   return image;

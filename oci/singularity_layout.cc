@@ -479,62 +479,6 @@ absl::StatusOr<std::string> GoConfigJson(std::string_view config_json) {
 
 }  // namespace
 
-std::string GoQuote(std::string_view s) {
-  std::string out = "\"";
-  for (size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '"':
-          out += "\\\"";
-          break;
-        case '\\':
-          out += "\\\\";
-          break;
-        case '\a':
-          out += "\\a";
-          break;
-        case '\b':
-          out += "\\b";
-          break;
-        case '\f':
-          out += "\\f";
-          break;
-        case '\n':
-          out += "\\n";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        case '\v':
-          out += "\\v";
-          break;
-        default:
-          if (c < 0x20 || c == 0x7F) {
-            out += absl::StrFormat("\\x%02x", c);
-          } else {
-            out += static_cast<char>(c);
-          }
-      }
-      ++i;
-      continue;
-    }
-    uint32_t rune = 0;
-    size_t len = DecodeUtf8Rune(s, i, rune);
-    if (len == 0) {
-      out += absl::StrFormat("\\x%02x", c);
-      ++i;
-    } else {
-      out.append(s.substr(i, len));
-      i += len;
-    }
-  }
-  return out + "\"";
-}
-
 absl::StatusOr<SingularityLayout> BuildSingularityLayout(std::string_view config_json) {
   ASSIGN_OR_RETURN(ImageConfig config, ParseImageConfig(config_json));
   SingularityLayout layout;

@@ -44,7 +44,4 @@ struct SingularityLayout {
 
 absl::StatusOr<SingularityLayout> BuildSingularityLayout(std::string_view config_json);
 
-// Go's strconv.Quote (what fmt's %q prints), quotes included.
-std::string GoQuote(std::string_view s);
-
 }  // namespace berth::oci

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian 12 machine, as root: dependencies,
 # build, unit + integration tests (CTest, which also runs tests as an
-# unprivileged user it creates), then a short fuzzing run of the SIF parser.
+# unprivileged user it creates), then a short fuzzing run of the parsers.
 # Exits non-zero when any test fails or when no test ran.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,7 +24,7 @@ bash "$here/tests/lib/ensure-test-user.sh" berthtest
 chmod o+rx "$here" "$here/build" 2>/dev/null || true
 ctest --test-dir "$here/build" --output-on-failure -j "$(nproc)" --no-tests=error
 
-step "fuzzing the SIF parser for ${fuzz_seconds}s"
+step "fuzzing the SIF and definition-file parsers for ${fuzz_seconds}s"
 bash "$here/tests/fuzz/run-fuzz.sh" "$fuzz_seconds"
 
 # Reached only when every step passed (set -e): one closing line for CI.

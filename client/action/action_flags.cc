@@ -16,47 +16,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "client/action/bind_spec.h"
+#include "client/env_flags.h"
 #include "common/status_macros.h"
 
 extern char** environ;
 
 namespace berth::client {
 namespace {
-
-// The first of BERTH_X, APPTAINER_X, SINGULARITY_X that is set.
-const char* EnvForm(absl::string_view name) {
-  for (const char* prefix : {"BERTH_", "APPTAINER_", "SINGULARITY_"}) {
-    if (const char* v = std::getenv(absl::StrCat(prefix, name).c_str()); v != nullptr) return v;
-  }
-  return nullptr;
-}
-
-// Go's strconv.ParseBool, which Apptainer uses for its environment flags.
-absl::StatusOr<bool> ParseBool(absl::string_view name, absl::string_view value) {
-  for (const char* t : {"1", "t", "T", "TRUE", "true", "True"}) {
-    if (value == t) return true;
-  }
-  for (const char* f : {"0", "f", "F", "FALSE", "false", "False", ""}) {
-    if (value == f) return false;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("APPTAINER_", name, "='", value, "' is not a boolean (use 1/0, true/false)"));
-}
-
-absl::Status BoolDefault(const CLI::App& cmd, const char* flag, absl::string_view env_name,
-                         bool& target) {
-  if (cmd.count(flag) > 0) return absl::OkStatus();
-  const char* v = EnvForm(env_name);
-  if (v == nullptr) return absl::OkStatus();
-  ASSIGN_OR_RETURN(target, ParseBool(env_name, v));
-  return absl::OkStatus();
-}
-
-void StringDefault(const CLI::App& cmd, const char* flag, absl::string_view env_name,
-                   std::string& target) {
-  if (cmd.count(flag) > 0) return;
-  if (const char* v = EnvForm(env_name); v != nullptr) target = v;
-}
 
 absl::StatusOr<std::string> CurrentDirectory() {
   char buf[PATH_MAX];
@@ -134,23 +100,23 @@ absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
       if (const char* v = EnvForm(name); v != nullptr && *v != '\0') f.binds.push_back(v);
     }
   }
-  RETURN_IF_ERROR(BoolDefault(cmd, "--contain", "CONTAIN", f.contain));
-  RETURN_IF_ERROR(BoolDefault(cmd, "--containall", "CONTAINALL", f.containall));
-  RETURN_IF_ERROR(BoolDefault(cmd, "--cleanenv", "CLEANENV", f.cleanenv));
-  RETURN_IF_ERROR(BoolDefault(cmd, "--no-home", "NO_HOME", f.no_home));
-  RETURN_IF_ERROR(BoolDefault(cmd, "--writable-tmpfs", "WRITABLE_TMPFS", f.writable_tmpfs));
-  RETURN_IF_ERROR(BoolDefault(cmd, "--fakeroot", "FAKEROOT", f.fakeroot));
-  RETURN_IF_ERROR(BoolDefault(cmd, "--userns", "USERNS", f.userns));
-  RETURN_IF_ERROR(BoolDefault(cmd, "--ipc", "IPC", f.ipc));
-  RETURN_IF_ERROR(BoolDefault(cmd, "--pid", "PID", f.pid));
-  RETURN_IF_ERROR(BoolDefault(cmd, "--no-pid", "NO_PID", f.no_pid));
-  RETURN_IF_ERROR(BoolDefault(cmd, "--no-init", "NO_INIT", f.no_init));
-  RETURN_IF_ERROR(BoolDefault(cmd, "--sharens", "SHARENS", f.sharens));
-  RETURN_IF_ERROR(BoolDefault(cmd, "--no-sharens", "NO_SHARENS", f.no_sharens));
-  StringDefault(cmd, "--home", "HOME", f.home);
-  StringDefault(cmd, "--cwd", "CWD", f.pwd);
-  StringDefault(cmd, "--cwd", "PWD", f.pwd);
-  StringDefault(cmd, "--hostname", "HOSTNAME", f.hostname);
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--contain", "CONTAIN", f.contain));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--containall", "CONTAINALL", f.containall));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--cleanenv", "CLEANENV", f.cleanenv));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-home", "NO_HOME", f.no_home));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--writable-tmpfs", "WRITABLE_TMPFS", f.writable_tmpfs));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--fakeroot", "FAKEROOT", f.fakeroot));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--userns", "USERNS", f.userns));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--ipc", "IPC", f.ipc));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--pid", "PID", f.pid));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-pid", "NO_PID", f.no_pid));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-init", "NO_INIT", f.no_init));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--sharens", "SHARENS", f.sharens));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-sharens", "NO_SHARENS", f.no_sharens));
+  StringFromEnv(cmd, "--home", "HOME", f.home);
+  StringFromEnv(cmd, "--cwd", "CWD", f.pwd);
+  StringFromEnv(cmd, "--cwd", "PWD", f.pwd);
+  StringFromEnv(cmd, "--hostname", "HOSTNAME", f.hostname);
   if (cmd.count("--env-file") == 0) {
     if (const char* v = EnvForm("ENV_FILE"); v != nullptr && *v != '\0') {
       f.env_files = absl::StrSplit(v, ',', absl::SkipEmpty());

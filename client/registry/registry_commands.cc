@@ -58,11 +58,14 @@ absl::Status RunCacheList(const std::string& socket_flag) {
   v1::CacheListReply reply;
   grpc::Status status = stub->CacheList(&context, v1::CacheListRequest(), &reply);
   if (!status.ok()) return Annotate(rpc::FromGrpcStatus(status), "listing the node cache");
-  std::printf("%-6s %-71s %10s  %s\n", "TYPE", "DIGEST", "SIZE", "LAST USED");
+  std::printf("%-6s %-71s %10s  %-12s %s\n", "TYPE", "DIGEST", "SIZE", "LAST USED", "USERS");
   int64_t total = 0;
   for (const v1::CacheEntry& e : reply.entries()) {
-    std::printf("%-6s %-71s %10s  %s\n", e.type().c_str(), e.digest().c_str(),
-                HumanBytes(e.size()).c_str(), Ago(e.mtime_unix()).c_str());
+    std::string users;
+    for (uint32_t uid : e.users()) absl::StrAppend(&users, users.empty() ? "" : ",", uid);
+    std::printf("%-6s %-71s %10s  %-12s %s\n", e.type().c_str(), e.digest().c_str(),
+                HumanBytes(e.size()).c_str(), Ago(e.mtime_unix()).c_str(),
+                users.empty() ? "-" : users.c_str());
     total += e.size();
   }
   std::printf("There are %d entries using %s.\n", reply.entries_size(), HumanBytes(total).c_str());
@@ -83,8 +86,18 @@ absl::Status RunCacheClean(const std::string& socket_flag, const CacheOptions& o
     std::printf("%s %s %s\n", o.dry_run ? "would remove" : "removed", e.type().c_str(),
                 e.digest().c_str());
   }
-  std::fprintf(stderr, "INFO:    %s %d entries\n", o.dry_run ? "Would remove" : "Removed",
-               reply.removed_size());
+  // Entries other users also pulled stay for them; only our reference goes.
+  for (const v1::CacheEntry& e : reply.released()) {
+    std::printf("%s %s %s\n", o.dry_run ? "would leave to other users" : "left to other users",
+                e.type().c_str(), e.digest().c_str());
+  }
+  std::fprintf(
+      stderr, "INFO:    %s %d entries%s\n", o.dry_run ? "Would remove" : "Removed",
+      reply.removed_size(),
+      reply.released_size() == 0
+          ? ""
+          : absl::StrFormat(" (%d shared with other users kept for them)", reply.released_size())
+                .c_str());
   return absl::OkStatus();
 }
 
@@ -189,12 +202,12 @@ void RegisterRegistryCommands(CLI::App& app, const std::string& socket_flag,
   CLI::App* cache = app.add_subcommand("cache", "The node cache of registry content");
   cache->require_subcommand(1);
   cache->fallthrough();
-  cache->add_subcommand("list", "List the node cache")->callback([&socket_flag, result] {
-    *result = RunCacheList(socket_flag);
-  });
+  cache->add_subcommand("list", "List your node cache entries (root: every entry)")
+      ->callback([&socket_flag, result] { *result = RunCacheList(socket_flag); });
   auto clean = std::make_shared<CacheOptions>();
-  CLI::App* clean_cmd = cache->add_subcommand("clean", "Remove node cache entries (root)");
-  clean_cmd->add_option("-d,--days", clean->days, "Only entries unused for this many days");
+  CLI::App* clean_cmd =
+      cache->add_subcommand("clean", "Remove your node cache entries (root: every entry)");
+  clean_cmd->add_option("-D,-d,--days", clean->days, "Only entries unused for this many days");
   clean_cmd->add_option("-T,--type", clean->types, "oras, blob, sif or all")->delimiter(',');
   clean_cmd->add_flag("-n,--dry-run", clean->dry_run, "Show what would be removed");
   clean_cmd->add_flag("-f,--force", clean->force, "Do not ask (berth never asks)");

@@ -5,20 +5,17 @@
 #include "spdlog/spdlog.h"
 
 namespace berth::daemon::image {
-namespace {
 
 // Root (the admin, a Slurm prolog pre-staging images) is not limited.
 bool Limited(uid_t uid) {
   return uid != 0;
 }
 
-}  // namespace
-
 CacheEntry::~CacheEntry() {
   mounted.reset();  // unmount first: the loop device is in use until then
   std::shared_ptr<CacheState> s = state.lock();
   if (!s) return;
-  if (holds_loop) ReleaseLoopDevice(*s, loop_owner);
+  if (loop_ticket != 0) s->loops->Release(loop_ticket);
   absl::MutexLock lock(&s->mu);
   --s->stats.live_mounts;
   if (auto it = s->live.find(key); it != s->live.end() && it->second.expired()) {
@@ -55,31 +52,9 @@ EntryOrError SingleFlight(CacheState& state, const std::string& key,
   return result;
 }
 
-absl::Status ReserveLoopDevice(CacheState& state, uid_t uid) {
-  absl::MutexLock lock(&state.mu);
-  UserUsage& usage = state.usage[uid];
-  const int limit = state.policy.max_loop_devices_per_uid;
-  if (Limited(uid) && usage.loop_devices >= limit) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "user %d already has %d loop devices in use (limit 'max loop devices per user' in "
-        "berth.conf)",
-        uid, usage.loop_devices));
-  }
-  ++usage.loop_devices;
-  return absl::OkStatus();
-}
-
-void ReleaseLoopDevice(CacheState& state, uid_t uid) {
-  absl::MutexLock lock(&state.mu);
-  auto it = state.usage.find(uid);
-  if (it == state.usage.end()) return;
-  --it->second.loop_devices;
-  if (it->second.loop_devices == 0 && it->second.leases_by_key.empty()) state.usage.erase(it);
-}
-
 static absl::Status ImageLimitError(uid_t uid, size_t held) {
   return absl::ResourceExhaustedError(absl::StrFormat(
-      "user %d already has %d images mounted (limit 'max images per user' in berth.conf)", uid,
+      "user %d already has %d images mounted (limit max_images_per_user in berth.conf)", uid,
       held));
 }
 
@@ -104,7 +79,7 @@ absl::StatusOr<std::shared_ptr<MountLease>> NewLease(std::shared_ptr<CacheState>
     const size_t held = usage.leases_by_key.size();
     if (Limited(uid) && !usage.leases_by_key.contains(entry->key) &&
         held >= static_cast<size_t>(state->policy.max_images_per_uid)) {
-      if (held == 0 && usage.loop_devices == 0) state->usage.erase(uid);
+      if (held == 0) state->usage.erase(uid);
       return ImageLimitError(uid, held);
     }
     ++usage.leases_by_key[entry->key];
@@ -125,9 +100,7 @@ MountLease::~MountLease() {
       if (held != usage->second.leases_by_key.end() && --held->second == 0) {
         usage->second.leases_by_key.erase(held);
       }
-      if (usage->second.leases_by_key.empty() && usage->second.loop_devices == 0) {
-        state_->usage.erase(usage);
-      }
+      if (usage->second.leases_by_key.empty()) state_->usage.erase(usage);
     }
   }
   // The daemon's own hold (idle_unmount_seconds) and this one: the last

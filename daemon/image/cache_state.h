@@ -16,6 +16,7 @@
 #include "absl/synchronization/notification.h"
 #include "daemon/daemon_options.h"
 #include "daemon/image/immutable_copy.h"
+#include "daemon/image/loop_ledger.h"
 #include "daemon/image/mount_cache.h"
 #include "daemon/image/mounted_image.h"
 #include "daemon/image/sif_partition.h"
@@ -28,9 +29,8 @@ struct CacheEntry {
 
   std::unique_ptr<MountedImage> mounted;
   std::string digest;
-  std::string key;  // in CacheState::live
-  uid_t loop_owner = 0;
-  bool holds_loop = false;  // counted in loop_owner's loop devices
+  std::string key;           // in CacheState::live
+  uint64_t loop_ticket = 0;  // its loop device on CacheState::loops (0: none)
   std::weak_ptr<CacheState> state;
 };
 
@@ -51,7 +51,6 @@ struct Flight {
 
 struct UserUsage {
   absl::flat_hash_map<std::string, int> leases_by_key;  // images held
-  int loop_devices = 0;
 };
 
 struct CacheState {
@@ -60,6 +59,10 @@ struct CacheState {
   std::string images_dir;
   DaemonMode mode = DaemonMode::kSystem;
   ImagePolicy policy;
+
+  // Loop devices by user, until the kernel detaches them. Before the store:
+  // the store asks it which copies loop devices read.
+  std::unique_ptr<LoopLedger> loops;
 
   absl::Mutex init_mu;
   bool initialized ABSL_GUARDED_BY(init_mu) = false;
@@ -84,8 +87,7 @@ EntryOrError SingleFlight(CacheState& state, const std::string& key,
                           const std::function<EntryOrError()>& make);
 
 // Accounting of per-uid limits (root is exempt).
-absl::Status ReserveLoopDevice(CacheState& state, uid_t uid);
-void ReleaseLoopDevice(CacheState& state, uid_t uid);
+bool Limited(uid_t uid);
 absl::StatusOr<std::shared_ptr<MountLease>> NewLease(std::shared_ptr<CacheState> state,
                                                      std::shared_ptr<CacheEntry> entry, uid_t uid);
 // Fails early (before any hashing or copying) when `uid` is at its image

@@ -13,23 +13,23 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <span>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/digest.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
+#include "daemon/image/sparse_copy.h"
 #include "spdlog/spdlog.h"
 
 namespace berth::daemon::image {
 namespace {
 
 constexpr char kTempPrefix[] = ".tmp-";
-constexpr size_t kChunk = 4 << 20;
 
 std::string RandomSuffix() {
   uint8_t bytes[8] = {};
@@ -89,22 +89,6 @@ int64_t TryReflink(int source_fd, int64_t offset, int64_t size, int dest_fd) {
   return aligned;
 }
 
-// Copies [offset+done, offset+size) of the source to dest at `done`, feeding
-// every byte to `hasher` when one is given.
-absl::Status CopyRange(int source_fd, int64_t offset, int64_t done, int64_t size, int dest_fd,
-                       Hasher* hasher) {
-  std::vector<uint8_t> buf(static_cast<size_t>(std::min<int64_t>(kChunk, size - done)));
-  while (done < size) {
-    const int64_t n = std::min(static_cast<int64_t>(buf.size()), size - done);
-    auto span = std::span(buf.data(), static_cast<size_t>(n));
-    RETURN_IF_ERROR_CTX(PreadFull(source_fd, span, offset + done), "reading the image");
-    if (hasher != nullptr) hasher->Update(span);
-    RETURN_IF_ERROR_CTX(PwriteFull(dest_fd, span, done), "writing the copy");
-    done += static_cast<int64_t>(span.size());
-  }
-  return absl::OkStatus();
-}
-
 // Fills the temporary file and returns the digest of what it now holds.
 absl::StatusOr<std::string> FillCopy(int source_fd, int64_t offset, int64_t size, int dest_fd,
                                      bool& reflinked) {
@@ -113,11 +97,11 @@ absl::StatusOr<std::string> FillCopy(int source_fd, int64_t offset, int64_t size
   reflinked = shared > 0;
   if (!reflinked) {
     Hasher hasher(DigestAlgorithm::kSha256);
-    RETURN_IF_ERROR(CopyRange(source_fd, offset, 0, size, dest_fd, &hasher));
+    RETURN_IF_ERROR(CopySparseRange(source_fd, offset, 0, size, dest_fd, &hasher));
     return hasher.FinishHex();
   }
   // Reflinked: hash the copy itself, which is what the kernel will read.
-  RETURN_IF_ERROR(CopyRange(source_fd, offset, shared, size, dest_fd, nullptr));
+  RETURN_IF_ERROR(CopySparseRange(source_fd, offset, shared, size, dest_fd, nullptr));
   return DigestRange(dest_fd, 0, size, DigestAlgorithm::kSha256);
 }
 
@@ -147,8 +131,10 @@ DIR* OpenDirStream(int dir_fd) {
 // A stored copy, as the budget sees it.
 struct StoredCopy {
   std::string digest;
-  int64_t bytes = 0;
+  int64_t bytes = 0;  // allocated
   timespec last_used{};
+  dev_t dev = 0;
+  ino_t ino = 0;
   bool operator<(const StoredCopy&) const = delete;
 };
 
@@ -157,6 +143,8 @@ bool operator<(const timespec& a, const timespec& b) {
 }
 
 std::vector<StoredCopy> ListCopies(int dir_fd);
+
+using InodeSet = absl::flat_hash_set<std::pair<dev_t, ino_t>>;
 
 void RemoveTempFiles(int dir_fd) {
   DIR* dir = OpenDirStream(dir_fd);
@@ -177,7 +165,7 @@ std::vector<StoredCopy> ListCopies(int dir_fd) {
         fstatat(dir_fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
       continue;
     }
-    out.push_back({entry->d_name, static_cast<int64_t>(st.st_size), st.st_mtim});
+    out.push_back({entry->d_name, AllocatedBytes(st), st.st_mtim, st.st_dev, st.st_ino});
   }
   closedir(dir);
   return out;
@@ -206,11 +194,11 @@ absl::StatusOr<UniqueFd> OpenPrivateDirectory(const std::string& path, mode_t mo
   return fd;
 }
 
-absl::StatusOr<ImageStore> ImageStore::Open(const std::string& dir, int64_t max_bytes) {
+absl::StatusOr<ImageStore> ImageStore::Open(const std::string& dir, Options options) {
   ImageStore store;
   ASSIGN_OR_RETURN(store.dir_fd_, OpenPrivateDirectory(dir, 0700));
   store.dir_ = dir;
-  store.budget_->max_bytes = max_bytes;
+  store.options_ = std::move(options);
   RemoveTempFiles(store.dir_fd_.get());
   return store;
 }
@@ -233,44 +221,89 @@ class ImageStore::Reservation {
   int64_t size_;
 };
 
-absl::StatusOr<ImageStore::Reservation> ImageStore::MakeRoom(
-    int64_t size, const absl::flat_hash_set<std::string>& keep) {
-  Budget& b = *budget_;
-  absl::MutexLock lock(&b.mu);
-  if (b.max_bytes > 0) {
-    std::vector<StoredCopy> copies = ListCopies(dir_fd_.get());
-    int64_t used = b.reserved;
-    for (const auto& c : copies) used += c.bytes;
-    // Oldest use first; copies in use go last and are never deleted here.
-    std::sort(copies.begin(), copies.end(),
-              [](const StoredCopy& x, const StoredCopy& y) { return x.last_used < y.last_used; });
-    int64_t kept = 0;
-    for (const auto& c : copies) {
-      if (used + size <= b.max_bytes) break;
-      if (keep.contains(c.digest)) {
-        kept += c.bytes;
-        continue;
-      }
-      if (unlinkat(dir_fd_.get(), c.digest.c_str(), 0) == 0) {
-        used -= c.bytes;
-        spdlog::info("{}: deleted the least recently used copy {} ({} MiB) to make room", dir_,
-                     c.digest.substr(0, 16), c.bytes >> 20);
-      }
-    }
-    if (used + size > b.max_bytes) {
-      return absl::ResourceExhaustedError(absl::StrFormat(
-          "the image store %s has no room for a %d MiB copy: %d MiB of its %d MiB budget are "
-          "copies in use or being written (copy_store_max_mib in berth.conf)",
-          dir_, (size + (1 << 20) - 1) >> 20, (used + (1 << 20) - 1) >> 20, b.max_bytes >> 20));
+namespace {
+
+// The inodes loop devices read, and the bytes of those in `dir` whose name is
+// already gone (they fill the disk all the same).
+InodeSet HeldInodes(const std::vector<HeldFile>& held, const std::string& dir,
+                    const std::vector<StoredCopy>& copies, int64_t& unlinked_bytes) {
+  InodeSet inodes, listed;
+  for (const StoredCopy& c : copies) listed.insert({c.dev, c.ino});
+  unlinked_bytes = 0;
+  for (const HeldFile& h : held) {
+    if (!inodes.insert({h.dev, h.ino}).second) continue;
+    if (!listed.contains({h.dev, h.ino}) && absl::StartsWith(h.path, dir + "/")) {
+      unlinked_bytes += h.bytes;
     }
   }
-  b.reserved += size;
-  return Reservation(&b, size);
+  return inodes;
 }
 
-absl::StatusOr<ImageStore::Copy> ImageStore::CopyPartition(
-    int source_fd, int64_t offset, int64_t size, const absl::flat_hash_set<std::string>& in_use) {
-  ASSIGN_OR_RETURN(Reservation room, MakeRoom(size, in_use));
+}  // namespace
+
+// Deletes the least recently used copies no loop device reads until `bytes`
+// more fit (none with `may_evict` false); `used` is updated. Returns the
+// digests deleted. Called with the budget's lock held.
+std::vector<std::string> ImageStore::EvictFor(int64_t bytes, int64_t& used, bool may_evict) {
+  std::vector<StoredCopy> copies = ListCopies(dir_fd_.get());
+  int64_t unlinked = 0;
+  const InodeSet held =
+      HeldInodes(options_.held ? options_.held() : std::vector<HeldFile>{}, dir_, copies, unlinked);
+  used += unlinked;
+  for (const auto& c : copies) used += c.bytes;
+  std::sort(copies.begin(), copies.end(),
+            [](const StoredCopy& x, const StoredCopy& y) { return x.last_used < y.last_used; });
+  std::vector<std::string> deleted;
+  for (const auto& c : copies) {
+    if (used + bytes <= options_.max_bytes || !may_evict) break;
+    if (held.contains({c.dev, c.ino})) continue;
+    if (unlinkat(dir_fd_.get(), c.digest.c_str(), 0) == 0) {
+      used -= c.bytes;
+      deleted.push_back(c.digest);
+      spdlog::info("{}: deleted the least recently used copy {} ({} MiB) to make room", dir_,
+                   c.digest.substr(0, 16), c.bytes >> 20);
+    }
+  }
+  return deleted;
+}
+
+absl::StatusOr<ImageStore::Reservation> ImageStore::MakeRoom(int64_t apparent, int64_t bytes,
+                                                             bool may_evict) {
+  const int64_t max = options_.max_bytes;
+  auto mib = [](int64_t n) { return (n + (1 << 20) - 1) >> 20; };
+  if (max > 0 && apparent > max) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "a %d MiB partition is larger than the whole %d MiB budget of the image store %s "
+        "(copy_store_max_mib in berth.conf)",
+        mib(apparent), max >> 20, dir_));
+  }
+  std::vector<std::string> deleted;
+  absl::Status refused;
+  {
+    absl::MutexLock lock(&budget_->mu);
+    int64_t used = budget_->reserved;
+    if (max > 0) deleted = EvictFor(bytes, used, may_evict);
+    if (max > 0 && used + bytes > max) {
+      refused = absl::ResourceExhaustedError(absl::StrFormat(
+          "the image store %s has no room for a %d MiB copy: %d MiB of its %d MiB budget are "
+          "%s (copy_store_max_mib in berth.conf)",
+          dir_, mib(bytes), mib(used), max >> 20,
+          may_evict ? "copies loop devices read or copies being written" : "taken"));
+    } else {
+      budget_->reserved += bytes;
+    }
+  }
+  if (options_.on_delete) {
+    for (const std::string& digest : deleted) options_.on_delete(digest);
+  }
+  if (!refused.ok()) return refused;
+  return Reservation(budget_.get(), bytes);
+}
+
+absl::StatusOr<ImageStore::Copy> ImageStore::CopyPartition(int source_fd, int64_t offset,
+                                                           int64_t size, bool may_evict) {
+  ASSIGN_OR_RETURN(Reservation room,
+                   MakeRoom(size, DataBytesOfRange(source_fd, offset, size), may_evict));
   ASSIGN_OR_RETURN(TempFile temp, CreateTemp(dir_fd_.get()));
   Copy copy;
   ASSIGN_OR_RETURN(copy.digest, FillCopy(source_fd, offset, size, temp.fd(), copy.reflinked));
@@ -295,17 +328,20 @@ void ImageStore::Remove(const std::string& digest) {
   if (IsSha256Hex(digest)) unlinkat(dir_fd_.get(), digest.c_str(), 0);
 }
 
-int ImageStore::Prune(const absl::flat_hash_set<std::string>& keep) {
-  DIR* dir = OpenDirStream(dir_fd_.get());
-  if (dir == nullptr) return 0;
-  int removed = 0;
-  while (dirent* entry = readdir(dir)) {
-    std::string name = entry->d_name;
-    if (!IsSha256Hex(name) || keep.contains(name)) continue;
-    if (unlinkat(dir_fd_.get(), name.c_str(), 0) == 0) ++removed;
+int ImageStore::Prune() {
+  std::vector<StoredCopy> copies = ListCopies(dir_fd_.get());
+  int64_t unlinked = 0;
+  const InodeSet held =
+      HeldInodes(options_.held ? options_.held() : std::vector<HeldFile>{}, dir_, copies, unlinked);
+  std::vector<std::string> deleted;
+  for (const StoredCopy& c : copies) {
+    if (held.contains({c.dev, c.ino})) continue;
+    if (unlinkat(dir_fd_.get(), c.digest.c_str(), 0) == 0) deleted.push_back(c.digest);
   }
-  closedir(dir);
-  return removed;
+  if (options_.on_delete) {
+    for (const std::string& digest : deleted) options_.on_delete(digest);
+  }
+  return static_cast<int>(deleted.size());
 }
 
 }  // namespace berth::daemon::image

@@ -9,26 +9,47 @@
 // reach. Naming by content means two users with the same image share one
 // copy (and one mount), and a copy survives the mount for the next run.
 //
-// The store has a size budget (berth.conf copy_store_max_mib): every user can
-// make the daemon copy images into root's state directory, so without one a
-// single user could fill that filesystem. Before a copy, the least recently
-// used copies not in use are deleted until the new one fits; when copies in
-// use alone leave no room, the copy is refused with a message naming the
-// setting. Deleting a copy a mount still reads is harmless (the loop device
-// holds the file), so callers only name the copies in use to avoid copying
-// them again.
+// The store has a size budget (berth.conf copy_store_max_mib), counted in
+// allocated bytes (st_blocks; copies are sparse, sparse_copy.h): every user
+// can make the daemon copy images into root's state directory, so without
+// one a single user could fill that filesystem. Before a copy, the least
+// recently used copies no loop device reads are deleted until the new one
+// fits; when held copies alone leave no room, the copy is refused with a
+// message naming the setting. A copy a loop device reads is never deleted,
+// and one whose name is gone while a loop device still reads it (pinned
+// through /proc/PID/root after its mount ended) still counts: what the
+// kernel holds is what fills the disk (loop_ledger.h).
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/unique_fd.h"
 
 namespace berth::daemon::image {
+
+// A file a loop device reads (a live mount, or one pinned after its unmount).
+struct HeldFile {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  int64_t bytes = 0;  // allocated
+  std::string path;   // where it was when the loop device was attached
+};
+using HeldFiles = std::function<std::vector<HeldFile>()>;
+
+struct StoreOptions {
+  int64_t max_bytes = 0;  // the budget (0: none)
+  HeldFiles held;         // files loop devices read now (none when unset)
+  // Called with the digest of each copy the budget deleted (outside locks).
+  std::function<void(const std::string& digest)> on_delete;
+};
 
 class ImageStore {
  public:
@@ -39,21 +60,25 @@ class ImageStore {
     bool reflinked = false;  // the bytes were shared with FICLONERANGE
   };
 
+  using Options = StoreOptions;
+
   // Opens the store at `dir`, creating it 0700 if missing; refuses a
   // directory that is a symlink, not ours, or writable by group/other.
-  // Removes temporary files left by an interrupted copy. `max_bytes` is the
-  // budget (0: none).
-  static absl::StatusOr<ImageStore> Open(const std::string& dir, int64_t max_bytes = 0);
+  // Removes temporary files left by an interrupted copy.
+  static absl::StatusOr<ImageStore> Open(const std::string& dir, Options options = {});
 
   // Copies bytes [offset, offset+size) of `source_fd` into the store and
   // hashes them on the way: reflink (FICLONERANGE) where the filesystem
-  // allows it (then the copy is hashed), otherwise one read/hash/write pass.
-  // The copy is created O_EXCL|O_NOFOLLOW under a temporary name, fsynced,
-  // made 0400 and renamed into place without replacing an existing copy.
-  // Room is made first (see above); `in_use` names copies not to delete.
-  // Privilege: writes into the daemon's state directory.
+  // allows it (then the copy is hashed), otherwise one read/hash/write pass
+  // over the data extents (holes stay holes). The copy is created
+  // O_EXCL|O_NOFOLLOW under a temporary name, fsynced, made 0400 and renamed
+  // into place without replacing an existing copy. Room is made first (see
+  // above); with `may_evict` false no other copy is deleted for it, and a
+  // copy that does not fit as things are is refused (ResourceExhausted).
+  // A range longer than the whole budget is refused: its holes would still
+  // cost a hash pass. Privilege: writes into the daemon's state directory.
   absl::StatusOr<Copy> CopyPartition(int source_fd, int64_t offset, int64_t size,
-                                     const absl::flat_hash_set<std::string>& in_use = {});
+                                     bool may_evict = true);
 
   // The stored copy named `digest` (NotFound when there is none); marks it
   // recently used.
@@ -62,9 +87,8 @@ class ImageStore {
   // Deletes the copy named `digest` (one the kernel refused, say).
   void Remove(const std::string& digest);
 
-  // Deletes every stored copy whose digest is not in `keep` (copies in use
-  // by a mount must be kept); returns how many were deleted.
-  int Prune(const absl::flat_hash_set<std::string>& keep);
+  // Deletes every stored copy no loop device reads; returns how many.
+  int Prune();
 
   const std::string& dir() const { return dir_; }
 
@@ -72,15 +96,16 @@ class ImageStore {
   // Copies being written count against the budget before they are listed.
   struct Budget {
     absl::Mutex mu;
-    int64_t max_bytes = 0;
     int64_t reserved ABSL_GUARDED_BY(mu) = 0;
   };
   class Reservation;
 
-  absl::StatusOr<Reservation> MakeRoom(int64_t size, const absl::flat_hash_set<std::string>& keep);
+  absl::StatusOr<Reservation> MakeRoom(int64_t apparent, int64_t bytes, bool may_evict);
+  std::vector<std::string> EvictFor(int64_t bytes, int64_t& used, bool may_evict);
 
   UniqueFd dir_fd_;
   std::string dir_;
+  Options options_;
   std::unique_ptr<Budget> budget_ = std::make_unique<Budget>();
 };
 

@@ -21,7 +21,7 @@ namespace {
 // device GET_FREE hands out; a few retries make that invisible.
 constexpr int kMaxAttempts = 64;
 
-loop_config MakeConfig(int backing_fd, int64_t offset, int64_t size) {
+loop_config MakeConfig(int backing_fd, int64_t offset, int64_t size, const std::string& tag) {
   loop_config config;
   std::memset(&config, 0, sizeof(config));
   config.fd = static_cast<uint32_t>(backing_fd);
@@ -31,7 +31,7 @@ loop_config MakeConfig(int backing_fd, int64_t offset, int64_t size) {
   // device is released with its last reference. No direct I/O: the page
   // cache of the backing file is what makes repeated starts cheap.
   config.info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR;
-  std::strncpy(reinterpret_cast<char*>(config.info.lo_file_name), "berth",
+  std::strncpy(reinterpret_cast<char*>(config.info.lo_file_name), tag.c_str(),
                sizeof(config.info.lo_file_name) - 1);
   return config;
 }
@@ -45,9 +45,9 @@ absl::StatusOr<int> GetFreeLoopNumber(int control_fd) {
 }  // namespace
 
 absl::StatusOr<ScopedLoopDevice> ScopedLoopDevice::Attach(int backing_fd, int64_t offset,
-                                                          int64_t size) {
+                                                          int64_t size, const std::string& tag) {
   ASSIGN_OR_RETURN(UniqueFd control, OpenFile("/dev/loop-control", O_RDWR));
-  const loop_config config = MakeConfig(backing_fd, offset, size);
+  const loop_config config = MakeConfig(backing_fd, offset, size, tag);
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     ASSIGN_OR_RETURN(int number, GetFreeLoopNumber(control.get()));
     std::string path = absl::StrCat("/dev/loop", number);

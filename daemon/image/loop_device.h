@@ -18,11 +18,13 @@ namespace berth::daemon::image {
 
 class ScopedLoopDevice {
  public:
-  // Attaches `backing_fd` bytes [offset, offset+size) to a free loop device.
-  // Retries when another loop user grabs the free device between
-  // LOOP_CTL_GET_FREE and LOOP_CONFIGURE.
+  // Attaches `backing_fd` bytes [offset, offset+size) to a free loop device,
+  // with `tag` as its lo_file_name (what tells this attach from any later
+  // use of the number, loop_ledger.h). Retries when another loop user grabs
+  // the free device between LOOP_CTL_GET_FREE and LOOP_CONFIGURE.
   // Privilege: root (opens /dev/loop-control and /dev/loopN).
-  static absl::StatusOr<ScopedLoopDevice> Attach(int backing_fd, int64_t offset, int64_t size);
+  static absl::StatusOr<ScopedLoopDevice> Attach(int backing_fd, int64_t offset, int64_t size,
+                                                 const std::string& tag = "berth");
 
   ScopedLoopDevice() = default;
   ScopedLoopDevice(ScopedLoopDevice&&) = default;

@@ -5,7 +5,6 @@
 
 #include <cerrno>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/digest.h"
@@ -13,6 +12,7 @@
 #include "common/status_macros.h"
 #include "daemon/image/cache_state.h"
 #include "daemon/image/image_trust.h"
+#include "daemon/image/sparse_copy.h"
 #include "daemon/image/squashfs_mount.h"
 #include "sif/image.h"
 #include "spdlog/spdlog.h"
@@ -68,24 +68,13 @@ MountBackend ChooseBackend(const CacheState& s, int fd, const std::string& displ
   return backend;
 }
 
-// The digests of the images mounted now: the store's budget keeps their copies.
-absl::flat_hash_set<std::string> DigestsInUse(CacheState& s) {
-  absl::flat_hash_set<std::string> in_use;
-  // Released after the lock: dropping an entry's last reference takes s.mu.
-  std::vector<std::shared_ptr<CacheEntry>> pinned;
-  absl::MutexLock lock(&s.mu);
-  for (const auto& [key, weak] : s.live) {
-    if (auto entry = weak.lock()) {
-      in_use.insert(entry->digest);
-      pinned.push_back(std::move(entry));
-    }
-  }
-  return in_use;
-}
-
 // Copies the partition into the store; the copy is what gets checked and mounted.
-absl::StatusOr<PreparedSource> PrepareCopy(CacheState& s, int fd, const SquashfsPartition& part) {
-  auto copy = s.store->CopyPartition(fd, part.offset, part.size, DigestsInUse(s));
+absl::StatusOr<PreparedSource> PrepareCopy(CacheState& s, int fd, const SquashfsPartition& part,
+                                           uid_t caller) {
+  // The copy will count against the caller once mounted: refuse before copying.
+  RETURN_IF_ERROR(
+      s.loops->CheckNewCopy(caller, Limited(caller), DataBytesOfRange(fd, part.offset, part.size)));
+  auto copy = s.store->CopyPartition(fd, part.offset, part.size);
   if (!copy.ok()) return Annotate(copy.status(), "copying the partition to the image store");
   if (absl::Status st = CheckSquashfsSuperblock(copy->fd.get(), 0, part.size); !st.ok()) {
     s.store->Remove(copy->digest);  // the file changed under us: keep no junk
@@ -105,11 +94,12 @@ absl::StatusOr<PreparedSource> PrepareCopy(CacheState& s, int fd, const Squashfs
 // The first sight of a file: validate the SIF, apply the policy, hash (or copy).
 absl::StatusOr<PreparedSource> PrepareFromImageUnannotated(CacheState& s, const sif::Image& image,
                                                            const std::string& display,
-                                                           const std::string& file_key) {
+                                                           const std::string& file_key,
+                                                           uid_t caller) {
   ASSIGN_OR_RETURN(SquashfsPartition part, FindPrimarySquashfs(image));
   bool immutable = false;
   const MountBackend backend = ChooseBackend(s, image.fd(), display, immutable);
-  if (backend == MountBackend::kKernelCopy) return PrepareCopy(s, image.fd(), part);
+  if (backend == MountBackend::kKernelCopy) return PrepareCopy(s, image.fd(), part, caller);
   auto digest = DigestRange(image.fd(), part.offset, part.size, DigestAlgorithm::kSha256);
   if (!digest.ok()) return Annotate(digest.status(), "hashing the partition");
   {
@@ -124,12 +114,12 @@ absl::StatusOr<PreparedSource> PrepareFromImageUnannotated(CacheState& s, const 
 
 absl::StatusOr<PreparedSource> PrepareFromImage(CacheState& s, UniqueFd fd,
                                                 const std::string& display,
-                                                const std::string& file_key,
+                                                const std::string& file_key, uid_t caller,
                                                 const std::string& context) {
   // The SIF library prefixes its own errors with the name we give it.
   ASSIGN_OR_RETURN(sif::Image image,
                    sif::Image::FromFd(std::move(fd), sif::OpenMode::kReadOnly, context));
-  auto source = PrepareFromImageUnannotated(s, image, display, file_key);
+  auto source = PrepareFromImageUnannotated(s, image, display, file_key, caller);
   if (!source.ok()) return Annotate(source.status(), context);
   return source;
 }
@@ -156,7 +146,10 @@ void Remember(CacheState& s, const std::string& file_key, const KnownFile& known
 EntryOrError MountSource(const std::shared_ptr<CacheState>& s, PreparedSource& source,
                          uid_t caller) {
   const bool kernel = source.known.backend != MountBackend::kFuse;
-  if (kernel) RETURN_IF_ERROR(ReserveLoopDevice(*s, caller));
+  LoopLedger::Ticket loop;
+  if (kernel) {
+    ASSIGN_OR_RETURN(loop, s->loops->Reserve(caller, Limited(caller), source.fd.get()));
+  }
   std::string mount_point;
   {
     absl::MutexLock lock(&s->mu);
@@ -164,18 +157,18 @@ EntryOrError MountSource(const std::shared_ptr<CacheState>& s, PreparedSource& s
                                   s->next_mount_number++);
   }
   MountedImage::Source from{source.fd.get(), source.known.partition.offset,
-                            source.known.partition.size, source.known.backend};
+                            source.known.partition.size, source.known.backend, loop.tag};
   auto mounted = MountedImage::Mount(from, mount_point, s->policy.fuse_threads);
   if (!mounted.ok()) {
-    if (kernel) ReleaseLoopDevice(*s, caller);
+    if (kernel) s->loops->Cancel(loop.id);
     return mounted.status();
   }
   auto entry = std::make_shared<CacheEntry>();
   entry->mounted = std::move(mounted).value();
   entry->digest = source.known.digest;
   entry->key = source.known.mount_key;
-  entry->loop_owner = caller;
-  entry->holds_loop = kernel;
+  if (kernel) s->loops->Bind(loop.id, entry->mounted->loop_number());
+  entry->loop_ticket = loop.id;
   entry->state = s;
   absl::MutexLock lock(&s->mu);
   s->live[entry->key] = entry;
@@ -208,7 +201,7 @@ EntryOrError MountFile(const std::shared_ptr<CacheState>& s, UniqueFd fd,
       spdlog::info("{}: {}; reading it again", display, std::string(source.status().message()));
   }
   if (!source.ok()) {
-    source = PrepareFromImage(*s, std::move(fd), display, file_key, context);
+    source = PrepareFromImage(*s, std::move(fd), display, file_key, caller, context);
     if (!source.ok()) return source.status();
     Remember(*s, file_key, source->known);
   }
@@ -239,6 +232,10 @@ MountCache::MountCache(std::string state_dir, DaemonMode mode, ImagePolicy polic
   state_->images_dir = state_->state_dir + "/images";
   state_->mode = mode;
   state_->policy = policy;
+  state_->loops = std::make_unique<LoopLedger>(
+      std::vector<std::string>{state_->images_dir, state_->state_dir + "/verified"},
+      LoopLimits{policy.max_loop_devices_per_uid,
+                 UserShareOf(policy.store_max_bytes_per_uid, policy.copy_store_max_bytes)});
 }
 
 MountCache::~MountCache() = default;
@@ -250,8 +247,11 @@ absl::Status MountCache::Init() {
   RETURN_IF_ERROR_CTX(OpenPrivateDirectory(state_->mounts_dir, 0700).status(), "image mounts");
   RETURN_IF_ERROR(CleanStaleMounts(state_->mounts_dir));
   if (state_->mode == DaemonMode::kSystem) {
-    ASSIGN_OR_RETURN(ImageStore store,
-                     ImageStore::Open(state_->images_dir, state_->policy.copy_store_max_bytes));
+    LoopLedger* loops = state_->loops.get();
+    ASSIGN_OR_RETURN(
+        ImageStore store,
+        ImageStore::Open(state_->images_dir, {.max_bytes = state_->policy.copy_store_max_bytes,
+                                              .held = [loops] { return loops->Held(); }}));
     state_->store.emplace(std::move(store));
   }
   state_->initialized = true;
@@ -292,7 +292,15 @@ std::shared_ptr<MountLease> MountCache::HoldForDaemon(const MountLease& lease) {
 absl::StatusOr<int> MountCache::PruneCopies() {
   RETURN_IF_ERROR(Init());
   if (!state_->store.has_value()) return 0;
-  return state_->store->Prune(DigestsInUse(*state_));
+  return state_->store->Prune();
+}
+
+std::vector<HeldFile> MountCache::HeldFiles() {
+  return state_->loops->Held();
+}
+
+absl::Status MountCache::CheckNewCopy(uid_t uid, int64_t bytes) {
+  return state_->loops->CheckNewCopy(uid, Limited(uid), bytes);
 }
 
 MountCacheStats MountCache::stats() const {

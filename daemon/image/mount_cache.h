@@ -27,11 +27,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/unique_fd.h"
 #include "daemon/daemon_options.h"
+#include "daemon/image/immutable_copy.h"
 #include "daemon/image/mounted_image.h"
 
 namespace berth::daemon::image {
@@ -46,6 +48,9 @@ struct ImagePolicy {
   int max_images_per_uid = 32;        // distinct images a uid holds leases on
   int fuse_threads = 8;               // FUSE worker threads (and readers) per mount
   int64_t copy_store_max_bytes = 0;   // budget of the immutable-copy store; 0: none
+  // Store copies a uid's loop devices read; 0: none. Never more than half
+  // of copy_store_max_bytes (UserShareOf).
+  int64_t store_max_bytes_per_uid = 0;
 };
 
 struct MountCacheStats {
@@ -112,9 +117,17 @@ class MountCache {  // one per daemon, thread-safe
   // charged to the user whose request mounted it until the unmount.
   std::shared_ptr<MountLease> HoldForDaemon(const MountLease& lease);
 
-  // Deletes stored copies no live mount uses; returns how many (for an
+  // Deletes stored copies no loop device reads; returns how many (for an
   // epilog or a periodic job: copies otherwise stay as a node cache).
   absl::StatusOr<int> PruneCopies();
+
+  // The files loop devices read now, pinned ones included: the ECL's store
+  // keeps and counts them too (loop_ledger.h).
+  std::vector<HeldFile> HeldFiles();
+  // Whether `uid` may have `bytes` more copied into a store for a new mount
+  // (loop devices and their share of the stores, loop_ledger.h); the ECL
+  // asks before it copies.
+  absl::Status CheckNewCopy(uid_t uid, int64_t bytes);
 
   MountCacheStats stats() const;
   std::string mounts_dir() const;

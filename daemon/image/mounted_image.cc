@@ -36,7 +36,7 @@ absl::StatusOr<std::unique_ptr<MountedImage>> MountedImage::Mount(const Source& 
     if (!fuse.ok()) return Annotate(fuse.status(), "FUSE");
     image->fuse_ = std::move(fuse).value();
   } else {
-    auto loop = ScopedLoopDevice::Attach(source.fd, source.offset, source.size);
+    auto loop = ScopedLoopDevice::Attach(source.fd, source.offset, source.size, source.loop_tag);
     if (!loop.ok()) return Annotate(loop.status(), "loop device");
     image->loop_ = std::move(loop).value();
     auto mount = MountKernelSquashfs(image->loop_.path(), mount_point);

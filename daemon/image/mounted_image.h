@@ -29,6 +29,7 @@ class MountedImage {
     int64_t offset = 0;
     int64_t size = 0;
     MountBackend backend = MountBackend::kKernelDirect;
+    std::string loop_tag = "berth";  // the loop device's lo_file_name (kernel backends)
   };
 
   // Creates `mount_point` and mounts the source's squashfs on it; on any
@@ -42,6 +43,7 @@ class MountedImage {
   const std::string& root() const { return root_; }
   MountBackend backend() const { return backend_; }
   const std::string& loop_device() const { return loop_.path(); }  // empty for FUSE
+  int loop_number() const { return loop_.number(); }               // -1 for FUSE
   // No container uses the mount for now: free what the FUSE server caches.
   void Trim();
 

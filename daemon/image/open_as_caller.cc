@@ -110,18 +110,19 @@ std::string Quoted(const std::string& path) {
 // openat2 with RESOLVE_NO_MAGICLINKS: "/proc/self/..." resolves to the
 // daemon, never a file the caller should reach through us. O_NONBLOCK during
 // the open keeps a FIFO from parking a daemon thread until someone writes.
-absl::StatusOr<UniqueFd> OpenNoMagicLinks(const std::string& path, int flags) {
+// `path` is absolute (dir_fd AT_FDCWD) or one component beneath dir_fd.
+absl::StatusOr<UniqueFd> OpenNoMagicLinks(int dir_fd, const std::string& path, int flags) {
   // openat2 refuses O_PATH combined with anything but O_DIRECTORY/O_NOFOLLOW.
   const int nonblock = (flags & O_PATH) ? 0 : O_NONBLOCK;
   open_how how{};
   how.flags = static_cast<uint64_t>(flags | O_CLOEXEC | nonblock);
-  how.resolve = RESOLVE_NO_MAGICLINKS;
+  how.resolve = RESOLVE_NO_MAGICLINKS | (dir_fd == AT_FDCWD ? 0 : RESOLVE_BENEATH);
   int fd;
   do {
-    fd = static_cast<int>(syscall(SYS_openat2, AT_FDCWD, path.c_str(), &how, sizeof(how)));
+    fd = static_cast<int>(syscall(SYS_openat2, dir_fd, path.c_str(), &how, sizeof(how)));
   } while (fd < 0 && errno == EINTR);
   if (fd < 0 && errno == ENOSYS) {  // kernels before 5.6
-    fd = ::open(path.c_str(), flags | O_CLOEXEC | nonblock);
+    fd = ::openat(dir_fd, path.c_str(), flags | O_CLOEXEC | nonblock);
   }
   if (fd < 0) return ErrnoStatus(path, errno);
   UniqueFd owned(fd);
@@ -138,8 +139,8 @@ absl::Status CheckDaemonMayActAs(const CallerCreds& creds) {
       "the daemon runs as uid %d and cannot open files as uid %d", geteuid(), creds.uid));
 }
 
-absl::StatusOr<UniqueFd> OpenWithCreds(const CallerCreds& creds, const std::string& path, int flags,
-                                       int access_mode) {
+absl::StatusOr<UniqueFd> OpenWithCreds(const CallerCreds& creds, int dir_fd,
+                                       const std::string& path, int flags, int access_mode) {
   std::unique_ptr<ScopedFsIdentity> identity;
   if (geteuid() == 0 && creds.uid != 0) {
     // Why: the kernel must judge this open by the caller's permissions.
@@ -151,7 +152,7 @@ absl::StatusOr<UniqueFd> OpenWithCreds(const CallerCreds& creds, const std::stri
     // user namespace denies setgroups.
     RETURN_IF_ERROR(CheckDaemonMayActAs(creds));
   }
-  ASSIGN_OR_RETURN(UniqueFd fd, OpenNoMagicLinks(path, flags));
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenNoMagicLinks(dir_fd, path, flags));
   // AT_EACCESS: judge by the fs identity we assumed, not the real uid (root).
   if (access_mode != 0 &&
       syscall(SYS_faccessat2, fd.get(), "", access_mode, AT_EMPTY_PATH | AT_EACCESS) != 0) {
@@ -190,13 +191,26 @@ absl::StatusOr<UniqueFd> OpenAsCaller(const CallerCreds& creds, const std::strin
   if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
     return absl::InvalidArgumentError("OpenAsCaller opens existing files only");
   }
-  return OpenWithCreds(creds, path, flags, /*access_mode=*/0);
+  return OpenWithCreds(creds, AT_FDCWD, path, flags, /*access_mode=*/0);
 }
 
 absl::StatusOr<UniqueFd> OpenPathAsCaller(const CallerCreds& creds, const std::string& path,
                                           int access_mode) {
   RETURN_IF_ERROR(ValidateCallerPath(path));
-  return OpenWithCreds(creds, path, O_PATH, access_mode);
+  return OpenWithCreds(creds, AT_FDCWD, path, O_PATH, access_mode);
+}
+
+absl::StatusOr<UniqueFd> OpenAtAsCaller(const CallerCreds& creds, int dir_fd,
+                                        const std::string& name, int flags) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+      name.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("file name ", Quoted(name), " is not one path component"));
+  }
+  if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
+    return absl::InvalidArgumentError("OpenAtAsCaller opens existing files only");
+  }
+  return OpenWithCreds(creds, dir_fd, name, flags, /*access_mode=*/0);
 }
 
 }  // namespace berth::daemon::image

@@ -53,4 +53,13 @@ absl::StatusOr<UniqueFd> OpenAsCaller(const CallerCreds& creds, const std::strin
 absl::StatusOr<UniqueFd> OpenPathAsCaller(const CallerCreds& creds, const std::string& path,
                                           int access_mode = 4 /* R_OK */);
 
+// Opens `name`, one path component (no '/', not "." or ".."), beneath the
+// directory `dir_fd` with open(2) `flags` and the caller's filesystem
+// identity: the kernel checks the caller's search permission on `dir_fd` and
+// their access to the file, so a directory the caller handed over (or one
+// opened for them) lends nothing below it that they could not open
+// themselves. Same privilege and user-mode rules as OpenAsCaller.
+absl::StatusOr<UniqueFd> OpenAtAsCaller(const CallerCreds& creds, int dir_fd,
+                                        const std::string& name, int flags);
+
 }  // namespace berth::daemon::image

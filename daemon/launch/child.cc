@@ -61,35 +61,13 @@ void SetHostname(const ChildPlan& plan) {
   }
 }
 
-// After pivot_root, "/" is the container's root: RESOLVE_IN_ROOT keeps the
-// walk inside it and RESOLVE_NO_MAGICLINKS refuses /proc/self/fd/N and its
-// kin, even through a symlink in the image (CVE-2024-21626).
-void EnterCwd(const ChildPlan& plan) {
-  int fd = OpenAt2(AT_FDCWD, plan.cwd.c_str(), O_PATH | O_DIRECTORY,
-                   RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
-  if (fd < 0) Fail(plan, "entering the working directory", plan.cwd.c_str(), errno);
-  if (fchdir(fd) != 0) Fail(plan, "entering the working directory", plan.cwd.c_str(), errno);
-  close(fd);
-  char buf[PATH_MAX];
-  long n = syscall(SYS_getcwd, buf, sizeof(buf));
-  // The kernel prefixes "(unreachable)" to a cwd outside the root.
-  if (n <= 0 || buf[0] != '/') {
-    Fail(plan, "entering the working directory", "it is outside the container's root", EACCES);
-  }
-}
-
-// Closes [first, last]; nothing when the range is empty.
-void CloseRange(long first, long last) {
-  if (first <= last)
-    syscall(SYS_close_range, static_cast<unsigned>(first), static_cast<unsigned>(last), 0);
-}
-
 // Places every requested descriptor at its number and closes the rest (the
 // daemon's sockets, other containers' descriptors): the container gets
 // exactly its fds. Sources are first copied above every target so that no
 // dup3() overwrites a source still to be placed. The control channel, the
-// status pipe and a live container's user namespace (entered later) survive
-// as close-on-exec descriptors above the targets.
+// status pipe, the init's children list and a live container's user
+// namespace (entered later) survive as close-on-exec descriptors above the
+// targets.
 void PlaceDescriptors(ChildPlan& plan) {
   int floor = plan.max_target + 1 > 3 ? plan.max_target + 1 : 3;
   // The caller's numbers may exceed the daemon's NOFILE limit; the caller's
@@ -101,12 +79,11 @@ void PlaceDescriptors(ChildPlan& plan) {
     if (nofile.rlim_max < needed) nofile.rlim_max = needed;
     setrlimit(RLIMIT_NOFILE, &nofile);
   }
-  int channel = fcntl(plan.channel_fd, F_DUPFD_CLOEXEC, floor);
-  if (channel < 0) Fail(plan, "moving the control channel", nullptr, errno);
-  plan.channel_fd = channel;
-  if (plan.status_fd >= 0) {
-    plan.status_fd = fcntl(plan.status_fd, F_DUPFD_CLOEXEC, floor);
-    if (plan.status_fd < 0) Fail(plan, "moving the status pipe", nullptr, errno);
+  int* kept[3] = {&plan.channel_fd, &plan.status_fd, &plan.children_fd};
+  for (int* fd : kept) {
+    if (*fd < 0) continue;
+    *fd = fcntl(*fd, F_DUPFD_CLOEXEC, floor);
+    if (*fd < 0) Fail(plan, "moving the launcher's descriptors", nullptr, errno);
   }
   if (plan.join_user_fd >= 0) {
     plan.join_user_fd = fcntl(plan.join_user_fd, F_DUPFD_CLOEXEC, floor);
@@ -128,22 +105,8 @@ void PlaceDescriptors(ChildPlan& plan) {
     previous = p.target;
   }
   CloseRange(previous + 1, floor - 1);
-  // Above them, only the survivors (sorted; -1 for those not in use).
-  int keep[3] = {plan.channel_fd, plan.status_fd, plan.join_user_fd};
-  for (int i = 1; i < 3; ++i) {
-    for (int j = i; j > 0 && keep[j] < keep[j - 1]; --j) {
-      int t = keep[j];
-      keep[j] = keep[j - 1];
-      keep[j - 1] = t;
-    }
-  }
-  long next = floor;
-  for (int fd : keep) {
-    if (fd < 0) continue;
-    CloseRange(next, fd - 1);
-    next = fd + 1;
-  }
-  CloseRange(next, ~0U);
+  int keep[4] = {plan.channel_fd, plan.status_fd, plan.children_fd, plan.join_user_fd};
+  CloseAbove(floor, keep);
 }
 
 // Before the identity switch: raising a hard limit needs CAP_SYS_RESOURCE.
@@ -161,6 +124,53 @@ void ApplyProcessAttributes(const ChildPlan& plan) {
 }
 
 }  // namespace
+
+// After pivot_root, "/" is the container's root: RESOLVE_IN_ROOT keeps the
+// walk inside it and RESOLVE_NO_MAGICLINKS refuses /proc/self/fd/N and its
+// kin, even through a symlink in the image (CVE-2024-21626).
+// Runs as the caller, after the identity switch: the kernel checks search
+// permission on every directory of the walk, so nobody starts inside (and
+// opens relative to) a directory they could not reach themselves, such as
+// one below another user's 0700 home or a root-only directory reached
+// through a bind of the host's /. With --fakeroot the walk is made by the
+// namespace's root, whose map holds only the caller's own ids (their uid and
+// subuid range), so it overrides nothing that belongs to anyone else.
+void EnterCwd(const ChildPlan& plan) {
+  int fd = OpenAt2(AT_FDCWD, plan.cwd.c_str(), O_PATH | O_DIRECTORY,
+                   RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+  if (fd < 0) Fail(plan, "entering the working directory", plan.cwd.c_str(), errno);
+  if (fchdir(fd) != 0) Fail(plan, "entering the working directory", plan.cwd.c_str(), errno);
+  close(fd);
+  char buf[PATH_MAX];
+  long n = syscall(SYS_getcwd, buf, sizeof(buf));
+  // The kernel prefixes "(unreachable)" to a cwd outside the root.
+  if (n <= 0 || buf[0] != '/') {
+    Fail(plan, "entering the working directory", "it is outside the container's root", EACCES);
+  }
+}
+
+void CloseRange(long first, long last) {
+  if (first <= last)
+    syscall(SYS_close_range, static_cast<unsigned>(first), static_cast<unsigned>(last), 0);
+}
+
+void CloseAbove(int first, int (&keep)[4]) {
+  // A four-element insertion sort: no library call in the child.
+  for (int i = 1; i < 4; ++i) {
+    for (int j = i; j > 0 && keep[j - 1] > keep[j]; --j) {
+      int t = keep[j];
+      keep[j] = keep[j - 1];
+      keep[j - 1] = t;
+    }
+  }
+  long next = first;
+  for (int fd : keep) {
+    if (fd < first) continue;
+    CloseRange(next, fd - 1);
+    next = fd + 1;
+  }
+  CloseRange(next, ~0U);
+}
 
 void Fail(const ChildPlan& plan, const char* what, const char* detail, int err) {
   ChildMessage msg;
@@ -209,16 +219,17 @@ int OpenAt2(int dirfd, const char* path, uint64_t flags, uint64_t resolve) {
 void ChildMain(ChildPlan& plan) {
   child::ResetSignalHandlers();
   child::JoinCgroups(plan);
+  // Before a join enters the container's mount namespace: its /proc is the
+  // container's PID namespace's, where this process has no thread-self.
+  child::OpenChildrenList(plan);
   if (plan.join) {
     child::EnterLiveContainer(plan);
   } else {
     child::SetHostname(plan);
     child::BuildRootAndPivot(plan);
   }
-  child::EnterCwd(plan);
   child::PlaceDescriptors(plan);
   child::ApplyProcessAttributes(plan);
-  child::DropPrivileges(plan);
   child::StartPayload(plan);
 }
 

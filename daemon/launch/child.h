@@ -10,11 +10,16 @@
 // into an absl::Status.
 //
 // Order of the steps (child.cc), each named in its error message:
-//   join cgroups → mount tree (child_rootfs.cc) → pivot_root → cwd →
-//   descriptors → rlimits, affinity, umask → identity (child_credentials.cc)
-//   → init + exec (child_init.cc). A process joining a live container
-//   enters its namespaces (child_join.cc) in place of the mount tree and
-//   pivot_root.
+//   join cgroups → (the init's children list) → mount tree (child_rootfs.cc)
+//   → pivot_root → descriptors → rlimits, affinity, umask → init
+//   (child_init.cc) → identity (child_credentials.cc) → cwd → exec. With an
+//   init the payload takes the caller's identity and enters the working
+//   directory after the init forked it, and the init keeps an identity the
+//   caller cannot signal (child_init.cc). A process joining a live
+//   container enters its namespaces (child_join.cc) in place of the mount
+//   tree and pivot_root.
+// The working directory is entered after the identity switch, as the
+// caller: it is a path the caller names, so it is walked with their rights.
 // The cgroup join comes first so that everything the container allocates,
 // its tmpfs pages included, is charged to the caller's cgroup.
 //
@@ -50,6 +55,12 @@ struct ChildMessage {
   char text[504] = {};
 };
 
+// What the launcher sends the init to end the container (Container::Kill):
+// the init kills the payload and every process left of it, then exits. Only
+// the daemon's uid may signal the init (child_credentials.cc), and clients
+// cannot forward real-time signals, so nobody else can send it.
+inline constexpr int kEndContainerSignal = 64;  // SIGRTMAX
+
 // One mount of the container's tree, attached in order beneath the new root.
 struct MountStep {
   enum Kind : uint8_t {
@@ -69,6 +80,11 @@ struct MountStep {
   std::string destination;  // relative, lexically clean, never empty
   std::string what;         // "mounting /home/alice", for the error message
   std::string source_path;  // kStagingClone: "staging/...", relative to the session
+  // The destination lies below a host tree attached earlier (a bind, $HOME,
+  // /tmp): it is resolved with the caller's filesystem identity, so that a
+  // mount cannot tell whether a name exists below a host directory the
+  // caller may not search.
+  bool resolve_as_caller = false;
 };
 
 struct FdPlacement {
@@ -83,8 +99,11 @@ struct ChildPlan {
   std::string hostname;  // empty: unchanged
 
   // --- control
-  int channel_fd = -1;      // child end of the message socketpair
-  int status_fd = -1;       // write end of the payload-status pipe (init only)
+  int channel_fd = -1;  // child end of the message socketpair
+  int status_fd = -1;   // write end of the payload-status pipe (init only)
+  // The init's /proc/thread-self/children, opened before pivot_root, when
+  // there is no PID namespace to end the container's processes with it.
+  int children_fd = -1;
   int channel_target = -1;  // numbers both are moved to before fds are placed
   int status_target = -1;
 

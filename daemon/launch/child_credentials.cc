@@ -1,5 +1,7 @@
-// The child becomes the caller: supplementary groups, gid, uid, then no
-// capabilities at all, no_new_privs and non-dumpable. Rules: child.h.
+// The payload becomes the caller: supplementary groups, gid, uid, then no
+// capabilities at all, no_new_privs and non-dumpable. The init becomes a
+// process the caller cannot signal but that can signal the caller's
+// processes (DropInitPrivileges). Rules: child.h.
 //
 // Every credential call is the raw system call. glibc's setgroups/setres*id
 // would broadcast the change to the "other threads" it believes this process
@@ -92,20 +94,7 @@ void ClearCapabilities(const ChildPlan& plan) {
   if (syscall(SYS_capset, &header, data) != 0) Fail(plan, "dropping capabilities", nullptr, errno);
 }
 
-// Asserts the result instead of trusting the calls (CVE-2023-38496).
-void VerifyIdentity(const ChildPlan& plan) {
-  const char* what = "verifying the dropped privileges";
-  uid_t r, e, s;
-  gid_t rg, eg, sg;
-  if (syscall(SYS_getresuid, &r, &e, &s) != 0 || syscall(SYS_getresgid, &rg, &eg, &sg) != 0) {
-    Fail(plan, what, nullptr, errno);
-  }
-  if (r != plan.inside_uid || e != plan.inside_uid || s != plan.inside_uid ||
-      rg != plan.inside_gid || eg != plan.inside_gid || sg != plan.inside_gid) {
-    Fail(plan, what, "uid/gid not switched", EPERM);
-  }
-  if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) Fail(plan, what, "no_new_privs unset", EPERM);
-  if (plan.fakeroot) return;  // root of its own user namespace by design
+void VerifyNoCapabilities(const ChildPlan& plan, const char* what) {
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2] = {};
   if (syscall(SYS_capget, &header, data) != 0) Fail(plan, what, "capget", errno);
@@ -120,7 +109,52 @@ void VerifyIdentity(const ChildPlan& plan) {
   }
 }
 
+// Asserts the result instead of trusting the calls (CVE-2023-38496).
+void VerifyIdentity(const ChildPlan& plan) {
+  const char* what = "verifying the dropped privileges";
+  uid_t r, e, s;
+  gid_t rg, eg, sg;
+  if (syscall(SYS_getresuid, &r, &e, &s) != 0 || syscall(SYS_getresgid, &rg, &eg, &sg) != 0) {
+    Fail(plan, what, nullptr, errno);
+  }
+  if (r != plan.inside_uid || e != plan.inside_uid || s != plan.inside_uid ||
+      rg != plan.inside_gid || eg != plan.inside_gid || sg != plan.inside_gid) {
+    Fail(plan, what, "uid/gid not switched", EPERM);
+  }
+  if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) Fail(plan, what, "no_new_privs unset", EPERM);
+  if (plan.fakeroot) return;  // root of its own user namespace by design
+  VerifyNoCapabilities(plan, what);
+}
+
+// The init's ids: real and saved uid stay the daemon's, the effective uid is
+// the caller's. The kernel lets a process signal another when its real or
+// effective uid is the target's real or saved uid: the init may signal the
+// caller's processes (its effective uid is theirs), while none of them may
+// signal, ptrace or prlimit the init (its real and saved uid are not the
+// caller's). No capability is kept.
+void SwitchInitIds(const ChildPlan& plan) {
+  const char* what = "giving the init its identity";
+  if (plan.can_setgroups && syscall(SYS_setgroups, 0, nullptr) != 0)
+    Fail(plan, what, nullptr, errno);
+  if (syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0) Fail(plan, what, "gid", errno);
+  if (syscall(SYS_setresuid, -1, plan.uid, -1) != 0) Fail(plan, what, "uid", errno);
+}
+
 }  // namespace
+
+void DropInitPrivileges(ChildPlan& plan) {
+  DropBoundingSet(plan);
+  SwitchInitIds(plan);
+  ClearCapabilities(plan);
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+    Fail(plan, "setting no_new_privs", nullptr, errno);
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) Fail(plan, "setting non-dumpable", nullptr, errno);
+  uid_t r, e, s;
+  if (syscall(SYS_getresuid, &r, &e, &s) != 0 || e != plan.uid) {
+    Fail(plan, "verifying the init's identity", "uid not switched", EPERM);
+  }
+  VerifyNoCapabilities(plan, "verifying the init's identity");
+}
 
 void DropPrivileges(ChildPlan& plan) {
   SetSupplementaryGroups(plan);

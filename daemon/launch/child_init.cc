@@ -1,13 +1,28 @@
-// The last steps: the payload's exec and, with a PID namespace, the tiny init
-// that stays as its PID 1. Rules: child.h.
+// The last steps: the tiny init that stays as the container's first process,
+// and the payload's exec. Rules: child.h.
 //
-// Why an init: as PID 1 of a namespace the kernel drops every signal it has
-// no handler for, so a payload running as PID 1 ignores `kill -TERM $$` and
-// Ctrl-C, and nobody reaps the orphans of daemonizing programs. The init
-// blocks all signals, waits for them with sigtimedwait, forwards each to the
-// payload, reaps every child, and exits with the payload's status (128+N for
-// a signal; the exact wait status also goes to the launcher through the
-// status pipe, since the init cannot die of the same signal itself).
+// Why an init. With a PID namespace: as PID 1 the kernel drops every signal
+// it has no handler for, so a payload running as PID 1 ignores `kill -TERM
+// $$` and Ctrl-C, and nobody reaps the orphans of daemonizing programs.
+// Without one (--no-pid): nothing would end the payload's background jobs
+// and daemons with it; they would outlive the container, holding its mount
+// namespace and image. The init blocks all signals, waits for them with
+// sigtimedwait, forwards each to the payload, reaps every child, and exits
+// with the payload's status (128+N for a signal; the exact wait status also
+// goes to the launcher through the status pipe, since the init cannot die
+// of the same signal itself).
+//
+// Ending the container's processes with it, without a PID namespace: the
+// init is their child subreaper, so every orphan in the payload's tree
+// (double-forked, setsid'ed, whatever its session or process group) becomes
+// the init's child instead of escaping to the host's init. When the payload
+// exits, or the launcher sends kEndContainerSignal, the init kills each of
+// its children, reaps them, and repeats (each death hands the dead process's
+// children to the init) until it has none; only then does it exit. It finds
+// its children in /proc/thread-self/children, opened before pivot_root. The
+// caller cannot kill the init to orphan the rest out of reach: its real and
+// saved uid are not the caller's (DropInitPrivileges). With a PID
+// namespace, the init's exit ends every process in it.
 //
 // A holder's init (LaunchSpec::hold) forks nothing: it keeps a shared
 // container's namespaces alive and reaps whatever the PID namespace leaves
@@ -16,7 +31,9 @@
 // The init then releases the daemon's anonymous memory it inherited
 // (ReleaseDaemonMemory) and lives on its stack, making raw system calls only.
 //
-// Privilege: none left; this runs after DropPrivileges().
+// Privilege: the payload drops to the caller (DropPrivileges) and enters the
+// working directory as the caller between the init's vfork and its exec; the init drops to
+// DropInitPrivileges' identity once the payload has exec'd. Neither keeps a capability.
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <signal.h>
@@ -29,6 +46,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <ctime>
 
 #include "daemon/launch/child_internal.h"
 
@@ -80,15 +98,70 @@ void EnterSession(const ChildPlan& plan) {
   for (;;) syscall(SYS_exit_group, code);
 }
 
-// Reaps everything that has exited; exits when the payload is among them.
-void ReapChildren(pid_t payload, int status_fd) {
+// SIGKILLs every child listed in `children_fd` (/proc/thread-self/children:
+// pids separated by spaces). A child cannot be reaped by anyone but the
+// init, so a listed pid is not reused before the init reaps it.
+void KillChildren(int children_fd) {
+  syscall(SYS_lseek, children_fd, 0, SEEK_SET);
+  char buf[4096];
+  long pid = 0;
+  bool in_number = false;
+  for (;;) {
+    long n = syscall(SYS_read, children_fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    for (long i = 0; i < n; ++i) {
+      if (buf[i] >= '0' && buf[i] <= '9') {
+        pid = pid * 10 + (buf[i] - '0');
+        in_number = true;
+        continue;
+      }
+      if (in_number) syscall(SYS_kill, pid, SIGKILL);
+      pid = 0;
+      in_number = false;
+    }
+  }
+  if (in_number) syscall(SYS_kill, pid, SIGKILL);
+}
+
+// What the init's loop needs, on its stack: ReleaseDaemonMemory() zeroes the
+// heap the ChildPlan lives in.
+struct InitState {
+  pid_t payload;
+  int status_fd;
+  int children_fd;  // -1 with a PID namespace
+};
+
+// Without a PID namespace: kills and reaps the init's children until it has
+// none (see the file comment). A pass may miss a child the list reordered
+// under it, so the init never blocks on a child it may not have killed: it
+// waits for SIGCHLD at most 50 ms, then kills again.
+void EndDescendants(const InitState& init) {
+  if (init.children_fd < 0) return;
+  uint64_t sigchld = uint64_t{1} << (SIGCHLD - 1);
+  for (;;) {
+    KillChildren(init.children_fd);
+    for (;;) {
+      int status = 0;
+      long pid = syscall(SYS_wait4, -1, &status, WNOHANG | __WALL, nullptr);
+      if (pid < 0 && errno == ECHILD) return;
+      if (pid <= 0) break;
+    }
+    timespec pause{0, 50'000'000};
+    syscall(SYS_rt_sigtimedwait, &sigchld, nullptr, &pause, kKernelSigsetSize);
+  }
+}
+
+// Reaps everything that has exited; when the payload is among them, ends
+// what is left of the container and exits like it.
+void ReapChildren(const InitState& init) {
   for (;;) {
     int status = 0;
-    pid_t pid = static_cast<pid_t>(syscall(SYS_wait4, -1, &status, WNOHANG, nullptr));
+    pid_t pid = static_cast<pid_t>(syscall(SYS_wait4, -1, &status, WNOHANG | __WALL, nullptr));
     if (pid <= 0) return;
-    if (pid == payload) {
+    if (pid == init.payload) {
       // On failure the launcher falls back to the init's own exit status.
-      syscall(SYS_write, status_fd, &status, sizeof(status));
+      syscall(SYS_write, init.status_fd, &status, sizeof(status));
+      EndDescendants(init);
       ExitLike(status);
     }
   }
@@ -188,11 +261,16 @@ void ReleaseDaemonMemory() {
 }
 
 [[noreturn]] void RunInit(ChildPlan& plan) {
+  // Orphans anywhere in the payload's tree come back to the init.
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
+    Fail(plan, "making the init a subreaper", nullptr, errno);
+  }
   // vfork: the payload borrows this address space (a copy of the daemon's,
   // ~350 mappings) until its execve instead of copying it once more (about
   // 1 ms of fork, and again of exec tearing the copy down), and the init
   // sleeps meanwhile, so the two never run on the same stack at once. Unlike
-  // fork(), glibc's vfork runs no atfork handlers of the daemon's.
+  // fork(), glibc's vfork runs no atfork handlers of the daemon's. The
+  // payload's credential calls change only its own task, not the memory.
   pid_t payload = -1;
   if (plan.hold) {
     // A holder: no payload; the launcher's wait ends when the channel closes.
@@ -201,21 +279,20 @@ void ReleaseDaemonMemory() {
   } else {
     payload = vfork();
     if (payload < 0) Fail(plan, "starting the payload", nullptr, errno);
-    if (payload == 0) ExecPayload(plan);
+    if (payload == 0) {
+      DropPrivileges(plan);
+      EnterCwd(plan);
+      ExecPayload(plan);
+    }
   }
   // In ps it would otherwise carry the daemon's name.
   prctl(PR_SET_NAME, "berth-init", 0, 0, 0);
-  // The init needs no capability, even when the payload (fakeroot) keeps
-  // those of its user namespace.
-  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
-  __user_cap_data_struct none[2] = {};
-  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-  syscall(SYS_capset, &header, none);
-  // Keep only the status pipe: the payload's stdio and the control channel
-  // must close when the payload closes them.
-  int status_fd = plan.status_fd;
-  if (status_fd > 0) syscall(SYS_close_range, 0U, static_cast<unsigned>(status_fd) - 1, 0);
-  syscall(SYS_close_range, static_cast<unsigned>(status_fd) + 1, ~0U, 0);
+  DropInitPrivileges(plan);
+  // Keep only the status pipe and the children list: the payload's stdio and
+  // the control channel must close when the payload closes them.
+  const InitState init{payload, plan.status_fd, plan.children_fd};
+  int keep[4] = {init.status_fd, init.children_fd, -1, -1};
+  CloseAbove(0, keep);
   ReleaseDaemonMemory();
   uint64_t all = ~uint64_t{0};
   for (;;) {
@@ -224,17 +301,34 @@ void ReleaseDaemonMemory() {
         static_cast<int>(syscall(SYS_rt_sigtimedwait, &all, &info, nullptr, kKernelSigsetSize));
     if (sig < 0) continue;
     if (sig == SIGCHLD) {
-      ReapChildren(payload, status_fd);
+      ReapChildren(init);
       continue;
     }
-    if (payload > 0) syscall(SYS_kill, payload, sig);
+    if (init.payload > 0) {
+      // The payload's end (SIGCHLD) then ends the rest.
+      syscall(SYS_kill, init.payload, sig == kEndContainerSignal ? SIGKILL : sig);
+    } else if (sig == kEndContainerSignal) {
+      // A holder ends when the daemon says so, and its namespaces with it.
+      EndDescendants(init);
+      for (;;) syscall(SYS_exit_group, 0);
+    }
   }
 }
 
 }  // namespace
 
+void OpenChildrenList(ChildPlan& plan) {
+  if (!plan.run_init || plan.pid_namespace) return;
+  int fd = static_cast<int>(
+      syscall(SYS_openat, AT_FDCWD, "/proc/thread-self/children", O_RDONLY | O_CLOEXEC));
+  if (fd < 0) Fail(plan, "opening the init's /proc/thread-self/children", nullptr, errno);
+  plan.children_fd = fd;
+}
+
 void StartPayload(ChildPlan& plan) {
   if (plan.run_init) RunInit(plan);
+  DropPrivileges(plan);
+  EnterCwd(plan);
   ExecPayload(plan);
 }
 

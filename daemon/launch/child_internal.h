@@ -20,6 +20,13 @@ inline constexpr int kFailedExit = 127;
 // the detail when there is one.
 [[noreturn]] void FailFs(const ChildPlan& plan, const char* what, int fs_fd, int err);
 
+// Closes [first, last]; nothing when the range is empty.
+void CloseRange(long first, long last);
+
+// Closes every descriptor from `first` up except those in `keep` (-1
+// entries ignored; `keep` is sorted in place).
+void CloseAbove(int first, int (&keep)[4]);
+
 // Sends a bodiless message; errors are ignored (the parent notices EOF).
 void Send(const ChildPlan& plan, uint32_t kind);
 
@@ -33,10 +40,22 @@ void BuildRootAndPivot(ChildPlan& plan);
 // namespace) in place of building a root.
 void EnterLiveContainer(const ChildPlan& plan);
 
+// child.cc: enters the working directory, as the caller (after
+// DropPrivileges).
+void EnterCwd(const ChildPlan& plan);
+
 // child_credentials.cc: becomes the caller (or fakeroot); no caps, NNP.
 void DropPrivileges(ChildPlan& plan);
 
-// child_init.cc: exec the payload, through an init when the plan says so.
+// child_credentials.cc: the init's identity: the caller's processes cannot
+// signal it, it can signal them; no caps, NNP, non-dumpable.
+void DropInitPrivileges(ChildPlan& plan);
+
+// child_init.cc: opens plan.children_fd when the init will need it.
+void OpenChildrenList(ChildPlan& plan);
+
+// child_init.cc: takes the caller's identity (DropPrivileges) and execs the
+// payload, through an init when the plan says so.
 [[noreturn]] void StartPayload(ChildPlan& plan);
 
 }  // namespace berth::daemon::launch::child

@@ -121,13 +121,38 @@ int NewProcfs(const ChildPlan& plan, const MountStep& step) {
   return mnt;
 }
 
+// OpenAt2 with the caller's filesystem identity (MountStep::resolve_as_caller).
+// Leaving fsuid 0 drops the filesystem capabilities and returning to it
+// restores them; the supplementary groups are set to the caller's now and
+// again by DropPrivileges.
+int ResolveAsCaller(const ChildPlan& plan, int base, const char* path) {
+  const char* what = "resolving a destination as the caller";
+  if (plan.can_setgroups && syscall(SYS_setgroups, plan.groups.size(), plan.groups.data()) != 0) {
+    Fail(plan, what, "setgroups", errno);
+  }
+  long uid = syscall(SYS_setfsuid, -1), gid = syscall(SYS_setfsgid, -1);
+  syscall(SYS_setfsgid, plan.gid);
+  syscall(SYS_setfsuid, plan.uid);
+  if (syscall(SYS_setfsuid, -1) != static_cast<long>(plan.uid)) Fail(plan, what, "setfsuid", EPERM);
+  int fd = OpenAt2(base, path, O_PATH, kInRoot);
+  int err = errno;
+  syscall(SYS_setfsuid, uid);
+  syscall(SYS_setfsgid, gid);
+  if (syscall(SYS_setfsuid, -1) != uid || syscall(SYS_setfsgid, -1) != gid) {
+    Fail(plan, what, "restoring the daemon's identity", EPERM);
+  }
+  errno = err;
+  return fd;
+}
+
 // The destination is resolved by the kernel beneath the new root (or an
 // attached mount of ours), never through a symlink out of it, and the mount
 // is placed on that descriptor: nothing can be swapped between the two
 // (CVE-2021-30465).
 void Attach(const ChildPlan& plan, int root, const MountStep& step) {
   int base = step.base_fd >= 0 ? step.base_fd : root;
-  int target = OpenAt2(base, step.destination.c_str(), O_PATH, kInRoot);
+  int target = step.resolve_as_caller ? ResolveAsCaller(plan, base, step.destination.c_str())
+                                      : OpenAt2(base, step.destination.c_str(), O_PATH, kInRoot);
   if (target < 0) Fail(plan, step.what.c_str(), "resolving the destination", errno);
   int source = step.kind == MountStep::kProcfs ? NewProcfs(plan, step) : step.source_fd;
   if (move_mount(source, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {

@@ -30,6 +30,8 @@ namespace {
 // Generous: the child only mounts and execs, but a FUSE-backed image (user
 // mode) may be slow to answer its first lookup.
 constexpr int kSetupTimeoutMs = 60'000;
+// How long the init may take to end the container's processes when killed.
+constexpr int kInitEndMillis = 5'000;
 
 // Privilege: the daemon's. All signals are blocked across clone3 so that no
 // daemon signal handler can run in the child before it resets them.
@@ -139,6 +141,7 @@ Container& Container::operator=(Container&& other) noexcept {
     pidfd_ = std::move(other.pidfd_);
     status_fd_ = std::move(other.status_fd_);
     has_init_ = other.has_init_;
+    init_serving_ = other.init_serving_;
     reaped_ = std::exchange(other.reaped_, true);
   }
   return *this;
@@ -150,15 +153,29 @@ Container::Container(Container&& other) noexcept
       pidfd_(std::move(other.pidfd_)),
       status_fd_(std::move(other.status_fd_)),
       has_init_(other.has_init_),
+      init_serving_(other.init_serving_),
       reaped_(std::exchange(other.reaped_, true)) {}
 
 Container::~Container() {
   KillAndReap();
 }
 
+absl::Status Container::Kill() {
+  return Signal(init_serving_ ? kEndContainerSignal : SIGKILL);
+}
+
 void Container::KillAndReap() {
   if (reaped_ || !pidfd_) return;
-  ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+  // The init ends everything left of the container before it exits; SIGKILL
+  // to it would orphan what is left to the host's init (without a PID
+  // namespace). SIGKILL is the fallback for an init that does not end.
+  bool ended = false;
+  if (init_serving_ &&
+      ::syscall(SYS_pidfd_send_signal, pidfd_.get(), kEndContainerSignal, nullptr, 0) == 0) {
+    pollfd exited{pidfd_.get(), POLLIN, 0};
+    ended = ::poll(&exited, 1, kInitEndMillis) == 1;
+  }
+  if (!ended) ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
   siginfo_t info{};
   while (::waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &info, WEXITED) != 0 &&
          errno == EINTR) {
@@ -222,7 +239,10 @@ absl::StatusOr<pid_t> AwaitExec(PreparedLaunch& p, pid_t pid, int pidfd) {
       case ChildMessage::kFailed:
         return ErrnoStatus(r.msg.text, r.msg.err);
       case ChildMessage::kNeedIdMaps: {
-        RETURN_IF_ERROR_CTX(WriteIdMaps(pid, p.plan), "writing the user namespace's id maps");
+        // The payload makes the namespace: the init's child when there is one.
+        pid_t in_namespace = r.sender > 0 ? r.sender : pid;
+        RETURN_IF_ERROR_CTX(WriteIdMaps(in_namespace, p.plan),
+                            "writing the user namespace's id maps");
         ChildMessage done;
         done.kind = ChildMessage::kIdMapsDone;
         if (::send(fd, &done, sizeof(done), MSG_NOSIGNAL) != sizeof(done)) {
@@ -264,6 +284,7 @@ absl::StatusOr<Container> Container::StartPrepared(PreparedLaunch& prepared, Lau
   spec.fds.clear();
   ASSIGN_OR_RETURN(container.payload_pid_, AwaitExec(prepared, pid, pidfd_number));
   if (!prepared.plan.run_init) container.payload_pid_ = pid;
+  container.init_serving_ = prepared.plan.run_init;
   return container;
 }
 

@@ -24,9 +24,12 @@
 // ~1.7 ms) and would itself be a binary to protect from the container
 // (CVE-2019-5736); the raw child never execs anything but the payload.
 //
-// With a PID namespace (the default) the child becomes the namespace's
-// PID 1: a tiny init that forks the payload, forwards signals to it, reaps
-// every orphan and reports the payload's wait status. It starts as a
+// The child becomes a tiny init that forks the payload, forwards signals to
+// it, reaps every orphan and reports the payload's wait status: PID 1 of
+// the container's PID namespace (the default), or, without one, the child
+// subreaper that ends every process left of the container when the payload
+// exits or the container is killed (child_init.cc). Only --no-init with a
+// PID namespace runs the payload without it. It starts as a
 // copy-on-write image of the daemon; once the payload is forked it hands the
 // daemon's anonymous memory back (MADV_DONTNEED), so a long-running
 // container pins no copy of the daemon's heap (~1 MiB instead). It runs as
@@ -186,7 +189,7 @@ struct ExitStatus {
 };
 
 // A running container. Destroying one that was not waited for kills it
-// (SIGKILL to its PID 1, which takes the whole PID namespace) and reaps it.
+// (Kill(), SIGKILL after a grace period) and reaps it.
 struct LiveNamespaces;
 struct PreparedLaunch;
 
@@ -206,6 +209,10 @@ class Container {
 
   // Delivers `sig` to the payload (through the init, which forwards it).
   absl::Status Signal(int sig);
+  // Ends the container: the payload and every process left of it, PID
+  // namespace or not (the init ends them before it exits). Wait() still
+  // reaps it.
+  absl::Status Kill();
   // Blocks until the container has exited and reaps it.
   absl::StatusOr<ExitStatus> Wait();
 
@@ -222,6 +229,7 @@ class Container {
   UniqueFd pidfd_;
   UniqueFd status_fd_;  // the init writes the payload's wait status here
   bool has_init_ = false;
+  bool init_serving_ = false;  // the init runs its loop: it ends the container when asked
   bool reaped_ = true;
 };
 

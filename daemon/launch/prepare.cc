@@ -296,7 +296,9 @@ std::vector<std::string> ExecCandidates(const LaunchSpec& spec) {
 }
 
 void PrepareExec(LaunchSpec& spec, ChildPlan& plan) {
-  plan.run_init = spec.pid_namespace && !spec.no_init;
+  // Without a PID namespace the init is what ends the container's processes
+  // with it (child_init.cc): --no-init only applies to PID 1 of a namespace.
+  plan.run_init = !(spec.pid_namespace && spec.no_init);
   if (spec.hold) {
     // The holder is all init: no payload to exec.
     plan.hold = plan.run_init = true;

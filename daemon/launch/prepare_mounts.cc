@@ -41,11 +41,22 @@ class MountPlanner {
       : image_fd_(image_fd), staging_fd_(staging_fd), p_(p) {}
 
   // `mnt` at the container path `dest`, its mount point made if missing.
+  // Below a host tree attached earlier, `dest` is resolved as the caller.
   absl::Status At(UniqueFd mnt, absl::string_view dest, bool directory, std::string what) {
     ASSIGN_OR_RETURN(std::string clean, CleanContainerPath(dest));
     RETURN_IF_ERROR_CTX(MakeMountPoint(clean, directory), what);
-    p_.plan.mounts.push_back({MountStep::kAttach, mnt.get(), -1, clean, std::move(what), {}});
+    bool below_host = std::any_of(host_trees_.begin(), host_trees_.end(),
+                                  [&](const std::string& tree) { return IsBelow(clean, tree); });
+    p_.plan.mounts.push_back(
+        {MountStep::kAttach, mnt.get(), -1, clean, std::move(what), {}, below_host});
     p_.owned.push_back(std::move(mnt));
+    return absl::OkStatus();
+  }
+
+  // Like At() for a tree of the host's (a bind source, /tmp, /sys, /dev).
+  absl::Status AtHostTree(UniqueFd mnt, absl::string_view dest, bool directory, std::string what) {
+    RETURN_IF_ERROR(At(std::move(mnt), dest, directory, std::move(what)));
+    if (directory) host_trees_.push_back(p_.plan.mounts.back().destination);
     return absl::OkStatus();
   }
 
@@ -77,12 +88,16 @@ class MountPlanner {
     int fd;
   };
 
+  // Is the clean container path `path` strictly below `dir`?
+  static bool IsBelow(const std::string& path, const std::string& dir) {
+    return path.size() > dir.size() && absl::StartsWith(path, dir) && path[dir.size()] == '/';
+  }
+
   // In the deepest of our fresh tmpfs mounts that will cover `clean`, or in
   // the staging layer above the image.
   absl::Status MakeMountPoint(const std::string& clean, bool directory) {
     for (auto it = own_tmpfs_.rbegin(); it != own_tmpfs_.rend(); ++it) {
-      if (clean.size() > it->destination.size() && absl::StartsWith(clean, it->destination) &&
-          clean[it->destination.size()] == '/') {
+      if (IsBelow(clean, it->destination)) {
         return MakeInTmpfs(it->fd, clean.substr(it->destination.size() + 1), directory);
       }
     }
@@ -109,6 +124,7 @@ class MountPlanner {
   int staging_fd_;
   PreparedLaunch& p_;
   std::vector<OwnTmpfs> own_tmpfs_;
+  std::vector<std::string> host_trees_;  // clean destinations of host directories
 };
 
 // A recursive copy of a host tree, with `attributes` added everywhere.
@@ -140,7 +156,7 @@ absl::Status PlanBind(MountPlanner& planner, const BindSpec& bind, const std::st
   uint64_t attributes = kNoSuidDev | (bind.read_only ? MOUNT_ATTR_RDONLY : 0);
   auto mnt = CloneTree(bind.source.get(), "", attributes);
   if (!mnt.ok()) return Annotate(mnt.status(), what);
-  return planner.At(std::move(*mnt), bind.destination, directory, what);
+  return planner.AtHostTree(std::move(*mnt), bind.destination, directory, what);
 }
 
 // A fresh tmpfs; its root belongs to the daemon unless `owner` is given (a
@@ -241,14 +257,14 @@ absl::Status PlanSystemMounts(const LaunchSpec& spec, MountPlanner& planner) {
     bool real_root = spec.identity.uid == 0 && !spec.fakeroot;
     uint64_t ro = real_root ? 0 : MOUNT_ATTR_RDONLY;
     ASSIGN_OR_RETURN(UniqueFd mnt, HostTree("/sys", kNoSuidDev | MOUNT_ATTR_NOEXEC | ro));
-    RETURN_IF_ERROR(planner.At(std::move(mnt), "/sys", true, "mounting /sys"));
+    RETURN_IF_ERROR(planner.AtHostTree(std::move(mnt), "/sys", true, "mounting /sys"));
   }
   bool minimal_dev = spec.contain || sys.minimal_dev;
   if (sys.dev && minimal_dev) RETURN_IF_ERROR(PlanMinimalDev(planner));
   if (sys.dev && !minimal_dev) {
     ASSIGN_OR_RETURN(UniqueFd mnt, HostTree("/dev", MOUNT_ATTR_NOSUID));
     int base = mnt.get();
-    RETURN_IF_ERROR(planner.At(std::move(mnt), "/dev", true, "mounting /dev"));
+    RETURN_IF_ERROR(planner.AtHostTree(std::move(mnt), "/dev", true, "mounting /dev"));
     if (spec.private_tmp) RETURN_IF_ERROR(PlanPrivateShm(planner, base));
   }
   bool private_tmp = spec.contain || spec.private_tmp;
@@ -264,7 +280,7 @@ absl::Status PlanSystemMounts(const LaunchSpec& spec, MountPlanner& planner) {
     }
     auto mnt = HostTree(tmp, kNoSuidDev);
     if (!mnt.ok()) return Annotate(mnt.status(), what);
-    RETURN_IF_ERROR(planner.At(std::move(*mnt), tmp, true, what));
+    RETURN_IF_ERROR(planner.AtHostTree(std::move(*mnt), tmp, true, what));
   }
   return absl::OkStatus();
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <set>
 #include <sstream>
@@ -128,16 +129,41 @@ absl::Status ParseNamespaces(const toml::table& t, const std::string& o, Config&
   return absl::OkStatus();
 }
 
+// What a user's connections may hold. Sessions default to one per
+// container plus a few awaiting their request, and connections to room for
+// every session and some gRPC calls beside them.
+absl::Status ParseConnectionLimits(const toml::table& t, const std::string& o, Config& c) {
+  c.max_sessions_per_user = c.max_containers_per_user + 16;
+  RETURN_IF_ERROR(ReadInt(t, "max_sessions_per_user", 1, 1 << 20, o, c.max_sessions_per_user));
+  c.max_connections_per_user = std::max(512, c.max_sessions_per_user + 64);
+  RETURN_IF_ERROR(
+      ReadInt(t, "max_connections_per_user", 1, 1 << 20, o, c.max_connections_per_user));
+  RETURN_IF_ERROR(ReadInt(t, "max_pending_connections_per_user", 1, 1024, o,
+                          c.max_pending_connections_per_user));
+  RETURN_IF_ERROR(ReadInt(t, "max_handed_fds_per_user", 64, 1 << 20, o, c.max_handed_fds_per_user));
+  if (c.max_connections_per_user < c.max_sessions_per_user) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: max_connections_per_user (%d) is lower than max_sessions_per_user (%d): every run "
+        "session is a connection",
+        o, c.max_connections_per_user, c.max_sessions_per_user));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseLimits(const toml::table& t, const std::string& o, Config& c) {
   RETURN_IF_ERROR(CheckConfigKeys(
       t,
       {"max_containers_per_user", "max_images_per_user", "max_loop_devices_per_user",
-       "writable_tmpfs_default_mib", "writable_tmpfs_max_mib"},
+       "writable_tmpfs_default_mib", "writable_tmpfs_max_mib", "max_sessions_per_user",
+       "max_connections_per_user", "max_pending_connections_per_user", "max_handed_fds_per_user",
+       "max_store_mib_per_user", "max_cache_mib_per_user"},
       "limits", o));
   RETURN_IF_ERROR(ReadInt(t, "max_containers_per_user", 1, 100000, o, c.max_containers_per_user));
   RETURN_IF_ERROR(ReadInt(t, "max_images_per_user", 1, 10000, o, c.max_images_per_user));
   RETURN_IF_ERROR(
       ReadInt(t, "max_loop_devices_per_user", 0, 10000, o, c.max_loop_devices_per_user));
+  RETURN_IF_ERROR(ReadInt(t, "max_store_mib_per_user", 0, 16777216, o, c.max_store_mib_per_user));
+  RETURN_IF_ERROR(ReadInt(t, "max_cache_mib_per_user", 0, 16777216, o, c.max_cache_mib_per_user));
   RETURN_IF_ERROR(
       ReadInt(t, "writable_tmpfs_default_mib", 1, 1 << 24, o, c.writable_tmpfs_default_mib));
   RETURN_IF_ERROR(ReadInt(t, "writable_tmpfs_max_mib", 1, 1 << 24, o, c.writable_tmpfs_max_mib));
@@ -145,14 +171,15 @@ absl::Status ParseLimits(const toml::table& t, const std::string& o, Config& c) 
     return absl::InvalidArgumentError(
         absl::StrCat(o, ": writable_tmpfs_default_mib is larger than writable_tmpfs_max_mib"));
   }
-  return absl::OkStatus();
+  return ParseConnectionLimits(t, o, c);
 }
 
 absl::Status ParseRegistry(const toml::table& t, const std::string& o, Config& c) {
-  RETURN_IF_ERROR(CheckConfigKeys(t,
-                                  {"insecure", "ca_file", "max_manifest_bytes", "max_blob_bytes",
-                                   "parallel_downloads", "stall_timeout_seconds", "attempts"},
-                                  "registry", o));
+  RETURN_IF_ERROR(
+      CheckConfigKeys(t,
+                      {"insecure", "ca_file", "max_manifest_bytes", "max_blob_bytes",
+                       "parallel_downloads", "stall_timeout_seconds", "attempts", "cache_max_mib"},
+                      "registry", o));
   if (const toml::node* n = t.get("insecure")) {
     const toml::array* arr = n->as_array();
     if (arr == nullptr) return Bad(o, *n, "insecure must be a list of host[:port]");
@@ -175,6 +202,7 @@ absl::Status ParseRegistry(const toml::table& t, const std::string& o, Config& c
   RETURN_IF_ERROR(ReadInt(t, "parallel_downloads", 1, 64, o, c.parallel_downloads));
   RETURN_IF_ERROR(ReadInt(t, "stall_timeout_seconds", 1, 3600, o, c.registry_stall_seconds));
   RETURN_IF_ERROR(ReadInt(t, "attempts", 1, 20, o, c.registry_attempts));
+  RETURN_IF_ERROR(ReadInt(t, "cache_max_mib", 0, 16777216, o, c.cache_max_mib));
   return absl::OkStatus();
 }
 

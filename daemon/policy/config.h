@@ -49,8 +49,19 @@ struct Config {
   int max_containers_per_user = 256;
   int max_images_per_user = 32;
   int max_loop_devices_per_user = 32;
+  // Store copies a user's loop devices read, pinned ones included; 0: none.
+  int max_store_mib_per_user = 10240;
+  // Node-cache bytes of the entries a user references; 0: none.
+  int max_cache_mib_per_user = 10240;
   uint64_t writable_tmpfs_default_mib = 64;
   uint64_t writable_tmpfs_max_mib = 65536;
+  // What one user's connections may make the daemon hold (connection_budget.h).
+  // Unset in the file, sessions follow max_containers_per_user (+16 awaiting
+  // their request) and connections follow sessions.
+  int max_sessions_per_user = 256 + 16;
+  int max_connections_per_user = 512;
+  int max_pending_connections_per_user = 16;
+  int max_handed_fds_per_user = 1024;
 
   // [registry] (pull/push, the node cache)
   std::vector<std::string> insecure_registries;  // host[:port] spoken to over plain HTTP
@@ -60,6 +71,9 @@ struct Config {
   int parallel_downloads = 4;
   int registry_stall_seconds = 30;  // abandon a transfer that moves nothing this long
   int registry_attempts = 5;        // per request, for 429/5xx/broken connections
+  // Budget of the node cache (<state>/cache); least recently used entries no
+  // transfer uses are deleted to make room. 0: none.
+  int cache_max_mib = 20480;
 
   // [mpi] (docs/mpi.md)
   // The ranks of one Slurm job step on this node share one container.

@@ -1,13 +1,12 @@
 #include "daemon/pull/blob_cache.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <ctime>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_io.h"
@@ -32,13 +31,18 @@ absl::Status MakeDir(const std::string& dir) {
   return absl::OkStatus();
 }
 
+std::string KeyOf(const std::string& type, const std::string& digest) {
+  return absl::StrCat(type, "/", digest);
+}
+
 }  // namespace
 
 bool IsCacheType(const std::string& type) {
   return std::find(std::begin(kTypes), std::end(kTypes), type) != std::end(kTypes);
 }
 
-BlobCache::BlobCache(std::string root) : root_(std::move(root)) {}
+BlobCache::BlobCache(std::string root, CacheBudget budget)
+    : root_(std::move(root)), budget_(budget), refs_(root_ + "/refs") {}
 
 absl::Status BlobCache::Init() {
   RETURN_IF_ERROR(MakeDir(root_));
@@ -55,7 +59,12 @@ absl::Status BlobCache::Init() {
     RETURN_IF_ERROR(MakeDir(absl::StrCat(root_, "/", type)));
     RETURN_IF_ERROR(MakeDir(absl::StrCat(root_, "/", type, "/sha256")));
   }
-  return absl::OkStatus();
+  return refs_.Load([this](const std::string& key) {
+    const size_t slash = key.find('/');
+    struct stat entry {};
+    return slash != std::string::npos &&
+           ::lstat(PathOf(key.substr(0, slash), key.substr(slash + 1)).c_str(), &entry) == 0;
+  });
 }
 
 std::string BlobCache::PathOf(const std::string& type, const std::string& digest) const {
@@ -63,25 +72,50 @@ std::string BlobCache::PathOf(const std::string& type, const std::string& digest
 }
 
 absl::StatusOr<UniqueFd> BlobCache::Open(const std::string& type, const std::string& digest) {
-  if (!IsCacheType(type) || !ValidHex(digest)) {
-    return absl::InvalidArgumentError("invalid cache type or digest");
-  }
   std::string path = PathOf(type, digest);
   ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  // Last use, for `cache clean --days`.
+  // Last use, for `cache clean --days` and the budget's eviction.
   ::futimens(fd.get(), nullptr);
   return fd;
 }
 
-absl::StatusOr<UniqueFd> BlobCache::GetOrFill(const std::string& type, const std::string& digest,
-                                              const Filler& fill, const Observer& observe) {
+void BlobCache::Pin(const std::string& key, int delta) {
+  absl::MutexLock lock(&mu_);
+  if ((pins_[key] += delta) <= 0) pins_.erase(key);
+}
+
+bool BlobCache::Pinned(const std::string& key, int more_than) {
+  absl::MutexLock lock(&mu_);
+  auto it = pins_.find(key);
+  return it != pins_.end() && it->second > more_than;
+}
+
+std::unique_ptr<BlobCache::Transfer> BlobCache::Begin(CacheCaller caller) {
+  return std::unique_ptr<Transfer>(new Transfer(*this, caller));
+}
+
+BlobCache::Transfer::~Transfer() {
+  absl::MutexLock lock(&mu_);
+  for (const std::string& key : pinned_) cache_.Pin(key, -1);
+}
+
+absl::StatusOr<UniqueFd> BlobCache::Transfer::GetOrFill(const std::string& type,
+                                                        const std::string& digest, int64_t size,
+                                                        const Filler& fill,
+                                                        const Observer& observe) {
   if (!IsCacheType(type) || !ValidHex(digest)) {
     return absl::InvalidArgumentError("invalid cache type or digest");
   }
-  const std::string key = absl::StrCat(type, "/", digest);
+  const std::string key = KeyOf(type, digest);
+  cache_.Pin(key, 1);  // from now on no budget decision deletes it
+  {
+    absl::MutexLock lock(&mu_);
+    pinned_.push_back(key);
+  }
   for (int round = 0; round < 3; ++round) {
-    absl::StatusOr<UniqueFd> cached = Open(type, digest);
+    absl::StatusOr<UniqueFd> cached = cache_.Open(type, digest);
     if (cached.ok()) {
+      RETURN_IF_ERROR_CTX(cache_.refs_.Add(key, caller_.uid), "node cache");
       if (observe) observe(-1, true);
       return cached;
     }
@@ -90,8 +124,8 @@ absl::StatusOr<UniqueFd> BlobCache::GetOrFill(const std::string& type, const std
     std::shared_ptr<Flight> flight;
     bool leader = false;
     {
-      absl::MutexLock lock(&mu_);
-      auto& slot = flights_[key];
+      absl::MutexLock lock(&cache_.mu_);
+      auto& slot = cache_.flights_[key];
       if (slot == nullptr) {
         slot = std::make_shared<Flight>();
         leader = true;
@@ -99,16 +133,21 @@ absl::StatusOr<UniqueFd> BlobCache::GetOrFill(const std::string& type, const std
       flight = slot;
     }
     if (leader) {
-      absl::StatusOr<UniqueFd> filled = Fill(type, digest, fill, *flight);
+      absl::StatusOr<Filled> filled = cache_.Fill(type, digest, size, caller_, fill, *flight);
       {
-        absl::MutexLock lock(&mu_);
-        flights_.erase(key);
+        absl::MutexLock lock(&cache_.mu_);
+        cache_.flights_.erase(key);
       }
       {
         absl::MutexLock lock(&flight->mu);
         flight->done = true;
       }
-      return filled;
+      if (!filled.ok()) return filled.status();
+      if (filled->kept) {
+        absl::MutexLock lock(&mu_);
+        filled_.push_back(key);
+      }
+      return std::move(filled->fd);
     }
     // Follow the leader, reporting its progress, then look again.
     for (;;) {
@@ -122,9 +161,34 @@ absl::StatusOr<UniqueFd> BlobCache::GetOrFill(const std::string& type, const std
   return absl::UnavailableError(absl::StrCat("could not fill the cache entry for ", digest));
 }
 
-absl::StatusOr<UniqueFd> BlobCache::Fill(const std::string& type, const std::string& digest,
-                                         const Filler& fill, Flight& flight) {
+void BlobCache::Transfer::DropFilled() {
+  absl::MutexLock lock(&mu_);
+  for (const std::string& key : filled_) {
+    if (cache_.Pinned(key, 1)) continue;  // another pull is using it
+    const std::set<uid_t> users = cache_.refs_.Users(key);
+    if (std::any_of(users.begin(), users.end(), [&](uid_t u) { return u != caller_.uid; })) {
+      continue;
+    }
+    const size_t slash = key.find('/');
+    spdlog::info("node cache: dropping {} of a failed pull", key);
+    cache_.Delete(key.substr(0, slash), key.substr(slash + 1));
+  }
+  filled_.clear();
+}
+
+absl::StatusOr<BlobCache::Filled> BlobCache::Fill(const std::string& type,
+                                                  const std::string& digest, int64_t size,
+                                                  const CacheCaller& caller, const Filler& fill,
+                                                  Flight& flight) {
   fills_.fetch_add(1);
+  // A declared size is booked before the download: what does not fit is
+  // refused before it costs the disk anything.
+  std::optional<Reservation> room;
+  if (size >= 0) {
+    auto booked = MakeRoom(caller, size);
+    if (!booked.ok()) return booked.status();
+    room.emplace(*std::move(booked));
+  }
   std::string tmpdir = root_ + "/tmp";
   // Nameless until verified: nothing partial is ever visible.
   int raw = ::open(tmpdir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
@@ -132,66 +196,45 @@ absl::StatusOr<UniqueFd> BlobCache::Fill(const std::string& type, const std::str
   UniqueFd fd(raw);
   RETURN_IF_ERROR(fill(fd.get(), [&](int64_t done) { flight.bytes.store(done); }));
   if (::fsync(fd.get()) != 0) return ErrnoStatus("writing to the node cache (fsync)", errno);
-  std::string path = PathOf(type, digest);
-  std::string proc = absl::StrCat("/proc/self/fd/", fd.get());
+  const std::string proc = absl::StrCat("/proc/self/fd/", fd.get());
+  if (!room.has_value()) {
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("stat of a new cache entry", errno);
+    auto booked = MakeRoom(caller, static_cast<int64_t>(st.st_blocks) * 512);
+    if (!booked.ok()) {
+      // It serves this pull, unnamed, and goes with it.
+      spdlog::info("node cache: not keeping {} {}: {}", type, digest,
+                   std::string(booked.status().message()));
+      ASSIGN_OR_RETURN(UniqueFd reader, OpenFile(proc, O_RDONLY | O_CLOEXEC));
+      return Filled{std::move(reader), false};
+    }
+    room.emplace(*std::move(booked));
+  }
+  ASSIGN_OR_RETURN(UniqueFd kept, Keep(type, digest, fd.get(), caller));
+  return Filled{std::move(kept), true};
+}
+
+// Names the filled temp file as the entry and records its first user.
+absl::StatusOr<UniqueFd> BlobCache::Keep(const std::string& type, const std::string& digest, int fd,
+                                         const CacheCaller& caller) {
+  const std::string path = PathOf(type, digest);
+  const std::string proc = absl::StrCat("/proc/self/fd/", fd);
   if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) != 0 &&
       errno != EEXIST) {
     return ErrnoStatus("adding the entry to the node cache", errno);
   }
-  spdlog::info("node cache: added {} {}", type, digest);
+  RETURN_IF_ERROR_CTX(refs_.Add(KeyOf(type, digest), caller.uid), "node cache");
+  spdlog::info("node cache: added {} {} for uid {}", type, digest, caller.uid);
   return OpenFile(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 }
 
-absl::StatusOr<std::vector<CacheEntryInfo>> BlobCache::List() const {
-  std::vector<CacheEntryInfo> out;
-  for (const char* type : kTypes) {
-    std::string dir = absl::StrCat(root_, "/", type, "/sha256");
-    DIR* d = ::opendir(dir.c_str());
-    if (d == nullptr) {
-      if (errno == ENOENT) continue;
-      return ErrnoStatus("listing " + dir, errno);
-    }
-    while (struct dirent* e = ::readdir(d)) {
-      std::string name = e->d_name;
-      std::string digest = "sha256:" + name;
-      if (!ValidHex(digest)) continue;
-      struct stat st {};
-      if (::fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
-        continue;
-      }
-      out.push_back({type, digest, st.st_size, st.st_mtim.tv_sec});
-    }
-    ::closedir(d);
+void BlobCache::Delete(const std::string& type, const std::string& digest) {
+  // Removing a name is safe under readers: open descriptors keep the data.
+  if (::unlink(PathOf(type, digest).c_str()) != 0 && errno != ENOENT) {
+    spdlog::warn("node cache: removing {} {}: {}", type, digest, strerror(errno));
+    return;
   }
-  std::sort(out.begin(), out.end(), [](const CacheEntryInfo& a, const CacheEntryInfo& b) {
-    return std::tie(a.type, a.digest) < std::tie(b.type, b.digest);
-  });
-  return out;
-}
-
-absl::StatusOr<std::vector<CacheEntryInfo>> BlobCache::Clean(int days,
-                                                             const std::vector<std::string>& types,
-                                                             bool dry_run) {
-  for (const std::string& t : types) {
-    if (!IsCacheType(t) && t != "all") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown cache type '", t.substr(0, 40), "' (oras, blob, sif, all)"));
-    }
-  }
-  bool all = types.empty() || std::find(types.begin(), types.end(), "all") != types.end();
-  int64_t cutoff = static_cast<int64_t>(std::time(nullptr)) - int64_t{days} * 86400;
-  ASSIGN_OR_RETURN(std::vector<CacheEntryInfo> entries, List());
-  std::vector<CacheEntryInfo> removed;
-  for (const CacheEntryInfo& e : entries) {
-    if (!all && std::find(types.begin(), types.end(), e.type) == types.end()) continue;
-    if (days > 0 && e.mtime_unix > cutoff) continue;
-    // Removing a name is safe under readers: open descriptors keep the data.
-    if (!dry_run && ::unlink(PathOf(e.type, e.digest).c_str()) != 0 && errno != ENOENT) {
-      return ErrnoStatus("removing a cache entry", errno);
-    }
-    removed.push_back(e);
-  }
-  return removed;
+  refs_.Erase(KeyOf(type, digest));
 }
 
 }  // namespace berth::daemon::pull

@@ -17,19 +17,41 @@
 //
 // Authorisation is not decided here: callers open an entry only after the
 // registry answered the caller's own manifest request that names it.
+//
+// Budgets: every user can make the daemon fill root's state filesystem
+// through pulls, so the cache has a budget (berth.conf [registry]
+// cache_max_mib, counted in allocated bytes): before a fill, the least
+// recently used entries no transfer is using are deleted until it fits; an
+// entry whose size is known only once filled (a converted SIF) and does not
+// fit serves its pull unnamed and is not kept. Each user also has a share
+// ([limits] max_cache_mib_per_user) of the bytes they reference: over it,
+// their own least recently used references go first (an entry nobody else
+// references is deleted), so one user's pulls cannot push everyone else's
+// entries out beyond that share.
+//
+// Users: each entry records which users referenced it (cache_refs.h). A
+// transfer (one pull) pins the entries it uses until it ends; when the pull
+// fails, the entries it filled that no other transfer uses and no other
+// user referenced are deleted (a failed conversion keeps nothing). A user
+// lists and cleans their own entries; root, all of them.
 #pragma once
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/unique_fd.h"
+#include "daemon/pull/cache_refs.h"
 
 namespace berth::daemon::pull {
 
@@ -38,6 +60,21 @@ struct CacheEntryInfo {
   std::string digest;
   int64_t size = 0;
   int64_t mtime_unix = 0;
+  int64_t mtime_ns = 0;  // the same, in ns: what least-recently-used compares
+  int64_t allocated = 0;
+  std::set<uid_t> users;  // who referenced it
+};
+
+struct CacheBudget {
+  int64_t max_bytes = 0;           // the whole cache; 0: none
+  int64_t max_bytes_per_user = 0;  // bytes a user references; 0: none
+};
+
+// Who asks the cache: `owner` (root, or the user-mode daemon's user) sees
+// and cleans every entry and has no share limit.
+struct CacheCaller {
+  uid_t uid = 0;
+  bool owner = false;
 };
 
 class BlobCache {
@@ -48,23 +85,46 @@ class BlobCache {
   // What a waiter sees: bytes done so far by whoever fills the entry.
   using Observer = std::function<void(int64_t done, bool from_cache)>;
 
-  explicit BlobCache(std::string root);
+  explicit BlobCache(std::string root, CacheBudget budget = {});
 
-  // Creates the directories (0700) and checks the root is ours.
+  // Creates the directories (0700), checks the root is ours and reads the
+  // users' records.
   absl::Status Init();
 
-  // The entry, read-only, or NotFound. Touches its mtime (last use).
-  absl::StatusOr<UniqueFd> Open(const std::string& type, const std::string& digest);
+  // One pull's use of the cache. Thread-safe (a pull fetches layers in
+  // parallel); the entries it got stay pinned until it is destroyed.
+  class Transfer {
+   public:
+    ~Transfer();
+    Transfer(Transfer&&) = delete;
+    // The entry, filled by `fill` first when absent (once per node at a
+    // time); `size` is its declared size (-1: unknown until filled). The
+    // caller becomes one of its users.
+    absl::StatusOr<UniqueFd> GetOrFill(const std::string& type, const std::string& digest,
+                                       int64_t size, const Filler& fill, const Observer& observe);
+    // The pull failed: deletes the entries this transfer filled that no
+    // other transfer uses and no other user referenced.
+    void DropFilled();
 
-  // The entry, filled by `fill` first when absent (once per node at a time).
-  absl::StatusOr<UniqueFd> GetOrFill(const std::string& type, const std::string& digest,
-                                     const Filler& fill, const Observer& observe);
+   private:
+    friend class BlobCache;
+    Transfer(BlobCache& cache, CacheCaller caller) : cache_(cache), caller_(caller) {}
+    BlobCache& cache_;
+    const CacheCaller caller_;
+    absl::Mutex mu_;
+    std::vector<std::string> pinned_ ABSL_GUARDED_BY(mu_), filled_ ABSL_GUARDED_BY(mu_);
+  };
+  std::unique_ptr<Transfer> Begin(CacheCaller caller);
 
-  absl::StatusOr<std::vector<CacheEntryInfo>> List() const;
+  // The caller's entries (every entry for the owner).
+  absl::StatusOr<std::vector<CacheEntryInfo>> List(CacheCaller caller) const;
 
-  // Removes entries of `types` (empty = all) unused for `days` days (0 = all).
-  absl::StatusOr<std::vector<CacheEntryInfo>> Clean(int days, const std::vector<std::string>& types,
-                                                    bool dry_run);
+  // Removes the caller's entries of `types` (empty = all) unused for `days`
+  // days (0 = all). For a user, an entry another user also referenced is
+  // kept, only their reference dropped (returned in `released`).
+  absl::StatusOr<std::vector<CacheEntryInfo>> Clean(
+      CacheCaller caller, int days, const std::vector<std::string>& types, bool dry_run,
+      std::vector<CacheEntryInfo>* released = nullptr);
 
   // How many fills ran (tests and logs: "one download per blob").
   int64_t fills() const { return fills_.load(); }
@@ -77,14 +137,47 @@ class BlobCache {
     bool done ABSL_GUARDED_BY(mu) = false;
     std::atomic<int64_t> bytes{0};
   };
+  // Bytes of the budget held while an entry is filled.
+  class Reservation {
+   public:
+    Reservation(BlobCache* cache, int64_t bytes) : cache_(cache), bytes_(bytes) {}
+    Reservation(Reservation&& other) noexcept
+        : cache_(std::exchange(other.cache_, nullptr)), bytes_(other.bytes_) {}
+    Reservation& operator=(Reservation&&) = delete;
+    ~Reservation();
+
+   private:
+    BlobCache* cache_;
+    int64_t bytes_;
+  };
+  struct Filled {
+    UniqueFd fd;
+    bool kept = false;  // linked into the cache (false: served unnamed)
+  };
 
   std::string PathOf(const std::string& type, const std::string& digest) const;
-  absl::StatusOr<UniqueFd> Fill(const std::string& type, const std::string& digest,
-                                const Filler& fill, Flight& flight);
+  absl::StatusOr<UniqueFd> Open(const std::string& type, const std::string& digest);
+  absl::StatusOr<Filled> Fill(const std::string& type, const std::string& digest, int64_t size,
+                              const CacheCaller& caller, const Filler& fill, Flight& flight);
+  absl::StatusOr<UniqueFd> Keep(const std::string& type, const std::string& digest, int fd,
+                                const CacheCaller& caller);
+  absl::StatusOr<std::vector<CacheEntryInfo>> ListAll() const;
+  absl::StatusOr<Reservation> MakeRoom(const CacheCaller& caller, int64_t bytes);
+  absl::Status TrimShare(const CacheCaller& caller, int64_t bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(room_mu_);
+  absl::Status EvictFor(int64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(room_mu_);
+  void Pin(const std::string& key, int delta);
+  bool Pinned(const std::string& key, int more_than = 0);
+  void Delete(const std::string& type, const std::string& digest);
 
   std::string root_;
+  CacheBudget budget_;
+  CacheRefs refs_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Flight>> flights_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int> pins_ ABSL_GUARDED_BY(mu_);  // key -> transfers
+  absl::Mutex room_mu_;  // one budget decision at a time
+  int64_t reserved_ ABSL_GUARDED_BY(room_mu_) = 0;
   std::atomic<int64_t> fills_{0};
 };
 

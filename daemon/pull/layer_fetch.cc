@@ -33,7 +33,8 @@ class FdBlobSink : public oras::BlobSink {
 }  // namespace
 
 absl::StatusOr<std::vector<UniqueFd>> FetchBlobs(const oras::RegistryClient& client,
-                                                 BlobCache& cache, const std::string& type,
+                                                 BlobCache::Transfer& cache,
+                                                 const std::string& type,
                                                  const std::vector<BlobRef>& blobs, int parallel,
                                                  const BlobProgress& progress) {
   std::vector<absl::StatusOr<UniqueFd>> results;
@@ -47,7 +48,7 @@ absl::StatusOr<std::vector<UniqueFd>> FetchBlobs(const oras::RegistryClient& cli
       const BlobRef& blob = blobs[i];
       bool from_cache = true;
       results[i] = cache.GetOrFill(
-          type, blob.digest,
+          type, blob.digest, blob.size,
           [&](int fd, const std::function<void(int64_t)>& note) -> absl::Status {
             from_cache = false;
             FdBlobSink sink(fd);

@@ -1,8 +1,8 @@
 // Fetching an image's blobs (config and layers) into the node cache, several
 // at once: each worker thread has its own registry client (a Clone() of the
 // caller's, which carries the caller's token), and each blob goes through
-// BlobCache::GetOrFill, so a blob another pull is fetching is waited for,
-// never fetched twice.
+// the pull's cache transfer (BlobCache::Transfer::GetOrFill), so a blob
+// another pull is fetching is waited for, never fetched twice.
 #pragma once
 
 #include <functional>
@@ -29,7 +29,8 @@ using BlobProgress =
 
 // Read-only descriptors of the cached blobs, in the order of `blobs`.
 absl::StatusOr<std::vector<UniqueFd>> FetchBlobs(const oras::RegistryClient& client,
-                                                 BlobCache& cache, const std::string& type,
+                                                 BlobCache::Transfer& cache,
+                                                 const std::string& type,
                                                  const std::vector<BlobRef>& blobs, int parallel,
                                                  const BlobProgress& progress);
 

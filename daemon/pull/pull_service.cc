@@ -11,9 +11,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/digest.h"
+#include "common/fd_handoff.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
+#include "daemon/image/open_as_caller.h"
 #include "daemon/pull/image_resolve.h"
 #include "daemon/pull/layer_fetch.h"
 #include "oci/local_transport.h"
@@ -126,18 +129,22 @@ class FdSink : public oras::BlobSink {
   int64_t flushed_ = 0;
 };
 
-// The descriptors the client handed over: exactly `count` of them.
-absl::StatusOr<std::vector<UniqueFd>> TakeHandedFds(const PeerIdentity& peer, size_t count,
-                                                    const char* what) {
-  std::vector<UniqueFd> fds = peer.handed_fds->Take();
-  if (fds.size() != count) {
+// The descriptors the client handed over: exactly one per item, each
+// checked for the access the item needs (never O_PATH).
+absl::StatusOr<std::vector<UniqueFd>> TakeHandedFds(const PeerIdentity& peer,
+                                                    std::span<const HandedItem> items) {
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> fds, peer.handed_fds->Take(items));
+  if (fds.size() != items.size()) {
+    std::vector<std::string> names;
+    for (const HandedItem& item : items) names.push_back(item.what);
     return absl::InvalidArgumentError(
-        absl::StrCat("expected ", count, " handed descriptors (", what, "), got ", fds.size()));
+        absl::StrCat("expected ", items.size(), " handed descriptors (", absl::StrJoin(names, ", "),
+                     "), got ", fds.size()));
   }
   return fds;
 }
 
-absl::Status CheckRegularFile(int fd, const char* what) {
+absl::Status CheckRegularFile(int fd, const std::string& what) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return ErrnoStatus(what, errno);
   if (!S_ISREG(st.st_mode)) {
@@ -146,10 +153,15 @@ absl::Status CheckRegularFile(int fd, const char* what) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<UniqueFd> TakeOneHandedFd(const PeerIdentity& peer, const char* what) {
-  ASSIGN_OR_RETURN(std::vector<UniqueFd> fds, TakeHandedFds(peer, 1, what));
-  RETURN_IF_ERROR(CheckRegularFile(fds[0].get(), what));
+absl::StatusOr<UniqueFd> TakeOneHandedFd(const PeerIdentity& peer, HandedItem item) {
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> fds, TakeHandedFds(peer, {&item, 1}));
+  RETURN_IF_ERROR(CheckRegularFile(fds[0].get(), item.what));
   return std::move(fds[0]);
+}
+
+// Root and the daemon's own user (user mode) own the cache; others have a share.
+CacheCaller CallerOf(const PeerIdentity& peer) {
+  return {peer.uid, peer.uid == 0 || peer.uid == ::geteuid()};
 }
 
 bool IsLocalTransport(const std::string& ref) {
@@ -166,12 +178,11 @@ absl::Status CheckSifMagic(int fd, const std::string& what) {
   return absl::OkStatus();
 }
 
-// Checks the caller's output descriptor and empties it.
+// Empties the caller's output descriptor (its access was checked when it
+// was taken); positioned writes need it without O_APPEND.
 absl::Status PrepareOutput(int out_fd) {
-  int mode = ::fcntl(out_fd, F_GETFL);
-  if (mode < 0 || ((mode & O_ACCMODE) != O_WRONLY && (mode & O_ACCMODE) != O_RDWR) ||
-      (mode & O_APPEND) != 0) {
-    return absl::InvalidArgumentError("the output descriptor is not open for writing");
+  if ((::fcntl(out_fd, F_GETFL) & O_APPEND) != 0) {
+    return absl::InvalidArgumentError("the output descriptor is open for appending only");
   }
   if (::ftruncate(out_fd, 0) != 0 || ::lseek(out_fd, 0, SEEK_SET) != 0) {
     return ErrnoStatus("truncating the output", errno);
@@ -212,9 +223,21 @@ absl::Status PullService::Pull(grpc::ServerContext& context, const v1::PullReque
   ASSIGN_OR_RETURN(oras::Reference ref, oras::ParseReference(request.reference()));
   UniqueFd out;
   if (request.write_output()) {
-    ASSIGN_OR_RETURN(out, TakeOneHandedFd(peer, "the output file"));
+    ASSIGN_OR_RETURN(out, TakeOneHandedFd(peer, {"the output file", HandedAccess::kWrite}));
     RETURN_IF_ERROR(PrepareOutput(out.get()));
   }
+  std::unique_ptr<BlobCache::Transfer> cache = cache_.Begin(CallerOf(peer));
+  absl::Status status =
+      PullThrough(context, request, ref, out.valid() ? out.get() : -1, *cache, writer, peer);
+  // A failed pull (a conversion that failed included) keeps nothing it alone brought.
+  if (!status.ok()) cache->DropFilled();
+  return status;
+}
+
+absl::Status PullService::PullThrough(grpc::ServerContext& context, const v1::PullRequest& request,
+                                      const oras::Reference& ref, int out_fd,
+                                      BlobCache::Transfer& cache, PullWriter& writer,
+                                      const PeerIdentity& peer) {
   oras::RegistryClient client(ref.ApiHost(), ref.repository,
                               ClientOptionsFor(ref, request.no_https(), request.auth(), config_));
   // Step 2: the caller's own authorisation, every time.
@@ -224,8 +247,8 @@ absl::Status PullService::Pull(grpc::ServerContext& context, const v1::PullReque
   bool output_written = false;
   absl::StatusOr<UniqueFd> sif =
       ref.transport == oras::Transport::kOras
-          ? FetchSif(client, image, writer, out.valid() ? out.get() : -1, digest, output_written)
-          : BuildSifFromImage(client, image, writer);
+          ? FetchSif(client, image, cache, writer, out_fd, digest, output_written)
+          : BuildSifFromImage(client, image, cache, writer);
   if (!sif.ok()) return sif.status();
   if (context.IsCancelled()) return absl::CancelledError("the client went away");
   if (ref.transport == oras::Transport::kOras) {
@@ -237,8 +260,8 @@ absl::Status PullService::Pull(grpc::ServerContext& context, const v1::PullReque
   v1::PullOutput result;
   result.mutable_result()->set_manifest_digest(image.digest);
   result.mutable_result()->set_digest(digest);
-  if (out.valid()) {
-    if (!output_written) RETURN_IF_ERROR(WriteOutput(sif->get(), size, out.get()));
+  if (out_fd >= 0) {
+    if (!output_written) RETURN_IF_ERROR(WriteOutput(sif->get(), size, out_fd));
     result.mutable_result()->set_size(size);
   }
   writer.Write(result);
@@ -253,9 +276,11 @@ absl::Status PullService::PullLocal(const v1::PullRequest& request, PullWriter& 
   if (!request.write_output()) {
     return absl::InvalidArgumentError("local image transports need an output file");
   }
-  ASSIGN_OR_RETURN(std::vector<UniqueFd> fds,
-                   TakeHandedFds(peer, 2, "the output file and the image"));
+  const HandedItem items[] = {{"the output file", HandedAccess::kWrite},
+                              {absl::StrCat("the image ", local.path), HandedAccess::kRead}};
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> fds, TakeHandedFds(peer, items));
   RETURN_IF_ERROR(CheckRegularFile(fds[0].get(), "the output file"));
+  RETURN_IF_ERROR(PrepareOutput(fds[0].get()));
   struct stat st {};
   if (::fstat(fds[1].get(), &st) != 0) return ErrnoStatus("the image", errno);
   bool want_dir = local.transport == oci::LocalTransport::kOciDir;
@@ -263,6 +288,13 @@ absl::Status PullService::PullLocal(const v1::PullRequest& request, PullWriter& 
     return absl::InvalidArgumentError(
         absl::StrCat(local.path, want_dir ? " is not a directory" : " is not a regular file"));
   }
+  // Files below a layout directory are opened as the caller: the kernel
+  // judges their permissions, not the daemon's (the handed directory proves
+  // only that the caller could read its listing).
+  image::CallerCreds creds{peer.uid, peer.gid, peer.groups};
+  auto open_as_caller = [&creds](int dir_fd, const std::string& name, int flags) {
+    return image::OpenAtAsCaller(creds, dir_fd, name, flags);
+  };
   oci::PlatformSpec platform = oci::HostPlatform();
   if (!request.arch().empty()) {
     ASSIGN_OR_RETURN(platform, oci::ParsePlatformSpec(request.arch()));
@@ -274,13 +306,12 @@ absl::Status PullService::PullLocal(const v1::PullRequest& request, PullWriter& 
                    OpenFile(cache_.root() + "/tmp", O_DIRECTORY | O_RDONLY | O_CLOEXEC));
   absl::StatusOr<oci::OciImage> image =
       local.transport == oci::LocalTransport::kOciDir
-          ? oci::ReadOciLayout(fds[1].get(), local.tag, platform)
+          ? oci::ReadOciLayout(fds[1].get(), local.tag, platform, open_as_caller)
       : local.transport == oci::LocalTransport::kOciArchive
           ? oci::ReadOciArchive(fds[1].get(), local.tag, platform, scratch.get())
           : oci::ReadDockerArchive(fds[1].get(), local.tag, scratch.get());
   if (!image.ok()) return Annotate(image.status(), "reading the image");
   ProgressReporter convert(writer, "sha256:" + std::string(64, '0'), "sif", 0);
-  if (::ftruncate(fds[0].get(), 0) != 0) return ErrnoStatus("truncating the output", errno);
   auto stats = oci::WriteSifFromOci(*image, fds[0].get(), oci::SifBuildOptions{});
   if (!stats.ok()) return Annotate(stats.status(), "converting to SIF");
   convert.Finish(false);
@@ -292,7 +323,8 @@ absl::Status PullService::PullLocal(const v1::PullRequest& request, PullWriter& 
 }
 
 absl::StatusOr<UniqueFd> PullService::FetchSif(oras::RegistryClient& client,
-                                               const ResolvedImage& image, PullWriter& writer,
+                                               const ResolvedImage& image,
+                                               BlobCache::Transfer& cache, PullWriter& writer,
                                                int out_fd, std::string& digest,
                                                bool& output_written) {
   ASSIGN_OR_RETURN(oras::SifLayer layer, oras::SifLayerOf(image.bytes, config_.max_blob_bytes));
@@ -300,8 +332,8 @@ absl::StatusOr<UniqueFd> PullService::FetchSif(oras::RegistryClient& client,
   ProgressReporter progress(writer, layer.digest, "sif", layer.size);
   bool from_cache = true;
   ASSIGN_OR_RETURN(UniqueFd blob,
-                   cache_.GetOrFill(
-                       "oras", layer.digest,
+                   cache.GetOrFill(
+                       "oras", layer.digest, layer.size,
                        [&](int fd, const std::function<void(int64_t)>& note) -> absl::Status {
                          from_cache = false;
                          output_written = out_fd >= 0;
@@ -325,6 +357,7 @@ absl::StatusOr<UniqueFd> PullService::FetchSif(oras::RegistryClient& client,
 
 absl::StatusOr<UniqueFd> PullService::BuildSifFromImage(oras::RegistryClient& client,
                                                         const ResolvedImage& image,
+                                                        BlobCache::Transfer& cache,
                                                         PullWriter& writer) {
   const oci::ImageManifest& m = image.manifest;
   std::vector<BlobRef> blobs;
@@ -346,7 +379,7 @@ absl::StatusOr<UniqueFd> PullService::BuildSifFromImage(oras::RegistryClient& cl
   absl::Mutex write_mu;
   std::map<std::string, std::unique_ptr<ProgressReporter>> reporters;
   ASSIGN_OR_RETURN(std::vector<UniqueFd> fds,
-                   FetchBlobs(client, cache_, "blob", blobs, config_.parallel_downloads,
+                   FetchBlobs(client, cache, "blob", blobs, config_.parallel_downloads,
                               [&](const BlobRef& b, int64_t done, bool finished, bool from_cache) {
                                 absl::MutexLock lock(&write_mu);
                                 auto& r = reporters[b.digest];
@@ -363,8 +396,8 @@ absl::StatusOr<UniqueFd> PullService::BuildSifFromImage(oras::RegistryClient& cl
   bool from_cache = true;
   ASSIGN_OR_RETURN(
       UniqueFd sif,
-      cache_.GetOrFill(
-          "sif", image.digest,
+      cache.GetOrFill(
+          "sif", image.digest, /*size=*/-1,
           [&](int fd, const std::function<void(int64_t)>&) -> absl::Status {
             from_cache = false;
             oci::OciImage oci_image;
@@ -409,7 +442,7 @@ absl::Status PullService::Push(grpc::ServerContext& context, const v1::PushReque
       return absl::InvalidArgumentError("annotation keys must be 1-256 bytes, values up to 4 KiB");
     }
   }
-  ASSIGN_OR_RETURN(UniqueFd sif, TakeOneHandedFd(peer, "the image to push"));
+  ASSIGN_OR_RETURN(UniqueFd sif, TakeOneHandedFd(peer, {"the image to push", HandedAccess::kRead}));
   ASSIGN_OR_RETURN(int64_t size, FileSize(sif.get()));
   RETURN_IF_ERROR(CheckSifMagic(sif.get(), "the image to push"));
   ASSIGN_OR_RETURN(std::string hex, DigestRange(sif.get(), 0, size, DigestAlgorithm::kSha256));
@@ -478,36 +511,38 @@ absl::Status PullService::CheckLogin(const v1::CheckLoginRequest& request,
   return Annotate(ping, absl::StrCat("checking the credentials with ", ref.registry));
 }
 
+namespace {
+
+void ToProto(const CacheEntryInfo& e, v1::CacheEntry* out) {
+  out->set_type(e.type);
+  out->set_digest(e.digest);
+  out->set_size(e.size);
+  out->set_mtime_unix(e.mtime_unix);
+  for (uid_t uid : e.users) out->add_users(uid);
+}
+
+}  // namespace
+
 absl::Status PullService::CacheList(const PeerIdentity& peer, v1::CacheListReply& reply) {
-  ASSIGN_OR_RETURN(std::vector<CacheEntryInfo> entries, cache_.List());
-  for (const CacheEntryInfo& e : entries) {
-    v1::CacheEntry* out = reply.add_entries();
-    out->set_type(e.type);
-    out->set_digest(e.digest);
-    out->set_size(e.size);
-    out->set_mtime_unix(e.mtime_unix);
-  }
+  ASSIGN_OR_RETURN(std::vector<CacheEntryInfo> entries, cache_.List(CallerOf(peer)));
+  for (const CacheEntryInfo& e : entries) ToProto(e, reply.add_entries());
   return absl::OkStatus();
 }
 
 absl::Status PullService::CacheClean(const v1::CacheCleanRequest& request, const PeerIdentity& peer,
                                      v1::CacheCleanReply& reply) {
-  // The cache is the node's: only its owner may empty it for everyone.
-  if (peer.uid != 0 && peer.uid != ::geteuid()) {
-    return absl::PermissionDeniedError(
-        "only root may clean the node cache (it is shared by every user of the node)");
-  }
+  // The cache is the node's: root cleans it for everyone, a user what only
+  // they referenced (and drops their reference to what others share).
   if (request.days() < 0) return absl::InvalidArgumentError("--days must not be negative");
   std::vector<std::string> types(request.types().begin(), request.types().end());
-  ASSIGN_OR_RETURN(std::vector<CacheEntryInfo> removed,
-                   cache_.Clean(request.days(), types, request.dry_run()));
-  for (const CacheEntryInfo& e : removed) {
-    v1::CacheEntry* out = reply.add_removed();
-    out->set_type(e.type);
-    out->set_digest(e.digest);
-    out->set_size(e.size);
-    out->set_mtime_unix(e.mtime_unix);
-  }
+  std::vector<CacheEntryInfo> released;
+  ASSIGN_OR_RETURN(
+      std::vector<CacheEntryInfo> removed,
+      cache_.Clean(CallerOf(peer), request.days(), types, request.dry_run(), &released));
+  for (const CacheEntryInfo& e : removed) ToProto(e, reply.add_removed());
+  for (const CacheEntryInfo& e : released) ToProto(e, reply.add_released());
+  spdlog::info("cache clean for uid {}: {} entries removed, {} shared kept", peer.uid,
+               removed.size(), released.size());
   return absl::OkStatus();
 }
 

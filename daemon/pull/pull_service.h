@@ -67,12 +67,17 @@ class PullService {
   // When this pull fills the cache, the bytes also go to `out_fd` as they
   // arrive (`output_written`).
   absl::StatusOr<UniqueFd> FetchSif(oras::RegistryClient& client, const ResolvedImage& image,
-                                    PullWriter& writer, int out_fd, std::string& digest,
-                                    bool& output_written);
+                                    BlobCache::Transfer& cache, PullWriter& writer, int out_fd,
+                                    std::string& digest, bool& output_written);
   // docker://: config and layers into the cache, then the SIF built from
   // them (cached too, keyed by the manifest digest).
   absl::StatusOr<UniqueFd> BuildSifFromImage(oras::RegistryClient& client,
-                                             const ResolvedImage& image, PullWriter& writer);
+                                             const ResolvedImage& image, BlobCache::Transfer& cache,
+                                             PullWriter& writer);
+  // Steps 2-4 of Pull, through the pull's cache transfer.
+  absl::Status PullThrough(grpc::ServerContext& context, const v1::PullRequest& request,
+                           const oras::Reference& ref, int out_fd, BlobCache::Transfer& cache,
+                           PullWriter& writer, const PeerIdentity& peer);
 
   // Where this user last pulled or pushed a SIF layer on a registry, so a
   // push of the same bytes to another repository there asks for a

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/file_io.h"
@@ -60,17 +61,34 @@ absl::StatusOr<std::pair<UniqueFd, bool>> OpenPeerPidfd(int fd, pid_t pid) {
 
 }  // namespace
 
-absl::StatusOr<PeerIdentity> ReadPeerIdentity(int fd) {
+absl::StatusOr<std::vector<UniqueFd>> HandedFds::Take(std::span<const HandedItem> items) {
+  std::vector<UniqueFd> fds;
+  {
+    absl::MutexLock lock(&mu_);
+    fds = std::exchange(fds_, {});
+  }
+  for (size_t i = 0; i < fds.size(); ++i) {
+    HandedItem unnamed{absl::StrCat("handed descriptor #", i), HandedAccess::kAny};
+    RETURN_IF_ERROR(CheckHandedDescriptor(fds[i].get(), i < items.size() ? items[i] : unnamed));
+  }
+  return fds;
+}
+
+absl::StatusOr<PeerIdentity> ReadPeerCredentials(int fd) {
   PeerIdentity peer;
   ASSIGN_OR_RETURN(ucred cred, ReadPeerCred(fd));
   peer.pid = cred.pid;
   peer.uid = cred.uid;
   peer.gid = cred.gid;
+  return peer;
+}
+
+absl::Status CompletePeerIdentity(int fd, PeerIdentity& peer) {
   ASSIGN_OR_RETURN(peer.groups, ReadPeerGroups(fd));
-  ASSIGN_OR_RETURN(auto pidfd, OpenPeerPidfd(fd, cred.pid));
+  ASSIGN_OR_RETURN(auto pidfd, OpenPeerPidfd(fd, peer.pid));
   peer.pidfd = std::make_shared<UniqueFd>(std::move(pidfd.first));
   peer.pidfd_exact = pidfd.second;
-  return peer;
+  return absl::OkStatus();
 }
 
 std::string DescribePeer(const PeerIdentity& peer) {

@@ -21,32 +21,54 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/fd_handoff.h"
 #include "common/unique_fd.h"
+#include "daemon/server/connection_budget.h"
 
 namespace berth::daemon {
 
 // Descriptors the client passed in its connection preamble (fd_handoff.h):
-// its stdio, Slurm's PMI_FD, --keep-fd. The first Run on the connection
-// takes them; they are never used by the daemon itself, only placed into the
-// caller's container, so they grant the caller nothing it did not have.
+// its stdio, Slurm's PMI_FD and --keep-fd for a run; the output file and a
+// local image for a pull; the image for a push. The first verb on the
+// connection takes them, each checked against what that verb does through
+// it (CheckHandedDescriptor: never an O_PATH descriptor, open for the access
+// needed), so the daemon never acts through a descriptor with rights the
+// caller did not open it with. Their share of the caller's budget
+// (connection_budget.h) is held until the request that took them says it has
+// closed them (Done), until they are dropped unclaimed, or until this object
+// goes.
 class HandedFds {
  public:
-  explicit HandedFds(std::vector<UniqueFd> fds) : fds_(std::move(fds)) {}
-  // All of them the first time, nothing afterwards.
-  std::vector<UniqueFd> Take() {
+  explicit HandedFds(std::vector<UniqueFd> fds, Charge charge = {})
+      : fds_(std::move(fds)), charge_(std::move(charge)) {}
+  // All of them the first time, nothing afterwards. Position i is checked
+  // against items[i], positions past `items` as "handed descriptor #i" (any
+  // access); on a refusal nothing is handed out.
+  absl::StatusOr<std::vector<UniqueFd>> Take(std::span<const HandedItem> items);
+  // The taken descriptors are closed: their share goes back to the budget.
+  void Done() {
     absl::MutexLock lock(&mu_);
-    return std::exchange(fds_, {});
+    charge_.Return();
+  }
+  // Closes them and gives their share back, if nobody took them.
+  void Drop() {
+    absl::MutexLock lock(&mu_);
+    if (fds_.empty()) return;
+    fds_.clear();
+    charge_.Return();
   }
 
  private:
   absl::Mutex mu_;
   std::vector<UniqueFd> fds_ ABSL_GUARDED_BY(mu_);
+  Charge charge_ ABSL_GUARDED_BY(mu_);
 };
 
 struct PeerIdentity {
@@ -59,10 +81,19 @@ struct PeerIdentity {
   std::shared_ptr<UniqueFd> pidfd;
   bool pidfd_exact = false;
   std::shared_ptr<HandedFds> handed_fds = std::make_shared<HandedFds>(std::vector<UniqueFd>{});
+  // The connection's share of the caller's budget: returned when the last
+  // holder of this identity (the registry entry, a call, a run session) lets
+  // it go.
+  std::shared_ptr<Charge> connection;
 };
 
-// Reads the identity of the peer of the connected Unix socket `fd`.
-absl::StatusOr<PeerIdentity> ReadPeerIdentity(int fd);
+// Reads the identity of the peer of the connected Unix socket `fd` in two
+// steps: the uid, gid and pid only (one getsockopt, enough to charge a
+// connection to its user), then the groups and the pidfd. The kernel
+// recorded all of it at connect(), so the second step may come later and
+// only for connections the daemon keeps.
+absl::StatusOr<PeerIdentity> ReadPeerCredentials(int fd);
+absl::Status CompletePeerIdentity(int fd, PeerIdentity& peer);
 
 // "uid=U gid=G groups=G1,G2 pid=P", for logs.
 std::string DescribePeer(const PeerIdentity& peer);

@@ -16,6 +16,8 @@ namespace berth::daemon {
 namespace {
 
 constexpr absl::string_view kFdPeerPrefix = "fd:";
+// How long handed descriptors may wait for the call that takes them.
+constexpr auto kUnclaimedFdsLifetime = std::chrono::seconds(10);
 
 // The socket currently at descriptor `fd`, if `fd` is open.
 std::optional<struct stat> StatDescriptor(int fd) {
@@ -35,7 +37,8 @@ absl::Status PeerRegistry::Register(int fd, PeerIdentity peer) {
   if (!st) return ErrnoStatus("fstat of the accepted connection", errno);
   auto shared = std::make_shared<const PeerIdentity>(std::move(peer));
   absl::MutexLock lock(&mu_);
-  entries_.insert_or_assign(fd, Entry{st->st_dev, st->st_ino, std::move(shared)});
+  entries_.insert_or_assign(
+      fd, Entry{st->st_dev, st->st_ino, std::move(shared), std::chrono::steady_clock::now()});
   return absl::OkStatus();
 }
 
@@ -58,11 +61,21 @@ absl::StatusOr<std::shared_ptr<const PeerIdentity>> PeerRegistry::IdentifyCall(
 }
 
 void PeerRegistry::SweepClosed() {
+  auto stale = std::chrono::steady_clock::now() - kUnclaimedFdsLifetime;
   absl::MutexLock lock(&mu_);
-  absl::erase_if(entries_, [](const auto& kv) {
+  absl::erase_if(entries_, [stale](const auto& kv) {
     auto st = StatDescriptor(kv.first);
-    return !st || !SameSocket(*st, kv.second.dev, kv.second.ino);
+    if (!st || !SameSocket(*st, kv.second.dev, kv.second.ino)) return true;
+    if (kv.second.registered < stale) kv.second.peer->handed_fds->Drop();
+    return false;
   });
+}
+
+void PeerRegistry::DropUnclaimedOf(uid_t uid) {
+  absl::MutexLock lock(&mu_);
+  for (auto& [fd, entry] : entries_) {
+    if (entry.peer->uid == uid) entry.peer->handed_fds->Drop();
+  }
 }
 
 size_t PeerRegistry::size() const {

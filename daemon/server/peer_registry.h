@@ -23,11 +23,16 @@
 // lookup whose fd no longer holds that socket is refused rather than answered
 // with another caller's identity. SweepClosed() drops the entries of
 // connections gRPC has closed (there is no close callback to hook), releasing
-// their pidfds; the accept loop calls it on every accept and when idle.
+// their pidfds and their share of the caller's budget (connection_budget.h);
+// the accept loop calls it on every accept and every second while entries
+// exist. Descriptors a connection handed over and no call has taken within
+// a few seconds are closed then too: a client sends its call right after
+// connecting, and an idle connection must not keep 64 descriptors open.
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <memory>
 
 #include "absl/container/flat_hash_map.h"
@@ -49,8 +54,13 @@ class PeerRegistry {
   absl::StatusOr<std::shared_ptr<const PeerIdentity>> IdentifyCall(
       absl::string_view grpc_peer) const;
 
-  // Forgets connections whose descriptor gRPC has closed.
+  // Forgets connections whose descriptor gRPC has closed, and closes handed
+  // descriptors no call took in time.
   void SweepClosed();
+
+  // Closes the handed descriptors no call has taken yet on `uid`'s
+  // connections (shedding, when the daemon runs out of descriptors).
+  void DropUnclaimedOf(uid_t uid);
 
   size_t size() const;
 
@@ -59,6 +69,7 @@ class PeerRegistry {
     dev_t dev;
     ino_t ino;
     std::shared_ptr<const PeerIdentity> peer;
+    std::chrono::steady_clock::time_point registered;
   };
 
   mutable absl::Mutex mu_;

@@ -8,6 +8,13 @@
 // the descriptor is handed over, so no call can arrive on a connection whose
 // caller is unknown. Connections whose peer cannot be identified are closed.
 //
+// One user must never slow another's connection: each connection and the
+// descriptors its preamble carries are charged to its user's budget
+// (connection_budget.h) and refused over it; connections still silent wait
+// in per-user slots for a second at most (pending_connections.h); and when
+// the descriptor table is full anyway, the user holding the most is shed
+// and the backlog keeps moving (a reserve descriptor).
+//
 // Shutdown is synchronous and in this order: stop accepting and remove the
 // socket file (new clients fail at once), then let running calls and
 // sessions finish for a short grace period, then cancel the rest.
@@ -21,6 +28,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/unique_fd.h"
+#include "daemon/server/connection_budget.h"
 #include "daemon/server/listening_socket.h"
 #include "daemon/server/peer_registry.h"
 #include "daemon/server/run_sessions.h"
@@ -33,9 +41,9 @@ namespace berth::daemon {
 absl::StatusOr<UniqueFd> BlockShutdownSignals();
 
 // Serves `service` and `sessions` on `listener` until a signal arrives on
-// `signal_fd`.
+// `signal_fd`, charging every connection to its user's `budget`.
 absl::Status ServeUntilSignalled(ListeningSocket& listener, PeerRegistry& peers,
                                  grpc::Service& service, RunSessions& sessions,
-                                 const UniqueFd& signal_fd);
+                                 ConnectionBudget& budget, const UniqueFd& signal_fd);
 
 }  // namespace berth::daemon

@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
+#include "daemon/server/refusal_log.h"
 #include "proto/run_wire.h"
 #include "spdlog/spdlog.h"
 
@@ -63,13 +64,13 @@ class SocketRunChannel final : public RunChannel {
   absl::Mutex write_mu_;
 };
 
-void RefuseSession(int fd, const absl::Status& why) {
+}  // namespace
+
+void RefuseRunSession(int fd, const absl::Status& why) {
   v1::RunOutput out;
   rpc::StatusToFailed(why, *out.mutable_failed());
   (void)rpc::WriteFrame(fd, out);  // non-blocking: a full socket just loses it
 }
-
-}  // namespace
 
 struct RunSessions::Session {
   UniqueFd conn;
@@ -92,28 +93,24 @@ void RunSessions::Start(UniqueFd conn, PeerIdentity peer) {
   uid_t uid = peer.uid;
   absl::MutexLock lock(&mu_);
   if (shutting_down_) return;
+  auto refuse = [&](const absl::Status& why) {
+    AcceptLoopRefusals().Warn(peer, "refusing a run session", why.message());
+    RefuseRunSession(conn.get(), why);
+  };
   if (sessions_.size() >= limits_.total) {
-    spdlog::warn("refusing a run session from {}: {} sessions running", DescribePeer(peer),
-                 sessions_.size());
-    return RefuseSession(conn.get(), absl::ResourceExhaustedError(absl::StrFormat(
-                                         "berthd already serves %d run sessions; try again later",
-                                         sessions_.size())));
+    return refuse(absl::ResourceExhaustedError(absl::StrFormat(
+        "berthd already serves %d run sessions; try again later", sessions_.size())));
   }
-  size_t& mine = per_uid_[uid];
-  if (mine >= limits_.per_uid) {
-    spdlog::warn("refusing a run session from {}: {} sessions of that user", DescribePeer(peer),
-                 mine);
-    return RefuseSession(
-        conn.get(), absl::ResourceExhaustedError(absl::StrFormat(
-                        "user %d already has %d run sessions open on this node "
-                        "(max_containers_per_user in berth.conf, and a few awaiting their request)",
-                        uid, mine)));
+  auto held = per_uid_.find(uid);
+  if (held != per_uid_.end() && held->second >= limits_.per_uid) {
+    return refuse(absl::ResourceExhaustedError(
+        absl::StrFormat("user %d already has %d run sessions open on this node "
+                        "(max_sessions_per_user in berth.conf)",
+                        uid, held->second)));
   }
   UniqueFd cancel(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!cancel) {
-    spdlog::warn("refusing a run session: eventfd: {}", std::strerror(errno));
-    return RefuseSession(conn.get(), ErrnoStatus("berthd: eventfd", errno));
-  }
+  if (!cancel) return refuse(ErrnoStatus("berthd: eventfd", errno));
+  size_t& mine = per_uid_[uid];
   ++mine;
   auto session = std::make_unique<Session>();
   session->channel =
@@ -131,9 +128,9 @@ void RunSessions::Start(UniqueFd conn, PeerIdentity peer) {
     if (mine == 0) per_uid_.erase(uid);
     spdlog::warn("refusing a run session from {}: cannot start a thread: {}",
                  DescribePeer(*raw->peer), e.what());
-    return RefuseSession(raw->conn.get(), absl::ResourceExhaustedError(absl::StrCat(
-                                              "berthd cannot start a thread for the session (",
-                                              e.what(), "); try again later")));
+    return RefuseRunSession(raw->conn.get(), absl::ResourceExhaustedError(absl::StrCat(
+                                                 "berthd cannot start a thread for the session (",
+                                                 e.what(), "); try again later")));
   }
   sessions_.push_back(std::move(session));
 }
@@ -153,6 +150,9 @@ void RunSessions::Serve(Session* session) {
     auto it = per_uid_.find(session->peer->uid);
     if (it != per_uid_.end() && --it->second == 0) per_uid_.erase(it);
   }
+  // The identity holds the connection's share of the user's budget and any
+  // handed descriptors: let them go now, not when the thread is joined.
+  session->peer.reset();
   session->done.store(true);
 }
 

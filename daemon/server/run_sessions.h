@@ -49,8 +49,12 @@ class RunChannel {
 using RunSessionHandler =
     std::function<absl::Status(RunChannel&, std::shared_ptr<const PeerIdentity>)>;
 
+// Sends a run-session client the Failed message `why` (best effort: the
+// socket is non-blocking) before its connection is closed.
+void RefuseRunSession(int fd, const absl::Status& why);
+
 struct RunSessionLimits {
-  size_t per_uid = 64;  // max_containers_per_user + a few awaiting their request
+  size_t per_uid = 64;  // max_sessions_per_user
   size_t total = 4096;
   absl::Duration request_deadline = absl::Seconds(5);
 };

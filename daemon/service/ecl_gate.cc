@@ -7,12 +7,14 @@
 
 #include <cerrno>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/image/image_trust.h"
+#include "daemon/image/sparse_copy.h"
 #include "sif/image.h"
 #include "spdlog/spdlog.h"
 #include "trust/pgp.h"
@@ -29,6 +31,23 @@ struct EclGate::Verdict {
 
 struct EclGate::Keyring {
   std::optional<trust::ScratchGnupgHome> home;  // none: the node has no global keyring
+};
+
+// One admission: what the verdict is looked up and decided by.
+struct EclGate::Request {
+  std::string display;
+  std::string file_key;
+  const policy::ExecGroup* group = nullptr;
+  uint64_t generation = 0;
+  bool legacy = false;
+  uid_t uid = 0;
+};
+
+// A verdict, its key (see known_), and the bytes to mount when it allows.
+struct EclGate::Checked {
+  std::string key;
+  std::shared_ptr<const Verdict> verdict;
+  UniqueFd fd;
 };
 
 namespace {
@@ -86,9 +105,10 @@ std::string Denied(const std::string& display, absl::string_view why) {
 
 }  // namespace
 
-EclGate::EclGate(const DaemonOptions& options, int64_t store_max_bytes)
+EclGate::EclGate(const DaemonOptions& options, int64_t store_max_bytes, image::MountCache* images)
     : options_(options),
       store_max_bytes_(store_max_bytes),
+      images_(images),
       ecl_path_(options.config_dir + "/ecl.toml"),
       keyring_path_(trust::GlobalKeyringPath(options.config_dir)),
       trust_dir_(options.state_dir + "/trust") {}
@@ -114,7 +134,11 @@ absl::Status EclGate::Init() {
   RETURN_IF_ERROR_CTX(image::OpenPrivateDirectory(options_.state_dir, 0700).status(),
                       "state directory");
   RETURN_IF_ERROR_CTX(image::OpenPrivateDirectory(trust_dir_, 0700).status(), "ECL keyring");
-  auto store = image::ImageStore::Open(options_.state_dir + "/verified", store_max_bytes_);
+  image::ImageStore::Options store_options{.max_bytes = store_max_bytes_};
+  if (images_ != nullptr) store_options.held = [images = images_] { return images->HeldFiles(); };
+  // A verdict dies with its copy.
+  store_options.on_delete = [this](const std::string& digest) { Forget(digest); };
+  auto store = image::ImageStore::Open(options_.state_dir + "/verified", std::move(store_options));
   if (!store.ok()) return Annotate(store.status(), "ECL image store");
   store_.emplace(*std::move(store));
   const std::string ecl_stamp = Stamp(ecl_path_), keyring_stamp = Stamp(keyring_path_);
@@ -178,38 +202,23 @@ void EclGate::Refresh() {
   verdicts_.clear();
 }
 
-absl::StatusOr<std::shared_ptr<const EclGate::Verdict>> EclGate::VerifySlow(
-    int fd, const std::string& display, const std::string& file_key, uint64_t generation,
-    bool legacy, std::string& digest) {
+absl::StatusOr<std::shared_ptr<const EclGate::Verdict>> EclGate::VerifyBytes(
+    UniqueFd source, const Request& request) {
   std::shared_ptr<Keyring> keyring;
   {
     absl::MutexLock lock(&mu_);
     keyring = keyring_;
   }
-  // The bytes to verify and later mount: the caller's file only when no
-  // user can change it; otherwise a private copy.
-  UniqueFd source;
-  const image::TrustVerdict trusted = image::JudgeImageFile(fd);
-  if (trusted.trusted) {
-    ASSIGN_OR_RETURN(source, Dup(fd));
-    digest = "inplace:" + file_key;
-  } else {
-    ASSIGN_OR_RETURN(int64_t size, FileSize(fd));
-    auto copy = store_->CopyPartition(fd, 0, size);
-    if (!copy.ok()) return Annotate(copy.status(), "copying the image for verification");
-    source = std::move(copy->fd);
-    digest = copy->digest;
-  }
   auto verdict = std::make_shared<Verdict>();
-  verdict->generation = generation;
-  verdict->legacy = legacy;
-  auto image = sif::Image::FromFd(std::move(source), sif::OpenMode::kReadOnly, display);
+  verdict->generation = request.generation;
+  verdict->legacy = request.legacy;
+  auto image = sif::Image::FromFd(std::move(source), sif::OpenMode::kReadOnly, request.display);
   if (!image.ok()) {
     verdict->verify_error = image.status();
     return verdict;
   }
   trust::VerifySelection sel;
-  sel.legacy = legacy;
+  sel.legacy = request.legacy;
   std::optional<trust::GpgContext> gpg;
   if (keyring->home.has_value()) {
     ASSIGN_OR_RETURN(trust::GpgContext ctx, trust::GpgContext::Open(keyring->home->path()));
@@ -236,79 +245,165 @@ absl::StatusOr<std::shared_ptr<const EclGate::Verdict>> EclGate::VerifySlow(
   return verdict;
 }
 
-absl::StatusOr<UniqueFd> EclGate::Admit(UniqueFd fd, const std::string& display) {
+namespace {
+
+// Why the verdict denies the image in `group`; empty when it is allowed.
+std::string DenialOf(const policy::ExecGroup& group, const absl::Status& verify_error,
+                     const policy::EclSigners& signers) {
+  return verify_error.ok() ? policy::EclDenial(group, signers)
+                           : std::string(verify_error.message());
+}
+
+bool IsCopyKey(const std::string& key) {
+  return image::IsSha256Hex(key);
+}
+
+}  // namespace
+
+// A verdict for the file under the current generation and legacy setting.
+bool EclGate::LookUp(const Request& request, Checked& out) {
+  absl::MutexLock lock(&mu_);
+  auto k = known_.find(request.file_key);
+  if (k == known_.end()) return false;
+  auto v = verdicts_.find(k->second);
+  if (v == verdicts_.end() || v->second->generation != request.generation ||
+      v->second->legacy != request.legacy) {
+    return false;
+  }
+  out.key = k->second;
+  out.verdict = v->second;
+  ++stats_.cache_hits;
+  return true;
+}
+
+// The bytes a cached verdict allows: the trusted file itself or the copy.
+// False when there are none (a denied file's verdict has no copy; a copy
+// deleted behind the store's back takes its verdict with it).
+bool EclGate::OpenCached(int fd, Checked& checked) {
+  if (absl::StartsWith(checked.key, "inplace:")) {
+    auto dup = Dup(fd);
+    if (dup.ok()) checked.fd = *std::move(dup);
+    return dup.ok();
+  }
+  if (!IsCopyKey(checked.key)) return false;
+  auto copy = store_->OpenCopy(checked.key);
+  if (copy.ok()) {
+    checked.fd = *std::move(copy);
+    return true;
+  }
+  spdlog::warn("ECL: the verified copy {} is gone ({}); verifying again", checked.key.substr(0, 16),
+               std::string(copy.status().message()));
+  Forget(checked.key);
+  return false;
+}
+
+// Copies the caller's untrusted file into the store and verifies the copy.
+absl::StatusOr<EclGate::Checked> EclGate::CopyAndVerify(int fd, const Request& request) {
+  ASSIGN_OR_RETURN(int64_t size, FileSize(fd));
+  if (images_ != nullptr) {
+    RETURN_IF_ERROR(images_->CheckNewCopy(request.uid, image::DataBytesOfRange(fd, 0, size)));
+  }
+  auto copy = store_->CopyPartition(fd, 0, size, /*may_evict=*/false);
+  if (!copy.ok() && absl::IsResourceExhausted(copy.status())) {
+    // The store is full of other images' copies: only an image this check
+    // admits may push one out, so the caller's own bytes are judged first.
+    ASSIGN_OR_RETURN(UniqueFd own, Dup(fd));
+    ASSIGN_OR_RETURN(auto first, VerifyBytes(std::move(own), request));
+    if (!DenialOf(*request.group, first->verify_error, first->signers).empty()) {
+      return Checked{"file:" + request.file_key, first, UniqueFd()};
+    }
+    copy = store_->CopyPartition(fd, 0, size, /*may_evict=*/true);
+  }
+  if (!copy.ok()) return Annotate(copy.status(), "copying the image for verification");
+  ASSIGN_OR_RETURN(UniqueFd bytes, Dup(copy->fd.get()));
+  ASSIGN_OR_RETURN(auto verdict, VerifyBytes(std::move(bytes), request));
+  if (!DenialOf(*request.group, verdict->verify_error, verdict->signers).empty() && !copy->reused) {
+    store_->Remove(copy->digest);  // denied: kept by no one
+    return Checked{"file:" + request.file_key, verdict, UniqueFd()};
+  }
+  return Checked{copy->digest, verdict, std::move(copy->fd)};
+}
+
+// The bytes to verify and later mount: the caller's file only when no user
+// can change it; otherwise a private copy.
+absl::StatusOr<EclGate::Checked> EclGate::CheckSlow(int fd, const Request& request) {
+  if (!image::JudgeImageFile(fd).trusted) return CopyAndVerify(fd, request);
+  ASSIGN_OR_RETURN(UniqueFd source, Dup(fd));
+  ASSIGN_OR_RETURN(UniqueFd bytes, Dup(fd));
+  ASSIGN_OR_RETURN(auto verdict, VerifyBytes(std::move(source), request));
+  return Checked{"inplace:" + request.file_key, verdict, std::move(bytes)};
+}
+
+void EclGate::Remember(int fd, const Request& request, const Checked& checked) {
+  auto key_after = FileKey(fd);
+  absl::MutexLock lock(&mu_);
+  ++stats_.verifications;
+  // Remember the file only if it did not change while we copied it.
+  if (key_after.ok() && *key_after == request.file_key) {
+    if (known_.size() >= kMaxKnown) known_.clear();
+    known_[request.file_key] = checked.key;
+  }
+  if (checked.verdict->generation == generation_) verdicts_[checked.key] = checked.verdict;
+}
+
+void EclGate::Forget(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  verdicts_.erase(key);
+}
+
+absl::StatusOr<UniqueFd> EclGate::Admit(UniqueFd fd, const std::string& display, uid_t uid) {
   const absl::Time start = absl::Now();
   Refresh();
   std::shared_ptr<const policy::Ecl> ecl;
-  uint64_t generation;
+  Request request{display, "", nullptr, 0, false, uid};
   {
     absl::MutexLock lock(&mu_);
     ecl = ecl_;
-    generation = generation_;
+    request.generation = generation_;
   }
   if (ecl == nullptr || !ecl->activated) return fd;
+  request.legacy = ecl->legacy_insecure;
   ASSIGN_OR_RETURN(std::string dir, DirectoryOf(fd.get()));
-  const policy::ExecGroup* group = policy::SelectExecGroup(*ecl, dir);
-  if (group == nullptr) {
+  request.group = policy::SelectExecGroup(*ecl, dir);
+  if (request.group == nullptr) {
     return absl::PermissionDeniedError(
         Denied(display, absl::StrCat("its directory ", dir, " is not part of any execgroup")));
   }
-  ASSIGN_OR_RETURN(std::string file_key, FileKey(fd.get()));
-  std::string digest;
-  std::shared_ptr<const Verdict> verdict;
-  bool cached = false;
-  // A file seen before, under the current generation and legacy setting.
-  auto look_up = [&]() {
-    absl::MutexLock lock(&mu_);
-    auto k = known_.find(file_key);
-    if (k == known_.end()) return;
-    auto v = verdicts_.find(k->second);
-    if (v == verdicts_.end() || v->second->generation != generation ||
-        v->second->legacy != ecl->legacy_insecure) {
-      return;
-    }
-    digest = k->second;
-    verdict = v->second;
-    cached = true;
-    ++stats_.cache_hits;
+  ASSIGN_OR_RETURN(request.file_key, FileKey(fd.get()));
+  const policy::ExecGroup& group = *request.group;
+  Checked checked;
+  // A cached verdict serves when it denies, or when its bytes are still there.
+  auto cached = [&] {
+    return LookUp(request, checked) &&
+           (!DenialOf(group, checked.verdict->verify_error, checked.verdict->signers).empty() ||
+            OpenCached(fd.get(), checked));
   };
-  look_up();
-  if (verdict == nullptr) {
+  bool hit = cached();
+  if (!hit) {
     absl::MutexLock slow(&slow_mu_);
-    look_up();  // 64 ranks starting at once: the first one verifies for all
-    if (verdict == nullptr) {
-      auto fresh =
-          VerifySlow(fd.get(), display, file_key, generation, ecl->legacy_insecure, digest);
+    hit = cached();  // 64 ranks starting at once: the first one verifies for all
+    if (!hit) {
+      auto fresh = CheckSlow(fd.get(), request);
       if (!fresh.ok()) return Annotate(fresh.status(), absl::StrCat("ECL check of ", display));
-      verdict = *std::move(fresh);
-      auto key_after = FileKey(fd.get());
-      absl::MutexLock lock(&mu_);
-      ++stats_.verifications;
-      // Remember the file only if it did not change while we copied it.
-      if (key_after.ok() && *key_after == file_key) {
-        if (known_.size() >= kMaxKnown) known_.clear();
-        known_[file_key] = digest;
-      }
-      if (verdict->generation == generation_) verdicts_[digest] = verdict;
+      checked = *std::move(fresh);
+      Remember(fd.get(), request, checked);
     }
   }
-  std::string why = verdict->verify_error.ok() ? policy::EclDenial(*group, verdict->signers)
-                                               : std::string(verdict->verify_error.message());
+  const std::string why = DenialOf(group, checked.verdict->verify_error, checked.verdict->signers);
   const double micros = absl::ToDoubleMicroseconds(absl::Now() - start);
   if (!why.empty()) {
     absl::MutexLock lock(&mu_);
     ++stats_.denials;
-    spdlog::info("ECL: {} denied ({} us{}): {}", display, micros, cached ? ", cached" : "", why);
+    spdlog::info("ECL: {} denied ({} us{}): {}", display, micros, hit ? ", cached" : "", why);
     return absl::PermissionDeniedError(Denied(display, why));
   }
-  if (cached) {
-    spdlog::debug("ECL: {} allowed by execgroup '{}' ({} us, cached)", display, group->tagname,
+  if (hit) {
+    spdlog::debug("ECL: {} allowed by execgroup '{}' ({} us, cached)", display, group.tagname,
                   micros);
   } else {
-    spdlog::info("ECL: {} allowed by execgroup '{}' ({} us)", display, group->tagname, micros);
+    spdlog::info("ECL: {} allowed by execgroup '{}' ({} us)", display, group.tagname, micros);
   }
-  if (digest.rfind("inplace:", 0) == 0) return fd;
-  return store_->OpenCopy(digest);
+  return std::move(checked.fd);
 }
 
 EclGateStats EclGate::stats() const {

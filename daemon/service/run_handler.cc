@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/fd_handoff.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/service/pty.h"
@@ -117,6 +118,21 @@ absl::StatusOr<v1::RunRequest> ReadStart(RunChannel& channel) {
   return std::move(*first.mutable_start());
 }
 
+// What each handed descriptor is, by the request's own mapping, for the
+// refusal of one the container must not get (an O_PATH descriptor).
+std::vector<HandedItem> HandedItemsOf(const v1::RunRequest& r) {
+  std::vector<HandedItem> items;
+  for (const v1::FdMapping& m : r.fds()) {
+    if (m.handoff_index() >= kMaxHandoffFds) continue;  // CheckFds refuses it
+    if (items.size() <= m.handoff_index()) items.resize(m.handoff_index() + 1);
+    items[m.handoff_index()].what = absl::StrFormat("container descriptor %d", m.container_fd());
+  }
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (items[i].what.empty()) items[i].what = absl::StrFormat("handed descriptor #%d", i);
+  }
+  return items;
+}
+
 }  // namespace
 
 RunHandler::RunHandler(const DaemonOptions& options, const policy::Config& config,
@@ -170,7 +186,7 @@ absl::StatusOr<launch::Container> RunHandler::StartContainer(
 
 absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerIdentity> peer) {
   ASSIGN_OR_RETURN(v1::RunRequest request, ReadStart(channel));
-  std::vector<UniqueFd> handed = peer->handed_fds->Take();
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> handed, peer->handed_fds->Take(HandedItemsOf(request)));
   RETURN_IF_ERROR(CheckRunRequest(request, handed.size(), config_));
   RETURN_IF_ERROR(Admit(peer->uid));
   struct Admitted {
@@ -189,6 +205,8 @@ absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerId
   }
   std::unique_ptr<shared::ContainerRegistry::Membership> member;
   auto container = StartContainer(request, *peer, run, member);
+  // Launch closed the handed descriptors (the container holds its copies).
+  peer->handed_fds->Done();
   if (!container.ok()) return Annotate(container.status(), "starting the container");
   spdlog::info("uid {} started {} (pid {}) from {}", peer->uid,
                request.args().empty() ? "runscript" : request.args(0), container->payload_pid(),
@@ -206,7 +224,7 @@ absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerId
       Supervise(channel, *container, run.pty_master.get(), peer->pidfd->get(), client_gone);
   if (!client_alive) {
     spdlog::info("uid {}: client gone, killing container pid {}", peer->uid, container->pid());
-    (void)container->Signal(SIGKILL);
+    (void)container->Kill();
   }
   auto status = container->Wait();
   if (status.ok()) {

@@ -99,7 +99,7 @@ absl::StatusOr<std::shared_ptr<image::MountLease>> LeaseImage(const v1::RunReque
   RETURN_IF_ERROR(CheckImagePolicy(fd.get(), r.image(), config));
   // With the ECL active, `fd` becomes the verified (immutable) bytes to mount.
   if (ecl != nullptr) {
-    ASSIGN_OR_RETURN(fd, ecl->Admit(std::move(fd), r.image()));
+    ASSIGN_OR_RETURN(fd, ecl->Admit(std::move(fd), r.image(), peer.uid));
   }
   return images.Acquire(std::move(fd), r.image(), peer.uid);
 }

@@ -172,7 +172,7 @@ TEST_CASE("B3.11 per-uid limits: images and loop devices", "[image][root]") {
     REQUIRE(l2.ok());
     CHECK(b.ExpectFailure(images[2], 1001) ==
           "mounting image " + images[2] +
-              ": user 1001 already has 2 images mounted (limit 'max images per user' in "
+              ": user 1001 already has 2 images mounted (limit max_images_per_user in "
               "berth.conf)");
     CHECK(acquire(images[0], 1001).ok());  // one it already holds is fine
     CHECK(acquire(images[2], 1002).ok());  // other users are not affected
@@ -205,10 +205,30 @@ TEST_CASE("B3.11 per-uid limits: images and loop devices", "[image][root]") {
     auto la = b.cache->Acquire(*OpenFile(a, O_RDONLY), a, 1001);
     REQUIRE(la.ok());
     CHECK_THAT(b.ExpectFailure(c, 1001),
-               Catch::EndsWith("user 1001 already has 1 loop devices in use (limit 'max loop "
-                               "devices per user' in berth.conf)"));
+               Catch::EndsWith("user 1001 already holds 1 loop devices (limit "
+                               "max_loop_devices_per_user = 1 in berth.conf)"));
     // Sharing an existing mount costs no loop device.
     CHECK(b.cache->Acquire(*OpenFile(a, O_RDONLY), a, 1001).ok());
+  }
+  SECTION("a loop device pinned after its mount ended counts until the kernel detaches it") {
+    Broken b(Policy::kTrusted, ImagePolicy{.max_loop_devices_per_uid = 1});
+    const std::string a = b.scratch.File("a.sif"), c = b.scratch.File("c.sif");
+    MakeImage(b.scratch.path(), a, "pa");
+    MakeImage(b.scratch.path(), c, "pc");
+    auto la = b.cache->Acquire(*OpenFile(a, O_RDONLY), a, 1001);
+    REQUIRE(la.ok());
+    // What a descriptor on /proc/PID/root does: it holds the mount, and so
+    // the superblock and the loop device, after the daemon's unmount.
+    auto pin = OpenFile((*la)->root(), O_RDONLY | O_DIRECTORY);
+    REQUIRE(pin.ok());
+    la->reset();
+    CHECK_THAT(b.ExpectFailure(c, 1001),
+               Catch::EndsWith("user 1001 already holds 1 loop devices, 1 of them kept after "
+                               "their mount ended (limit max_loop_devices_per_user = 1 in "
+                               "berth.conf)"));
+    CHECK(b.cache->Acquire(*OpenFile(c, O_RDONLY), c, 1002).ok());  // others are not affected
+    pin->Reset();
+    CHECK(b.cache->Acquire(*OpenFile(c, O_RDONLY), c, 1001).ok());
   }
 }
 

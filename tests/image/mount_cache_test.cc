@@ -247,19 +247,63 @@ TEST_CASE("B3.11 one user cannot fill the image store: least recently used copie
     CHECK(f.cache->stats().copies == 4);
   }
   SECTION("copies in use are kept, and the run that does not fit is refused by name") {
+    // Two users (one user's share is half the store) and root, unlimited.
     auto a = f.Acquire(sifs[0], f.user.uid);
-    auto b = f.Acquire(sifs[1], f.user.uid);
+    auto b = f.Acquire(sifs[1], f.user.uid + 1);
     REQUIRE(a.ok());
     REQUIRE(b.ok());
-    auto c = f.Acquire(sifs[2], f.user.uid);
+    auto c = f.Acquire(sifs[2], 0);
     REQUIRE_FALSE(c.ok());
     CHECK(absl::IsResourceExhausted(c.status()));
     CHECK(std::string(c.status().message()).find("copy_store_max_mib") != std::string::npos);
     CHECK(stored().first == 2);
     // Still serving what fits.
     a->reset();
-    CHECK(f.Acquire(sifs[2], f.user.uid).ok());
+    CHECK(f.Acquire(sifs[2], 0).ok());
   }
+  SECTION("one user's copies in use stop at their share, half the store") {
+    auto a = f.Acquire(sifs[0], f.user.uid);
+    REQUIRE(a.ok());
+    auto b = f.Acquire(sifs[1], f.user.uid);
+    REQUIRE_FALSE(b.ok());
+    CHECK(std::string(b.status().message()).find("max_store_mib_per_user") != std::string::npos);
+    CHECK(f.Acquire(sifs[1], f.user.uid + 1).ok());  // another user is not affected
+  }
+}
+
+TEST_CASE("a sparse image is copied sparse and counted by the blocks it allocates",
+          "[image][root]") {
+  CacheFixture f;
+  // Two images, each 512 MiB more of partition that is a hole: 513 MiB
+  // long, ~3 MiB on disk. Both held in a 1 GiB budget: by length they would
+  // not fit, by allocated blocks they do.
+  std::vector<std::string> sifs;
+  for (const char* name : {"sparse1", "sparse2"}) {
+    sifs.push_back(f.scratch.File(std::string(name) + ".sif"));
+    MakeImage(f.scratch.path(), sifs.back(), name);
+    REQUIRE(Shell("python3 " BERTH_SOURCE_DIR "/tests/stores/grow_partition.py " + sifs.back() +
+                  " 512") == 0);
+    REQUIRE(chown(sifs.back().c_str(), f.user.uid, f.user.gid) == 0);
+  }
+  f.cache = std::make_unique<MountCache>(f.state_dir, DaemonMode::kSystem,
+                                         ImagePolicy{.copy_store_max_bytes = int64_t{1} << 30});
+  REQUIRE(f.cache->Init().ok());
+  std::vector<std::shared_ptr<MountLease>> held;
+  for (const std::string& sif : sifs) {
+    auto lease = f.Acquire(sif, f.user.uid);
+    INFO(lease.status().ToString());
+    REQUIRE(lease.ok());
+    held.push_back(*lease);
+  }
+  std::set<std::string> digests;
+  for (auto& e : std::filesystem::directory_iterator(f.cache->images_dir())) {
+    struct stat st;
+    REQUIRE(stat(e.path().c_str(), &st) == 0);
+    CHECK(st.st_size > (int64_t{512} << 20));
+    CHECK(st.st_blocks * 512 < (int64_t{16} << 20));
+    digests.insert(Sha256OfFile(e.path()));  // the holes are in the digest
+  }
+  CHECK(digests == std::set<std::string>{held[0]->digest(), held[1]->digest()});
 }
 
 TEST_CASE("policy always mounts user files in place, policy never uses FUSE", "[image][root]") {

@@ -201,5 +201,44 @@ TEST_CASE("bind sources: O_PATH as the caller, and only what the caller may read
   CHECK(Fsuid() == "0");
 }
 
+TEST_CASE("OpenAtAsCaller: a directory descriptor lends nothing the caller could not open",
+          "[image][root]") {
+  Fixture f;
+  // A 0700 root directory, opened by root, with a world-readable file in it:
+  // beneath it the caller lacks search permission, whoever opened it.
+  const std::string dir = f.scratch.File("private");
+  REQUIRE(mkdir(dir.c_str(), 0700) == 0);
+  std::ofstream(dir + "/f") << "inside\n";
+  chmod((dir + "/f").c_str(), 0644);
+  UniqueFd dir_fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  REQUIRE(dir_fd.valid());
+  auto denied = OpenAtAsCaller(f.caller, dir_fd.get(), "f", O_RDONLY);
+  REQUIRE_FALSE(denied.ok());
+  CHECK_THAT(std::string(denied.status().message()), Catch::Contains("Permission denied"));
+  CHECK(OpenAtAsCaller({0, 0, {0}}, dir_fd.get(), "f", O_RDONLY).ok());
+  // A searchable directory, but a file only its owner may read.
+  UniqueFd scratch_fd(open(f.scratch.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  const std::string hidden = f.scratch.File("hidden");
+  std::ofstream(hidden) << "x";
+  chmod(hidden.c_str(), 0600);
+  CHECK_FALSE(OpenAtAsCaller(f.caller, scratch_fd.get(), "hidden", O_RDONLY).ok());
+  CHECK(OpenAtAsCaller(f.caller, scratch_fd.get(), "public", O_RDONLY).ok());
+  CHECK(Fsuid() == "0");
+}
+
+TEST_CASE("OpenAtAsCaller: only one path component, never a way out", "[image][root]") {
+  Fixture f;
+  UniqueFd scratch_fd(open(f.scratch.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  for (const char* name : {"", ".", "..", "a/b", "/etc/passwd"}) {
+    auto fd = OpenAtAsCaller(f.caller, scratch_fd.get(), name, O_RDONLY);
+    REQUIRE_FALSE(fd.ok());
+    CHECK(fd.status().code() == absl::StatusCode::kInvalidArgument);
+  }
+  CHECK_FALSE(OpenAtAsCaller(f.caller, scratch_fd.get(), "new", O_RDWR | O_CREAT).ok());
+  // A symlink beneath the directory is not followed out of it (RESOLVE_BENEATH).
+  symlink("/etc/passwd", f.scratch.File("out").c_str());
+  CHECK_FALSE(OpenAtAsCaller(f.caller, scratch_fd.get(), "out", O_RDONLY).ok());
+}
+
 }  // namespace
 }  // namespace berth::daemon::image

@@ -3,19 +3,40 @@
 // misuse, broken framing, silence, a flood of sessions) and checks each is
 // refused with a one-line error while the daemon keeps serving. Prints
 // ok/FAIL lines and "N passed, M failed".
+//
+// hostile_client SOCKET flood-fds N SECONDS: holds N connections; of each
+//   four, a gRPC and a run-session one passed 64 descriptors, two gRPC ones
+//   none and make no call.
+// hostile_client SOCKET flood-silent N SECONDS: holds N connections that
+//   never send their preamble.
+// hostile_client SOCKET flood-idle N SECONDS: holds N gRPC connections that
+//   never make a call.
+// Each opens a new connection whenever the daemon closes one, prints
+// "holding K connections" once the first N are made, and stops after
+// SECONDS. Tests run them as one user while another user's execs are timed.
+// hostile_client SOCKET slow-run IMAGE MS: a run session (exec IMAGE
+//   /bin/true with this process's stdio) whose preamble comes MS ms after
+//   connect(), as from a client the scheduler held up; exits 0 when the
+//   container ran and exited 0.
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "absl/time/clock.h"
 #include "berth/v1/berth.pb.h"
 #include "client/rpc/daemon_channel.h"
+#include "common/fd_handoff.h"
 #include "proto/run_wire.h"
 
 namespace {
@@ -113,11 +134,128 @@ RunInput Start(const RunRequest& r) {
   return in;
 }
 
+// A blocking connect with no preamble; -1 when the daemon is not there.
+int RawConnect(const std::string& socket) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, socket.c_str(), sizeof(addr.sun_path) - 1);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) return fd;
+  if (fd >= 0) ::close(fd);
+  return -1;
+}
+
+// True when the daemon has closed `fd` (end of stream or an error); data it
+// sent (a refusal, gRPC's settings) is read and dropped.
+bool ClosedByDaemon(int fd) {
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) continue;
+    return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+  }
+}
+
+// Keeps `n` connections made by `open_one` for `seconds`, replacing each one
+// the daemon closes.
+int Flood(int n, int seconds, const std::function<int(int)>& open_one) {
+  std::vector<pollfd> conns;
+  for (int i = 0; i < n; ++i) {
+    int fd = open_one(i);
+    if (fd >= 0) conns.push_back({fd, POLLIN, 0});
+  }
+  std::printf("holding %zu connections\n", conns.size());
+  std::fflush(stdout);
+  size_t replaced = 0;
+  absl::Time end = absl::Now() + absl::Seconds(seconds);
+  while (absl::Now() < end) {
+    int ready = ::poll(conns.data(), conns.size(), 100);
+    for (size_t i = 0; i < conns.size(); ++i) {
+      bool closed = conns[i].fd < 0;  // refused at connect: try again
+      if (!closed && ready > 0 && conns[i].revents != 0 && ClosedByDaemon(conns[i].fd)) {
+        ::close(conns[i].fd);
+        closed = true;
+      }
+      if (!closed) continue;
+      conns[i].fd = open_one(static_cast<int>(i));
+      ++replaced;
+    }
+  }
+  std::printf("flood over: %zu connections replaced after the daemon closed them\n", replaced);
+  return 0;
+}
+
+int SlowRun(const std::string& sock, const std::string& image, int delay_ms) {
+  int fd = RawConnect(sock);
+  if (fd < 0) return 1;
+  ::usleep(static_cast<useconds_t>(delay_ms) * 1000);
+  const int stdio[] = {0, 1, 2};
+  RunRequest r = Valid();
+  r.set_image(image);
+  for (int i = 0; i < 3; ++i) {
+    auto* m = r.add_fds();
+    m->set_handoff_index(i);
+    m->set_container_fd(i);
+  }
+  if (!berth::SendHandoff(fd, stdio, berth::ConnectionKind::kRunSession).ok()) {
+    std::printf("slow-run: the daemon closed the connection before the preamble\n");
+    return 1;
+  }
+  WriteRaw(fd, Frame(Start(r)));
+  berth::rpc::FrameReader reader;
+  for (;;) {
+    std::string frame;
+    auto got = reader.ReadFrame(fd, &frame, -1, absl::Now() + absl::Seconds(20));
+    RunOutput out;
+    if (!got.ok() || *got != berth::rpc::FrameReader::Result::kFrame ||
+        !out.ParseFromString(frame)) {
+      std::printf("slow-run: no answer\n");
+      return 1;
+    }
+    if (out.has_failed()) std::printf("slow-run: %s\n", out.failed().message().c_str());
+    if (out.has_failed()) return 1;
+    if (out.has_exited()) return out.exited().status();
+  }
+}
+
+int FloodMain(const std::string& sock, const std::string& mode, int n, int seconds) {
+  if (mode == "flood-silent") return Flood(n, seconds, [&](int) { return RawConnect(sock); });
+  if (mode == "flood-idle") {
+    return Flood(n, seconds, [&](int) {
+      int fd = RawConnect(sock);
+      if (fd >= 0 && !berth::SendHandoff(fd, {}, berth::ConnectionKind::kGrpc).ok()) {
+        ::close(fd);
+        return -1;
+      }
+      return fd;
+    });
+  }
+  if (mode != "flood-fds") return 2;
+  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  std::vector<int> passed(berth::kMaxHandoffFds, devnull);
+  return Flood(n, seconds, [&](int i) {
+    int fd = RawConnect(sock);
+    auto kind = i % 4 == 1 ? berth::ConnectionKind::kRunSession : berth::ConnectionKind::kGrpc;
+    std::span<const int> fds = i % 4 < 2 ? std::span<const int>(passed) : std::span<const int>();
+    if (fd >= 0 && !berth::SendHandoff(fd, fds, kind).ok()) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 5 && std::string(argv[2]) == "slow-run") {
+    return SlowRun(argv[1], argv[3], std::atoi(argv[4]));
+  }
+  if (argc == 5) return FloodMain(argv[1], argv[2], std::atoi(argv[3]), std::atoi(argv[4]));
   if (argc != 2) {
-    std::fprintf(stderr, "usage: hostile_client SOCKET\n");
+    std::fprintf(stderr,
+                 "usage: hostile_client SOCKET [flood-fds|flood-silent|flood-idle CONNECTIONS "
+                 "SECONDS | slow-run IMAGE MS]\n");
     return 2;
   }
   std::string sock = argv[1];

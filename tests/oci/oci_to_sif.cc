@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   if (ref->transport == oci::LocalTransport::kOciDir) {
     UniqueFd dir(::open(ref->path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dir) return Fail(ref->path + ": " + std::strerror(errno));
-    image = oci::ReadOciLayout(dir.get(), ref->tag, oci::PlatformSpec{});
+    image = oci::ReadOciLayout(dir.get(), ref->tag, oci::PlatformSpec{}, oci::OpenAtWithOwnRights);
   } else {
     UniqueFd file(::open(ref->path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!file) return Fail(ref->path + ": " + std::strerror(errno));

@@ -57,6 +57,37 @@ writable_tmpfs_max_mib = 1024
   CHECK(c->writable_tmpfs_max_mib == 1024);
 }
 
+TEST_CASE("connection budgets: defaults follow the container limit, each can be set", "[config]") {
+  auto d = ParseConfig("", "berth.conf");
+  REQUIRE(d.ok());
+  CHECK(d->max_sessions_per_user == 272);
+  CHECK(d->max_connections_per_user == 512);
+  CHECK(d->max_pending_connections_per_user == 16);
+  CHECK(d->max_handed_fds_per_user == 1024);
+  auto derived = ParseConfig("[limits]\nmax_containers_per_user = 1000\n", "berth.conf");
+  REQUIRE(derived.ok());
+  CHECK(derived->max_sessions_per_user == 1016);
+  CHECK(derived->max_connections_per_user == 1080);
+  auto set = ParseConfig(R"(
+[limits]
+max_sessions_per_user = 20
+max_connections_per_user = 30
+max_pending_connections_per_user = 2
+max_handed_fds_per_user = 100
+)",
+                         "berth.conf");
+  REQUIRE(set.ok());
+  CHECK(set->max_sessions_per_user == 20);
+  CHECK(set->max_connections_per_user == 30);
+  CHECK(set->max_pending_connections_per_user == 2);
+  CHECK(set->max_handed_fds_per_user == 100);
+  CHECK(ErrorOf("[limits]\nmax_sessions_per_user = 600\nmax_connections_per_user = 500\n")
+            .find("max_connections_per_user (500) is lower than max_sessions_per_user (600)") !=
+        std::string::npos);
+  CHECK(ErrorOf("[limits]\nmax_handed_fds_per_user = 3\n").find("out of range (64..") !=
+        std::string::npos);
+}
+
 TEST_CASE("mistakes name the line and the fix", "[config][hostile]") {
   CHECK(ErrorOf("[binds]\nuser_bind_contrl = true\n") ==
         "berth.conf:2: unknown setting 'binds.user_bind_contrl' (see docs/config.md)");

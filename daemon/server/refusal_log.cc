@@ -1,0 +1,40 @@
+#include "daemon/server/refusal_log.h"
+
+#include <string_view>
+
+#include "spdlog/spdlog.h"
+
+namespace berth::daemon {
+namespace {
+
+constexpr auto kQuietPeriod = std::chrono::seconds(5);
+
+}  // namespace
+
+void RefusalLog::Warn(const PeerIdentity& peer, absl::string_view what_view,
+                      absl::string_view why_view) {
+  std::string_view what(what_view.data(), what_view.size());
+  std::string_view why(why_view.data(), why_view.size());
+  auto now = std::chrono::steady_clock::now();
+  auto [it, fresh] = last_.try_emplace(peer.uid);
+  Last& last = it->second;
+  if (!fresh && now - last.at < kQuietPeriod) {
+    ++last.suppressed;
+    spdlog::debug("{} from {}: {}", what, DescribePeer(peer), why);
+    return;
+  }
+  if (last.suppressed > 0) {
+    spdlog::warn("{} from {}: {} ({} more refusals of uid {} since the last warning)", what,
+                 DescribePeer(peer), why, last.suppressed, peer.uid);
+  } else {
+    spdlog::warn("{} from {}: {}", what, DescribePeer(peer), why);
+  }
+  last = Last{now, 0};
+}
+
+RefusalLog& AcceptLoopRefusals() {
+  static auto* log = new RefusalLog();
+  return *log;
+}
+
+}  // namespace berth::daemon

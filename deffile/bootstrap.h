@@ -1,0 +1,32 @@
+// Bootstrap agents: which `Bootstrap:` values berth builds from and the
+// header keys each needs (formats.md §5.2), checked before anything is
+// fetched, so a missing key fails at its line instead of after a download.
+#pragma once
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "deffile/definition.h"
+
+namespace berth::deffile {
+
+enum class Agent {
+  kScratch,
+  kLocalImage,
+  kDocker,  // docker, docker-archive, oci, oci-archive: the OCI conveyor
+  kOras,
+  kDebootstrap,
+  kBusybox,
+  kYum,  // yum and dnf
+  kZypper,
+};
+
+// The agent for a stage whose CheckBootstrap passed.
+Agent AgentOf(const Definition& stage);
+
+// Refuses, with the header line: no Bootstrap (Apptainer's "no bootstrap
+// specification found"), an unknown one ("invalid build source X"), one
+// berth does not build from (library and shub name the alternative), a
+// missing required key, and Fingerprints entries that are not 40 hex digits.
+absl::Status CheckBootstrap(const Definition& stage, absl::string_view file);
+
+}  // namespace berth::deffile

@@ -1,0 +1,18 @@
+// Internal to deffile/: the checks Apptainer leaves to build time (or skips),
+// made at parse time so that `berth build --dry-run` finds them with their
+// line: %files args and the stages they name, and build script args.
+#pragma once
+
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "deffile/definition.h"
+
+namespace berth::deffile::internal {
+
+// Sets each FilesSection's from_stage, and refuses what Apptainer would
+// ignore or fail on later.
+absl::Status CheckStages(std::vector<Definition>& stages, absl::string_view file);
+
+}  // namespace berth::deffile::internal

@@ -1,0 +1,134 @@
+// libFuzzer target for the definition-file parser (deffile/). The input is
+// a definition file; a last byte below 4 instead asks for that many build
+// args, taken from the input's tail (so the seed corpus, real definition
+// files, parses as written). Whatever parses must keep the promises
+// deffile.h makes, and every error must be one non-empty line.
+//
+// Invariant violations call abort() so libFuzzer records them like crashes.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "deffile/bootstrap.h"
+#include "deffile/deffile.h"
+#include "deffile/json.h"
+#include "deffile/plan.h"
+#include "fuzzer/FuzzedDataProvider.h"
+
+namespace berth::deffile {
+namespace {
+
+[[noreturn]] void Fail(const char* what, const std::string& detail) {
+  std::fprintf(stderr, "deffile_fuzz invariant violated: %s: %s\n", what, detail.c_str());
+  std::abort();
+}
+
+void Require(bool ok, const char* what) {
+  if (!ok) Fail(what, "");
+}
+
+void CheckError(const absl::Status& status) {
+  Require(!status.ok(), "error status is OK");
+  std::string message(status.message());
+  Require(!message.empty(), "empty error message");
+  if (message.find('\n') != std::string::npos) Fail("multi-line error message", message);
+}
+
+void CheckLine(int line, int lines, const char* what) {
+  if (line < 1 || line > lines) Fail(what, std::to_string(line));
+}
+
+void CheckScripts(const Definition& d, int lines) {
+  for (const char* name : {"help", "environment", "runscript", "test", "startscript", "pre",
+                           "setup", "post", "arguments"}) {
+    const Script* s = d.FindScript(name);
+    Require(s != nullptr, "a section name has no script");
+    if (s->present()) CheckLine(s->line, lines, "script line");
+    Require(s->present() || (s->args.empty() && s->script.empty()), "absent script with text");
+    absl::StatusOr<std::vector<std::string>> command = SectionCommand(name, *s, "/script");
+    if (command.ok()) {
+      Require(command->size() >= 3 && command->back().find("/script") != std::string::npos,
+              "section command without the script");
+    } else {
+      CheckError(command.status());
+    }
+  }
+}
+
+void CheckStage(const Definition& d, const ParsedFile& file, int lines) {
+  CheckLine(d.first_line, lines, "stage first line");
+  Require(!d.raw.empty(), "a stage with no text");
+  for (const HeaderEntry& e : d.header.entries()) {
+    CheckLine(e.line, lines, "header line");
+    Require(d.header.Find(e.key) == &e, "header index out of step");
+  }
+  CheckScripts(d, lines);
+  for (const FilesSection& f : d.files) {
+    CheckLine(f.line, lines, "%files line");
+    for (const FileTransfer& t : f.files) {
+      CheckLine(t.line, lines, "%files entry line");
+      Require(!t.source.empty(), "%files entry without a source");
+    }
+    Require(f.from_stage.empty() || file.FindStage(f.from_stage) != nullptr,
+            "%files from a stage that does not exist");
+  }
+  for (const App& app : d.apps) {
+    Require(!app.name.empty() && app.name.find('/') == std::string::npos, "bad app name");
+    Require(!app.sections.empty(), "an app without sections");
+  }
+  (void)d.Fingerprints();
+  (void)d.OtherUrls();
+  if (absl::Status st = CheckBootstrap(d, "fuzz.def"); !st.ok()) CheckError(st);
+  PlanOptions narrow;
+  narrow.sections = {"post"};
+  narrow.notest = narrow.update = true;
+  for (const PlanOptions& options : {PlanOptions(), narrow}) {
+    for (const Step& step : PlanStage(d, options)) {
+      Require(step.script != nullptr || step.files != nullptr || step.app != nullptr ||
+                  step.kind == StepKind::kBootstrap || step.section == "labels",
+              "a step with nothing to do");
+    }
+  }
+}
+
+void CheckParsed(const ParsedFile& file, absl::string_view input, const BuildArgs& args) {
+  Require(!file.stages.empty(), "parsed without stages");
+  Require(file.full_raw.size() <= kMaxFileBytes, "Def.FILE over the limit");
+  int lines = 1;
+  for (char c : file.full_raw) lines += c == '\n';
+  for (const Definition& d : file.stages) CheckStage(d, file, lines);
+  std::string json = DefinitionsToJson(file.stages);
+  Require(json.size() >= 4 && json.front() == '[' && json.substr(json.size() - 2) == "]\n",
+          "JSON is no array");
+  // Nothing substituted: Def.FILE is the file, byte for byte.
+  if (file.used_args.empty() && args.values.empty()) {
+    Require(file.full_raw == input, "Def.FILE differs from the file");
+  }
+}
+
+}  // namespace
+}  // namespace berth::deffile
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace berth::deffile;
+  BuildArgs args;
+  std::string text(reinterpret_cast<const char*>(data), size);
+  if (size > 0 && data[size - 1] < 4) {
+    FuzzedDataProvider tail(data, size - 1);
+    args.warn_unused = tail.ConsumeBool();
+    for (int i = 0; i < data[size - 1]; ++i) {
+      absl::Status st = AddBuildArg(args, tail.ConsumeRandomLengthString(64));
+      if (!st.ok()) CheckError(st);
+    }
+    text = tail.ConsumeRemainingBytesAsString();
+  }
+  absl::StatusOr<ParsedFile> file = ParseDefinitionFile(text, "fuzz.def", args);
+  if (!file.ok()) {
+    CheckError(file.status());
+    return 0;
+  }
+  CheckParsed(*file, text, args);
+  return 0;
+}
