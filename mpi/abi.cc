@@ -51,16 +51,16 @@ AbiVerdict CheckAbi(const LibraryName& host, const LibraryName& image, AbiRule r
   }
   int hmaj = Part(host, 0), imaj = Part(image, 0), hmin = Part(host, 1), imin = Part(image, 1);
   if (hmaj != imaj) {
-    return Verdict(K::kIncompatible, host, image,
-                   absl::StrCat("major ", hmaj, " is not ", imaj), rule);
+    return Verdict(K::kIncompatible, host, image, absl::StrCat("major ", hmaj, " is not ", imaj),
+                   rule);
   }
   if (rule == AbiRule::kMajor) {
     return Verdict(K::kCompatible, host, image, absl::StrCat("same major ", hmaj), rule);
   }
   if (rule == AbiRule::kStrict) {
     if (hmin != imin) {
-      return Verdict(K::kIncompatible, host, image,
-                     absl::StrCat("minor ", hmin, " is not ", imin), rule);
+      return Verdict(K::kIncompatible, host, image, absl::StrCat("minor ", hmin, " is not ", imin),
+                     rule);
     }
     return Verdict(K::kCompatible, host, image, absl::StrCat("same ", hmaj, ".", hmin), rule);
   }

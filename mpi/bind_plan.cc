@@ -49,11 +49,11 @@ void CheckGlibc(const std::vector<HostLibrary>& host, const ImageView& image, Bi
     }
   }
   if (image.glibc < plan.host_glibc_needed) {
-    Refuse(plan, absl::StrCat("the host libraries need glibc ", plan.host_glibc_needed.ToString(),
-                              " (", plan.glibc_needed_by, ") and the image has glibc ",
-                              image.glibc.ToString(),
-                              ": they cannot run on it; use an image with glibc ",
-                              plan.host_glibc_needed.ToString(), " or newer"));
+    Refuse(plan,
+           absl::StrCat("the host libraries need glibc ", plan.host_glibc_needed.ToString(), " (",
+                        plan.glibc_needed_by, ") and the image has glibc ", image.glibc.ToString(),
+                        ": they cannot run on it; use an image with glibc ",
+                        plan.host_glibc_needed.ToString(), " or newer"));
   }
 }
 
@@ -73,10 +73,10 @@ void AddMissingGlibc(const std::vector<HostLibrary>& host, const ImageView& imag
       if (lib.soname == soname) found = &lib;
     }
     if (found == nullptr || !(image.glibc == host_glibc)) {
-      Refuse(plan, absl::StrCat("the image lacks ", soname,
-                                ", which the host libraries need, and its glibc ",
-                                image.glibc.ToString(), " is not the host's ",
-                                host_glibc.ToString()));
+      Refuse(plan,
+             absl::StrCat("the image lacks ", soname,
+                          ", which the host libraries need, and its glibc ", image.glibc.ToString(),
+                          " is not the host's ", host_glibc.ToString()));
       continue;
     }
     plan.files.push_back({found->path, absl::StrCat(image.libc_dir, "/", soname), false});
@@ -109,16 +109,26 @@ void PlaceLibrary(const HostLibrary& lib, AbiRule rule, const ImageView& image, 
 }  // namespace
 
 bool IsGlibcLibrary(const std::string& soname) {
-  static const std::set<std::string> kGlibc = {
-      "libc.so.6",       "libm.so.6",          "libpthread.so.0", "libdl.so.2",
-      "librt.so.1",      "libresolv.so.2",     "libutil.so.1",    "libanl.so.1",
-      "libnsl.so.1",     "libBrokenLocale.so.1", "libmvec.so.1",  "libc_malloc_debug.so.0",
-      "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "libthread_db.so.1"};
+  static const std::set<std::string> kGlibc = {"libc.so.6",
+                                               "libm.so.6",
+                                               "libpthread.so.0",
+                                               "libdl.so.2",
+                                               "librt.so.1",
+                                               "libresolv.so.2",
+                                               "libutil.so.1",
+                                               "libanl.so.1",
+                                               "libnsl.so.1",
+                                               "libBrokenLocale.so.1",
+                                               "libmvec.so.1",
+                                               "libc_malloc_debug.so.0",
+                                               "ld-linux-x86-64.so.2",
+                                               "ld-linux-aarch64.so.1",
+                                               "libthread_db.so.1"};
   return kGlibc.count(soname) > 0;
 }
 
-BindPlan PlanStack(const Stack& stack, const std::vector<HostLibrary>& host,
-                   const ImageView& image, GlibcVersion host_glibc) {
+BindPlan PlanStack(const Stack& stack, const std::vector<HostLibrary>& host, const ImageView& image,
+                   GlibcVersion host_glibc) {
   BindPlan plan;
   FindFamilies(host, image, plan);
   if (image.libc_dir.empty()) {

@@ -43,8 +43,8 @@ struct ImageLibrary {
 struct ImageView {
   std::map<std::string, ImageLibrary> by_soname;  // every name in its library directories
   std::map<std::string, ImageLibrary> by_linker;  // "libmpich.so": the newest
-  std::string libc_dir;  // directory of its libc.so.6; empty: it has none
-  GlibcVersion glibc;    // the newest GLIBC_x.y its libc defines
+  std::string libc_dir;                           // directory of its libc.so.6; empty: it has none
+  GlibcVersion glibc;                             // the newest GLIBC_x.y its libc defines
 };
 
 struct FileBind {
@@ -71,7 +71,7 @@ struct BindPlan {
 // the host unless the image lacks one and has the host's very glibc.
 bool IsGlibcLibrary(const std::string& soname);
 
-BindPlan PlanStack(const Stack& stack, const std::vector<HostLibrary>& host,
-                   const ImageView& image, GlibcVersion host_glibc);
+BindPlan PlanStack(const Stack& stack, const std::vector<HostLibrary>& host, const ImageView& image,
+                   GlibcVersion host_glibc);
 
 }  // namespace berth::mpi

@@ -33,9 +33,8 @@ absl::StatusOr<std::string> ReadSection(int fd, const Elf64_Shdr& sh, uint64_t f
     return Bad("section outside the file");
   }
   std::string out(sh.sh_size, '\0');
-  RETURN_IF_ERROR(PreadFull(
-      fd, std::span(reinterpret_cast<uint8_t*>(out.data()), out.size()),
-      static_cast<int64_t>(sh.sh_offset)));
+  RETURN_IF_ERROR(PreadFull(fd, std::span(reinterpret_cast<uint8_t*>(out.data()), out.size()),
+                            static_cast<int64_t>(sh.sh_offset)));
   return out;
 }
 
@@ -48,7 +47,8 @@ absl::StatusOr<std::string> Str(absl::string_view table, uint64_t offset) {
 
 template <typename T>
 absl::StatusOr<T> At(absl::string_view bytes, uint64_t offset) {
-  if (offset > bytes.size() || bytes.size() - offset < sizeof(T)) return Bad("entry past its section");
+  if (offset > bytes.size() || bytes.size() - offset < sizeof(T))
+    return Bad("entry past its section");
   T v;
   std::memcpy(&v, bytes.data() + offset, sizeof v);
   return v;

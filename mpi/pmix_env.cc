@@ -87,8 +87,8 @@ PmixNeeds PmixNeedsOf(const std::vector<std::string>& env, uint32_t uid, bool im
   std::map<std::string, std::string> vars = AsMap(env);
   PmixNeeds out;
   out.pmix = Get(vars, "PMIX_RANK").has_value() || Get(vars, "PMIX_SERVER_URI41").has_value() ||
-             Get(vars, "PMIX_SERVER_URI4").has_value() || Get(vars, "PMIX_SERVER_URI3").has_value() ||
-             Get(vars, "PMIX_SERVER_URI2").has_value();
+             Get(vars, "PMIX_SERVER_URI4").has_value() ||
+             Get(vars, "PMIX_SERVER_URI3").has_value() || Get(vars, "PMIX_SERVER_URI2").has_value();
   if (!out.pmix) return out;
   AddBinds(vars, uid, out);
   Derive(vars, "PMIX_MCA_ptl", "PMIX_PTL_MODULE", out);

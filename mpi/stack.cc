@@ -24,7 +24,7 @@ bool LibraryPatternMatches(const std::string& pattern, const std::string& soname
 
 const std::vector<std::string>& DefaultEnvPass() {
   static const auto* kPass = new std::vector<std::string>{
-      "PMI_*",  "PMI2_*",   "PMIX_*", "SLURM_*", "OMPI_*", "MPICH_*", "MPIR_*",
+      "PMI_*",   "PMI2_*",  "PMIX_*", "SLURM_*", "OMPI_*", "MPICH_*", "MPIR_*",
       "HYDRA_*", "I_MPI_*", "FI_*",   "UCX_*",   "NCCL_*", "HFI_*",   "PSM2_*"};
   return *kPass;
 }

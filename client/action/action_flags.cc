@@ -92,6 +92,7 @@ void AddActionFlags(CLI::App& cmd, ActionFlags& f) {
                "share one container with the other processes of the same parent");
   cmd.add_flag("--no-sharens", f.no_sharens,
                "a container of its own, even among the ranks of a Slurm job step");
+  cmd.add_option("--mpi", f.mpi, "bind the node's MPI stack STACK (mpi.d) into it")->expected(0, 1);
 }
 
 absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
@@ -117,6 +118,9 @@ absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
   StringFromEnv(cmd, "--cwd", "CWD", f.pwd);
   StringFromEnv(cmd, "--cwd", "PWD", f.pwd);
   StringFromEnv(cmd, "--hostname", "HOSTNAME", f.hostname);
+  StringFromEnv(cmd, "--mpi", "MPI", f.mpi);
+  // A bare --mpi asks for berth.conf's default stack.
+  if (cmd.count("--mpi") > 0 && f.mpi.empty()) f.mpi = "default";
   if (cmd.count("--env-file") == 0) {
     if (const char* v = EnvForm("ENV_FILE"); v != nullptr && *v != '\0') {
       f.env_files = absl::StrSplit(v, ',', absl::SkipEmpty());
@@ -183,6 +187,7 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
     return absl::InvalidArgumentError("--sharens and --no-sharens contradict each other");
   }
   r.set_share(f.sharens ? v1::SHARE_PARENT : f.no_sharens ? v1::SHARE_NEVER : v1::SHARE_DEFAULT);
+  r.set_mpi(f.mpi);
   return r;
 }
 

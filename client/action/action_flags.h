@@ -29,6 +29,9 @@ struct ActionFlags {
   std::vector<int> keep_fds;
   // MPI and Slurm (docs/mpi.md): share the parent's container / never share.
   bool sharens = false, no_sharens = false;
+  // --mpi[=STACK]: a host MPI stack of the daemon's mpi.d; "default" for
+  // berth.conf's; empty: none asked.
+  std::string mpi;
 };
 
 // Adds the flags to one verb's subcommand.

@@ -21,6 +21,7 @@
 #include "daemon/fakeroot/fakeroot_ids.h"
 #include "daemon/image/open_as_caller.h"
 #include "daemon/service/caller_process.h"
+#include "daemon/service/mpi_run.h"
 #include "daemon/service/pty.h"
 
 namespace berth::daemon {
@@ -307,6 +308,7 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdenti
   RETURN_IF_ERROR(AddBinds(r, peer, config, spec));
   AddCwd(r, peer, spec);
   RETURN_IF_ERROR(AddCommand(r, spec.image_root, spec));
+  RETURN_IF_ERROR(AddMpiStack(r, options, config, spec, run.notices));
   RETURN_IF_ERROR(AddStdio(r, handed, peer, run));
   // Without SO_PEERPIDFD (kernels < 6.5) the pidfd came from pidfd_open(pid)
   // at accept time, while the caller was blocked connecting: it names the

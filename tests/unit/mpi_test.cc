@@ -75,7 +75,8 @@ TEST_CASE("library file names and their MPI family", "[mpi]") {
   CHECK(Lib("libmpich.so.12.2.0").VersionString() == "12.2.0");
   CHECK(Lib("libfoo.so").Soname() == "libfoo.so");
   CHECK(Lib("libevent_core-2.1.so.7.0.1").linker_name == "libevent_core-2.1.so");
-  for (const char* bad : {"", "libx", "libx.sox", "libx.so.1a", "libx.so..1", "a/libx.so.1", ".so.1"}) {
+  for (const char* bad :
+       {"", "libx", "libx.sox", "libx.so.1a", "libx.so..1", "a/libx.so.1", ".so.1"}) {
     INFO(bad);
     CHECK_FALSE(ParseLibraryName(bad).has_value());
   }
@@ -101,8 +102,8 @@ struct Scenario {
     image.glibc = {2, 36};
     image.by_soname["libc.so.6"] = {"/lib/x86_64-linux-gnu/libc.so.6", Lib("libc.so.6")};
   }
-  Scenario& HostLib(const char* soname, const char* file, bool checked, GlibcVersion needs = {2, 34},
-                    std::vector<std::string> needed = {}) {
+  Scenario& HostLib(const char* soname, const char* file, bool checked,
+                    GlibcVersion needs = {2, 34}, std::vector<std::string> needed = {}) {
     HostLibrary l;
     l.soname = soname;
     l.path = std::string("/usr/lib/x86_64-linux-gnu/") + file;
@@ -204,16 +205,15 @@ TEST_CASE("bind plan: refusals name both sides", "[mpi]") {
 }
 
 TEST_CASE("PMIx: binds, derived MCA variables and the munge fallback", "[mpi]") {
-  std::vector<std::string> env = {
-      "PMIX_RANK=0",
-      "PMIX_SERVER_URI41=pmix-server.1;tcp4://127.0.0.1:4",
-      "PMIX_SERVER_TMPDIR=/var/spool/slurmd/pmix.12.0/",
-      "PMIX_SECURITY_MODE=munge,native",
-      "PMIX_GDS_MODULE=ds21,ds12,hash",
-      "PMIX_PTL_MODULE=tcp,usock",
-      "PMIX_MCA_gds=hash",
-      "SLURM_JOB_ID=12",
-      "SLURM_STEP_ID=0"};
+  std::vector<std::string> env = {"PMIX_RANK=0",
+                                  "PMIX_SERVER_URI41=pmix-server.1;tcp4://127.0.0.1:4",
+                                  "PMIX_SERVER_TMPDIR=/var/spool/slurmd/pmix.12.0/",
+                                  "PMIX_SECURITY_MODE=munge,native",
+                                  "PMIX_GDS_MODULE=ds21,ds12,hash",
+                                  "PMIX_PTL_MODULE=tcp,usock",
+                                  "PMIX_MCA_gds=hash",
+                                  "SLURM_JOB_ID=12",
+                                  "SLURM_STEP_ID=0"};
   PmixNeeds n = PmixNeedsOf(env, 1001, /*image_has_munge=*/true);
   CHECK(n.pmix);
   CHECK(n.bind_paths ==
@@ -227,9 +227,9 @@ TEST_CASE("PMIx: binds, derived MCA variables and the munge fallback", "[mpi]") 
   n = PmixNeedsOf(env, 1001, false);
   CHECK(n.set == std::vector<KV>{{"PMIX_MCA_ptl", "tcp,usock"}, {"PMIX_MCA_psec", "native"}});
   // hostile paths are not bound; no PMIx, nothing at all
-  n = PmixNeedsOf({"PMIX_RANK=0", "PMIX_SERVER_TMPDIR=/a/../etc", "SLURM_JOB_ID=1;x",
-                   "SLURM_STEP_ID=0"},
-                  0, true);
+  n = PmixNeedsOf(
+      {"PMIX_RANK=0", "PMIX_SERVER_TMPDIR=/a/../etc", "SLURM_JOB_ID=1;x", "SLURM_STEP_ID=0"}, 0,
+      true);
   CHECK(n.bind_paths.empty());
   CHECK_FALSE(PmixNeedsOf({"PMI_FD=5", "PMI_RANK=0"}, 0, true).pmix);
   CHECK(OfferedPmi({"PMI_FD=5"}) == "PMI-2 (PMI_FD)");
