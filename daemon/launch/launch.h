@@ -164,6 +164,12 @@ struct LaunchSpec {
   // the payload's controlling terminal, or -1.
   int controlling_tty = -1;
 
+  // Host character devices (absolute paths below /dev, e.g. an MPI stack's
+  // /dev/infiniband/uverbs0) added to a minimal /dev at the same path, each
+  // checked to be a character device, never followed through a link. With
+  // the host's /dev they are there already.
+  std::vector<std::string> devices;
+
   // A shared container's own /tmp, /var/tmp and /dev/shm (fresh tmpfs
   // mounts): the processes that join it share them, nobody else sees them.
   bool private_tmp = false;

@@ -218,7 +218,35 @@ absl::Status PopulateMinimalDev(int dev) {
   return absl::OkStatus();
 }
 
-absl::Status PlanMinimalDev(MountPlanner& planner) {
+// One of LaunchSpec::devices: a placeholder (and its directories) in the
+// minimal /dev, then the host's node bound over it, checked as
+// VerifiedDevice checks the standard ones.
+absl::Status PlanExtraDevice(MountPlanner& planner, int dev, const std::string& path) {
+  absl::string_view rel = path;
+  if (!absl::ConsumePrefix(&rel, "/dev/") || rel.empty() || absl::StrContains(path, "/.")) {
+    return absl::InvalidArgumentError(absl::StrCat("device ", path, " is not below /dev"));
+  }
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_PATH | O_NOFOLLOW));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(path, errno);
+  if (!S_ISCHR(st.st_mode))
+    return absl::FailedPreconditionError(absl::StrCat(path, " is not a character device"));
+  for (size_t slash = rel.find('/'); slash != absl::string_view::npos;
+       slash = rel.find('/', slash + 1)) {
+    std::string dir(rel.substr(0, slash));
+    if (::mkdirat(dev, dir.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoStatus(path, errno);
+  }
+  UniqueFd f(
+      ::openat(dev, std::string(rel).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666));
+  if (!f) return ErrnoStatus(path, errno);
+  ASSIGN_OR_RETURN(UniqueFd mnt, CloneDetached(fd.get(), "", /*recursive=*/false));
+  RETURN_IF_ERROR(SetMountAttributes(mnt.get(), MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, MS_SLAVE,
+                                     /*recursive=*/false));
+  planner.Beneath(std::move(mnt), dev, std::string(rel), absl::StrCat("mounting ", path));
+  return absl::OkStatus();
+}
+
+absl::Status PlanMinimalDev(MountPlanner& planner, const std::vector<std::string>& devices) {
   const char* what = "mounting a minimal /dev";
   auto dev = NewDetachedMount("tmpfs", {{"mode", "0755"}, {"size", "65536"}},
                               kNoSuidDev | MOUNT_ATTR_NOEXEC);
@@ -239,6 +267,9 @@ absl::Status PlanMinimalDev(MountPlanner& planner) {
   auto shm = NewDetachedMount("tmpfs", {{"mode", "1777"}}, kNoSuidDev);
   if (!shm.ok()) return Annotate(shm.status(), "mounting /dev/shm");
   planner.Beneath(std::move(*shm), base, "shm", "mounting /dev/shm");
+  for (const std::string& device : devices) {
+    RETURN_IF_ERROR_CTX(PlanExtraDevice(planner, base, device), what);
+  }
   return absl::OkStatus();
 }
 
@@ -260,7 +291,7 @@ absl::Status PlanSystemMounts(const LaunchSpec& spec, MountPlanner& planner) {
     RETURN_IF_ERROR(planner.AtHostTree(std::move(mnt), "/sys", true, "mounting /sys"));
   }
   bool minimal_dev = spec.contain || sys.minimal_dev;
-  if (sys.dev && minimal_dev) RETURN_IF_ERROR(PlanMinimalDev(planner));
+  if (sys.dev && minimal_dev) RETURN_IF_ERROR(PlanMinimalDev(planner, spec.devices));
   if (sys.dev && !minimal_dev) {
     ASSIGN_OR_RETURN(UniqueFd mnt, HostTree("/dev", MOUNT_ATTR_NOSUID));
     int base = mnt.get();

@@ -11,6 +11,7 @@
 #include "daemon/policy/mpi_stacks.h"
 #include "mpi/host_stack.h"
 #include "mpi/image_view.h"
+#include "mpi/pmix_env.h"
 
 namespace berth::daemon {
 namespace {
@@ -32,29 +33,23 @@ absl::StatusOr<launch::BindSpec> HostBind(const std::string& path, const std::st
   return launch::BindSpec{std::move(fd), path, dest, true};
 }
 
-// The stack's device patterns, expanded: character devices below /dev.
-absl::Status AddDevices(const mpi::Stack& stack, launch::LaunchSpec& spec) {
+// The stack's device patterns, expanded: character devices below /dev,
+// never through a link (the launcher checks each again as it binds it).
+void AddDevices(const mpi::Stack& stack, launch::LaunchSpec& spec) {
   for (const std::string& pattern : stack.devices) {
     glob_t g{};
-    int rc = ::glob(pattern.c_str(), GLOB_NOSORT, nullptr, &g);
-    for (size_t i = 0; rc == 0 && i < g.gl_pathc; ++i) {
-      std::string dev = g.gl_pathv[i];
-      struct stat st;
-      if (!absl::StartsWith(dev, "/dev/") || absl::StrContains(dev, "/.") ||
-          ::lstat(dev.c_str(), &st) != 0 || !S_ISCHR(st.st_mode)) {
-        continue;  // only character devices below /dev, never through a link
+    if (::glob(pattern.c_str(), GLOB_NOSORT, nullptr, &g) == 0) {
+      for (size_t i = 0; i < g.gl_pathc; ++i) {
+        std::string dev = g.gl_pathv[i];
+        struct stat st;
+        if (absl::StartsWith(dev, "/dev/") && !absl::StrContains(dev, "/.") &&
+            ::lstat(dev.c_str(), &st) == 0 && S_ISCHR(st.st_mode)) {
+          spec.devices.push_back(dev);
+        }
       }
-      auto bind = HostBind(dev, dev);
-      if (!bind.ok()) {
-        ::globfree(&g);
-        return bind.status();
-      }
-      bind->read_only = false;
-      spec.binds.push_back(*std::move(bind));
     }
     ::globfree(&g);
   }
-  return absl::OkStatus();
 }
 
 void SetVar(std::vector<std::string>& env, const std::string& name, const std::string& value) {
@@ -79,6 +74,31 @@ void AddEnvironment(const v1::RunRequest& r, const mpi::Stack& stack, launch::La
     if (pass && !present) spec.env.push_back(kv);
   }
   for (const auto& [name, value] : stack.env_set) SetVar(spec.env, name, value);
+}
+
+std::string MpiOf(mpi::MpiFamily family, const std::string& file) {
+  return family == mpi::MpiFamily::kNone ? "none found"
+                                         : absl::StrCat(mpi::FamilyName(family), " (", file, ")");
+}
+
+// `berth mpi check` (BERTH_MPI_EXPLAIN in the caller's environment): what
+// the plan does, as INFO lines; a refused plan is the run's error instead.
+void Explain(const v1::RunRequest& r, const mpi::Stack& stack, const mpi::BindPlan& plan,
+             std::vector<std::string>& notices) {
+  auto line = [&notices](auto&&... parts) { notices.push_back(absl::StrCat(parts...)); };
+  line("MPI stack ", stack.name, ", ABI rule ", mpi::AbiRuleName(stack.abi));
+  line("the image's MPI: ", MpiOf(plan.image_family, plan.image_mpi));
+  line("the host's MPI: ", MpiOf(plan.host_family, plan.host_mpi));
+  for (const mpi::AbiVerdict& v : plan.verdicts) line("ABI: ", v.reason);
+  line("glibc: the image has ", plan.image_glibc.ToString(), ", the host libraries need ",
+       plan.host_glibc_needed.ToString(),
+       plan.glibc_needed_by.empty() ? "" : absl::StrCat(" (", plan.glibc_needed_by, ")"));
+  for (const mpi::FileBind& f : plan.files) {
+    line(f.replaces ? "replaces " : "adds ", f.container_path, " with the host's ", f.host_path);
+  }
+  for (const std::string& d : plan.dirs) line("binds ", d);
+  std::vector<std::string> env(r.env().begin(), r.env().end());
+  line("the launcher offers: ", mpi::OfferedPmi(env));
 }
 
 absl::StatusOr<mpi::BindPlan> PlanFor(const mpi::Stack& stack, const std::string& image_root) {
@@ -115,6 +135,7 @@ absl::Status AddMpiStack(const v1::RunRequest& r, const DaemonOptions& options,
   if (!plan->refusal.empty()) {
     return absl::FailedPreconditionError(absl::StrCat("MPI stack '", name, "': ", plan->refusal));
   }
+  if (HasVar(r.env(), "BERTH_MPI_EXPLAIN")) Explain(r, stack, *plan, notices);
   for (const std::string& w : plan->warnings) notices.push_back(absl::StrCat("MPI stack: ", w));
   for (const mpi::FileBind& f : plan->files) {
     ASSIGN_OR_RETURN(launch::BindSpec bind, HostBind(f.host_path, f.container_path));
@@ -124,7 +145,7 @@ absl::Status AddMpiStack(const v1::RunRequest& r, const DaemonOptions& options,
     ASSIGN_OR_RETURN(launch::BindSpec bind, HostBind(dir, dir));
     spec.binds.push_back(std::move(bind));
   }
-  if (spec.contain || spec.system_mounts.minimal_dev) RETURN_IF_ERROR(AddDevices(stack, spec));
+  if (spec.contain || spec.system_mounts.minimal_dev) AddDevices(stack, spec);
   AddEnvironment(r, stack, spec);
   return absl::OkStatus();
 }

@@ -2,7 +2,9 @@
 # bind_test.sh FIXTURE_STATE: the bind model: a site stack (mpi.d/*.toml)
 # puts the host's MPICH into an image holding only the application and
 # libc, under a real srun --mpi=pmi2, as root and as a plain user; the
-# ranks of the step share one container. Then what must be refused, each
+# ranks of the step share one container; only the stack's libraries, its
+# environment under --cleanenv, its character devices in a minimal /dev;
+# `berth mpi check` explaining the plan. Then what must be refused, each
 # with one line naming the reason: an Open MPI image under an MPICH stack,
 # an image whose glibc is too old, an ABI rule the image's library fails,
 # and hostile stack files (paths for sonames, globs escaping /dev, binds of
@@ -50,6 +52,18 @@ if printf '%s\n' "$out" | grep -qx 'UCX_TLS=self,sm' && printf '%s\n' "$out" | g
   ok "--cleanenv: the stack's UCX_TLS set, PMI_FD and SLURM_* passed"
 else bad "stack environment" "$(printf '%s\n' "$out" | head -c 600)"; fi
 
+# Devices under a minimal /dev (--contain): character devices only, never
+# a directory or a link a pattern also matches (/dev/net, /dev/stdin).
+stack devs "libraries = [\"libmpich.so.12\"]
+dependencies = [$deps]
+devices = [\"/dev/fus*\", \"/dev/ne*\", \"/dev/stdi*\"]"
+out=$(as "$TUSER" "$BERTH" exec --contain --mpi=devs "$IMG/app.sif" sh -c \
+  'test -c /dev/fuse && echo fuse=chr; test -e /dev/net && echo net=yes; test -L /dev/stdin || echo stdin=nolink' 2>&1)
+if [ "$out" = "fuse=chr
+stdin=nolink" ] || [ "$out" = "fuse=chr" ]; then
+  ok "--contain: the stack's /dev/fuse bound, the /dev/net directory not"
+else bad "stack devices" "$(printf '%s' "$out" | paste -sd' ')"; fi
+
 # refused WHAT PATTERN CMD...: CMD fails with exactly one line matching PATTERN.
 refused() {
   local what=$1 pattern=$2; shift 2
@@ -71,6 +85,26 @@ refused "ABI rule strict" "libmpich.so.12.[0-9.]* (host) and libmpich.so.12 (ima
   as "$TUSER" "$BERTH" exec --mpi=strict "$IMG/mpich.sif" /hello
 out=$(as "$TUSER" "$BERTH" exec --mpi=mpich "$IMG/mpich.sif" true 2>&1) &&
   ok "ABI rule major: the image's libmpich replaced" || bad "rule major" "$out"
+
+# --- berth mpi check: the plan before a job runs, as INFO lines
+out=$(as "$TUSER" srun --mpi=pmi2 -n 1 "$BERTH" mpi check --stack mpich "$IMG/app.sif" 2>&1)
+if printf '%s\n' "$out" | grep -q "the image's MPI: none found" &&
+  printf '%s\n' "$out" | grep -q "adds /lib/x86_64-linux-gnu/libmpich.so.12 with the host's /usr/lib/x86_64-linux-gnu/libmpich.so.12" &&
+  printf '%s\n' "$out" | grep -q 'the launcher offers: PMI-2 (PMI_FD)' &&
+  printf '%s\n' "$out" | grep -q "^ok: .*app.sif runs with MPI stack mpich"; then
+  ok "mpi check app.sif: libmpich added, PMI-2 offered, ok"
+else bad "mpi check app.sif" "$out"; fi
+out=$(as "$TUSER" "$BERTH" mpi check --stack mpich "$IMG/mpich.sif" 2>&1)
+if printf '%s\n' "$out" | grep -q "the image's MPI: MPICH ABI (libmpich.so.12)" &&
+  printf '%s\n' "$out" | grep -q 'ABI: libmpich.so.12.[0-9.]* (host) and libmpich.so.12 (image): same major 12 (rule major)' &&
+  printf '%s\n' "$out" | grep -q 'replaces /lib/x86_64-linux-gnu/libmpich.so.12 with' &&
+  printf '%s\n' "$out" | grep -q 'the launcher offers: none'; then
+  ok "mpi check mpich.sif: the verdict and its rule, the library replaced"
+else bad "mpi check mpich.sif" "$out"; fi
+refused "mpi check: Open MPI image, MPICH stack" "image's MPI is Open MPI.*stack 'mpich' is MPICH" \
+  as "$TUSER" "$BERTH" mpi check --stack mpich "$IMG/openmpi.sif"
+refused "mpi check: glibc too old" "need glibc 2\.[0-9]* .*the image has glibc 2\.17" \
+  as "$TUSER" "$BERTH" mpi check --stack mpich "$IMG/oldlibc.sif"
 
 # --- hostile stack files and names
 stack path 'libraries = ["/etc/shadow"]'
