@@ -14,6 +14,7 @@
 #include "client/inspect/inspect_command.h"
 #include "client/registry/registry_commands.h"
 #include "client/sif/sif_command.h"
+#include "client/slurm_command.h"
 #include "client/trust/trust_commands.h"
 #include "client/version_command.h"
 
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
   berth::client::RegisterVersionCommand(app, socket_flag, result);
   berth::client::RegisterRegistryCommands(app, socket_flag, result);
   berth::client::RegisterBuildCommand(app, socket_flag, result);
+  berth::client::RegisterSlurmCommands(app, socket_flag, result);
   auto exit_code = std::make_shared<int>(0);
   berth::client::RegisterActionCommands(app, socket_flag, result, exit_code);
   berth::client::SplitContainerArguments(argc, argv);

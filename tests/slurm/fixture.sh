@@ -31,6 +31,12 @@ setup() {
   [ -S "$dir/berthd/run/berthd.sock" ] || { echo "fixture: berthd did not start: $(cat "$dir/berthd/log")" >&2; exit 1; }
   bash "$here/cluster.sh" start "$dir/slurm" </dev/null >"$dir/cluster.log" 2>&1 ||
     { cat "$dir/cluster.log" >&2; exit 1; }
+  # The shipped epilog (packaging/slurm/epilog.sh), with this run's berth.
+  cat >"$dir/slurm/etc/epilog.d/50-berth" <<EOF
+#!/bin/sh
+BERTH=$dir/bin/berth BERTH_SOCKET=$dir/berthd/run/berthd.sock exec sh $here/../../packaging/slurm/epilog.sh
+EOF
+  chmod 0755 "$dir/slurm/etc/epilog.d/50-berth"
   cat >"$dir/env" <<EOF
 SLURM_DIR=$dir
 SLURM_CONF=$dir/slurm/etc/slurm.conf
@@ -38,6 +44,7 @@ BERTH=$dir/bin/berth
 BERTH_SOCKET=$dir/berthd/run/berthd.sock
 BERTHD_STATE=$dir/berthd/state
 BERTHD_LOG=$dir/berthd/log
+EPILOG_OUT=$dir/slurm/log/epilog.out
 IMG=$dir/img
 EOF
   local kind
