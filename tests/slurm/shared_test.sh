@@ -144,8 +144,9 @@ out=$(as "$TUSER" sh -c "'$BERTH' exec --sharens '$MPICH' readlink /proc/self/ns
   '$BERTH' exec --sharens '$MPICH' readlink /proc/self/ns/mnt; wait" 2>&1)
 [ "$(printf '%s\n' "$out" | sort -u | wc -l)" = 1 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 2 ] &&
   ok "--sharens: two processes of one parent, one container" || bad "--sharens" "$out"
-out=$(as "$TUSER" sh -c "'$BERTH' exec '$MPICH' readlink /proc/self/ns/mnt &
-  '$BERTH' exec '$MPICH' readlink /proc/self/ns/mnt; wait" 2>&1)
+# Both stay alive a moment: a namespace's inode number is reused once it ends.
+out=$(as "$TUSER" sh -c "'$BERTH' exec '$MPICH' sh -c 'readlink /proc/self/ns/mnt; sleep 1' &
+  '$BERTH' exec '$MPICH' sh -c 'readlink /proc/self/ns/mnt; sleep 1'; wait" 2>&1)
 [ "$(printf '%s\n' "$out" | sort -u | wc -l)" = 2 ] && ok "without it, two containers" || bad "no --sharens" "$out"
 
 # --- nothing left: every container these jobs made has ended
