@@ -1,5 +1,8 @@
 #include "mpi/stack.h"
 
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 
 namespace berth::mpi {
@@ -13,6 +16,12 @@ bool PatternMatches(const std::string& pattern, const std::string& s) {
 }
 
 }  // namespace
+
+bool IsValidStackName(const std::string& name) {
+  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
 
 bool EnvPatternMatches(const std::string& pattern, const std::string& name) {
   return PatternMatches(pattern, name);

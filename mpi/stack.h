@@ -36,6 +36,10 @@ struct Stack {
   AbiRule abi = AbiRule::kMajor;
 };
 
+// A stack's name: [A-Za-z0-9_-], 1..64 characters (it becomes a file name
+// in mpi.d, so it never walks out of it).
+bool IsValidStackName(const std::string& name);
+
 // Does `name` match a pattern of env_pass ("PMI_*" or an exact name)?
 bool EnvPatternMatches(const std::string& pattern, const std::string& name);
 

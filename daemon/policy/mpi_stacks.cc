@@ -113,10 +113,6 @@ absl::Status ReadEnvSet(const toml::table& t, const std::string& origin, mpi::St
 
 }  // namespace
 
-bool IsValidStackName(const std::string& name) {
-  return !name.empty() && name.size() <= 64 && AllOf(name, "_-");
-}
-
 absl::StatusOr<mpi::Stack> ParseMpiStack(const std::string& text, const std::string& name,
                                          const std::string& origin) {
   ASSIGN_OR_RETURN(toml::table t, ParseTomlFile(text, origin));
@@ -156,7 +152,7 @@ absl::StatusOr<mpi::Stack> ParseMpiStack(const std::string& text, const std::str
 
 absl::StatusOr<mpi::Stack> LoadMpiStack(const std::string& config_dir, const std::string& name,
                                         bool require_root_owned) {
-  if (!IsValidStackName(name)) {
+  if (!mpi::IsValidStackName(name)) {
     return absl::InvalidArgumentError(absl::StrCat("MPI stack name '", absl::CHexEscape(name),
                                                    "' is invalid (letters, digits, '_', '-')"));
   }
@@ -180,7 +176,7 @@ std::vector<std::string> ListMpiStacks(const std::string& config_dir) {
   while (dirent* e = ::readdir(d)) {
     absl::string_view n = e->d_name;
     if (!absl::ConsumeSuffix(&n, ".toml")) continue;
-    if (IsValidStackName(std::string(n))) names.emplace_back(n);
+    if (mpi::IsValidStackName(std::string(n))) names.emplace_back(n);
   }
   ::closedir(d);
   std::sort(names.begin(), names.end());

@@ -18,9 +18,6 @@
 
 namespace berth::daemon::policy {
 
-// A stack's name: [A-Za-z0-9_-], 1..64 characters (it becomes a file name).
-bool IsValidStackName(const std::string& name);
-
 // Parses one stack file's text; `name` is its file name without ".toml".
 absl::StatusOr<mpi::Stack> ParseMpiStack(const std::string& text, const std::string& name,
                                          const std::string& origin);

@@ -106,6 +106,15 @@ refused "mpi check: Open MPI image, MPICH stack" "image's MPI is Open MPI.*stack
 refused "mpi check: glibc too old" "need glibc 2\.[0-9]* .*the image has glibc 2\.17" \
   as "$TUSER" "$BERTH" mpi check --stack mpich "$IMG/oldlibc.sif"
 
+# --- berth mpi detect: the host's MPICH as a stack, then used under srun
+out=$(as root env BERTH_CONFIG_DIR="$SLURM_DIR/berthd/etc" "$BERTH" mpi detect --name detected 2>&1)
+[ "$out" = "wrote $STACKS/detected.toml" ] && ok "mpi detect: $out" || bad "mpi detect" "$out"
+out=$(as "$TUSER" srun --mpi=pmi2 -n 2 "$BERTH" exec --mpi=detected "$IMG/app.sif" /hello 2>"$TEST_TMP/err")
+[ "$(ranks_of "$out")" = "0/2 1/2" ] && ok "the detected stack runs app.sif: ranks 0 and 1 of 2" ||
+  bad "detected stack" "$out $(head -c 600 "$TEST_TMP/err")"
+refused "mpi detect over an existing stack" "detected.toml.*--force replaces it" \
+  as root env BERTH_CONFIG_DIR="$SLURM_DIR/berthd/etc" "$BERTH" mpi detect --name detected
+
 # --- hostile stack files and names
 stack path 'libraries = ["/etc/shadow"]'
 refused "a path for a library" "path.toml:1: libraries entry '/etc/shadow' is not a soname" \

@@ -17,8 +17,8 @@
 
 namespace {
 
-using berth::daemon::policy::IsValidStackName;
 using berth::daemon::policy::ParseMpiStack;
+using berth::mpi::IsValidStackName;
 
 }  // namespace
 
