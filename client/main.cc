@@ -10,7 +10,10 @@
 #include "absl/status/status.h"
 #include "client/action/action_command.h"
 #include "client/build/build_command.h"
+#include "client/cdi/cdi_command.h"
+#include "client/clidoc/clidoc_command.h"
 #include "client/config/config_command.h"
+#include "client/doctor/doctor_command.h"
 #include "client/inspect/inspect_command.h"
 #include "client/registry/registry_commands.h"
 #include "client/sif/sif_command.h"
@@ -49,8 +52,11 @@ int main(int argc, char** argv) {
   berth::client::RegisterRegistryCommands(app, socket_flag, result);
   berth::client::RegisterBuildCommand(app, socket_flag, result);
   berth::client::RegisterSlurmCommands(app, socket_flag, result);
+  berth::client::RegisterDoctorCommand(app, socket_flag, result);
+  berth::client::RegisterCdiCommands(app, socket_flag, result);
   auto exit_code = std::make_shared<int>(0);
   berth::client::RegisterActionCommands(app, socket_flag, result, exit_code);
+  berth::client::RegisterCliDocCommands(app, result);
   berth::client::SplitContainerArguments(argc, argv);
   try {
     app.parse(argc, argv);

@@ -24,6 +24,8 @@
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/daemon_options.h"
+#include "daemon/doctor/doctor.h"
+#include "daemon/gpu/gpu_service.h"
 #include "daemon/image/mount_cache.h"
 #include "daemon/image/user_namespace.h"
 #include "daemon/policy/config.h"
@@ -188,13 +190,15 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   ConnectionBudget budget(ConnectionLimitsFor(config));
   PeerRegistry peers;
   shared::ContainerRegistry shared_containers;
-  RunHandler runs(options, config, images, &ecl, &shared_containers);
+  gpu::GpuService gpus(options, config);
+  RunHandler runs(options, config, images, &ecl, &gpus, &shared_containers);
   pull::BlobCache blobs(
       options.state_dir + "/cache",
       {int64_t{config.cache_max_mib} << 20, int64_t{config.max_cache_mib_per_user} << 20});
   RETURN_IF_ERROR_CTX(blobs.Init(), "preparing the node cache");
   pull::PullService pulls(options, config, blobs);
-  BerthService service(options, peers, &pulls, &shared_containers);
+  doctor::Doctor doctor(options);
+  BerthService service(options, peers, &pulls, &doctor, &gpus, &shared_containers);
   RunSessions sessions(
       [&runs](RunChannel& channel, std::shared_ptr<const PeerIdentity> peer) {
         return runs.Serve(channel, std::move(peer));

@@ -10,7 +10,7 @@ PACKAGES=(
   # libraries named in the design
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
-  libtomlplusplus-dev libssl-dev libcurl4-openssl-dev libgpgme-dev
+  libtomlplusplus-dev libyaml-cpp-dev libssl-dev libcurl4-openssl-dev libgpgme-dev
   libfuse3-dev fuse3 libsquashfuse-dev libarchive-dev libsquashfs-dev
   catch2
   # real peers used by tests and benchmarks
@@ -21,6 +21,9 @@ PACKAGES=(
   # SPANK plugin's header, and the MPI stacks the tests bind in
   slurmctld slurmd slurm-client munge libslurm-dev libpmix-dev
   mpich libmpich-dev openmpi-bin libopenmpi-dev
+  # Debian packages (packaging/build-debs.sh), the clean root they are tested
+  # in (tests/packaging), and the shells whose completion is tested
+  debhelper dpkg-dev lintian debootstrap fish zsh man-db
   # independent checks of berth's output: the OCI image-spec's JSON schemas
   # and a validator for them (tests/registry/check_oci_schema.py)
   golang-github-opencontainers-image-spec-dev python3-jsonschema

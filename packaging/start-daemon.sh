@@ -12,8 +12,13 @@ if "$berth" version >/dev/null 2>&1; then
   echo "berthd already running"
   exit 0
 fi
+# The GPU library lists are the admin's to edit: installed once, never replaced.
+for list in nvliblist.conf rocmliblist.conf; do
+  [ -e "/etc/berth/$list" ] || install -D -m 0644 "$(dirname "$0")/$list" "/etc/berth/$list"
+done
 if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
-  install -m 0644 "$(dirname "$0")/berthd.service" /etc/systemd/system/berthd.service
+  sed "s|^ExecStart=/usr/bin/berthd|ExecStart=$(command -v "$berthd")|" \
+    "$(dirname "$0")/berthd.service" >/etc/systemd/system/berthd.service
   systemctl daemon-reload
   systemctl enable --now berthd
 else

@@ -12,11 +12,12 @@ step() { printf '\n== %s\n' "$*"; }
 step "installing Debian packages"
 bash "$here/packaging/install-deps.sh"
 
-step "building"
-BUILD_DIR=$here/build bash "$here/packaging/build.sh" -DBERTH_TESTS=ON
-
+# Before the build: a formatting slip fails in seconds, not after it.
 step "clang-format check"
 bash "$here/packaging/check-format.sh"
+
+step "building"
+BUILD_DIR=$here/build bash "$here/packaging/build.sh" -DBERTH_TESTS=ON
 
 step "tests"
 bash "$here/tests/lib/ensure-test-user.sh" berthtest

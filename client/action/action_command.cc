@@ -27,8 +27,9 @@ bool IsVerb(absl::string_view arg) {
 // Options whose value is the next argument (unless given as --opt=value or -Xvalue).
 bool TakesValue(absl::string_view arg) {
   static const char* kWithValue[] = {
-      "-B",    "--bind",       "--env",      "--env-file", "-H", "--home",  "--no-mount", "--cwd",
-      "--pwd", "--tmpfs-size", "--hostname", "--keep-fd",  "-s", "--shell", "--socket"};
+      "-B",         "--bind",  "--env",    "--env-file",   "-H",         "--home",
+      "--no-mount", "--cwd",   "--pwd",    "--tmpfs-size", "--hostname", "--keep-fd",
+      "-s",         "--shell", "--socket", "--device",     "--cdi-dirs"};
   for (const char* opt : kWithValue) {
     if (arg == opt) return true;
   }

@@ -63,6 +63,33 @@ void AddFd(v1::RunRequest& request, int fd, uint32_t& next_index, std::vector<in
   m->set_container_fd(fd);
 }
 
+// --nv, --rocm and CDI devices (daemon/gpu/ decides what they give).
+void AddGpuFlags(CLI::App& cmd, ActionFlags& f) {
+  cmd.add_flag("--nv", f.nv, "NVIDIA GPUs: the host's driver libraries and the job's GPUs");
+  cmd.add_flag("--no-nv", f.no_nv, "no NVIDIA GPUs, even where the node always gives them");
+  cmd.add_flag("--rocm", f.rocm, "AMD GPUs: the host's ROCm files and the job's GPUs");
+  cmd.add_flag("--no-rocm", f.no_rocm, "no AMD GPUs, even where the node always gives them");
+  cmd.add_option("--device", f.devices, "CDI devices: vendor.com/class=name[,...]");
+  cmd.add_option("--cdi-dirs", f.cdi_dirs, "CDI spec directories instead of /etc/cdi,/var/run/cdi")
+      ->delimiter(',');
+}
+
+absl::Status ApplyGpuDefaults(const CLI::App& cmd, ActionFlags& f) {
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--nv", "NV", f.nv));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-nv", "NO_NV", f.no_nv));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--rocm", "ROCM", f.rocm));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-rocm", "NO_ROCM", f.no_rocm));
+  if (cmd.count("--device") == 0) {
+    if (const char* v = EnvForm("DEVICE"); v != nullptr && *v != '\0') f.devices = {v};
+  }
+  if (cmd.count("--cdi-dirs") == 0) {
+    if (const char* v = EnvForm("CDI_DIRS"); v != nullptr && *v != '\0') {
+      f.cdi_dirs = absl::StrSplit(v, ',', absl::SkipEmpty());
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 void AddActionFlags(CLI::App& cmd, ActionFlags& f) {
@@ -93,6 +120,7 @@ void AddActionFlags(CLI::App& cmd, ActionFlags& f) {
   cmd.add_flag("--no-sharens", f.no_sharens,
                "a container of its own, even among the ranks of a Slurm job step");
   cmd.add_option("--mpi", f.mpi, "bind the node's MPI stack STACK (mpi.d) into it")->expected(0, 1);
+  AddGpuFlags(cmd, f);
 }
 
 absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
@@ -131,7 +159,7 @@ absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
       f.no_mount = absl::StrSplit(v, ',', absl::SkipEmpty());
     }
   }
-  return absl::OkStatus();
+  return ApplyGpuDefaults(cmd, f);
 }
 
 absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::string& image,
@@ -188,6 +216,12 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
   }
   r.set_share(f.sharens ? v1::SHARE_PARENT : f.no_sharens ? v1::SHARE_NEVER : v1::SHARE_DEFAULT);
   r.set_mpi(f.mpi);
+  r.set_nv(f.nv);
+  r.set_no_nv(f.no_nv);
+  r.set_rocm(f.rocm);
+  r.set_no_rocm(f.no_rocm);
+  for (const auto& d : f.devices) r.add_devices(d);
+  for (const auto& d : f.cdi_dirs) r.add_cdi_dirs(Absolute(d, cwd));
   return r;
 }
 

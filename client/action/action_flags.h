@@ -32,6 +32,8 @@ struct ActionFlags {
   // --mpi[=STACK]: a host MPI stack of the daemon's mpi.d; "default" for
   // berth.conf's; empty: none asked.
   std::string mpi;
+  bool nv = false, no_nv = false, rocm = false, no_rocm = false;
+  std::vector<std::string> devices, cdi_dirs;
 };
 
 // Adds the flags to one verb's subcommand.

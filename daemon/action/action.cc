@@ -27,6 +27,12 @@ constexpr char kShim[] =
     "if [ -n \"${BERTH_APPEND_PATH-}\" ]; then PATH=\"$PATH:$BERTH_APPEND_PATH\"; fi\n"
     "unset BERTH_PREPEND_PATH BERTH_APPEND_PATH\n"
     "export PATH\n"
+    "if [ -n \"${BERTH_LIBRARY_DIR-}\" ]; then\n"
+    "  case \":${LD_LIBRARY_PATH-}:\" in *\":$BERTH_LIBRARY_DIR:\"*) ;;\n"
+    "    *) LD_LIBRARY_PATH=\"${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$BERTH_LIBRARY_DIR\" ;; esac\n"
+    "  export LD_LIBRARY_PATH\n"
+    "fi\n"
+    "unset BERTH_LIBRARY_DIR\n"
     "exec \"$@\"\n";
 
 bool ValidName(absl::string_view name) {
@@ -159,6 +165,19 @@ absl::Status AddPrefixedOverrides(const std::vector<std::string>& host, Containe
   return absl::OkStatus();
 }
 
+// The shim's LD_LIBRARY_PATH rule, for images without a shell.
+void AppendLibraryDir(std::vector<std::string>& env, const std::string& dir) {
+  for (std::string& e : env) {
+    if (!absl::StartsWith(e, "LD_LIBRARY_PATH=")) continue;
+    std::string value = e.substr(16);
+    if (!absl::StrContains(absl::StrCat(":", value, ":"), absl::StrCat(":", dir, ":"))) {
+      e = absl::StrCat("LD_LIBRARY_PATH=", value, value.empty() ? "" : ":", dir);
+    }
+    return;
+  }
+  env.push_back(absl::StrCat("LD_LIBRARY_PATH=", dir));
+}
+
 std::string ActionName(Action action) {
   switch (action) {
     case Action::kRun:
@@ -205,6 +224,8 @@ absl::StatusOr<ContainerEnv> BuildEnvironment(const EnvRequest& request, const E
   if (absl::Status st = AddPrefixedOverrides(request.host_env, env); !st.ok()) return st;
   if (absl::Status st = AddEnvFileLines(request.env_file_lines, env); !st.ok()) return st;
   if (absl::Status st = AddEnvFlags(request.env_flags, env); !st.ok()) return st;
+  env.overrides.insert(env.overrides.end(), request.runtime_env.begin(), request.runtime_env.end());
+  env.library_dir = request.library_dir;
   return env;
 }
 
@@ -233,6 +254,7 @@ absl::StatusOr<LaunchCommand> BuildCommand(const CommandRequest& request, const 
       std::erase_if(out.env, [&](const std::string& e) { return NameOf(e) == name; });
       out.env.push_back(absl::StrCat(name, "=", value));
     }
+    if (!env.library_dir.empty()) AppendLibraryDir(out.env, env.library_dir);
     for (std::string& e : out.env) {
       if (absl::StartsWith(e, "PATH=")) {
         std::string path = e.substr(5);
@@ -249,6 +271,7 @@ absl::StatusOr<LaunchCommand> BuildCommand(const CommandRequest& request, const 
     out.argv.push_back(absl::StrCat(name, "=", value));
   if (!env.prepend_path.empty()) out.argv.push_back("BERTH_PREPEND_PATH=" + env.prepend_path);
   if (!env.append_path.empty()) out.argv.push_back("BERTH_APPEND_PATH=" + env.append_path);
+  if (!env.library_dir.empty()) out.argv.push_back("BERTH_LIBRARY_DIR=" + env.library_dir);
   out.argv.push_back("--");
   out.argv.insert(out.argv.end(), command.begin(), command.end());
   return out;

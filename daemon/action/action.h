@@ -40,6 +40,11 @@ struct EnvRequest {
   std::string image_path;                   // for APPTAINER_CONTAINER / _NAME
   Action action = Action::kExec;
   std::string bind_list;  // for APPTAINER_BIND
+  // Set by the daemon after every other rule (GPU selection, CDI env edits).
+  std::vector<std::pair<std::string, std::string>> runtime_env;
+  // Driver libraries are bound here: it joins LD_LIBRARY_PATH (appended,
+  // once, after the image's env scripts, as Apptainer's 99-base.sh does).
+  std::string library_dir;
 };
 
 struct ContainerEnv {
@@ -48,6 +53,7 @@ struct ContainerEnv {
   // Applied after the image's env scripts, in order: later entries win.
   std::vector<std::pair<std::string, std::string>> overrides;
   std::string prepend_path, append_path;
+  std::string library_dir;
 };
 
 inline constexpr char kDefaultPath[] =

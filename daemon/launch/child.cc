@@ -14,6 +14,7 @@
 #include <climits>
 
 #include "daemon/launch/child_internal.h"
+#include "daemon/launch/launch.h"
 
 namespace berth::daemon::launch {
 namespace child {

@@ -49,6 +49,10 @@ struct ChildMessage {
     kNeedIdMaps = 2,  // the user namespace exists: parent writes uid/gid maps
     kExecuting = 3,   // the payload is about to execve
     kIdMapsDone = 4,  // parent → child: maps written
+    // child → parent: hooks of stage `err` are next; send the OCI state
+    // (before createContainer, the parent runs the createRuntime hooks)
+    kHookState = 5,
+    kHookStateReply = 6,  // parent → child: `text` is the state JSON
   };
   uint32_t kind = 0;
   int32_t err = 0;
@@ -70,6 +74,9 @@ struct MountStep {
     // that tmpfs is attached in its namespace (the parent cannot clone from
     // a detached mount before Linux 6.15)
     kStagingClone,
+    // no mount: only the device check below, on the node `destination`
+    // beneath `base_fd` (a node the parent made in a /dev of ours)
+    kDeviceCheck,
   };
   Kind kind = kAttach;
   int source_fd = -1;
@@ -80,11 +87,30 @@ struct MountStep {
   std::string destination;  // relative, lexically clean, never empty
   std::string what;         // "mounting /home/alice", for the error message
   std::string source_path;  // kStagingClone: "staging/...", relative to the session
+  // A device node (GPU, CDI): the access (R_OK | W_OK) the caller's device
+  // cgroup must grant, checked with faccessat2 once the child is in the
+  // caller's cgroups; 0 for other mounts. When it is refused, an optional
+  // node is left out (its placeholder beneath `base_fd` removed) and a
+  // required one fails the launch.
+  int device_access = 0;
+  bool device_optional = false;
   // The destination lies below a host tree attached earlier (a bind, $HOME,
   // /tmp): it is resolved with the caller's filesystem identity, so that a
   // mount cannot tell whether a name exists below a host directory the
   // caller may not search.
   bool resolve_as_caller = false;
+};
+
+// An OCI hook the child runs (createContainer before pivot_root with the
+// daemon's privileges, startContainer after the identity switch), through
+// RunHookProcess (hook_exec.h).
+struct ChildHook {
+  int stage = 0;       // HookSpec::Stage
+  int binary_fd = -1;  // opened by the daemon; -1: exec `path` in the container
+  std::string path;
+  std::string what;                     // "createContainer hook /usr/bin/x"
+  std::vector<const char*> argv, envp;  // null-terminated, into LaunchSpec
+  int timeout_ms = 30000;
 };
 
 struct FdPlacement {
@@ -167,6 +193,10 @@ struct ChildPlan {
   int join_pid_fd = -1;
   int join_mnt_fd = -1;
   int join_user_fd = -1;
+  // --- hooks: the child asks the parent for the state before each stage
+  std::vector<ChildHook> hooks;
+  bool ask_before_pivot = false;  // createRuntime or createContainer hooks exist
+  int hook_output_fd = -1;        // the caller's stderr, for hooks before pivot_root
 
   // --- payload
   // hold: the init runs no payload and only keeps the container's

@@ -31,9 +31,10 @@
 // The init then releases the daemon's anonymous memory it inherited
 // (ReleaseDaemonMemory) and lives on its stack, making raw system calls only.
 //
-// Privilege: the payload drops to the caller (DropPrivileges) and enters the
-// working directory as the caller between the init's vfork and its exec; the init drops to
-// DropInitPrivileges' identity once the payload has exec'd. Neither keeps a capability.
+// Privilege: the payload drops to the caller (DropPrivileges), enters the
+// working directory and runs the startContainer hooks as the caller between
+// the init's vfork and its exec; the init drops to DropInitPrivileges'
+// identity once the payload has exec'd. Neither keeps a capability.
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <signal.h>
@@ -49,6 +50,7 @@
 #include <ctime>
 
 #include "daemon/launch/child_internal.h"
+#include "daemon/launch/launch.h"
 
 namespace berth::daemon::launch::child {
 namespace {
@@ -89,6 +91,17 @@ void EnterSession(const ChildPlan& plan) {
   }
   if (saw_eacces && err == ENOENT) err = EACCES;
   Fail(plan, plan.exec_what.c_str(), nullptr, err);
+}
+
+// The payload's own steps, in the process that execs it: the caller's
+// identity first, so that the working directory and the startContainer hooks
+// (OCI: inside the container, before the program) see only what the caller
+// may.
+[[noreturn]] void BecomePayload(ChildPlan& plan) {
+  DropPrivileges(plan);
+  EnterCwd(plan);
+  RunHooks(plan, static_cast<int>(HookSpec::Stage::kStartContainer), 2);
+  ExecPayload(plan);
 }
 
 // From here on the init only calls syscall(), already bound by the
@@ -279,11 +292,7 @@ void ReleaseDaemonMemory() {
   } else {
     payload = vfork();
     if (payload < 0) Fail(plan, "starting the payload", nullptr, errno);
-    if (payload == 0) {
-      DropPrivileges(plan);
-      EnterCwd(plan);
-      ExecPayload(plan);
-    }
+    if (payload == 0) BecomePayload(plan);
   }
   // In ps it would otherwise carry the daemon's name.
   prctl(PR_SET_NAME, "berth-init", 0, 0, 0);
@@ -327,9 +336,7 @@ void OpenChildrenList(ChildPlan& plan) {
 
 void StartPayload(ChildPlan& plan) {
   if (plan.run_init) RunInit(plan);
-  DropPrivileges(plan);
-  EnterCwd(plan);
-  ExecPayload(plan);
+  BecomePayload(plan);
 }
 
 }  // namespace berth::daemon::launch::child

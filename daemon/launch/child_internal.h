@@ -47,6 +47,10 @@ void EnterCwd(const ChildPlan& plan);
 // child_credentials.cc: becomes the caller (or fakeroot); no caps, NNP.
 void DropPrivileges(ChildPlan& plan);
 
+// child_hooks.cc: the OCI hooks of `stage` (HookSpec::Stage), with `out_fd`
+// as their output.
+void RunHooks(const ChildPlan& plan, int stage, int out_fd);
+
 // child_credentials.cc: the init's identity: the caller's processes cannot
 // signal it, it can signal them; no caps, NNP, non-dumpable.
 void DropInitPrivileges(ChildPlan& plan);

@@ -29,6 +29,7 @@
 #include <cerrno>
 
 #include "daemon/launch/child_internal.h"
+#include "daemon/launch/launch.h"
 
 namespace berth::daemon::launch::child {
 namespace {
@@ -121,6 +122,25 @@ int NewProcfs(const ChildPlan& plan, const MountStep& step) {
   return mnt;
 }
 
+// Whether the caller's device cgroup lets the container open the node: the
+// child is in the caller's cgroups by now, and inode_permission consults the
+// device controller (v1 devices.list, v2 BPF program) on faccessat2. A node
+// the cgroup forbids is left out when optional (its placeholder removed),
+// and fails the launch when the request named it.
+bool DeviceAllowed(const ChildPlan& plan, int base, const MountStep& step) {
+  long rc = step.kind == MountStep::kDeviceCheck
+                ? syscall(SYS_faccessat2, base, step.destination.c_str(), step.device_access, 0)
+                : syscall(SYS_faccessat2, step.source_fd, "", step.device_access, AT_EMPTY_PATH);
+  // EACCES is the node's own mode (user mode): the container meets it too.
+  if (rc == 0 || errno == EACCES) return true;
+  if (errno != EPERM) Fail(plan, step.what.c_str(), "checking the device", errno);
+  if (!step.device_optional) {
+    Fail(plan, step.what.c_str(), "the caller's device cgroup does not allow it", errno);
+  }
+  unlinkat(base, step.destination.c_str(), 0);
+  return false;
+}
+
 // OpenAt2 with the caller's filesystem identity (MountStep::resolve_as_caller).
 // Leaving fsuid 0 drops the filesystem capabilities and returning to it
 // restores them; the supplementary groups are set to the caller's now and
@@ -151,6 +171,8 @@ int ResolveAsCaller(const ChildPlan& plan, int base, const char* path) {
 // (CVE-2021-30465).
 void Attach(const ChildPlan& plan, int root, const MountStep& step) {
   int base = step.base_fd >= 0 ? step.base_fd : root;
+  if (step.device_access != 0 && !DeviceAllowed(plan, base, step)) return;
+  if (step.kind == MountStep::kDeviceCheck) return;
   int target = step.resolve_as_caller ? ResolveAsCaller(plan, base, step.destination.c_str())
                                       : OpenAt2(base, step.destination.c_str(), O_PATH, kInRoot);
   if (target < 0) Fail(plan, step.what.c_str(), "resolving the destination", errno);
@@ -183,6 +205,7 @@ void BuildRootAndPivot(ChildPlan& plan) {
   DetachFromHostPropagation(plan);
   int root = plan.overlay_options.empty() ? MountBindRoot(plan) : MountRootOverlay(plan);
   for (const MountStep& step : plan.mounts) Attach(plan, root, step);
+  RunHooks(plan, static_cast<int>(HookSpec::Stage::kCreateContainer), plan.hook_output_fd);
   PivotInto(plan, root);
 }
 

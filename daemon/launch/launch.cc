@@ -18,6 +18,7 @@
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/launch/child.h"
+#include "daemon/launch/launch_hooks.h"
 #include "daemon/launch/prepare.h"
 
 #ifndef P_PIDFD
@@ -143,6 +144,8 @@ Container& Container::operator=(Container&& other) noexcept {
     has_init_ = other.has_init_;
     init_serving_ = other.init_serving_;
     reaped_ = std::exchange(other.reaped_, true);
+    poststop_ = std::move(other.poststop_);
+    hook_output_ = std::move(other.hook_output_);
   }
   return *this;
 }
@@ -154,7 +157,9 @@ Container::Container(Container&& other) noexcept
       status_fd_(std::move(other.status_fd_)),
       has_init_(other.has_init_),
       init_serving_(other.init_serving_),
-      reaped_(std::exchange(other.reaped_, true)) {}
+      reaped_(std::exchange(other.reaped_, true)),
+      poststop_(std::move(other.poststop_)),
+      hook_output_(std::move(other.hook_output_)) {}
 
 Container::~Container() {
   KillAndReap();
@@ -181,6 +186,7 @@ void Container::KillAndReap() {
          errno == EINTR) {
   }
   reaped_ = true;
+  RunLoggedHooks(poststop_, pid_, "stopped", hook_output_.get());
 }
 
 absl::Status Container::Signal(int sig) {
@@ -200,6 +206,7 @@ absl::StatusOr<ExitStatus> Container::Wait() {
   } while (rc != 0 && errno == EINTR);
   if (rc != 0) return ErrnoStatus("waiting for the container", errno);
   reaped_ = true;
+  RunLoggedHooks(poststop_, pid_, "stopped", hook_output_.get());
   ExitStatus out;
   int raw = 0;
   // The init reports the payload's own wait status, signal included.
@@ -237,7 +244,11 @@ absl::StatusOr<pid_t> AwaitExec(PreparedLaunch& p, pid_t pid, int pidfd) {
     r.msg.text[sizeof(r.msg.text) - 1] = '\0';
     switch (r.msg.kind) {
       case ChildMessage::kFailed:
+        if (r.msg.err == 0) return absl::FailedPreconditionError(r.msg.text);
         return ErrnoStatus(r.msg.text, r.msg.err);
+      case ChildMessage::kHookState:
+        RETURN_IF_ERROR(AnswerHookState(p.hooks, pid, r.msg.err, fd));
+        break;
       case ChildMessage::kNeedIdMaps: {
         // The payload makes the namespace: the init's child when there is one.
         pid_t in_namespace = r.sender > 0 ? r.sender : pid;
@@ -285,6 +296,9 @@ absl::StatusOr<Container> Container::StartPrepared(PreparedLaunch& prepared, Lau
   ASSIGN_OR_RETURN(container.payload_pid_, AwaitExec(prepared, pid, pidfd_number));
   if (!prepared.plan.run_init) container.payload_pid_ = pid;
   container.init_serving_ = prepared.plan.run_init;
+  RunLoggedHooks(prepared.hooks.poststart, pid, "running", prepared.hooks.output.get());
+  container.poststop_ = std::move(prepared.hooks.poststop);
+  container.hook_output_ = std::move(prepared.hooks.output);
   return container;
 }
 

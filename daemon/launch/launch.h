@@ -92,6 +92,65 @@ struct BindSpec {
   std::string source_path;  // for messages only; never re-opened
   std::string destination;  // absolute path inside the container
   bool read_only = false;
+  bool no_exec = false;
+};
+
+// A host device node for the container (a GPU, a CDI deviceNode), bound by
+// descriptor like every other bind: the path is never resolved again.
+struct DeviceSpec {
+  UniqueFd node;            // O_PATH of the host node, a character or block device
+  std::string source_path;  // for messages only
+  std::string destination;  // absolute path inside the container
+  // Access (R_OK | W_OK) the caller's device cgroup must grant. The child
+  // checks it once it is in the caller's cgroups, before attaching the node.
+  int access = 06;
+  // When the cgroup forbids it: refuse the launch (a device the request
+  // named), or leave the node out (the "every GPU the job may use" default).
+  bool required = true;
+  // Set (CDI fileMode/uid/gid): a node of the same device is made afresh
+  // with this mode and owner (system mode) instead of binding the host's.
+  struct Attributes {
+    mode_t mode;  // permission bits
+    uid_t uid;
+    gid_t gid;
+  };
+  std::optional<Attributes> make;
+};
+
+// An OCI hook from a CDI spec, run at its stage with the OCI state on its
+// stdin and the caller's stderr as its output (launch_hooks.h).
+struct HookSpec {
+  enum class Stage { kCreateRuntime, kCreateContainer, kStartContainer, kPoststart, kPoststop };
+  Stage stage = Stage::kCreateContainer;
+  // Opened and checked by the daemon (root-owned); unset for startContainer,
+  // whose path is resolved inside the container.
+  UniqueFd binary;
+  std::string path;
+  std::vector<std::string> argv;  // OCI `args`; empty: {path}
+  std::vector<std::string> env;   // exactly the hook's environment
+  int timeout_seconds = 30;
+};
+
+// What GPUs (--nv, --rocm) and CDI devices add to a container; computed by
+// daemon/gpu/ (the "GPU bind set"), applied here.
+struct DeviceSet {
+  std::vector<DeviceSpec> nodes;
+  // Host /dev entries ("nvidia3", "dri") that a full /dev leaves out: the
+  // GPUs of the vendor in use that were not granted.
+  std::vector<std::string> hidden;
+  // Driver libraries, binaries and files, the persistenced socket, CDI
+  // mounts: opened by the daemon, always nosuid and nodev.
+  std::vector<BindSpec> files;
+  // The directory most files go to (/.singularity.d/libs): when the image's
+  // is empty or missing, a tmpfs of ours is mounted there and the files'
+  // mount points are made in it, instead of each one staged above the image.
+  std::string files_dir;
+  // The files bound in files_dir as one detached tree made beforehand (one
+  // clone per launch instead of one bind per file); used when files_dir is
+  // a tmpfs of ours, as above.
+  std::optional<BindSpec> files_tree;
+  std::vector<HookSpec> hooks;
+  bool empty() const { return nodes.empty() && hidden.empty() && files.empty() && hooks.empty(); }
 };
 
 // The default system mounts, each one disabled by --no-mount.
@@ -149,6 +208,9 @@ struct LaunchSpec {
   std::vector<BindSpec> binds;
   // The host cwd bound at the same path; mounted last. Unset: none.
   std::optional<BindSpec> cwd_bind;
+  // GPUs and CDI devices: nodes in /dev (a full /dev is then rebuilt from
+  // the host's entries, less `hidden`), driver files, hooks.
+  DeviceSet devices;
   // Working directory inside the container. Refused when it is or resolves
   // through /proc or a magic link (CVE-2024-21626); must exist.
   std::string cwd = "/";
@@ -163,12 +225,6 @@ struct LaunchSpec {
   // A container fd number (one of `fds`' targets) that is a terminal to make
   // the payload's controlling terminal, or -1.
   int controlling_tty = -1;
-
-  // Host character devices (absolute paths below /dev, e.g. an MPI stack's
-  // /dev/infiniband/uverbs0) added to a minimal /dev at the same path, each
-  // checked to be a character device, never followed through a link. With
-  // the host's /dev they are there already.
-  std::vector<std::string> devices;
 
   // A shared container's own /tmp, /var/tmp and /dev/shm (fresh tmpfs
   // mounts): the processes that join it share them, nobody else sees them.
@@ -237,6 +293,8 @@ class Container {
   bool has_init_ = false;
   bool init_serving_ = false;  // the init runs its loop: it ends the container when asked
   bool reaped_ = true;
+  std::vector<HookSpec> poststop_;  // OCI poststop hooks, run once reaped
+  UniqueFd hook_output_;
 };
 
 // Creates the container and returns once the payload has been exec'd. A

@@ -363,6 +363,7 @@ absl::StatusOr<std::unique_ptr<PreparedLaunch>> PrepareLaunch(LaunchSpec& spec) 
   RETURN_IF_ERROR(PrepareCwd(spec, p->plan));
   RETURN_IF_ERROR_CTX(PrepareRootFilesystem(spec, *p), "preparing the root filesystem");
   RETURN_IF_ERROR(PrepareProcess(spec, *p));
+  RETURN_IF_ERROR(PlanHooks(spec, p->plan, p->hooks));
   RETURN_IF_ERROR(PrepareIdentity(spec, p->plan));
   PrepareExec(spec, p->plan);
   RETURN_IF_ERROR(PrepareControl(*p));

@@ -21,6 +21,7 @@
 #include "common/unique_fd.h"
 #include "daemon/launch/child.h"
 #include "daemon/launch/launch.h"
+#include "daemon/launch/launch_hooks.h"
 
 namespace berth::daemon::launch {
 
@@ -33,6 +34,7 @@ struct PreparedLaunch {
   UniqueFd status_read;         // payload wait status from the init
   UniqueFd status_write;        // the init's end (plan.status_fd)
   std::vector<UniqueFd> owned;  // detached mounts, cgroup.procs: closed after clone
+  HostHooks hooks;              // the OCI hooks the daemon runs itself
 };
 
 // Builds the plan for `spec`. `spec` must outlive the result: the plan's

@@ -1,6 +1,7 @@
 // The container's mount list, in the order the child attaches it:
-//   /proc  /sys  /dev (host, or minimal)  /tmp /var/tmp  $HOME
-//   /etc/hosts /etc/localtime /etc/resolv.conf  user binds  cwd
+//   /proc  /sys  /dev (host, or minimal; with GPU/CDI nodes)  /tmp /var/tmp
+//   $HOME  /etc/hosts /etc/localtime /etc/resolv.conf  GPU/CDI files
+//   user binds  cwd
 // Later mounts may sit inside earlier ones (a bind into $HOME), so system
 // mounts come first and user binds go shortest destination first.
 //
@@ -28,148 +29,12 @@
 #include "common/status_macros.h"
 #include "daemon/launch/image_paths.h"
 #include "daemon/launch/mount_api.h"
+#include "daemon/launch/mount_planner.h"
 #include "daemon/launch/prepare.h"
+#include "daemon/launch/prepare_devices.h"
 
 namespace berth::daemon::launch {
 namespace {
-
-constexpr uint64_t kNoSuidDev = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-
-class MountPlanner {
- public:
-  MountPlanner(int image_fd, int staging_fd, PreparedLaunch& p)
-      : image_fd_(image_fd), staging_fd_(staging_fd), p_(p) {}
-
-  // `mnt` at the container path `dest`, its mount point made if missing.
-  // Below a host tree attached earlier, `dest` is resolved as the caller.
-  absl::Status At(UniqueFd mnt, absl::string_view dest, bool directory, std::string what) {
-    ASSIGN_OR_RETURN(std::string clean, CleanContainerPath(dest));
-    RETURN_IF_ERROR_CTX(MakeMountPoint(clean, directory), what);
-    bool below_host = std::any_of(host_trees_.begin(), host_trees_.end(),
-                                  [&](const std::string& tree) { return IsBelow(clean, tree); });
-    p_.plan.mounts.push_back(
-        {MountStep::kAttach, mnt.get(), -1, clean, std::move(what), {}, below_host});
-    p_.owned.push_back(std::move(mnt));
-    return absl::OkStatus();
-  }
-
-  // Like At() for a tree of the host's (a bind source, /tmp, /sys, /dev).
-  absl::Status AtHostTree(UniqueFd mnt, absl::string_view dest, bool directory, std::string what) {
-    RETURN_IF_ERROR(At(std::move(mnt), dest, directory, std::move(what)));
-    if (directory) host_trees_.push_back(p_.plan.mounts.back().destination);
-    return absl::OkStatus();
-  }
-
-  // Like At() for a fresh, empty tmpfs of ours: later mount points beneath
-  // it are created in it (it is no one else's and not the image).
-  absl::Status AtOwnTmpfs(UniqueFd mnt, absl::string_view dest, std::string what) {
-    int fd = mnt.get();
-    RETURN_IF_ERROR(At(std::move(mnt), dest, true, std::move(what)));
-    own_tmpfs_.push_back({p_.plan.mounts.back().destination, fd});
-    return absl::OkStatus();
-  }
-
-  absl::Status Proc() {
-    RETURN_IF_ERROR_CTX(MakeMountPoint("proc", true), "mounting /proc");
-    p_.plan.mounts.push_back({MountStep::kProcfs, -1, -1, "proc", "mounting /proc", {}});
-    return absl::OkStatus();
-  }
-
-  // `mnt` at `rel` beneath `base_fd`, a mount of ours attached by an earlier step.
-  void Beneath(UniqueFd mnt, int base_fd, std::string rel, std::string what) {
-    p_.plan.mounts.push_back(
-        {MountStep::kAttach, mnt.get(), base_fd, std::move(rel), std::move(what), {}});
-    p_.owned.push_back(std::move(mnt));
-  }
-
- private:
-  struct OwnTmpfs {
-    std::string destination;
-    int fd;
-  };
-
-  // Is the clean container path `path` strictly below `dir`?
-  static bool IsBelow(const std::string& path, const std::string& dir) {
-    return path.size() > dir.size() && absl::StartsWith(path, dir) && path[dir.size()] == '/';
-  }
-
-  // In the deepest of our fresh tmpfs mounts that will cover `clean`, or in
-  // the staging layer above the image.
-  absl::Status MakeMountPoint(const std::string& clean, bool directory) {
-    for (auto it = own_tmpfs_.rbegin(); it != own_tmpfs_.rend(); ++it) {
-      if (IsBelow(clean, it->destination)) {
-        return MakeInTmpfs(it->fd, clean.substr(it->destination.size() + 1), directory);
-      }
-    }
-    return StageMountPoint(image_fd_, staging_fd_, clean, directory);
-  }
-
-  static absl::Status MakeInTmpfs(int tmpfs_fd, const std::string& rel, bool directory) {
-    std::vector<std::string> parts = absl::StrSplit(rel, '/');
-    std::string path;
-    for (size_t i = 0; i < parts.size(); ++i) {
-      path += (i ? "/" : "") + parts[i];
-      if (i + 1 == parts.size() && !directory) {
-        UniqueFd file(
-            ::openat(tmpfs_fd, path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
-        if (!file) return ErrnoStatus(absl::StrCat("creating ", path), errno);
-      } else if (::mkdirat(tmpfs_fd, path.c_str(), 0755) != 0 && errno != EEXIST) {
-        return ErrnoStatus(absl::StrCat("creating ", path), errno);
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  int image_fd_;
-  int staging_fd_;
-  PreparedLaunch& p_;
-  std::vector<OwnTmpfs> own_tmpfs_;
-  std::vector<std::string> host_trees_;  // clean destinations of host directories
-};
-
-// A recursive copy of a host tree, with `attributes` added everywhere.
-absl::StatusOr<UniqueFd> CloneTree(int dirfd, const std::string& path, uint64_t attributes) {
-  ASSIGN_OR_RETURN(UniqueFd mnt, CloneDetached(dirfd, path, /*recursive=*/true));
-  RETURN_IF_ERROR(SetMountAttributes(mnt.get(), attributes, MS_SLAVE, /*recursive=*/true));
-  return mnt;
-}
-
-absl::StatusOr<UniqueFd> HostTree(const std::string& path, uint64_t attributes) {
-  auto mnt = CloneTree(AT_FDCWD, path, attributes);
-  if (!mnt.ok()) return Annotate(mnt.status(), absl::StrCat("host ", path));
-  return mnt;
-}
-
-absl::StatusOr<bool> IsDirectory(int fd) {
-  struct stat st;
-  if (::fstat(fd, &st) != 0) return ErrnoStatus("fstat", errno);
-  return S_ISDIR(st.st_mode);
-}
-
-absl::Status PlanBind(MountPlanner& planner, const BindSpec& bind, const std::string& what) {
-  if (!bind.source.valid()) return absl::InvalidArgumentError(absl::StrCat(what, ": no source"));
-  ASSIGN_OR_RETURN(std::string clean, CleanContainerPath(bind.destination));
-  if (IsUnderProc(clean)) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": binds into /proc are refused"));
-  }
-  ASSIGN_OR_RETURN(bool directory, IsDirectory(bind.source.get()));
-  uint64_t attributes = kNoSuidDev | (bind.read_only ? MOUNT_ATTR_RDONLY : 0);
-  auto mnt = CloneTree(bind.source.get(), "", attributes);
-  if (!mnt.ok()) return Annotate(mnt.status(), what);
-  return planner.AtHostTree(std::move(*mnt), bind.destination, directory, what);
-}
-
-// A fresh tmpfs; its root belongs to the daemon unless `owner` is given (a
-// uid 0 would not even exist in user mode's namespace).
-absl::StatusOr<UniqueFd> Tmpfs(const std::string& mode, const Identity* owner,
-                               uint64_t attributes) {
-  std::vector<FsOption> options = {{"mode", mode}};
-  if (owner != nullptr) {
-    options.push_back({"uid", absl::StrCat(owner->uid)});
-    options.push_back({"gid", absl::StrCat(owner->gid)});
-  }
-  return NewDetachedMount("tmpfs", options, attributes);
-}
 
 struct DeviceNode {
   const char* name;
@@ -218,38 +83,10 @@ absl::Status PopulateMinimalDev(int dev) {
   return absl::OkStatus();
 }
 
-// One of LaunchSpec::devices: a placeholder (and its directories) in the
-// minimal /dev, then the host's node bound over it, checked as
-// VerifiedDevice checks the standard ones.
-absl::Status PlanExtraDevice(MountPlanner& planner, int dev, const std::string& path) {
-  absl::string_view rel = path;
-  if (!absl::ConsumePrefix(&rel, "/dev/") || rel.empty() || absl::StrContains(path, "/.")) {
-    return absl::InvalidArgumentError(absl::StrCat("device ", path, " is not below /dev"));
-  }
-  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_PATH | O_NOFOLLOW));
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(path, errno);
-  if (!S_ISCHR(st.st_mode))
-    return absl::FailedPreconditionError(absl::StrCat(path, " is not a character device"));
-  for (size_t slash = rel.find('/'); slash != absl::string_view::npos;
-       slash = rel.find('/', slash + 1)) {
-    std::string dir(rel.substr(0, slash));
-    if (::mkdirat(dev, dir.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoStatus(path, errno);
-  }
-  UniqueFd f(
-      ::openat(dev, std::string(rel).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666));
-  if (!f) return ErrnoStatus(path, errno);
-  ASSIGN_OR_RETURN(UniqueFd mnt, CloneDetached(fd.get(), "", /*recursive=*/false));
-  RETURN_IF_ERROR(SetMountAttributes(mnt.get(), MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, MS_SLAVE,
-                                     /*recursive=*/false));
-  planner.Beneath(std::move(mnt), dev, std::string(rel), absl::StrCat("mounting ", path));
-  return absl::OkStatus();
-}
-
-absl::Status PlanMinimalDev(MountPlanner& planner, const std::vector<std::string>& devices) {
+absl::Status PlanMinimalDev(MountPlanner& planner, const DeviceSet& devices) {
   const char* what = "mounting a minimal /dev";
   auto dev = NewDetachedMount("tmpfs", {{"mode", "0755"}, {"size", "65536"}},
-                              kNoSuidDev | MOUNT_ATTR_NOEXEC);
+                              DevTmpfsAttributes(devices, /*full=*/false));
   if (!dev.ok()) return Annotate(dev.status(), what);
   RETURN_IF_ERROR_CTX(PopulateMinimalDev(dev->get()), what);
   int base = dev->get();
@@ -267,10 +104,7 @@ absl::Status PlanMinimalDev(MountPlanner& planner, const std::vector<std::string
   auto shm = NewDetachedMount("tmpfs", {{"mode", "1777"}}, kNoSuidDev);
   if (!shm.ok()) return Annotate(shm.status(), "mounting /dev/shm");
   planner.Beneath(std::move(*shm), base, "shm", "mounting /dev/shm");
-  for (const std::string& device : devices) {
-    RETURN_IF_ERROR_CTX(PlanExtraDevice(planner, base, device), what);
-  }
-  return absl::OkStatus();
+  return PlanDevicesInDev(planner, base, devices);
 }
 
 // A shared container's own /dev/shm over the host's (LaunchSpec::private_tmp).
@@ -292,7 +126,9 @@ absl::Status PlanSystemMounts(const LaunchSpec& spec, MountPlanner& planner) {
   }
   bool minimal_dev = spec.contain || sys.minimal_dev;
   if (sys.dev && minimal_dev) RETURN_IF_ERROR(PlanMinimalDev(planner, spec.devices));
-  if (sys.dev && !minimal_dev) {
+  if (sys.dev && !minimal_dev && DevicesInDev(spec.devices)) {
+    RETURN_IF_ERROR(PlanHostDevWithDevices(planner, spec.devices));
+  } else if (sys.dev && !minimal_dev) {
     ASSIGN_OR_RETURN(UniqueFd mnt, HostTree("/dev", MOUNT_ATTR_NOSUID));
     int base = mnt.get();
     RETURN_IF_ERROR(planner.AtHostTree(std::move(mnt), "/dev", true, "mounting /dev"));
@@ -371,6 +207,7 @@ absl::Status PlanMounts(LaunchSpec& spec, int staging_fd, PreparedLaunch& prepar
   RETURN_IF_ERROR(PlanSystemMounts(spec, planner));
   RETURN_IF_ERROR(PlanHome(spec, planner));
   RETURN_IF_ERROR(PlanEtcFiles(spec, planner));
+  RETURN_IF_ERROR(PlanDeviceFiles(planner, spec.devices, spec.system_mounts.dev));
   return PlanUserBinds(spec, planner);
 }
 

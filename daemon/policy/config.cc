@@ -15,6 +15,7 @@
 #include "common/status_macros.h"
 #include "daemon/policy/config_file.h"
 #include "daemon/policy/toml_fields.h"
+#include "mpi/stack.h"
 
 namespace berth::daemon::policy {
 namespace {
@@ -211,10 +212,23 @@ absl::Status ParseMpi(const toml::table& t, const std::string& o, Config& c) {
   RETURN_IF_ERROR(ReadBool(t, "share_slurm_steps", o, c.share_slurm_steps));
   if (const toml::node* n = t.get("default_stack")) {
     const std::string* v = n->is_string() ? &n->as_string()->get() : nullptr;
-    if (v == nullptr || v->find_first_of("/.") != std::string::npos) {
-      return Bad(o, *n, "default_stack must name a stack of mpi.d (no '/' or '.')");
+    if (v == nullptr || !mpi::IsValidStackName(*v)) {
+      return Bad(o, *n, "default_stack must name a stack of mpi.d (letters, digits, '_', '-')");
     }
     c.default_mpi_stack = *v;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseGpu(const toml::table& t, const std::string& o, Config& c) {
+  RETURN_IF_ERROR(CheckConfigKeys(
+      t, {"always_use_nv", "always_use_rocm", "cdi_dirs", "test_driver_root"}, "gpu", o));
+  RETURN_IF_ERROR(ReadBool(t, "always_use_nv", o, c.always_use_nv));
+  RETURN_IF_ERROR(ReadBool(t, "always_use_rocm", o, c.always_use_rocm));
+  RETURN_IF_ERROR(ReadPaths(t, "cdi_dirs", o, c.cdi_dirs));
+  RETURN_IF_ERROR(ReadString(t, "test_driver_root", o, c.gpu_test_driver_root));
+  if (!c.gpu_test_driver_root.empty() && c.gpu_test_driver_root.front() != '/') {
+    return Bad(o, *t.get("test_driver_root"), "test_driver_root must be an absolute path");
   }
   return absl::OkStatus();
 }
@@ -224,7 +238,7 @@ absl::Status ParseMpi(const toml::table& t, const std::string& o, Config& c) {
 absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin) {
   ASSIGN_OR_RETURN(const toml::table root, ParseTomlFile(text, origin));
   RETURN_IF_ERROR(CheckConfigKeys(
-      root, {"binds", "images", "namespaces", "limits", "registry", "mpi"}, "", origin));
+      root, {"binds", "images", "namespaces", "limits", "registry", "gpu", "mpi"}, "", origin));
   Config config;
   struct SectionParser {
     const char* name;
@@ -233,7 +247,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& o
   for (SectionParser s :
        {SectionParser{"binds", ParseBinds}, SectionParser{"images", ParseImages},
         SectionParser{"namespaces", ParseNamespaces}, SectionParser{"limits", ParseLimits},
-        SectionParser{"registry", ParseRegistry}, SectionParser{"mpi", ParseMpi}}) {
+        SectionParser{"registry", ParseRegistry}, SectionParser{"gpu", ParseGpu},
+        SectionParser{"mpi", ParseMpi}}) {
     const toml::node* node = root.get(s.name);
     if (node == nullptr) continue;
     const toml::table* table = Section(root, s.name);

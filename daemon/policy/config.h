@@ -81,6 +81,13 @@ struct Config {
   // The stack of <config-dir>/mpi.d applied by default under a PMI launcher
   // (PMI_FD or PMIX_RANK set); empty: none unless --mpi asks.
   std::string default_mpi_stack;
+  // [gpu] (--nv, --rocm, CDI --device; docs/config.md)
+  bool always_use_nv = false, always_use_rocm = false;
+  // CDI spec directories, lowest priority first (a later one wins).
+  std::vector<std::string> cdi_dirs = {"/etc/cdi", "/var/run/cdi"};
+  // Test-only: the host's GPU driver files and nodes are looked up beneath
+  // this directory instead of "/" (the test suite's fake driver root).
+  std::string gpu_test_driver_root;
 };
 
 // Parses TOML text; `origin` names the file in messages.

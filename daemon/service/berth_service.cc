@@ -26,8 +26,14 @@ void FillCaller(const PeerIdentity& peer, v1::Caller& caller) {
 }  // namespace
 
 BerthService::BerthService(const DaemonOptions& options, const PeerRegistry& peers,
-                           pull::PullService* pulls, shared::ContainerRegistry* shared)
-    : options_(options), peers_(peers), pulls_(pulls), shared_(shared) {}
+                           pull::PullService* pulls, doctor::Doctor* doctor, gpu::GpuService* gpus,
+                           shared::ContainerRegistry* shared)
+    : options_(options),
+      peers_(peers),
+      pulls_(pulls),
+      shared_(shared),
+      doctor_(doctor),
+      gpus_(gpus) {}
 
 // The registry verbs share one shape: authenticate, delegate, log failures
 // (the message never contains credentials: they only travel in requests).
@@ -76,6 +82,45 @@ grpc::Status BerthService::CheckLogin(grpc::ServerContext* context,
                                       v1::CheckLoginReply* /*reply*/) {
   return Delegate(context, "CheckLogin",
                   [&](const PeerIdentity& peer) { return pulls_->CheckLogin(*request, peer); });
+}
+
+grpc::Status BerthService::Doctor(grpc::ServerContext* context,
+                                  const v1::DoctorRequest* /*request*/, v1::DoctorReply* reply) {
+  auto caller = Authenticate(*context);
+  if (!caller.ok()) return rpc::ToGrpcStatus(caller.status());
+  if (doctor_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no doctor");
+  *reply = doctor_->Report((*caller)->uid, (*caller)->gid);
+  return grpc::Status::OK;
+}
+
+grpc::Status BerthService::CdiList(grpc::ServerContext* context, const v1::CdiListRequest* request,
+                                   v1::CdiListReply* reply) {
+  auto caller = Authenticate(*context);
+  if (!caller.ok()) return rpc::ToGrpcStatus(caller.status());
+  if (gpus_ == nullptr) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no CDI support");
+  if (request->cdi_dirs_size() > 64) {
+    return rpc::ToGrpcStatus(absl::InvalidArgumentError("--cdi-dirs: more than 64 directories"));
+  }
+  std::vector<std::string> dirs(request->cdi_dirs().begin(), request->cdi_dirs().end());
+  auto catalog = gpus_->ListCdi(dirs, {(*caller)->uid, (*caller)->gid, (*caller)->groups});
+  if (!catalog.ok()) return rpc::ToGrpcStatus(catalog.status());
+  for (const std::string& d : catalog->dirs) reply->add_dirs(d);
+  for (const auto& [name, ref] : catalog->devices) {
+    auto* e = reply->add_devices();
+    e->set_name(name);
+    e->set_spec(ref.origin);
+  }
+  for (const auto& [what, error] : catalog->broken) {
+    auto* b = reply->add_broken();
+    b->set_what(what);
+    b->set_error(error);
+  }
+  for (const auto& [name, why] : catalog->conflicts) {
+    auto* c = reply->add_conflicts();
+    c->set_what(name);
+    c->set_error(why);
+  }
+  return grpc::Status::OK;
 }
 
 // Only the node's administrator ends jobs: root for a system daemon (the

@@ -3,8 +3,9 @@
 // Every handler starts the same way: it learns its caller from the connection
 // the call arrived on (PeerRegistry), never from the request, and works in
 // absl::Status; the gRPC boundary maps the result with its message intact.
-// Version answers who the daemon is; pull/push/cache go to pull_service.h;
-// EndJob (the Slurm epilog, root only) to the shared-container registry.
+// Version answers who the daemon is; pull/push/cache go to pull_service.h,
+// doctor to daemon/doctor/; EndJob (the Slurm epilog, root only) to the
+// shared-container registry.
 // Containers are not a gRPC method: run sessions (run_handler.h) arrive on
 // connections of their own (server/run_sessions.h).
 //
@@ -19,6 +20,8 @@
 #include "absl/status/statusor.h"
 #include "berth/v1/berth.grpc.pb.h"
 #include "daemon/daemon_options.h"
+#include "daemon/doctor/doctor.h"
+#include "daemon/gpu/gpu_service.h"
 #include "daemon/pull/pull_service.h"
 #include "daemon/server/peer_registry.h"
 #include "daemon/shared/container_registry.h"
@@ -29,7 +32,8 @@ class BerthService final : public berth::v1::Berth::Service {
  public:
   // `peers` must outlive the service.
   BerthService(const DaemonOptions& options, const PeerRegistry& peers,
-               pull::PullService* pulls = nullptr, shared::ContainerRegistry* shared = nullptr);
+               pull::PullService* pulls = nullptr, doctor::Doctor* doctor = nullptr,
+               gpu::GpuService* gpus = nullptr, shared::ContainerRegistry* shared = nullptr);
 
   grpc::Status Version(grpc::ServerContext* context, const v1::VersionRequest* request,
                        v1::VersionReply* reply) override;
@@ -46,6 +50,14 @@ class BerthService final : public berth::v1::Berth::Service {
                           v1::CheckLoginReply* reply) override;
   grpc::Status EndJob(grpc::ServerContext* context, const v1::EndJobRequest* request,
                       v1::EndJobReply* reply) override;
+  // doctor (daemon/doctor/doctor.h): any caller; the report is about the node
+  // and the caller's own fakeroot ids.
+  grpc::Status Doctor(grpc::ServerContext* context, const v1::DoctorRequest* request,
+                      v1::DoctorReply* reply) override;
+  // cdi list (daemon/gpu/gpu_service.h); the caller's --cdi-dirs are opened
+  // as the caller.
+  grpc::Status CdiList(grpc::ServerContext* context, const v1::CdiListRequest* request,
+                       v1::CdiListReply* reply) override;
 
  private:
   absl::StatusOr<std::shared_ptr<const PeerIdentity>> Authenticate(
@@ -58,6 +70,8 @@ class BerthService final : public berth::v1::Berth::Service {
   const PeerRegistry& peers_;
   pull::PullService* pulls_;
   shared::ContainerRegistry* shared_;
+  doctor::Doctor* doctor_;
+  gpu::GpuService* gpus_;
 };
 
 }  // namespace berth::daemon

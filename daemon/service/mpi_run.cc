@@ -34,22 +34,32 @@ absl::StatusOr<launch::BindSpec> HostBind(const std::string& path, const std::st
 }
 
 // The stack's device patterns, expanded: character devices below /dev,
-// never through a link (the launcher checks each again as it binds it).
-void AddDevices(const mpi::Stack& stack, launch::LaunchSpec& spec) {
+// never through a link, each added to the container's minimal /dev where
+// the caller's device cgroup allows it (launch.h DeviceSpec).
+absl::Status AddDevices(const mpi::Stack& stack, launch::LaunchSpec& spec) {
   for (const std::string& pattern : stack.devices) {
     glob_t g{};
+    std::vector<std::string> found;
     if (::glob(pattern.c_str(), GLOB_NOSORT, nullptr, &g) == 0) {
-      for (size_t i = 0; i < g.gl_pathc; ++i) {
-        std::string dev = g.gl_pathv[i];
-        struct stat st;
-        if (absl::StartsWith(dev, "/dev/") && !absl::StrContains(dev, "/.") &&
-            ::lstat(dev.c_str(), &st) == 0 && S_ISCHR(st.st_mode)) {
-          spec.devices.push_back(dev);
-        }
-      }
+      found.assign(g.gl_pathv, g.gl_pathv + g.gl_pathc);
     }
     ::globfree(&g);
+    for (const std::string& dev : found) {
+      struct stat st;
+      if (!absl::StartsWith(dev, "/dev/") || absl::StrContains(dev, "/.") ||
+          ::lstat(dev.c_str(), &st) != 0 || !S_ISCHR(st.st_mode)) {
+        continue;
+      }
+      ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(dev, O_PATH | O_NOFOLLOW));
+      launch::DeviceSpec node;
+      node.node = std::move(fd);
+      node.source_path = dev;
+      node.destination = dev;
+      node.required = false;
+      spec.devices.nodes.push_back(std::move(node));
+    }
   }
+  return absl::OkStatus();
 }
 
 void SetVar(std::vector<std::string>& env, const std::string& name, const std::string& value) {
@@ -145,7 +155,7 @@ absl::Status AddMpiStack(const v1::RunRequest& r, const DaemonOptions& options,
     ASSIGN_OR_RETURN(launch::BindSpec bind, HostBind(dir, dir));
     spec.binds.push_back(std::move(bind));
   }
-  if (spec.contain || spec.system_mounts.minimal_dev) AddDevices(stack, spec);
+  if (spec.contain || spec.system_mounts.minimal_dev) RETURN_IF_ERROR(AddDevices(stack, spec));
   AddEnvironment(r, stack, spec);
   return absl::OkStatus();
 }

@@ -136,11 +136,13 @@ std::vector<HandedItem> HandedItemsOf(const v1::RunRequest& r) {
 }  // namespace
 
 RunHandler::RunHandler(const DaemonOptions& options, const policy::Config& config,
-                       image::MountCache& images, EclGate* ecl, shared::ContainerRegistry* shared)
+                       image::MountCache& images, EclGate* ecl, gpu::GpuService* gpus,
+                       shared::ContainerRegistry* shared)
     : options_(options),
       config_(config),
       images_(images),
       ecl_(ecl),
+      gpus_(gpus),
       shared_(shared),
       warm_(std::make_unique<LeaseKeeper>(absl::Seconds(config.idle_unmount_seconds))) {}
 
@@ -195,8 +197,8 @@ absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerId
     ~Admitted() { self->Release(uid); }
   } admitted{this, peer->uid};
 
-  ASSIGN_OR_RETURN(PreparedRun run,
-                   PrepareRun(request, *peer, std::move(handed), options_, config_, images_, ecl_));
+  ASSIGN_OR_RETURN(PreparedRun run, PrepareRun(request, *peer, std::move(handed), options_, config_,
+                                               images_, ecl_, gpus_));
   warm_->Keep(images_.HoldForDaemon(*run.lease));
   for (const std::string& line : run.notices) {
     v1::RunOutput notice;

@@ -26,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "berth/v1/berth.pb.h"
 #include "daemon/daemon_options.h"
+#include "daemon/gpu/gpu_service.h"
 #include "daemon/image/mount_cache.h"
 #include "daemon/policy/config.h"
 #include "daemon/server/peer_identity.h"
@@ -41,7 +42,8 @@ class RunHandler {
  public:
   // `shared` (may be null: nothing is shared) must outlive the handler.
   RunHandler(const DaemonOptions& options, const policy::Config& config, image::MountCache& images,
-             EclGate* ecl = nullptr, shared::ContainerRegistry* shared = nullptr);
+             EclGate* ecl = nullptr, gpu::GpuService* gpus = nullptr,
+             shared::ContainerRegistry* shared = nullptr);
   ~RunHandler();
 
   // Serves one run session for `peer`; returns the status to end it with.
@@ -60,7 +62,8 @@ class RunHandler {
   DaemonOptions options_;
   const policy::Config& config_;
   image::MountCache& images_;
-  EclGate* ecl_;  // the ECL check before every mount; null in tests without one
+  EclGate* ecl_;           // the ECL check before every mount; null in tests without one
+  gpu::GpuService* gpus_;  // --nv, --rocm, --device; null: refused when asked for
   shared::ContainerRegistry* shared_;
   std::unique_ptr<LeaseKeeper> warm_;
   absl::Mutex mu_;

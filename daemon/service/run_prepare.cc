@@ -19,6 +19,7 @@
 #include "common/status_macros.h"
 #include "daemon/action/action.h"
 #include "daemon/fakeroot/fakeroot_ids.h"
+#include "daemon/gpu/run_gpus.h"
 #include "daemon/image/open_as_caller.h"
 #include "daemon/service/caller_process.h"
 #include "daemon/service/mpi_run.h"
@@ -231,7 +232,7 @@ absl::Status AddStdio(const v1::RunRequest& r, std::vector<UniqueFd>& handed,
 }
 
 absl::Status AddCommand(const v1::RunRequest& r, const std::string& image_root,
-                        launch::LaunchSpec& spec) {
+                        const gpu::GpuGrant& grant, launch::LaunchSpec& spec) {
   action::EnvRequest env_request;
   env_request.host_env.assign(r.env().begin(), r.env().end());
   env_request.clean_env = r.cleanenv();
@@ -241,6 +242,8 @@ absl::Status AddCommand(const v1::RunRequest& r, const std::string& image_root,
   env_request.image_path = r.image();
   env_request.action = ActionOf(r.action());
   env_request.bind_list = BindList(r);
+  env_request.runtime_env = grant.env;
+  if (grant.library_path) env_request.library_dir = gpu::kLibsDir;
   ASSIGN_OR_RETURN(action::ContainerEnv env, action::BuildEnvironment(env_request));
   action::CommandRequest command;
   command.action = env_request.action;
@@ -295,7 +298,7 @@ absl::Status AddFakeroot(const PeerIdentity& peer, bool listed, const DaemonOpti
 absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdentity& peer,
                                        std::vector<UniqueFd> handed, const DaemonOptions& options,
                                        const policy::Config& config, image::MountCache& images,
-                                       EclGate* ecl) {
+                                       EclGate* ecl, gpu::GpuService* gpus) {
   PreparedRun run;
   launch::LaunchSpec& spec = run.spec;
   bool listed = false;
@@ -307,7 +310,14 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdenti
   RETURN_IF_ERROR(AddHome(r, peer, config, spec));
   RETURN_IF_ERROR(AddBinds(r, peer, config, spec));
   AddCwd(r, peer, spec);
-  RETURN_IF_ERROR(AddCommand(r, spec.image_root, spec));
+  gpu::GpuGrant grant;
+  if (gpus != nullptr) {
+    ASSIGN_OR_RETURN(grant, gpus->Prepare(gpu::GpuRequestOf(r), CredsOf(peer)));
+  } else if (r.nv() || r.rocm() || !r.devices().empty()) {
+    return absl::UnimplementedError("--nv/--rocm/--device: this daemon has no GPU support");
+  }
+  RETURN_IF_ERROR(AddCommand(r, spec.image_root, grant, spec));
+  gpu::ApplyGrant(std::move(grant), spec);
   RETURN_IF_ERROR(AddMpiStack(r, options, config, spec, run.notices));
   RETURN_IF_ERROR(AddStdio(r, handed, peer, run));
   // Without SO_PEERPIDFD (kernels < 6.5) the pidfd came from pidfd_open(pid)

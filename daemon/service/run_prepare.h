@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "berth/v1/berth.pb.h"
 #include "daemon/daemon_options.h"
+#include "daemon/gpu/gpu_service.h"
 #include "daemon/image/mount_cache.h"
 #include "daemon/launch/launch.h"
 #include "daemon/policy/config.h"
@@ -33,6 +34,7 @@ struct PreparedRun {
 absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& request, const PeerIdentity& peer,
                                        std::vector<UniqueFd> handed_fds,
                                        const DaemonOptions& options, const policy::Config& config,
-                                       image::MountCache& images, EclGate* ecl = nullptr);
+                                       image::MountCache& images, EclGate* ecl = nullptr,
+                                       gpu::GpuService* gpus = nullptr);
 
 }  // namespace berth::daemon

@@ -52,7 +52,8 @@ absl::Status CheckLists(const v1::RunRequest& r, const RequestLimits& limits) {
     RETURN_IF_ERROR(CheckString("environment", e, limits.max_arg_bytes));
     total += e.size();
   }
-  for (const auto* list : {&r.env_flags(), &r.env_file_lines(), &r.no_mount()}) {
+  for (const auto* list :
+       {&r.env_flags(), &r.env_file_lines(), &r.no_mount(), &r.devices(), &r.cdi_dirs()}) {
     for (const std::string& s : *list) {
       RETURN_IF_ERROR(CheckString("environment option", s, limits.max_arg_bytes));
       total += s.size();
