@@ -33,8 +33,9 @@ deps=$(for deb in "$debs"/*.deb; do dpkg-deb -f "$deb" Depends; done |
   while read -r dep; do
     # A virtual name from a shlibs file (libspdlog1.10-fmt9): debootstrap
     # wants the package that provides it, which this machine has installed.
-    # (apt-cache show exits 0 for a purely virtual name too: look for a record.)
-    if apt-cache show "$dep" 2>/dev/null | grep -q '^Package:'; then echo "$dep"; else
+    # (apt-cache show exits 0 for a purely virtual name too: look for a
+    # record; grep reads it all, or pipefail would see apt-cache's SIGPIPE.)
+    if apt-cache show "$dep" 2>/dev/null | grep '^Package:' >/dev/null; then echo "$dep"; else
       dpkg-query -W -f='${Package}\t${Provides}\n' | awk -F'\t' -v v="$dep" \
         '{ n = split($2, p, /, */); for (i = 1; i <= n; i++) { sub(/ .*/, "", p[i]); if (p[i] == v) { print $1; exit } } }'
     fi

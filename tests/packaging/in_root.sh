@@ -9,6 +9,11 @@ as_user() {
   chroot --userspec=tester:tester "$root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/home/tester "$@"
 }
 
+# The root a mount point, as / is on a real machine: the daemon makes the
+# container's mounts slaves of "/", which must be a mount for that.
+# debootstrap's directory was a mktemp -d (0700); / is 0755.
+chmod 0755 "$root"
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
 mount --rbind /sys "$root/sys"
