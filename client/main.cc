@@ -17,6 +17,7 @@
 #include "client/inspect/inspect_command.h"
 #include "client/registry/registry_commands.h"
 #include "client/sif/sif_command.h"
+#include "client/slurm_command.h"
 #include "client/trust/trust_commands.h"
 #include "client/version_command.h"
 
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
   berth::client::RegisterVersionCommand(app, socket_flag, result);
   berth::client::RegisterRegistryCommands(app, socket_flag, result);
   berth::client::RegisterBuildCommand(app, socket_flag, result);
+  berth::client::RegisterSlurmCommands(app, socket_flag, result);
   berth::client::RegisterDoctorCommand(app, socket_flag, result);
   berth::client::RegisterCdiCommands(app, socket_flag, result);
   auto exit_code = std::make_shared<int>(0);

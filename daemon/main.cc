@@ -39,6 +39,7 @@
 #include "daemon/service/berth_service.h"
 #include "daemon/service/ecl_gate.h"
 #include "daemon/service/run_handler.h"
+#include "daemon/shared/container_registry.h"
 #include "spdlog/cfg/env.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/sinks/syslog_sink.h"
@@ -190,8 +191,9 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   RETURN_IF_ERROR_CTX(ecl.Init(), "loading the ECL");
   ConnectionBudget budget(ConnectionLimitsFor(config));
   PeerRegistry peers;
+  shared::ContainerRegistry shared_containers;
   gpu::GpuService gpus(options, config);
-  RunHandler runs(options, config, images, &ecl, &gpus);
+  RunHandler runs(options, config, images, &ecl, &gpus, &shared_containers);
   pull::BlobCache blobs(
       options.state_dir + "/cache",
       {int64_t{config.cache_max_mib} << 20, int64_t{config.max_cache_mib_per_user} << 20});
@@ -202,7 +204,7 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   RETURN_IF_ERROR_CTX(
       builds.Init(options.build_worker.empty() ? build::DefaultWorkerPath() : options.build_worker),
       "preparing builds");
-  BerthService service(options, peers, &pulls, &doctor, &gpus, &builds);
+  BerthService service(options, peers, &pulls, &doctor, &gpus, &builds, &shared_containers);
   RunSessions sessions(
       [&runs](RunChannel& channel, std::shared_ptr<const PeerIdentity> peer) {
         return runs.Serve(channel, std::move(peer));

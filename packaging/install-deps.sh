@@ -17,6 +17,10 @@ PACKAGES=(
   siftool squashfs-tools squashfuse busybox-static bubblewrap hyperfine
   gnupg docker-registry umoci skopeo util-linux procps python3 file strace
   python3-cryptography curl bc
+  # a single-node Slurm with MPI for the Slurm tests (tests/slurm), the
+  # SPANK plugin's header, and the MPI stacks the tests bind in
+  slurmctld slurmd slurm-client munge libslurm-dev libpmix-dev
+  mpich libmpich-dev openmpi-bin libopenmpi-dev
   # Debian packages (packaging/build-debs.sh), the clean root they are tested
   # in (tests/packaging), and the shells whose completion is tested
   debhelper dpkg-dev lintian debootstrap fish zsh man-db

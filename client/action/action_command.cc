@@ -4,6 +4,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "client/action/action_flags.h"
+#include "client/action/mpi_command.h"
 #include "client/action/run_session.h"
 #include "client/registry/transfer_command.h"
 #include "client/rpc/daemon_channel.h"
@@ -117,6 +118,7 @@ void RegisterActionCommands(CLI::App& app, const std::string& socket_flag,
           exit_code);
   AddVerb(app, "shell", "Start a shell in a container", v1::ACTION_SHELL, socket_flag, result,
           exit_code);
+  RegisterMpiCommand(app, socket_flag, result, exit_code);
 }
 
 }  // namespace berth::client

@@ -115,6 +115,11 @@ void AddActionFlags(CLI::App& cmd, ActionFlags& f) {
   cmd.add_option("--hostname", f.hostname, "hostname inside (implies a UTS namespace)");
   cmd.add_flag("--no-init", f.no_init, "no init process as PID 1");
   cmd.add_option("--keep-fd", f.keep_fds, "pass this open descriptor into the container");
+  cmd.add_flag("--sharens", f.sharens,
+               "share one container with the other processes of the same parent");
+  cmd.add_flag("--no-sharens", f.no_sharens,
+               "a container of its own, even among the ranks of a Slurm job step");
+  cmd.add_option("--mpi", f.mpi, "bind the node's MPI stack STACK (mpi.d) into it")->expected(0, 1);
   AddGpuFlags(cmd, f);
 }
 
@@ -135,10 +140,15 @@ absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--pid", "PID", f.pid));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-pid", "NO_PID", f.no_pid));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-init", "NO_INIT", f.no_init));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--sharens", "SHARENS", f.sharens));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-sharens", "NO_SHARENS", f.no_sharens));
   StringFromEnv(cmd, "--home", "HOME", f.home);
   StringFromEnv(cmd, "--cwd", "CWD", f.pwd);
   StringFromEnv(cmd, "--cwd", "PWD", f.pwd);
   StringFromEnv(cmd, "--hostname", "HOSTNAME", f.hostname);
+  StringFromEnv(cmd, "--mpi", "MPI", f.mpi);
+  // A bare --mpi asks for berth.conf's default stack.
+  if (cmd.count("--mpi") > 0 && f.mpi.empty()) f.mpi = "default";
   if (cmd.count("--env-file") == 0) {
     if (const char* v = EnvForm("ENV_FILE"); v != nullptr && *v != '\0') {
       f.env_files = absl::StrSplit(v, ',', absl::SkipEmpty());
@@ -201,6 +211,11 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
   r.set_hostname(f.hostname);
   r.set_no_init(f.no_init);
   r.set_shell(f.shell);
+  if (f.sharens && f.no_sharens) {
+    return absl::InvalidArgumentError("--sharens and --no-sharens contradict each other");
+  }
+  r.set_share(f.sharens ? v1::SHARE_PARENT : f.no_sharens ? v1::SHARE_NEVER : v1::SHARE_DEFAULT);
+  r.set_mpi(f.mpi);
   r.set_nv(f.nv);
   r.set_no_nv(f.no_nv);
   r.set_rocm(f.rocm);

@@ -27,6 +27,11 @@ struct ActionFlags {
   bool no_init = false;
   std::string shell;
   std::vector<int> keep_fds;
+  // MPI and Slurm (docs/mpi.md): share the parent's container / never share.
+  bool sharens = false, no_sharens = false;
+  // --mpi[=STACK]: a host MPI stack of the daemon's mpi.d; "default" for
+  // berth.conf's; empty: none asked.
+  std::string mpi;
   bool nv = false, no_nv = false, rocm = false, no_rocm = false;
   std::vector<std::string> devices, cdi_dirs;
 };

@@ -66,8 +66,9 @@ void SetHostname(const ChildPlan& plan) {
 // daemon's sockets, other containers' descriptors): the container gets
 // exactly its fds. Sources are first copied above every target so that no
 // dup3() overwrites a source still to be placed. The control channel, the
-// status pipe and the init's children list survive as close-on-exec
-// descriptors above the targets.
+// status pipe, the init's children list and a live container's user
+// namespace (entered later) survive as close-on-exec descriptors above the
+// targets.
 void PlaceDescriptors(ChildPlan& plan) {
   int floor = plan.max_target + 1 > 3 ? plan.max_target + 1 : 3;
   // The caller's numbers may exceed the daemon's NOFILE limit; the caller's
@@ -85,6 +86,10 @@ void PlaceDescriptors(ChildPlan& plan) {
     *fd = fcntl(*fd, F_DUPFD_CLOEXEC, floor);
     if (*fd < 0) Fail(plan, "moving the launcher's descriptors", nullptr, errno);
   }
+  if (plan.join_user_fd >= 0) {
+    plan.join_user_fd = fcntl(plan.join_user_fd, F_DUPFD_CLOEXEC, floor);
+    if (plan.join_user_fd < 0) Fail(plan, "moving the user namespace", nullptr, errno);
+  }
   for (size_t i = 0; i < plan.fds.size(); ++i) {
     plan.fd_scratch[i] = fcntl(plan.fds[i].source, F_DUPFD_CLOEXEC, floor);
     if (plan.fd_scratch[i] < 0) Fail(plan, "copying the container's descriptors", nullptr, errno);
@@ -101,7 +106,7 @@ void PlaceDescriptors(ChildPlan& plan) {
     previous = p.target;
   }
   CloseRange(previous + 1, floor - 1);
-  int keep[3] = {plan.channel_fd, plan.status_fd, plan.children_fd};
+  int keep[4] = {plan.channel_fd, plan.status_fd, plan.children_fd, plan.join_user_fd};
   CloseAbove(floor, keep);
 }
 
@@ -150,9 +155,9 @@ void CloseRange(long first, long last) {
     syscall(SYS_close_range, static_cast<unsigned>(first), static_cast<unsigned>(last), 0);
 }
 
-void CloseAbove(int first, int (&keep)[3]) {
-  // A three-element insertion sort: no library call in the child.
-  for (int i = 1; i < 3; ++i) {
+void CloseAbove(int first, int (&keep)[4]) {
+  // A four-element insertion sort: no library call in the child.
+  for (int i = 1; i < 4; ++i) {
     for (int j = i; j > 0 && keep[j - 1] > keep[j]; --j) {
       int t = keep[j];
       keep[j] = keep[j - 1];
@@ -215,9 +220,15 @@ int OpenAt2(int dirfd, const char* path, uint64_t flags, uint64_t resolve) {
 void ChildMain(ChildPlan& plan) {
   child::ResetSignalHandlers();
   child::JoinCgroups(plan);
-  child::SetHostname(plan);
+  // Before a join enters the container's mount namespace: its /proc is the
+  // container's PID namespace's, where this process has no thread-self.
   child::OpenChildrenList(plan);
-  child::BuildRootAndPivot(plan);
+  if (plan.join) {
+    child::EnterLiveContainer(plan);
+  } else {
+    child::SetHostname(plan);
+    child::BuildRootAndPivot(plan);
+  }
   child::PlaceDescriptors(plan);
   child::ApplyProcessAttributes(plan);
   child::StartPayload(plan);

@@ -15,7 +15,9 @@
 //   (child_init.cc) → identity (child_credentials.cc) → cwd → exec. With an
 //   init the payload takes the caller's identity and enters the working
 //   directory after the init forked it, and the init keeps an identity the
-//   caller cannot signal (child_init.cc).
+//   caller cannot signal (child_init.cc). A process joining a live
+//   container enters its namespaces (child_join.cc) in place of the mount
+//   tree and pivot_root.
 // The working directory is entered after the identity switch, as the
 // caller: it is a path the caller names, so it is walked with their rights.
 // The cgroup join comes first so that everything the container allocates,
@@ -181,12 +183,25 @@ struct ChildPlan {
   bool deny_setgroups = true;
   int last_cap = 40;  // /proc/sys/kernel/cap_last_cap
 
+  // --- joining a live container (launch.h Join) instead of building one:
+  // its namespaces, entered with setns() after the cgroups; -1 for those it
+  // does not have. The user namespace is entered last (DropPrivileges),
+  // after the supplementary groups and limits that need the daemon's rights.
+  bool join = false;
+  int join_ipc_fd = -1;
+  int join_uts_fd = -1;
+  int join_pid_fd = -1;
+  int join_mnt_fd = -1;
+  int join_user_fd = -1;
   // --- hooks: the child asks the parent for the state before each stage
   std::vector<ChildHook> hooks;
   bool ask_before_pivot = false;  // createRuntime or createContainer hooks exist
   int hook_output_fd = -1;        // the caller's stderr, for hooks before pivot_root
 
   // --- payload
+  // hold: the init runs no payload and only keeps the container's
+  // namespaces alive for the processes that join it (LaunchSpec::hold).
+  bool hold = false;
   bool run_init = false;
   std::vector<std::string> exec_candidates;  // paths to try in order
   std::string exec_what;                     // "exec <argv0>"

@@ -55,6 +55,15 @@ void EnterUserNamespace(const ChildPlan& plan) {
   }
 }
 
+// A live container's user namespace (launch.h Join), after the mount and
+// other namespaces, which the daemon's rights in its own namespace reach.
+void JoinUserNamespace(const ChildPlan& plan) {
+  if (setns(plan.join_user_fd, CLONE_NEWUSER) != 0) {
+    Fail(plan, "entering the container's user namespace", nullptr, errno);
+  }
+  close(plan.join_user_fd);
+}
+
 // Needs CAP_SETPCAP, so it comes before the uid switch (or, in a new user
 // namespace, after creating it: unshare grants a full bounding set there).
 void DropBoundingSet(const ChildPlan& plan) {
@@ -149,7 +158,11 @@ void DropInitPrivileges(ChildPlan& plan) {
 
 void DropPrivileges(ChildPlan& plan) {
   SetSupplementaryGroups(plan);
-  if (plan.user_namespace) EnterUserNamespace(plan);
+  if (plan.join_user_fd >= 0) {
+    JoinUserNamespace(plan);
+  } else if (plan.user_namespace) {
+    EnterUserNamespace(plan);
+  }
   if (!plan.fakeroot) DropBoundingSet(plan);
   SwitchIds(plan);
   if (!plan.fakeroot) ClearCapabilities(plan);

@@ -24,6 +24,10 @@
 // saved uid are not the caller's (DropInitPrivileges). With a PID
 // namespace, the init's exit ends every process in it.
 //
+// A holder's init (LaunchSpec::hold) forks nothing: it keeps a shared
+// container's namespaces alive and reaps whatever the PID namespace leaves
+// it, until the daemon kills it.
+//
 // The init then releases the daemon's anonymous memory it inherited
 // (ReleaseDaemonMemory) and lives on its stack, making raw system calls only.
 //
@@ -280,16 +284,23 @@ void ReleaseDaemonMemory() {
   // sleeps meanwhile, so the two never run on the same stack at once. Unlike
   // fork(), glibc's vfork runs no atfork handlers of the daemon's. The
   // payload's credential calls change only its own task, not the memory.
-  pid_t payload = vfork();
-  if (payload < 0) Fail(plan, "starting the payload", nullptr, errno);
-  if (payload == 0) BecomePayload(plan);
+  pid_t payload = -1;
+  if (plan.hold) {
+    // A holder: no payload; the launcher's wait ends when the channel closes.
+    syscall(SYS_setsid);
+    Send(plan, ChildMessage::kExecuting);
+  } else {
+    payload = vfork();
+    if (payload < 0) Fail(plan, "starting the payload", nullptr, errno);
+    if (payload == 0) BecomePayload(plan);
+  }
   // In ps it would otherwise carry the daemon's name.
   prctl(PR_SET_NAME, "berth-init", 0, 0, 0);
   DropInitPrivileges(plan);
   // Keep only the status pipe and the children list: the payload's stdio and
   // the control channel must close when the payload closes them.
   const InitState init{payload, plan.status_fd, plan.children_fd};
-  int keep[3] = {init.status_fd, init.children_fd, -1};
+  int keep[4] = {init.status_fd, init.children_fd, -1, -1};
   CloseAbove(0, keep);
   ReleaseDaemonMemory();
   uint64_t all = ~uint64_t{0};
@@ -302,8 +313,14 @@ void ReleaseDaemonMemory() {
       ReapChildren(init);
       continue;
     }
-    // The payload's end (SIGCHLD) then ends the rest.
-    syscall(SYS_kill, init.payload, sig == kEndContainerSignal ? SIGKILL : sig);
+    if (init.payload > 0) {
+      // The payload's end (SIGCHLD) then ends the rest.
+      syscall(SYS_kill, init.payload, sig == kEndContainerSignal ? SIGKILL : sig);
+    } else if (sig == kEndContainerSignal) {
+      // A holder ends when the daemon says so, and its namespaces with it.
+      EndDescendants(init);
+      for (;;) syscall(SYS_exit_group, 0);
+    }
   }
 }
 

@@ -25,7 +25,7 @@ void CloseRange(long first, long last);
 
 // Closes every descriptor from `first` up except those in `keep` (-1
 // entries ignored; `keep` is sorted in place).
-void CloseAbove(int first, int (&keep)[3]);
+void CloseAbove(int first, int (&keep)[4]);
 
 // Sends a bodiless message; errors are ignored (the parent notices EOF).
 void Send(const ChildPlan& plan, uint32_t kind);
@@ -35,6 +35,10 @@ int OpenAt2(int dirfd, const char* path, uint64_t flags, uint64_t resolve);
 
 // child_rootfs.cc: builds the tree, pivots into it, detaches the old root.
 void BuildRootAndPivot(ChildPlan& plan);
+
+// child_join.cc: enters a live container's namespaces (all but the user
+// namespace) in place of building a root.
+void EnterLiveContainer(const ChildPlan& plan);
 
 // child.cc: enters the working directory, as the caller (after
 // DropPrivileges).

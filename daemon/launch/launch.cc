@@ -280,27 +280,36 @@ absl::StatusOr<pid_t> AwaitExec(PreparedLaunch& p, pid_t pid, int pidfd) {
 
 }  // namespace
 
-absl::StatusOr<Container> Launch(LaunchSpec spec) {
-  ASSIGN_OR_RETURN(std::unique_ptr<PreparedLaunch> prepared, PrepareLaunch(spec));
-  ASSIGN_OR_RETURN(auto child, CloneChild(prepared->plan));
+absl::StatusOr<Container> Container::StartPrepared(PreparedLaunch& prepared, LaunchSpec& spec) {
+  ASSIGN_OR_RETURN(auto child, CloneChild(prepared.plan));
   auto& [pid, pidfd] = child;
   int pidfd_number = pidfd.get();
-  Container container(pid, -1, std::move(pidfd), std::move(prepared->status_read),
-                      prepared->plan.run_init);
+  Container container(pid, -1, std::move(pidfd), std::move(prepared.status_read),
+                      prepared.plan.run_init);
   // The child holds its own copies; ours would keep mounts and pipes alive.
-  prepared->owned.clear();
-  prepared->session_fd.Reset();
-  prepared->channel_child.Reset();
-  prepared->status_write.Reset();
-  prepared->image_fd.Reset();
+  prepared.owned.clear();
+  prepared.session_fd.Reset();
+  prepared.channel_child.Reset();
+  prepared.status_write.Reset();
+  prepared.image_fd.Reset();
   spec.fds.clear();
-  ASSIGN_OR_RETURN(container.payload_pid_, AwaitExec(*prepared, pid, pidfd_number));
-  if (!prepared->plan.run_init) container.payload_pid_ = pid;
-  container.init_serving_ = prepared->plan.run_init;
-  RunLoggedHooks(prepared->hooks.poststart, pid, "running", prepared->hooks.output.get());
-  container.poststop_ = std::move(prepared->hooks.poststop);
-  container.hook_output_ = std::move(prepared->hooks.output);
+  ASSIGN_OR_RETURN(container.payload_pid_, AwaitExec(prepared, pid, pidfd_number));
+  if (!prepared.plan.run_init) container.payload_pid_ = pid;
+  container.init_serving_ = prepared.plan.run_init;
+  RunLoggedHooks(prepared.hooks.poststart, pid, "running", prepared.hooks.output.get());
+  container.poststop_ = std::move(prepared.hooks.poststop);
+  container.hook_output_ = std::move(prepared.hooks.output);
   return container;
+}
+
+absl::StatusOr<Container> Launch(LaunchSpec spec) {
+  ASSIGN_OR_RETURN(std::unique_ptr<PreparedLaunch> prepared, PrepareLaunch(spec));
+  return Container::StartPrepared(*prepared, spec);
+}
+
+absl::StatusOr<Container> Join(LaunchSpec spec, const LiveNamespaces& ns) {
+  ASSIGN_OR_RETURN(std::unique_ptr<PreparedLaunch> prepared, PrepareJoin(spec, ns));
+  return Container::StartPrepared(*prepared, spec);
 }
 
 }  // namespace berth::daemon::launch

@@ -232,6 +232,14 @@ struct LaunchSpec {
   // the payload's controlling terminal, or -1.
   int controlling_tty = -1;
 
+  // A shared container's own /tmp, /var/tmp and /dev/shm (fresh tmpfs
+  // mounts): the processes that join it share them, nobody else sees them.
+  bool private_tmp = false;
+  // A holder (the first process of a shared container, see Join): its init
+  // runs no payload (argv and env are ignored) and lives until killed,
+  // keeping the namespaces alive for the processes that join them.
+  bool hold = false;
+
   // Slurm-readiness: what the client process had, copied onto the payload.
   std::vector<std::string> cgroup_dirs;  // each hierarchy's directory; see cgroups.h
   std::optional<cpu_set_t> affinity;
@@ -250,6 +258,9 @@ struct ExitStatus {
 
 // A running container. Destroying one that was not waited for kills it
 // (Kill(), SIGKILL after a grace period) and reaps it.
+struct LiveNamespaces;
+struct PreparedLaunch;
+
 class Container {
  public:
   Container(Container&& other) noexcept;
@@ -275,6 +286,9 @@ class Container {
 
  private:
   friend absl::StatusOr<Container> Launch(LaunchSpec spec);
+  friend absl::StatusOr<Container> Join(LaunchSpec spec, const LiveNamespaces& ns);
+  // Clones the prepared child and follows it until the payload runs.
+  static absl::StatusOr<Container> StartPrepared(PreparedLaunch& prepared, LaunchSpec& spec);
   Container(pid_t pid, pid_t payload_pid, UniqueFd pidfd, UniqueFd status_fd, bool has_init);
   void KillAndReap();
 
@@ -297,5 +311,33 @@ class Container {
 //
 // Privilege: call with the daemon's privileges (see the file comment).
 absl::StatusOr<Container> Launch(LaunchSpec spec);
+
+// A live container's namespaces, held by the daemon as descriptors so that
+// later processes can join it (Join): opened from its holder right after
+// Launch(), they keep naming the same namespaces whatever happens to
+// /proc. Invalid where the container has none of its own.
+struct LiveNamespaces {
+  UniqueFd mnt, ipc, uts, pid, user;
+};
+
+// Opens the namespaces of `holder` (a Launch()ed hold spec) that it made
+// for itself, per `spec` (the spec it was launched with). Fails when the
+// holder is gone by the time they are open.
+//
+// Privilege: the daemon's (reading another uid's /proc/<pid>/ns).
+absl::StatusOr<LiveNamespaces> OpenLiveNamespaces(const Container& holder, const LaunchSpec& spec);
+
+// Starts a process in a live container instead of a new one: it joins the
+// caller's cgroups and takes its limits, affinity and descriptors as
+// Launch() would (from `spec`'s process fields: identity, fakeroot, argv,
+// env, fds, controlling_tty, cwd, cgroup_dirs, affinity, rlimits, umask,
+// no_init), then enters `ns` (user namespace last), becomes the caller and
+// forks the payload into the container's PID namespace. `spec`'s mount and
+// namespace fields are ignored: the container is what its holder built.
+// The returned Container is that process (it forwards signals and reports
+// the payload's status); ending it ends only this payload.
+//
+// Privilege: call with the daemon's privileges.
+absl::StatusOr<Container> Join(LaunchSpec spec, const LiveNamespaces& ns);
 
 }  // namespace berth::daemon::launch

@@ -55,11 +55,15 @@ absl::Status CheckStrings(absl::string_view what, const std::vector<std::string>
   return absl::OkStatus();
 }
 
-absl::Status ValidateSpec(const LaunchSpec& spec) {
-  if (spec.image_root.empty() || spec.image_root[0] != '/') {
+// `joining`: a process for a live container, which needs no image root.
+absl::Status ValidateSpec(const LaunchSpec& spec, bool joining = false) {
+  if (!joining && (spec.image_root.empty() || spec.image_root[0] != '/')) {
     return absl::InvalidArgumentError("image root must be an absolute path");
   }
-  if (spec.argv.empty() || spec.argv[0].empty()) return absl::InvalidArgumentError("empty argv");
+  bool has_payload = !spec.hold || joining;
+  if (has_payload && (spec.argv.empty() || spec.argv[0].empty())) {
+    return absl::InvalidArgumentError("empty argv");
+  }
   size_t total = 0;
   RETURN_IF_ERROR(CheckStrings("argv", spec.argv, total));
   RETURN_IF_ERROR(CheckStrings("environment", spec.env, total));
@@ -305,6 +309,11 @@ void PrepareExec(LaunchSpec& spec, ChildPlan& plan) {
   // Without a PID namespace the init is what ends the container's processes
   // with it (child_init.cc): --no-init only applies to PID 1 of a namespace.
   plan.run_init = !(spec.pid_namespace && spec.no_init);
+  if (spec.hold) {
+    // The holder is all init: no payload to exec.
+    plan.hold = plan.run_init = true;
+    return;
+  }
   plan.exec_candidates = ExecCandidates(spec);
   plan.exec_what = absl::StrCat("exec ", spec.argv[0]);
   for (const std::string& a : spec.argv) plan.argv.push_back(a.c_str());
@@ -373,6 +382,34 @@ absl::StatusOr<std::unique_ptr<PreparedLaunch>> PrepareLaunch(LaunchSpec& spec) 
                         (spec.uts_namespace ? CLONE_NEWUTS : 0);
   p->plan.pid_namespace = spec.pid_namespace;
   p->plan.hostname = spec.hostname;
+  return p;
+}
+
+absl::StatusOr<std::unique_ptr<PreparedLaunch>> PrepareJoin(LaunchSpec& spec,
+                                                            const LiveNamespaces& ns) {
+  spec.hold = false;
+  RETURN_IF_ERROR(ValidateSpec(spec, /*joining=*/true));
+  auto p = std::make_unique<PreparedLaunch>();
+  ChildPlan& plan = p->plan;
+  RETURN_IF_ERROR(PrepareCwd(spec, plan));
+  RETURN_IF_ERROR(PrepareProcess(spec, *p));
+  // The container's user namespace, if any, exists: no maps to write.
+  spec.user_namespace = ns.user.valid();
+  spec.fakeroot_uid_map.clear();
+  spec.fakeroot_gid_map.clear();
+  RETURN_IF_ERROR(PrepareIdentity(spec, plan));
+  // Only children enter a PID namespace: with one, an init-like parent
+  // stays outside and forks the payload into it.
+  spec.pid_namespace = ns.pid.valid();
+  if (spec.pid_namespace) spec.no_init = false;
+  PrepareExec(spec, plan);
+  RETURN_IF_ERROR(PrepareControl(*p));
+  plan.join = true;
+  plan.join_ipc_fd = ns.ipc.get();
+  plan.join_uts_fd = ns.uts.get();
+  plan.join_pid_fd = ns.pid.get();
+  plan.join_mnt_fd = ns.mnt.get();
+  plan.join_user_fd = ns.user.get();
   return p;
 }
 

@@ -42,6 +42,12 @@ struct PreparedLaunch {
 // argv/envp point into it.
 absl::StatusOr<std::unique_ptr<PreparedLaunch>> PrepareLaunch(LaunchSpec& spec);
 
+// The plan of a process joining a live container (launch.h Join): no root
+// filesystem, the namespaces' descriptors instead (borrowed: `ns` must
+// outlive the clone).
+absl::StatusOr<std::unique_ptr<PreparedLaunch>> PrepareJoin(LaunchSpec& spec,
+                                                            const LiveNamespaces& ns);
+
 // prepare_mounts.cc: the MountSteps of the container's tree, in order, with
 // their mount points staged. Needs image_fd and the staging directory.
 absl::Status PlanMounts(LaunchSpec& spec, int staging_fd, PreparedLaunch& prepared);

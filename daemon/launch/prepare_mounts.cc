@@ -107,6 +107,14 @@ absl::Status PlanMinimalDev(MountPlanner& planner, const DeviceSet& devices) {
   return PlanDevicesInDev(planner, base, devices);
 }
 
+// A shared container's own /dev/shm over the host's (LaunchSpec::private_tmp).
+absl::Status PlanPrivateShm(MountPlanner& planner, int dev_base) {
+  auto shm = NewDetachedMount("tmpfs", {{"mode", "1777"}}, kNoSuidDev);
+  if (!shm.ok()) return Annotate(shm.status(), "mounting /dev/shm");
+  planner.Beneath(std::move(*shm), dev_base, "shm", "mounting /dev/shm");
+  return absl::OkStatus();
+}
+
 absl::Status PlanSystemMounts(const LaunchSpec& spec, MountPlanner& planner) {
   const SystemMounts& sys = spec.system_mounts;
   if (sys.proc) RETURN_IF_ERROR(planner.Proc());
@@ -122,13 +130,16 @@ absl::Status PlanSystemMounts(const LaunchSpec& spec, MountPlanner& planner) {
     RETURN_IF_ERROR(PlanHostDevWithDevices(planner, spec.devices));
   } else if (sys.dev && !minimal_dev) {
     ASSIGN_OR_RETURN(UniqueFd mnt, HostTree("/dev", MOUNT_ATTR_NOSUID));
+    int base = mnt.get();
     RETURN_IF_ERROR(planner.AtHostTree(std::move(mnt), "/dev", true, "mounting /dev"));
+    if (spec.private_tmp) RETURN_IF_ERROR(PlanPrivateShm(planner, base));
   }
+  bool private_tmp = spec.contain || spec.private_tmp;
   for (const char* tmp : {"/tmp", "/var/tmp"}) {
     if (!sys.tmp) break;
     std::string what = absl::StrCat("mounting ", tmp);
-    if (!spec.contain && ::access(tmp, F_OK) != 0) continue;  // the host has none
-    if (spec.contain) {
+    if (!private_tmp && ::access(tmp, F_OK) != 0) continue;  // the host has none
+    if (private_tmp) {
       auto mnt = Tmpfs("1777", nullptr, kNoSuidDev);
       if (!mnt.ok()) return Annotate(mnt.status(), what);
       RETURN_IF_ERROR(planner.AtOwnTmpfs(std::move(*mnt), tmp, what));

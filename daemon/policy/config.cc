@@ -16,6 +16,7 @@
 #include "daemon/policy/build_config_toml.h"
 #include "daemon/policy/config_file.h"
 #include "daemon/policy/toml_fields.h"
+#include "mpi/stack.h"
 
 namespace berth::daemon::policy {
 namespace {
@@ -211,6 +212,19 @@ absl::Status ParseRegistry(const toml::table& t, const std::string& o, Config& c
   return absl::OkStatus();
 }
 
+absl::Status ParseMpi(const toml::table& t, const std::string& o, Config& c) {
+  RETURN_IF_ERROR(CheckConfigKeys(t, {"share_slurm_steps", "default_stack"}, "mpi", o));
+  RETURN_IF_ERROR(ReadBool(t, "share_slurm_steps", o, c.share_slurm_steps));
+  if (const toml::node* n = t.get("default_stack")) {
+    const std::string* v = n->is_string() ? &n->as_string()->get() : nullptr;
+    if (v == nullptr || !mpi::IsValidStackName(*v)) {
+      return Bad(o, *n, "default_stack must name a stack of mpi.d (letters, digits, '_', '-')");
+    }
+    c.default_mpi_stack = *v;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseGpu(const toml::table& t, const std::string& o, Config& c) {
   RETURN_IF_ERROR(CheckConfigKeys(
       t, {"always_use_nv", "always_use_rocm", "cdi_dirs", "test_driver_root"}, "gpu", o));
@@ -229,7 +243,8 @@ absl::Status ParseGpu(const toml::table& t, const std::string& o, Config& c) {
 absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& origin) {
   ASSIGN_OR_RETURN(const toml::table root, ParseTomlFile(text, origin));
   RETURN_IF_ERROR(CheckConfigKeys(
-      root, {"binds", "images", "namespaces", "limits", "registry", "gpu", "build"}, "", origin));
+      root, {"binds", "images", "namespaces", "limits", "registry", "gpu", "build", "mpi"}, "",
+      origin));
   Config config;
   struct SectionParser {
     const char* name;
@@ -239,7 +254,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& o
        {SectionParser{"binds", ParseBinds}, SectionParser{"images", ParseImages},
         SectionParser{"namespaces", ParseNamespaces}, SectionParser{"limits", ParseLimits},
         SectionParser{"registry", ParseRegistry}, SectionParser{"gpu", ParseGpu},
-        SectionParser{"build", ParseBuild}}) {
+        SectionParser{"build", ParseBuild}, SectionParser{"mpi", ParseMpi}}) {
     const toml::node* node = root.get(s.name);
     if (node == nullptr) continue;
     const toml::table* table = Section(root, s.name);

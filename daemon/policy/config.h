@@ -76,6 +76,12 @@ struct Config {
   // transfer uses are deleted to make room. 0: none.
   int cache_max_mib = 20480;
 
+  // [mpi] (docs/mpi.md)
+  // The ranks of one Slurm job step on this node share one container.
+  bool share_slurm_steps = true;
+  // The stack of <config-dir>/mpi.d applied by default under a PMI launcher
+  // (PMI_FD or PMIX_RANK set); empty: none unless --mpi asks.
+  std::string default_mpi_stack;
   // [gpu] (--nv, --rocm, CDI --device; docs/config.md)
   bool always_use_nv = false, always_use_rocm = false;
   // CDI spec directories, lowest priority first (a later one wins).

@@ -1,5 +1,10 @@
 #include "daemon/service/berth_service.h"
 
+#include <unistd.h>
+
+#include <optional>
+#include <string>
+
 #include "common/status_macros.h"
 #include "proto/status_mapping.h"
 #include "spdlog/spdlog.h"
@@ -22,10 +27,11 @@ void FillCaller(const PeerIdentity& peer, v1::Caller& caller) {
 
 BerthService::BerthService(const DaemonOptions& options, const PeerRegistry& peers,
                            pull::PullService* pulls, doctor::Doctor* doctor, gpu::GpuService* gpus,
-                           build::BuildService* builds)
+                           build::BuildService* builds, shared::ContainerRegistry* shared)
     : options_(options),
       peers_(peers),
       pulls_(pulls),
+      shared_(shared),
       doctor_(doctor),
       gpus_(gpus),
       builds_(builds) {}
@@ -125,6 +131,33 @@ grpc::Status BerthService::CdiList(grpc::ServerContext* context, const v1::CdiLi
     c->set_what(name);
     c->set_error(why);
   }
+  return grpc::Status::OK;
+}
+
+// Only the node's administrator ends jobs: root for a system daemon (the
+// epilog runs as SlurmdUser), the daemon's own user in user mode.
+grpc::Status BerthService::EndJob(grpc::ServerContext* context, const v1::EndJobRequest* request,
+                                  v1::EndJobReply* reply) {
+  auto caller = Authenticate(*context);
+  if (!caller.ok()) return rpc::ToGrpcStatus(caller.status());
+  if ((*caller)->uid != ::geteuid()) {
+    return rpc::ToGrpcStatus(absl::PermissionDeniedError(
+        "ending a job's containers is for root (the Slurm epilog), not uid " +
+        std::to_string((*caller)->uid)));
+  }
+  const std::string& job = request->job_id();
+  if (job.empty() || job.size() > 10 || job.find_first_not_of("0123456789") != std::string::npos) {
+    return rpc::ToGrpcStatus(
+        absl::InvalidArgumentError("job id '" + job + "' is not a Slurm job id (decimal)"));
+  }
+  int ended = 0;
+  if (shared_ != nullptr) {
+    std::optional<uid_t> uid;
+    if (!request->any_uid()) uid = request->uid();
+    ended = shared_->EndJob(job, uid);
+  }
+  spdlog::info("uid {} ended job {}: {} shared container(s)", (*caller)->uid, job, ended);
+  reply->set_ended(ended);
   return grpc::Status::OK;
 }
 

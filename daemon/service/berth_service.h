@@ -4,7 +4,8 @@
 // the call arrived on (PeerRegistry), never from the request, and works in
 // absl::Status; the gRPC boundary maps the result with its message intact.
 // Version answers who the daemon is; pull/push/cache go to pull_service.h,
-// doctor to daemon/doctor/.
+// doctor to daemon/doctor/; EndJob (the Slurm epilog, root only) to the
+// shared-container registry.
 // Containers are not a gRPC method: run sessions (run_handler.h) arrive on
 // connections of their own (server/run_sessions.h).
 //
@@ -24,6 +25,7 @@
 #include "daemon/gpu/gpu_service.h"
 #include "daemon/pull/pull_service.h"
 #include "daemon/server/peer_registry.h"
+#include "daemon/shared/container_registry.h"
 
 namespace berth::daemon {
 
@@ -32,7 +34,8 @@ class BerthService final : public berth::v1::Berth::Service {
   // `peers` must outlive the service.
   BerthService(const DaemonOptions& options, const PeerRegistry& peers,
                pull::PullService* pulls = nullptr, doctor::Doctor* doctor = nullptr,
-               gpu::GpuService* gpus = nullptr, build::BuildService* builds = nullptr);
+               gpu::GpuService* gpus = nullptr, build::BuildService* builds = nullptr,
+               shared::ContainerRegistry* shared = nullptr);
 
   grpc::Status Version(grpc::ServerContext* context, const v1::VersionRequest* request,
                        v1::VersionReply* reply) override;
@@ -51,6 +54,8 @@ class BerthService final : public berth::v1::Berth::Service {
   // fakeroot user.
   grpc::Status Build(grpc::ServerContext* context, const v1::BuildRequest* request,
                      build::BuildWriter* writer) override;
+  grpc::Status EndJob(grpc::ServerContext* context, const v1::EndJobRequest* request,
+                      v1::EndJobReply* reply) override;
   // doctor (daemon/doctor/doctor.h): any caller; the report is about the node
   // and the caller's own fakeroot ids.
   grpc::Status Doctor(grpc::ServerContext* context, const v1::DoctorRequest* request,
@@ -70,6 +75,7 @@ class BerthService final : public berth::v1::Berth::Service {
   DaemonOptions options_;
   const PeerRegistry& peers_;
   pull::PullService* pulls_;
+  shared::ContainerRegistry* shared_;
   doctor::Doctor* doctor_;
   gpu::GpuService* gpus_;
   build::BuildService* builds_;

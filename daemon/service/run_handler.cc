@@ -9,6 +9,7 @@
 #include <csignal>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -18,6 +19,7 @@
 #include "daemon/service/pty.h"
 #include "daemon/service/run_prepare.h"
 #include "daemon/service/run_request_check.h"
+#include "daemon/service/shared_run.h"
 #include "spdlog/spdlog.h"
 
 namespace berth::daemon {
@@ -134,12 +136,14 @@ std::vector<HandedItem> HandedItemsOf(const v1::RunRequest& r) {
 }  // namespace
 
 RunHandler::RunHandler(const DaemonOptions& options, const policy::Config& config,
-                       image::MountCache& images, EclGate* ecl, gpu::GpuService* gpus)
+                       image::MountCache& images, EclGate* ecl, gpu::GpuService* gpus,
+                       shared::ContainerRegistry* shared)
     : options_(options),
       config_(config),
       images_(images),
       ecl_(ecl),
       gpus_(gpus),
+      shared_(shared),
       warm_(std::make_unique<LeaseKeeper>(absl::Seconds(config.idle_unmount_seconds))) {}
 
 RunHandler::~RunHandler() = default;
@@ -161,6 +165,27 @@ void RunHandler::Release(uid_t uid) {
   if (--live_[uid] <= 0) live_.erase(uid);
 }
 
+absl::StatusOr<launch::Container> RunHandler::StartContainer(
+    const v1::RunRequest& request, const PeerIdentity& peer, PreparedRun& run,
+    std::unique_ptr<shared::ContainerRegistry::Membership>& member) {
+  std::optional<shared::ShareKey> key;
+  if (shared_ != nullptr) {
+    shared::ShareKeySources sources{config_.share_slurm_steps,
+                                    options_.mode == DaemonMode::kSystem};
+    ASSIGN_OR_RETURN(key, shared::ShareKeyOf(peer.pid, peer.pidfd->get(), peer.uid,
+                                             ShareRequestOf(request), sources));
+  }
+  if (!key) return launch::Launch(std::move(run.spec));
+  shared::ContainerShape shape = ShapeOf(request, *run.lease, run.spec);
+  ASSIGN_OR_RETURN(member, shared_->Enter(*key, shape, [&run] {
+    return MakeLiveContainer(run.spec, run.lease);
+  }));
+  auto container = launch::Join(std::move(run.spec), member->namespaces());
+  if (!container.ok()) return Annotate(container.status(), absl::StrCat("joining ", key->scope));
+  member->Track(container->pidfd());
+  return container;
+}
+
 absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerIdentity> peer) {
   ASSIGN_OR_RETURN(v1::RunRequest request, ReadStart(channel));
   ASSIGN_OR_RETURN(std::vector<UniqueFd> handed, peer->handed_fds->Take(HandedItemsOf(request)));
@@ -180,7 +205,8 @@ absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerId
     notice.mutable_notice()->set_text(line);
     channel.Write(notice);
   }
-  auto container = launch::Launch(std::move(run.spec));
+  std::unique_ptr<shared::ContainerRegistry::Membership> member;
+  auto container = StartContainer(request, *peer, run, member);
   // Launch closed the handed descriptors (the container holds its copies).
   peer->handed_fds->Done();
   if (!container.ok()) return Annotate(container.status(), "starting the container");

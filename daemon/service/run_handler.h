@@ -8,7 +8,9 @@
 //   3. compute the environment and argv by Apptainer's rules (action/);
 //   4. open $HOME, the cwd and every --bind source as the caller;
 //   5. copy the caller's cgroups, affinity, limits and umask;
-//   6. launch (launch/launch.h) and report Started;
+//   6. launch (launch/launch.h), or join the caller's shared container
+//      (shared_run.h: the ranks of a Slurm step, --sharens), and report
+//      Started;
 //   7. relay signals (and a pty when the caller is on a terminal) until the
 //      payload exits; report Exited. If the client dies first (SIGKILL from
 //      scancel included), the container is killed: nothing outlives it.
@@ -31,13 +33,17 @@
 #include "daemon/server/run_sessions.h"
 #include "daemon/service/ecl_gate.h"
 #include "daemon/service/lease_keeper.h"
+#include "daemon/service/run_prepare.h"
+#include "daemon/shared/container_registry.h"
 
 namespace berth::daemon {
 
 class RunHandler {
  public:
+  // `shared` (may be null: nothing is shared) must outlive the handler.
   RunHandler(const DaemonOptions& options, const policy::Config& config, image::MountCache& images,
-             EclGate* ecl = nullptr, gpu::GpuService* gpus = nullptr);
+             EclGate* ecl = nullptr, gpu::GpuService* gpus = nullptr,
+             shared::ContainerRegistry* shared = nullptr);
   ~RunHandler();
 
   // Serves one run session for `peer`; returns the status to end it with.
@@ -47,12 +53,18 @@ class RunHandler {
   // Counts a uid's live containers against max_containers_per_user.
   absl::Status Admit(uid_t uid);
   void Release(uid_t uid);
+  // A new container for the run, or a process in its shared one (`member`
+  // then holds the membership until the process is done).
+  absl::StatusOr<launch::Container> StartContainer(
+      const v1::RunRequest& request, const PeerIdentity& peer, PreparedRun& run,
+      std::unique_ptr<shared::ContainerRegistry::Membership>& member);
 
   DaemonOptions options_;
   const policy::Config& config_;
   image::MountCache& images_;
   EclGate* ecl_;           // the ECL check before every mount; null in tests without one
   gpu::GpuService* gpus_;  // --nv, --rocm, --device; null: refused when asked for
+  shared::ContainerRegistry* shared_;
   std::unique_ptr<LeaseKeeper> warm_;
   absl::Mutex mu_;
   absl::flat_hash_map<uid_t, int> live_ ABSL_GUARDED_BY(mu_);

@@ -22,6 +22,7 @@
 #include "daemon/gpu/run_gpus.h"
 #include "daemon/image/open_as_caller.h"
 #include "daemon/service/caller_process.h"
+#include "daemon/service/mpi_run.h"
 #include "daemon/service/pty.h"
 
 namespace berth::daemon {
@@ -317,6 +318,7 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdenti
   }
   RETURN_IF_ERROR(AddCommand(r, spec.image_root, grant, spec));
   gpu::ApplyGrant(std::move(grant), spec);
+  RETURN_IF_ERROR(AddMpiStack(r, options, config, spec, run.notices));
   RETURN_IF_ERROR(AddStdio(r, handed, peer, run));
   // Without SO_PEERPIDFD (kernels < 6.5) the pidfd came from pidfd_open(pid)
   // at accept time, while the caller was blocked connecting: it names the
