@@ -16,6 +16,7 @@
 #include "berth/v1/berth.grpc.pb.h"
 #include "client/build/build_spec.h"
 #include "client/build/dry_run.h"
+#include "client/output/temp_beside.h"
 #include "client/rpc/daemon_channel.h"
 #include "client/rpc/daemon_locator.h"
 #include "common/file_io.h"
@@ -27,45 +28,6 @@ extern char** environ;
 
 namespace berth::client {
 namespace {
-
-std::string DirOf(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-std::string BaseOf(const std::string& path) {
-  return path.substr(path.rfind('/') + 1);
-}
-
-// The output's temp file, created by us (the user) beside IMAGE.
-absl::StatusOr<std::pair<UniqueFd, std::string>> CreateTemp(const std::string& image) {
-  std::string tmp = absl::StrCat(DirOf(image), "/.", BaseOf(image), ".berth-XXXXXX");
-  int fd = ::mkstemp(tmp.data());
-  if (fd < 0)
-    return ErrnoStatus(absl::StrCat("creating the build output in ", DirOf(image)), errno);
-  mode_t mask = ::umask(0);
-  ::umask(mask);
-  ::fchmod(fd, 0755 & ~mask);
-  return std::make_pair(UniqueFd(fd), tmp);
-}
-
-// --sandbox: the directory berthd builds in, made by us beside IMAGE.
-absl::StatusOr<std::pair<UniqueFd, std::string>> CreateTempDir(const std::string& image) {
-  std::string tmp = absl::StrCat(DirOf(image), "/.", BaseOf(image), ".berth-XXXXXX");
-  if (::mkdtemp(tmp.data()) == nullptr) {
-    return ErrnoStatus(absl::StrCat("creating the sandbox in ", DirOf(image)), errno);
-  }
-  mode_t mask = ::umask(0);
-  ::umask(mask);
-  ::chmod(tmp.c_str(), 0755 & ~mask);
-  auto fd = OpenFile(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-  if (!fd.ok()) {
-    ::rmdir(tmp.c_str());
-    return fd.status();
-  }
-  return std::make_pair(*std::move(fd), tmp);
-}
 
 void AddEnvironment(v1::BuildRequest& r) {
   for (char** e = environ; *e != nullptr; ++e) {
@@ -134,7 +96,8 @@ absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& fl
   auto source = OpenFile(from, O_RDONLY);
   if (!source.ok()) return Annotate(source.status(), "opening the bootstrap image");
   ASSIGN_OR_RETURN(UniqueFd cwd, OpenFile(".", O_RDONLY | O_DIRECTORY));
-  ASSIGN_OR_RETURN(auto temp, flags.sandbox ? CreateTempDir(image) : CreateTemp(image));
+  ASSIGN_OR_RETURN(auto temp,
+                   flags.sandbox ? CreateTempDirBeside(image) : CreateTempFileBeside(image));
   bool keep = false;
   absl::Cleanup remove_temp = [&] {
     // (a failed sandbox build's tree was emptied by berthd)

@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "berth/v1/berth.grpc.pb.h"
+#include "client/output/temp_beside.h"
 #include "client/registry/progress.h"
 #include "client/rpc/daemon_channel.h"
 #include "client/rpc/daemon_locator.h"
@@ -29,16 +30,6 @@ namespace {
 std::string DefaultOutput(const oras::Reference& ref) {
   std::string name = ref.repository.substr(ref.repository.rfind('/') + 1);
   return absl::StrCat(name, "_", ref.digest.empty() ? ref.tag : ref.digest.substr(7, 12), ".sif");
-}
-
-std::string DirOf(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-std::string BaseOf(const std::string& path) {
-  return path.substr(path.rfind('/') + 1);
 }
 
 // Relays the stream to the display; returns the result message.
@@ -132,18 +123,13 @@ absl::Status RunPull(const std::string& socket_flag, const PullOptions& options)
 
   // The output is created by us, as the user, next to its final name; the
   // daemon only writes through the descriptor. Renamed into place on success.
-  std::string tmp = absl::StrCat(DirOf(output), "/.", BaseOf(output), ".berth-XXXXXX");
-  int raw = ::mkstemp(tmp.data());
-  if (raw < 0)
-    return ErrnoStatus(absl::StrCat("pulling ", options.reference, ": creating ", tmp), errno);
-  UniqueFd fd(raw);
+  auto temp = CreateTempFileBeside(output);
+  if (!temp.ok()) return Annotate(temp.status(), absl::StrCat("pulling ", options.reference));
+  auto& [fd, tmp] = *temp;
   bool keep = false;
   absl::Cleanup remove_tmp = [&] {
     if (!keep) ::unlink(tmp.c_str());
   };
-  mode_t mask = ::umask(0);
-  ::umask(mask);
-  ::fchmod(fd.get(), 0755 & ~mask);
 
   ASSIGN_OR_RETURN(std::string socket, LocateDaemon(socket_flag, false));
   std::vector<int> handed = {fd.get()};
