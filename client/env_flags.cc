@@ -25,6 +25,10 @@ const char* EnvForm(absl::string_view name) {
   return FindEnvForm(name, variable);
 }
 
+const char* EnvForm(absl::string_view name, std::string& variable) {
+  return FindEnvForm(name, variable);
+}
+
 absl::StatusOr<bool> ParseEnvBool(absl::string_view variable, absl::string_view value) {
   for (const char* t : {"1", "t", "T", "TRUE", "true", "True"}) {
     if (value == t) return true;

@@ -13,6 +13,8 @@ namespace berth::client {
 
 // The value of the first of BERTH_X, APPTAINER_X, SINGULARITY_X that is set.
 const char* EnvForm(absl::string_view name);
+// The same, also naming the variable that was found (for messages).
+const char* EnvForm(absl::string_view name, std::string& variable);
 
 // Go's strconv.ParseBool, which Apptainer uses for its environment flags;
 // `variable` (e.g. "APPTAINER_FORCE") names the culprit in the error.

@@ -11,6 +11,8 @@
 #include "client/action/action_command.h"
 #include "client/build/build_command.h"
 #include "client/cdi/cdi_command.h"
+#include "client/cli_log.h"
+#include "client/cli_usage.h"
 #include "client/clidoc/clidoc_command.h"
 #include "client/config/config_command.h"
 #include "client/doctor/doctor_command.h"
@@ -37,8 +39,11 @@ namespace {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"berth: containers for HPC, compatible with Apptainer/Singularity images"};
+  CLI::App app{"berth: containers for HPC, compatible with Apptainer/Singularity images", "berth"};
   app.require_subcommand(1);
+  berth::client::GlobalFlags global_flags;
+  berth::client::AddGlobalFlags(app, global_flags);
+  if (!berth::client::ApplyGlobalFlags(argc, argv)) return 255;
   app.set_version_flag("--version", std::string("berth version ") + BERTH_VERSION);
   std::string socket_flag;
   app.add_option("--socket", socket_flag,
@@ -56,16 +61,18 @@ int main(int argc, char** argv) {
   berth::client::RegisterCdiCommands(app, socket_flag, result);
   auto exit_code = std::make_shared<int>(0);
   berth::client::RegisterActionCommands(app, socket_flag, result, exit_code);
+  berth::client::RegisterHelpCommand(app);
   berth::client::RegisterCliDocCommands(app, result);
+  if (int code = berth::client::ReportUnknownCommand(app, argc, argv); code >= 0) return code;
   berth::client::SplitContainerArguments(argc, argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return berth::client::ReportParseError(app, e);
   }
   if (!result->ok()) {
     // One line, Apptainer's prefix: scripts and users grep for FATAL.
-    std::fprintf(stderr, "FATAL:   %s\n", std::string(result->message()).c_str());
+    berth::client::log::Fatal(result->message());
     ExitWithoutTeardown(255);
   }
   // The container's status (0 for verbs that do not run one).

@@ -92,8 +92,10 @@ void AddVerb(CLI::App& app, const char* name, const char* help, v1::Action actio
 }  // namespace
 
 void SplitContainerArguments(int& argc, char** argv) {
+  // Before the verb only the global options: of those, --socket takes a
+  // value (-s there is --silent, not the shell verb's --shell).
   int i = 1;
-  while (i < argc && !IsVerb(argv[i])) i += TakesValue(argv[i]) ? 2 : 1;
+  while (i < argc && !IsVerb(argv[i])) i += absl::string_view(argv[i]) == "--socket" ? 2 : 1;
   for (++i; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (arg == "--") {

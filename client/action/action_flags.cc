@@ -124,10 +124,10 @@ void AddActionFlags(CLI::App& cmd, ActionFlags& f) {
 }
 
 absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
-  if (cmd.count("--bind") == 0) {
-    for (const char* name : {"BIND", "BINDPATH"}) {
-      if (const char* v = EnvForm(name); v != nullptr && *v != '\0') f.binds.push_back(v);
-    }
+  // As Apptainer: the environment's binds are added to those of -B, not
+  // replaced by them.
+  for (const char* name : {"BIND", "BINDPATH"}) {
+    if (const char* v = EnvForm(name); v != nullptr && *v != '\0') f.binds.push_back(v);
   }
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--contain", "CONTAIN", f.contain));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--containall", "CONTAINALL", f.containall));
@@ -140,11 +140,13 @@ absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--pid", "PID", f.pid));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-pid", "NO_PID", f.no_pid));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-init", "NO_INIT", f.no_init));
+  if (!f.no_init) RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-init", "NOSHIMINIT", f.no_init));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--sharens", "SHARENS", f.sharens));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-sharens", "NO_SHARENS", f.no_sharens));
   StringFromEnv(cmd, "--home", "HOME", f.home);
-  StringFromEnv(cmd, "--cwd", "CWD", f.pwd);
-  StringFromEnv(cmd, "--cwd", "PWD", f.pwd);
+  for (const char* name : {"CWD", "TARGET_CWD", "PWD", "TARGET_PWD"}) {
+    if (f.pwd.empty()) StringFromEnv(cmd, "--cwd", name, f.pwd);
+  }
   StringFromEnv(cmd, "--hostname", "HOSTNAME", f.hostname);
   StringFromEnv(cmd, "--mpi", "MPI", f.mpi);
   // A bare --mpi asks for berth.conf's default stack.

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/action/terminal.h"
+#include "client/cli_log.h"
 #include "client/rpc/daemon_channel.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
@@ -48,9 +49,7 @@ std::optional<absl::StatusOr<int>> Handle(const v1::RunOutput& out) {
     return std::nullopt;
   }
   if (out.has_notice()) {
-    std::string line = absl::StrCat("INFO:    ", out.notice().text(), "\n");
-    (void)WriteAll(STDERR_FILENO,
-                   std::span(reinterpret_cast<const uint8_t*>(line.data()), line.size()));
+    log::Info(out.notice().text());
     return std::nullopt;
   }
   if (out.has_exited()) return out.exited().status();

@@ -16,6 +16,7 @@
 #include "berth/v1/berth.grpc.pb.h"
 #include "client/build/build_spec.h"
 #include "client/build/dry_run.h"
+#include "client/cli_log.h"
 #include "client/output/temp_beside.h"
 #include "client/rpc/daemon_channel.h"
 #include "client/rpc/daemon_locator.h"
@@ -64,13 +65,15 @@ void Show(const v1::BuildOutput& out, bool& in_phase) {
     (void)WriteAll(STDOUT_FILENO, {reinterpret_cast<const uint8_t*>(out.log().data().data()),
                                    out.log().data().size()});
   } else if (out.has_message()) {
-    std::fprintf(stderr, "%s%s\n",
-                 out.message().warning() ? "WARNING: " : "INFO:    ", out.message().text().c_str());
+    if (out.message().warning()) {
+      log::Warning(out.message().text());
+    } else {
+      log::Info(out.message().text());
+    }
   } else if (out.has_phase()) {
     const v1::BuildPhase& p = out.phase();
     if (p.finished() || p.done() != 0) return;
-    std::fprintf(stderr, "INFO:    %s%s%s\n", p.name().c_str(), p.detail().empty() ? "" : ": ",
-                 p.detail().c_str());
+    log::Info(absl::StrCat(p.name(), p.detail().empty() ? "" : ": ", p.detail()));
     in_phase = true;
   }
 }
@@ -114,7 +117,7 @@ absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& fl
   ASSIGN_OR_RETURN(auto channel, ConnectToDaemon(socket, handed));
   auto stub = v1::Berth::NewStub(channel);
   grpc::ClientContext context;
-  std::fprintf(stderr, "INFO:    Starting build...\n");
+  log::Info("Starting build...");
   auto reader = stub->Build(&context, request);
   v1::BuildOutput out;
   bool got_result = false, in_phase = false;
@@ -130,7 +133,7 @@ absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& fl
     return ErrnoStatus(absl::StrCat("renaming the built image to ", image), errno);
   }
   keep = true;
-  std::fprintf(stderr, "INFO:    Build complete: %s\n", image.c_str());
+  log::Info(absl::StrCat("Build complete: ", image));
   return absl::OkStatus();
 }
 

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "client/build/build_spec.h"
+#include "client/cli_log.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "deffile/bootstrap.h"
@@ -135,7 +136,7 @@ absl::StatusOr<deffile::ParsedFile> ParseBuildSpec(const BuildFlags& flags, cons
   if (file.ok()) warnings.insert(warnings.end(), file->warnings.begin(), file->warnings.end());
   if (read != nullptr) *read = std::move(source);
   for (const std::string& w : warnings) {
-    RETURN_IF_ERROR(Print(STDERR_FILENO, absl::StrCat("WARNING: ", w, "\n")));
+    log::Warning(w);
   }
   return file;
 }

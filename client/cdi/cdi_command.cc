@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "berth/v1/berth.grpc.pb.h"
+#include "client/cli_log.h"
 #include "client/rpc/daemon_channel.h"
 #include "client/rpc/daemon_locator.h"
 #include "common/status_macros.h"
@@ -33,10 +34,10 @@ absl::Status RunCdiList(const std::string& socket_flag, const std::vector<std::s
   grpc::Status status = stub->CdiList(&context, request, &reply);
   if (!status.ok()) return Annotate(rpc::FromGrpcStatus(status), "listing CDI devices");
   for (const v1::CdiProblem& p : reply.broken()) {
-    std::fprintf(stderr, "WARNING: CDI spec %s refused: %s\n", p.what().c_str(), p.error().c_str());
+    log::Warning(absl::StrCat("CDI spec ", p.what(), " refused: ", p.error()));
   }
   for (const v1::CdiProblem& p : reply.conflicts()) {
-    std::fprintf(stderr, "WARNING: CDI device %s is %s\n", p.what().c_str(), p.error().c_str());
+    log::Warning(absl::StrCat("CDI device ", p.what(), " is ", p.error()));
   }
   std::string searched = absl::StrJoin(reply.dirs(), ", ");
   if (reply.devices().empty()) {

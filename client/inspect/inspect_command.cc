@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "client/cli_log.h"
 #include "client/inspect/image_source.h"
 #include "client/inspect/inspector.h"
 #include "common/file_io.h"
@@ -54,7 +55,7 @@ absl::StatusOr<inspect::InspectResult> InspectImage(const std::string& path,
   }
   // Warnings go out first: Apptainer logs them while it gathers.
   for (const std::string& warning : result->warnings) {
-    RETURN_IF_ERROR(Write(STDERR_FILENO, absl::StrCat("WARNING: ", OneLine(warning), "\n")));
+    log::Warning(warning);
   }
   return result;
 }

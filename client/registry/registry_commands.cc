@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "berth/v1/berth.grpc.pb.h"
+#include "client/cli_log.h"
 #include "client/registry/progress.h"
 #include "client/registry/transfer_command.h"
 #include "client/rpc/daemon_channel.h"
@@ -91,13 +92,11 @@ absl::Status RunCacheClean(const std::string& socket_flag, const CacheOptions& o
     std::printf("%s %s %s\n", o.dry_run ? "would leave to other users" : "left to other users",
                 e.type().c_str(), e.digest().c_str());
   }
-  std::fprintf(
-      stderr, "INFO:    %s %d entries%s\n", o.dry_run ? "Would remove" : "Removed",
-      reply.removed_size(),
+  log::Info(absl::StrFormat(
+      "%s %d entries%s", o.dry_run ? "Would remove" : "Removed", reply.removed_size(),
       reply.released_size() == 0
           ? ""
-          : absl::StrFormat(" (%d shared with other users kept for them)", reply.released_size())
-                .c_str());
+          : absl::StrFormat(" (%d shared with other users kept for them)", reply.released_size())));
   return absl::OkStatus();
 }
 
@@ -149,14 +148,14 @@ absl::Status RunLogin(const std::string& socket_flag, LoginOptions o) {
   RETURN_IF_ERROR_CTX(CheckLogin(socket_flag, host, o), "registry login");
   RETURN_IF_ERROR_CTX(oras::StoreCredentials(file, host, {o.username, o.password, ""}),
                       "registry login");
-  std::fprintf(stderr, "INFO:    Token stored in %s\n", file.c_str());
+  log::Info(absl::StrCat("Token stored in ", file));
   return absl::OkStatus();
 }
 
 absl::Status RunLogout(const std::string& target, const std::string& authfile) {
   ASSIGN_OR_RETURN(std::string file, AuthFile(authfile));
   RETURN_IF_ERROR_CTX(oras::RemoveCredentials(file, RegistryHost(target)), "registry logout");
-  std::fprintf(stderr, "INFO:    Logout succeeded\n");
+  log::Info("Logout succeeded");
   return absl::OkStatus();
 }
 

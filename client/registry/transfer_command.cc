@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "berth/v1/berth.grpc.pb.h"
+#include "client/cli_log.h"
 #include "client/output/temp_beside.h"
 #include "client/registry/progress.h"
 #include "client/rpc/daemon_channel.h"
@@ -144,10 +145,10 @@ absl::Status RunPull(const std::string& socket_flag, const PullOptions& options)
   request.set_arch(options.arch);
   request.set_write_output(true);
   if (!options.quiet) {
-    std::fprintf(stderr, "INFO:    Pulling %s\n",
-                 local ? options.reference.c_str() : ref.Display().c_str());
+    log::Info(absl::StrCat("Pulling ", local ? options.reference : ref.Display()));
   }
-  ProgressDisplay display(options.quiet, ::isatty(STDERR_FILENO) == 1);
+  ProgressDisplay display(options.quiet || log::CurrentLevel() < log::Level::kInfo,
+                          ::isatty(STDERR_FILENO) == 1);
   auto reader = stub->Pull(&context, request);
   absl::StatusOr<v1::PullResult> result = Drain(*reader, display, "pulling");
   if (!result.ok()) return Annotate(result.status(), absl::StrCat("pulling ", options.reference));
@@ -156,8 +157,8 @@ absl::Status RunPull(const std::string& socket_flag, const PullOptions& options)
   }
   keep = true;
   if (!options.quiet) {
-    std::fprintf(stderr, "INFO:    Wrote %s (%s, %s)\n", output.c_str(),
-                 HumanBytes(result->size()).c_str(), result->digest().c_str());
+    log::Info(absl::StrCat("Wrote ", output, " (", HumanBytes(result->size()), ", ",
+                           result->digest(), ")"));
   }
   return absl::OkStatus();
 }
@@ -214,13 +215,14 @@ absl::Status RunPush(const std::string& socket_flag, const PushOptions& options)
   if (!options.description.empty()) {
     (*request.mutable_annotations())["org.opencontainers.image.description"] = options.description;
   }
-  ProgressDisplay display(options.quiet, ::isatty(STDERR_FILENO) == 1);
+  ProgressDisplay display(options.quiet || log::CurrentLevel() < log::Level::kInfo,
+                          ::isatty(STDERR_FILENO) == 1);
   auto reader = stub->Push(&context, request);
   absl::StatusOr<v1::PullResult> result = Drain(*reader, display, "pushing");
   if (!result.ok()) return Annotate(result.status(), what);
   if (!options.quiet) {
-    std::fprintf(stderr, "INFO:    Pushed %s to %s (manifest %s)\n", options.image.c_str(),
-                 options.reference.c_str(), result->manifest_digest().c_str());
+    log::Info(absl::StrCat("Pushed ", options.image, " to ", options.reference, " (manifest ",
+                           result->manifest_digest(), ")"));
   }
   return absl::OkStatus();
 }

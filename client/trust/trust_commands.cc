@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "client/cli_log.h"
 #include "client/trust/keyrings.h"
 #include "client/trust/verify_output.h"
 #include "common/file_io.h"
@@ -23,7 +24,7 @@ namespace berth::client {
 namespace {
 
 void Info(const std::string& line) {
-  std::fprintf(stderr, "INFO:    %s\n", line.c_str());
+  log::Info(line);
 }
 
 // --- verify --------------------------------------------------------------
@@ -75,9 +76,7 @@ absl::Status RunVerify(const VerifyFlags& f) {
     Info("Verifying image with PGP key material");
   }
   if (f.legacy) {
-    std::fprintf(stderr,
-                 "WARNING: legacy signatures protect only object data, not the header or "
-                 "descriptors\n");
+    log::Warning("legacy signatures protect only object data, not the header or descriptors");
   }
   trust::VerifySelection sel{f.groups, f.objects, f.all, f.legacy};
   auto report = trust::VerifyImage(*image, sel, keys);

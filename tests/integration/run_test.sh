@@ -91,6 +91,8 @@ expect_out "--env-file" "yes" b exec --env-file "$TEST_TMP/envfile" "$IMG" sh -c
 echo "bound" >"$TEST_TMP/shared/file" && chmod 0666 "$TEST_TMP/shared/file"
 expect_out "--bind src:dst" "bound" b exec --bind "$TEST_TMP/shared:/mnt/in" "$IMG" cat /mnt/in/file
 expect_out "APPTAINER_BIND" "bound" as env APPTAINER_BIND="$TEST_TMP/shared:/mnt/in" "$BERTH" exec "$IMG" cat /mnt/in/file
+expect_out "APPTAINER_BIND adds to -B (Apptainer appends)" "bound bound" as env APPTAINER_BIND="$TEST_TMP/shared:/mnt/in" "$BERTH" exec -B "$TEST_TMP/shared:/mnt/in2" "$IMG" sh -c 'echo $(cat /mnt/in/file /mnt/in2/file)'
+expect_out "APPTAINER_TARGET_CWD is --cwd" "/mnt/in" as env APPTAINER_TARGET_CWD=/mnt/in "$BERTH" exec -B "$TEST_TMP/shared:/mnt/in" "$IMG" pwd
 expect_rc "a :ro bind is read-only" 1 b exec --bind "$TEST_TMP/shared:/mnt/in:ro" "$IMG" sh -c 'echo x > /mnt/in/new'
 b exec --bind "$TEST_TMP/shared:/mnt/in" "$IMG" sh -c 'echo w > /mnt/in/written-'"$WHO"
 check "a rw bind is writable, file owned by the caller" test "$(stat -c %u "$TEST_TMP/shared/written-$WHO" 2>/dev/null)" = "$ME_UID"
