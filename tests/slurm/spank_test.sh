@@ -80,6 +80,31 @@ out=$(as "$TUSER" srun --container-name=x --container-image="$IMG/mpich.sif" -n 
 [[ "$out" == *"--container-name is not supported"* && "$out" != *RAN* ]] &&
   ok "--container-name: refused by srun" || bad "--container-name" "$out"
 
+# The step's check runs berth with the job's environment, which the user
+# sets: it must hold no root id (the loader would then ignore LD_PRELOAD,
+# and berth could become root again). A preloaded probe records the ids of
+# each berth: the step's check's and the task's.
+cat >"$TEST_TMP/probe.c" <<'C'
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+__attribute__((constructor)) static void probe(void) {
+  char exe[4096] = {0};
+  uid_t r, e, s;
+  if (readlink("/proc/self/exe", exe, sizeof exe - 1) < 6 || strcmp(strrchr(exe, '/'), "/berth")) return;
+  getresuid(&r, &e, &s);
+  FILE* f = fopen(PROBE_OUT, "a");
+  if (f) fprintf(f, "%d %d %d\n", (int)r, (int)e, (int)s), fclose(f);
+}
+C
+cc -shared -fPIC -DPROBE_OUT="\"$TEST_TMP/out/ids\"" -o "$TEST_TMP/probe.so" "$TEST_TMP/probe.c"
+as "$TUSER" env LD_PRELOAD="$TEST_TMP/probe.so" srun --container-image="$IMG/mpich.sif" -n 1 true \
+  >/dev/null 2>&1
+ids=$(cat "$TEST_TMP/out/ids" 2>&1) uid=$(id -u "$TUSER")
+[ "$ids" = "$(printf '%s\n' "$uid $uid $uid" "$uid $uid $uid")" ] && ok "the step's check and the tasks run berth with no root id" ||
+  bad "ids of berth under the plugin" "$ids"
+
 # A berth that cannot run: the batch step (no step check) and srun's tasks fail.
 sed -i 's|berth=[^ ]*|berth=/nonexistent/berth|' "$PLUGSTACK"
 printf '#!/bin/sh\necho RAN\n' >"$TEST_TMP/bare.sh"
