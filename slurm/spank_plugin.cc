@@ -6,8 +6,11 @@
 // by `berth exec [flags] IMAGE <task argv>`. A task whose check failed, or
 // whose berth cannot run, ends with one line on stderr: it never runs bare.
 //
-// plugstack.conf arguments: berth=PATH (the client; default the installed
-// one), socket=PATH (berthd's socket, passed as BERTH_SOCKET).
+// plugstack.conf arguments: berth=PATH (the client; default the one
+// installed with the plugin, <prefix>/bin/berth beside its
+// <prefix>/lib/berth/slurm/berth_spank.so), socket=PATH (berthd's socket,
+// passed as BERTH_SOCKET; default the client's own).
+#include <dlfcn.h>
 #include <unistd.h>
 
 // spank.h declares the entry points without C linkage of their own.
@@ -18,6 +21,7 @@ extern "C" {
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,8 +39,20 @@ SPANK_PLUGIN(berth, 1);
 namespace berth::slurm {
 namespace {
 
+// <prefix>/bin/berth for this plugin's <prefix>/lib/berth/slurm/: the
+// prefix is the package's, known only when it is installed.
+std::string InstalledClient() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&InstalledClient), &info) == 0 || info.dli_fname == nullptr) {
+    return "/usr/bin/berth";
+  }
+  std::filesystem::path prefix = std::filesystem::path(info.dli_fname).parent_path();
+  for (int i = 0; i < 3; ++i) prefix = prefix.parent_path();
+  return (prefix / "bin" / "berth").string();
+}
+
 struct PluginState {
-  std::string berth = BERTH_DEFAULT_CLIENT;
+  std::string berth = InstalledClient();
   std::string socket;
   ContainerOptions options;
   std::optional<std::string> error;  // the step's: reported by its tasks

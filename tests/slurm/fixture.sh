@@ -22,10 +22,11 @@ setup() {
   dir=$(mktemp -d /tmp/berth-slurm-XXXXXX)
   chmod 0755 "$dir"
   echo "$dir" >"$state"
-  mkdir -p "$dir"/{bin,lib,img,berthd/etc,berthd/run}
+  # As installed under a prefix: the plugin finds bin/berth from its lib/berth/slurm.
+  mkdir -p "$dir"/{bin,lib/berth/slurm,img,berthd/etc,berthd/run}
   install -m 0755 "$berth_src" "$dir/bin/berth"
   install -m 0755 "$berthd_src" "$dir/bin/berthd"
-  install -m 0644 "$spank_src" "$dir/lib/berth_spank.so"
+  install -m 0644 "$spank_src" "$dir/lib/berth/slurm/berth_spank.so"
   setsid "$dir/bin/berthd" --socket "$dir/berthd/run/berthd.sock" --config-dir "$dir/berthd/etc" \
     --state-dir "$dir/berthd/state" --foreground </dev/null >"$dir/berthd/log" 2>&1 &
   echo $! >"$dir/berthd/pid"
@@ -40,7 +41,7 @@ BERTH=$dir/bin/berth BERTH_SOCKET=$dir/berthd/run/berthd.sock exec sh $here/../.
 EOF
   chmod 0755 "$dir/slurm/etc/epilog.d/50-berth"
   # The SPANK plugin (slurmstepd and srun read plugstack.conf at each step).
-  echo "required $dir/lib/berth_spank.so berth=$dir/bin/berth socket=$dir/berthd/run/berthd.sock" \
+  echo "required $dir/lib/berth/slurm/berth_spank.so socket=$dir/berthd/run/berthd.sock" \
     >"$dir/slurm/etc/plugstack.conf"
   cat >"$dir/env" <<EOF
 SLURM_DIR=$dir

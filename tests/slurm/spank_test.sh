@@ -106,7 +106,7 @@ ids=$(cat "$TEST_TMP/out/ids" 2>&1) uid=$(id -u "$TUSER")
   bad "ids of berth under the plugin" "$ids"
 
 # A berth that cannot run: the batch step (no step check) and srun's tasks fail.
-sed -i 's|berth=[^ ]*|berth=/nonexistent/berth|' "$PLUGSTACK"
+sed -i 's|$| berth=/nonexistent/berth|' "$PLUGSTACK"
 printf '#!/bin/sh\necho RAN\n' >"$TEST_TMP/bare.sh"
 chmod 0755 "$TEST_TMP/bare.sh"
 as "$TUSER" sbatch -W -Q --container-image="$IMG/mpich.sif" -o "$TEST_TMP/out/bare.out" "$TEST_TMP/bare.sh" \
