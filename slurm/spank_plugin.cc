@@ -108,6 +108,13 @@ std::vector<std::string> JobEnv(spank_t sp) {
   return out;
 }
 
+// srun's or sbatch's own environment.
+std::vector<std::string> ProcessEnv() {
+  std::vector<std::string> out;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) out.emplace_back(*e);
+  return out;
+}
+
 EnvLookup LookupIn(const std::vector<std::string>& env) {
   return [env](const std::string& name) -> std::optional<std::string> {
     for (const std::string& e : env) {
@@ -179,13 +186,17 @@ extern "C" int slurm_spank_init(spank_t sp, int ac, char** av) {
   return RegisterOptions(sp);
 }
 
-// srun/sbatch: a combination berth refuses fails here, before the job queues.
+// srun/sbatch/salloc: a combination berth refuses fails here, before the
+// job queues; the image goes to the prolog (SPANK_BERTH_CONTAINER_IMAGE),
+// which stages it on each node of the allocation.
 extern "C" int slurm_spank_init_post_opt(spank_t sp, int ac, char** av) {
-  if (spank_remote(sp) || State().options.image.empty()) return 0;
-  Invocation call = BerthCommand(State().options, State().berth, {}, LookupIn({}));
-  if (!call.error) return 0;
-  slurm_error("berth: %s", call.error->c_str());
-  return -1;
+  if (spank_remote(sp)) return 0;
+  std::optional<std::string> error = ApplyEnvironment(State().options, LookupIn(ProcessEnv()));
+  if (!error && State().options.image.empty()) return 0;
+  if (!error) error = BerthCommand(State().options, State().berth, {}, LookupIn({})).error;
+  if (error) return (slurm_error("berth: %s", error->c_str()), -1);
+  spank_job_control_setenv(sp, "BERTH_CONTAINER_IMAGE", State().options.image.c_str(), 1);
+  return 0;
 }
 
 extern "C" int slurm_spank_user_init(spank_t sp, int ac, char** av) {

@@ -5,7 +5,7 @@
 #            holding copies of berth, berthd and berth_spank.so, a system
 #            berthd on its own socket, config and state, a private
 #            single-node Slurm (cluster.sh) whose prolog and epilog call
-#            berth and whose plugstack.conf loads the plugin, and the MPI
+#            berth (packaging/slurm) and whose plugstack.conf loads the plugin, and the MPI
 #            test images (make_mpi_image.sh)
 #   cleanup  stops Slurm (cancelling jobs: their epilogs run), then berthd;
 #            fails when the daemon leaves a mount or loop device behind
@@ -40,6 +40,12 @@ setup() {
 BERTH=$dir/bin/berth BERTH_SOCKET=$dir/berthd/run/berthd.sock exec sh $here/../../packaging/slurm/epilog.sh
 EOF
   chmod 0755 "$dir/slurm/etc/epilog.d/50-berth"
+  # The shipped prolog (packaging/slurm/prolog.sh): stages --container-image.
+  cat >"$dir/slurm/etc/prolog.d/50-berth" <<EOF
+#!/bin/sh
+BERTH=$dir/bin/berth BERTH_SOCKET=$dir/berthd/run/berthd.sock exec sh $here/../../packaging/slurm/prolog.sh
+EOF
+  chmod 0755 "$dir/slurm/etc/prolog.d/50-berth"
   # The SPANK plugin (slurmstepd and srun read plugstack.conf at each step).
   echo "required $dir/lib/berth/slurm/berth_spank.so socket=$dir/berthd/run/berthd.sock" \
     >"$dir/slurm/etc/plugstack.conf"
@@ -51,6 +57,7 @@ BERTH_SOCKET=$dir/berthd/run/berthd.sock
 BERTHD_STATE=$dir/berthd/state
 BERTHD_LOG=$dir/berthd/log
 EPILOG_OUT=$dir/slurm/log/epilog.out
+PROLOG_OUT=$dir/slurm/log/prolog.out
 PLUGSTACK=$dir/slurm/etc/plugstack.conf
 IMG=$dir/img
 EOF
