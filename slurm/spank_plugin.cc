@@ -63,6 +63,8 @@ PluginState& State() {
   return state;
 }
 
+// Privileged: in slurmstepd this runs as root, before the step drops its
+// ids; it only stores the user's string.
 int OnOption(int val, const char* optarg, int remote) {
   auto error = SetOption(State().options, static_cast<Option>(val), optarg, /*from_env=*/false);
   if (!error) return 0;
@@ -181,6 +183,8 @@ std::vector<std::string> TaskArgv(spank_t sp) {
 
 using namespace berth::slurm;
 
+// Privileged in slurmstepd (root): reads plugstack.conf's arguments and
+// registers the options, nothing of the user's.
 extern "C" int slurm_spank_init(spank_t sp, int ac, char** av) {
   ParseArguments(ac, av);
   return RegisterOptions(sp);
@@ -199,6 +203,8 @@ extern "C" int slurm_spank_init_post_opt(spank_t sp, int ac, char** av) {
   return 0;
 }
 
+// In slurmstepd with the user's effective ids (its real ids are root's:
+// CheckStep drops them in its child).
 extern "C" int slurm_spank_user_init(spank_t sp, int ac, char** av) {
   if (!spank_remote(sp) || StepId(sp) == SLURM_EXTERN_CONT) return 0;
   std::vector<std::string> env = JobEnv(sp);
@@ -207,6 +213,7 @@ extern "C" int slurm_spank_user_init(spank_t sp, int ac, char** av) {
   return 0;
 }
 
+// In the task's process, as the user (every id), just before Slurm's execve.
 extern "C" int slurm_spank_task_init(spank_t sp, int ac, char** av) {
   if (!spank_remote(sp) || StepId(sp) == SLURM_EXTERN_CONT) return 0;
   std::vector<std::string> env = JobEnv(sp);
