@@ -31,7 +31,9 @@ for f in /usr/bin/berth /usr/bin/berthd /etc/berth/berth.conf /lib/systemd/syste
   /usr/share/man/man1/berth.1.gz /usr/share/man/man1/berth-exec.1.gz \
   /usr/share/man/man1/berth-doctor.1.gz /usr/share/man/man1/berth-sif-list.1.gz \
   /usr/share/bash-completion/completions/berth /usr/share/zsh/vendor-completions/_berth \
-  /usr/share/fish/vendor_completions.d/berth.fish /usr/share/doc/berthd/examples/ecl.toml.example; do
+  /usr/share/fish/vendor_completions.d/berth.fish /usr/share/doc/berthd/examples/ecl.toml.example \
+  /usr/lib/berth/slurm/berth_spank.so /usr/lib/berth/slurm/prolog.sh /usr/lib/berth/slurm/epilog.sh \
+  /etc/slurm/plugstack.conf.d/berth.conf; do
   [ -e "$root$f" ] || fail "the packages installed no $f"
 done
 grep -qx /etc/berth/berth.conf "$root/var/lib/dpkg/info/berthd.conffiles" ||

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# fixture.sh setup|cleanup STATE BERTH BERTHD: the CTest fixture every Slurm
-# test shares, so Slurm starts once per test run.
+# fixture.sh setup|cleanup STATE BERTH BERTHD SPANK: the CTest fixture every
+# Slurm test shares, so Slurm starts once per test run.
 #   setup    a private directory /tmp/berth-slurm-XXXXXX (named in STATE),
-#            holding copies of berth and berthd, a system berthd on its own
-#            socket, config and state, a private single-node Slurm
-#            (cluster.sh) whose prolog and epilog call berth, and the MPI
+#            holding copies of berth, berthd and berth_spank.so, a system
+#            berthd on its own socket, config and state, a private
+#            single-node Slurm (cluster.sh) whose prolog and epilog call
+#            berth (packaging/slurm) and whose plugstack.conf loads the plugin, and the MPI
 #            test images (make_mpi_image.sh)
 #   cleanup  stops Slurm (cancelling jobs: their epilogs run), then berthd;
 #            fails when the daemon leaves a mount or loop device behind
 # Tests read the directory's `env` file through lib.sh.
 set -euo pipefail
-cmd=$1 state=$2 berth_src=${3:-} berthd_src=${4:-}
+cmd=$1 state=$2 berth_src=${3:-} berthd_src=${4:-} spank_src=${5:-}
 here=$(cd "$(dirname "$0")" && pwd)
 
 setup() {
@@ -21,9 +22,11 @@ setup() {
   dir=$(mktemp -d /tmp/berth-slurm-XXXXXX)
   chmod 0755 "$dir"
   echo "$dir" >"$state"
-  mkdir -p "$dir"/{bin,img,berthd/etc,berthd/run}
+  # As installed under a prefix: the plugin finds bin/berth from its lib/berth/slurm.
+  mkdir -p "$dir"/{bin,lib/berth/slurm,img,berthd/etc,berthd/run}
   install -m 0755 "$berth_src" "$dir/bin/berth"
   install -m 0755 "$berthd_src" "$dir/bin/berthd"
+  install -m 0644 "$spank_src" "$dir/lib/berth/slurm/berth_spank.so"
   setsid "$dir/bin/berthd" --socket "$dir/berthd/run/berthd.sock" --config-dir "$dir/berthd/etc" \
     --state-dir "$dir/berthd/state" --foreground </dev/null >"$dir/berthd/log" 2>&1 &
   echo $! >"$dir/berthd/pid"
@@ -37,6 +40,15 @@ setup() {
 BERTH=$dir/bin/berth BERTH_SOCKET=$dir/berthd/run/berthd.sock exec sh $here/../../packaging/slurm/epilog.sh
 EOF
   chmod 0755 "$dir/slurm/etc/epilog.d/50-berth"
+  # The shipped prolog (packaging/slurm/prolog.sh): stages --container-image.
+  cat >"$dir/slurm/etc/prolog.d/50-berth" <<EOF
+#!/bin/sh
+BERTH=$dir/bin/berth BERTH_SOCKET=$dir/berthd/run/berthd.sock exec sh $here/../../packaging/slurm/prolog.sh
+EOF
+  chmod 0755 "$dir/slurm/etc/prolog.d/50-berth"
+  # The SPANK plugin (slurmstepd and srun read plugstack.conf at each step).
+  echo "required $dir/lib/berth/slurm/berth_spank.so socket=$dir/berthd/run/berthd.sock" \
+    >"$dir/slurm/etc/plugstack.conf"
   cat >"$dir/env" <<EOF
 SLURM_DIR=$dir
 SLURM_CONF=$dir/slurm/etc/slurm.conf
@@ -45,6 +57,8 @@ BERTH_SOCKET=$dir/berthd/run/berthd.sock
 BERTHD_STATE=$dir/berthd/state
 BERTHD_LOG=$dir/berthd/log
 EPILOG_OUT=$dir/slurm/log/epilog.out
+PROLOG_OUT=$dir/slurm/log/prolog.out
+PLUGSTACK=$dir/slurm/etc/plugstack.conf
 IMG=$dir/img
 EOF
   local kind
@@ -84,5 +98,5 @@ cleanup() {
 case $cmd in
   setup) setup ;;
   cleanup) cleanup ;;
-  *) echo "usage: fixture.sh setup|cleanup STATE [BERTH BERTHD]" >&2; exit 2 ;;
+  *) echo "usage: fixture.sh setup|cleanup STATE [BERTH BERTHD SPANK]" >&2; exit 2 ;;
 esac
