@@ -15,7 +15,8 @@ namespace {
 
 // Sources the image's env scripts, exports the caller's overrides (passed as
 // "K=V" arguments up to "--"; `export "$1"` takes any value without eval),
-// fixes PATH, then replaces itself with the command.
+// fixes PATH, then replaces itself with the command. A command named
+// without a '/' that PATH does not find is Apptainer's FATAL, exit 255.
 constexpr char kShim[] =
     "for __berth_f in /.singularity.d/env/*.sh; do\n"
     "  if [ -f \"$__berth_f\" ]; then . \"$__berth_f\"; fi\n"
@@ -33,6 +34,10 @@ constexpr char kShim[] =
     "  export LD_LIBRARY_PATH\n"
     "fi\n"
     "unset BERTH_LIBRARY_DIR\n"
+    "case $1 in */*) ;; *)\n"
+    "  if ! command -v -- \"$1\" >/dev/null 2>&1; then\n"
+    "    printf 'FATAL:   \"%s\": executable file not found in $PATH\\n' \"$1\" >&2; exit 255\n"
+    "  fi ;; esac\n"
     "exec \"$@\"\n";
 
 bool ValidName(absl::string_view name) {

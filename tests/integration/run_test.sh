@@ -57,6 +57,9 @@ ME_HOME=$(getent passwd "$(id -un "$ME_UID")" | cut -d: -f6)
 expect_out "exec echo" "hello" b exec "$IMG" echo hello
 expect_rc "exit 7 -> 7" 7 b exec "$IMG" sh -c 'exit 7'
 expect_rc "kill -TERM \$\$ -> 143" 143 b exec "$IMG" sh -c 'kill -TERM $$'
+expect_rc "a command PATH does not find: exit 255 (Apptainer's FATAL)" 255 b exec "$IMG" no-such-command
+check "... with Apptainer's message" grep -qx 'FATAL:   "no-such-command": executable file not found in \$PATH' "$TEST_TMP/stderr"
+expect_rc "a missing command by path: the shell's 127" 127 b exec "$IMG" /no/such/command
 expect_out "runscript with arguments" "runscript args: a b c" b run "$IMG" a "b c"
 expect_out "id -u is the caller" "$ME_UID" b exec "$IMG" id -u
 expect_out "dynamic program runs" "$ME_UID" b exec "$IMG" dyn-id -u
