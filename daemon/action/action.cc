@@ -40,6 +40,13 @@ constexpr char kShim[] =
     "  fi ;; esac\n"
     "exec \"$@\"\n";
 
+// Apptainer's run action: the runscript, or a shell when the image has
+// none, with the same arguments.
+constexpr char kRunOrShell[] =
+    "if test -x /.singularity.d/runscript; then exec /.singularity.d/runscript \"$@\"; fi\n"
+    "echo 'INFO:    No runscript found in container, executing /bin/sh' >&2\n"
+    "exec /bin/sh \"$@\"\n";
+
 bool ValidName(absl::string_view name) {
   if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
@@ -244,7 +251,9 @@ absl::StatusOr<LaunchCommand> BuildCommand(const CommandRequest& request, const 
       command = request.args;
       break;
     case Action::kRun:
-      command = {"/.singularity.d/runscript"};
+      command = request.image_has_shell
+                    ? std::vector<std::string>{"/bin/sh", "-c", kRunOrShell, "/bin/sh"}
+                    : std::vector<std::string>{"/.singularity.d/runscript"};
       command.insert(command.end(), request.args.begin(), request.args.end());
       break;
     case Action::kShell:

@@ -61,6 +61,12 @@ expect_rc "a command PATH does not find: exit 255 (Apptainer's FATAL)" 255 b exe
 check "... with Apptainer's message" grep -qx 'FATAL:   "no-such-command": executable file not found in \$PATH' "$TEST_TMP/stderr"
 expect_rc "a missing command by path: the shell's 127" 127 b exec "$IMG" /no/such/command
 expect_out "runscript with arguments" "runscript args: a b c" b run "$IMG" a "b c"
+# No runscript (a non-executable file bound over it): Apptainer's fallback.
+: >"$TEST_TMP/not-a-runscript" && chmod 0644 "$TEST_TMP/not-a-runscript"
+expect_out "run without a runscript runs /bin/sh with the arguments" "fallback b c" \
+  b run -B "$TEST_TMP/not-a-runscript:/.singularity.d/runscript" "$IMG" -c 'echo fallback $0 $1' b c
+check "... and says so as Apptainer does" \
+  grep -qx 'INFO:    No runscript found in container, executing /bin/sh' "$TEST_TMP/stderr"
 expect_out "id -u is the caller" "$ME_UID" b exec "$IMG" id -u
 expect_out "dynamic program runs" "$ME_UID" b exec "$IMG" dyn-id -u
 expect_out "image content visible" "image-file" b exec "$IMG" cat /opt/marker
