@@ -113,6 +113,15 @@ check "unsigned localimage, empty Fingerprints: builds" b build -F empty.sif emp
 printf 'Bootstrap: localimage\nFrom: base.sif\nFingerprints: %s\n' "${FP,,}" >"$OWN/lfp.def"
 chown "$TUSER" "$OWN/lfp.def"
 check "localimage + right fingerprint (lower case): builds" b build -F lfp.sif lfp.def
+# A base changed after it was signed: the signer is listed, the data no
+# longer matches the signature.
+cp "$OWN/base.sif" "$OWN/tampered.sif"
+printf 'X' | dd of="$OWN/tampered.sif" bs=1 seek=$(( $(sif_partition_offset "$OWN/tampered.sif") + 100 )) conv=notrunc 2>/dev/null
+chown "$TUSER" "$OWN/tampered.sif"
+printf 'Bootstrap: localimage\nFrom: tampered.sif\nFingerprints: %s\n' "$FP" >"$OWN/tampered.def"
+chown "$TUSER" "$OWN/tampered.def"
+expect_fatal_after_progress "localimage changed after signing: refused" \
+  "while checking fingerprint: image not signed by required entities" b build tout.sif tampered.def
 printf 'Bootstrap: localimage\nFrom: base.sif\nFingerprints: %040d\n' 3 >"$OWN/lbad.def"
 chown "$TUSER" "$OWN/lbad.def"
 expect_rc "localimage + wrong fingerprint: exit 255" 255 b build lbad.sif lbad.def
@@ -150,17 +159,7 @@ DEF
 chown "$TUSER" "$OWN/scratch.def"
 check "scratch: builds" b build scratch.sif scratch.def
 mkdir -p "$T/mnt"
-if off=$("$BERTH" sif list "$OWN/scratch.sif" >/dev/null && $PY - "$OWN/scratch.sif" <<'PY'
-import struct, sys
-f = open(sys.argv[1], "rb"); h = f.read(128)
-total, descr_off = struct.unpack_from("<qq", h, 88)
-for i in range(total):
-    f.seek(descr_off + i * 585); d = f.read(585)
-    dtype, used = struct.unpack_from("<iB", d, 0)
-    if used and dtype == 0x4004:
-        print(struct.unpack_from("<q", d, 17)[0]); break
-PY
-) && [ -n "$off" ] && mount -t squashfs -o ro,loop,offset="$off" "$OWN/scratch.sif" "$T/mnt"; then
+if off=$(sif_partition_offset "$OWN/scratch.sif") && [ -n "$off" ] && mount -t squashfs -o ro,loop,offset="$off" "$OWN/scratch.sif" "$T/mnt"; then
   test_mounts+=("$T/mnt")
   got=$(cat "$T/mnt/opt/setup" "$T/mnt/opt/payload" 2>&1)
   [ "$got" = "$(printf 'from-setup\nscratch-file')" ] && ok "scratch: %setup and %files in the image" ||
