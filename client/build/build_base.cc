@@ -21,7 +21,15 @@ std::string BaseReference(const deffile::Definition& stage) {
   if (bootstrap == "docker" || bootstrap == "oras") {
     // From: may carry the scheme already (Apptainer accepts both).
     const std::string scheme = bootstrap + "://";
-    return absl::StartsWith(from, scheme) ? from : scheme + from;
+    if (absl::StartsWith(from, scheme)) from.erase(0, scheme.size());
+    // docker's Registry: and Namespace: go in front of From: (formats.md §5.2).
+    if (bootstrap == "docker") {
+      for (absl::string_view key : {"namespace", "registry"}) {
+        absl::string_view prefix = stage.header.Get(key);
+        if (!prefix.empty()) from = absl::StrCat(prefix, "/", from);
+      }
+    }
+    return scheme + from;
   }
   if (bootstrap == "oci" || bootstrap == "oci-archive" || bootstrap == "docker-archive") {
     return absl::StrCat(bootstrap, ":", from);

@@ -10,7 +10,8 @@
 #   credentials the build is refused by the registry even though the base
 #   is in the node cache by then; a wrong fingerprint and an unsigned base
 #   fail with build.md §3's exact messages, exit 255, and no output;
-# - `Bootstrap: docker` from a 3-layer OCI image pushed with skopeo, and
+# - `Bootstrap: docker` (Registry: + Namespace: + From:) from a 3-layer OCI
+#   image pushed with skopeo, its Entrypoint/Cmd kept as the runscript, and
 #   `Bootstrap: oci` from the same layout on disk;
 # - `Bootstrap: scratch` with %setup and %files; library and shub refused;
 # - hostile: a registry whose manifest is garbage: one FATAL line, no
@@ -132,12 +133,15 @@ expect_rc "localimage + wrong fingerprint: exit 255" 255 b build lbad.sif lbad.d
 # docker bootstrap).
 must "the OCI image" runuser -u "$TUSER" -- bash "$HERE/../oci/make_oci_image.sh" "$OWN/layout"
 must "skopeo push" skopeo copy -q --dest-tls-verify=false "oci:$OWN/layout:test" "docker://$REG_pub/test/busy:oci"
-printf 'Bootstrap: docker\nFrom: %s/test/busy:oci\n%%post\n    echo docker-post >/post-marker\n' "$REG_pub" >"$OWN/docker.def"
+printf 'Bootstrap: docker\nRegistry: %s\nNamespace: test\nFrom: busy:oci\n%%post\n    echo docker-post >/post-marker\n' "$REG_pub" >"$OWN/docker.def"
 chown "$TUSER" "$OWN/docker.def"
 b build docker.sif docker.def >"$T/docker.out" 2>"$T/docker.err" ||
   echo "docker build: $(tail -3 "$T/docker.err")"
 expect_out "docker: %post ran on the pulled base" "docker-post" b exec docker.sif cat /post-marker
 expect_out "docker: the image's layers are there" "new.txt" b exec docker.sif ls /opq
+# (as root: the image's WorkingDir /work is 0750 root's)
+expect_out "docker: the image's Entrypoint/Cmd stay the runscript" "$(printf 'hello from oci\n/work\nargs:')" \
+  "$BERTH" run "$OWN/docker.sif"
 check "docker: staging removed" staging_empty
 printf 'Bootstrap: oci\nFrom: layout:test\n' >"$OWN/oci.def"
 chown "$TUSER" "$OWN/oci.def"
