@@ -72,6 +72,16 @@ absl::Status Check(BuildContext& ctx, int source_fd, const std::vector<std::stri
   return CheckSigners(image, gpg, want);
 }
 
+// A sandbox directory or a bare squashfs file has no SIF signatures to
+// check (build.md §3 ignores Fingerprints: for them). "Not a SIF" is what
+// the SIF reader says, the same reader that unpacks the base: whatever is
+// unpacked as a SIF has been checked.
+bool IsSif(int fd) {
+  int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  return dup >= 0 &&
+         sif::Image::FromFd(UniqueFd(dup), sif::OpenMode::kReadOnly, "the bootstrap image").ok();
+}
+
 }  // namespace
 
 absl::Status CheckBaseFingerprints(BuildContext& ctx, const deffile::Definition& stage,
@@ -80,7 +90,8 @@ absl::Status CheckBaseFingerprints(BuildContext& ctx, const deffile::Definition&
   const deffile::Agent agent = deffile::AgentOf(stage);
   if (want.empty()) return absl::OkStatus();
   // SIF sources only; docker and OCI bases carry no SIF signatures.
-  if (agent != deffile::Agent::kLocalImage && agent != deffile::Agent::kOras) {
+  if ((agent != deffile::Agent::kLocalImage && agent != deffile::Agent::kOras) ||
+      !IsSif(source_fd)) {
     return absl::OkStatus();
   }
   ctx.progress->Info(absl::StrCat("Checking bootstrap image verifies with fingerprint(s): [",

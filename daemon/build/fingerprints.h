@@ -16,7 +16,8 @@
 
 namespace berth::daemon::build {
 
-// OK when the stage lists no fingerprints or its base is not a SIF source.
+// OK when the stage lists no fingerprints or its base is not a SIF source
+// (docker and OCI bases, a sandbox directory, a bare squashfs file).
 absl::Status CheckBaseFingerprints(BuildContext& ctx, const deffile::Definition& stage,
                                    int source_fd);
 
