@@ -11,7 +11,9 @@
 #   is in the node cache by then; a wrong fingerprint and an unsigned base
 #   fail with build.md §3's exact messages, exit 255, and no output;
 # - `Bootstrap: docker` (Registry: + Namespace: + From:) from a 3-layer OCI
-#   image pushed with skopeo, its Entrypoint/Cmd kept as the runscript, and
+#   image pushed with skopeo (device nodes left out with a warning, a
+#   setuid file of another owner kept), its Entrypoint/Cmd kept as the
+#   runscript, and
 #   `Bootstrap: oci` from the same layout on disk;
 # - `Bootstrap: scratch` with %setup and %files; library and shub refused;
 # - hostile: a registry whose manifest is garbage: one FATAL line, no
@@ -34,10 +36,14 @@ start_registry priv basic
 start_registry pub plain
 port=$(free_port)
 hostile=127.0.0.1:$port
+# The test user's own subuid range (this test's file), so that the base's
+# files of other owners unpack as they are.
+install -d -m 0755 "$T/ids"
+printf '%s:300000:65536\n' "$TUSER" | tee "$T/ids/subuid" >"$T/ids/subgid"
 start_berthd "[registry]
 insecure = [\"$REG_priv\", \"$REG_pub\", \"$hostile\"]
 [build]
-build_dir = \"$STAGE\""
+build_dir = \"$STAGE\"" --subuid-file "$T/ids/subuid" --subgid-file "$T/ids/subgid"
 authfile "$OWN/alice.json" "$REG_priv" alice alicepw
 chown "$TUSER" "$OWN/alice.json"
 # b CMD...: berth as the test user in $OWN, with the user's own GnuPG home.
@@ -128,10 +134,8 @@ chown "$TUSER" "$OWN/lbad.def"
 expect_rc "localimage + wrong fingerprint: exit 255" 255 b build lbad.sif lbad.def
 
 # --- Bootstrap: docker, from a 3-layer OCI image ---
-# Made by the test user, so without device nodes: unsquashfs in the build's
-# user namespace cannot create them (a limit of the unpack step, not of the
-# docker bootstrap).
-must "the OCI image" runuser -u "$TUSER" -- bash "$HERE/../oci/make_oci_image.sh" "$OWN/layout"
+# Made by root: a device node, a FIFO and a setuid file of 1234:5678.
+must "the OCI image" bash "$HERE/../oci/make_oci_image.sh" "$OWN/layout"
 must "skopeo push" skopeo copy -q --dest-tls-verify=false "oci:$OWN/layout:test" "docker://$REG_pub/test/busy:oci"
 printf 'Bootstrap: docker\nRegistry: %s\nNamespace: test\nFrom: busy:oci\n%%post\n    echo docker-post >/post-marker\n' "$REG_pub" >"$OWN/docker.def"
 chown "$TUSER" "$OWN/docker.def"
@@ -139,13 +143,21 @@ b build docker.sif docker.def >"$T/docker.out" 2>"$T/docker.err" ||
   echo "docker build: $(tail -3 "$T/docker.err")"
 expect_out "docker: %post ran on the pulled base" "docker-post" b exec docker.sif cat /post-marker
 expect_out "docker: the image's layers are there" "new.txt" b exec docker.sif ls /opq
+check "docker: device nodes left out with a warning" \
+  grep -q "^WARNING: left out 2 device node(s) of the base image" "$T/docker.err"
+expect_out "docker: a setuid file of another owner kept as it was" "-rwsr-xr-x 1234 5678" \
+  b exec docker.sif sh -c 'set -- $(ls -ln /data/suid); echo "$1 $3 $4"'
+check "docker: the FIFO kept" b exec docker.sif sh -c 'ls -l /data/fifo | grep -q "^p"' 
 # (as root: the image's WorkingDir /work is 0750 root's)
 expect_out "docker: the image's Entrypoint/Cmd stay the runscript" "$(printf 'hello from oci\n/work\nargs:')" \
   "$BERTH" run "$OWN/docker.sif"
 check "docker: staging removed" staging_empty
 printf 'Bootstrap: oci\nFrom: layout:test\n' >"$OWN/oci.def"
 chown "$TUSER" "$OWN/oci.def"
-check "oci: builds from the layout, opened as the user" b build oci.sif oci.def
+expect_fatal_after_progress "oci: a layout the user cannot read is refused (read as the user)" \
+  "index.json: Permission denied" b build oci.sif oci.def
+chown -R "$TUSER" "$OWN/layout"
+check "oci: builds from the user's layout" b build oci.sif oci.def
 expect_out "oci: the image's files are there" "new.txt" b exec oci.sif ls /opq
 
 # --- Bootstrap: scratch, with %setup and %files ---

@@ -30,13 +30,14 @@ setup_binaries() {
   BERTHD=$T/bin/berthd
 }
 
-# start_berthd [berth.conf text]: a system-mode daemon on $T/berthd.sock.
+# start_berthd [berth.conf text [berthd options...]]: a system-mode daemon
+# on $T/berthd.sock.
 start_berthd() {
   mkdir -p "$T/etc"
   printf '%s\n' "${1:-}" >"$T/etc/berth.conf"
   chmod 0644 "$T/etc/berth.conf"
   SPDLOG_LEVEL=info "$BERTHD" --socket "$T/berthd.sock" --config-dir "$T/etc" \
-    --state-dir "$T/state" --foreground 2>"$T/berthd.log" &
+    --state-dir "$T/state" --foreground "${@:2}" 2>"$T/berthd.log" &
   berthd_pids+=($!)
   export BERTH_SOCKET=$T/berthd.sock
   wait_until 10 test -S "$T/berthd.sock" || { echo "berthd did not start:"; cat "$T/berthd.log"; exit 1; }
