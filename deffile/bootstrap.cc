@@ -98,20 +98,27 @@ absl::Status CheckBootstrap(const Definition& stage, absl::string_view file) {
   return CheckFingerprints(stage, file);
 }
 
-absl::Status CheckBuilderSupports(const std::vector<Definition>& stages) {
+absl::Status CheckBuilderSupports(const std::vector<Definition>& stages, absl::string_view file) {
   if (stages.empty()) return absl::InvalidArgumentError("the definition has no stage");
+  // Known agents with their keys first: AgentOf is only defined after it.
+  for (const Definition& stage : stages) {
+    if (absl::Status st = CheckBootstrap(stage, file); !st.ok()) return st;
+  }
   if (stages.size() > 1) {
     return absl::UnimplementedError("multi-stage definitions are not supported by berth build yet");
   }
   const Definition& stage = stages.back();
-  std::string bootstrap = absl::AsciiStrToLower(stage.Bootstrap());
-  if (bootstrap != "localimage") {
-    return absl::UnimplementedError(
-        absl::StrCat("Bootstrap: ", internal::Printable(stage.Bootstrap()),
-                     " is not supported by berth build yet (localimage from a SIF is)"));
-  }
-  if (!stage.Fingerprints().empty()) {
-    return absl::UnimplementedError("Fingerprints: is not supported by berth build yet");
+  switch (AgentOf(stage)) {
+    case Agent::kScratch:
+    case Agent::kLocalImage:
+    case Agent::kDocker:
+    case Agent::kOras:
+      break;
+    default:
+      return absl::UnimplementedError(absl::StrCat(
+          "Bootstrap: ", internal::Printable(stage.Bootstrap()),
+          " is not supported by berth build yet (scratch, localimage, docker, docker-archive, "
+          "oci, oci-archive and oras are)"));
   }
   if (stage.pre.present())
     return absl::UnimplementedError("%pre is not supported by berth build yet");

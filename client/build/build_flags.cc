@@ -118,6 +118,9 @@ void AddBuildFlags(CLI::App& cmd, BuildFlags& f) {
   cmd.add_flag("--ignore-subuid", f.ignore_subuid, "ignore /etc/subuid: map only your own uid");
   cmd.add_flag("--cache", f.cache, "reuse stages from berth's build cache (BERTH_CACHE)");
   cmd.add_flag("--nv", f.nv, "NVIDIA libraries in %post and %test");
+  cmd.add_option("--authfile", f.authfile, "credentials file for a registry base (docker config)");
+  cmd.add_flag("--no-https,--nohttps", f.no_https, "use plain HTTP for a registry base");
+  cmd.add_option("--arch", f.arch, "architecture of a docker base to pull");
 }
 
 absl::Status ApplyBuildEnvironment(const CLI::App& cmd, BuildFlags& f) {

@@ -29,6 +29,10 @@ struct BuildFlags {
   std::string build_arg_file;
   bool warn_unused_build_args = false;
   bool fakeroot = false, ignore_subuid = false, cache = false, nv = false;
+  // Registry bases (Bootstrap: docker, oras): the user's credentials file,
+  // plain HTTP, the platform to pull.
+  std::string authfile, arch;
+  bool no_https = false;
 };
 
 void AddBuildFlags(CLI::App& cmd, BuildFlags& flags);

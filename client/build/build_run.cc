@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "berth/v1/berth.grpc.pb.h"
+#include "client/build/build_base.h"
 #include "client/build/build_spec.h"
 #include "client/build/dry_run.h"
 #include "client/cli_log.h"
@@ -87,17 +88,15 @@ absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& fl
   while (image.size() > 1 && image.back() == '/') image.pop_back();
   BuildSpec read;
   ASSIGN_OR_RETURN(deffile::ParsedFile file, ParseBuildSpec(flags, spec, &read));
-  RETURN_IF_ERROR(deffile::CheckBuilderSupports(file.stages));
+  RETURN_IF_ERROR(deffile::CheckBuilderSupports(file.stages, spec));
   struct stat st {};
   if (!flags.force && ::lstat(image.c_str(), &st) == 0) {
     return absl::AlreadyExistsError(
         absl::StrCat("build target '", image, "' already exists; use --force to overwrite it"));
   }
-  // The bootstrap's source, opened as the user (localimage's From: is
-  // relative to the working directory, as in Apptainer).
-  std::string from(file.stages.back().From());
-  auto source = OpenFile(from, O_RDONLY);
-  if (!source.ok()) return Annotate(source.status(), "opening the bootstrap image");
+  const deffile::Definition& stage = file.stages.back();
+  ASSIGN_OR_RETURN(UniqueFd source, OpenBuildBase(stage, {socket_flag, image, flags.authfile,
+                                                          flags.arch, flags.no_https}));
   ASSIGN_OR_RETURN(UniqueFd cwd, OpenFile(".", O_RDONLY | O_DIRECTORY));
   ASSIGN_OR_RETURN(auto temp,
                    flags.sandbox ? CreateTempDirBeside(image) : CreateTempFileBeside(image));
@@ -109,11 +108,17 @@ absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& fl
   v1::BuildRequest request = MakeRequest(flags, squash, read);
   request.set_output_index(0);
   request.set_cwd_index(1);
-  v1::BuildSource* src = request.add_sources();
-  src->set_stage(static_cast<uint32_t>(file.stages.size() - 1));
-  src->set_handoff_index(2);
+  std::vector<int> handed = {temp.first.get(), cwd.get()};
+  if (source.valid()) {
+    v1::BuildSource* src = request.add_sources();
+    src->set_stage(static_cast<uint32_t>(file.stages.size() - 1));
+    src->set_handoff_index(2);
+    handed.push_back(source.get());
+  }
+  if (!stage.Fingerprints().empty()) {
+    ASSIGN_OR_RETURN(*request.mutable_keyring(), PublicKeysForFingerprints());
+  }
   ASSIGN_OR_RETURN(std::string socket, LocateDaemon(socket_flag, false));
-  std::vector<int> handed = {temp.first.get(), cwd.get(), source->get()};
   ASSIGN_OR_RETURN(auto channel, ConnectToDaemon(socket, handed));
   auto stub = v1::Berth::NewStub(channel);
   grpc::ClientContext context;

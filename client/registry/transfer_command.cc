@@ -93,47 +93,25 @@ absl::StatusOr<UniqueFd> OpenLocalImage(const std::string& ref, std::string& dis
 
 }  // namespace
 
-absl::Status RunPull(const std::string& socket_flag, const PullOptions& options) {
+absl::StatusOr<v1::PullResult> PullInto(const std::string& socket_flag, const PullOptions& options,
+                                        int out_fd) {
   const bool local = IsLocalTransport(options.reference);
-  std::string output = options.output;
   UniqueFd input;
+  v1::RegistryAuth auth;
+  std::string display_name = options.reference;
   if (local) {
     std::string path;
     auto opened = OpenLocalImage(options.reference, path);
     if (!opened.ok()) return Annotate(opened.status(), absl::StrCat("pulling ", options.reference));
     input = *std::move(opened);
-    if (output.empty()) {
-      std::string base = BaseOf(path);
-      output = base.substr(0, base.find('.')) + ".sif";
-    }
-  }
-  oras::Reference ref;
-  if (!local) {
-    ASSIGN_OR_RETURN(ref, oras::ParseReference(options.reference));
-    if (output.empty()) output = DefaultOutput(ref);
-  }
-  struct stat st {};
-  if (!options.force && ::lstat(output.c_str(), &st) == 0) {
-    return absl::AlreadyExistsError(absl::StrCat("pulling ", options.reference, ": ", output,
-                                                 " already exists; use --force to overwrite it"));
-  }
-  v1::RegistryAuth auth;
-  if (!local) {
+  } else {
+    ASSIGN_OR_RETURN(oras::Reference ref, oras::ParseReference(options.reference));
+    display_name = ref.Display();
+    // The caller's own credentials, always: the daemon has none of its own.
     ASSIGN_OR_RETURN(auth, AuthFor(options.reference, options.authfile));
   }
-
-  // The output is created by us, as the user, next to its final name; the
-  // daemon only writes through the descriptor. Renamed into place on success.
-  auto temp = CreateTempFileBeside(output);
-  if (!temp.ok()) return Annotate(temp.status(), absl::StrCat("pulling ", options.reference));
-  auto& [fd, tmp] = *temp;
-  bool keep = false;
-  absl::Cleanup remove_tmp = [&] {
-    if (!keep) ::unlink(tmp.c_str());
-  };
-
   ASSIGN_OR_RETURN(std::string socket, LocateDaemon(socket_flag, false));
-  std::vector<int> handed = {fd.get()};
+  std::vector<int> handed = {out_fd};
   if (local) handed.push_back(input.get());
   ASSIGN_OR_RETURN(auto channel, ConnectToDaemon(socket, handed));
   auto stub = v1::Berth::NewStub(channel);
@@ -144,21 +122,50 @@ absl::Status RunPull(const std::string& socket_flag, const PullOptions& options)
   request.set_no_https(options.no_https);
   request.set_arch(options.arch);
   request.set_write_output(true);
-  if (!options.quiet) {
-    log::Info(absl::StrCat("Pulling ", local ? options.reference : ref.Display()));
-  }
+  if (!options.quiet) log::Info(absl::StrCat("Pulling ", display_name));
   ProgressDisplay display(options.quiet || log::CurrentLevel() < log::Level::kInfo,
                           ::isatty(STDERR_FILENO) == 1);
   auto reader = stub->Pull(&context, request);
   absl::StatusOr<v1::PullResult> result = Drain(*reader, display, "pulling");
   if (!result.ok()) return Annotate(result.status(), absl::StrCat("pulling ", options.reference));
+  return result;
+}
+
+absl::Status RunPull(const std::string& socket_flag, const PullOptions& options) {
+  std::string output = options.output;
+  if (output.empty()) {
+    if (IsLocalTransport(options.reference)) {
+      std::string path;
+      RETURN_IF_ERROR(OpenLocalImage(options.reference, path).status());
+      std::string base = BaseOf(path);
+      output = base.substr(0, base.find('.')) + ".sif";
+    } else {
+      ASSIGN_OR_RETURN(oras::Reference ref, oras::ParseReference(options.reference));
+      output = DefaultOutput(ref);
+    }
+  }
+  struct stat st {};
+  if (!options.force && ::lstat(output.c_str(), &st) == 0) {
+    return absl::AlreadyExistsError(absl::StrCat("pulling ", options.reference, ": ", output,
+                                                 " already exists; use --force to overwrite it"));
+  }
+  // The output is created by us, as the user, next to its final name; the
+  // daemon only writes through the descriptor. Renamed into place on success.
+  auto temp = CreateTempFileBeside(output);
+  if (!temp.ok()) return Annotate(temp.status(), absl::StrCat("pulling ", options.reference));
+  auto& [fd, tmp] = *temp;
+  bool keep = false;
+  absl::Cleanup remove_tmp = [&] {
+    if (!keep) ::unlink(tmp.c_str());
+  };
+  ASSIGN_OR_RETURN(v1::PullResult result, PullInto(socket_flag, options, fd.get()));
   if (::rename(tmp.c_str(), output.c_str()) != 0) {
     return ErrnoStatus(absl::StrCat("renaming the pulled image to ", output), errno);
   }
   keep = true;
   if (!options.quiet) {
-    log::Info(absl::StrCat("Wrote ", output, " (", HumanBytes(result->size()), ", ",
-                           result->digest(), ")"));
+    log::Info(absl::StrCat("Wrote ", output, " (", HumanBytes(result.size()), ", ", result.digest(),
+                           ")"));
   }
   return absl::OkStatus();
 }

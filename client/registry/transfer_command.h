@@ -30,6 +30,11 @@ struct PushOptions {
 };
 
 absl::Status RunPull(const std::string& socket_flag, const PullOptions& options);
+// The pull itself, into `out_fd` (a regular file the caller created as the
+// user): the caller's credentials, the daemon's node cache. `output` and
+// `force` are not used.
+absl::StatusOr<v1::PullResult> PullInto(const std::string& socket_flag, const PullOptions& options,
+                                        int out_fd);
 absl::Status RunPush(const std::string& socket_flag, const PushOptions& options);
 
 // run/exec/shell of docker://… or oras://…: pulls through the node cache

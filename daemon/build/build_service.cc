@@ -181,13 +181,19 @@ absl::Status BuildService::Build(grpc::ServerContext& context, const v1::BuildRe
   }
   Progress progress([&writer](const v1::BuildOutput& out) { return writer.Write(out); });
   ASSIGN_OR_RETURN(deffile::ParsedFile file, Parse(request, progress));
-  RETURN_IF_ERROR(deffile::CheckBuilderSupports(file.stages));
+  RETURN_IF_ERROR(deffile::CheckBuilderSupports(
+      file.stages, request.definition_name().empty() ? "definition" : request.definition_name()));
   ASSIGN_OR_RETURN(UniqueFd output, TakeFd(fds, request.output_index(), "output file"));
-  if (request.sources_size() != 1) {
-    return absl::InvalidArgumentError("the request must hand over the localimage source");
+  // Scratch has no base; every other bootstrap exactly one, handed over.
+  const bool scratch = deffile::AgentOf(file.stages.back()) == deffile::Agent::kScratch;
+  if (request.sources_size() != (scratch ? 0 : 1)) {
+    return absl::InvalidArgumentError(scratch ? "Bootstrap: scratch takes no bootstrap source"
+                                              : "the request must hand over the bootstrap source");
   }
-  ASSIGN_OR_RETURN(UniqueFd source,
-                   TakeFd(fds, request.sources(0).handoff_index(), "bootstrap source"));
+  UniqueFd source;
+  if (!scratch) {
+    ASSIGN_OR_RETURN(source, TakeFd(fds, request.sources(0).handoff_index(), "bootstrap source"));
+  }
   BuildContext ctx;
   ctx.options = &options_;
   ctx.config = &config_;

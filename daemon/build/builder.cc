@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
+#include "daemon/build/fingerprints.h"
 #include "daemon/build/metadata.h"
 #include "daemon/build/sections.h"
 #include "daemon/build/worker_runner.h"
@@ -52,7 +53,7 @@ absl::StatusOr<BasePartition> LocateBase(int source_fd, const std::string& name)
 }
 
 absl::Status Unpack(BuildContext& ctx, int root_fd, int source_fd, const BasePartition& base) {
-  PhaseScope phase(*ctx.progress, "unpack", "localimage");
+  PhaseScope phase(*ctx.progress, "unpack", "the base image");
   WorkerJob job("unpacking the base image", root_fd);
   v1::UnpackSquashfs* u = job.request().mutable_unpack_squashfs();
   u->set_fd(job.Pass(source_fd));
@@ -177,11 +178,15 @@ absl::Status CheckOutput(int fd) {
 absl::Status BuildRoot(BuildContext& ctx, const BuildInputs& in, int root,
                        const std::string& root_path, int64_t now) {
   const deffile::Definition& stage = in.file->stages.back();
-  ASSIGN_OR_RETURN(BasePartition base, LocateBase(in.source_fd, std::string(stage.From())));
   RETURN_IF_ERROR(CheckNotNoexec(root, root_path));
-  // The unpacked base needs about three times its compressed size.
-  RETURN_IF_ERROR(CheckFreeSpace(root, root_path, 3 * base.size, "the unpacked base image"));
-  RETURN_IF_ERROR(Unpack(ctx, root, in.source_fd, base));
+  // Scratch starts from the empty root; every other base is a SIF by now.
+  if (in.source_fd >= 0) {
+    RETURN_IF_ERROR(CheckBaseFingerprints(ctx, stage, in.source_fd));
+    ASSIGN_OR_RETURN(BasePartition base, LocateBase(in.source_fd, std::string(stage.From())));
+    // The unpacked base needs about three times its compressed size.
+    RETURN_IF_ERROR(CheckFreeSpace(root, root_path, 3 * base.size, "the unpacked base image"));
+    RETURN_IF_ERROR(Unpack(ctx, root, in.source_fd, base));
+  }
   RETURN_IF_ERROR(RunScripts(ctx, root, stage, root_path));
   {
     PhaseScope phase(*ctx.progress, "metadata");

@@ -9,9 +9,12 @@
 // and removes the staging directory and writes the SIF's header and
 // descriptors through the descriptor the client created.
 //
-// What this slice builds: one stage, `Bootstrap: localimage` from a SIF;
-// every other bootstrap, multi-stage definitions, `%files from` and
-// Fingerprints: are refused with a one-line error that says so.
+// What this slice builds: one stage from an empty root (scratch) or from a
+// SIF base: a localimage, or a docker/OCI/oras base the client pulled
+// through the node cache as the caller (client/build/build_base.h), so that
+// every base takes the localimage path here. `Fingerprints:` is checked
+// first (fingerprints.h). Other bootstraps, multi-stage definitions and
+// `%files from` are refused with a one-line error that says so.
 #pragma once
 
 #include <cstdint>
@@ -25,7 +28,7 @@ namespace berth::daemon::build {
 struct BuildInputs {
   const deffile::ParsedFile* file = nullptr;
   int output_fd = -1;  // the SIF temp file, opened by the client as the caller
-  int source_fd = -1;  // the localimage SIF, opened by the client as the caller
+  int source_fd = -1;  // the base SIF, opened by the client as the caller; -1: scratch
 };
 
 // Builds the SIF; returns its size.

@@ -179,8 +179,8 @@ b build --tmpdir "$OWN/tmp" tmpdir.sif app.def >/dev/null 2>"$TEST_TMP/tmpdir.er
 check "user: --tmpdir of the caller's is used and emptied" \
   sh -c "test -f '$OWN/tmpdir.sif' && test -z \"\$(ls -A '$OWN/tmp')\""
 expect_fatal_after_progress "user: a bootstrap the builder lacks" \
-  "Bootstrap: docker is not supported by berth build yet" \
-  sh -c "cd '$OWN' && printf 'Bootstrap: docker\nFrom: alpine\n' >d.def && runuser -u '$TUSER' -- env BERTH_SOCKET='$SOCK' '$BERTH' build d.sif d.def"
+  "Bootstrap: busybox is not supported by berth build yet" \
+  sh -c "cd '$OWN' && printf 'Bootstrap: busybox\nMirrorURL: http://127.0.0.1:9/bb\n' >d.def && runuser -u '$TUSER' -- env BERTH_SOCKET='$SOCK' '$BERTH' build d.sif d.def"
 check "staging empty after the hostile cases" staging_empty
 
 # --- conversion: a SIF as the spec (a localimage definition made by the client) ---

@@ -124,23 +124,35 @@ TEST_CASE("JSON: a top-level array; empty parts as Apptainer's encoder writes th
 
 TEST_CASE("what the builder builds today, and a one-line refusal for the rest") {
   auto supports = [](const std::string& text) {
-    return CheckBuilderSupports(ParseDefinitionFile(text, "t.def", {})->stages);
+    return CheckBuilderSupports(ParseDefinitionFile(text, "t.def", {})->stages, "t.def");
   };
   CHECK(supports("Bootstrap: localimage\nFrom: a.sif\n%post\n  p\n%files\n  a /b\n").ok());
-  CHECK(supports("bootstrap: LocalImage\nFrom: a.sif\n").ok());
+  // The agent's name is case-sensitive, as in Apptainer (the key is not).
+  CHECK(supports("bootstrap: localimage\nFrom: a.sif\n").ok());
+  CHECK(std::string(supports("Bootstrap: LocalImage\nFrom: a.sif\n").message()) ==
+        "t.def:1: invalid build source LocalImage");
   auto refused = [&](const std::string& text, const std::string& message) {
     absl::Status st = supports(text);
     CHECK(st.code() == absl::StatusCode::kUnimplemented);
     CHECK(std::string(st.message()) == message);
   };
-  refused("Bootstrap: docker\nFrom: alpine\n",
-          "Bootstrap: docker is not supported by berth build yet (localimage from a SIF is)");
+  CHECK(supports("Bootstrap: scratch\n%files\n  a /b\n").ok());
+  CHECK(supports("Bootstrap: docker\nFrom: alpine\n").ok());
+  CHECK(supports("Bootstrap: oci-archive\nFrom: a.tar\n").ok());
+  CHECK(
+      supports("Bootstrap: oras\nFrom: r/a:1\nFingerprints: " + std::string(40, 'A') + "\n").ok());
+  CHECK(std::string(supports("Bootstrap: library\nFrom: a/b\n").message()) ==
+        "t.def:1: Bootstrap: library is not supported by berth: use oras:// or docker://");
+  CHECK(std::string(supports("Bootstrap: shub\nFrom: a/b\n").message()) ==
+        "t.def:1: Bootstrap: shub is not supported by berth: use oras:// or docker://");
+  CHECK(!supports("Bootstrap: nonsense\n").ok());
+  refused("Bootstrap: busybox\nMirrorURL: http://x/\n",
+          "Bootstrap: busybox is not supported by berth build yet (scratch, localimage, docker, "
+          "docker-archive, oci, oci-archive and oras are)");
   refused("Bootstrap: localimage\nFrom: a\nStage: one\nBootstrap: localimage\nFrom: b\n",
           "multi-stage definitions are not supported by berth build yet");
   refused("Bootstrap: localimage\nFrom: a\n%pre\n  p\n",
           "%pre is not supported by berth build yet");
   refused("Bootstrap: localimage\nFrom: a\n%apprun x\n  r\n",
           "SCIF apps are not supported by berth build yet");
-  refused("Bootstrap: localimage\nFrom: a\nFingerprints: " + std::string(40, 'A') + "\n",
-          "Fingerprints: is not supported by berth build yet");
 }

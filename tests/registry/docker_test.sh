@@ -36,17 +36,7 @@ tree_of() {  # the listing a container and the unpacked rootfs must share
 }
 tree_of "$T/unpacked/rootfs" >"$T/want.txt"
 mkdir -p "$T/mnt"
-off=$($PY - "$T/oci.sif" <<'PY'
-import struct, sys
-f = open(sys.argv[1], "rb"); h = f.read(128)
-total, descr_off = struct.unpack_from("<qq", h, 88)
-for i in range(total):
-    f.seek(descr_off + i * 585); d = f.read(585)
-    dtype, used = struct.unpack_from("<iB", d, 0)
-    if used and dtype == 0x4004:
-        print(struct.unpack_from("<q", d, 17)[0]); break
-PY
-)
+off=$(sif_partition_offset "$T/oci.sif")
 if mount -t squashfs -o ro,loop,offset="$off" "$T/oci.sif" "$T/mnt" 2>"$T/mount.err"; then
   tree_of "$T/mnt" >"$T/got.txt"
   umount "$T/mnt"

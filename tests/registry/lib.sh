@@ -30,13 +30,14 @@ setup_binaries() {
   BERTHD=$T/bin/berthd
 }
 
-# start_berthd [berth.conf text]: a system-mode daemon on $T/berthd.sock.
+# start_berthd [berth.conf text [berthd options...]]: a system-mode daemon
+# on $T/berthd.sock.
 start_berthd() {
   mkdir -p "$T/etc"
   printf '%s\n' "${1:-}" >"$T/etc/berth.conf"
   chmod 0644 "$T/etc/berth.conf"
   SPDLOG_LEVEL=info "$BERTHD" --socket "$T/berthd.sock" --config-dir "$T/etc" \
-    --state-dir "$T/state" --foreground 2>"$T/berthd.log" &
+    --state-dir "$T/state" --foreground "${@:2}" 2>"$T/berthd.log" &
   berthd_pids+=($!)
   export BERTH_SOCKET=$T/berthd.sock
   wait_until 10 test -S "$T/berthd.sock" || { echo "berthd did not start:"; cat "$T/berthd.log"; exit 1; }
@@ -115,6 +116,21 @@ as_user() {
 
 # blob_gets LOG DIGEST: how many GETs of that blob the registry served.
 blob_gets() { grep -c "\"GET /v2/[^ ]*/blobs/$2 " "$1" || true; }
+
+# sif_partition_offset SIF: where its first squashfs partition starts
+# (read from the descriptor table, formats.md §1).
+sif_partition_offset() {
+  $PY - "$1" <<'PY'
+import struct, sys
+f = open(sys.argv[1], "rb"); h = f.read(128)
+total, descr_off = struct.unpack_from("<qq", h, 88)
+for i in range(total):
+    f.seek(descr_off + i * 585); d = f.read(585)
+    dtype, used = struct.unpack_from("<iB", d, 0)
+    if used and dtype == 0x4004:
+        print(struct.unpack_from("<q", d, 17)[0]); break
+PY
+}
 
 # no_debris DIR: no temp files left by a failed pull.
 no_debris() { ! ls -A "$1" | grep -q 'berth-'; }

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "berth/v1/build_worker.pb.h"
@@ -27,6 +28,7 @@ namespace {
 
 constexpr int kControlFd = 3;
 constexpr const char* kUnsquashfs = "/usr/bin/unsquashfs";
+constexpr size_t kMaxOutput = 1 << 20;  // of unsquashfs's messages, kept
 
 void Send(const v1::WorkerEvent& event) {
   (void)rpc::WriteFrame(kControlFd, event);
@@ -41,8 +43,27 @@ std::string LastLine(const std::string& text) {
   return last;
 }
 
+// How many "cannot create a device node" lines `out` holds, or -1 when it
+// holds anything else (or was cut short). unsquashfs goes on past an entry
+// it cannot create and exits with status 2.
+int SkippedDeviceNodes(const std::string& out, bool complete) {
+  if (!complete) return -1;
+  int devices = 0;
+  for (absl::string_view line : absl::StrSplit(out, '\n', absl::SkipWhitespace())) {
+    const bool device =
+        absl::StartsWith(line, "create_inode: failed to create character device ") ||
+        absl::StartsWith(line, "create_inode: failed to create block device ");
+    if (!device || !absl::EndsWith(line, ", because Operation not permitted")) return -1;
+    ++devices;
+  }
+  return devices;
+}
+
 // Extraction by squashfs-tools' unsquashfs, run with the worker's (the
-// caller's) rights into the root.
+// caller's) rights into the root. A fakeroot user cannot make device
+// nodes: they are left out with a warning, as Apptainer's rootless OCI
+// unpack does (a container's /dev is mounted at run time); any other
+// failure is an error.
 absl::Status UnpackSquashfs(int root_fd, const v1::UnpackSquashfs& job) {
   int err[2];
   if (::pipe2(err, O_CLOEXEC) != 0) return ErrnoStatus("pipe", errno);
@@ -66,13 +87,23 @@ absl::Status UnpackSquashfs(int root_fd, const v1::UnpackSquashfs& job) {
   for (ssize_t n; (n = ::read(err[0], buf, sizeof(buf))) != 0;) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) break;
-    if (out.size() < (1 << 20)) out.append(buf, static_cast<size_t>(n));
+    if (out.size() < kMaxOutput) out.append(buf, static_cast<size_t>(n));
   }
   ::close(err[0]);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 2) {
+    if (int devices = SkippedDeviceNodes(out, out.size() < kMaxOutput); devices > 0) {
+      v1::WorkerEvent warning;
+      warning.set_warning(absl::StrCat("left out ", devices,
+                                       " device node(s) of the base image: a fakeroot build "
+                                       "cannot create them (/dev is mounted at run time)"));
+      Send(warning);
+      return absl::OkStatus();
+    }
+  }
   return absl::FailedPreconditionError(
       absl::StrCat("unsquashfs failed: ", LastLine(out).empty() ? "exit status" : LastLine(out)));
 }

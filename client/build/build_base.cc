@@ -1,0 +1,72 @@
+#include "client/build/build_base.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "client/output/temp_beside.h"
+#include "client/registry/transfer_command.h"
+#include "common/file_io.h"
+#include "common/status_macros.h"
+#include "deffile/bootstrap.h"
+#include "trust/pgp.h"
+
+namespace berth::client {
+
+std::string BaseReference(const deffile::Definition& stage) {
+  std::string bootstrap = absl::AsciiStrToLower(stage.Bootstrap());
+  std::string from(stage.From());
+  if (bootstrap == "docker" || bootstrap == "oras") {
+    // From: may carry the scheme already (Apptainer accepts both).
+    const std::string scheme = bootstrap + "://";
+    if (absl::StartsWith(from, scheme)) from.erase(0, scheme.size());
+    // docker's Registry: and Namespace: go in front of From: (formats.md §5.2).
+    if (bootstrap == "docker") {
+      for (absl::string_view key : {"namespace", "registry"}) {
+        absl::string_view prefix = stage.header.Get(key);
+        if (!prefix.empty()) from = absl::StrCat(prefix, "/", from);
+      }
+    }
+    return scheme + from;
+  }
+  if (bootstrap == "oci" || bootstrap == "oci-archive" || bootstrap == "docker-archive") {
+    return absl::StrCat(bootstrap, ":", from);
+  }
+  return "";
+}
+
+absl::StatusOr<UniqueFd> OpenBuildBase(const deffile::Definition& stage, const BaseOptions& o) {
+  const deffile::Agent agent = deffile::AgentOf(stage);
+  if (agent == deffile::Agent::kScratch) return UniqueFd();
+  if (agent == deffile::Agent::kLocalImage) {
+    // Relative to the working directory, as in Apptainer.
+    auto source = OpenFile(std::string(stage.From()), O_RDONLY | O_CLOEXEC);
+    if (!source.ok()) return Annotate(source.status(), "opening the bootstrap image");
+    return source;
+  }
+  PullOptions pull;
+  pull.reference = BaseReference(stage);
+  pull.authfile = o.authfile;
+  pull.arch = o.arch;
+  pull.no_https = o.no_https;
+  // Unnamed from the start: nothing is left beside the output whatever
+  // happens to this process.
+  ASSIGN_OR_RETURN(auto temp, CreateTempFileBeside(o.output));
+  ::unlink(temp.second.c_str());
+  auto pulled = PullInto(o.socket_flag, pull, temp.first.get());
+  if (!pulled.ok())
+    return Annotate(pulled.status(), "While performing build: conveyor failed to get");
+  return std::move(temp.first);
+}
+
+absl::StatusOr<std::string> PublicKeysForFingerprints() {
+  ASSIGN_OR_RETURN(trust::GpgContext gpg, trust::GpgContext::Open(""));
+  auto keys = trust::ExportKeys(gpg, "", false, false);
+  if (!keys.ok() && absl::IsNotFound(keys.status())) return std::string();
+  if (!keys.ok()) return Annotate(keys.status(), "reading your public keys for Fingerprints:");
+  return keys;
+}
+
+}  // namespace berth::client
