@@ -149,7 +149,10 @@ v1::DoctorCheck SlurmCheck(const HostPaths& paths) {
   }
   return MakeCheck("slurm", "plugin", v1::DOCTOR_WARNING,
                    "Slurm runs here but no plugstack.conf loads berth's plugin",
-                   "install the berth Slurm plugin and list it in " + dir + "/plugstack.conf");
+                   "install the berthd package (it puts " + dir +
+                       "/plugstack.conf.d/berth.conf in place), or add its `required "
+                       "/usr/lib/berth/slurm/berth_spank.so` line to " +
+                       dir + "/plugstack.conf");
 }
 
 }  // namespace berth::client::doctor

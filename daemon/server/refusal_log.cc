@@ -8,6 +8,20 @@ namespace berth::daemon {
 namespace {
 
 constexpr auto kQuietPeriod = std::chrono::seconds(5);
+// Kinds come from the daemon's own messages, but a bound keeps a hostile
+// variety of them from growing the table.
+constexpr size_t kMaxKinds = 4096;
+constexpr size_t kKindBytes = 96;
+
+std::string KindOf(std::string_view what, std::string_view why) {
+  std::string kind(what);
+  kind += ':';
+  for (char c : why) {
+    if (kind.size() >= kKindBytes) break;
+    if (c < '0' || c > '9') kind += c;
+  }
+  return kind;
+}
 
 }  // namespace
 
@@ -16,7 +30,8 @@ void RefusalLog::Warn(const PeerIdentity& peer, absl::string_view what_view,
   std::string_view what(what_view.data(), what_view.size());
   std::string_view why(why_view.data(), why_view.size());
   auto now = std::chrono::steady_clock::now();
-  auto [it, fresh] = last_.try_emplace(peer.uid);
+  if (last_.size() >= kMaxKinds) last_.clear();
+  auto [it, fresh] = last_.try_emplace(std::make_pair(peer.uid, KindOf(what, why)));
   Last& last = it->second;
   if (!fresh && now - last.at < kQuietPeriod) {
     ++last.suppressed;
