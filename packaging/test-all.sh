@@ -23,9 +23,20 @@ step "tests"
 bash "$here/tests/lib/ensure-test-user.sh" berthtest
 # The unprivileged test user must be able to reach the build tree.
 chmod o+rx "$here" "$here/build" 2>/dev/null || true
+# The fuzz targets (a clang build of their own) build meanwhile at the
+# lowest priority: the tests mostly wait on daemons, mounts and registries.
+fuzz_build_log=$(mktemp /tmp/berth-fuzz-build.XXXXXX)
+nice -n 19 bash "$here/tests/fuzz/run-fuzz.sh" --build-only >"$fuzz_build_log" 2>&1 &
+fuzz_build=$!
 ctest --test-dir "$here/build" --output-on-failure -j "$(nproc)" --no-tests=error
 
 step "fuzzing the SIF and definition-file parsers for ${fuzz_seconds}s"
+if ! wait "$fuzz_build"; then
+  cat "$fuzz_build_log"
+  echo "error: building the fuzz targets failed" >&2
+  exit 1
+fi
+rm -f "$fuzz_build_log"
 bash "$here/tests/fuzz/run-fuzz.sh" "$fuzz_seconds"
 
 # Reached only when every step passed (set -e): one closing line for CI.

@@ -7,16 +7,22 @@
 # entries nor crash files ever land in the repo; on a finding the temporary
 # directory is kept and its path printed.
 #
-# Usage: run-fuzz.sh [SECONDS]      (default 60, for all targets together)
+# Usage: run-fuzz.sh [--build-only] [SECONDS]   (default 60, for all targets
+#        together; --build-only builds the targets and stops)
 # Env:   BERTH_FUZZ_BUILD_DIR       build directory (default <repo>/build-fuzz)
 #        CC, CXX                    compilers for a fresh build dir (clang-14)
 # The last line is always "fuzz: N runs, M crashes" (all targets); the exit
 # status is non-zero when a fuzzer found anything or could not run.
 set -euo pipefail
 
+build_only=0
+if [[ ${1:-} == --build-only ]]; then
+  build_only=1
+  shift
+fi
 duration=${1:-60}
 if ! [[ $duration =~ ^[0-9]+$ ]] || [[ $duration -lt 2 ]]; then
-  echo "usage: $0 [SECONDS] (at least 2)" >&2
+  echo "usage: $0 [--build-only] [SECONDS] (at least 2)" >&2
   exit 2
 fi
 
@@ -46,6 +52,7 @@ if ! cmake --build "$build" --target sif_fuzz deffile_fuzz; then
   summary 0 0
   exit 2
 fi
+[[ $build_only -eq 1 ]] && exit 0
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/berth-fuzz.XXXXXX")
 keep=0
