@@ -79,7 +79,8 @@ void AddVerb(CLI::App& app, const char* name, const char* help, v1::Action actio
   cmd->add_flag("--user-daemon", state->user_daemon,
                 "use (and start if needed) a private berthd, even where a system one runs");
   if (action == v1::ACTION_SHELL) {
-    cmd->add_option("-s,--shell", state->flags.shell, "shell to run (default /bin/sh)");
+    cmd->add_option("-s,--shell", state->flags.shell,
+                    "shell to run (default /bin/bash --norc, else /bin/sh)");
   }
   cmd->add_option("image", state->image, "SIF image; what follows is the container's command")
       ->required();

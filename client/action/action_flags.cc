@@ -114,6 +114,8 @@ void AddActionFlags(CLI::App& cmd, ActionFlags& f) {
   cmd.add_flag("--no-pid", f.no_pid, "share the host PID namespace");
   cmd.add_option("--hostname", f.hostname, "hostname inside (implies a UTS namespace)");
   cmd.add_flag("--no-init", f.no_init, "no init process as PID 1");
+  cmd.add_flag("--no-eval", f.no_eval,
+               "take --env, --env-file and APPTAINERENV_ values literally, unexpanded");
   cmd.add_option("--keep-fd", f.keep_fds, "pass this open descriptor into the container");
   cmd.add_flag("--sharens", f.sharens,
                "share one container with the other processes of the same parent");
@@ -141,6 +143,10 @@ absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-pid", "NO_PID", f.no_pid));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-init", "NO_INIT", f.no_init));
   if (!f.no_init) RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-init", "NOSHIMINIT", f.no_init));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-eval", "NO_EVAL", f.no_eval));
+  // Only the shell verb has --shell; elsewhere APPTAINER_SHELL means nothing.
+  if (cmd.get_option_no_throw("--shell") != nullptr)
+    StringFromEnv(cmd, "--shell", "SHELL", f.shell);
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--sharens", "SHARENS", f.sharens));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-sharens", "NO_SHARENS", f.no_sharens));
   StringFromEnv(cmd, "--home", "HOME", f.home);
@@ -213,6 +219,7 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
   r.set_hostname(f.hostname);
   r.set_no_init(f.no_init);
   r.set_shell(f.shell);
+  r.set_no_eval(f.no_eval);
   if (f.sharens && f.no_sharens) {
     return absl::InvalidArgumentError("--sharens and --no-sharens contradict each other");
   }

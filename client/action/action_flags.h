@@ -25,6 +25,7 @@ struct ActionFlags {
   bool fakeroot = false, userns = false, ipc = false, pid = false, no_pid = false;
   std::string hostname;
   bool no_init = false;
+  bool no_eval = false;
   std::string shell;
   std::vector<int> keep_fds;
   // MPI and Slurm (docs/mpi.md): share the parent's container / never share.

@@ -14,7 +14,9 @@ namespace berth::daemon::action {
 namespace {
 
 // Sources the image's env scripts, exports the caller's overrides (passed as
-// "K=V" arguments up to "--"; `export "$1"` takes any value without eval),
+// "e:K=V" or "l:K=V" arguments up to "--"; an "e:" value with $, ` or \ in it
+// is expanded as a here-document body is, which is Apptainer's double-quote
+// evaluation with quotes kept literal; "l:" values are exported as they are),
 // fixes PATH, then replaces itself with the command. A command named
 // without a '/' that PATH does not find is Apptainer's FATAL, exit 255.
 constexpr char kShim[] =
@@ -22,7 +24,20 @@ constexpr char kShim[] =
     "  if [ -f \"$__berth_f\" ]; then . \"$__berth_f\"; fi\n"
     "done\n"
     "unset __berth_f\n"
-    "while [ \"$#\" -gt 0 ] && [ \"$1\" != -- ]; do export \"$1\"; shift; done\n"
+    "while [ \"$#\" -gt 0 ] && [ \"$1\" != -- ]; do\n"
+    "  case $1 in\n"
+    "  e:*)\n"
+    "    __berth_n=${1#e:}; __berth_v=${__berth_n#*=}; __berth_n=${__berth_n%%=*}\n"
+    "    case $__berth_v in *[\\$\\`\\\\]*)\n"
+    "      if command -v cat >/dev/null 2>&1; then\n"
+    "        eval \"__berth_v=\\$(cat <<__BERTH_EOF__\n${__berth_v}\n__BERTH_EOF__\n)\"\n"
+    "      fi ;; esac\n"
+    "    export \"$__berth_n=$__berth_v\" ;;\n"
+    "  *) export \"${1#l:}\" ;;\n"
+    "  esac\n"
+    "  shift\n"
+    "done\n"
+    "unset __berth_n __berth_v\n"
     "shift\n"
     "if [ -n \"${BERTH_PREPEND_PATH-}\" ]; then PATH=\"$BERTH_PREPEND_PATH:$PATH\"; fi\n"
     "if [ -n \"${BERTH_APPEND_PATH-}\" ]; then PATH=\"$PATH:$BERTH_APPEND_PATH\"; fi\n"
@@ -39,6 +54,12 @@ constexpr char kShim[] =
     "    printf 'FATAL:   \"%s\": executable file not found in $PATH\\n' \"$1\" >&2; exit 255\n"
     "  fi ;; esac\n"
     "exec \"$@\"\n";
+
+// Apptainer's shell action: bash without its rc files where the image has
+// it, else sh; SHELL says which, and the arguments go to it.
+constexpr char kBashOrSh[] =
+    "if test -x /bin/bash; then SHELL=/bin/bash; export SHELL; exec /bin/bash --norc \"$@\"; fi\n"
+    "SHELL=/bin/sh; export SHELL; exec /bin/sh \"$@\"\n";
 
 // Apptainer's run action: the runscript, or a shell when the image has
 // none, with the same arguments.
@@ -101,7 +122,8 @@ absl::Status CheckTotals(const std::vector<std::string>& entries, const EnvLimit
 }
 
 // Adds one NAME=value override, applying Apptainer's special names.
-absl::Status AddOverride(absl::string_view name, absl::string_view value, ContainerEnv& env) {
+absl::Status AddOverride(absl::string_view name, absl::string_view value, ContainerEnv& env,
+                         bool evaluate = true) {
   if (!ValidName(name)) {
     return absl::InvalidArgumentError(absl::StrCat("invalid variable name '", name.substr(0, 64),
                                                    "' (use letters, digits and _)"));
@@ -110,11 +132,8 @@ absl::Status AddOverride(absl::string_view name, absl::string_view value, Contai
     env.prepend_path = std::string(value);
   } else if (name == "APPEND_PATH") {
     env.append_path = std::string(value);
-  } else if (name == "PATH") {
-    // Apptainer refuses APPTAINERENV_PATH: the image's PATH must stay intact.
-    return absl::OkStatus();
   } else {
-    env.overrides.emplace_back(std::string(name), std::string(value));
+    env.overrides.push_back({std::string(name), std::string(value), evaluate});
   }
   return absl::OkStatus();
 }
@@ -131,11 +150,17 @@ absl::Status AddEnvFileLines(const std::vector<std::string>& lines, ContainerEnv
           absl::StrCat("--env-file: '", line.substr(0, 64), "' is not NAME=value"));
     }
     absl::string_view value = line.substr(eq + 1);
+    // As the shell that reads Apptainer's env files: single quotes keep the
+    // value literal, double quotes (or none) let it expand.
+    bool evaluate = true;
     if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
         value.back() == value.front()) {
+      evaluate = value.front() == '"';
       value = value.substr(1, value.size() - 2);
     }
-    if (absl::Status st = AddOverride(line.substr(0, eq), value, env); !st.ok()) return st;
+    if (absl::Status st = AddOverride(line.substr(0, eq), value, env, evaluate); !st.ok()) {
+      return st;
+    }
   }
   return absl::OkStatus();
 }
@@ -236,7 +261,13 @@ absl::StatusOr<ContainerEnv> BuildEnvironment(const EnvRequest& request, const E
   if (absl::Status st = AddPrefixedOverrides(request.host_env, env); !st.ok()) return st;
   if (absl::Status st = AddEnvFileLines(request.env_file_lines, env); !st.ok()) return st;
   if (absl::Status st = AddEnvFlags(request.env_flags, env); !st.ok()) return st;
-  env.overrides.insert(env.overrides.end(), request.runtime_env.begin(), request.runtime_env.end());
+  if (request.no_eval) {
+    for (Override& o : env.overrides) o.evaluate = false;
+  }
+  // The daemon's own values are facts about the node, never shell input.
+  for (const auto& [name, value] : request.runtime_env) {
+    env.overrides.push_back({name, value, false});
+  }
   env.library_dir = request.library_dir;
   return env;
 }
@@ -257,16 +288,23 @@ absl::StatusOr<LaunchCommand> BuildCommand(const CommandRequest& request, const 
       command.insert(command.end(), request.args.begin(), request.args.end());
       break;
     case Action::kShell:
-      command = {request.shell.empty() ? "/bin/sh" : request.shell};
+      if (!request.shell.empty()) {
+        command = {request.shell};
+      } else if (request.image_has_shell) {
+        command = {"/bin/sh", "-c", kBashOrSh, "/bin/sh"};
+      } else {
+        command = {"/bin/sh"};
+      }
+      command.insert(command.end(), request.args.begin(), request.args.end());
       break;
   }
   LaunchCommand out;
   out.env = env.base;
   if (!request.image_has_shell) {
     // No shell to source env scripts with: fold the overrides in here.
-    for (const auto& [name, value] : env.overrides) {
-      std::erase_if(out.env, [&](const std::string& e) { return NameOf(e) == name; });
-      out.env.push_back(absl::StrCat(name, "=", value));
+    for (const Override& o : env.overrides) {
+      std::erase_if(out.env, [&](const std::string& e) { return NameOf(e) == o.name; });
+      out.env.push_back(absl::StrCat(o.name, "=", o.value));
     }
     if (!env.library_dir.empty()) AppendLibraryDir(out.env, env.library_dir);
     for (std::string& e : out.env) {
@@ -281,11 +319,12 @@ absl::StatusOr<LaunchCommand> BuildCommand(const CommandRequest& request, const 
     return out;
   }
   out.argv = {"/bin/sh", "-c", kShim, "berth"};
-  for (const auto& [name, value] : env.overrides)
-    out.argv.push_back(absl::StrCat(name, "=", value));
-  if (!env.prepend_path.empty()) out.argv.push_back("BERTH_PREPEND_PATH=" + env.prepend_path);
-  if (!env.append_path.empty()) out.argv.push_back("BERTH_APPEND_PATH=" + env.append_path);
-  if (!env.library_dir.empty()) out.argv.push_back("BERTH_LIBRARY_DIR=" + env.library_dir);
+  for (const Override& o : env.overrides) {
+    out.argv.push_back(absl::StrCat(o.evaluate ? "e:" : "l:", o.name, "=", o.value));
+  }
+  if (!env.prepend_path.empty()) out.argv.push_back("l:BERTH_PREPEND_PATH=" + env.prepend_path);
+  if (!env.append_path.empty()) out.argv.push_back("l:BERTH_APPEND_PATH=" + env.append_path);
+  if (!env.library_dir.empty()) out.argv.push_back("l:BERTH_LIBRARY_DIR=" + env.library_dir);
   out.argv.push_back("--");
   out.argv.insert(out.argv.end(), command.begin(), command.end());
   return out;

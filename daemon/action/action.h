@@ -10,8 +10,11 @@
 // by a shell inside the container. The payload is therefore started through a
 // short /bin/sh shim that sources them in lexical order, then applies the
 // caller's overrides (APPTAINERENV_*, --env, --env-file), which must win over
-// the image, then execs the real command. Images without /bin/sh (static,
-// distroless) get the overrides applied here and the command exec'd directly.
+// the image, then execs the real command. As in Apptainer, the caller's values
+// are evaluated by that shell ($VAR, $(cmd) expand; quotes stay literal)
+// unless --no-eval; what the daemon itself sets (GPU, CDI) never is. Images
+// without /bin/sh (static, distroless) get the overrides applied here,
+// literally, and the command exec'd directly.
 #pragma once
 
 #include <map>
@@ -40,6 +43,7 @@ struct EnvRequest {
   std::string image_path;                   // for APPTAINER_CONTAINER / _NAME
   Action action = Action::kExec;
   std::string bind_list;  // for APPTAINER_BIND
+  bool no_eval = false;   // --no-eval: the caller's values are taken literally
   // Set by the daemon after every other rule (GPU selection, CDI env edits).
   std::vector<std::pair<std::string, std::string>> runtime_env;
   // Driver libraries are bound here: it joins LD_LIBRARY_PATH (appended,
@@ -47,11 +51,17 @@ struct EnvRequest {
   std::string library_dir;
 };
 
+struct Override {
+  std::string name, value;
+  bool evaluate = true;  // expanded by the container's shell, as Apptainer does
+  bool operator==(const Override&) const = default;
+};
+
 struct ContainerEnv {
   // Environment the shim (or the payload, without a shell) starts with.
   std::vector<std::string> base;
   // Applied after the image's env scripts, in order: later entries win.
-  std::vector<std::pair<std::string, std::string>> overrides;
+  std::vector<Override> overrides;
   std::string prepend_path, append_path;
   std::string library_dir;
 };
@@ -66,7 +76,7 @@ absl::StatusOr<ContainerEnv> BuildEnvironment(const EnvRequest& request,
 struct CommandRequest {
   Action action = Action::kExec;
   std::vector<std::string> args;  // exec: command + args; run: runscript args; shell: ignored
-  std::string shell;              // --shell, default /bin/sh
+  std::string shell;              // --shell; default /bin/bash --norc, else /bin/sh
   bool image_has_shell = true;    // /bin/sh exists in the image
 };
 

@@ -242,6 +242,7 @@ absl::Status AddCommand(const v1::RunRequest& r, const std::string& image_root,
   env_request.image_path = r.image();
   env_request.action = ActionOf(r.action());
   env_request.bind_list = BindList(r);
+  env_request.no_eval = r.no_eval();
   env_request.runtime_env = grant.env;
   if (grant.library_path) env_request.library_dir = gpu::kLibsDir;
   ASSIGN_OR_RETURN(action::ContainerEnv env, action::BuildEnvironment(env_request));

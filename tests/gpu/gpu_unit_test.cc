@@ -434,7 +434,12 @@ TEST_CASE("the daemon's variables win, and the libraries join LD_LIBRARY_PATH on
   cmd.image_has_shell = true;
   launch = BuildCommand(cmd, *env);
   REQUIRE(launch.ok());
-  bool passed = false;
-  for (const std::string& a : launch->argv) passed |= a == "BERTH_LIBRARY_DIR=/.singularity.d/libs";
+  // Both are handed over literally ("l:"): node facts are not shell input.
+  bool passed = false, gpu_literal = false;
+  for (const std::string& a : launch->argv) {
+    passed |= a == "l:BERTH_LIBRARY_DIR=/.singularity.d/libs";
+    gpu_literal |= a == "l:CUDA_VISIBLE_DEVICES=0";
+  }
   CHECK(passed);
+  CHECK(gpu_literal);
 }

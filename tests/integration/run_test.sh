@@ -95,6 +95,22 @@ expect_out "image env scripts sourced in order" "from-image 99" b exec "$IMG" sh
 expect_out "APPTAINER_CONTAINER is set" "$IMG" b exec "$IMG" sh -c 'echo $APPTAINER_CONTAINER'
 printf 'FROMFILE=yes\n' >"$TEST_TMP/envfile" && chmod 0644 "$TEST_TMP/envfile"
 expect_out "--env-file" "yes" b exec --env-file "$TEST_TMP/envfile" "$IMG" sh -c 'echo $FROMFILE'
+# Apptainer evaluates the caller's values in the container's shell.
+expect_out "--env values expand in the container" "/opt/x image" b exec --env 'D=$PWD/x,O=$OVERRIDE_ME' --cwd /opt "$IMG" sh -c 'echo $D $O'
+expect_out "APPTAINERENV_ values expand" "from-image-2" as env 'APPTAINERENV_E=${IMAGE_VAR}-2' "$BERTH" exec "$IMG" sh -c 'echo $E'
+expect_out "--no-eval keeps them literal" '$PWD/x' b exec --no-eval --env 'D=$PWD/x' "$IMG" sh -c 'echo "$D"'
+expect_out "APPTAINER_NO_EVAL=1" '$PWD' as env APPTAINER_NO_EVAL=1 'APPTAINERENV_D=$PWD' "$BERTH" exec "$IMG" sh -c 'echo "$D"'
+expect_out "APPTAINERENV_PATH is honoured" "/opt:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" as env 'APPTAINERENV_PATH=/opt:$PATH' "$BERTH" exec "$IMG" sh -c 'echo $PATH'
+printf 'FROMFILE="$IMAGE_VAR"\nLITERAL=\x27$IMAGE_VAR\x27\n' >"$TEST_TMP/envfile2" && chmod 0644 "$TEST_TMP/envfile2"
+expect_out "--env-file is read as shell: \"\" expands, '' does not" 'from-image $IMAGE_VAR' b exec --env-file "$TEST_TMP/envfile2" "$IMG" sh -c 'echo "$FROMFILE $LITERAL"'
+
+# --- shell (Apptainer's action script) ---
+expect_out "shell: /bin/sh where the image has no bash, with Berth's prompt" "/bin/sh Berth>" b shell "$IMG" -c 'echo $SHELL $PS1'
+printf '#!/bin/sh\necho "fake bash $*"\n' >"$TEST_TMP/fakebash" && chmod 0755 "$TEST_TMP/fakebash"
+expect_out "shell: /bin/bash --norc where the image has bash, with the arguments" "fake bash --norc -c x" b shell -B "$TEST_TMP/fakebash:/bin/bash" "$IMG" -c x
+expect_out "shell --shell" "custom" b shell --shell /bin/sh -B "$TEST_TMP/fakebash:/bin/bash" "$IMG" -c 'echo custom'
+expect_out "APPTAINER_SHELL is --shell" "custom" as env APPTAINER_SHELL=/bin/sh "$BERTH" shell -B "$TEST_TMP/fakebash:/bin/bash" "$IMG" -c 'echo custom'
+expect_out "APPTAINER_SHELL does not touch exec" "hello" as env APPTAINER_SHELL=/no/such "$BERTH" exec "$IMG" echo hello
 
 # --- binds ---
 echo "bound" >"$TEST_TMP/shared/file" && chmod 0666 "$TEST_TMP/shared/file"

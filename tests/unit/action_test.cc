@@ -62,7 +62,7 @@ TEST_CASE("host variables pass, runtime variables are reset", "[env]") {
   CHECK(Has(env->base, "APPTAINER_NAME=a.sif"));
   CHECK(Has(env->base, "APPTAINER_COMMAND=exec"));
   REQUIRE(env->overrides.size() == 1);
-  CHECK(env->overrides[0] == std::make_pair(std::string("X"), std::string("1")));
+  CHECK(env->overrides[0] == Override{"X", "1", true});
 }
 
 TEST_CASE("cleanenv keeps TERM and proxies, sets LANG=C", "[env]") {
@@ -87,12 +87,13 @@ TEST_CASE("override precedence: APPTAINERENV < --env-file < --env", "[env]") {
   REQUIRE(env.ok());
   // Later overrides win when applied in order.
   std::map<std::string, std::string> final;
-  for (auto& [k, v] : env->overrides) final[k] = v;
+  for (auto& o : env->overrides) final[o.name] = o.value;
   CHECK(final["A"] == "flag");
   CHECK(final["B"] == "sing");
   CHECK(final["C"] == "c");
   CHECK(final["D"] == "d");
-  CHECK(final.count("PATH") == 0);
+  // As Apptainer 1.x: a PATH override is honoured.
+  CHECK(final["PATH"] == "/no");
   CHECK(env->prepend_path == "/pre");
 }
 
@@ -115,9 +116,61 @@ TEST_CASE("the shim exports overrides after the base and fixes PATH", "[env][shi
   auto cmd = BuildCommand({.action = Action::kExec, .args = {"/usr/bin/env"}}, *env);
   REQUIRE(cmd.ok());
   std::string out = RunOnHost(*cmd);
-  CHECK(out.find("A=override with spaces $HOME\n") != std::string::npos);
+  CHECK(out.find("A=override with spaces /h\n") != std::string::npos);
   CHECK(out.find(std::string("PATH=") + kDefaultPath + ":/app\n") != std::string::npos);
   CHECK(out.find("BERTH_APPEND_PATH") == std::string::npos);
+}
+
+TEST_CASE("values are expanded as Apptainer's are, unless --no-eval", "[env][shim]") {
+  EnvRequest request{.host_env = {"APPTAINERENV_A=$HOME/a", "APPTAINERENV_Q=\"quoted\" 'single'",
+                                  "APPTAINERENV_SUB=$(echo sub)", "APPTAINERENV_PATH=/first:$PATH"},
+                     .env_flags = {"F=${HOME}x"},
+                     .env_file_lines = {"S='$HOME'", "D=\"$HOME\"", "N=$A-n"},
+                     .container_home = "/h",
+                     .runtime_env = {{"R", "$HOME"}}};
+  auto env = BuildEnvironment(request);
+  REQUIRE(env.ok());
+  auto cmd = BuildCommand({.action = Action::kExec, .args = {"/usr/bin/env"}}, *env);
+  REQUIRE(cmd.ok());
+  // A leading newline: every entry, the first one too, is "\nK=V\n".
+  std::string out = "\n" + RunOnHost(*cmd);
+  CHECK(out.find("\nA=/h/a\n") != std::string::npos);
+  // Quotes are part of the value, as in Apptainer's evaluation.
+  CHECK(out.find("\nQ=\"quoted\" 'single'\n") != std::string::npos);
+  CHECK(out.find("\nSUB=sub\n") != std::string::npos);
+  CHECK(out.find(std::string("\nPATH=/first:") + kDefaultPath + "\n") != std::string::npos);
+  CHECK(out.find("\nF=/hx\n") != std::string::npos);
+  // An env file is shell: single quotes keep $HOME, double quotes expand it;
+  // a value may use one set before it.
+  CHECK(out.find("\nS=$HOME\n") != std::string::npos);
+  CHECK(out.find("\nD=/h\n") != std::string::npos);
+  CHECK(out.find("\nN=/h/a-n\n") != std::string::npos);
+  // What the daemon sets is never shell input.
+  CHECK(out.find("\nR=$HOME\n") != std::string::npos);
+
+  request.no_eval = true;
+  env = BuildEnvironment(request);
+  REQUIRE(env.ok());
+  cmd = BuildCommand({.action = Action::kExec, .args = {"/usr/bin/env"}}, *env);
+  REQUIRE(cmd.ok());
+  out = "\n" + RunOnHost(*cmd);
+  CHECK(out.find("\nA=$HOME/a\n") != std::string::npos);
+  CHECK(out.find("\nSUB=$(echo sub)\n") != std::string::npos);
+  CHECK(out.find("\nF=${HOME}x\n") != std::string::npos);
+}
+
+TEST_CASE("shell is bash --norc where the image has it, else sh, with the arguments", "[shim]") {
+  auto env = BuildEnvironment({.action = Action::kShell});
+  REQUIRE(env.ok());
+  auto cmd = BuildCommand({.action = Action::kShell, .args = {"-c", "echo $0 $SHELL"}}, *env);
+  REQUIRE(cmd.ok());
+  std::string out = RunOnHost(*cmd);
+  // The host has bash: the action picks it and tells the payload through SHELL.
+  CHECK(out == "/bin/bash /bin/bash\n");
+  cmd = BuildCommand({.action = Action::kShell, .args = {"-c", "echo $0"}, .shell = "/bin/dash"},
+                     *env);
+  REQUIRE(cmd.ok());
+  CHECK(RunOnHost(*cmd) == "/bin/dash\n");
 }
 
 TEST_CASE("without a shell the overrides are folded into env", "[env][shim]") {
