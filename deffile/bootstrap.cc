@@ -104,30 +104,24 @@ absl::Status CheckBuilderSupports(const std::vector<Definition>& stages, absl::s
   for (const Definition& stage : stages) {
     if (absl::Status st = CheckBootstrap(stage, file); !st.ok()) return st;
   }
-  if (stages.size() > 1) {
-    return absl::UnimplementedError("multi-stage definitions are not supported by berth build yet");
-  }
-  const Definition& stage = stages.back();
-  switch (AgentOf(stage)) {
-    case Agent::kScratch:
-    case Agent::kLocalImage:
-    case Agent::kDocker:
-    case Agent::kOras:
-      break;
-    default:
-      return absl::UnimplementedError(absl::StrCat(
-          "Bootstrap: ", internal::Printable(stage.Bootstrap()),
-          " is not supported by berth build yet (scratch, localimage, docker, docker-archive, "
-          "oci, oci-archive and oras are)"));
-  }
-  if (stage.pre.present())
-    return absl::UnimplementedError("%pre is not supported by berth build yet");
-  if (!stage.apps.empty()) {
-    return absl::UnimplementedError("SCIF apps are not supported by berth build yet");
-  }
-  for (const FilesSection& s : stage.files) {
-    if (!s.from_stage.empty()) {
-      return absl::UnimplementedError("%files from a stage is not supported by berth build yet");
+  // Every stage is built (only the last is kept), so each must be buildable.
+  for (const Definition& stage : stages) {
+    switch (AgentOf(stage)) {
+      case Agent::kScratch:
+      case Agent::kLocalImage:
+      case Agent::kDocker:
+      case Agent::kOras:
+        break;
+      default:
+        return absl::UnimplementedError(absl::StrCat(
+            "Bootstrap: ", internal::Printable(stage.Bootstrap()),
+            " is not supported by berth build yet (scratch, localimage, docker, docker-archive, "
+            "oci, oci-archive and oras are)"));
+    }
+    if (stage.pre.present())
+      return absl::UnimplementedError("%pre is not supported by berth build yet");
+    if (!stage.apps.empty()) {
+      return absl::UnimplementedError("SCIF apps are not supported by berth build yet");
     }
   }
   return absl::OkStatus();

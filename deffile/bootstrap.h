@@ -31,12 +31,12 @@ Agent AgentOf(const Definition& stage);
 // missing required key, and Fingerprints entries that are not 40 hex digits.
 absl::Status CheckBootstrap(const Definition& stage, absl::string_view file);
 
-// What berth's builder builds today: one stage from `Bootstrap: scratch`,
+// What berth's builder builds today: stages from `Bootstrap: scratch`,
 // `localimage` (a SIF), or a base pulled through the node cache (docker,
-// docker-archive, oci, oci-archive, oras), without %pre, SCIF apps or
-// `%files from`. The
-// rest is refused before any work ("... is not supported by berth build
-// yet"), by the client and again by the daemon, after CheckBootstrap.
+// docker-archive, oci, oci-archive, oras), with `%files from` an earlier
+// stage, without %pre or SCIF apps. The rest is refused before any work
+// ("... is not supported by berth build yet"), by the client and again by
+// the daemon, after CheckBootstrap.
 absl::Status CheckBuilderSupports(const std::vector<Definition>& stages, absl::string_view file);
 
 }  // namespace berth::deffile

@@ -21,6 +21,7 @@
 #include "client/output/temp_beside.h"
 #include "client/rpc/daemon_channel.h"
 #include "client/rpc/daemon_locator.h"
+#include "common/fd_handoff.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "deffile/bootstrap.h"
@@ -94,9 +95,15 @@ absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& fl
     return absl::AlreadyExistsError(
         absl::StrCat("build target '", image, "' already exists; use --force to overwrite it"));
   }
-  const deffile::Definition& stage = file.stages.back();
-  ASSIGN_OR_RETURN(UniqueFd source, OpenBuildBase(stage, {socket_flag, image, flags.authfile,
-                                                          flags.arch, flags.no_https}));
+  // Every stage's base, in order (a stage is built from its own).
+  std::vector<UniqueFd> sources;
+  bool fingerprints = false;
+  for (const deffile::Definition& stage : file.stages) {
+    ASSIGN_OR_RETURN(UniqueFd source, OpenBuildBase(stage, {socket_flag, image, flags.authfile,
+                                                            flags.arch, flags.no_https}));
+    sources.push_back(std::move(source));
+    fingerprints |= !stage.Fingerprints().empty();
+  }
   ASSIGN_OR_RETURN(UniqueFd cwd, OpenFile(".", O_RDONLY | O_DIRECTORY));
   ASSIGN_OR_RETURN(auto temp,
                    flags.sandbox ? CreateTempDirBeside(image) : CreateTempFileBeside(image));
@@ -109,13 +116,19 @@ absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& fl
   request.set_output_index(0);
   request.set_cwd_index(1);
   std::vector<int> handed = {temp.first.get(), cwd.get()};
-  if (source.valid()) {
+  for (size_t i = 0; i < sources.size(); ++i) {
+    if (!sources[i].valid()) continue;
     v1::BuildSource* src = request.add_sources();
-    src->set_stage(static_cast<uint32_t>(file.stages.size() - 1));
-    src->set_handoff_index(2);
-    handed.push_back(source.get());
+    src->set_stage(static_cast<uint32_t>(i));
+    src->set_handoff_index(static_cast<uint32_t>(handed.size()));
+    handed.push_back(sources[i].get());
   }
-  if (!stage.Fingerprints().empty()) {
+  if (handed.size() > kMaxHandoffFds) {
+    return absl::InvalidArgumentError(absl::StrCat("the definition has ", handed.size() - 2,
+                                                   " stages with a base; berth build ",
+                                                   "takes at most ", kMaxHandoffFds - 2));
+  }
+  if (fingerprints) {
     ASSIGN_OR_RETURN(*request.mutable_keyring(), PublicKeysForFingerprints());
   }
   ASSIGN_OR_RETURN(std::string socket, LocateDaemon(socket_flag, false));

@@ -10,6 +10,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "common/fd_handoff.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/build/build_context.h"
@@ -163,18 +164,51 @@ absl::StatusOr<UniqueFd> BuildService::StagingBase(const v1::BuildRequest& reque
   return dir;
 }
 
+namespace {
+
+// One base per stage, in stage order: scratch stages have none, every
+// other stage exactly one, handed over.
+absl::StatusOr<std::vector<UniqueFd>> TakeSources(const v1::BuildRequest& request,
+                                                  const deffile::ParsedFile& file,
+                                                  std::vector<UniqueFd>& fds) {
+  std::vector<UniqueFd> sources(file.stages.size());
+  for (const v1::BuildSource& s : request.sources()) {
+    if (s.stage() >= file.stages.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a bootstrap source for stage ", s.stage(), ", which does not exist"));
+    }
+    if (sources[s.stage()].valid()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("two bootstrap sources for stage ", s.stage() + 1));
+    }
+    ASSIGN_OR_RETURN(sources[s.stage()], TakeFd(fds, s.handoff_index(), "bootstrap source"));
+  }
+  for (size_t i = 0; i < file.stages.size(); ++i) {
+    const bool scratch = deffile::AgentOf(file.stages[i]) == deffile::Agent::kScratch;
+    if (scratch && sources[i].valid()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("Bootstrap: scratch takes no bootstrap source (stage ", i + 1, ")"));
+    }
+    if (!scratch && !sources[i].valid()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the request must hand over the bootstrap source of stage ", i + 1));
+    }
+  }
+  return sources;
+}
+
+}  // namespace
+
 absl::Status BuildService::Build(grpc::ServerContext& context, const v1::BuildRequest& request,
                                  BuildWriter& writer, const PeerIdentity& peer) {
-  // The client's preamble: output, working directory, bootstrap source,
-  // each checked for the access the build needs through it (never O_PATH).
-  static const HandedItem kSif[] = {{"the output file", HandedAccess::kWrite},
-                                    {"the working directory", HandedAccess::kRead},
-                                    {"the bootstrap image", HandedAccess::kRead}};
-  static const HandedItem kSandbox[] = {{"the sandbox directory", HandedAccess::kRead},
-                                        {"the working directory", HandedAccess::kRead},
-                                        {"the bootstrap image", HandedAccess::kRead}};
-  ASSIGN_OR_RETURN(std::vector<UniqueFd> fds,
-                   peer.handed_fds->Take(request.sandbox() ? kSandbox : kSif));
+  // The client's preamble: output, working directory, then the stages'
+  // bases, each checked for the access the build needs through it (never
+  // O_PATH).
+  std::vector<HandedItem> items = {{request.sandbox() ? "the sandbox directory" : "the output file",
+                                    request.sandbox() ? HandedAccess::kRead : HandedAccess::kWrite},
+                                   {"the working directory", HandedAccess::kRead}};
+  while (items.size() < kMaxHandoffFds) items.push_back({"a bootstrap image", HandedAccess::kRead});
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> fds, peer.handed_fds->Take(items));
   absl::Cleanup done = [&peer] { peer.handed_fds->Done(); };
   if (!worker_) {
     return absl::UnavailableError(absl::StrCat("berthd cannot build: ", worker_error_));
@@ -184,16 +218,9 @@ absl::Status BuildService::Build(grpc::ServerContext& context, const v1::BuildRe
   RETURN_IF_ERROR(deffile::CheckBuilderSupports(
       file.stages, request.definition_name().empty() ? "definition" : request.definition_name()));
   ASSIGN_OR_RETURN(UniqueFd output, TakeFd(fds, request.output_index(), "output file"));
-  // Scratch has no base; every other bootstrap exactly one, handed over.
-  const bool scratch = deffile::AgentOf(file.stages.back()) == deffile::Agent::kScratch;
-  if (request.sources_size() != (scratch ? 0 : 1)) {
-    return absl::InvalidArgumentError(scratch ? "Bootstrap: scratch takes no bootstrap source"
-                                              : "the request must hand over the bootstrap source");
-  }
-  UniqueFd source;
-  if (!scratch) {
-    ASSIGN_OR_RETURN(source, TakeFd(fds, request.sources(0).handoff_index(), "bootstrap source"));
-  }
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> sources, TakeSources(request, file, fds));
+  std::vector<int> source_fds;
+  for (const UniqueFd& s : sources) source_fds.push_back(s.get());
   BuildContext ctx;
   ctx.options = &options_;
   ctx.config = &config_;
@@ -214,10 +241,10 @@ absl::Status BuildService::Build(grpc::ServerContext& context, const v1::BuildRe
   if (request.sandbox()) {
     // Its name as the daemon sees it: only the caller's own %setup uses it.
     ASSIGN_OR_RETURN(std::string path, ReadLink(absl::StrCat("/proc/self/fd/", output.get())));
-    RETURN_IF_ERROR_CTX(BuildSandbox(ctx, {&file, output.get(), source.get()}, path),
+    RETURN_IF_ERROR_CTX(BuildSandbox(ctx, {&file, output.get(), source_fds}, path),
                         "While performing build");
   } else {
-    auto size = BuildSif(ctx, {&file, output.get(), source.get()});
+    auto size = BuildSif(ctx, {&file, output.get(), source_fds});
     if (!size.ok()) {
       (void)::ftruncate(output.get(), 0);
       return Annotate(size.status(), "While performing build");

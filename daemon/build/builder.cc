@@ -68,12 +68,39 @@ absl::Status WriteFiles(BuildContext& ctx, int root_fd, v1::WriteFiles files, co
   return job.Run(ctx).status();
 }
 
-absl::Status CopyHostFiles(BuildContext& ctx, int root_fd, const deffile::Definition& stage) {
+// The roots of the stages built so far, by stage name, for `%files from`.
+struct EarlierStages {
+  std::vector<std::pair<std::string, int>> roots;
+
+  int Find(absl::string_view name) const {
+    for (const auto& [n, fd] : roots) {
+      if (n == name) return fd;
+    }
+    return -1;
+  }
+};
+
+// `%files` sections: those from an earlier stage (`from_stages`) come
+// before %setup, the host's after it, as in Apptainer.
+absl::Status CopyFiles(BuildContext& ctx, int root_fd, const deffile::Definition& stage,
+                       const EarlierStages& earlier, bool from_stages) {
   for (const deffile::FilesSection& section : stage.files) {
-    PhaseScope phase(*ctx.progress, "%files");
+    if (section.from_stage.empty() == from_stages) continue;
+    int source_root = -1;
+    if (from_stages) {
+      source_root = earlier.Find(section.from_stage);
+      // The parser only lets an earlier stage be named; this is its twin.
+      if (source_root < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(ctx.definition_name, ":", section.line,
+                                                       ": stage ", section.from_stage,
+                                                       " was not found"));
+      }
+    }
+    PhaseScope phase(*ctx.progress, "%files",
+                     from_stages ? absl::StrCat("from ", section.from_stage) : "");
     WorkerJob job(absl::StrCat("%files, ", ctx.definition_name, ":", section.line), root_fd);
     v1::CopyFiles* copy = job.request().mutable_copy_files();
-    copy->set_source_root_fd(-1);
+    copy->set_source_root_fd(source_root < 0 ? -1 : job.Pass(source_root));
     for (const deffile::FileTransfer& t : section.files) {
       v1::FileCopy* line = copy->add_files();
       line->set_source(t.source);
@@ -95,12 +122,13 @@ bool Selected(const BuildContext& ctx, const char* section) {
 }
 
 absl::Status RunScripts(BuildContext& ctx, int root_fd, const deffile::Definition& stage,
-                        const std::string& root_path) {
+                        const EarlierStages& earlier, const std::string& root_path) {
+  if (Selected(ctx, "files")) RETURN_IF_ERROR(CopyFiles(ctx, root_fd, stage, earlier, true));
   if (stage.setup.present() && Selected(ctx, "setup")) {
     PhaseScope phase(*ctx.progress, "%setup");
     RETURN_IF_ERROR(RunHostScript(ctx, {"setup", &stage.setup, stage.setup.script}, root_path));
   }
-  if (Selected(ctx, "files")) RETURN_IF_ERROR(CopyHostFiles(ctx, root_fd, stage));
+  if (Selected(ctx, "files")) RETURN_IF_ERROR(CopyFiles(ctx, root_fd, stage, earlier, false));
   RETURN_IF_ERROR(WriteFiles(ctx, root_fd, MountPoints(), "preparing the root"));
   if (stage.post.present() && Selected(ctx, "post")) {
     PhaseScope phase(*ctx.progress, "%post");
@@ -173,21 +201,23 @@ absl::Status CheckOutput(int fd) {
 
 }  // namespace
 
-// Everything up to the assembly: the base unpacked into `root`, the
-// scripts, the metadata and %test.
-absl::Status BuildRoot(BuildContext& ctx, const BuildInputs& in, int root,
-                       const std::string& root_path, int64_t now) {
-  const deffile::Definition& stage = in.file->stages.back();
+// One stage, everything up to the assembly: its base unpacked into
+// `root`, the scripts, the metadata and %test.
+absl::Status BuildRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
+                       const EarlierStages& earlier, int root, const std::string& root_path,
+                       int64_t now) {
+  const deffile::Definition& stage = in.file->stages[index];
   RETURN_IF_ERROR(CheckNotNoexec(root, root_path));
   // Scratch starts from the empty root; every other base is a SIF by now.
-  if (in.source_fd >= 0) {
-    RETURN_IF_ERROR(CheckBaseFingerprints(ctx, stage, in.source_fd));
-    ASSIGN_OR_RETURN(BasePartition base, LocateBase(in.source_fd, std::string(stage.From())));
+  const int source_fd = index < in.source_fds.size() ? in.source_fds[index] : -1;
+  if (source_fd >= 0) {
+    RETURN_IF_ERROR(CheckBaseFingerprints(ctx, stage, source_fd));
+    ASSIGN_OR_RETURN(BasePartition base, LocateBase(source_fd, std::string(stage.From())));
     // The unpacked base needs about three times its compressed size.
     RETURN_IF_ERROR(CheckFreeSpace(root, root_path, 3 * base.size, "the unpacked base image"));
-    RETURN_IF_ERROR(Unpack(ctx, root, in.source_fd, base));
+    RETURN_IF_ERROR(Unpack(ctx, root, source_fd, base));
   }
-  RETURN_IF_ERROR(RunScripts(ctx, root, stage, root_path));
+  RETURN_IF_ERROR(RunScripts(ctx, root, stage, earlier, root_path));
   {
     PhaseScope phase(*ctx.progress, "metadata");
     RETURN_IF_ERROR(WriteFiles(ctx, root, StageMetadata(stage, in.file->full_raw, now),
@@ -200,12 +230,39 @@ absl::Status BuildRoot(BuildContext& ctx, const BuildInputs& in, int root,
   return absl::OkStatus();
 }
 
+// Every stage but the last, each in a root of its own in the staging
+// directory (removed with it); their descriptors stay open for the stages
+// that copy from them.
+absl::Status BuildEarlierStages(BuildContext& ctx, const BuildInputs& in, int64_t now,
+                                std::vector<UniqueFd>& roots, EarlierStages& earlier) {
+  for (size_t i = 0; i + 1 < in.file->stages.size(); ++i) {
+    const std::string name = absl::StrCat("stage-", i);
+    ASSIGN_OR_RETURN(UniqueFd root, ctx.staging->MakeDir(name));
+    const std::string path = absl::StrCat(ctx.staging->path(), "/", name);
+    const std::string stage_name(in.file->stages[i].StageName());
+    ctx.progress->Info(absl::StrCat("Building stage ", stage_name.empty() ? name : stage_name));
+    RETURN_IF_ERROR(BuildRoot(ctx, in, i, earlier, root.get(), path, now));
+    earlier.roots.emplace_back(stage_name, root.get());
+    roots.push_back(std::move(root));
+  }
+  return absl::OkStatus();
+}
+
+// All stages; the last one's root is `root`.
+absl::Status BuildStages(BuildContext& ctx, const BuildInputs& in, int root,
+                         const std::string& root_path, int64_t now) {
+  std::vector<UniqueFd> roots;
+  EarlierStages earlier;
+  RETURN_IF_ERROR(BuildEarlierStages(ctx, in, now, roots, earlier));
+  return BuildRoot(ctx, in, in.file->stages.size() - 1, earlier, root, root_path, now);
+}
+
 absl::StatusOr<int64_t> BuildSif(BuildContext& ctx, const BuildInputs& in) {
   const int64_t now = static_cast<int64_t>(::time(nullptr));
   RETURN_IF_ERROR(CheckOutput(in.output_fd));
   ASSIGN_OR_RETURN(UniqueFd root, ctx.staging->MakeDir(kRootName));
   const std::string root_path = absl::StrCat(ctx.staging->path(), "/", kRootName);
-  RETURN_IF_ERROR(BuildRoot(ctx, in, root.get(), root_path, now));
+  RETURN_IF_ERROR(BuildStages(ctx, in, root.get(), root_path, now));
   return Assemble(ctx, root.get(), in.output_fd, in.file->full_raw, now);
 }
 
@@ -230,7 +287,7 @@ absl::Status CheckSandbox(const BuildContext& ctx, int dir) {
 
 absl::Status BuildSandbox(BuildContext& ctx, const BuildInputs& in, const std::string& path) {
   RETURN_IF_ERROR(CheckSandbox(ctx, in.output_fd));
-  absl::Status built = BuildRoot(ctx, in, in.output_fd, path, ::time(nullptr));
+  absl::Status built = BuildStages(ctx, in, in.output_fd, path, ::time(nullptr));
   if (built.ok()) return built;
   // Emptied even when the client went away: nobody else could.
   ctx.cancelled = nullptr;

@@ -9,15 +9,20 @@
 // and removes the staging directory and writes the SIF's header and
 // descriptors through the descriptor the client created.
 //
-// What this slice builds: one stage from an empty root (scratch) or from a
-// SIF base: a localimage, or a docker/OCI/oras base the client pulled
-// through the node cache as the caller (client/build/build_base.h), so that
-// every base takes the localimage path here. `Fingerprints:` is checked
-// first (fingerprints.h). Other bootstraps, multi-stage definitions and
-// `%files from` are refused with a one-line error that says so.
+// Each stage starts from an empty root (scratch) or from a SIF base: a
+// localimage, or a docker/OCI/oras base the client pulled through the node
+// cache as the caller (client/build/build_base.h), so that every base takes
+// the localimage path here. `Fingerprints:` is checked first
+// (fingerprints.h). Every stage is built in full, in order, in a root of
+// its own under the staging directory; `%files from STAGE` copies out of
+// an earlier stage's root, and only the last stage becomes the image.
+// Other bootstraps, %pre and SCIF apps are refused with a one-line error
+// that says so.
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "daemon/build/build_context.h"
@@ -28,7 +33,8 @@ namespace berth::daemon::build {
 struct BuildInputs {
   const deffile::ParsedFile* file = nullptr;
   int output_fd = -1;  // the SIF temp file, opened by the client as the caller
-  int source_fd = -1;  // the base SIF, opened by the client as the caller; -1: scratch
+  // Per stage, its base SIF, opened by the client as the caller; -1: scratch.
+  std::vector<int> source_fds;
 };
 
 // Builds the SIF; returns its size.

@@ -116,6 +116,51 @@ check "user: SIF holds Def.FILE and a squashfs PrimSys" \
 check "user: no temp file left beside the output" sh -c "! ls -A '$OWN' | grep -q berth-"
 check "user: staging removed after success" staging_empty
 
+# --- multi-stage: %files from an earlier stage, resolved inside that stage ---
+cat >"$OWN/multi.def" <<'DEF'
+Bootstrap: localimage
+From: base.sif
+Stage: one
+
+%post
+    mkdir -p /opt/built/sub /etc/only-in-one
+    echo built-in-one >/opt/built/app
+    echo nested >/opt/built/sub/n
+    echo a >/opt/built/a.txt; echo b >/opt/built/b.txt
+    echo stage-one-file >/etc/only-in-one/target
+    ln -s /etc/only-in-one/target /opt/built/abs-link
+    touch /post-one
+
+Bootstrap: localimage
+From: base.sif
+Stage: two
+
+%files from one
+    /opt/built/app /new/deep/dir/app
+    /opt/built/sub /opt/sub
+    /opt/built/*.txt /opt/
+    /opt/built/abs-link /opt/through-link
+
+%post
+    cat /opt/through-link >/post-two
+DEF
+chown "$TUSER" "$OWN/multi.def"
+b build multi.sif multi.def >"$TEST_TMP/multi.out" 2>&1
+if [ -f "$OWN/multi.sif" ]; then ok "multi-stage: builds"
+else bad "multi-stage: builds" "$(tail -5 "$TEST_TMP/multi.out")"; fi
+check "multi-stage: each stage is announced" grep -q "Building stage one" "$TEST_TMP/multi.out"
+expect_out "multi-stage: a file into missing parent directories" "built-in-one" b exec multi.sif cat /new/deep/dir/app
+expect_out "multi-stage: a directory" "nested" b exec multi.sif cat /opt/sub/n
+expect_out "multi-stage: a glob" "a b" b exec multi.sif sh -c 'echo $(cat /opt/a.txt /opt/b.txt)'
+expect_out "multi-stage: an absolute symlink resolves in the stage, not on the host" "stage-one-file" b exec multi.sif cat /opt/through-link
+expect_out "multi-stage: the copy happens before the last stage's %post" "stage-one-file" b exec multi.sif cat /post-two
+expect_rc "multi-stage: only the last stage is the image" 1 b exec multi.sif test -e /post-one
+check "multi-stage: staging removed" staging_empty
+printf 'Bootstrap: localimage\nFrom: base.sif\nStage: one\n\nBootstrap: localimage\nFrom: base.sif\n\n%%files from one\n    /no/such/file /x\n' >"$OWN/multi-missing.def"
+expect_fatal_after_progress "multi-stage: a source missing in the stage" "/no/such/file: No such file or directory" \
+  b build multi-missing.sif multi-missing.def
+check "multi-stage: staging removed after a failure" staging_empty
+
 # --- flags ---
 expect_fatal_after_progress "user: an existing output needs --force" "already exists; use --force" \
   b build out.sif app.def

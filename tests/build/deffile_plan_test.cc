@@ -149,8 +149,15 @@ TEST_CASE("what the builder builds today, and a one-line refusal for the rest") 
   refused("Bootstrap: busybox\nMirrorURL: http://x/\n",
           "Bootstrap: busybox is not supported by berth build yet (scratch, localimage, docker, "
           "docker-archive, oci, oci-archive and oras are)");
-  refused("Bootstrap: localimage\nFrom: a\nStage: one\nBootstrap: localimage\nFrom: b\n",
-          "multi-stage definitions are not supported by berth build yet");
+  CHECK(supports("Bootstrap: localimage\nFrom: a\nStage: one\nBootstrap: scratch\n%files from "
+                 "one\n  /a /b\n")
+            .ok());
+  // Every stage is built: one the builder lacks is refused wherever it is.
+  refused("Bootstrap: busybox\nMirrorURL: http://x/\nStage: one\nBootstrap: scratch\n",
+          "Bootstrap: busybox is not supported by berth build yet (scratch, localimage, docker, "
+          "docker-archive, oci, oci-archive and oras are)");
+  refused("Bootstrap: scratch\nStage: one\n%pre\n  p\nBootstrap: scratch\n",
+          "%pre is not supported by berth build yet");
   refused("Bootstrap: localimage\nFrom: a\n%pre\n  p\n",
           "%pre is not supported by berth build yet");
   refused("Bootstrap: localimage\nFrom: a\n%apprun x\n  r\n",
