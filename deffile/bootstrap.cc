@@ -120,9 +120,6 @@ absl::Status CheckBuilderSupports(const std::vector<Definition>& stages, absl::s
     }
     if (stage.pre.present())
       return absl::UnimplementedError("%pre is not supported by berth build yet");
-    if (!stage.apps.empty()) {
-      return absl::UnimplementedError("SCIF apps are not supported by berth build yet");
-    }
   }
   return absl::OkStatus();
 }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <ctime>
 
@@ -12,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
+#include "daemon/build/apps.h"
 #include "daemon/build/fingerprints.h"
 #include "daemon/build/metadata.h"
 #include "daemon/build/sections.h"
@@ -112,6 +114,22 @@ absl::Status CopyFiles(BuildContext& ctx, int root_fd, const deffile::Definition
   return absl::OkStatus();
 }
 
+// SCIF apps, right after the base as in Apptainer: their layout, then
+// their %appfiles from the host.
+absl::Status MakeApps(BuildContext& ctx, int root_fd, const deffile::Definition& stage) {
+  RETURN_IF_ERROR(WriteFiles(ctx, root_fd, AppLayout(stage), "writing the SCIF apps"));
+  for (const deffile::App& app : stage.apps) {
+    v1::CopyFiles copies = AppFileCopies(app);
+    if (copies.files().empty()) continue;
+    PhaseScope phase(*ctx.progress, "%appfiles", app.name);
+    WorkerJob job(absl::StrCat("%appfiles ", app.name, ", ", ctx.definition_name, ":", app.line),
+                  root_fd);
+    *job.request().mutable_copy_files() = std::move(copies);
+    RETURN_IF_ERROR(job.Run(ctx).status());
+  }
+  return absl::OkStatus();
+}
+
 bool Selected(const BuildContext& ctx, const char* section) {
   const auto& wanted = ctx.request->sections();
   if (wanted.empty()) return true;
@@ -130,13 +148,18 @@ absl::Status RunScripts(BuildContext& ctx, int root_fd, const deffile::Definitio
   }
   if (Selected(ctx, "files")) RETURN_IF_ERROR(CopyFiles(ctx, root_fd, stage, earlier, false));
   RETURN_IF_ERROR(WriteFiles(ctx, root_fd, MountPoints(), "preparing the root"));
-  if (stage.post.present() && Selected(ctx, "post")) {
+  const bool installs = std::any_of(stage.apps.begin(), stage.apps.end(), [](const auto& app) {
+    return app.Find("appinstall") != nullptr;
+  });
+  if ((stage.post.present() || installs) && Selected(ctx, "post")) {
     PhaseScope phase(*ctx.progress, "%post");
     std::vector<std::string> env = {"APPTAINER_ENVIRONMENT=/.singularity.d/env/91-environment.sh",
                                     "SINGULARITY_ENVIRONMENT=/.singularity.d/env/91-environment.sh",
                                     "APPTAINER_ROOTFS=/", "SINGULARITY_ROOTFS=/"};
-    RETURN_IF_ERROR(
-        RunContainerScript(ctx, {"post", &stage.post, stage.post.script}, root_fd, env));
+    // As Apptainer: every app's %appinstall runs at the end of %post.
+    std::string body = stage.post.script;
+    if (!stage.apps.empty()) body += AppInstalls(stage);
+    RETURN_IF_ERROR(RunContainerScript(ctx, {"post", &stage.post, body}, root_fd, env));
   }
   return absl::OkStatus();
 }
@@ -217,6 +240,7 @@ absl::Status BuildRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
     RETURN_IF_ERROR(CheckFreeSpace(root, root_path, 3 * base.size, "the unpacked base image"));
     RETURN_IF_ERROR(Unpack(ctx, root, source_fd, base));
   }
+  RETURN_IF_ERROR(MakeApps(ctx, root, stage));
   RETURN_IF_ERROR(RunScripts(ctx, root, stage, earlier, root_path));
   {
     PhaseScope phase(*ctx.progress, "metadata");

@@ -161,6 +161,57 @@ expect_fatal_after_progress "multi-stage: a source missing in the stage" "/no/su
   b build multi-missing.sif multi-missing.def
 check "multi-stage: staging removed after a failure" staging_empty
 
+# --- SCIF apps: Apptainer's layout, %appfiles, %appinstall at the end of %post ---
+cat >"$OWN/apps.def" <<'DEF'
+Bootstrap: localimage
+From: base.sif
+
+%post
+    echo post-ran >/post-marker
+
+%appinstall tool
+    echo "installed-in $(pwd) $SCIF_APPNAME $(cat /post-marker)" >installed.txt
+
+%appfiles tool
+    data.txt            # a comment
+    data.txt bin/data-copy
+
+%appenv tool
+    export TOOL_ENV=tool-env
+
+%apprun tool
+    echo "tool runs: $*"
+
+%applabels tool
+    Version 1.2 <beta>
+
+%apphelp tool
+    Tool help.
+
+%apprun other-app
+    echo other
+DEF
+chown "$TUSER" "$OWN/apps.def"
+b build apps.sif apps.def >"$TEST_TMP/apps.out" 2>&1
+if [ -f "$OWN/apps.sif" ]; then ok "apps: builds"
+else bad "apps: builds" "$(tail -5 "$TEST_TMP/apps.out")"; fi
+expect_out "apps: %appinstall runs after %post, in the app's root, with its SCIF_ variables" \
+  "installed-in /scif/apps/tool tool post-ran" b exec apps.sif cat /scif/apps/tool/installed.txt
+expect_out "apps: %appfiles into the app's root (same name, and a destination)" "copied-content copied-content" \
+  b exec apps.sif sh -c 'echo $(cat /scif/apps/tool/data.txt /scif/apps/tool/bin/data-copy)'
+expect_out "apps: %apprun is the app's runscript" "tool runs: a b" b exec apps.sif /scif/apps/tool/scif/runscript a b
+expect_out "apps: %appenv" "tool-env" b exec apps.sif sh -c '. /scif/apps/tool/scif/env/90-environment.sh; echo $TOOL_ENV'
+expect_out "apps: 01-base.sh" "tool /scif/data/tool/output" \
+  b exec apps.sif sh -c '. /scif/apps/tool/scif/env/01-base.sh; echo $SCIF_APPNAME $SCIF_APPOUTPUT'
+expect_out "apps: 94-appsbase.sh exports every app's paths (names made variable-safe)" \
+  "/scif/apps/tool/bin /scif/apps/tool/scif/env/90-environment.sh /scif/apps/other-app/scif/runscript unset" \
+  b exec apps.sif sh -c 'echo $SCIF_APPBIN_tool $SCIF_APPENV_tool $SCIF_APPRUN_other_app ${SCIF_APPENV_other_app-unset}'
+expect_out "apps: labels.json as Go writes it" \
+  "$(printf '{\n\t"SCIF_APP_NAME": "tool",\n\t"Version": "1.2 \\u003cbeta\\u003e"\n}')" \
+  b exec apps.sif cat /scif/apps/tool/scif/labels.json
+expect_out "apps: %apphelp (the section as written, as Apptainer keeps it)" "    Tool help." b exec apps.sif cat /scif/apps/tool/scif/runscript.help
+expect_out "apps: data directories" "yes" b exec apps.sif sh -c 'test -d /scif/data/other-app/input && test -d /scif/data/other-app/output && echo yes'
+
 # --- flags ---
 expect_fatal_after_progress "user: an existing output needs --force" "already exists; use --force" \
   b build out.sif app.def

@@ -176,9 +176,22 @@ absl::Status WriteOne(int root_fd, const v1::GeneratedFile& f) {
   return absl::OkStatus();
 }
 
+// `%files from STAGE`: the worker (one job per process) makes the earlier
+// stage's root its own, so that globs, absolute symlinks and `..` in the
+// sources resolve inside that stage, as they did when it was built, never
+// on the host (Apptainer copies from the host's view: singularity#3348).
+// The destination is still reached through `root_fd`, beneath the root.
+absl::Status EnterStageRoot(int stage_root_fd) {
+  if (::fchdir(stage_root_fd) != 0) return ErrnoStatus("entering the stage's root", errno);
+  if (::chroot(".") != 0) return ErrnoStatus("chroot into the stage's root", errno);
+  if (::chdir("/") != 0) return ErrnoStatus("entering the stage's root", errno);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status CopyFiles(int root_fd, const v1::CopyFiles& job, v1::WorkerResult& result) {
+  if (job.source_root_fd() >= 0) RETURN_IF_ERROR(EnterStageRoot(job.source_root_fd()));
   Counter n;
   for (const v1::FileCopy& line : job.files()) {
     absl::Status st = CopyLine(root_fd, line, n);
