@@ -118,8 +118,6 @@ absl::Status CheckBuilderSupports(const std::vector<Definition>& stages, absl::s
             " is not supported by berth build yet (scratch, localimage, docker, docker-archive, "
             "oci, oci-archive and oras are)"));
     }
-    if (stage.pre.present())
-      return absl::UnimplementedError("%pre is not supported by berth build yet");
   }
   return absl::OkStatus();
 }

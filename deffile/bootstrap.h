@@ -34,7 +34,7 @@ absl::Status CheckBootstrap(const Definition& stage, absl::string_view file);
 // What berth's builder builds today: stages from `Bootstrap: scratch`,
 // `localimage` (a SIF), or a base pulled through the node cache (docker,
 // docker-archive, oci, oci-archive, oras), with `%files from` an earlier
-// stage, and SCIF apps; without %pre. The rest is refused before any work
+// stage, %pre and SCIF apps. The rest is refused before any work
 // ("... is not supported by berth build yet"), by the client and again by
 // the daemon, after CheckBootstrap.
 absl::Status CheckBuilderSupports(const std::vector<Definition>& stages, absl::string_view file);

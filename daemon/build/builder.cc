@@ -231,6 +231,11 @@ absl::Status BuildRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
                        int64_t now) {
   const deffile::Definition& stage = in.file->stages[index];
   RETURN_IF_ERROR(CheckNotNoexec(root, root_path));
+  // %pre: on the host, before there is a root (build.md §3).
+  if (stage.pre.present() && Selected(ctx, "pre")) {
+    PhaseScope phase(*ctx.progress, "%pre");
+    RETURN_IF_ERROR(RunHostScript(ctx, {"pre", &stage.pre, stage.pre.script}, ""));
+  }
   // Scratch starts from the empty root; every other base is a SIF by now.
   const int source_fd = index < in.source_fds.size() ? in.source_fds[index] : -1;
   if (source_fd >= 0) {

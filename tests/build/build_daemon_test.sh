@@ -161,10 +161,13 @@ expect_fatal_after_progress "multi-stage: a source missing in the stage" "/no/su
   b build multi-missing.sif multi-missing.def
 check "multi-stage: staging removed after a failure" staging_empty
 
-# --- SCIF apps: Apptainer's layout, %appfiles, %appinstall at the end of %post ---
+# --- %pre, and SCIF apps: Apptainer's layout, %appfiles, %appinstall at the end of %post ---
 cat >"$OWN/apps.def" <<'DEF'
 Bootstrap: localimage
 From: base.sif
+
+%pre
+    echo "pre-ran $APPTAINER_ROOTFS" >pre-marker
 
 %post
     echo post-ran >/post-marker
@@ -195,6 +198,8 @@ chown "$TUSER" "$OWN/apps.def"
 b build apps.sif apps.def >"$TEST_TMP/apps.out" 2>&1
 if [ -f "$OWN/apps.sif" ]; then ok "apps: builds"
 else bad "apps: builds" "$(tail -5 "$TEST_TMP/apps.out")"; fi
+expect_out "%pre runs on the host in the working directory, with no root yet" "pre-ran " cat "$OWN/pre-marker"
+expect_out "%pre runs as the caller" "$TUSER" stat -c %U "$OWN/pre-marker"
 expect_out "apps: %appinstall runs after %post, in the app's root, with its SCIF_ variables" \
   "installed-in /scif/apps/tool tool post-ran" b exec apps.sif cat /scif/apps/tool/installed.txt
 expect_out "apps: %appfiles into the app's root (same name, and a destination)" "copied-content copied-content" \

@@ -156,9 +156,6 @@ TEST_CASE("what the builder builds today, and a one-line refusal for the rest") 
   refused("Bootstrap: busybox\nMirrorURL: http://x/\nStage: one\nBootstrap: scratch\n",
           "Bootstrap: busybox is not supported by berth build yet (scratch, localimage, docker, "
           "docker-archive, oci, oci-archive and oras are)");
-  refused("Bootstrap: scratch\nStage: one\n%pre\n  p\nBootstrap: scratch\n",
-          "%pre is not supported by berth build yet");
-  refused("Bootstrap: localimage\nFrom: a\n%pre\n  p\n",
-          "%pre is not supported by berth build yet");
   CHECK(supports("Bootstrap: localimage\nFrom: a\n%apprun x\n  r\n").ok());
+  CHECK(supports("Bootstrap: localimage\nFrom: a\n%pre\n  p\n").ok());
 }
