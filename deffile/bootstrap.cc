@@ -111,12 +111,13 @@ absl::Status CheckBuilderSupports(const std::vector<Definition>& stages, absl::s
       case Agent::kLocalImage:
       case Agent::kDocker:
       case Agent::kOras:
+      case Agent::kBusybox:
         break;
       default:
         return absl::UnimplementedError(absl::StrCat(
             "Bootstrap: ", internal::Printable(stage.Bootstrap()),
             " is not supported by berth build yet (scratch, localimage, docker, docker-archive, "
-            "oci, oci-archive and oras are)"));
+            "oci, oci-archive, oras and busybox are)"));
     }
   }
   return absl::OkStatus();

@@ -32,8 +32,9 @@ Agent AgentOf(const Definition& stage);
 absl::Status CheckBootstrap(const Definition& stage, absl::string_view file);
 
 // What berth's builder builds today: stages from `Bootstrap: scratch`,
-// `localimage` (a SIF), or a base pulled through the node cache (docker,
-// docker-archive, oci, oci-archive, oras), with `%files from` an earlier
+// `localimage` (a SIF), `busybox` (its binary, fetched by the client), or a
+// base pulled through the node cache (docker, docker-archive, oci,
+// oci-archive, oras), with `%files from` an earlier
 // stage, %pre and SCIF apps. The rest is refused before any work
 // ("... is not supported by berth build yet"), by the client and again by
 // the daemon, after CheckBootstrap.

@@ -3,7 +3,8 @@
 // (docker, oras, oci, oci-archive, docker-archive) pulled through berthd's
 // Pull RPC (the node cache, the user's own credentials) into an unnamed file
 // beside the output, which then goes to the build as a localimage would;
-// nothing for scratch. The daemon checks Fingerprints: against the base
+// busybox's binary from MirrorURL (file:// opened, http(s):// downloaded, as
+// the user); nothing for scratch. The daemon checks Fingerprints: against the base
 // with the user's public keys, which are read here too.
 #pragma once
 

@@ -18,6 +18,7 @@
 #include "daemon/build/metadata.h"
 #include "daemon/build/sections.h"
 #include "daemon/build/worker_runner.h"
+#include "deffile/bootstrap.h"
 #include "sif/assemble.h"
 #include "sif/image.h"
 #include "squash/options.h"
@@ -112,6 +113,28 @@ absl::Status CopyFiles(BuildContext& ctx, int root_fd, const deffile::Definition
     RETURN_IF_ERROR(job.Run(ctx).status());
   }
   return absl::OkStatus();
+}
+
+// Bootstrap: busybox, as Apptainer's agent makes it: its account files and
+// hosts, an empty runscript, then the binary and its applet links.
+absl::Status InstallBusyboxBase(BuildContext& ctx, int root_fd, int binary_fd) {
+  PhaseScope phase(*ctx.progress, "bootstrap", "busybox");
+  v1::WriteFiles files;
+  auto add = [&files](const char* path, const char* content, uint32_t mode) {
+    v1::GeneratedFile* f = files.add_files();
+    f->set_path(path);
+    f->set_content(content);
+    f->set_mode(mode);
+  };
+  add("/etc/passwd", "root:!:0:0:root:/root:/bin/sh", 0664);
+  add("/etc/group", " root:x:0:", 0664);
+  add("/etc/hosts",
+      "127.0.0.1   localhost localhost.localdomain localhost4 localhost4.localdomain4", 0664);
+  add("/.singularity.d/runscript", "#!/bin/sh\n", 0755);
+  RETURN_IF_ERROR(WriteFiles(ctx, root_fd, std::move(files), "writing the busybox base"));
+  WorkerJob job("installing busybox", root_fd);
+  job.request().mutable_install_busybox()->set_fd(job.Pass(binary_fd));
+  return job.Run(ctx).status();
 }
 
 // SCIF apps, right after the base as in Apptainer: their layout, then
@@ -236,9 +259,12 @@ absl::Status BuildRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
     PhaseScope phase(*ctx.progress, "%pre");
     RETURN_IF_ERROR(RunHostScript(ctx, {"pre", &stage.pre, stage.pre.script}, ""));
   }
-  // Scratch starts from the empty root; every other base is a SIF by now.
+  // Scratch starts from the empty root; busybox from its binary; every
+  // other base is a SIF by now.
   const int source_fd = index < in.source_fds.size() ? in.source_fds[index] : -1;
-  if (source_fd >= 0) {
+  if (deffile::AgentOf(stage) == deffile::Agent::kBusybox) {
+    RETURN_IF_ERROR(InstallBusyboxBase(ctx, root, source_fd));
+  } else if (source_fd >= 0) {
     RETURN_IF_ERROR(CheckBaseFingerprints(ctx, stage, source_fd));
     ASSIGN_OR_RETURN(BasePartition base, LocateBase(source_fd, std::string(stage.From())));
     // The unpacked base needs about three times its compressed size.

@@ -127,9 +127,9 @@ flag_checks() {
     B build --dry-run --tmpdir "$TEST_TMP/nodir" "$d"
   expect_fatal "APPTAINER_TMPDIR not a directory" "--tmpdir $d: not a directory" \
     env APPTAINER_TMPDIR="$d" "$berth" build --dry-run "$d"
-  printf 'Bootstrap: busybox\nMirrorURL: http://127.0.0.1:9/busybox\n' >"$TEST_TMP/bb.def"
+  printf 'Bootstrap: yum\nMirrorURL: http://127.0.0.1:9/yum\n' >"$TEST_TMP/bb.def"
   expect_fatal "a bootstrap the builder lacks, refused before the daemon" \
-    "Bootstrap: busybox is not supported by berth build yet" B build out.sif "$TEST_TMP/bb.def"
+    "Bootstrap: yum is not supported by berth build yet" B build out.sif "$TEST_TMP/bb.def"
   expect_rc "a bootstrap the builder lacks: exit 255" 255 B build out.sif "$TEST_TMP/bb.def"
   expect_fatal "build needs IMAGE and SPEC" "usage: berth build [options] IMAGE SPEC" B build "$d"
   expect_fatal "bootstrap checked in the plan" "Bootstrap: library is not supported by berth" \

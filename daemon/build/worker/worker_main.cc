@@ -19,6 +19,7 @@
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/build/remove_tree.h"
+#include "daemon/build/worker/busybox.h"
 #include "daemon/build/worker/copy_files.h"
 #include "proto/run_wire.h"
 #include "squash/dir_squasher.h"
@@ -142,6 +143,8 @@ absl::Status Run(const v1::WorkerRequest& request, v1::WorkerResult& result) {
       return WriteFiles(root, request.write_files());
     case v1::WorkerRequest::kSquash:
       return Squash(root, request.squash(), result);
+    case v1::WorkerRequest::kInstallBusybox:
+      return InstallBusybox(root, request.install_busybox());
     case v1::WorkerRequest::kRemoveTree:
       // A failed sandbox build's half-made tree, emptied as the fakeroot
       // user who made it (files of the caller's subordinate ids included).
