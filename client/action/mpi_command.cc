@@ -21,6 +21,7 @@ namespace {
 struct CheckState {
   std::string image;
   std::string stack;
+  bool json = false;
 };
 
 absl::Status Check(const CheckState& state, const std::string& socket_flag, int& exit_code) {
@@ -29,11 +30,22 @@ absl::Status Check(const CheckState& state, const std::string& socket_flag, int&
   flags.mpi = state.stack.empty() ? "default" : state.stack;
   ASSIGN_OR_RETURN(v1::RunRequest request,
                    BuildRunRequest(v1::ACTION_EXEC, state.image, {"true"}, flags));
-  // Asks the daemon to describe the plan (daemon/service/mpi_run.h).
-  request.add_env("BERTH_MPI_EXPLAIN=1");
+  // Asks the daemon to describe the plan (daemon/service/mpi_run.h); with
+  // --json the description is one JSON object, printed on stdout, also when
+  // the stack is refused (the FATAL line then says why, on stderr).
+  request.add_env(state.json ? "BERTH_MPI_EXPLAIN=json" : "BERTH_MPI_EXPLAIN=1");
+  NoticeSink json_out;
+  if (state.json) {
+    json_out = [](const std::string& line) {
+      if (line.empty() || line.front() != '{') return false;
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+      return true;
+    };
+  }
   ASSIGN_OR_RETURN(std::string socket, LocateDaemon(socket_flag, false));
-  ASSIGN_OR_RETURN(exit_code, RunSession(socket, std::move(request), {}, signals));
-  if (exit_code == 0)
+  ASSIGN_OR_RETURN(exit_code, RunSession(socket, std::move(request), {}, signals, json_out));
+  if (exit_code == 0 && !state.json)
     std::printf("ok: %s runs with MPI stack %s\n", state.image.c_str(), flags.mpi.c_str());
   return absl::OkStatus();
 }
@@ -103,6 +115,7 @@ void RegisterMpiCommand(CLI::App& app, const std::string& socket_flag,
   CLI::App* check = mpi->add_subcommand(
       "check", "what --mpi=STACK will do to IMAGE: MPI families, ABI verdict, glibc, binds");
   check->add_option("--stack", state->stack, "the stack (default: berth.conf's default_stack)");
+  check->add_flag("--json", state->json, "the same as one JSON object, for scripts");
   check->add_option("image", state->image, "SIF image")->required();
   check->callback([state, &socket_flag, result, exit_code] {
     *result = Check(*state, socket_flag, *exit_code);

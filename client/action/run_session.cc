@@ -41,7 +41,7 @@ void ForwardSignal(int sock, int sig, bool tty) {
 }
 
 // What one daemon message means for the session: keep going, or its end.
-std::optional<absl::StatusOr<int>> Handle(const v1::RunOutput& out) {
+std::optional<absl::StatusOr<int>> Handle(const v1::RunOutput& out, const NoticeSink& on_notice) {
   if (out.has_terminal_output()) {
     const std::string& bytes = out.terminal_output();
     (void)WriteAll(STDOUT_FILENO,
@@ -49,7 +49,7 @@ std::optional<absl::StatusOr<int>> Handle(const v1::RunOutput& out) {
     return std::nullopt;
   }
   if (out.has_notice()) {
-    log::Info(out.notice().text());
+    if (!on_notice || !on_notice(out.notice().text())) log::Info(out.notice().text());
     return std::nullopt;
   }
   if (out.has_exited()) return out.exited().status();
@@ -58,7 +58,8 @@ std::optional<absl::StatusOr<int>> Handle(const v1::RunOutput& out) {
 }
 
 // Reads what the daemon sent; the session's end once it came.
-std::optional<absl::StatusOr<int>> ReadDaemon(int sock, rpc::FrameReader& reader) {
+std::optional<absl::StatusOr<int>> ReadDaemon(int sock, rpc::FrameReader& reader,
+                                              const NoticeSink& on_notice) {
   auto filled = reader.Fill(sock);
   if (!filled.ok()) return Annotate(filled.status(), "berthd");
   if (*filled == rpc::FrameReader::Result::kEnd) {
@@ -72,14 +73,14 @@ std::optional<absl::StatusOr<int>> ReadDaemon(int sock, rpc::FrameReader& reader
     v1::RunOutput out;
     if (absl::Status parsed = rpc::ParseFrame(frame, out, "berthd's reply"); !parsed.ok())
       return parsed;
-    if (auto end = Handle(out)) return end;
+    if (auto end = Handle(out, on_notice)) return end;
   }
 }
 
 // Relays daemon messages, signals and terminal input until the daemon sends
 // the exit status (or a failure, or hangs up). One thread: nothing here
 // waits on anything but this poll.
-absl::StatusOr<int> Converse(int sock, int signal_fd, bool tty) {
+absl::StatusOr<int> Converse(int sock, int signal_fd, bool tty, const NoticeSink& on_notice) {
   rpc::FrameReader reader;
   bool stdin_open = tty;
   for (;;) {
@@ -90,7 +91,7 @@ absl::StatusOr<int> Converse(int sock, int signal_fd, bool tty) {
       return ErrnoStatus("waiting for berthd", errno);
     }
     if (fds[0].revents != 0) {
-      if (auto end = ReadDaemon(sock, reader)) return *std::move(end);
+      if (auto end = ReadDaemon(sock, reader, on_notice)) return *std::move(end);
     }
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo info;
@@ -123,7 +124,8 @@ sigset_t BlockForwardedSignals() {
 }
 
 absl::StatusOr<int> RunSession(const std::string& socket_path, v1::RunRequest request,
-                               const std::vector<int>& keep_fds, const sigset_t& signals) {
+                               const std::vector<int>& keep_fds, const sigset_t& signals,
+                               const NoticeSink& on_notice) {
   bool tty = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
   std::vector<int> handoff;
   AddPassedDescriptors(request, tty, keep_fds, handoff);
@@ -144,7 +146,7 @@ absl::StatusOr<int> RunSession(const std::string& socket_path, v1::RunRequest re
   std::optional<RawTerminal> raw;
   if (tty) raw.emplace(STDIN_FILENO);
   Send(sock.get(), start);
-  return Converse(sock.get(), signal_fd.get(), tty);
+  return Converse(sock.get(), signal_fd.get(), tty, on_notice);
 }
 
 }  // namespace berth::client

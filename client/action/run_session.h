@@ -10,6 +10,7 @@
 #pragma once
 
 #include <csignal>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,11 @@ void AddPassedDescriptors(v1::RunRequest& request, bool tty, const std::vector<i
 
 // Runs the session on the daemon at `socket_path`; the container's status
 // (exit code or 128+signal) on success.
+// `on_notice`, when set, sees each of berthd's notices first and keeps the
+// ones it returns true for (printed as INFO lines otherwise).
+using NoticeSink = std::function<bool(const std::string&)>;
 absl::StatusOr<int> RunSession(const std::string& socket_path, v1::RunRequest request,
-                               const std::vector<int>& keep_fds, const sigset_t& signals);
+                               const std::vector<int>& keep_fds, const sigset_t& signals,
+                               const NoticeSink& on_notice = nullptr);
 
 }  // namespace berth::client

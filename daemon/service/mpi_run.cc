@@ -4,6 +4,8 @@
 #include <glob.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_io.h"
@@ -12,6 +14,7 @@
 #include "mpi/host_stack.h"
 #include "mpi/image_view.h"
 #include "mpi/pmix_env.h"
+#include "nlohmann/json.hpp"
 
 namespace berth::daemon {
 namespace {
@@ -92,7 +95,7 @@ std::string MpiOf(mpi::MpiFamily family, const std::string& file) {
 }
 
 // `berth mpi check` (BERTH_MPI_EXPLAIN in the caller's environment): what
-// the plan does, as INFO lines; a refused plan is the run's error instead.
+// the plan does, as INFO lines; a refused plan is then the run's error.
 void Explain(const v1::RunRequest& r, const mpi::Stack& stack, const mpi::BindPlan& plan,
              std::vector<std::string>& notices) {
   auto line = [&notices](auto&&... parts) { notices.push_back(absl::StrCat(parts...)); };
@@ -109,6 +112,45 @@ void Explain(const v1::RunRequest& r, const mpi::Stack& stack, const mpi::BindPl
   for (const std::string& d : plan.dirs) line("binds ", d);
   std::vector<std::string> env(r.env().begin(), r.env().end());
   line("the launcher offers: ", mpi::OfferedPmi(env));
+}
+
+// The same as one JSON object (`berth mpi check --json`), refusal included.
+std::string ExplainJson(const v1::RunRequest& r, const mpi::Stack& stack,
+                        const mpi::BindPlan& plan) {
+  auto family = [](mpi::MpiFamily f) {
+    return f == mpi::MpiFamily::kNone ? nlohmann::json(nullptr)
+                                      : nlohmann::json(mpi::FamilyName(f));
+  };
+  nlohmann::json j;
+  j["stack"] = stack.name;
+  j["abi_rule"] = mpi::AbiRuleName(stack.abi);
+  j["image"] = {{"family", family(plan.image_family)},
+                {"library", plan.image_mpi},
+                {"glibc", plan.image_glibc.ToString()}};
+  j["host"] = {{"family", family(plan.host_family)},
+               {"library", plan.host_mpi},
+               {"glibc_needed", plan.host_glibc_needed.ToString()},
+               {"glibc_needed_by", plan.glibc_needed_by}};
+  j["abi"] = nlohmann::json::array();
+  for (const mpi::AbiVerdict& v : plan.verdicts) {
+    const char* kind = v.kind == mpi::AbiVerdict::kCompatible ? "compatible"
+                       : v.kind == mpi::AbiVerdict::kWarning  ? "warning"
+                                                              : "incompatible";
+    j["abi"].push_back({{"verdict", kind}, {"reason", v.reason}});
+  }
+  j["replaces"] = nlohmann::json::array();
+  j["adds"] = nlohmann::json::array();
+  for (const mpi::FileBind& f : plan.files) {
+    j[f.replaces ? "replaces" : "adds"].push_back(
+        {{"path", f.container_path}, {"host_path", f.host_path}});
+  }
+  j["binds"] = plan.dirs;
+  j["warnings"] = plan.warnings;
+  std::vector<std::string> env(r.env().begin(), r.env().end());
+  j["launcher_offers"] = mpi::OfferedPmi(env);
+  j["refused"] = plan.refusal.empty() ? nlohmann::json(nullptr) : nlohmann::json(plan.refusal);
+  j["ok"] = plan.refusal.empty();
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 absl::StatusOr<mpi::BindPlan> PlanFor(const mpi::Stack& stack, const std::string& image_root) {
@@ -135,17 +177,22 @@ absl::StatusOr<std::string> MpiStackOf(const v1::RunRequest& r, const policy::Co
 
 absl::Status AddMpiStack(const v1::RunRequest& r, const DaemonOptions& options,
                          const policy::Config& config, launch::LaunchSpec& spec,
-                         std::vector<std::string>& notices) {
+                         std::vector<std::string>& notices, std::vector<std::string>& explained) {
   ASSIGN_OR_RETURN(std::string name, MpiStackOf(r, config));
   if (name.empty()) return absl::OkStatus();
   bool system = options.mode == DaemonMode::kSystem;
   ASSIGN_OR_RETURN(mpi::Stack stack, policy::LoadMpiStack(options.config_dir, name, system));
   auto plan = PlanFor(stack, spec.image_root);
   if (!plan.ok()) return Annotate(plan.status(), absl::StrCat("MPI stack '", name, "'"));
+  // Explained before a refusal, so that the caller learns what was found.
+  if (std::find(r.env().begin(), r.env().end(), "BERTH_MPI_EXPLAIN=json") != r.env().end()) {
+    explained.push_back(ExplainJson(r, stack, *plan));
+  } else if (HasVar(r.env(), "BERTH_MPI_EXPLAIN")) {
+    Explain(r, stack, *plan, explained);
+  }
   if (!plan->refusal.empty()) {
     return absl::FailedPreconditionError(absl::StrCat("MPI stack '", name, "': ", plan->refusal));
   }
-  if (HasVar(r.env(), "BERTH_MPI_EXPLAIN")) Explain(r, stack, *plan, notices);
   for (const std::string& w : plan->warnings) notices.push_back(absl::StrCat("MPI stack: ", w));
   for (const mpi::FileBind& f : plan->files) {
     ASSIGN_OR_RETURN(launch::BindSpec bind, HostBind(f.host_path, f.container_path));

@@ -27,9 +27,11 @@ namespace berth::daemon {
 absl::StatusOr<std::string> MpiStackOf(const v1::RunRequest& r, const policy::Config& config);
 
 // Adds the stack's binds and environment to `spec` (after its environment
-// was built). `notices` gets the ABI warnings.
+// was built). `notices` gets the ABI warnings; `explained` gets `berth mpi
+// check`'s description of the plan (BERTH_MPI_EXPLAIN=1: INFO lines; =json:
+// one JSON object), also when the plan is refused.
 absl::Status AddMpiStack(const v1::RunRequest& r, const DaemonOptions& options,
                          const policy::Config& config, launch::LaunchSpec& spec,
-                         std::vector<std::string>& notices);
+                         std::vector<std::string>& notices, std::vector<std::string>& explained);
 
 }  // namespace berth::daemon

@@ -197,8 +197,16 @@ absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerId
     ~Admitted() { self->Release(uid); }
   } admitted{this, peer->uid};
 
-  ASSIGN_OR_RETURN(PreparedRun run, PrepareRun(request, *peer, std::move(handed), options_, config_,
-                                               images_, ecl_, gpus_));
+  std::vector<std::string> early_notices;
+  auto prepared = PrepareRun(request, *peer, std::move(handed), options_, config_, images_, ecl_,
+                             gpus_, &early_notices);
+  for (const std::string& line : early_notices) {
+    v1::RunOutput notice;
+    notice.mutable_notice()->set_text(line);
+    channel.Write(notice);
+  }
+  if (!prepared.ok()) return prepared.status();
+  PreparedRun run = *std::move(prepared);
   warm_->Keep(images_.HoldForDaemon(*run.lease));
   for (const std::string& line : run.notices) {
     v1::RunOutput notice;

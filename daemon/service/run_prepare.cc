@@ -299,7 +299,8 @@ absl::Status AddFakeroot(const PeerIdentity& peer, bool listed, const DaemonOpti
 absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdentity& peer,
                                        std::vector<UniqueFd> handed, const DaemonOptions& options,
                                        const policy::Config& config, image::MountCache& images,
-                                       EclGate* ecl, gpu::GpuService* gpus) {
+                                       EclGate* ecl, gpu::GpuService* gpus,
+                                       std::vector<std::string>* early_notices) {
   PreparedRun run;
   launch::LaunchSpec& spec = run.spec;
   bool listed = false;
@@ -319,7 +320,9 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdenti
   }
   RETURN_IF_ERROR(AddCommand(r, spec.image_root, grant, spec));
   gpu::ApplyGrant(std::move(grant), spec);
-  RETURN_IF_ERROR(AddMpiStack(r, options, config, spec, run.notices));
+  std::vector<std::string> ignored;
+  RETURN_IF_ERROR(AddMpiStack(r, options, config, spec, run.notices,
+                              early_notices != nullptr ? *early_notices : ignored));
   RETURN_IF_ERROR(AddStdio(r, handed, peer, run));
   // Without SO_PEERPIDFD (kernels < 6.5) the pidfd came from pidfd_open(pid)
   // at accept time, while the caller was blocked connecting: it names the

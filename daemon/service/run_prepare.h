@@ -31,10 +31,13 @@ struct PreparedRun {
   std::vector<std::string> notices;
 };
 
+// `early_notices` receives what must reach the caller even when the run is
+// refused (`berth mpi check`'s explanation of a stack it refuses).
 absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& request, const PeerIdentity& peer,
                                        std::vector<UniqueFd> handed_fds,
                                        const DaemonOptions& options, const policy::Config& config,
                                        image::MountCache& images, EclGate* ecl = nullptr,
-                                       gpu::GpuService* gpus = nullptr);
+                                       gpu::GpuService* gpus = nullptr,
+                                       std::vector<std::string>* early_notices = nullptr);
 
 }  // namespace berth::daemon

@@ -349,9 +349,16 @@ int main(int argc, char** argv) {
     Check("a flood of sessions is refused past the per-user limit", refused, "run sessions open");
     for (int fd : flood) ::close(fd);
   }
-  // Still serving?
+  // Still serving? The flood's slots come back as the daemon notices the
+  // closed connections, which takes a moment on a loaded machine.
   r = Valid();
-  Expect(sock, "daemon still answers (missing image named)", Start(r), "/nonexistent.sif");
+  std::string answer;
+  for (int i = 0; i < 200; ++i) {
+    answer = Session(sock, Frame(Start(r)));
+    if (answer.find("run sessions open") == std::string::npos) break;
+    ::usleep(50'000);
+  }
+  Check("daemon still answers (missing image named)", answer, "/nonexistent.sif");
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 && passed > 0 ? 0 : 1;
 }

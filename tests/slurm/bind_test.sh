@@ -101,10 +101,31 @@ if printf '%s\n' "$out" | grep -q "the image's MPI: MPICH ABI (libmpich.so.12)" 
   printf '%s\n' "$out" | grep -q 'the launcher offers: none'; then
   ok "mpi check mpich.sif: the verdict and its rule, the library replaced"
 else bad "mpi check mpich.sif" "$out"; fi
-refused "mpi check: Open MPI image, MPICH stack" "image's MPI is Open MPI.*stack 'mpich' is MPICH" \
-  as "$TUSER" "$BERTH" mpi check --stack mpich "$IMG/openmpi.sif"
-refused "mpi check: glibc too old" "need glibc 2\.[0-9]* .*the image has glibc 2\.17" \
-  as "$TUSER" "$BERTH" mpi check --stack mpich "$IMG/oldlibc.sif"
+# A refusal: what was found (INFO lines), then the reason (one FATAL line).
+check_refused() {
+  local what=$1 pattern=$2 found=$3; shift 3
+  local err rc
+  err=$("$@" 2>&1 >/dev/null); rc=$?
+  if [ "$rc" != 0 ] && [ "$(printf '%s\n' "$err" | grep -c '^FATAL')" = 1 ] &&
+    printf '%s\n' "$err" | grep '^FATAL' | grep -q -- "$pattern" &&
+    printf '%s\n' "$err" | grep '^INFO' | grep -q -- "$found"; then
+    ok "$what: $(printf '%s' "$err" | grep '^FATAL' | cut -c1-150)"
+  else bad "$what" "rc=$rc: $err"; fi
+}
+check_refused "mpi check: Open MPI image, MPICH stack" "image's MPI is Open MPI.*stack 'mpich' is MPICH" \
+  "the image's MPI: Open MPI" as "$TUSER" "$BERTH" mpi check --stack mpich "$IMG/openmpi.sif"
+check_refused "mpi check: glibc too old" "need glibc 2\.[0-9]* .*the image has glibc 2\.17" \
+  "glibc: the image has 2\.17" as "$TUSER" "$BERTH" mpi check --stack mpich "$IMG/oldlibc.sif"
+# --json: one object on stdout, for scripts, refusals included.
+json_field() { python3 -c 'import json,sys; j=json.loads(sys.stdin.read()); print(eval(sys.argv[1]))' "$1"; }
+out=$(as "$TUSER" "$BERTH" mpi check --json --stack mpich "$IMG/mpich.sif" 2>"$TEST_TMP/err")
+got=$(printf '%s' "$out" | json_field '[j["ok"], j["stack"], j["abi_rule"], j["abi"][0]["verdict"], j["replaces"][0]["path"], j["refused"], j["launcher_offers"]]' 2>&1)
+[ "$got" = "[True, 'mpich', 'major', 'compatible', '/lib/x86_64-linux-gnu/libmpich.so.12', None, 'none']" ] &&
+  ok "mpi check --json mpich.sif: one object with the verdict" || bad "mpi check --json" "$got / $out / $(cat "$TEST_TMP/err")"
+out=$(as "$TUSER" "$BERTH" mpi check --json --stack mpich "$IMG/openmpi.sif" 2>/dev/null); rc=$?
+got=$(printf '%s' "$out" | json_field '[j["ok"], j["image"]["family"], "Open MPI" in j["refused"]]' 2>&1)
+[ "$rc" != 0 ] && [ "$got" = "[False, 'Open MPI', True]" ] &&
+  ok "mpi check --json of a refused image: the object says why, exit $rc" || bad "mpi check --json refused" "rc=$rc $got / $out"
 
 # --- berth mpi detect: the host's MPICH as a stack, then used under srun
 out=$(as root env BERTH_CONFIG_DIR="$SLURM_DIR/berthd/etc" "$BERTH" mpi detect --name detected 2>&1)

@@ -16,8 +16,13 @@ slurm_prologue slurm-spank "$1"
 cp "$PLUGSTACK" "$TEST_TMP/plugstack.conf"
 trap 'cp "$TEST_TMP/plugstack.conf" "$PLUGSTACK"; rm -f "$SLURM_DIR/berthd/etc/ecl.toml"; rm -rf "$TEST_TMP"' EXIT
 
-# lines FILE: its non-empty lines, srun's own "srun: error: ... Exited" excepted.
-lines() { grep -v -e '^srun: error: .*Exited with exit code' -e '^$' "$1"; }
+# lines FILE: its non-empty lines, srun's own "srun: error: ... Exited" and
+# its notes on waiting for the node (a loaded node is still completing the
+# previous job) excepted.
+lines() {
+  grep -v -e '^srun: error: .*Exited with exit code' -e '^srun: job [0-9]* queued and waiting' \
+    -e '^srun: job [0-9]* has been allocated resources' -e '^$' "$1"
+}
 
 # one_line_refusal NAME PATTERN CMD...: CMD fails, prints no RAN, and says
 # PATTERN on one line of stderr.
@@ -45,11 +50,11 @@ got=$(ranks_of "$out")
   bad "srun --container-image, Open MPI" "got '$got': $out $(head -c 600 "$TEST_TMP/err")"
 
 mkdir -p "$TEST_TMP/data" && echo "from the host" >"$TEST_TMP/data/f" && chmod -R a+rX "$TEST_TMP/data"
-out=$(as "$TUSER" srun --container-image="$IMG/mpich.sif" --container-mounts="$TEST_TMP/data:/data:ro" \
+out=$(as "$TUSER" srun -Q --container-image="$IMG/mpich.sif" --container-mounts="$TEST_TMP/data:/data:ro" \
   --container-workdir=/data -n 1 sh -c 'pwd; cat f; if touch g 2>/dev/null; then echo writable; fi' 2>&1)
 [ "$out" = "$(printf '/data\nfrom the host')" ] &&
   ok "--container-mounts (read-only) and --container-workdir" || bad "mounts and workdir" "$out"
-out=$(as "$TUSER" env PYXIS_CONTAINER_IMAGE="$IMG/mpich.sif" srun -n 1 readlink /bin/sh 2>&1)
+out=$(as "$TUSER" env PYXIS_CONTAINER_IMAGE="$IMG/mpich.sif" srun -Q -n 1 readlink /bin/sh 2>&1)
 [ "$out" = busybox ] && ok "PYXIS_CONTAINER_IMAGE: the task runs in the image" || bad "PYXIS_CONTAINER_IMAGE" "$out"
 
 # Batch output goes to a directory the user may write.
