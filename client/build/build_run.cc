@@ -7,12 +7,16 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "berth/v1/berth.grpc.pb.h"
 #include "client/build/build_base.h"
 #include "client/build/build_spec.h"
@@ -62,23 +66,93 @@ v1::BuildRequest MakeRequest(const BuildFlags& flags, const SquashOptions& squas
   return r;
 }
 
-void Show(const v1::BuildOutput& out, bool& in_phase) {
-  if (out.has_log()) {
-    (void)WriteAll(STDOUT_FILENO, {reinterpret_cast<const uint8_t*>(out.log().data().data()),
-                                   out.log().data().size()});
-  } else if (out.has_message()) {
-    if (out.message().warning()) {
-      log::Warning(out.message().text());
-    } else {
-      log::Info(out.message().text());
+// What the user sees of a build's phases: on a terminal, the current
+// phase's line is redrawn with its percent and the time left; elsewhere
+// (job logs) one plain INFO line per phase.
+class PhaseDisplay {
+ public:
+  PhaseDisplay() : tty_(::isatty(STDERR_FILENO) != 0) {}
+
+  void Show(const v1::BuildOutput& out) {
+    if (out.has_log()) {
+      Break();
+      (void)WriteAll(STDOUT_FILENO, {reinterpret_cast<const uint8_t*>(out.log().data().data()),
+                                     out.log().data().size()});
+    } else if (out.has_message()) {
+      Break();
+      out.message().warning() ? log::Warning(out.message().text())
+                              : log::Info(out.message().text());
+    } else if (out.has_phase()) {
+      ShowPhase(out.phase());
     }
-  } else if (out.has_phase()) {
-    const v1::BuildPhase& p = out.phase();
-    if (p.finished() || p.done() != 0) return;
-    log::Info(absl::StrCat(p.name(), p.detail().empty() ? "" : ": ", p.detail()));
-    in_phase = true;
   }
-}
+
+  // The closing summary: each phase's time, then the total.
+  void Summary(const v1::BuildResult& result) {
+    Break();
+    if (result.phases().empty()) return;
+    std::string line = "Build phases:";
+    double total = 0;
+    for (const v1::BuildPhase& p : result.phases()) {
+      absl::StrAppend(&line, " ", p.name(), " ", absl::StrFormat("%.1fs", p.seconds()), ",");
+      total += p.seconds();
+    }
+    absl::StrAppend(&line, absl::StrFormat(" total %.1fs", total));
+    log::Info(line);
+  }
+
+ private:
+  static std::string Title(const v1::BuildPhase& p) {
+    return absl::StrCat(p.name(), p.detail().empty() ? "" : ": ", p.detail());
+  }
+
+  void ShowPhase(const v1::BuildPhase& p) {
+    if (!tty_) {
+      // Plain lines: the phase's start only.
+      if (!p.finished() && p.done() == 0) log::Info(Title(p));
+      return;
+    }
+    if (!p.finished() && p.done() == 0 && p.total() == 0) {
+      Break();
+      started_ = absl::Now();
+      Redraw(absl::StrCat("INFO:    ", Title(p)));
+      return;
+    }
+    if (p.finished()) {
+      Redraw(absl::StrCat("INFO:    ", Title(p), absl::StrFormat(" (%.1fs)", p.seconds())));
+      Break();
+      return;
+    }
+    std::string line = absl::StrCat("INFO:    ", Title(p));
+    if (p.total() > 0) {
+      const double fraction = static_cast<double>(p.done()) / static_cast<double>(p.total());
+      absl::StrAppend(&line, absl::StrFormat(" %3.0f%%", 100 * fraction));
+      const double elapsed = absl::ToDoubleSeconds(absl::Now() - started_);
+      if (fraction > 0.02 && elapsed > 1) {
+        absl::StrAppend(&line,
+                        absl::StrFormat(", %.0fs left", elapsed * (1 - fraction) / fraction));
+      }
+    }
+    Redraw(line);
+  }
+
+  void Redraw(const std::string& line) {
+    std::string text = absl::StrCat("\r", line, "\x1b[K");
+    (void)WriteAll(STDERR_FILENO, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
+    open_ = true;
+  }
+
+  // Ends the redrawn line, before anything else is written.
+  void Break() {
+    if (!open_) return;
+    (void)WriteAll(STDERR_FILENO, {reinterpret_cast<const uint8_t*>("\n"), 1});
+    open_ = false;
+  }
+
+  bool tty_;
+  bool open_ = false;
+  absl::Time started_ = absl::Now();
+};
 
 }  // namespace
 
@@ -138,15 +212,17 @@ absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& fl
   log::Info("Starting build...");
   auto reader = stub->Build(&context, request);
   v1::BuildOutput out;
-  bool got_result = false, in_phase = false;
+  PhaseDisplay display;
+  std::optional<v1::BuildResult> result;
   while (reader->Read(&out)) {
-    if (out.has_result()) got_result = true;
-    Show(out, in_phase);
+    if (out.has_result()) result = out.result();
+    display.Show(out);
   }
   std::fflush(stdout);
+  if (result) display.Summary(*result);
   grpc::Status status = reader->Finish();
   if (!status.ok()) return rpc::FromGrpcStatus(status);
-  if (!got_result) return absl::InternalError("berth build: berthd sent no result");
+  if (!result) return absl::InternalError("berth build: berthd sent no result");
   if (::rename(temp.second.c_str(), image.c_str()) != 0) {
     return ErrnoStatus(absl::StrCat("renaming the built image to ", image), errno);
   }

@@ -96,6 +96,9 @@ rc=$?
 if [ "$rc" -eq 0 ] && [ -f "$OWN/out.sif" ]; then ok "user: build succeeds"
 else bad "user: build succeeds" "rc=$rc $(cat "$TEST_TMP/build.err") $(tail -5 "$TEST_TMP/berthd.log")"; finish; fi
 check "user: %post output streamed to the client" grep -qx "post-output-line" "$TEST_TMP/build.out"
+check "user: a closing summary of phase times" \
+  grep -qE '^INFO:    Build phases: .*%post [0-9.]+s, .*squash [0-9.]+s, total [0-9.]+s$' "$TEST_TMP/build.err"
+check "user: not on a terminal, plain lines (no redrawn line)" sh -c "! grep -q \$'\\r' '$TEST_TMP/build.err'"
 check "user: %test ran and streamed" grep -qx "test-section-ran" "$TEST_TMP/build.out"
 expect_out "user: the image file is the caller's" "$TUSER" stat -c %U "$OWN/out.sif"
 expect_out "user: %post's whoami says root" "root" b exec out.sif cat /post-whoami
@@ -256,6 +259,12 @@ expect_fatal_after_progress "busybox: an applet name that leaves /bin is refused
   b build bbfake.sif bbfake.def
 check "busybox: ... and nothing was linked outside the root" sh -c "! find '$STAGE' '$OWN' -name escaped-applet | grep -q ."
 check "busybox: staging removed" staging_empty
+
+# --- on a terminal: each phase's line redrawn with its time (percent on squash) ---
+script -qec "cd '$OWN' && runuser -u '$TUSER' -- env BERTH_SOCKET='$SOCK' '$BERTH' build --notest tty.sif app.def" \
+  /dev/null >"$TEST_TMP/tty.out" 2>&1
+check "terminal: the squash line is redrawn with its percent, then its time" \
+  sh -c "grep -aqE 'squash: [a-z0-9]+ +[0-9]+%' '$TEST_TMP/tty.out' && grep -aqE 'squash: [a-z0-9]+ \\([0-9.]+s\\)' '$TEST_TMP/tty.out'"
 
 # --- flags ---
 expect_fatal_after_progress "user: an existing output needs --force" "already exists; use --force" \
