@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -16,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "client/action/bind_spec.h"
+#include "client/cli_log.h"
 #include "client/env_flags.h"
 #include "common/status_macros.h"
 
@@ -102,7 +105,8 @@ void AddActionFlags(CLI::App& cmd, ActionFlags& f) {
   cmd.add_option("--env-file", f.env_files, "read K=V lines from files");
   cmd.add_option("-H,--home", f.home, "home directory: src[:dst]");
   cmd.add_flag("--no-home", f.no_home, "do not mount the home directory");
-  cmd.add_option("--no-mount", f.no_mount, "disable system mounts: home,cwd,tmp,sys,dev,...")
+  cmd.add_option("--no-mount", f.no_mount,
+                 "disable mounts: proc,sys,dev,devpts,home,tmp,hostfs,cwd,bind-paths,/PATH")
       ->delimiter(',');
   cmd.add_option("--cwd,--pwd", f.pwd, "working directory inside the container");
   cmd.add_flag("--writable-tmpfs", f.writable_tmpfs, "writable, discarded overlay on the image");
@@ -160,6 +164,17 @@ absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
     if (const char* v = EnvForm("NO_MOUNT"); v != nullptr && *v != '\0') {
       f.no_mount = absl::StrSplit(v, ',', absl::SkipEmpty());
     }
+  }
+  // Apptainer's values; an absolute path names one of berth.conf's
+  // default binds. Anything else is ignored, with Apptainer's warning.
+  for (const std::string& m : f.no_mount) {
+    static constexpr const char* kKnown[] = {"proc", "sys",    "dev", "devpts",    "home",
+                                             "tmp",  "hostfs", "cwd", "bind-paths"};
+    if (absl::StartsWith(m, "/") ||
+        std::find(std::begin(kKnown), std::end(kKnown), m) != std::end(kKnown)) {
+      continue;
+    }
+    log::Warning(absl::StrCat("Ignoring unknown mount type '", m, "'"));
   }
   return ApplyGpuDefaults(cmd, f);
 }

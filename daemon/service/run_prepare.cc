@@ -178,6 +178,7 @@ absl::Status AddBinds(const v1::RunRequest& r, const PeerIdentity& peer,
   if (!NoMount(r, "bind-paths")) {
     for (const std::string& path : config.default_binds) {
       if (path == "/etc/hosts" || path == "/etc/localtime") continue;  // launcher's own
+      if (NoMount(r, path)) continue;                                  // --no-mount /PATH
       auto bind = OpenBind(peer, path, path, true, "default bind");
       if (bind.ok()) spec.binds.push_back(*std::move(bind));
     }
@@ -276,6 +277,13 @@ void AddNamespaces(const v1::RunRequest& r, const DaemonOptions& options,
   spec.system_mounts.dev = config.mount_dev != policy::DevMode::kNone && !NoMount(r, "dev");
   spec.system_mounts.tmp = config.mount_tmp && !NoMount(r, "tmp");
   spec.system_mounts.minimal_dev = config.mount_dev == policy::DevMode::kMinimal;
+  spec.system_mounts.devpts = !NoMount(r, "devpts");
+  // /etc/hosts and /etc/localtime are bind paths in Apptainer's default
+  // configuration (and berth.conf's default_binds): --no-mount takes them
+  // with the other bind paths, or by name.
+  for (const char* path : {"/etc/hosts", "/etc/localtime"}) {
+    if (NoMount(r, "bind-paths") || NoMount(r, path)) spec.system_mounts.etc_skip.push_back(path);
+  }
 }
 
 // --fakeroot: the ids of the caller's subordinate ranges, or the
