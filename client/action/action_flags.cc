@@ -109,6 +109,7 @@ void AddActionFlags(CLI::App& cmd, ActionFlags& f) {
                  "disable mounts: proc,sys,dev,devpts,home,tmp,hostfs,cwd,bind-paths,/PATH")
       ->delimiter(',');
   cmd.add_option("--cwd,--pwd", f.pwd, "working directory inside the container");
+  cmd.add_option("--app", f.app, "a SCIF app of the image (/scif/apps/NAME)");
   cmd.add_flag("--writable-tmpfs", f.writable_tmpfs, "writable, discarded overlay on the image");
   cmd.add_option("--tmpfs-size", f.tmpfs_size_mib, "size of --writable-tmpfs in MiB");
   cmd.add_flag("-f,--fakeroot", f.fakeroot, "be root inside (mapped to you outside)");
@@ -152,6 +153,8 @@ absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
     if (f.pwd.empty()) StringFromEnv(cmd, "--cwd", name, f.pwd);
   }
   StringFromEnv(cmd, "--hostname", "HOSTNAME", f.hostname);
+  StringFromEnv(cmd, "--app", "APPNAME", f.app);
+  StringFromEnv(cmd, "--app", "APP", f.app);
   StringFromEnv(cmd, "--mpi", "MPI", f.mpi);
   // A bare --mpi asks for berth.conf's default stack.
   if (cmd.count("--mpi") > 0 && f.mpi.empty()) f.mpi = "default";
@@ -218,6 +221,7 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
   r.set_no_home(f.no_home);
   for (const auto& m : f.no_mount) r.add_no_mount(m);
   r.set_pwd(f.pwd);
+  r.set_app(f.app);
   r.set_writable_tmpfs(f.writable_tmpfs);
   r.set_tmpfs_size_mib(f.tmpfs_size_mib);
   r.set_fakeroot(f.fakeroot);

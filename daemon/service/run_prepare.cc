@@ -122,6 +122,7 @@ bool ImageHasShell(const std::string& root) {
 action::Action ActionOf(v1::Action a) {
   return a == v1::ACTION_RUN     ? action::Action::kRun
          : a == v1::ACTION_SHELL ? action::Action::kShell
+         : a == v1::ACTION_TEST  ? action::Action::kTest
                                  : action::Action::kExec;
 }
 
@@ -242,12 +243,14 @@ absl::Status AddCommand(const v1::RunRequest& r, const std::string& image_root,
   env_request.container_home = spec.identity.home;
   env_request.image_path = r.image();
   env_request.action = ActionOf(r.action());
+  env_request.app = r.app();
   env_request.bind_list = BindList(r);
   env_request.runtime_env = grant.env;
   if (grant.library_path) env_request.library_dir = gpu::kLibsDir;
   ASSIGN_OR_RETURN(action::ContainerEnv env, action::BuildEnvironment(env_request));
   action::CommandRequest command;
   command.action = env_request.action;
+  command.app = r.app();
   command.args.assign(r.args().begin(), r.args().end());
   command.shell = r.shell();
   command.image_has_shell = ImageHasShell(image_root);
