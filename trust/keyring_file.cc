@@ -59,14 +59,16 @@ absl::Status WriteKeyringFile(const std::string& path, const std::string& bytes)
   return absl::OkStatus();
 }
 
-absl::StatusOr<ScratchGnupgHome> ScratchGnupgHome::Create(const std::string& parent) {
+absl::StatusOr<ScratchGnupgHome> ScratchGnupgHome::Create(const std::string& parent,
+                                                          bool secret_keys) {
   std::string tmpl = absl::StrCat(parent, "/berth-gnupg-XXXXXX");
   if (mkdtemp(tmpl.data()) == nullptr) {
     return ErrnoStatus(absl::StrCat("creating a GnuPG home in ", parent), errno);
   }
   ScratchGnupgHome home(tmpl);
   // Public keys only: gpg needs no agent here, and one started for a scratch
-  // home would outlive it.
+  // home would outlive it. Secret keys live in an agent (killed with the home).
+  if (secret_keys) return home;
   ASSIGN_OR_RETURN(UniqueFd conf, OpenFile(tmpl + "/gpg.conf", O_WRONLY | O_CREAT | O_EXCL, 0600));
   constexpr char kConf[] = "no-autostart\n";
   RETURN_IF_ERROR(PwriteFull(

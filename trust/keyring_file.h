@@ -29,7 +29,10 @@ absl::Status WriteKeyringFile(const std::string& path, const std::string& bytes)
 // contents when destroyed.
 class ScratchGnupgHome {
  public:
-  static absl::StatusOr<ScratchGnupgHome> Create(const std::string& parent);
+  // `secret_keys`: gpg may start an agent for it (secret keys need one);
+  // otherwise it never does.
+  static absl::StatusOr<ScratchGnupgHome> Create(const std::string& parent,
+                                                 bool secret_keys = false);
   ~ScratchGnupgHome();
   ScratchGnupgHome(ScratchGnupgHome&& other) noexcept : path_(std::move(other.path_)) {
     other.path_.clear();

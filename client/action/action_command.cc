@@ -21,7 +21,7 @@ std::vector<std::string>& ContainerArguments() {
 }
 
 bool IsVerb(absl::string_view arg) {
-  return arg == "run" || arg == "exec" || arg == "shell";
+  return arg == "run" || arg == "exec" || arg == "shell" || arg == "test";
 }
 
 // Options whose value is the next argument (unless given as --opt=value or -Xvalue).
@@ -29,7 +29,7 @@ bool TakesValue(absl::string_view arg) {
   static const char* kWithValue[] = {
       "-B",         "--bind",  "--env",    "--env-file",   "-H",         "--home",
       "--no-mount", "--cwd",   "--pwd",    "--tmpfs-size", "--hostname", "--keep-fd",
-      "-s",         "--shell", "--socket", "--device",     "--cdi-dirs"};
+      "-s",         "--shell", "--socket", "--device",     "--cdi-dirs", "--app"};
   for (const char* opt : kWithValue) {
     if (arg == opt) return true;
   }
@@ -121,6 +121,8 @@ void RegisterActionCommands(CLI::App& app, const std::string& socket_flag,
           exit_code);
   AddVerb(app, "shell", "Start a shell in a container", v1::ACTION_SHELL, socket_flag, result,
           exit_code);
+  AddVerb(app, "test", "Run a container's test script (%test)", v1::ACTION_TEST, socket_flag,
+          result, exit_code);
   RegisterMpiCommand(app, socket_flag, result, exit_code);
 }
 

@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -16,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "client/action/bind_spec.h"
+#include "client/cli_log.h"
 #include "client/env_flags.h"
 #include "common/status_macros.h"
 
@@ -102,9 +105,11 @@ void AddActionFlags(CLI::App& cmd, ActionFlags& f) {
   cmd.add_option("--env-file", f.env_files, "read K=V lines from files");
   cmd.add_option("-H,--home", f.home, "home directory: src[:dst]");
   cmd.add_flag("--no-home", f.no_home, "do not mount the home directory");
-  cmd.add_option("--no-mount", f.no_mount, "disable system mounts: home,cwd,tmp,sys,dev,...")
+  cmd.add_option("--no-mount", f.no_mount,
+                 "disable mounts: proc,sys,dev,devpts,home,tmp,hostfs,cwd,bind-paths,/PATH")
       ->delimiter(',');
   cmd.add_option("--cwd,--pwd", f.pwd, "working directory inside the container");
+  cmd.add_option("--app", f.app, "a SCIF app of the image (/scif/apps/NAME)");
   cmd.add_flag("--writable-tmpfs", f.writable_tmpfs, "writable, discarded overlay on the image");
   cmd.add_option("--tmpfs-size", f.tmpfs_size_mib, "size of --writable-tmpfs in MiB");
   cmd.add_flag("-f,--fakeroot", f.fakeroot, "be root inside (mapped to you outside)");
@@ -154,6 +159,8 @@ absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
     if (f.pwd.empty()) StringFromEnv(cmd, "--cwd", name, f.pwd);
   }
   StringFromEnv(cmd, "--hostname", "HOSTNAME", f.hostname);
+  StringFromEnv(cmd, "--app", "APPNAME", f.app);
+  StringFromEnv(cmd, "--app", "APP", f.app);
   StringFromEnv(cmd, "--mpi", "MPI", f.mpi);
   // A bare --mpi asks for berth.conf's default stack.
   if (cmd.count("--mpi") > 0 && f.mpi.empty()) f.mpi = "default";
@@ -166,6 +173,17 @@ absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
     if (const char* v = EnvForm("NO_MOUNT"); v != nullptr && *v != '\0') {
       f.no_mount = absl::StrSplit(v, ',', absl::SkipEmpty());
     }
+  }
+  // Apptainer's values; an absolute path names one of berth.conf's
+  // default binds. Anything else is ignored, with Apptainer's warning.
+  for (const std::string& m : f.no_mount) {
+    static constexpr const char* kKnown[] = {"proc", "sys",    "dev", "devpts",    "home",
+                                             "tmp",  "hostfs", "cwd", "bind-paths"};
+    if (absl::StartsWith(m, "/") ||
+        std::find(std::begin(kKnown), std::end(kKnown), m) != std::end(kKnown)) {
+      continue;
+    }
+    log::Warning(absl::StrCat("Ignoring unknown mount type '", m, "'"));
   }
   return ApplyGpuDefaults(cmd, f);
 }
@@ -209,6 +227,7 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
   r.set_no_home(f.no_home);
   for (const auto& m : f.no_mount) r.add_no_mount(m);
   r.set_pwd(f.pwd);
+  r.set_app(f.app);
   r.set_writable_tmpfs(f.writable_tmpfs);
   r.set_tmpfs_size_mib(f.tmpfs_size_mib);
   r.set_fakeroot(f.fakeroot);

@@ -27,6 +27,7 @@ struct ActionFlags {
   bool no_init = false;
   bool no_eval = false;
   std::string shell;
+  std::string app;  // --app: a SCIF app
   std::vector<int> keep_fds;
   // MPI and Slurm (docs/mpi.md): share the parent's container / never share.
   bool sharens = false, no_sharens = false;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "berth/v1/berth.grpc.pb.h"
 #include "client/cli_log.h"
+#include "client/env_flags.h"
 #include "client/registry/progress.h"
 #include "client/registry/transfer_command.h"
 #include "client/rpc/daemon_channel.h"
@@ -29,6 +31,12 @@ struct CacheOptions {
   std::vector<std::string> types;
   bool dry_run = false;
   bool force = false;
+};
+
+struct CacheListOptions {
+  std::vector<std::string> types;
+  bool verbose = false;
+  bool long_format = false;
 };
 
 struct LoginOptions {
@@ -53,32 +61,141 @@ std::string Ago(int64_t mtime) {
   return absl::StrCat(secs / 86400, " days ago");
 }
 
-absl::Status RunCacheList(const std::string& socket_flag) {
+// Apptainer's cache type names → the node cache's ("oras", "blob", "sif"):
+// its "oci-tmp" (alias "oci") holds images converted from OCI sources, our
+// "sif". "library", "shub" and "net" name caches a node cache never has:
+// they select nothing. false for a name that is no type at all.
+bool NodeCacheTypes(const std::vector<std::string>& names, std::vector<std::string>& types,
+                    bool& all, std::string& unknown) {
+  all = names.empty();
+  for (const std::string& n : names) {
+    if (n == "all") {
+      all = true;
+    } else if (n == "oras" || n == "blob" || n == "sif") {
+      types.push_back(n);
+    } else if (n == "blobs") {
+      types.push_back("blob");
+    } else if (n == "oci-tmp" || n == "oci") {
+      types.push_back("sif");
+    } else if (n != "library" && n != "shub" && n != "net") {
+      unknown = n;
+      return false;
+    }
+  }
+  if (all) types.clear();
+  return true;
+}
+
+// The type as Apptainer names it in `cache list -v`.
+const char* ApptainerType(const std::string& type) {
+  return type == "sif" ? "oci-tmp" : type.c_str();
+}
+
+// Apptainer's fs.FindSize: decimal units, two decimals.
+std::string FindSize(int64_t size) {
+  double factor = 1e12;
+  const char* unit = "TB";
+  if (size < 1000000) {
+    factor = 1e3, unit = "kB";
+  } else if (size < 1000000000) {
+    factor = 1e6, unit = "MB";
+  } else if (size < 1000000000000) {
+    factor = 1e9, unit = "GB";
+  }
+  return absl::StrFormat("%.2f %s", static_cast<double>(size) / factor, unit);
+}
+
+absl::Status RunCacheList(const std::string& socket_flag, const CacheListOptions& o) {
+  std::vector<std::string> types;
+  bool all = false;
+  std::string unknown;
+  if (!NodeCacheTypes(o.types, types, all, unknown)) {
+    return absl::InvalidArgumentError(absl::StrCat("cache list: unknown cache type '", unknown,
+                                                   "' (library, oci, shub, blob, net, oras, all)"));
+  }
   ASSIGN_OR_RETURN(auto stub, Stub(socket_flag));
   grpc::ClientContext context;
   v1::CacheListReply reply;
   grpc::Status status = stub->CacheList(&context, v1::CacheListRequest(), &reply);
   if (!status.ok()) return Annotate(rpc::FromGrpcStatus(status), "listing the node cache");
-  std::printf("%-6s %-71s %10s  %-12s %s\n", "TYPE", "DIGEST", "SIZE", "LAST USED", "USERS");
-  int64_t total = 0;
-  for (const v1::CacheEntry& e : reply.entries()) {
-    std::string users;
-    for (uint32_t uid : e.users()) absl::StrAppend(&users, users.empty() ? "" : ",", uid);
-    std::printf("%-6s %-71s %10s  %-12s %s\n", e.type().c_str(), e.digest().c_str(),
-                HumanBytes(e.size()).c_str(), Ago(e.mtime_unix()).c_str(),
-                users.empty() ? "-" : users.c_str());
-    total += e.size();
+  auto selected = [&](const v1::CacheEntry& e) {
+    return all || std::find(types.begin(), types.end(), e.type()) != types.end();
+  };
+  if (o.long_format) {
+    // berth's own view: whole digests, last use and the users of each entry.
+    std::printf("%-6s %-71s %10s  %-12s %s\n", "TYPE", "DIGEST", "SIZE", "LAST USED", "USERS");
+    int64_t total = 0;
+    int shown = 0;
+    for (const v1::CacheEntry& e : reply.entries()) {
+      if (!selected(e)) continue;
+      std::string users;
+      for (uint32_t uid : e.users()) absl::StrAppend(&users, users.empty() ? "" : ",", uid);
+      std::printf("%-6s %-71s %10s  %-12s %s\n", e.type().c_str(), e.digest().c_str(),
+                  HumanBytes(e.size()).c_str(), Ago(e.mtime_unix()).c_str(),
+                  users.empty() ? "-" : users.c_str());
+      total += e.size();
+      ++shown;
+    }
+    std::printf("There are %d entries using %s.\n", shown, HumanBytes(total).c_str());
+    return absl::OkStatus();
   }
-  std::printf("There are %d entries using %s.\n", reply.entries_size(), HumanBytes(total).c_str());
+  // Apptainer's: an optional table, then what the containers (SIF files:
+  // oras, oci-tmp) and the OCI blobs use.
+  if (o.verbose) std::printf("%-24s %-22s %-16s %s\n", "NAME", "DATE CREATED", "SIZE", "TYPE");
+  int containers = 0, blobs = 0;
+  int64_t container_bytes = 0, blob_bytes = 0;
+  for (const v1::CacheEntry& e : reply.entries()) {
+    if (!selected(e)) continue;
+    if (o.verbose) {
+      std::time_t t = static_cast<std::time_t>(e.mtime_unix());
+      std::tm tm{};
+      ::localtime_r(&t, &tm);
+      char date[32];
+      std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
+      std::string name = e.digest().substr(e.digest().find(':') + 1);
+      std::printf("%-24.22s %-22s %-16s %s\n", name.c_str(), date, FindSize(e.size()).c_str(),
+                  ApptainerType(e.type()));
+    }
+    if (e.type() == "blob") {
+      ++blobs, blob_bytes += e.size();
+    } else {
+      ++containers, container_bytes += e.size();
+    }
+  }
+  if (o.verbose) std::printf("\n");
+  // Apptainer names the kinds the -T filter asked for.
+  const bool show_containers =
+      all || std::any_of(types.begin(), types.end(), [](auto& t) { return t != "blob"; }) ||
+      (types.empty() && !o.types.empty());
+  const bool show_blobs = all || std::find(types.begin(), types.end(), "blob") != types.end();
+  std::string line = "There are";
+  if (show_containers) {
+    absl::StrAppend(&line, " ", containers, " container file(s) using ", FindSize(container_bytes));
+  }
+  if (show_containers && show_blobs) absl::StrAppend(&line, " and");
+  if (show_blobs)
+    absl::StrAppend(&line, " ", blobs, " oci blob file(s) using ", FindSize(blob_bytes));
+  std::printf("%s of space\nTotal space used: %s\n", line.c_str(),
+              FindSize(container_bytes + blob_bytes).c_str());
   return absl::OkStatus();
 }
 
 absl::Status RunCacheClean(const std::string& socket_flag, const CacheOptions& o) {
+  std::vector<std::string> types;
+  bool all = false;
+  std::string unknown;
+  if (!NodeCacheTypes(o.types, types, all, unknown)) {
+    return absl::InvalidArgumentError(absl::StrCat("cache clean: unknown cache type '", unknown,
+                                                   "' (library, oci, shub, blob, net, oras, all)"));
+  }
+  if (o.dry_run) std::printf("User requested a dry run. Not actually deleting any data!\n");
+  // Only types the node cache never has (library, shub, net): nothing to do.
+  if (!all && types.empty()) return absl::OkStatus();
   ASSIGN_OR_RETURN(auto stub, Stub(socket_flag));
   grpc::ClientContext context;
   v1::CacheCleanRequest request;
   request.set_days(o.days);
-  for (const std::string& t : o.types) request.add_types(t);
+  for (const std::string& t : types) request.add_types(t);
   request.set_dry_run(o.dry_run);
   v1::CacheCleanReply reply;
   grpc::Status status = stub->CacheClean(&context, request, &reply);
@@ -92,6 +209,10 @@ absl::Status RunCacheClean(const std::string& socket_flag, const CacheOptions& o
     std::printf("%s %s %s\n", o.dry_run ? "would leave to other users" : "left to other users",
                 e.type().c_str(), e.digest().c_str());
   }
+  for (const v1::CacheEntry& e : reply.in_use()) {
+    std::printf("kept, in use by a pull: %s %s\n", e.type().c_str(), e.digest().c_str());
+  }
+  std::fflush(stdout);  // the listing before the summary, in a shared terminal or file
   log::Info(absl::StrFormat(
       "%s %d entries%s", o.dry_run ? "Would remove" : "Removed", reply.removed_size(),
       reply.released_size() == 0
@@ -167,23 +288,59 @@ absl::Status RunList(const std::string& authfile) {
   return absl::OkStatus();
 }
 
+// The environment forms of pull's flags, as Apptainer names them.
+absl::Status PullFlagsFromEnv(const CLI::App& cmd, PullOptions& o) {
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--force", "FORCE", o.force));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--disable-cache", "DISABLE_CACHE", o.disable_cache));
+  if (cmd.count("--no-https") == 0) {
+    for (const char* key : {"NOHTTPS", "NO_HTTPS"}) {
+      if (EnvForm(key) == nullptr) continue;
+      RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-https", key, o.no_https));
+      break;
+    }
+  }
+  StringFromEnv(cmd, "--authfile", "AUTH_FILE", o.authfile);
+  StringFromEnv(cmd, "--arch", "PULL_ARCH", o.arch);
+  StringFromEnv(cmd, "--name", "PULL_NAME", o.name);
+  if (cmd.count("--dir") == 0) {
+    for (const char* key : {"PULLDIR", "PULLFOLDER"}) {
+      if (const char* v = EnvForm(key); v != nullptr) {
+        o.dir = v;
+        break;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 void RegisterRegistryCommands(CLI::App& app, const std::string& socket_flag,
                               std::shared_ptr<absl::Status> result) {
   auto pull = std::make_shared<PullOptions>();
+  auto pull_args = std::make_shared<std::vector<std::string>>();
   CLI::App* pull_cmd =
       app.add_subcommand("pull", "Pull an image from a registry (oras://, docker://)");
-  pull_cmd->add_option("output", pull->output, "Output SIF file (default <name>_<tag>.sif)");
-  pull_cmd->add_option("uri", pull->reference, "oras://REG/REPO:TAG or docker://REPO:TAG")
+  // Apptainer's `pull [output] URI`: the URI is the last argument.
+  pull_cmd->add_option("args", *pull_args, "[output SIF (default NAME_TAG.sif)] URI")
+      ->expected(1, 2)
       ->required();
   pull_cmd->add_flag("--no-https,--nohttps", pull->no_https, "Use plain HTTP for this registry");
   pull_cmd->add_flag("-F,--force", pull->force, "Overwrite an existing output file");
   pull_cmd->add_flag("-q,--quiet", pull->quiet, "No progress output");
   pull_cmd->add_option("--authfile", pull->authfile, "Credentials file (docker config format)");
   pull_cmd->add_option("--arch", pull->arch, "Architecture to pull from a multi-platform index");
+  pull_cmd->add_option("--dir", pull->dir, "Write the image in this directory");
+  pull_cmd->add_option("--name", pull->name, "Name of the image file")->group("");
+  pull_cmd->add_flag("--disable-cache", pull->disable_cache,
+                     "Neither use nor fill the node cache for this pull");
   pull_cmd->fallthrough();
-  pull_cmd->callback([&socket_flag, result, pull] { *result = RunPull(socket_flag, *pull); });
+  pull_cmd->callback([&socket_flag, result, pull, pull_args, pull_cmd] {
+    pull->reference = pull_args->back();
+    if (pull_args->size() == 2) pull->output = pull_args->front();
+    *result = PullFlagsFromEnv(*pull_cmd, *pull);
+    if (result->ok()) *result = RunPull(socket_flag, *pull);
+  });
 
   auto push = std::make_shared<PushOptions>();
   CLI::App* push_cmd = app.add_subcommand("push", "Push a SIF image to an OCI registry (oras://)");
@@ -201,13 +358,27 @@ void RegisterRegistryCommands(CLI::App& app, const std::string& socket_flag,
   CLI::App* cache = app.add_subcommand("cache", "The node cache of registry content");
   cache->require_subcommand(1);
   cache->fallthrough();
-  cache->add_subcommand("list", "List your node cache entries (root: every entry)")
-      ->callback([&socket_flag, result] { *result = RunCacheList(socket_flag); });
+  auto list = std::make_shared<CacheListOptions>();
+  CLI::App* list_cmd_cache =
+      cache->add_subcommand("list", "List your node cache entries (root: every entry)");
+  list_cmd_cache
+      ->add_option("-T,--type", list->types,
+                   "Cache types to list: library, oci, shub, blob(s), oras, net, all")
+      ->delimiter(',');
+  list_cmd_cache->add_flag("-v,--verbose", list->verbose, "Include the cache entries");
+  list_cmd_cache->add_flag("--long", list->long_format,
+                           "Whole digests, last use and users of each entry");
+  list_cmd_cache->callback(
+      [&socket_flag, result, list] { *result = RunCacheList(socket_flag, *list); });
   auto clean = std::make_shared<CacheOptions>();
   CLI::App* clean_cmd =
       cache->add_subcommand("clean", "Remove your node cache entries (root: every entry)");
+  // -d was berth's spelling before Apptainer's -D; kept for old scripts.
   clean_cmd->add_option("-D,-d,--days", clean->days, "Only entries unused for this many days");
-  clean_cmd->add_option("-T,--type", clean->types, "oras, blob, sif or all")->delimiter(',');
+  clean_cmd
+      ->add_option("-T,--type", clean->types,
+                   "Cache types to clean: library, oci, shub, blob, net, oras, all")
+      ->delimiter(',');
   clean_cmd->add_flag("-n,--dry-run", clean->dry_run, "Show what would be removed");
   clean_cmd->add_flag("-f,--force", clean->force, "Do not ask (berth never asks)");
   clean_cmd->callback(

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
@@ -26,12 +27,6 @@
 
 namespace berth::client {
 namespace {
-
-// Apptainer's default name: <last repository component>_<tag>.sif.
-std::string DefaultOutput(const oras::Reference& ref) {
-  std::string name = ref.repository.substr(ref.repository.rfind('/') + 1);
-  return absl::StrCat(name, "_", ref.digest.empty() ? ref.tag : ref.digest.substr(7, 12), ".sif");
-}
 
 // Relays the stream to the display; returns the result message.
 absl::StatusOr<v1::PullResult> Drain(grpc::ClientReader<v1::PullOutput>& reader,
@@ -53,7 +48,38 @@ absl::StatusOr<v1::PullResult> Drain(grpc::ClientReader<v1::PullOutput>& reader,
   return result;
 }
 
+// Apptainer's uri.Split: the transport before the first ':' when a "//"
+// follows it or it is one Apptainer knows; "" otherwise (a file name).
+std::pair<std::string, std::string> SplitUri(const std::string& uri) {
+  const size_t colon = uri.find(':');
+  if (colon == std::string::npos) return {"", uri};
+  std::string transport = uri.substr(0, colon);
+  std::string rest = uri.substr(colon + 1);
+  if (absl::StartsWith(rest, "//")) return {transport, rest};
+  for (const char* known : {"library", "shub", "docker", "docker-archive", "docker-daemon", "oci",
+                            "oci-archive", "http", "https", "oras"}) {
+    if (transport == known) return {transport, rest};
+  }
+  return {"", uri};
+}
+
 }  // namespace
+
+std::string DefaultPullName(const std::string& uri) {
+  auto [transport, ref] = SplitUri(uri);
+  if (transport.empty()) return "";
+  ref.erase(0, ref.find_first_not_of('/'));
+  std::string last = ref.substr(ref.rfind('/') == std::string::npos ? 0 : ref.rfind('/') + 1);
+  if (transport == "http" || transport == "https") return last;
+  std::string tag = "latest";
+  if (size_t colon = last.find(':'); colon != std::string::npos) {
+    tag = last.substr(colon + 1);
+    tag = tag.substr(0, tag.find(':'));
+    tag = tag.substr(0, tag.find(','));
+    last.resize(colon);
+  }
+  return absl::StrCat(last, "_", tag, ".sif");
+}
 
 absl::StatusOr<v1::RegistryAuth> AuthFor(const std::string& reference,
                                          const std::string& authfile) {
@@ -122,6 +148,7 @@ absl::StatusOr<v1::PullResult> PullInto(const std::string& socket_flag, const Pu
   request.set_no_https(options.no_https);
   request.set_arch(options.arch);
   request.set_write_output(true);
+  request.set_disable_cache(options.disable_cache);
   if (!options.quiet) log::Info(absl::StrCat("Pulling ", display_name));
   ProgressDisplay display(options.quiet || log::CurrentLevel() < log::Level::kInfo,
                           ::isatty(STDERR_FILENO) == 1);
@@ -132,22 +159,18 @@ absl::StatusOr<v1::PullResult> PullInto(const std::string& socket_flag, const Pu
 }
 
 absl::Status RunPull(const std::string& socket_flag, const PullOptions& options) {
-  std::string output = options.output;
+  // Apptainer's order: --name, else the positional name, else the name
+  // the URI gives; then --dir in front of it.
+  std::string output = !options.name.empty() ? options.name : options.output;
   if (output.empty()) {
-    if (IsLocalTransport(options.reference)) {
-      std::string path;
-      RETURN_IF_ERROR(OpenLocalImage(options.reference, path).status());
-      std::string base = BaseOf(path);
-      output = base.substr(0, base.find('.')) + ".sif";
-    } else {
-      ASSIGN_OR_RETURN(oras::Reference ref, oras::ParseReference(options.reference));
-      output = DefaultOutput(ref);
-    }
+    output = DefaultPullName(options.reference);
+    if (output.empty()) return absl::InvalidArgumentError("No transport type URI supplied");
   }
+  if (!options.dir.empty()) output = absl::StrCat(options.dir, "/", output);
   struct stat st {};
   if (!options.force && ::lstat(output.c_str(), &st) == 0) {
-    return absl::AlreadyExistsError(absl::StrCat("pulling ", options.reference, ": ", output,
-                                                 " already exists; use --force to overwrite it"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("Image file already exists: \"", output, "\" - will not overwrite"));
   }
   // The output is created by us, as the user, next to its final name; the
   // daemon only writes through the descriptor. Renamed into place on success.

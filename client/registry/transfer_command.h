@@ -13,10 +13,19 @@ struct PullOptions {
   std::string reference;  // oras://… or docker://…
   std::string authfile;
   std::string arch;
+  std::string dir;   // --dir: the output goes in this directory
+  std::string name;  // --name: the output's name, beating the positional one
   bool no_https = false;
   bool force = false;
   bool quiet = false;
+  bool disable_cache = false;  // neither read nor fill the node cache
 };
+
+// Apptainer's default output name for a pull of `uri` (its uri.GetName):
+// the last path component of the reference, split at its first ':' into
+// name and tag ("latest" when none; of a comma list, the first), as
+// NAME_TAG.sif. "" when `uri` names no transport.
+std::string DefaultPullName(const std::string& uri);
 
 struct PushOptions {
   std::string image;

@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <optional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -33,7 +35,7 @@ struct VerifyFlags {
   std::string image;
   std::vector<uint32_t> groups, objects;
   std::vector<std::string> key_paths;
-  bool all = false, legacy = false, json = false;
+  bool all = false, legacy = false, json = false, local = false;
 };
 
 // What to do next, for the FATAL line's "; fix" part.
@@ -55,7 +57,7 @@ absl::Status RunVerify(const VerifyFlags& f) {
   auto image = sif::Image::Open(f.image, sif::OpenMode::kReadOnly);
   if (!image.ok()) return image.status();
   std::vector<trust::PemKey> pem;
-  std::optional<trust::GpgContext> user;
+  std::optional<VerifyKeyring> user;
   trust::KeyMaterial keys;
   absl::StatusOr<std::optional<GlobalKeyring>> global = std::nullopt;
   if (!f.key_paths.empty()) {
@@ -67,9 +69,9 @@ absl::Status RunVerify(const VerifyFlags& f) {
     Info(absl::StrCat("Verifying image with key material from '",
                       absl::StrJoin(f.key_paths, "', '"), "'"));
   } else {
-    ASSIGN_OR_RETURN(trust::GpgContext ctx, trust::GpgContext::Open(""));
+    ASSIGN_OR_RETURN(VerifyKeyring ctx, OpenUserVerifyKeyring());
     user.emplace(std::move(ctx));
-    keys.pgp = &*user;
+    keys.pgp = &user->gpg;
     global = OpenGlobalKeyring();
     if (!global.ok()) return global.status();
     if (global->has_value()) keys.pgp_global = &(*global)->gpg;
@@ -102,7 +104,10 @@ void RegisterVerify(CLI::App& app, std::shared_ptr<absl::Status> result) {
   cmd->add_option("-g,--group-id", f->groups, "Verify only this object group");
   cmd->add_option("-i,--sif-id", f->objects, "Verify only this object");
   cmd->add_flag("-a,--all", f->all, "Verify every object (legacy signatures)");
-  cmd->add_flag("-l,--legacy-insecure", f->legacy,
+  // Apptainer's -l: keys from the local keyrings only; berth never asks a
+  // keyserver, so it changes nothing.
+  cmd->add_flag("-l,--local", f->local, "Only verify with local keys (berth always does)");
+  cmd->add_flag("--legacy-insecure", f->legacy,
                 "Verify legacy signatures (they do not protect the header or descriptors)");
   cmd->add_flag("-j,--json", f->json, "Print the result as JSON");
   cmd->add_option("--key", f->key_paths, "PEM public key for DSSE signatures (repeatable)");
@@ -119,15 +124,54 @@ struct SignFlags {
   std::string key_path;
 };
 
-absl::StatusOr<std::string> ChooseSecretKey(trust::GpgContext& gpg, const SignFlags& f) {
-  if (!f.fingerprint.empty()) return trust::NormalizeFingerprint(f.fingerprint);
-  if (f.keyidx < 0) return std::string();
-  ASSIGN_OR_RETURN(std::vector<trust::KeyInfo> keys, trust::ListKeys(gpg, true));
-  if (static_cast<size_t>(f.keyidx) >= keys.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--keyidx ", f.keyidx, ": your keyring has ", keys.size(), " secret key(s)"));
+// The secret keys sign can use: the GnuPG home's, then the Apptainer
+// keyring's (as `key list --secret` numbers them for --keyidx).
+struct SecretKeys {
+  trust::GpgContext gnupg;
+  std::optional<GlobalKeyring> apptainer;
+  std::vector<trust::KeyInfo> gnupg_keys, apptainer_keys;
+};
+
+absl::StatusOr<SecretKeys> OpenSecretKeys() {
+  ASSIGN_OR_RETURN(trust::GpgContext gnupg, trust::GpgContext::Open(""));
+  SecretKeys k{std::move(gnupg), std::nullopt, {}, {}};
+  ASSIGN_OR_RETURN(k.gnupg_keys, trust::ListKeys(k.gnupg, true));
+  ASSIGN_OR_RETURN(k.apptainer, OpenApptainerKeyring(true));
+  if (k.apptainer.has_value()) {
+    ASSIGN_OR_RETURN(k.apptainer_keys, trust::ListKeys(k.apptainer->gpg, true));
   }
-  return keys[static_cast<size_t>(f.keyidx)].fingerprint;
+  return k;
+}
+
+// The keyring and key to sign with: --key-fingerprint, --keyidx, else the
+// GnuPG home's default key, else the Apptainer keyring's first.
+absl::StatusOr<std::pair<trust::GpgContext*, std::string>> ChooseSecretKey(SecretKeys& k,
+                                                                           const SignFlags& f) {
+  auto in = [](const std::vector<trust::KeyInfo>& keys, const std::string& fpr) {
+    return std::any_of(keys.begin(), keys.end(), [&](auto& key) { return key.fingerprint == fpr; });
+  };
+  if (!f.fingerprint.empty()) {
+    ASSIGN_OR_RETURN(std::string fpr, trust::NormalizeFingerprint(f.fingerprint));
+    if (k.apptainer.has_value() && !in(k.gnupg_keys, fpr) && in(k.apptainer_keys, fpr)) {
+      return std::pair{&k.apptainer->gpg, fpr};
+    }
+    return std::pair{&k.gnupg, fpr};
+  }
+  if (f.keyidx >= 0) {
+    size_t i = static_cast<size_t>(f.keyidx);
+    if (i < k.gnupg_keys.size()) return std::pair{&k.gnupg, k.gnupg_keys[i].fingerprint};
+    i -= k.gnupg_keys.size();
+    if (i < k.apptainer_keys.size()) {
+      return std::pair{&k.apptainer->gpg, k.apptainer_keys[i].fingerprint};
+    }
+    return absl::InvalidArgumentError(absl::StrCat("--keyidx ", f.keyidx, ": your keyrings have ",
+                                                   k.gnupg_keys.size() + k.apptainer_keys.size(),
+                                                   " secret key(s)"));
+  }
+  if (k.gnupg_keys.empty() && !k.apptainer_keys.empty()) {
+    return std::pair{&k.apptainer->gpg, k.apptainer_keys.front().fingerprint};
+  }
+  return std::pair{&k.gnupg, std::string()};
 }
 
 absl::Status RunSign(const SignFlags& f) {
@@ -139,10 +183,11 @@ absl::Status RunSign(const SignFlags& f) {
     Info(absl::StrCat("Signing image with key material from '", f.key_path, "'"));
     ASSIGN_OR_RETURN(signed_objects, trust::SignImage(image, sel, nullptr, "", &key));
   } else {
-    ASSIGN_OR_RETURN(trust::GpgContext gpg, trust::GpgContext::Open(""));
-    ASSIGN_OR_RETURN(std::string fpr, ChooseSecretKey(gpg, f));
+    ASSIGN_OR_RETURN(SecretKeys keys, OpenSecretKeys());
+    ASSIGN_OR_RETURN(auto chosen, ChooseSecretKey(keys, f));
     Info("Signing image with PGP key material");
-    ASSIGN_OR_RETURN(signed_objects, trust::SignImage(image, sel, &gpg, fpr, nullptr));
+    ASSIGN_OR_RETURN(signed_objects,
+                     trust::SignImage(image, sel, chosen.first, chosen.second, nullptr));
   }
   Info(absl::StrCat("Signature created and applied to image '", f.image, "'"));
   return absl::OkStatus();
@@ -195,12 +240,13 @@ absl::Status SaveGlobal(GlobalKeyring& g) {
   return trust::WriteKeyringFile(trust::GlobalKeyringPath(ConfigDir()), data);
 }
 
-void PrintKeys(const std::vector<trust::KeyInfo>& keys, const std::string& where) {
+void PrintKeys(const std::vector<trust::KeyInfo>& keys, const std::string& where,
+               size_t first = 0) {
   std::cout << where << "\n\n";
   for (size_t i = 0; i < keys.size(); ++i) {
     const trust::KeyInfo& k = keys[i];
-    std::cout << i << ") User:              " << (k.user_ids.empty() ? "" : k.user_ids.front())
-              << "\n"
+    std::cout << first + i
+              << ") User:              " << (k.user_ids.empty() ? "" : k.user_ids.front()) << "\n"
               << "   Creation time:     "
               << absl::FormatTime("%Y-%m-%d %H:%M:%S %z", absl::FromTimeT(k.created),
                                   absl::UTCTimeZone())
@@ -224,6 +270,14 @@ absl::Status KeyList(const KeyFlags& f) {
   ASSIGN_OR_RETURN(std::vector<trust::KeyInfo> keys, trust::ListKeys(gpg, f.secret));
   PrintKeys(keys, f.secret ? "Private key listing (your GnuPG home):"
                            : "Public key listing (your GnuPG home):");
+  // Apptainer's own keyring, numbered on after the GnuPG home's (sign -k).
+  ASSIGN_OR_RETURN(std::optional<GlobalKeyring> apptainer, OpenApptainerKeyring(f.secret));
+  if (!apptainer.has_value()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<trust::KeyInfo> more, trust::ListKeys(apptainer->gpg, f.secret));
+  PrintKeys(more,
+            absl::StrCat(f.secret ? "Private" : "Public", " key listing (", ApptainerKeysDir(),
+                         f.secret ? "/pgp-secret" : "/pgp-public", "):"),
+            keys.size());
   return absl::OkStatus();
 }
 

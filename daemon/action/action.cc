@@ -60,6 +60,23 @@ constexpr char kShim[] =
 constexpr char kBashOrSh[] =
     "if test -x /bin/bash; then SHELL=/bin/bash; export SHELL; exec /bin/bash --norc \"$@\"; fi\n"
     "SHELL=/bin/sh; export SHELL; exec /bin/sh \"$@\"\n";
+// Apptainer's test action: the %test script, or an INFO and success.
+constexpr char kTestOrInfo[] =
+    "if test -x /.singularity.d/test; then exec /.singularity.d/test \"$@\"; fi\n"
+    "echo 'INFO:    No test script found in container, exiting' >&2\n"
+    "exit 0\n";
+// With --app NAME ($1): the app's runscript or test, or Apptainer's ERROR.
+constexpr char kAppRun[] =
+    "app=$1; shift\n"
+    "if test -x \"/scif/apps/$app/scif/runscript\"; then exec \"/scif/apps/$app/scif/runscript\" "
+    "\"$@\"; fi\n"
+    "echo \"ERROR:   no runscript for contained app: $app\" >&2\n"
+    "exit 1\n";
+constexpr char kAppTest[] =
+    "app=$1; shift\n"
+    "if test -x \"/scif/apps/$app/scif/test\"; then exec \"/scif/apps/$app/scif/test\" \"$@\"; fi\n"
+    "echo \"ERROR:   No tests for contained app: $app\" >&2\n"
+    "exit 1\n";
 
 // Apptainer's run action: the runscript, or a shell when the image has
 // none, with the same arguments.
@@ -221,6 +238,8 @@ std::string ActionName(Action action) {
       return "run";
     case Action::kShell:
       return "shell";
+    case Action::kTest:
+      return "test";
     case Action::kExec:
       break;
   }
@@ -254,6 +273,7 @@ absl::StatusOr<ContainerEnv> BuildEnvironment(const EnvRequest& request, const E
     if (!request.bind_list.empty()) {
       env.base.push_back(absl::StrCat(prefix, "BIND=", request.bind_list));
     }
+    if (!request.app.empty()) env.base.push_back(absl::StrCat(prefix, "APPNAME=", request.app));
   }
   if (request.action == Action::kShell) env.base.push_back("PS1=Berth> ");
 
@@ -282,11 +302,24 @@ absl::StatusOr<LaunchCommand> BuildCommand(const CommandRequest& request, const 
       command = request.args;
       break;
     case Action::kRun:
-      command = request.image_has_shell
-                    ? std::vector<std::string>{"/bin/sh", "-c", kRunOrShell, "/bin/sh"}
-                    : std::vector<std::string>{"/.singularity.d/runscript"};
+    case Action::kTest: {
+      // Apptainer's run and test actions: the app's script (or its ERROR),
+      // else the image's (run: or a shell; test: or an INFO).
+      const bool run = request.action == Action::kRun;
+      const std::string app_script =
+          absl::StrCat("/scif/apps/", request.app, run ? "/scif/runscript" : "/scif/test");
+      if (!request.image_has_shell) {
+        command = {!request.app.empty() ? app_script
+                   : run                ? "/.singularity.d/runscript"
+                                        : "/.singularity.d/test"};
+      } else if (!request.app.empty()) {
+        command = {"/bin/sh", "-c", run ? kAppRun : kAppTest, "/bin/sh", request.app};
+      } else {
+        command = {"/bin/sh", "-c", run ? kRunOrShell : kTestOrInfo, "/bin/sh"};
+      }
       command.insert(command.end(), request.args.begin(), request.args.end());
       break;
+    }
     case Action::kShell:
       if (!request.shell.empty()) {
         command = {request.shell};

@@ -26,7 +26,7 @@
 
 namespace berth::daemon::action {
 
-enum class Action { kExec, kRun, kShell };
+enum class Action { kExec, kRun, kShell, kTest };
 
 struct EnvLimits {
   size_t max_entries = 4096;
@@ -44,6 +44,7 @@ struct EnvRequest {
   Action action = Action::kExec;
   std::string bind_list;  // for APPTAINER_BIND
   bool no_eval = false;   // --no-eval: the caller's values are taken literally
+  std::string app;        // --app: APPTAINER_APPNAME (the image's env scripts do the rest)
   // Set by the daemon after every other rule (GPU selection, CDI env edits).
   std::vector<std::pair<std::string, std::string>> runtime_env;
   // Driver libraries are bound here: it joins LD_LIBRARY_PATH (appended,
@@ -78,6 +79,7 @@ struct CommandRequest {
   std::vector<std::string> args;  // exec: command + args; run: runscript args; shell: ignored
   std::string shell;              // --shell; default /bin/bash --norc, else /bin/sh
   bool image_has_shell = true;    // /bin/sh exists in the image
+  std::string app;                // --app: run and test use the app's scripts
 };
 
 struct LaunchCommand {

@@ -57,6 +57,38 @@ std::string Labels(const deffile::Definition& stage, int64_t build_time) {
   return j.dump(1, '\t', false, nlohmann::json::error_handler_t::replace);
 }
 
+// The environment of the app chosen with `--app` (APPTAINER_APPNAME, set by
+// the runtime): its root and bin on PATH, its lib on LD_LIBRARY_PATH, its
+// 01-base.sh and %appenv. Apptainer's images carry a script of this name
+// doing this, so the runtime of either picks the app's environment up.
+constexpr char kAppsEnv[] =
+    "#!/bin/sh\n"
+    "# SCIF: the environment of the app chosen with --app.\n"
+    "__scif_app=${APPTAINER_APPNAME:-${SINGULARITY_APPNAME:-}}\n"
+    "if test -n \"$__scif_app\"; then\n"
+    "    __scif_dir=/scif/apps/$__scif_app\n"
+    "    if ! test -d \"$__scif_dir/\"; then\n"
+    "        echo \"Could not locate the container application: $__scif_app\"\n"
+    "        exit 1\n"
+    "    fi\n"
+    "    SCIF_APPS=/scif/apps\n"
+    "    SCIF_APPROOT=$__scif_dir\n"
+    "    export SCIF_APPS SCIF_APPROOT\n"
+    "    PATH=\"$__scif_dir:$PATH\"\n"
+    "    if test -d \"$__scif_dir/bin\"; then PATH=\"$__scif_dir/bin:$PATH\"; fi\n"
+    "    export PATH\n"
+    "    if test -d \"$__scif_dir/lib\"; then\n"
+    "        LD_LIBRARY_PATH=\"$__scif_dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}\"\n"
+    "        export LD_LIBRARY_PATH\n"
+    "    fi\n"
+    "    for __scif_env in \"$__scif_dir/scif/env/01-base.sh\" "
+    "\"$__scif_dir/scif/env/90-environment.sh\"; do\n"
+    "        if test -f \"$__scif_env\"; then . \"$__scif_env\"; fi\n"
+    "    done\n"
+    "    unset __scif_dir __scif_env\n"
+    "fi\n"
+    "unset __scif_app\n";
+
 }  // namespace
 
 std::string ScriptFile(const deffile::Script& script) {
@@ -87,6 +119,7 @@ v1::WriteFiles StageMetadata(const deffile::Definition& stage, const std::string
   v1::WriteFiles out;
   Add(out, "/.singularity.d/Singularity", raw, 0644);
   Add(out, "/.singularity.d/labels.json", Labels(stage, build_time), 0644);
+  Add(out, "/.singularity.d/env/95-apps.sh", kAppsEnv, 0755);
   if (stage.environment.present()) {
     // Appended to what the base has (formats.md §5.3); its own shebang line
     // only opens a new file, which the worker cannot tell here, so it is

@@ -161,6 +161,9 @@ struct SystemMounts {
   bool minimal_dev = false;  // a minimal /dev even without `contain` ("mount dev = minimal")
   bool tmp = true;           // /tmp and /var/tmp
   bool etc_files = true;     // /etc/hosts, /etc/localtime, /etc/resolv.conf from the host
+  bool devpts = true;        // a new devpts instance in a minimal /dev (--no-mount devpts)
+  // Of the etc files, those not to mount (--no-mount bind-paths or /etc/hosts).
+  std::vector<std::string> etc_skip;
 };
 
 struct LaunchSpec {

@@ -83,7 +83,7 @@ absl::Status PopulateMinimalDev(int dev) {
   return absl::OkStatus();
 }
 
-absl::Status PlanMinimalDev(MountPlanner& planner, const DeviceSet& devices) {
+absl::Status PlanMinimalDev(MountPlanner& planner, const DeviceSet& devices, bool devpts) {
   const char* what = "mounting a minimal /dev";
   auto dev = NewDetachedMount("tmpfs", {{"mode", "0755"}, {"size", "65536"}},
                               DevTmpfsAttributes(devices, /*full=*/false));
@@ -96,11 +96,13 @@ absl::Status PlanMinimalDev(MountPlanner& planner, const DeviceSet& devices) {
     if (!mnt.ok()) return Annotate(mnt.status(), what);
     planner.Beneath(std::move(*mnt), base, node.name, absl::StrCat("mounting /dev/", node.name));
   }
-  auto pts =
-      NewDetachedMount("devpts", {{"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"}},
-                       MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
-  if (!pts.ok()) return Annotate(pts.status(), "mounting /dev/pts");
-  planner.Beneath(std::move(*pts), base, "pts", "mounting /dev/pts");
+  if (devpts) {
+    auto pts =
+        NewDetachedMount("devpts", {{"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"}},
+                         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+    if (!pts.ok()) return Annotate(pts.status(), "mounting /dev/pts");
+    planner.Beneath(std::move(*pts), base, "pts", "mounting /dev/pts");
+  }
   auto shm = NewDetachedMount("tmpfs", {{"mode", "1777"}}, kNoSuidDev);
   if (!shm.ok()) return Annotate(shm.status(), "mounting /dev/shm");
   planner.Beneath(std::move(*shm), base, "shm", "mounting /dev/shm");
@@ -125,7 +127,7 @@ absl::Status PlanSystemMounts(const LaunchSpec& spec, MountPlanner& planner) {
     RETURN_IF_ERROR(planner.AtHostTree(std::move(mnt), "/sys", true, "mounting /sys"));
   }
   bool minimal_dev = spec.contain || sys.minimal_dev;
-  if (sys.dev && minimal_dev) RETURN_IF_ERROR(PlanMinimalDev(planner, spec.devices));
+  if (sys.dev && minimal_dev) RETURN_IF_ERROR(PlanMinimalDev(planner, spec.devices, sys.devpts));
   if (sys.dev && !minimal_dev && DevicesInDev(spec.devices)) {
     RETURN_IF_ERROR(PlanHostDevWithDevices(planner, spec.devices));
   } else if (sys.dev && !minimal_dev) {
@@ -163,7 +165,9 @@ absl::Status PlanHome(const LaunchSpec& spec, MountPlanner& planner) {
 
 absl::Status PlanEtcFiles(const LaunchSpec& spec, MountPlanner& planner) {
   if (!spec.system_mounts.etc_files) return absl::OkStatus();
+  const std::vector<std::string>& skip = spec.system_mounts.etc_skip;
   for (const char* path : {"/etc/hosts", "/etc/localtime", "/etc/resolv.conf"}) {
+    if (std::find(skip.begin(), skip.end(), path) != skip.end()) continue;
     std::string what = absl::StrCat("mounting ", path);
     auto fd = OpenFile(path, O_PATH);
     if (!fd.ok()) continue;  // a host without one gives none

@@ -90,8 +90,8 @@ bool BlobCache::Pinned(const std::string& key, int more_than) {
   return it != pins_.end() && it->second > more_than;
 }
 
-std::unique_ptr<BlobCache::Transfer> BlobCache::Begin(CacheCaller caller) {
-  return std::unique_ptr<Transfer>(new Transfer(*this, caller));
+std::unique_ptr<BlobCache::Transfer> BlobCache::Begin(CacheCaller caller, bool bypass) {
+  return std::unique_ptr<Transfer>(new Transfer(*this, caller, bypass));
 }
 
 BlobCache::Transfer::~Transfer() {
@@ -105,6 +105,12 @@ absl::StatusOr<UniqueFd> BlobCache::Transfer::GetOrFill(const std::string& type,
                                                         const Observer& observe) {
   if (!IsCacheType(type) || !ValidHex(digest)) {
     return absl::InvalidArgumentError("invalid cache type or digest");
+  }
+  if (bypass_) {
+    Flight own;
+    ASSIGN_OR_RETURN(Filled filled,
+                     cache_.Fill(type, digest, size, caller_, fill, own, /*keep=*/false));
+    return std::move(filled.fd);
   }
   const std::string key = KeyOf(type, digest);
   cache_.Pin(key, 1);  // from now on no budget decision deletes it
@@ -179,7 +185,7 @@ void BlobCache::Transfer::DropFilled() {
 absl::StatusOr<BlobCache::Filled> BlobCache::Fill(const std::string& type,
                                                   const std::string& digest, int64_t size,
                                                   const CacheCaller& caller, const Filler& fill,
-                                                  Flight& flight) {
+                                                  Flight& flight, bool keep) {
   fills_.fetch_add(1);
   // A declared size is booked before the download: what does not fit is
   // refused before it costs the disk anything.
@@ -195,8 +201,12 @@ absl::StatusOr<BlobCache::Filled> BlobCache::Fill(const std::string& type,
   if (raw < 0) return ErrnoStatus("creating a temp file in the node cache", errno);
   UniqueFd fd(raw);
   RETURN_IF_ERROR(fill(fd.get(), [&](int64_t done) { flight.bytes.store(done); }));
-  if (::fsync(fd.get()) != 0) return ErrnoStatus("writing to the node cache (fsync)", errno);
   const std::string proc = absl::StrCat("/proc/self/fd/", fd.get());
+  if (!keep) {
+    ASSIGN_OR_RETURN(UniqueFd reader, OpenFile(proc, O_RDONLY | O_CLOEXEC));
+    return Filled{std::move(reader), false};
+  }
+  if (::fsync(fd.get()) != 0) return ErrnoStatus("writing to the node cache (fsync)", errno);
   if (!room.has_value()) {
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("stat of a new cache entry", errno);

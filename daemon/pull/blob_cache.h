@@ -34,6 +34,10 @@
 // fails, the entries it filled that no other transfer uses and no other
 // user referenced are deleted (a failed conversion keeps nothing). A user
 // lists and cleans their own entries; root, all of them.
+//
+// A transfer begun with `bypass` (pull --disable-cache) neither opens nor
+// names an entry: each fill goes to a nameless file that dies with its
+// descriptor, still within the budget while it is written.
 #pragma once
 
 #include <sys/types.h>
@@ -108,23 +112,28 @@ class BlobCache {
 
    private:
     friend class BlobCache;
-    Transfer(BlobCache& cache, CacheCaller caller) : cache_(cache), caller_(caller) {}
+    Transfer(BlobCache& cache, CacheCaller caller, bool bypass)
+        : cache_(cache), caller_(caller), bypass_(bypass) {}
     BlobCache& cache_;
     const CacheCaller caller_;
+    const bool bypass_;
     absl::Mutex mu_;
     std::vector<std::string> pinned_ ABSL_GUARDED_BY(mu_), filled_ ABSL_GUARDED_BY(mu_);
   };
-  std::unique_ptr<Transfer> Begin(CacheCaller caller);
+  std::unique_ptr<Transfer> Begin(CacheCaller caller, bool bypass = false);
 
   // The caller's entries (every entry for the owner).
   absl::StatusOr<std::vector<CacheEntryInfo>> List(CacheCaller caller) const;
 
   // Removes the caller's entries of `types` (empty = all) unused for `days`
   // days (0 = all). For a user, an entry another user also referenced is
-  // kept, only their reference dropped (returned in `released`).
-  absl::StatusOr<std::vector<CacheEntryInfo>> Clean(
-      CacheCaller caller, int days, const std::vector<std::string>& types, bool dry_run,
-      std::vector<CacheEntryInfo>* released = nullptr);
+  // kept, only their reference dropped (returned in `released`); an entry a
+  // transfer is using is left whole (returned in `in_use`).
+  absl::StatusOr<std::vector<CacheEntryInfo>> Clean(CacheCaller caller, int days,
+                                                    const std::vector<std::string>& types,
+                                                    bool dry_run,
+                                                    std::vector<CacheEntryInfo>* released = nullptr,
+                                                    std::vector<CacheEntryInfo>* in_use = nullptr);
 
   // How many fills ran (tests and logs: "one download per blob").
   int64_t fills() const { return fills_.load(); }
@@ -157,8 +166,10 @@ class BlobCache {
 
   std::string PathOf(const std::string& type, const std::string& digest) const;
   absl::StatusOr<UniqueFd> Open(const std::string& type, const std::string& digest);
+  // `keep`: name the result as the entry (false: it is served unnamed).
   absl::StatusOr<Filled> Fill(const std::string& type, const std::string& digest, int64_t size,
-                              const CacheCaller& caller, const Filler& fill, Flight& flight);
+                              const CacheCaller& caller, const Filler& fill, Flight& flight,
+                              bool keep = true);
   absl::StatusOr<UniqueFd> Keep(const std::string& type, const std::string& digest, int fd,
                                 const CacheCaller& caller);
   absl::StatusOr<std::vector<CacheEntryInfo>> ListAll() const;

@@ -145,9 +145,11 @@ absl::StatusOr<std::vector<CacheEntryInfo>> BlobCache::List(CacheCaller caller) 
   return mine;
 }
 
-absl::StatusOr<std::vector<CacheEntryInfo>> BlobCache::Clean(
-    CacheCaller caller, int days, const std::vector<std::string>& types, bool dry_run,
-    std::vector<CacheEntryInfo>* released) {
+absl::StatusOr<std::vector<CacheEntryInfo>> BlobCache::Clean(CacheCaller caller, int days,
+                                                             const std::vector<std::string>& types,
+                                                             bool dry_run,
+                                                             std::vector<CacheEntryInfo>* released,
+                                                             std::vector<CacheEntryInfo>* in_use) {
   for (const std::string& t : types) {
     if (!IsCacheType(t) && t != "all") {
       return absl::InvalidArgumentError(
@@ -162,6 +164,12 @@ absl::StatusOr<std::vector<CacheEntryInfo>> BlobCache::Clean(
   for (CacheEntryInfo& e : entries) {
     if (!all && std::find(types.begin(), types.end(), e.type) == types.end()) continue;
     if (days > 0 && e.mtime_unix > cutoff) continue;
+    // A user's clean never takes an entry a pull is using, theirs or
+    // another user's (that pull may not have recorded its user yet).
+    if (!caller.owner && Pinned(KeyOf(e))) {
+      if (in_use != nullptr) in_use->push_back(std::move(e));
+      continue;
+    }
     const bool shared = !caller.owner && (e.users.size() > 1 || !e.users.contains(caller.uid));
     if (shared) {
       // Another user needs it: only this user's reference goes.

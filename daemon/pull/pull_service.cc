@@ -226,7 +226,8 @@ absl::Status PullService::Pull(grpc::ServerContext& context, const v1::PullReque
     ASSIGN_OR_RETURN(out, TakeOneHandedFd(peer, {"the output file", HandedAccess::kWrite}));
     RETURN_IF_ERROR(PrepareOutput(out.get()));
   }
-  std::unique_ptr<BlobCache::Transfer> cache = cache_.Begin(CallerOf(peer));
+  std::unique_ptr<BlobCache::Transfer> cache =
+      cache_.Begin(CallerOf(peer), request.disable_cache());
   absl::Status status =
       PullThrough(context, request, ref, out.valid() ? out.get() : -1, *cache, writer, peer);
   // A failed pull (a conversion that failed included) keeps nothing it alone brought.
@@ -535,12 +536,13 @@ absl::Status PullService::CacheClean(const v1::CacheCleanRequest& request, const
   // they referenced (and drops their reference to what others share).
   if (request.days() < 0) return absl::InvalidArgumentError("--days must not be negative");
   std::vector<std::string> types(request.types().begin(), request.types().end());
-  std::vector<CacheEntryInfo> released;
+  std::vector<CacheEntryInfo> released, in_use;
   ASSIGN_OR_RETURN(
       std::vector<CacheEntryInfo> removed,
-      cache_.Clean(CallerOf(peer), request.days(), types, request.dry_run(), &released));
+      cache_.Clean(CallerOf(peer), request.days(), types, request.dry_run(), &released, &in_use));
   for (const CacheEntryInfo& e : removed) ToProto(e, reply.add_removed());
   for (const CacheEntryInfo& e : released) ToProto(e, reply.add_released());
+  for (const CacheEntryInfo& e : in_use) ToProto(e, reply.add_in_use());
   spdlog::info("cache clean for uid {}: {} entries removed, {} shared kept", peer.uid,
                removed.size(), released.size());
   return absl::OkStatus();

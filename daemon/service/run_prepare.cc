@@ -122,6 +122,7 @@ bool ImageHasShell(const std::string& root) {
 action::Action ActionOf(v1::Action a) {
   return a == v1::ACTION_RUN     ? action::Action::kRun
          : a == v1::ACTION_SHELL ? action::Action::kShell
+         : a == v1::ACTION_TEST  ? action::Action::kTest
                                  : action::Action::kExec;
 }
 
@@ -178,6 +179,7 @@ absl::Status AddBinds(const v1::RunRequest& r, const PeerIdentity& peer,
   if (!NoMount(r, "bind-paths")) {
     for (const std::string& path : config.default_binds) {
       if (path == "/etc/hosts" || path == "/etc/localtime") continue;  // launcher's own
+      if (NoMount(r, path)) continue;                                  // --no-mount /PATH
       auto bind = OpenBind(peer, path, path, true, "default bind");
       if (bind.ok()) spec.binds.push_back(*std::move(bind));
     }
@@ -241,6 +243,7 @@ absl::Status AddCommand(const v1::RunRequest& r, const std::string& image_root,
   env_request.container_home = spec.identity.home;
   env_request.image_path = r.image();
   env_request.action = ActionOf(r.action());
+  env_request.app = r.app();
   env_request.bind_list = BindList(r);
   env_request.no_eval = r.no_eval();
   env_request.runtime_env = grant.env;
@@ -248,6 +251,7 @@ absl::Status AddCommand(const v1::RunRequest& r, const std::string& image_root,
   ASSIGN_OR_RETURN(action::ContainerEnv env, action::BuildEnvironment(env_request));
   action::CommandRequest command;
   command.action = env_request.action;
+  command.app = r.app();
   command.args.assign(r.args().begin(), r.args().end());
   command.shell = r.shell();
   command.image_has_shell = ImageHasShell(image_root);
@@ -277,6 +281,13 @@ void AddNamespaces(const v1::RunRequest& r, const DaemonOptions& options,
   spec.system_mounts.dev = config.mount_dev != policy::DevMode::kNone && !NoMount(r, "dev");
   spec.system_mounts.tmp = config.mount_tmp && !NoMount(r, "tmp");
   spec.system_mounts.minimal_dev = config.mount_dev == policy::DevMode::kMinimal;
+  spec.system_mounts.devpts = !NoMount(r, "devpts");
+  // /etc/hosts and /etc/localtime are bind paths in Apptainer's default
+  // configuration (and berth.conf's default_binds): --no-mount takes them
+  // with the other bind paths, or by name.
+  for (const char* path : {"/etc/hosts", "/etc/localtime"}) {
+    if (NoMount(r, "bind-paths") || NoMount(r, path)) spec.system_mounts.etc_skip.push_back(path);
+  }
 }
 
 // --fakeroot: the ids of the caller's subordinate ranges, or the

@@ -147,8 +147,17 @@ absl::Status CheckAbsolutePath(absl::string_view field, absl::string_view path) 
 absl::Status CheckRunRequest(const v1::RunRequest& r, size_t handed_fds,
                              const policy::Config& config, const RequestLimits& limits) {
   if (r.action() != v1::ACTION_EXEC && r.action() != v1::ACTION_RUN &&
-      r.action() != v1::ACTION_SHELL) {
-    return Refuse("action", "must be run, exec or shell");
+      r.action() != v1::ACTION_SHELL && r.action() != v1::ACTION_TEST) {
+    return Refuse("action", "must be run, exec, shell or test");
+  }
+  // A SCIF app name becomes a path component (/scif/apps/NAME) and a
+  // variable's value: letters, digits, '_', '-', '.', not a dot first.
+  if (!r.app().empty() && (r.app().size() > 128 || r.app().front() == '.' ||
+                           !std::all_of(r.app().begin(), r.app().end(), [](char ch) {
+                             return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' ||
+                                    ch == '-' || ch == '.';
+                           }))) {
+    return Refuse("--app", "an app name is at most 128 letters, digits, '_', '-' and '.'");
   }
   if (r.action() == v1::ACTION_EXEC && r.args().empty()) {
     return Refuse("exec", "needs a command to run in the container");

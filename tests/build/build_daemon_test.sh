@@ -217,6 +217,10 @@ expect_out "apps: 94-appsbase.sh exports every app's paths (names made variable-
 expect_out "apps: labels.json as Go writes it" \
   "$(printf '{\n\t"SCIF_APP_NAME": "tool",\n\t"Version": "1.2 \\u003cbeta\\u003e"\n}')" \
   b exec apps.sif cat /scif/apps/tool/scif/labels.json
+expect_out "apps: run --app runs the app's runscript" "tool runs: x" b run --app tool apps.sif x
+expect_out "apps: --app gives the app's environment (95-apps.sh)" "/scif/apps/tool tool-env /scif/apps/tool/bin" \
+  b exec --app tool apps.sif sh -c 'echo $SCIF_APPROOT $TOOL_ENV ${PATH%%:*}'
+expect_out "apps: without --app, no app's environment" "unset" b exec apps.sif sh -c 'echo ${TOOL_ENV-unset}'
 expect_out "apps: %apphelp (the section as written, as Apptainer keeps it)" "    Tool help." b exec apps.sif cat /scif/apps/tool/scif/runscript.help
 expect_out "apps: data directories" "yes" b exec apps.sif sh -c 'test -d /scif/data/other-app/input && test -d /scif/data/other-app/output && echo yes'
 

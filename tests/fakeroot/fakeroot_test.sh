@@ -4,6 +4,7 @@
 # own (the daemon's test-only --subuid-file/--subgid-file; root-owned, as the
 # real ones must be), and `berth config fakeroot` editing copies of them.
 # The real /etc/subuid and /etc/subgid are never touched (checked at the end).
+# HOME under --fakeroot is also checked for a root caller.
 set -u
 BERTH_SRC=$1 BERTHD_SRC=$2
 here=$(cd "$(dirname "$0")" && pwd)
@@ -41,6 +42,19 @@ MYGID=$(id -g "$TUSER")
 ids "$TUSER:200000:65536\n" "$TUSER:300000:65536\n"
 expect_out "ranges: id says uid=0(root)" "uid=0(root)" b exec --fakeroot "$IMG" sh -c 'id | cut -d" " -f1'
 expect_out "ranges: HOME is /root" "/root" b exec --fakeroot "$IMG" sh -c 'echo $HOME'
+# Apptainer binds the user's own home at /root under --fakeroot.
+UHOME=$(getent passwd "$TUSER" | cut -d: -f6)
+marker=.berth-fakeroot-home-$$
+echo "home of $TUSER" >"$UHOME/$marker" && chown "$TUSER:" "$UHOME/$marker"
+expect_out "ranges: the user's home is bound at /root" "home of $TUSER" \
+  b exec --fakeroot "$IMG" cat "/root/$marker"
+expect_out "ranges: -H DIR beats /root, as Apptainer's custom home" "$OWN" \
+  b exec --fakeroot -H "$OWN" "$IMG" sh -c 'echo $HOME'
+rm -f "$UHOME/$marker"
+expect_out "root caller: --fakeroot, HOME is /root" "0 /root" \
+  env BERTH_SOCKET="$SOCK" "$BERTH" exec --fakeroot "$IMG" sh -c 'echo $(id -u) $HOME'
+expect_out "root caller: --fakeroot --contain: HOME /root, a fresh tmpfs" "/root 0" \
+  env BERTH_SOCKET="$SOCK" "$BERTH" exec --fakeroot --contain "$IMG" sh -c 'echo $HOME $(ls -A /root | wc -l)'
 expect_out "ranges: passwd says root for uid 0" "root:x:0:0:root:/root:/bin/sh" \
   b exec --fakeroot "$IMG" grep '^root:' /etc/passwd
 b exec --fakeroot -B "$OWN:/mnt" "$IMG" sh -c 'touch /mnt/a /mnt/b && busybox chown 1:1 /mnt/a && busybox chown 65536:65536 /mnt/b' \

@@ -50,6 +50,9 @@ echo "This image tests berth." >"$r/.singularity.d/runscript.help"
 ln -s .singularity.d/runscript "$r/singularity"
 printf 'Bootstrap: scratch\n\n%%runscript\n    echo "runscript args: $*"\n' >"$work/image.def"
 cp "$work/image.def" "$r/.singularity.d/Singularity"
+# $BERTH_TEST_IMAGE_EXTRA (a directory) is copied over the tree last, for
+# tests that need more (a %test script, SCIF apps).
+if [ -n "${BERTH_TEST_IMAGE_EXTRA:-}" ]; then cp -a "$BERTH_TEST_IMAGE_EXTRA/." "$r/"; fi
 mksquashfs "$r" "$work/root.sqfs" -noappend -all-root -quiet >/dev/null
 rm -f "$out"
 "$berth" sif new --launch-script $'#!/usr/bin/env run-singularity\n' "$out"

@@ -135,7 +135,7 @@ PY
 # no_debris DIR: no temp files left by a failed pull.
 no_debris() { ! ls -A "$1" | grep -q 'berth-'; }
 
-cache_entries() { "$BERTH" cache list | grep -c '^\(oras\|blob\|sif\) ' || true; }
+cache_entries() { "$BERTH" cache list --long | grep -c '^\(oras\|blob\|sif\) ' || true; }
 
 # leftovers: what the test's daemons left on the node: mounts under $T (but
 # the test's own) and loop devices whose backing file is under $T.

@@ -45,9 +45,9 @@ done
 [ "$same" -eq 50 ] && ok "all 50 copies are byte-identical" || bad "all 50 copies are byte-identical" "$same"
 owners=$(stat -c %U "$T"/berthtest/*.sif | sort -u)
 [ "$owners" = berthtest ] && ok "each copy is owned by its puller" || bad "each copy is owned by its puller" "$owners"
-check "cache list shows the entry" sh -c "'$BERTH' cache list | grep -q '^oras *$digest'"
+check "cache list shows the entry" sh -c "'$BERTH' cache list --long | grep -q '^oras *$digest'"
 check "a plain user's clean leaves what other users share" as_user berthtest "$BERTH" cache clean
-check "the shared entry stays" sh -c "'$BERTH' cache list | grep -q '^oras *$digest'"
+check "the shared entry stays" sh -c "'$BERTH' cache list --long | grep -q '^oras *$digest'"
 check "root cleans the node cache" "$BERTH" cache clean -T oras
 [ "$(cache_entries)" -eq 0 ] && ok "cache is empty after clean" || bad "cache is empty after clean" "$("$BERTH" cache list)"
 finish

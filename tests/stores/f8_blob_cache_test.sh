@@ -33,7 +33,7 @@ sif() {
 pull() {  # pull USER NAME
   as_user "$1" "$BERTH" pull -q -F "$T/$1/$2.sif" "oras://$reg/t/$2:v1"
 }
-listed() { as_user "$1" "$BERTH" cache list | awk 'NR > 1 && NF >= 3 {print $2}' | grep '^sha256:' | sort; }
+listed() { as_user "$1" "$BERTH" cache list --long | awk 'NR > 1 && NF >= 3 {print $2}' | grep '^sha256:' | sort; }
 entry_file() { echo "$T/state/cache/$1/sha256/${2#sha256:}"; }
 
 start_berthd "[registry]
@@ -56,7 +56,7 @@ check "A cleans their cache as a plain user" as_user $A "$BERTH" cache clean
 [ -f "$(entry_file oras "$y")" ] && ok "what B also referenced stays" || bad "what B also referenced stays" "y is gone"
 [ -z "$(listed $A)" ] && ok "A lists nothing after the clean" || bad "A lists nothing after the clean" "$(listed $A)"
 [ "$(listed $B)" = "$y" ] && ok "B still lists their entry" || bad "B still lists their entry" "$(listed $B)"
-expect_out "root sees y's users" "$(id -u $B)" sh -c "'$BERTH' cache list | awk '\$2 == \"$y\" {print \$NF}'"
+expect_out "root sees y's users" "$(id -u $B)" sh -c "'$BERTH' cache list --long | awk '\$2 == \"$y\" {print \$NF}'"
 
 # A failed conversion: the blobs only that pull brought go, shared ones stay.
 layers=$($PY "$STORES/push_image.py" "$reg" t/good v1 tar:shared-layer) || bad "push good" "failed"
