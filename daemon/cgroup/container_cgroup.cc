@@ -246,7 +246,10 @@ absl::StatusOr<ContainerCgroup> ContainerCgroup::Create(
   std::vector<std::string> v1_controllers;
   for (const FamilyInfo& f : kFamilies) {
     bool used = Uses(r, f.family);
-    if (!used && !options.for_stats) continue;
+    // Stats need the accounting controllers only; cpuset and hugetlb count nothing.
+    bool counts = f.family == Family::kCpu || f.family == Family::kMemory ||
+                  f.family == Family::kPids || f.family == Family::kIo;
+    if (!used && !(options.for_stats && counts)) continue;
     if (v1_with(f.v1_name) != nullptr) {
       MoveFamily(on_v2, on_v1, f.family);
       v1_controllers.push_back(f.v1_name);
