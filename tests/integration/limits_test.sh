@@ -15,6 +15,10 @@ daemon_pid=
 made=()  # test cgroups to remove, deepest last
 cleanup() {
   [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+  # What a failing run left (the check below has reported it): ours only.
+  if [ "$MODE" = system ] && [ -n "$daemon_pid" ]; then
+    find /sys/fs/cgroup -mindepth 2 -depth -type d -name "berth-${daemon_pid}-*" -exec rmdir {} \; 2>/dev/null
+  fi
   for ((i = ${#made[@]} - 1; i >= 0; i--)); do
     d=${made[$i]}
     [ -d "$d/berth-caller" ] && rmdir "$d/berth-caller" 2>/dev/null
