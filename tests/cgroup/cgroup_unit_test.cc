@@ -82,8 +82,8 @@ TEST_CASE("[unified] names controller files and one-line values only") {
     INFO(key);
     CHECK_FALSE(Validate(bad).ok());
   }
-  for (std::string value : {std::string("1\n2"), std::string("1\r"), std::string("1\0", 2),
-                            std::string("")}) {
+  for (std::string value :
+       {std::string("1\n2"), std::string("1\r"), std::string("1\0", 2), std::string("")}) {
     Resources bad;
     bad.unified["pids.max"] = value;
     CHECK_FALSE(Validate(bad).ok());
@@ -114,7 +114,7 @@ TEST_CASE("v1 and v2 files for Apptainer's flags") {
   CHECK(Find(*v2, "cpu.weight") == "39");  // runc: 1 + (1024-2)*9999/262142
   CHECK(Find(*v2, "memory.max") == "67108864");
   CHECK(Find(*v2, "memory.swap.max") == "67108864");  // OCI counts memory + swap
-  CHECK(Find(*v2, "io.weight") == "default 4950");  // runc: 1 + (500-10)*9999/990
+  CHECK(Find(*v2, "io.weight") == "default 4950");    // runc: 1 + (500-10)*9999/990
   CHECK(ControllersOf(*v2) == std::vector<std::string>{"cpu", "memory", "pids", "io"});
 }
 
@@ -207,11 +207,11 @@ access = "rwm"
   CHECK(r->unified().at("pids.max") == "512");
   CHECK_FALSE(r->has_memory_swap());
 
-  for (const char* bad : {"[memory]\nkernel = 1\n", "[network]\nclassID = 1\n", "[rdma]\n",
-                          "[cpu]\nrealtimeRuntime = 1\n", "[memory]\nlimt = 1\n",
-                          "[[devices]]\nallow = false\naccess = \"rwm\"\n",
-                          "[[devices]]\nallow = true\nmajor = 1\n", "[pids]\nlimit = \"x\"\n",
-                          "[unified]\n\"pids.max\" = 5\n", "[memory\n"}) {
+  for (const char* bad :
+       {"[memory]\nkernel = 1\n", "[network]\nclassID = 1\n", "[rdma]\n",
+        "[cpu]\nrealtimeRuntime = 1\n", "[memory]\nlimt = 1\n",
+        "[[devices]]\nallow = false\naccess = \"rwm\"\n", "[[devices]]\nallow = true\nmajor = 1\n",
+        "[pids]\nlimit = \"x\"\n", "[unified]\n\"pids.max\" = 5\n", "[memory\n"}) {
     INFO(bad);
     auto parsed = berth::client::ParseCgroupsToml(bad, "t.toml");
     CHECK_FALSE(parsed.ok());
