@@ -55,9 +55,9 @@ else
 fi
 b() { as "$BERTH" "$@"; }
 # The daemon's pid names its cgroups; a user-mode daemon runs in its own
-# namespaces, so match any berth-*-* there.
+# namespaces, so match any berth-<pid>-<n> there.
 tag="berth-${daemon_pid}-"
-[ "$MODE" = user ] && tag="berth-"
+[ "$MODE" = user ] && tag="berth-[0-9]*-"
 leftovers() { find /sys/fs/cgroup -mindepth 2 -type d -name "${tag}*" 2>/dev/null; }
 # container_dir HIERARCHY: the running container's directory there.
 container_dir() {
@@ -77,6 +77,20 @@ if [ "$MODE" = user ]; then
     "the memory controller" b exec --memory 64M "$IMG" true
   expect_fatal "user mode: --pids-limit names the pids controller" "the pids controller" \
     b exec --pids-limit 10 "$IMG" true
+  # Where a cgroup is delegated to the user (here a v1 pids cgroup chowned
+  # to them, as an admin or a Slurm prolog would), the same daemon applies
+  # limits below it.
+  deleg=/sys/fs/cgroup/pids/berth-deleg-$$
+  mkdir "$deleg" && made+=("$deleg") && chown -R "$TUSER" "$deleg"
+  got=$(sh -c "echo \$\$ >$deleg/cgroup.procs && exec runuser -u $TUSER -- env BERTH_SOCKET=$SOCK \
+    $BERTH exec --pids-limit 10 $IMG sh -c 'grep :pids: /proc/self/cgroup; for i in \$(seq 1 20); do sleep 3 & echo \$i; done'" 2>"$TEST_TMP/stderr")
+  case "$(head -1 <<<"$got") $(tail -1 <<<"$got")" in
+    *":pids:/berth-deleg-$$/berth-"*" 8") ok "user mode, delegated pids cgroup: --pids-limit 10 applies below it" ;;
+    *) bad "user mode, delegated pids cgroup: --pids-limit 10 applies below it" "$got $(head -c 300 "$TEST_TMP/stderr")" ;;
+  esac
+  sleep 0.3
+  check "user mode: the container's cgroup in the delegated one is removed" \
+    test -z "$(find "$deleg" -mindepth 1 -type d)"
   check "user mode: no cgroup left behind" test -z "$(leftovers)"
   finish
 fi
