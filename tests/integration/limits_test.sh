@@ -202,6 +202,9 @@ expect_fatal "--memory 1k: below the 4 MiB floor" "--memory 1024 bytes is outsid
 expect_fatal "--blkio-weight-device on a non-device" "not a block device" \
   b exec --blkio-weight-device /etc/hostname:100 "$IMG" true
 
+expect_fatal "--sharens with limits: refused (a cgroup of its own is never shared)" \
+  "never shared" b exec --sharens --memory 64M "$IMG" true
+
 # --- a process left behind (no PID namespace) ends with the container ---
 b exec --no-pid --pids-limit 20 "$IMG" sh -c 'sleep 31 &' >/dev/null 2>&1
 sleep 0.2
