@@ -27,9 +27,13 @@ bool IsVerb(absl::string_view arg) {
 // Options whose value is the next argument (unless given as --opt=value or -Xvalue).
 bool TakesValue(absl::string_view arg) {
   static const char* kWithValue[] = {
-      "-B",         "--bind",  "--env",    "--env-file",   "-H",         "--home",
-      "--no-mount", "--cwd",   "--pwd",    "--tmpfs-size", "--hostname", "--keep-fd",
-      "-s",         "--shell", "--socket", "--device",     "--cdi-dirs", "--app"};
+      "-B", "--bind", "--env", "--env-file", "-H", "--home", "--no-mount", "--cwd", "--pwd",
+      "--tmpfs-size", "--hostname", "--keep-fd", "-s", "--shell", "--socket", "--device",
+      "--cdi-dirs", "--app",
+      // cgroup limits (limit_flags.h)
+      "--cpus", "--cpu-shares", "--cpuset-cpus", "--cpuset-mems", "--memory",
+      "--memory-reservation", "--memory-swap", "--pids-limit", "--blkio-weight",
+      "--blkio-weight-device", "--apply-cgroups"};
   for (const char* opt : kWithValue) {
     if (arg == opt) return true;
   }

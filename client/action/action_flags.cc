@@ -128,6 +128,7 @@ void AddActionFlags(CLI::App& cmd, ActionFlags& f) {
                "a container of its own, even among the ranks of a Slurm job step");
   cmd.add_option("--mpi", f.mpi, "bind the node's MPI stack STACK (mpi.d) into it")->expected(0, 1);
   AddGpuFlags(cmd, f);
+  AddLimitFlags(cmd, f.limits);
 }
 
 absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
@@ -185,6 +186,7 @@ absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
     }
     log::Warning(absl::StrCat("Ignoring unknown mount type '", m, "'"));
   }
+  RETURN_IF_ERROR(ApplyLimitEnvironment(cmd, f.limits));
   return ApplyGpuDefaults(cmd, f);
 }
 
@@ -250,6 +252,7 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
   r.set_no_rocm(f.no_rocm);
   for (const auto& d : f.devices) r.add_devices(d);
   for (const auto& d : f.cdi_dirs) r.add_cdi_dirs(Absolute(d, cwd));
+  RETURN_IF_ERROR(AddLimits(f.limits, cwd, r));
   return r;
 }
 

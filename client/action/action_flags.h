@@ -9,6 +9,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
 #include "berth/v1/berth.pb.h"
+#include "client/action/limit_flags.h"
 
 namespace berth::client {
 
@@ -36,6 +37,7 @@ struct ActionFlags {
   std::string mpi;
   bool nv = false, no_nv = false, rocm = false, no_rocm = false;
   std::vector<std::string> devices, cdi_dirs;
+  LimitFlags limits;  // cgroup limits
 };
 
 // Adds the flags to one verb's subcommand.

@@ -52,7 +52,14 @@ std::optional<absl::StatusOr<int>> Handle(const v1::RunOutput& out, const Notice
     if (!on_notice || !on_notice(out.notice().text())) log::Info(out.notice().text());
     return std::nullopt;
   }
-  if (out.has_exited()) return out.exited().status();
+  if (out.has_exited()) {
+    if (out.exited().oom_killed()) {
+      log::Error(
+          "out of memory: the kernel's OOM killer ended a process of the container (its cgroup "
+          "memory limit was reached)");
+    }
+    return out.exited().status();
+  }
   if (out.has_failed()) return rpc::FailedToStatus(out.failed());
   return std::nullopt;  // Started, or something newer than this client
 }

@@ -99,13 +99,13 @@ absl::StatusOr<std::string> ReadText(const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<std::string>> CgroupDirsFrom(absl::string_view proc_cgroup,
-                                                        absl::string_view mountinfo) {
+absl::StatusOr<std::vector<CgroupHierarchy>> CgroupHierarchiesFrom(absl::string_view proc_cgroup,
+                                                                   absl::string_view mountinfo) {
   std::vector<CgroupMount> mounts;
   for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
     if (auto m = ParseMountLine(line)) mounts.push_back(std::move(*m));
   }
-  std::vector<std::string> dirs;
+  std::vector<CgroupHierarchy> dirs;
   for (absl::string_view line : absl::StrSplit(proc_cgroup, '\n', absl::SkipEmpty())) {
     std::vector<absl::string_view> f = absl::StrSplit(line, absl::MaxSplits(':', 2));
     if (f.size() != 3) return absl::InvalidArgumentError(absl::StrCat("cgroup line: ", line));
@@ -113,12 +113,32 @@ absl::StatusOr<std::vector<std::string>> CgroupDirsFrom(absl::string_view proc_c
     for (auto it = mounts.rbegin(); it != mounts.rend(); ++it) {
       if (!Serves(*it, f[1])) continue;
       if (auto dir = DirIn(*it, f[2])) {
-        dirs.push_back(std::move(*dir));
+        CgroupHierarchy h{std::move(*dir), it->v2, {}};
+        if (!it->v2) {
+          for (absl::string_view c : absl::StrSplit(f[1], ',', absl::SkipEmpty())) {
+            if (!absl::StartsWith(c, "name=")) h.controllers.emplace_back(c);
+          }
+        }
+        dirs.push_back(std::move(h));
         break;
       }
     }
   }
   return dirs;
+}
+
+absl::StatusOr<std::vector<std::string>> CgroupDirsFrom(absl::string_view proc_cgroup,
+                                                        absl::string_view mountinfo) {
+  ASSIGN_OR_RETURN(std::vector<CgroupHierarchy> all, CgroupHierarchiesFrom(proc_cgroup, mountinfo));
+  std::vector<std::string> dirs;
+  for (CgroupHierarchy& h : all) dirs.push_back(std::move(h.dir));
+  return dirs;
+}
+
+absl::StatusOr<std::vector<CgroupHierarchy>> CgroupHierarchiesOf(pid_t pid) {
+  ASSIGN_OR_RETURN(std::string cgroup, ReadText(absl::StrCat("/proc/", pid, "/cgroup")));
+  ASSIGN_OR_RETURN(std::string mountinfo, ReadText("/proc/self/mountinfo"));
+  return CgroupHierarchiesFrom(cgroup, mountinfo);
 }
 
 absl::StatusOr<std::vector<std::string>> CgroupDirsOf(pid_t pid) {

@@ -27,6 +27,18 @@ namespace berth::daemon::launch {
 // hierarchy that is mounted here.
 absl::StatusOr<std::vector<std::string>> CgroupDirsOf(pid_t pid);
 
+// One hierarchy's directory of a process and what the hierarchy is: cgroup
+// v2, or a v1 hierarchy and its controllers ("cpu", "memory", ...; named
+// hierarchies such as name=systemd have none).
+struct CgroupHierarchy {
+  std::string dir;
+  bool v2 = false;
+  std::vector<std::string> controllers;  // v1 only
+};
+absl::StatusOr<std::vector<CgroupHierarchy>> CgroupHierarchiesOf(pid_t pid);
+absl::StatusOr<std::vector<CgroupHierarchy>> CgroupHierarchiesFrom(absl::string_view proc_cgroup,
+                                                                   absl::string_view mountinfo);
+
 // The cgroup directories of `pid` that a child cloned by the calling thread
 // would not already be in (cgroup v1 places threads, not processes): what a
 // container must join. Joining costs the child a grace period per write

@@ -175,7 +175,8 @@ absl::StatusOr<launch::Container> RunHandler::StartContainer(
     ASSIGN_OR_RETURN(key, shared::ShareKeyOf(peer.pid, peer.pidfd->get(), peer.uid,
                                              ShareRequestOf(request), sources));
   }
-  if (!key) return launch::Launch(std::move(run.spec));
+  // A container with limits has a cgroup of its own: it is never shared.
+  if (!key || run.cgroup) return launch::Launch(std::move(run.spec));
   shared::ContainerShape shape = ShapeOf(request, *run.lease, run.spec);
   ASSIGN_OR_RETURN(member, shared_->Enter(*key, shape, [&run] {
     return MakeLiveContainer(run.spec, run.lease);
@@ -241,6 +242,7 @@ absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerId
     v1::RunOutput exited;
     exited.mutable_exited()->set_status(status->ShellStatus());
     exited.mutable_exited()->set_signal(status->signal);
+    exited.mutable_exited()->set_oom_killed(run.cgroup && run.cgroup->OomKilled());
     channel.Write(exited);
   }
   // The client closes its side when it sees Exited; one that does not must

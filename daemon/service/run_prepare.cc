@@ -24,6 +24,7 @@
 #include "daemon/service/caller_process.h"
 #include "daemon/service/mpi_run.h"
 #include "daemon/service/pty.h"
+#include "daemon/service/run_limits.h"
 
 namespace berth::daemon {
 namespace {
@@ -340,6 +341,7 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdenti
   // caller unless that process handed its connection on and exited before.
   ASSIGN_OR_RETURN(CallerProcess caller, ReadCallerProcess(peer.pid, peer.pidfd->get()));
   spec.cgroup_dirs = std::move(caller.cgroup_dirs);
+  ASSIGN_OR_RETURN(run.cgroup, MakeRunCgroup(r, peer.pid, peer.pidfd->get(), spec.cgroup_dirs));
   if (options.mode == DaemonMode::kUser) {
     // A user may move processes only between cgroups delegated to them; the
     // container then stays in the user daemon's cgroup for the others.

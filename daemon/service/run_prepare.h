@@ -7,11 +7,13 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "berth/v1/berth.pb.h"
+#include "daemon/cgroup/container_cgroup.h"
 #include "daemon/daemon_options.h"
 #include "daemon/gpu/gpu_service.h"
 #include "daemon/image/mount_cache.h"
@@ -29,6 +31,9 @@ struct PreparedRun {
   // INFO lines for the caller, sent before the container starts (the
   // fakeroot mode when it is the root-mapped fallback).
   std::vector<std::string> notices;
+  // The container's own cgroup when the request has limits; removed when
+  // this is destroyed, after the container was reaped.
+  std::optional<cgroup::ContainerCgroup> cgroup;
 };
 
 // `early_notices` receives what must reach the caller even when the run is

@@ -182,6 +182,11 @@ absl::Status CheckRunRequest(const v1::RunRequest& r, size_t handed_fds,
   RETURN_IF_ERROR(CheckLists(r, limits));
   RETURN_IF_ERROR(CheckBinds(r, config, limits));
   RETURN_IF_ERROR(CheckFds(r, handed_fds, limits));
+  if (r.has_resources() && r.share() == v1::SHARE_PARENT) {
+    return Refuse("--sharens",
+                  "a container with cgroup limits has a cgroup of its own and is "
+                  "never shared; drop --sharens or the limits");
+  }
   return CheckNamespaces(r, config);
 }
 
