@@ -30,4 +30,11 @@ void AddPassedDescriptors(v1::RunRequest& request, bool tty, const std::vector<i
 absl::StatusOr<int> RunSession(const std::string& socket_path, v1::RunRequest request,
                                const std::vector<int>& keep_fds, const sigset_t& signals);
 
+// A session whose container outlives it (instance start): hands over
+// exactly `handoff` (request.fds must map them), sends the request and
+// returns once the daemon reports the start (Started's pid) or its failure.
+// No terminal, no signal forwarding.
+absl::StatusOr<int> RunDetachedSession(const std::string& socket_path, v1::RunRequest request,
+                                       const std::vector<int>& handoff);
+
 }  // namespace berth::client
