@@ -15,7 +15,7 @@ bool NameChar(char c) {
 }  // namespace
 
 absl::Status CheckName(absl::string_view name) {
-  if (name.empty()) return absl::InvalidArgumentError("an instance needs a name");
+  if (name.empty()) return absl::InvalidArgumentError("instance name is empty");
   if (name.size() > kMaxNameBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("instance name is ", name.size(), " bytes; the most is ", kMaxNameBytes));

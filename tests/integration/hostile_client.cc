@@ -292,11 +292,11 @@ int main(int argc, char** argv) {
                                                         {"no", ""}}) {
     r = Valid();
     r.mutable_instance()->set_name(name);
-    Expect(sock, ("instance start with " + what + " in its name").c_str(), Start(r), "instance");
+    Expect(sock, ("instance start with " + what + " in its name").c_str(), Start(r), "instance name");
     r = Valid();
     r.set_image("instance://" + name);
     Expect(sock, ("join of instance://NAME with " + what + " in the name").c_str(), Start(r),
-           "instance");
+           "instance name");
   }
   r = Valid();
   auto* fd = r.add_fds();
