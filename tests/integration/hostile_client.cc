@@ -289,10 +289,11 @@ int main(int argc, char** argv) {
                                                         {"'/'", "a/b"},
                                                         {"'..'", ".."},
                                                         {"10 KB", std::string(10240, 'n')},
-                                                        {"no", ""}}) {
+                                                        {"nothing", ""}}) {
     r = Valid();
     r.mutable_instance()->set_name(name);
-    Expect(sock, ("instance start with " + what + " in its name").c_str(), Start(r), "instance name");
+    Expect(sock, ("instance start with " + what + " in its name").c_str(), Start(r),
+           "instance name");
     r = Valid();
     r.set_image("instance://" + name);
     Expect(sock, ("join of instance://NAME with " + what + " in the name").c_str(), Start(r),
