@@ -217,7 +217,10 @@ absl::Status RunDaemon(const DaemonOptions& options) {
       RunSessionLimitsFor(config));
   spdlog::info("berthd {} starting in {} mode (config {}, state {})", BERTH_VERSION,
                DaemonModeName(options.mode), options.config_dir, options.state_dir);
-  return ServeUntilSignalled(*listener, peers, service, sessions, budget, signal_fd);
+  absl::Status served = ServeUntilSignalled(*listener, peers, service, sessions, budget, signal_fd);
+  // Before the run handler goes: an instance's restart uses it.
+  instances.Shutdown();
+  return served;
 }
 
 }  // namespace

@@ -152,7 +152,9 @@ void AddStart(CLI::App& parent, const char* verb, const char* help, bool run,
   cmd->add_flag("--user-daemon", state->user_daemon,
                 "use (and start if needed) a private berthd, even where a system one runs");
   cmd->add_option("--pid-file", state->pid_file, "write the instance's PID to this file");
-  cmd->add_option("--restart", state->restart, "restart policy: no (the only one so far)");
+  cmd->add_option("--restart", state->restart,
+                  "bring the instance back when its init dies: no (default), always, "
+                  "on-failure[:N]");
   cmd->add_option("image", state->image, "SIF image")->required();
   cmd->add_option("name", state->name, "the instance's name; what follows is its arguments")
       ->required();
@@ -191,7 +193,10 @@ absl::Status ListInstances(const ListState& s, const std::string& socket_flag) {
           ",\n", "\t\t\t\"pid\": ", in.pid(), ",\n", "\t\t\t\"img\": ", GoJsonQuote(in.image()),
           ",\n", "\t\t\t\"ip\": ", GoJsonQuote(in.ip()), ",\n",
           "\t\t\t\"logErrPath\": ", GoJsonQuote(in.log_err_path()), ",\n",
-          "\t\t\t\"logOutPath\": ", GoJsonQuote(in.log_out_path()), "\n\t\t}");
+          "\t\t\t\"logOutPath\": ", GoJsonQuote(in.log_out_path()));
+      // berth's own key, once --restart has brought the instance back.
+      if (in.restarts() > 0) absl::StrAppend(&out, ",\n\t\t\t\"restarts\": ", in.restarts());
+      absl::StrAppend(&out, "\n\t\t}");
     }
     absl::StrAppend(&out, reply.instances_size() == 0 ? "]\n}\n" : "\n\t]\n}\n");
   } else {

@@ -85,6 +85,12 @@ InstanceRegistry::InstanceRegistry(std::string state_dir, bool persist)
 }
 
 InstanceRegistry::~InstanceRegistry() {
+  Shutdown();
+}
+
+void InstanceRegistry::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
   std::vector<std::shared_ptr<Instance>> all;
   {
     absl::MutexLock lock(&mu_);
@@ -106,6 +112,34 @@ InstanceRegistry::~InstanceRegistry() {
       EndInit(*inst);
     }
   }
+}
+
+void InstanceRegistry::Restart(const std::shared_ptr<Instance>& dead) {
+  EndInit(*dead);
+  const Key key{dead->record.uid, dead->record.name};
+  absl::StatusOr<std::shared_ptr<Instance>> fresh = dead->relaunch();
+  if (fresh.ok()) {
+    (*fresh)->record.restarts = dead->record.restarts + 1;
+    (*fresh)->relaunch = dead->relaunch;
+    (*fresh)->max_restarts = dead->max_restarts;
+    absl::Status recorded = WriteRecord((*fresh)->record);
+    if (!recorded.ok()) fresh = recorded;
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(key);
+  bool held = it != entries_.end() && it->second == nullptr && !stopping_;
+  if (!fresh.ok() || !held) {
+    if (held) entries_.erase(it);
+    if (!fresh.ok()) {
+      spdlog::warn("uid {}: instance {} could not be restarted: {}", key.first, key.second,
+                   std::string(fresh.status().message()));
+      RemoveRecord(dead->record);
+    }
+    return;  // a fresh instance nobody holds ends with its last reference
+  }
+  spdlog::info("uid {}: instance {} restarted (pid {}, restart {})", key.first, key.second,
+               (*fresh)->record.pid, (*fresh)->record.restarts);
+  it->second = *std::move(fresh);
 }
 
 std::string InstanceRegistry::RecordPath(uid_t uid, const std::string& name) const {
@@ -364,7 +398,7 @@ void InstanceRegistry::Watch() {
       uint64_t count;
       (void)!::read(wake_.get(), &count, sizeof count);
     }
-    std::vector<std::shared_ptr<Instance>> ended;
+    std::vector<std::shared_ptr<Instance>> ended, restart;
     {
       absl::MutexLock lock(&mu_);
       for (size_t i = 1; i < fds.size(); ++i) {
@@ -382,13 +416,22 @@ void InstanceRegistry::Watch() {
           }
           continue;
         }
-        spdlog::info("uid {}: instance {}'s init (pid {}) ended; the instance is gone",
-                     inst->record.uid, inst->record.name, inst->record.pid);
         inst->removed = true;
-        entries_.erase(Key{inst->record.uid, inst->record.name});
-        ended.push_back(inst);
+        bool again = inst->relaunch != nullptr &&
+                     (inst->max_restarts < 0 || inst->record.restarts < inst->max_restarts);
+        spdlog::info("uid {}: instance {}'s init (pid {}) ended; {}", inst->record.uid,
+                     inst->record.name, inst->record.pid,
+                     again ? "restarting it" : "the instance is gone");
+        if (again) {
+          entries_[Key{inst->record.uid, inst->record.name}] = nullptr;  // the name stays held
+          restart.push_back(inst);
+        } else {
+          entries_.erase(Key{inst->record.uid, inst->record.name});
+          ended.push_back(inst);
+        }
       }
     }
+    for (const auto& inst : restart) Restart(inst);
     for (const auto& inst : ended) {
       EndInit(*inst);
       RemoveRecord(inst->record);

@@ -11,7 +11,9 @@
 //
 // Supervision: one watcher thread follows every init's pidfd (no thread per
 // instance). An init that dies, however, ends its instance at once: the
-// entry and its state record go, and the name is free again.
+// entry and its state record go, and the name is free again; unless it has
+// a restart policy (--restart), when the watcher launches it afresh under
+// the same name right away and counts it.
 //
 // Stopping (Stop): the signal goes to every process in the instance's PID
 // namespace but the init (whose only job is to hold it); once none is left,
@@ -30,6 +32,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -47,6 +50,10 @@
 
 namespace berth::daemon::instance {
 
+struct Instance;
+// Makes a fresh instance from what started this one (--restart).
+using Relaunch = std::function<absl::StatusOr<std::shared_ptr<Instance>>()>;
+
 // A running instance. Its namespaces stay open as long as anyone holds it
 // (a join in progress), even once it has ended.
 struct Instance {
@@ -60,6 +67,11 @@ struct Instance {
   std::optional<launch::Container> script;
   std::shared_ptr<void> keep;  // the image's mount lease
   bool removed = false;        // out of the registry (guarded by its mutex)
+  // --restart: how to bring it back when its init dies, and how many times
+  // at most (-1: always). Unset: it does not come back (and an adopted
+  // instance never does: what made it stayed with the previous daemon).
+  Relaunch relaunch;
+  int max_restarts = -1;
 
   int init_pidfd() const { return holder ? holder->pidfd() : adopted_pidfd.get(); }
 };
@@ -110,6 +122,11 @@ class InstanceRegistry {
 
   size_t size() const;
 
+  // Stops following the instances and lets them run on (persist) or ends
+  // them; the destructor's work, callable earlier (before what a Relaunch
+  // uses goes away). Idempotent.
+  void Shutdown();
+
  private:
   using Key = std::pair<uid_t, std::string>;
 
@@ -117,6 +134,9 @@ class InstanceRegistry {
   absl::Status WriteRecord(const InstanceRecord& record);
   void RemoveRecord(const InstanceRecord& record);
   void Adopt(uid_t uid, const std::string& dir);
+  // The init of `dead` (already out of the map, its name held by a null
+  // entry) ended: launch it afresh, or free the name.
+  void Restart(const std::shared_ptr<Instance>& dead);
   void Watch();
   void Wake();
 
@@ -126,6 +146,7 @@ class InstanceRegistry {
   // null: a name reserved while its instance is being made.
   std::map<Key, std::shared_ptr<Instance>> entries_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool shut_down_ = false;  // Shutdown() ran (the caller's thread only)
   UniqueFd wake_;
   std::thread watcher_;
 };

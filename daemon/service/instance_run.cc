@@ -5,7 +5,9 @@
 #include <cerrno>
 #include <ctime>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/instance/instance_name.h"
@@ -38,15 +40,27 @@ absl::Status CheckInstanceStart(const v1::RunRequest& r, bool pid_ns_allowed) {
         "an instance needs a PID namespace of its own (drop --no-pid; berth.conf [namespaces] "
         "allow_pid must be true)");
   }
-  const std::string& restart = r.instance().restart();
-  if (!restart.empty() && restart != "no") {
-    return absl::UnimplementedError(
-        absl::StrCat("--restart ", restart, ": restart policies are not supported yet"));
-  }
+  RETURN_IF_ERROR(ParseRestart(r.instance().restart()).status());
   for (const std::string* path : {&r.instance().log_out_path(), &r.instance().log_err_path()}) {
     if (path->size() > 4096) return absl::InvalidArgumentError("log path longer than 4096 bytes");
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<int>> ParseRestart(const std::string& policy) {
+  // The init runs no payload of its own, so it never ends by itself: every
+  // end but a stop is a failure, and "always" and "on-failure" agree.
+  if (policy.empty() || policy == "no") return std::optional<int>();
+  if (policy == "always" || policy == "on-failure") return std::optional<int>(-1);
+  int n = 0;
+  absl::string_view count = policy;
+  if (absl::ConsumePrefix(&count, "on-failure:") && absl::SimpleAtoi(count, &n) && n >= 1 &&
+      n <= 1000) {
+    return std::optional<int>(n);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--restart '", policy.substr(0, 64),
+                   "': use no, always, on-failure or on-failure:N (1-1000)"));
 }
 
 absl::StatusOr<std::shared_ptr<instance::Instance>> LaunchInstance(const v1::RunRequest& r,

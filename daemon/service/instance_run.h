@@ -15,6 +15,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -33,6 +34,10 @@ void UseStartscript(v1::RunRequest& request);
 // Checks what an instance start may not ask for (a terminal, no PID
 // namespace); names the fix.
 absl::Status CheckInstanceStart(const v1::RunRequest& request, bool pid_ns_allowed);
+
+// --restart's policy: how many times the instance comes back (-1: always),
+// or nothing for "" and "no". An error names the forms.
+absl::StatusOr<std::optional<int>> ParseRestart(const std::string& policy);
 
 // Launches the instance's init and its first process from `run`; the
 // record's name, owner and image come from the caller.

@@ -1,5 +1,6 @@
 #include "daemon/service/run_handler.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -203,6 +204,34 @@ absl::StatusOr<std::shared_ptr<instance::Instance>> RunHandler::FindInstance(
   return inst;
 }
 
+instance::Relaunch RunHandler::RelaunchOf(const v1::RunRequest& request, const PeerIdentity& peer,
+                                          std::vector<UniqueFd> fds) {
+  struct Saved {
+    v1::RunRequest request;
+    PeerIdentity peer;  // the credentials only: no process, no connection
+    std::vector<UniqueFd> fds;
+  };
+  auto saved = std::make_shared<Saved>();
+  saved->request = request;
+  saved->peer.uid = peer.uid;
+  saved->peer.gid = peer.gid;
+  saved->peer.groups = peer.groups;
+  saved->peer.pidfd = nullptr;
+  saved->fds = std::move(fds);
+  return [this, saved]() -> absl::StatusOr<std::shared_ptr<instance::Instance>> {
+    std::vector<UniqueFd> handed;
+    for (const UniqueFd& fd : saved->fds) {
+      handed.emplace_back(fd.valid() ? ::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3) : -1);
+    }
+    // Prepared afresh as the owner: the image opened with their rights and
+    // through the ECL, their binds reopened.
+    ASSIGN_OR_RETURN(PreparedRun run,
+                     PrepareRun(saved->request, saved->peer, std::move(handed), options_, config_,
+                                images_, ecl_, gpus_, saved->request.instance().name()));
+    return LaunchInstance(saved->request, saved->peer.uid, saved->peer.gid, run);
+  };
+}
+
 absl::Status RunHandler::ServeInstanceStart(RunChannel& channel, v1::RunRequest request,
                                             const PeerIdentity& peer,
                                             std::vector<UniqueFd> handed) {
@@ -212,6 +241,14 @@ absl::Status RunHandler::ServeInstanceStart(RunChannel& channel, v1::RunRequest 
   RETURN_IF_ERROR(CheckRunRequest(request, handed.size(), config_));
   const std::string name = request.instance().name();
   ASSIGN_OR_RETURN(auto claim, instances_->Reserve(peer.uid, name, config_.max_instances_per_user));
+  ASSIGN_OR_RETURN(std::optional<int> restarts, ParseRestart(request.instance().restart()));
+  // --restart: the log descriptors stay with the instance for its relaunches.
+  std::vector<UniqueFd> kept;
+  if (restarts) {
+    for (const UniqueFd& fd : handed) {
+      kept.emplace_back(fd.valid() ? ::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3) : -1);
+    }
+  }
   ASSIGN_OR_RETURN(PreparedRun run, PrepareRun(request, peer, std::move(handed), options_, config_,
                                                images_, ecl_, gpus_, name));
   for (const std::string& line : run.notices) {
@@ -222,6 +259,10 @@ absl::Status RunHandler::ServeInstanceStart(RunChannel& channel, v1::RunRequest 
   auto inst = LaunchInstance(request, peer.uid, peer.gid, run);
   peer.handed_fds->Done();
   if (!inst.ok()) return Annotate(inst.status(), absl::StrCat("starting instance ", name));
+  if (restarts) {
+    (*inst)->relaunch = RelaunchOf(request, peer, std::move(kept));
+    (*inst)->max_restarts = *restarts;
+  }
   pid_t pid = (*inst)->record.pid;
   RETURN_IF_ERROR(instances_->Commit(std::move(claim), *std::move(inst)));
   spdlog::info("uid {} started instance {} (init pid {}) from {}", peer.uid, name, pid,

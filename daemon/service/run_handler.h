@@ -59,6 +59,10 @@ class RunHandler {
   // instance start|run: the session ends once the instance runs.
   absl::Status ServeInstanceStart(RunChannel& channel, v1::RunRequest request,
                                   const PeerIdentity& peer, std::vector<UniqueFd> handed);
+  // --restart: how the instance `request` started is made again, as its
+  // owner, with copies of the descriptors `fds` (its stdio).
+  instance::Relaunch RelaunchOf(const v1::RunRequest& request, const PeerIdentity& peer,
+                                std::vector<UniqueFd> fds);
   // The caller's own instance named by instance://NAME.
   absl::StatusOr<std::shared_ptr<instance::Instance>> FindInstance(const v1::RunRequest& request,
                                                                    const PeerIdentity& peer);

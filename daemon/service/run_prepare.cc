@@ -304,6 +304,9 @@ absl::Status AddFakeroot(const PeerIdentity& peer, bool listed, const DaemonOpti
 // daemon may move it into), affinity, limits and umask.
 absl::Status AddCallerProcess(const v1::RunRequest& r, const PeerIdentity& peer,
                               const DaemonOptions& options, launch::LaunchSpec& spec) {
+  spec.umask = static_cast<mode_t>(r.umask());
+  // An instance's restart has no caller process: it keeps the daemon's.
+  if (peer.pidfd == nullptr) return absl::OkStatus();
   // Without SO_PEERPIDFD (kernels < 6.5) the pidfd came from pidfd_open(pid)
   // at accept time, while the caller was blocked connecting: it names the
   // caller unless that process handed its connection on and exited before.

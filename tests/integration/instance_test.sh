@@ -163,6 +163,35 @@ check "kill -9 of the init: gone from list" not_listed runner
 expect_rc "... and the name is reusable at once" 0 b instance start "$IMG" runner
 b instance stop runner >/dev/null 2>&1
 
+# --- --restart (berth's own) ---
+back() { local p; p=$(pid_of "$1" 2>/dev/null) && [ -n "$p" ] && [ "$p" != "$2" ]; }
+restarts_of() { b instance list --json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["instances"][0].get("restarts", 0))'; }
+must "start --restart always" b instance start --restart always -B "$TEST_TMP/shared:/shared" "$IMG" phoenix
+p1=$(pid_of phoenix)
+kill -9 "$p1"
+check "--restart always: kill -9 of the init, back within 2 s" wait_until 2 back phoenix "$p1"
+check "... counted in list --json" test "$(restarts_of phoenix)" = 1
+expect_out "... joinable, with its binds" "#!/bin/sh" b exec instance://phoenix head -1 /shared/start.sh
+p2=$(pid_of phoenix)
+kill -9 "$p2"
+check "... and again" wait_until 2 back phoenix "$p2"
+check "... counted twice" test "$(restarts_of phoenix)" = 2
+expect_rc "... stoppable" 0 b instance stop phoenix
+sleep 0.5
+check "... and a stop is not restarted" not_listed phoenix
+must "start --restart on-failure:1" b instance start --restart on-failure:1 "$IMG" once
+p1=$(pid_of once)
+kill -9 "$p1"
+check "--restart on-failure:1: back once" wait_until 2 back once "$p1"
+p2=$(pid_of once)
+kill -9 "$p2"
+sleep 1
+check "... not twice" not_listed once
+expect_rc "... and its name is free" 0 b instance start "$IMG" once
+expect_rc "... stop" 0 b instance stop once
+expect_fatal "a --restart policy that is none" "use no, always, on-failure" \
+  b instance start --restart sometimes "$IMG" bad
+
 # --- stop ---
 cat >"$TEST_TMP/shared/trap.sh" <<'S'
 #!/bin/sh
