@@ -307,7 +307,7 @@ class Container {
   std::vector<HookSpec> poststop_;  // OCI poststop hooks, run once reaped
   UniqueFd hook_output_;
   // A holder's namespaces, opened by Launch() before it dropped its
-  // privileges (OpenLiveNamespaces hands out copies).
+  // privileges (OpenLiveNamespaces hands them over).
   std::unique_ptr<LiveNamespaces> held_;
   friend absl::StatusOr<LiveNamespaces> OpenLiveNamespaces(const Container& holder,
                                                            const LaunchSpec& spec);

@@ -24,14 +24,13 @@ absl::Status OpenOne(pid_t pid, const char* name, UniqueFd& out) {
 absl::StatusOr<LiveNamespaces> OpenLiveNamespaces(const Container& holder, const LaunchSpec& spec) {
   LiveNamespaces ns;
   pid_t pid = holder.pid();
-  // Each one from the copies Launch() opened while the holder was still
-  // reachable (always, for a holder), else from /proc.
+  // Each one from those Launch() opened while the holder was still
+  // reachable (always, for a holder; handed over, not copied), else from
+  // /proc.
   auto take = [&holder, pid](const char* name, UniqueFd LiveNamespaces::*member,
                              UniqueFd& out) -> absl::Status {
     if (holder.held_ != nullptr && (holder.held_.get()->*member).valid()) {
-      int fd = ::fcntl((holder.held_.get()->*member).get(), F_DUPFD_CLOEXEC, 3);
-      if (fd < 0) return ErrnoStatus(absl::StrCat("copying the ", name, " namespace"), errno);
-      out = UniqueFd(fd);
+      out = std::move(holder.held_.get()->*member);
       return absl::OkStatus();
     }
     return OpenOne(pid, name, out);
