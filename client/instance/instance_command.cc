@@ -274,6 +274,116 @@ absl::Status StopInstances(const StopState& s, const std::string& socket_flag) {
   return absl::OkStatus();
 }
 
+struct StatsState {
+  std::string user, name;
+  bool json = false, no_stream = false, user_daemon = false;
+};
+
+// docker's units.BytesSize, which Apptainer's stats table uses: "%.4g" and
+// a binary unit.
+std::string BytesSize(double size) {
+  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int i = 0;
+  while (size >= 1024 && i < 6) {
+    size /= 1024;
+    ++i;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.4g%s", size, kUnits[i]);
+  return buf;
+}
+
+uint64_t MemTotal() {
+  std::string text;
+  if (FILE* f = std::fopen("/proc/meminfo", "re")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      unsigned long long kib;
+      if (std::sscanf(line, "MemTotal: %llu kB", &kib) == 1) {
+        std::fclose(f);
+        return kib * 1024;
+      }
+    }
+    std::fclose(f);
+  }
+  return 0;
+}
+
+absl::StatusOr<v1::InstanceStatsReply> Sample(v1::Berth::Stub& stub, const StatsState& s) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kListTimeout));
+  v1::InstanceStatsRequest request;
+  request.set_name(s.name);
+  request.set_user(s.user);
+  v1::InstanceStatsReply reply;
+  grpc::Status status = stub.InstanceStats(&context, request, &reply);
+  if (!status.ok()) return rpc::FromGrpcStatus(status);
+  return reply;
+}
+
+// The opencontainers/cgroups Stats shape Apptainer prints, tab-indented.
+std::string StatsJson(const v1::InstanceStatsReply& r) {
+  return absl::StrCat(
+      "{\n\t\"cpu_stats\": {\n\t\t\"cpu_usage\": {\n\t\t\t\"total_usage\": ", r.cpu_usage_ns(),
+      ",\n\t\t\t\"usage_in_kernelmode\": ", r.cpu_system_ns(),
+      ",\n\t\t\t\"usage_in_usermode\": ", r.cpu_user_ns(),
+      "\n\t\t},\n\t\t\"throttling_data\": {}\n\t},\n\t\"cpuset_stats\": {},\n",
+      "\t\"memory_stats\": {\n\t\t\"usage\": {\n\t\t\t\"usage\": ", r.memory_usage(),
+      ",\n\t\t\t\"limit\": ", r.memory_limit(), "\n\t\t}\n\t},\n",
+      "\t\"pids_stats\": {\n\t\t\"current\": ", r.pids_current(),
+      ",\n\t\t\"limit\": ", r.pids_limit(), "\n\t},\n",
+      "\t\"blkio_stats\": {\n\t\t\"io_service_bytes_recursive\": [\n",
+      "\t\t\t{\n\t\t\t\t\"major\": 0,\n\t\t\t\t\"minor\": 0,\n\t\t\t\t\"op\": \"Read\",\n",
+      "\t\t\t\t\"value\": ", r.io_read_bytes(), "\n\t\t\t},\n",
+      "\t\t\t{\n\t\t\t\t\"major\": 0,\n\t\t\t\t\"minor\": 0,\n\t\t\t\t\"op\": \"Write\",\n",
+      "\t\t\t\t\"value\": ", r.io_write_bytes(), "\n\t\t\t}\n\t\t]\n\t},\n",
+      "\t\"hugetlb_stats\": {},\n\t\"rdma_stats\": {},\n\t\"misc_stats\": {}\n}\n");
+}
+
+std::string StatsTable(const v1::InstanceStatsReply& a, const v1::InstanceStatsReply& b) {
+  double wall = static_cast<double>(b.sampled_ns() - a.sampled_ns());
+  double cpu =
+      wall > 0 ? 100.0 * static_cast<double>(b.cpu_usage_ns() - a.cpu_usage_ns()) / wall : 0.0;
+  uint64_t limit = b.memory_limit() != 0 ? b.memory_limit() : MemTotal();
+  double mem = limit != 0 ? 100.0 * static_cast<double>(b.memory_usage()) / limit : 0.0;
+  TabWriter table(4);
+  table.AddRow({"INSTANCE NAME", "CPU USAGE", "MEM USAGE / LIMIT", "MEM %", "BLOCK I/O", "PIDS"});
+  char cpu_text[32], mem_text[32];
+  std::snprintf(cpu_text, sizeof cpu_text, "%.2f%%", cpu);
+  std::snprintf(mem_text, sizeof mem_text, "%.2f%%", mem);
+  table.AddRow({b.instance().name(), cpu_text,
+                absl::StrCat(BytesSize(static_cast<double>(b.memory_usage())), " / ",
+                             BytesSize(static_cast<double>(limit))),
+                mem_text,
+                absl::StrCat(BytesSize(static_cast<double>(b.io_read_bytes())), " / ",
+                             BytesSize(static_cast<double>(b.io_write_bytes()))),
+                absl::StrCat(b.pids_current())});
+  return table.Render();
+}
+
+absl::Status InstanceStats(const StatsState& s, const std::string& socket_flag) {
+  ASSIGN_OR_RETURN(std::string socket, LocateDaemon(socket_flag, s.user_daemon));
+  ASSIGN_OR_RETURN(auto channel, ConnectToDaemon(socket));
+  auto stub = v1::Berth::NewStub(channel);
+  ASSIGN_OR_RETURN(v1::InstanceStatsReply first, Sample(*stub, s));
+  if (s.json) {
+    std::string out = StatsJson(first);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return absl::OkStatus();
+  }
+  // CPU % is the usage between two samples over the time between them.
+  for (;;) {
+    absl::SleepFor(s.no_stream ? absl::Milliseconds(500) : absl::Seconds(1));
+    ASSIGN_OR_RETURN(v1::InstanceStatsReply next, Sample(*stub, s));
+    std::string out = StatsTable(first, next);
+    if (!s.no_stream) out = "\033[H\033[2J" + out;  // the screen cleared, as Apptainer
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+    if (s.no_stream) return absl::OkStatus();
+    first = std::move(next);
+  }
+}
+
 }  // namespace
 
 void RegisterInstanceCommands(CLI::App& app, const std::string& socket_flag,
@@ -305,6 +415,15 @@ void RegisterInstanceCommands(CLI::App& app, const std::string& socket_flag,
   sc->add_flag("--user-daemon", stop->user_daemon, "use a private berthd");
   sc->add_option("pattern", stop->pattern, "an instance name or a glob");
   sc->callback([stop, &socket_flag, result] { *result = StopInstances(*stop, socket_flag); });
+
+  auto stats = std::make_shared<StatsState>();
+  CLI::App* tc = instance->add_subcommand("stats", "Show an instance's resource usage");
+  tc->add_option("-u,--user", stats->user, "root: this user's instance");
+  tc->add_flag("-j,--json", stats->json, "print as JSON (implies --no-stream)");
+  tc->add_flag("--no-stream", stats->no_stream, "print once instead of every second");
+  tc->add_flag("--user-daemon", stats->user_daemon, "use a private berthd");
+  tc->add_option("name", stats->name, "the instance's name")->required();
+  tc->callback([stats, &socket_flag, result] { *result = InstanceStats(*stats, socket_flag); });
 }
 
 }  // namespace berth::client

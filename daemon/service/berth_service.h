@@ -65,6 +65,8 @@ class BerthService final : public berth::v1::Berth::Service {
                             v1::InstanceListReply* reply) override;
   grpc::Status InstanceStop(grpc::ServerContext* context, const v1::InstanceStopRequest* request,
                             v1::InstanceStopReply* reply) override;
+  grpc::Status InstanceStats(grpc::ServerContext* context, const v1::InstanceStatsRequest* request,
+                             v1::InstanceStatsReply* reply) override;
   // doctor (daemon/doctor/doctor.h): any caller; the report is about the node
   // and the caller's own fakeroot ids.
   grpc::Status Doctor(grpc::ServerContext* context, const v1::DoctorRequest* request,

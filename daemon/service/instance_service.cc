@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <ctime>
 #include <optional>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "daemon/instance/instance_name.h"
+#include "daemon/instance/instance_stats.h"
 #include "daemon/service/berth_service.h"
 #include "proto/status_mapping.h"
 #include "spdlog/spdlog.h"
@@ -113,6 +115,42 @@ grpc::Status BerthService::InstanceStop(grpc::ServerContext* context,
   }
   spdlog::info("uid {} stopped {} instance(s)", (*caller)->uid, stopped.size());
   for (const auto& r : stopped) FillInfo(r, *reply->add_stopped());
+  return grpc::Status::OK;
+}
+
+grpc::Status BerthService::InstanceStats(grpc::ServerContext* context,
+                                         const v1::InstanceStatsRequest* request,
+                                         v1::InstanceStatsReply* reply) {
+  auto caller = Authenticate(*context);
+  if (!caller.ok()) return rpc::ToGrpcStatus(caller.status());
+  absl::Status name = instance::CheckName(request->name());
+  if (!name.ok()) return rpc::ToGrpcStatus(name);
+  auto scope = Scope(**caller, request->user(), /*all=*/false);
+  if (!scope.ok()) return rpc::ToGrpcStatus(scope.status());
+  std::vector<instance::InstanceRecord> found;
+  if (instances_ != nullptr) found = instances_->List(*scope, request->name());
+  if (found.empty()) {
+    return rpc::ToGrpcStatus(
+        absl::NotFoundError(absl::StrCat("no instance found with name ", request->name())));
+  }
+  auto stats = instance::ReadCgroupStats(found.front().pid);
+  if (!stats.ok()) {
+    return rpc::ToGrpcStatus(Annotate(stats.status(), "reading the instance's cgroup"));
+  }
+  FillInfo(found.front(), *reply->mutable_instance());
+  reply->set_cgroup(stats->cgroup);
+  reply->set_cpu_usage_ns(stats->cpu_usage_ns);
+  reply->set_cpu_user_ns(stats->cpu_user_ns);
+  reply->set_cpu_system_ns(stats->cpu_system_ns);
+  reply->set_memory_usage(stats->memory_usage);
+  reply->set_memory_limit(stats->memory_limit);
+  reply->set_pids_current(stats->pids_current);
+  reply->set_pids_limit(stats->pids_limit);
+  reply->set_io_read_bytes(stats->io_read_bytes);
+  reply->set_io_write_bytes(stats->io_write_bytes);
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  reply->set_sampled_ns(int64_t{now.tv_sec} * 1000000000 + now.tv_nsec);
   return grpc::Status::OK;
 }
 

@@ -122,6 +122,24 @@ check "the startscript exited and the instance lives on" listed web
 expect_fatal "the same name twice is refused" "instance web already exists" \
   b instance start "$IMG" web
 
+# --- stats (from the cgroup the init is in: the daemon's, until instances
+# get cgroups of their own with the resource limits) ---
+b instance stats --json web >"$TEST_TMP/stats.json" 2>"$TEST_TMP/stderr"
+check "stats --json: the cgroups Stats keys, memory in use" python3 - "$TEST_TMP/stats.json" <<'P'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert list(d) == ["cpu_stats", "cpuset_stats", "memory_stats", "pids_stats", "blkio_stats",
+                   "hugetlb_stats", "rdma_stats", "misc_stats"], list(d)
+assert d["memory_stats"]["usage"]["usage"] > 0, d
+assert "current" in d["pids_stats"] and "total_usage" in d["cpu_stats"]["cpu_usage"], d
+P
+b instance stats --no-stream web >"$TEST_TMP/stats.txt" 2>"$TEST_TMP/stderr"
+check "stats --no-stream: Apptainer's columns" \
+  test "$(head -1 "$TEST_TMP/stats.txt" | tr -s ' ')" = "INSTANCE NAME CPU USAGE MEM USAGE / LIMIT MEM % BLOCK I/O PIDS"
+check "... and web's row" grep -qE '^web +[0-9]+\.[0-9]{2}% +[0-9.]+[KMGT]?i?B / [0-9.]+[KMGT]?i?B +[0-9]+\.[0-9]{2}% ' "$TEST_TMP/stats.txt"
+expect_fatal "stats of an instance that is not there" "no instance found with name nosuch" \
+  b instance stats nosuch
+
 # --- joining ---
 want_ns=$(readlink "/proc/$pid/ns/mnt")
 expect_out "exec instance://: the init's mount namespace" "$want_ns" \
@@ -258,6 +276,7 @@ if [ "$MODE" = system ]; then
   check "a user does not see another's instance" not_listed theirs
   expect_fatal "nor joins it" "no instance found with name theirs" b exec instance://theirs true
   expect_fatal "nor stops it" "no instance found with name theirs" b instance stop theirs
+  expect_fatal "nor reads its stats" "no instance found with name theirs" b instance stats theirs
   expect_rc "names are per user: the same name is free for this user" 0 b instance start "$IMG" theirs
   if [ "$WHO" = user ]; then
     expect_fatal "a user may not list with -u" "only root" b instance list -u root
