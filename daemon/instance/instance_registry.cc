@@ -33,10 +33,17 @@ bool Ended(int pidfd) {
 }
 
 // The processes of `ns_pid`'s PID namespace but `init`, found in /proc.
+// Never the daemon's own PID namespace (that would be every process of the
+// node): an instance always has one of its own, and anything else is a bug
+// this refuses to turn into a signal to everyone.
 std::vector<pid_t> MembersOf(int ns_pid_fd, pid_t init) {
   std::vector<pid_t> out;
-  struct stat want;
-  if (::fstat(ns_pid_fd, &want) != 0) return out;
+  struct stat want, own;
+  if (::fstat(ns_pid_fd, &want) != 0 || ::stat("/proc/self/ns/pid", &own) != 0) return out;
+  if (want.st_ino == own.st_ino && want.st_dev == own.st_dev) {
+    spdlog::error("refusing to signal the daemon's own PID namespace as an instance's");
+    return out;
+  }
   DIR* proc = ::opendir("/proc");
   if (proc == nullptr) return out;
   while (dirent* e = ::readdir(proc)) {

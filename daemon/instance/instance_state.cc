@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -156,6 +157,19 @@ absl::StatusOr<AdoptedProcess> VerifyInstanceProcess(const InstanceRecord& r) {
   ASSIGN_OR_RETURN(std::string comm, ReadSmallFile(absl::StrCat("/proc/", r.pid, "/comm")));
   if (absl::StripSuffix(comm, "\n") != "berth-init") {
     return absl::NotFoundError(absl::StrCat("process ", r.pid, " is not a berth init"));
+  }
+  // A berth init is PID 1 of a PID namespace of its own.
+  ASSIGN_OR_RETURN(std::string status, ReadSmallFile(absl::StrCat("/proc/", r.pid, "/status")));
+  bool ns_init = false;
+  for (absl::string_view line : absl::StrSplit(status, '\n')) {
+    if (absl::ConsumePrefix(&line, "NSpid:")) {
+      std::vector<absl::string_view> ids = absl::StrSplit(line, '\t', absl::SkipEmpty());
+      ns_init = ids.size() >= 2 && ids.back() == "1";
+    }
+  }
+  if (!ns_init) {
+    return absl::NotFoundError(
+        absl::StrCat("process ", r.pid, " is not the init of a PID namespace of its own"));
   }
   ASSIGN_OR_RETURN(out.ns, OpenInstanceNamespaces(r.pid, out.pidfd.get(), r));
   struct stat st;
