@@ -17,6 +17,7 @@
 #include "client/config/config_command.h"
 #include "client/doctor/doctor_command.h"
 #include "client/inspect/inspect_command.h"
+#include "client/instance/instance_command.h"
 #include "client/registry/registry_commands.h"
 #include "client/sif/sif_command.h"
 #include "client/slurm_command.h"
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
   berth::client::RegisterCdiCommands(app, socket_flag, result);
   auto exit_code = std::make_shared<int>(0);
   berth::client::RegisterActionCommands(app, socket_flag, result, exit_code);
+  berth::client::RegisterInstanceCommands(app, socket_flag, result);
   berth::client::RegisterHelpCommand(app);
   berth::client::RegisterCliDocCommands(app, result);
   if (int code = berth::client::ReportUnknownCommand(app, argc, argv); code >= 0) return code;

@@ -28,6 +28,7 @@
 #include "daemon/gpu/gpu_service.h"
 #include "daemon/image/mount_cache.h"
 #include "daemon/image/user_namespace.h"
+#include "daemon/instance/instance_registry.h"
 #include "daemon/policy/config.h"
 #include "daemon/pull/blob_cache.h"
 #include "daemon/pull/pull_service.h"
@@ -192,8 +193,11 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   ConnectionBudget budget(ConnectionLimitsFor(config));
   PeerRegistry peers;
   shared::ContainerRegistry shared_containers;
+  // After the image cache: an instance holds an image lease until it ends.
+  instance::InstanceRegistry instances(options.state_dir, options.mode == DaemonMode::kSystem);
+  RETURN_IF_ERROR_CTX(instances.Init(), "adopting running instances");
   gpu::GpuService gpus(options, config);
-  RunHandler runs(options, config, images, &ecl, &gpus, &shared_containers);
+  RunHandler runs(options, config, images, &ecl, &gpus, &shared_containers, &instances);
   pull::BlobCache blobs(
       options.state_dir + "/cache",
       {int64_t{config.cache_max_mib} << 20, int64_t{config.max_cache_mib_per_user} << 20});
@@ -204,7 +208,8 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   RETURN_IF_ERROR_CTX(
       builds.Init(options.build_worker.empty() ? build::DefaultWorkerPath() : options.build_worker),
       "preparing builds");
-  BerthService service(options, peers, &pulls, &doctor, &gpus, &builds, &shared_containers);
+  BerthService service(options, peers, &pulls, &doctor, &gpus, &builds, &shared_containers,
+                       &instances);
   RunSessions sessions(
       [&runs](RunChannel& channel, std::shared_ptr<const PeerIdentity> peer) {
         return runs.Serve(channel, std::move(peer));
@@ -212,7 +217,10 @@ absl::Status RunDaemon(const DaemonOptions& options) {
       RunSessionLimitsFor(config));
   spdlog::info("berthd {} starting in {} mode (config {}, state {})", BERTH_VERSION,
                DaemonModeName(options.mode), options.config_dir, options.state_dir);
-  return ServeUntilSignalled(*listener, peers, service, sessions, budget, signal_fd);
+  absl::Status served = ServeUntilSignalled(*listener, peers, service, sessions, budget, signal_fd);
+  // Before the run handler goes: an instance's restart uses it.
+  instances.Shutdown();
+  return served;
 }
 
 }  // namespace

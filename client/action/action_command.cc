@@ -6,6 +6,7 @@
 #include "client/action/action_flags.h"
 #include "client/action/mpi_command.h"
 #include "client/action/run_session.h"
+#include "client/cli_log.h"
 #include "client/registry/transfer_command.h"
 #include "client/rpc/daemon_channel.h"
 #include "client/rpc/daemon_locator.h"
@@ -29,7 +30,7 @@ bool TakesValue(absl::string_view arg) {
   static const char* kWithValue[] = {
       "-B", "--bind", "--env", "--env-file", "-H", "--home", "--no-mount", "--cwd", "--pwd",
       "--tmpfs-size", "--hostname", "--keep-fd", "-s", "--shell", "--socket", "--device",
-      "--cdi-dirs", "--app",
+      "--cdi-dirs", "--app", "--pid-file", "--restart",
       // cgroup limits (limit_flags.h)
       "--cpus", "--cpu-shares", "--cpuset-cpus", "--cpuset-mems", "--memory",
       "--memory-reservation", "--memory-swap", "--pids-limit", "--blkio-weight",
@@ -64,9 +65,19 @@ absl::Status RunVerb(const CLI::App& cmd, v1::Action action, VerbState& state,
   absl::Cleanup remove_pulled = [&] {
     if (!pulled.empty()) RemovePulledImage(pulled);
   };
+  if (absl::StartsWith(state.image, "instance://") && state.flags.fakeroot) {
+    // Apptainer's rule: a join takes the instance's user namespace as it is.
+    log::Warning("--fakeroot is ignored when joining an instance");
+    state.flags.fakeroot = false;
+  }
   ASSIGN_OR_RETURN(
       v1::RunRequest request,
       BuildRunRequest(action, pulled.empty() ? state.image : pulled, state.args, state.flags));
+  if (absl::StartsWith(state.image, "instance://") && request.has_resources()) {
+    // Apptainer's rule: a join runs in its caller's cgroup, limits ignored.
+    log::Warning("cgroup limits are ignored when joining an instance");
+    request.clear_resources();
+  }
   ASSIGN_OR_RETURN(std::string socket, LocateDaemon(socket_flag, state.user_daemon));
   ASSIGN_OR_RETURN(exit_code,
                    RunSession(socket, std::move(request), state.flags.keep_fds, signals));
@@ -96,11 +107,26 @@ void AddVerb(CLI::App& app, const char* name, const char* help, v1::Action actio
 
 }  // namespace
 
+const std::vector<std::string>& SplitArguments() {
+  return ContainerArguments();
+}
+
 void SplitContainerArguments(int& argc, char** argv) {
   // Before the verb only the global options: of those, --socket takes a
   // value (-s there is --silent, not the shell verb's --shell).
   int i = 1;
-  while (i < argc && !IsVerb(argv[i])) i += absl::string_view(argv[i]) == "--socket" ? 2 : 1;
+  bool instance = false;
+  for (; i < argc; i += absl::string_view(argv[i]) == "--socket" ? 2 : 1) {
+    if (IsVerb(argv[i])) break;
+    // instance start|run IMAGE NAME [ARGS]: one positional more.
+    if (absl::string_view(argv[i]) == "instance" && i + 1 < argc &&
+        (absl::string_view(argv[i + 1]) == "start" || absl::string_view(argv[i + 1]) == "run")) {
+      instance = true;
+      ++i;
+      break;
+    }
+    if (absl::string_view(argv[i]) == "instance") return;
+  }
   for (++i; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (arg == "--") {
@@ -111,8 +137,10 @@ void SplitContainerArguments(int& argc, char** argv) {
     if (arg.empty() || arg.front() != '-') break;
     if (TakesValue(arg)) ++i;
   }
+  if (instance) ++i;  // the image, then the name
   if (i >= argc) return;
-  // argv[i] is the image; the rest is the container's.
+  // argv[i] is the image (the name, for an instance); the rest is the
+  // container's.
   ContainerArguments().assign(argv + i + 1, argv + argc);
   argc = i + 1;
 }

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
@@ -18,6 +19,11 @@ void RegisterActionCommands(CLI::App& app, const std::string& socket_flag,
 // container's command line, options included (`berth exec img ls -la`,
 // `berth run img --help`). Call before CLI11 parses: it shortens `argc` to end
 // at the image of a run/exec/shell verb and keeps the rest for the verb.
+// `berth instance start|run IMAGE NAME ARGS...` is split the same way, after
+// the name.
 void SplitContainerArguments(int& argc, char** argv);
+
+// What SplitContainerArguments kept for the container.
+const std::vector<std::string>& SplitArguments();
 
 }  // namespace berth::client

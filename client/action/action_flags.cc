@@ -201,7 +201,8 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
   ASSIGN_OR_RETURN(std::string cwd, CurrentDirectory());
   v1::RunRequest r;
   r.set_action(action);
-  r.set_image(Absolute(image, cwd));
+  // instance://NAME names a running instance, not a file.
+  r.set_image(absl::StartsWith(image, "instance://") ? image : Absolute(image, cwd));
   for (const auto& a : args) r.add_args(a);
   for (char** e = environ; *e != nullptr; ++e) r.add_env(*e);
   r.set_cwd(cwd);

@@ -156,4 +156,32 @@ absl::StatusOr<int> RunSession(const std::string& socket_path, v1::RunRequest re
   return Converse(sock.get(), signal_fd.get(), tty, on_notice);
 }
 
+absl::StatusOr<int> RunDetachedSession(const std::string& socket_path, v1::RunRequest request,
+                                       const std::vector<int>& handoff) {
+  ASSIGN_OR_RETURN(UniqueFd sock, ConnectRunSession(socket_path, handoff));
+  v1::RunInput start;
+  *start.mutable_start() = std::move(request);
+  if (start.ByteSizeLong() > rpc::kMaxRunFrameBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the request is ", start.ByteSizeLong(), " bytes, over berthd's limit of ",
+                     rpc::kMaxRunFrameBytes, " (a huge environment or argument list?)"));
+  }
+  Send(sock.get(), start);
+  rpc::FrameReader reader;
+  int pid = 0;
+  for (;;) {
+    std::string frame;
+    ASSIGN_OR_RETURN(rpc::FrameReader::Result got, reader.ReadFrame(sock.get(), &frame));
+    if (got == rpc::FrameReader::Result::kEnd) {
+      return absl::UnavailableError("berthd ended the session without a reply");
+    }
+    v1::RunOutput out;
+    RETURN_IF_ERROR(rpc::ParseFrame(frame, out, "berthd's reply"));
+    if (out.has_started()) pid = out.started().pid();
+    if (out.has_notice()) log::Info(out.notice().text());
+    if (out.has_failed()) return rpc::FailedToStatus(out.failed());
+    if (out.has_exited()) return pid;
+  }
+}
+
 }  // namespace berth::client

@@ -35,4 +35,11 @@ absl::StatusOr<int> RunSession(const std::string& socket_path, v1::RunRequest re
                                const std::vector<int>& keep_fds, const sigset_t& signals,
                                const NoticeSink& on_notice = nullptr);
 
+// A session whose container outlives it (instance start): hands over
+// exactly `handoff` (request.fds must map them), sends the request and
+// returns once the daemon reports the start (Started's pid) or its failure.
+// No terminal, no signal forwarding.
+absl::StatusOr<int> RunDetachedSession(const std::string& socket_path, v1::RunRequest request,
+                                       const std::vector<int>& handoff);
+
 }  // namespace berth::client

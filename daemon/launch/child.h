@@ -53,6 +53,10 @@ struct ChildMessage {
     // (before createContainer, the parent runs the createRuntime hooks)
     kHookState = 5,
     kHookStateReply = 6,  // parent → child: `text` is the state JSON
+    // child → parent: a holder whose namespaces the parent opens now,
+    // while it is still the daemon's uid and dumpable (LaunchSpec::hold)
+    kHoldReady = 7,
+    kHoldOpened = 8,  // parent → child: opened; go on
   };
   uint32_t kind = 0;
   int32_t err = 0;

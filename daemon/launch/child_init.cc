@@ -41,6 +41,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -288,6 +289,21 @@ void ReleaseDaemonMemory() {
   if (plan.hold) {
     // A holder: no payload; the launcher's wait ends when the channel closes.
     syscall(SYS_setsid);
+    // The launcher opens this init's namespaces first, while it is still the
+    // daemon's uid: a user-mode daemon may open /proc/<pid>/ns/* only of a
+    // dumpable process (it has no capability over the mm its binary was
+    // started with). Nothing of the caller's runs in the container yet, and
+    // DropInitPrivileges makes the init non-dumpable again.
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0) {
+      Fail(plan, "opening the holder's namespaces", "PR_SET_DUMPABLE", errno);
+    }
+    Send(plan, ChildMessage::kHoldReady);
+    ChildMessage reply;
+    ssize_t n = recv(plan.channel_fd, &reply, sizeof(reply), 0);
+    if (n != static_cast<ssize_t>(sizeof(reply)) || reply.kind != ChildMessage::kHoldOpened) {
+      Fail(plan, "opening the holder's namespaces", "no answer from the launcher",
+           n < 0 ? errno : EPROTO);
+    }
     Send(plan, ChildMessage::kExecuting);
   } else {
     payload = vfork();

@@ -146,6 +146,7 @@ Container& Container::operator=(Container&& other) noexcept {
     reaped_ = std::exchange(other.reaped_, true);
     poststop_ = std::move(other.poststop_);
     hook_output_ = std::move(other.hook_output_);
+    held_ = std::move(other.held_);
   }
   return *this;
 }
@@ -159,7 +160,8 @@ Container::Container(Container&& other) noexcept
       init_serving_(other.init_serving_),
       reaped_(std::exchange(other.reaped_, true)),
       poststop_(std::move(other.poststop_)),
-      hook_output_(std::move(other.hook_output_)) {}
+      hook_output_(std::move(other.hook_output_)),
+      held_(std::move(other.held_)) {}
 
 Container::~Container() {
   KillAndReap();
@@ -187,6 +189,13 @@ void Container::KillAndReap() {
   }
   reaped_ = true;
   RunLoggedHooks(poststop_, pid_, "stopped", hook_output_.get());
+}
+
+void Container::Detach() {
+  reaped_ = true;
+  pidfd_.Reset();
+  status_fd_.Reset();
+  poststop_.clear();
 }
 
 absl::Status Container::Signal(int sig) {
@@ -231,6 +240,24 @@ absl::StatusOr<ExitStatus> Container::Wait() {
 
 namespace {
 
+// A holder's namespaces, by what its plan made (the mount namespace always).
+absl::Status OpenHeldNamespaces(pid_t pid, const ChildPlan& plan, LiveNamespaces& ns) {
+  auto open = [pid](const char* name, UniqueFd& out) -> absl::Status {
+    auto fd = OpenFile(absl::StrCat("/proc/", pid, "/ns/", name), O_RDONLY);
+    if (!fd.ok()) {
+      return Annotate(fd.status(), absl::StrCat("opening the container's ", name, " namespace"));
+    }
+    out = *std::move(fd);
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(open("mnt", ns.mnt));
+  if (plan.clone_flags & CLONE_NEWIPC) RETURN_IF_ERROR(open("ipc", ns.ipc));
+  if (plan.clone_flags & CLONE_NEWUTS) RETURN_IF_ERROR(open("uts", ns.uts));
+  if (plan.clone_flags & CLONE_NEWPID) RETURN_IF_ERROR(open("pid", ns.pid));
+  if (plan.user_namespace) RETURN_IF_ERROR(open("user", ns.user));
+  return absl::OkStatus();
+}
+
 // Follows the child's reports until the payload is exec'd (end of file
 // after kExecuting), answering its request for id maps on the way.
 absl::StatusOr<pid_t> AwaitExec(PreparedLaunch& p, pid_t pid, int pidfd) {
@@ -257,6 +284,15 @@ absl::StatusOr<pid_t> AwaitExec(PreparedLaunch& p, pid_t pid, int pidfd) {
         ChildMessage done;
         done.kind = ChildMessage::kIdMapsDone;
         if (::send(fd, &done, sizeof(done), MSG_NOSIGNAL) != sizeof(done)) {
+          return ErrnoStatus("answering the container", errno);
+        }
+        break;
+      }
+      case ChildMessage::kHoldReady: {
+        RETURN_IF_ERROR(OpenHeldNamespaces(pid, p.plan, p.held));
+        ChildMessage opened;
+        opened.kind = ChildMessage::kHoldOpened;
+        if (::send(fd, &opened, sizeof(opened), MSG_NOSIGNAL) != sizeof(opened)) {
           return ErrnoStatus("answering the container", errno);
         }
         break;
@@ -294,6 +330,9 @@ absl::StatusOr<Container> Container::StartPrepared(PreparedLaunch& prepared, Lau
   prepared.image_fd.Reset();
   spec.fds.clear();
   ASSIGN_OR_RETURN(container.payload_pid_, AwaitExec(prepared, pid, pidfd_number));
+  if (prepared.held.mnt.valid()) {
+    container.held_ = std::make_unique<LiveNamespaces>(std::move(prepared.held));
+  }
   if (!prepared.plan.run_init) container.payload_pid_ = pid;
   container.init_serving_ = prepared.plan.run_init;
   RunLoggedHooks(prepared.hooks.poststart, pid, "running", prepared.hooks.output.get());

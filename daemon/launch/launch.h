@@ -52,6 +52,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -286,6 +287,10 @@ class Container {
   absl::Status Kill();
   // Blocks until the container has exited and reaps it.
   absl::StatusOr<ExitStatus> Wait();
+  // Lets the container run on without this object: it is neither killed
+  // nor reaped here (a named instance outliving a daemon restart; whoever
+  // inherits the process reaps it).
+  void Detach();
 
  private:
   friend absl::StatusOr<Container> Launch(LaunchSpec spec);
@@ -304,6 +309,11 @@ class Container {
   bool reaped_ = true;
   std::vector<HookSpec> poststop_;  // OCI poststop hooks, run once reaped
   UniqueFd hook_output_;
+  // A holder's namespaces, opened by Launch() before it dropped its
+  // privileges (OpenLiveNamespaces hands them over).
+  std::unique_ptr<LiveNamespaces> held_;
+  friend absl::StatusOr<LiveNamespaces> OpenLiveNamespaces(const Container& holder,
+                                                           const LaunchSpec& spec);
 };
 
 // Creates the container and returns once the payload has been exec'd. A

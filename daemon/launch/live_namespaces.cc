@@ -24,11 +24,26 @@ absl::Status OpenOne(pid_t pid, const char* name, UniqueFd& out) {
 absl::StatusOr<LiveNamespaces> OpenLiveNamespaces(const Container& holder, const LaunchSpec& spec) {
   LiveNamespaces ns;
   pid_t pid = holder.pid();
-  RETURN_IF_ERROR(OpenOne(pid, "mnt", ns.mnt));
-  if (spec.ipc_namespace) RETURN_IF_ERROR(OpenOne(pid, "ipc", ns.ipc));
-  if (spec.uts_namespace || !spec.hostname.empty()) RETURN_IF_ERROR(OpenOne(pid, "uts", ns.uts));
-  if (spec.pid_namespace) RETURN_IF_ERROR(OpenOne(pid, "pid", ns.pid));
-  if (spec.user_namespace || spec.fakeroot) RETURN_IF_ERROR(OpenOne(pid, "user", ns.user));
+  // Each one from those Launch() opened while the holder was still
+  // reachable (always, for a holder; handed over, not copied), else from
+  // /proc.
+  auto take = [&holder, pid](const char* name, UniqueFd LiveNamespaces::*member,
+                             UniqueFd& out) -> absl::Status {
+    if (holder.held_ != nullptr && (holder.held_.get()->*member).valid()) {
+      out = std::move(holder.held_.get()->*member);
+      return absl::OkStatus();
+    }
+    return OpenOne(pid, name, out);
+  };
+  RETURN_IF_ERROR(take("mnt", &LiveNamespaces::mnt, ns.mnt));
+  if (spec.ipc_namespace) RETURN_IF_ERROR(take("ipc", &LiveNamespaces::ipc, ns.ipc));
+  if (spec.uts_namespace || !spec.hostname.empty()) {
+    RETURN_IF_ERROR(take("uts", &LiveNamespaces::uts, ns.uts));
+  }
+  if (spec.pid_namespace) RETURN_IF_ERROR(take("pid", &LiveNamespaces::pid, ns.pid));
+  if (spec.user_namespace || spec.fakeroot) {
+    RETURN_IF_ERROR(take("user", &LiveNamespaces::user, ns.user));
+  }
   // The pid was the holder's only if it still runs now (it is our child
   // until reaped, so the number cannot have been reused before that).
   pollfd p{holder.pidfd(), POLLIN, 0};

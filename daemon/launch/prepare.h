@@ -36,6 +36,8 @@ struct PreparedLaunch {
   std::vector<UniqueFd> owned;  // detached mounts, cgroup.procs: closed after clone
   HostHooks hooks;              // the OCI hooks the daemon runs itself
   bool writable_root = false;   // LaunchSpec::writable_root
+  // A holder's namespaces, opened while it waits for them (kHoldReady).
+  LiveNamespaces held;
 };
 
 // Builds the plan for `spec`. `spec` must outlive the result: the plan's

@@ -158,9 +158,10 @@ absl::Status ParseLimits(const toml::table& t, const std::string& o, Config& c) 
       {"max_containers_per_user", "max_images_per_user", "max_loop_devices_per_user",
        "writable_tmpfs_default_mib", "writable_tmpfs_max_mib", "max_sessions_per_user",
        "max_connections_per_user", "max_pending_connections_per_user", "max_handed_fds_per_user",
-       "max_store_mib_per_user", "max_cache_mib_per_user"},
+       "max_store_mib_per_user", "max_cache_mib_per_user", "max_instances_per_user"},
       "limits", o));
   RETURN_IF_ERROR(ReadInt(t, "max_containers_per_user", 1, 100000, o, c.max_containers_per_user));
+  RETURN_IF_ERROR(ReadInt(t, "max_instances_per_user", 0, 100000, o, c.max_instances_per_user));
   RETURN_IF_ERROR(ReadInt(t, "max_images_per_user", 1, 10000, o, c.max_images_per_user));
   RETURN_IF_ERROR(
       ReadInt(t, "max_loop_devices_per_user", 0, 10000, o, c.max_loop_devices_per_user));

@@ -48,6 +48,8 @@ struct Config {
 
   // [limits]
   int max_containers_per_user = 256;
+  // Named instances (berth instance start) one user may hold at once.
+  int max_instances_per_user = 64;
   int max_images_per_user = 32;
   int max_loop_devices_per_user = 32;
   // Store copies a user's loop devices read, pinned ones included; 0: none.

@@ -27,14 +27,16 @@ void FillCaller(const PeerIdentity& peer, v1::Caller& caller) {
 
 BerthService::BerthService(const DaemonOptions& options, const PeerRegistry& peers,
                            pull::PullService* pulls, doctor::Doctor* doctor, gpu::GpuService* gpus,
-                           build::BuildService* builds, shared::ContainerRegistry* shared)
+                           build::BuildService* builds, shared::ContainerRegistry* shared,
+                           instance::InstanceRegistry* instances)
     : options_(options),
       peers_(peers),
       pulls_(pulls),
       shared_(shared),
       doctor_(doctor),
       gpus_(gpus),
-      builds_(builds) {}
+      builds_(builds),
+      instances_(instances) {}
 
 // The registry verbs share one shape: authenticate, delegate, log failures
 // (the message never contains credentials: they only travel in requests).

@@ -5,7 +5,8 @@
 // absl::Status; the gRPC boundary maps the result with its message intact.
 // Version answers who the daemon is; pull/push/cache go to pull_service.h,
 // doctor to daemon/doctor/; EndJob (the Slurm epilog, root only) to the
-// shared-container registry.
+// shared-container registry; InstanceList/InstanceStop to the instance
+// registry.
 // Containers are not a gRPC method: run sessions (run_handler.h) arrive on
 // connections of their own (server/run_sessions.h).
 //
@@ -23,6 +24,7 @@
 #include "daemon/daemon_options.h"
 #include "daemon/doctor/doctor.h"
 #include "daemon/gpu/gpu_service.h"
+#include "daemon/instance/instance_registry.h"
 #include "daemon/pull/pull_service.h"
 #include "daemon/server/peer_registry.h"
 #include "daemon/shared/container_registry.h"
@@ -35,7 +37,8 @@ class BerthService final : public berth::v1::Berth::Service {
   BerthService(const DaemonOptions& options, const PeerRegistry& peers,
                pull::PullService* pulls = nullptr, doctor::Doctor* doctor = nullptr,
                gpu::GpuService* gpus = nullptr, build::BuildService* builds = nullptr,
-               shared::ContainerRegistry* shared = nullptr);
+               shared::ContainerRegistry* shared = nullptr,
+               instance::InstanceRegistry* instances = nullptr);
 
   grpc::Status Version(grpc::ServerContext* context, const v1::VersionRequest* request,
                        v1::VersionReply* reply) override;
@@ -56,6 +59,14 @@ class BerthService final : public berth::v1::Berth::Service {
                      build::BuildWriter* writer) override;
   grpc::Status EndJob(grpc::ServerContext* context, const v1::EndJobRequest* request,
                       v1::EndJobReply* reply) override;
+  // instance list|stop (daemon/instance/): the caller's own instances;
+  // root names a user (or all) to see and stop anyone's.
+  grpc::Status InstanceList(grpc::ServerContext* context, const v1::InstanceListRequest* request,
+                            v1::InstanceListReply* reply) override;
+  grpc::Status InstanceStop(grpc::ServerContext* context, const v1::InstanceStopRequest* request,
+                            v1::InstanceStopReply* reply) override;
+  grpc::Status InstanceStats(grpc::ServerContext* context, const v1::InstanceStatsRequest* request,
+                             v1::InstanceStatsReply* reply) override;
   // doctor (daemon/doctor/doctor.h): any caller; the report is about the node
   // and the caller's own fakeroot ids.
   grpc::Status Doctor(grpc::ServerContext* context, const v1::DoctorRequest* request,
@@ -79,6 +90,7 @@ class BerthService final : public berth::v1::Berth::Service {
   doctor::Doctor* doctor_;
   gpu::GpuService* gpus_;
   build::BuildService* builds_;
+  instance::InstanceRegistry* instances_;
 };
 
 }  // namespace berth::daemon

@@ -1,5 +1,6 @@
 #include "daemon/service/run_handler.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <csignal>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
@@ -16,6 +18,8 @@
 #include "common/fd_handoff.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
+#include "daemon/instance/instance_name.h"
+#include "daemon/service/instance_run.h"
 #include "daemon/service/pty.h"
 #include "daemon/service/run_prepare.h"
 #include "daemon/service/run_request_check.h"
@@ -137,13 +141,14 @@ std::vector<HandedItem> HandedItemsOf(const v1::RunRequest& r) {
 
 RunHandler::RunHandler(const DaemonOptions& options, const policy::Config& config,
                        image::MountCache& images, EclGate* ecl, gpu::GpuService* gpus,
-                       shared::ContainerRegistry* shared)
+                       shared::ContainerRegistry* shared, instance::InstanceRegistry* instances)
     : options_(options),
       config_(config),
       images_(images),
       ecl_(ecl),
       gpus_(gpus),
       shared_(shared),
+      instances_(instances),
       warm_(std::make_unique<LeaseKeeper>(absl::Seconds(config.idle_unmount_seconds))) {}
 
 RunHandler::~RunHandler() = default;
@@ -187,10 +192,112 @@ absl::StatusOr<launch::Container> RunHandler::StartContainer(
   return container;
 }
 
+absl::StatusOr<std::shared_ptr<instance::Instance>> RunHandler::FindInstance(
+    const v1::RunRequest& request, const PeerIdentity& peer) {
+  std::string name = request.image().substr(sizeof kInstanceScheme - 1);
+  RETURN_IF_ERROR(instance::CheckName(name));
+  std::shared_ptr<instance::Instance> inst;
+  if (instances_ != nullptr) inst = instances_->Find(peer.uid, name);
+  if (inst == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("no instance found with name ", name, " (berth instance list shows yours)"));
+  }
+  return inst;
+}
+
+instance::Relaunch RunHandler::RelaunchOf(const v1::RunRequest& request, const PeerIdentity& peer,
+                                          std::vector<UniqueFd> fds) {
+  struct Saved {
+    v1::RunRequest request;
+    PeerIdentity peer;  // the credentials only: no process, no connection
+    std::vector<UniqueFd> fds;
+  };
+  auto saved = std::make_shared<Saved>();
+  saved->request = request;
+  saved->peer.uid = peer.uid;
+  saved->peer.gid = peer.gid;
+  saved->peer.groups = peer.groups;
+  saved->peer.pidfd = nullptr;
+  saved->fds = std::move(fds);
+  return [this, saved]() -> absl::StatusOr<std::shared_ptr<instance::Instance>> {
+    std::vector<UniqueFd> handed;
+    for (const UniqueFd& fd : saved->fds) {
+      handed.emplace_back(fd.valid() ? ::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3) : -1);
+    }
+    // Prepared afresh as the owner: the image opened with their rights and
+    // through the ECL, their binds reopened.
+    ASSIGN_OR_RETURN(PreparedRun run,
+                     PrepareRun(saved->request, saved->peer, std::move(handed), options_, config_,
+                                images_, ecl_, gpus_, saved->request.instance().name()));
+    return LaunchInstance(saved->request, saved->peer.uid, saved->peer.gid, run);
+  };
+}
+
+absl::Status RunHandler::ServeInstanceStart(RunChannel& channel, v1::RunRequest request,
+                                            const PeerIdentity& peer,
+                                            std::vector<UniqueFd> handed) {
+  if (instances_ == nullptr) return absl::UnimplementedError("this daemon keeps no instances");
+  RETURN_IF_ERROR(CheckInstanceStart(request, config_.allow_pid_ns));
+  if (request.has_resources()) {
+    // Not silently dropped: the instance would run without them.
+    return absl::UnimplementedError(
+        "instance start: cgroup limits (--cpus, --memory, ..., --apply-cgroups) are not applied "
+        "to instances yet; start it without them");
+  }
+  if (request.action() != v1::ACTION_RUN) UseStartscript(request);
+  RETURN_IF_ERROR(CheckRunRequest(request, handed.size(), config_));
+  const std::string name = request.instance().name();
+  ASSIGN_OR_RETURN(auto claim, instances_->Reserve(peer.uid, name, config_.max_instances_per_user));
+  ASSIGN_OR_RETURN(std::optional<int> restarts, ParseRestart(request.instance().restart()));
+  // --restart: the log descriptors stay with the instance for its relaunches.
+  std::vector<UniqueFd> kept;
+  if (restarts) {
+    for (const UniqueFd& fd : handed) {
+      kept.emplace_back(fd.valid() ? ::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3) : -1);
+    }
+  }
+  ASSIGN_OR_RETURN(PreparedRun run, PrepareRun(request, peer, std::move(handed), options_, config_,
+                                               images_, ecl_, gpus_, name));
+  for (const std::string& line : run.notices) {
+    v1::RunOutput notice;
+    notice.mutable_notice()->set_text(line);
+    channel.Write(notice);
+  }
+  auto inst = LaunchInstance(request, peer.uid, peer.gid, run);
+  peer.handed_fds->Done();
+  if (!inst.ok()) return Annotate(inst.status(), absl::StrCat("starting instance ", name));
+  if (restarts) {
+    (*inst)->relaunch = RelaunchOf(request, peer, std::move(kept));
+    (*inst)->max_restarts = *restarts;
+  }
+  pid_t pid = (*inst)->record.pid;
+  RETURN_IF_ERROR(instances_->Commit(std::move(claim), *std::move(inst)));
+  spdlog::info("uid {} started instance {} (init pid {}) from {}", peer.uid, name, pid,
+               request.image());
+  v1::RunOutput started;
+  started.mutable_started()->set_pid(pid);
+  channel.Write(started);
+  v1::RunOutput exited;
+  exited.mutable_exited()->set_status(0);
+  channel.Write(exited);
+  return absl::OkStatus();
+}
+
 absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerIdentity> peer) {
   ASSIGN_OR_RETURN(v1::RunRequest request, ReadStart(channel));
   ASSIGN_OR_RETURN(std::vector<UniqueFd> handed, peer->handed_fds->Take(HandedItemsOf(request)));
-  RETURN_IF_ERROR(CheckRunRequest(request, handed.size(), config_));
+  if (request.has_instance()) {
+    return ServeInstanceStart(channel, std::move(request), *peer, std::move(handed));
+  }
+  std::shared_ptr<instance::Instance> target;
+  if (absl::StartsWith(request.image(), kInstanceScheme)) {
+    ASSIGN_OR_RETURN(target, FindInstance(request, *peer));
+    v1::RunRequest checked = request;
+    checked.set_image(target->record.image);
+    RETURN_IF_ERROR(CheckRunRequest(checked, handed.size(), config_));
+  } else {
+    RETURN_IF_ERROR(CheckRunRequest(request, handed.size(), config_));
+  }
   RETURN_IF_ERROR(Admit(peer->uid));
   struct Admitted {
     RunHandler* self;
@@ -198,25 +305,32 @@ absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerId
     ~Admitted() { self->Release(uid); }
   } admitted{this, peer->uid};
 
-  std::vector<std::string> early_notices;
-  auto prepared = PrepareRun(request, *peer, std::move(handed), options_, config_, images_, ecl_,
-                             gpus_, &early_notices);
-  for (const std::string& line : early_notices) {
-    v1::RunOutput notice;
-    notice.mutable_notice()->set_text(line);
-    channel.Write(notice);
+  PreparedRun run;
+  if (target != nullptr) {
+    ASSIGN_OR_RETURN(
+        run, PrepareJoin(request, *peer, std::move(handed), options_, JoinTargetOf(*target)));
+  } else {
+    std::vector<std::string> early_notices;
+    auto prepared = PrepareRun(request, *peer, std::move(handed), options_, config_, images_, ecl_,
+                               gpus_, "", &early_notices);
+    for (const std::string& line : early_notices) {
+      v1::RunOutput notice;
+      notice.mutable_notice()->set_text(line);
+      channel.Write(notice);
+    }
+    if (!prepared.ok()) return prepared.status();
+    run = *std::move(prepared);
+    warm_->Keep(images_.HoldForDaemon(*run.lease));
   }
-  if (!prepared.ok()) return prepared.status();
-  PreparedRun run = *std::move(prepared);
-  warm_->Keep(images_.HoldForDaemon(*run.lease));
   for (const std::string& line : run.notices) {
     v1::RunOutput notice;
     notice.mutable_notice()->set_text(line);
     channel.Write(notice);
   }
   std::unique_ptr<shared::ContainerRegistry::Membership> member;
-  auto container = StartContainer(request, *peer, run, member);
-  // Launch closed the handed descriptors (the container holds its copies).
+  absl::StatusOr<launch::Container> container = target != nullptr
+                                                    ? launch::Join(std::move(run.spec), target->ns)
+                                                    : StartContainer(request, *peer, run, member);
   peer->handed_fds->Done();
   if (!container.ok()) return Annotate(container.status(), "starting the container");
   spdlog::info("uid {} started {} (pid {}) from {}", peer->uid,

@@ -108,7 +108,7 @@ absl::StatusOr<std::shared_ptr<image::MountLease>> LeaseImage(const v1::RunReque
 }
 
 // Does the image have /bin/sh (resolved inside the image, symlinks included)?
-bool ImageHasShell(const std::string& root) {
+bool HasShell(const std::string& root) {
   UniqueFd dir(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!dir) return false;
   open_how how{};
@@ -234,20 +234,27 @@ absl::Status AddStdio(const v1::RunRequest& r, std::vector<UniqueFd>& handed,
   return absl::OkStatus();
 }
 
-absl::Status AddCommand(const v1::RunRequest& r, const std::string& image_root,
-                        const gpu::GpuGrant& grant, launch::LaunchSpec& spec) {
+// `image` is what APPTAINER_CONTAINER names; `instance` (when set) goes
+// into APPTAINER_INSTANCE, as Apptainer sets it in an instance and its joins.
+absl::Status AddCommand(const v1::RunRequest& r, const std::string& image, bool image_has_shell,
+                        const gpu::GpuGrant& grant, const std::string& instance,
+                        launch::LaunchSpec& spec) {
   action::EnvRequest env_request;
   env_request.host_env.assign(r.env().begin(), r.env().end());
   env_request.clean_env = r.cleanenv();
   env_request.env_flags.assign(r.env_flags().begin(), r.env_flags().end());
   env_request.env_file_lines.assign(r.env_file_lines().begin(), r.env_file_lines().end());
   env_request.container_home = spec.identity.home;
-  env_request.image_path = r.image();
+  env_request.image_path = image;
   env_request.action = ActionOf(r.action());
   env_request.app = r.app();
   env_request.bind_list = BindList(r);
   env_request.no_eval = r.no_eval();
   env_request.runtime_env = grant.env;
+  if (!instance.empty()) {
+    env_request.runtime_env.emplace_back("APPTAINER_INSTANCE", instance);
+    env_request.runtime_env.emplace_back("SINGULARITY_INSTANCE", instance);
+  }
   if (grant.library_path) env_request.library_dir = gpu::kLibsDir;
   ASSIGN_OR_RETURN(action::ContainerEnv env, action::BuildEnvironment(env_request));
   action::CommandRequest command;
@@ -255,7 +262,7 @@ absl::Status AddCommand(const v1::RunRequest& r, const std::string& image_root,
   command.app = r.app();
   command.args.assign(r.args().begin(), r.args().end());
   command.shell = r.shell();
-  command.image_has_shell = ImageHasShell(image_root);
+  command.image_has_shell = image_has_shell;
   ASSIGN_OR_RETURN(action::LaunchCommand launch_command, action::BuildCommand(command, env));
   spec.argv = std::move(launch_command.argv);
   spec.env = std::move(launch_command.env);
@@ -306,12 +313,58 @@ absl::Status AddFakeroot(const PeerIdentity& peer, bool listed, const DaemonOpti
   return absl::OkStatus();
 }
 
+// The caller's process state the payload takes on: its cgroups (those the
+// daemon may move it into), affinity, limits and umask.
+// `cgroup`, when given, gets the container's own cgroup if the request has
+// limits (a join has none: it stays in its caller's cgroups).
+absl::Status AddCallerProcess(const v1::RunRequest& r, const PeerIdentity& peer,
+                              const DaemonOptions& options, launch::LaunchSpec& spec,
+                              std::optional<cgroup::ContainerCgroup>* cgroup = nullptr) {
+  spec.umask = static_cast<mode_t>(r.umask());
+  // An instance's restart has no caller process: it keeps the daemon's.
+  if (peer.pidfd == nullptr) return absl::OkStatus();
+  // Without SO_PEERPIDFD (kernels < 6.5) the pidfd came from pidfd_open(pid)
+  // at accept time, while the caller was blocked connecting: it names the
+  // caller unless that process handed its connection on and exited before.
+  ASSIGN_OR_RETURN(CallerProcess caller, ReadCallerProcess(peer.pid, peer.pidfd->get()));
+  spec.cgroup_dirs = std::move(caller.cgroup_dirs);
+  if (cgroup != nullptr) {
+    ASSIGN_OR_RETURN(*cgroup, MakeRunCgroup(r, peer.pid, peer.pidfd->get(), spec.cgroup_dirs));
+  }
+  if (options.mode == DaemonMode::kUser) {
+    // A user may move processes only between cgroups delegated to them; the
+    // container then stays in the user daemon's cgroup for the others.
+    std::erase_if(spec.cgroup_dirs, [](const std::string& dir) {
+      return ::access(absl::StrCat(dir, "/cgroup.procs").c_str(), W_OK) != 0;
+    });
+  }
+  spec.affinity = caller.affinity;
+  spec.rlimits = std::move(caller.rlimits);
+  spec.umask = static_cast<mode_t>(r.umask());
+  return absl::OkStatus();
+}
+
+// Whether `path` names something inside the container whose root is `root`
+// (resolved there, never on the host).
+bool ExistsIn(const std::string& root, const std::string& path) {
+  UniqueFd dir(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) return false;
+  open_how how{};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  int fd = static_cast<int>(::syscall(SYS_openat2, dir.get(), path.c_str(), &how, sizeof how));
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
+
 }  // namespace
 
 absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdentity& peer,
                                        std::vector<UniqueFd> handed, const DaemonOptions& options,
                                        const policy::Config& config, image::MountCache& images,
                                        EclGate* ecl, gpu::GpuService* gpus,
+                                       const std::string& instance,
                                        std::vector<std::string>* early_notices) {
   PreparedRun run;
   launch::LaunchSpec& spec = run.spec;
@@ -330,29 +383,47 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdenti
   } else if (r.nv() || r.rocm() || !r.devices().empty()) {
     return absl::UnimplementedError("--nv/--rocm/--device: this daemon has no GPU support");
   }
-  RETURN_IF_ERROR(AddCommand(r, spec.image_root, grant, spec));
+  RETURN_IF_ERROR(AddCommand(r, r.image(), HasShell(spec.image_root), grant, instance, spec));
   gpu::ApplyGrant(std::move(grant), spec);
   std::vector<std::string> ignored;
   RETURN_IF_ERROR(AddMpiStack(r, options, config, spec, run.notices,
                               early_notices != nullptr ? *early_notices : ignored));
   RETURN_IF_ERROR(AddStdio(r, handed, peer, run));
-  // Without SO_PEERPIDFD (kernels < 6.5) the pidfd came from pidfd_open(pid)
-  // at accept time, while the caller was blocked connecting: it names the
-  // caller unless that process handed its connection on and exited before.
-  ASSIGN_OR_RETURN(CallerProcess caller, ReadCallerProcess(peer.pid, peer.pidfd->get()));
-  spec.cgroup_dirs = std::move(caller.cgroup_dirs);
-  ASSIGN_OR_RETURN(run.cgroup, MakeRunCgroup(r, peer.pid, peer.pidfd->get(), spec.cgroup_dirs));
-  if (options.mode == DaemonMode::kUser) {
-    // A user may move processes only between cgroups delegated to them; the
-    // container then stays in the user daemon's cgroup for the others.
-    std::erase_if(spec.cgroup_dirs, [](const std::string& dir) {
-      return ::access(absl::StrCat(dir, "/cgroup.procs").c_str(), W_OK) != 0;
-    });
-  }
-  spec.affinity = caller.affinity;
-  spec.rlimits = std::move(caller.rlimits);
-  spec.umask = static_cast<mode_t>(r.umask());
+  RETURN_IF_ERROR(AddCallerProcess(r, peer, options, spec, &run.cgroup));
   return run;
+}
+
+absl::StatusOr<PreparedRun> PrepareJoin(const v1::RunRequest& r, const PeerIdentity& peer,
+                                        std::vector<UniqueFd> handed, const DaemonOptions& options,
+                                        const JoinTarget& target) {
+  PreparedRun run;
+  launch::LaunchSpec& spec = run.spec;
+  bool listed = false;
+  spec.identity = AccountOf(peer, listed);
+  spec.identity.home = target.home;
+  spec.fakeroot = target.fakeroot;
+  // --cwd, else the caller's directory when the instance has it (bound at
+  // its start), else $HOME, else "/". Where the instance's root cannot be
+  // looked into (a user-mode daemon: its init is not dumpable), the caller's
+  // directory is taken when it is the one the instance started in.
+  spec.cwd = "/";
+  bool root_open = ExistsIn(target.root, "/");
+  for (const std::string& dir : {r.pwd(), r.cwd(), target.home}) {
+    if (dir.empty()) continue;
+    if (root_open ? ExistsIn(target.root, dir) : (dir == r.pwd() || dir == target.start_cwd)) {
+      spec.cwd = dir;
+      break;
+    }
+  }
+  RETURN_IF_ERROR(
+      AddCommand(r, target.image, target.has_shell, gpu::GpuGrant{}, target.name, spec));
+  RETURN_IF_ERROR(AddStdio(r, handed, peer, run));
+  RETURN_IF_ERROR(AddCallerProcess(r, peer, options, spec));
+  return run;
+}
+
+bool ImageHasShell(const std::string& root) {
+  return HasShell(root);
 }
 
 }  // namespace berth::daemon

@@ -36,6 +36,8 @@ struct PreparedRun {
   std::optional<cgroup::ContainerCgroup> cgroup;
 };
 
+// `instance`: the name of the instance this run starts, if any
+// (APPTAINER_INSTANCE inside).
 // `early_notices` receives what must reach the caller even when the run is
 // refused (`berth mpi check`'s explanation of a stack it refuses).
 absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& request, const PeerIdentity& peer,
@@ -43,6 +45,28 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& request, const Peer
                                        const DaemonOptions& options, const policy::Config& config,
                                        image::MountCache& images, EclGate* ecl = nullptr,
                                        gpu::GpuService* gpus = nullptr,
+                                       const std::string& instance = "",
                                        std::vector<std::string>* early_notices = nullptr);
+
+// A running instance a process joins (instance://NAME).
+struct JoinTarget {
+  std::string name;
+  std::string image;      // what it was started from (APPTAINER_CONTAINER)
+  std::string root;       // its root as the daemon reaches it: /proc/<init>/root
+  std::string home;       // $HOME inside
+  std::string start_cwd;  // where its first process started
+  bool has_shell = true;  // the image has /bin/sh (the env scripts are sourced)
+  bool fakeroot = false;
+};
+
+// Whether the image mounted at `root` has /bin/sh, resolved inside it.
+bool ImageHasShell(const std::string& root);
+
+// The process part of a run (identity, command, environment, stdio, the
+// caller's cgroups and limits) for joining `target`: no image is opened and
+// no bind is made; the container is what the instance's start built.
+absl::StatusOr<PreparedRun> PrepareJoin(const v1::RunRequest& request, const PeerIdentity& peer,
+                                        std::vector<UniqueFd> handed_fds,
+                                        const DaemonOptions& options, const JoinTarget& target);
 
 }  // namespace berth::daemon

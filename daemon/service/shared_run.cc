@@ -37,8 +37,10 @@ std::vector<std::pair<std::string, std::string>> OptionsOf(const v1::RunRequest&
   };
 }
 
+}  // namespace
+
 // The holder takes the container's part of the first process's spec.
-launch::LaunchSpec HolderSpec(launch::LaunchSpec& spec) {
+launch::LaunchSpec HolderSpecOf(launch::LaunchSpec& spec) {
   launch::LaunchSpec h;
   h.image_root = spec.image_root;
   h.identity = spec.identity;
@@ -66,8 +68,6 @@ launch::LaunchSpec HolderSpec(launch::LaunchSpec& spec) {
   return h;
 }
 
-}  // namespace
-
 shared::ShareRequest ShareRequestOf(const v1::RunRequest& request) {
   switch (request.share()) {
     case v1::SHARE_PARENT:
@@ -94,7 +94,7 @@ shared::ContainerShape ShapeOf(const v1::RunRequest& request, const image::Mount
 
 absl::StatusOr<std::unique_ptr<shared::LiveContainer>> MakeLiveContainer(
     launch::LaunchSpec& spec, std::shared_ptr<image::MountLease> lease) {
-  launch::LaunchSpec holder_spec = HolderSpec(spec);
+  launch::LaunchSpec holder_spec = HolderSpecOf(spec);
   auto holder = launch::Launch(std::move(holder_spec));
   if (!holder.ok()) return holder.status();
   // Launch() took the spec; what OpenLiveNamespaces reads are its flags.

@@ -30,6 +30,11 @@ shared::ShareRequest ShareRequestOf(const v1::RunRequest& request);
 shared::ContainerShape ShapeOf(const v1::RunRequest& request, const image::MountLease& lease,
                                const launch::LaunchSpec& spec);
 
+// The holder's spec: `spec`'s mount and namespace fields (moved out: what
+// stays is the process's part), a private /tmp, /var/tmp and /dev/shm and an
+// IPC namespace of its own.
+launch::LaunchSpec HolderSpecOf(launch::LaunchSpec& spec);
+
 // Launches the holder from `spec`'s mount and namespace fields (moved out:
 // what stays is the process's part) and opens its namespaces.
 absl::StatusOr<std::unique_ptr<shared::LiveContainer>> MakeLiveContainer(

@@ -283,6 +283,22 @@ int main(int argc, char** argv) {
   r = Valid();
   r.add_env(std::string("A=b\0c", 5));
   Expect(sock, "NUL byte in the environment", Start(r), "environment: contains a NUL byte");
+  // Instance names become file names in the daemon's state directory.
+  for (const auto& [what, name] :
+       std::vector<std::pair<std::string, std::string>>{{"NUL byte", std::string("a\0b", 3)},
+                                                        {"'/'", "a/b"},
+                                                        {"'..'", ".."},
+                                                        {"10 KB", std::string(10240, 'n')},
+                                                        {"nothing", ""}}) {
+    r = Valid();
+    r.mutable_instance()->set_name(name);
+    Expect(sock, ("instance start with " + what + " in its name").c_str(), Start(r),
+           "instance name");
+    r = Valid();
+    r.set_image("instance://" + name);
+    Expect(sock, ("join of instance://NAME with " + what + " in the name").c_str(), Start(r),
+           "instance name");
+  }
   r = Valid();
   auto* fd = r.add_fds();
   fd->set_handoff_index(5);
