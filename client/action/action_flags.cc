@@ -97,6 +97,7 @@ absl::Status ApplyGpuDefaults(const CLI::App& cmd, ActionFlags& f) {
 
 void AddActionFlags(CLI::App& cmd, ActionFlags& f) {
   cmd.add_option("-B,--bind", f.binds, "bind host paths: src[:dst[:ro|rw]],...");
+  cmd.add_option("--mount", f.mounts, "a bind as Apptainer's --mount: type=bind,src=A,dst=B[,ro]");
   cmd.add_flag("-c,--contain", f.contain, "minimal /dev, empty /tmp, /var/tmp and home");
   cmd.add_flag("-C,--containall", f.containall,
                "--contain, plus PID/IPC namespaces and --cleanenv");
@@ -136,6 +137,12 @@ absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
   // replaced by them.
   for (const char* name : {"BIND", "BINDPATH"}) {
     if (const char* v = EnvForm(name); v != nullptr && *v != '\0') f.binds.push_back(v);
+  }
+  // APPTAINER_MOUNT: one spec per line, added to --mount's as BIND is to -B's.
+  if (const char* v = EnvForm("MOUNT"); v != nullptr && *v != '\0') {
+    for (absl::string_view line : absl::StrSplit(v, '\n', absl::SkipWhitespace())) {
+      f.mounts.emplace_back(line);
+    }
   }
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--contain", "CONTAIN", f.contain));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--containall", "CONTAINALL", f.containall));
@@ -214,6 +221,13 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
       bind->set_destination(b.destination);
       bind->set_read_only(b.read_only);
     }
+  }
+  for (const std::string& value : f.mounts) {
+    ASSIGN_OR_RETURN(BindEntry b, ParseMount(value, cwd));
+    auto* bind = r.add_binds();
+    bind->set_source(b.source);
+    bind->set_destination(b.destination);
+    bind->set_read_only(b.read_only);
   }
   mode_t mask = ::umask(0);
   ::umask(mask);

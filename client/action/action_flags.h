@@ -15,6 +15,7 @@ namespace berth::client {
 
 struct ActionFlags {
   std::vector<std::string> binds;
+  std::vector<std::string> mounts;  // --mount specs, one bind each
   bool contain = false, containall = false, cleanenv = false;
   std::vector<std::string> env, env_files;
   std::string home;

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/status_macros.h"
 
 namespace berth::client {
 namespace {
@@ -10,7 +11,79 @@ absl::Status Invalid(absl::string_view entry, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("--bind '", entry, "': ", why));
 }
 
+absl::Status InvalidMount(absl::string_view value, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat("--mount '", value, "': ", why));
+}
+
+// One CSV record (RFC 4180, as Go's encoding/csv reads Apptainer's): fields
+// split at commas outside double quotes; "" inside quotes is one quote.
+absl::StatusOr<std::vector<std::string>> CsvFields(absl::string_view value) {
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (size_t i = 0; i < value.size(); ++i) {
+    const char c = value[i];
+    if (quoted) {
+      if (c != '"') {
+        fields.back() += c;
+      } else if (i + 1 < value.size() && value[i + 1] == '"') {
+        fields.back() += '"';
+        ++i;
+      } else {
+        quoted = false;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      fields.emplace_back();
+    } else if (c == '\n' || c == '\r') {
+      return InvalidMount(value,
+                          "one mount per value (a newline separates them in APPTAINER_MOUNT)");
+    } else {
+      fields.back() += c;
+    }
+  }
+  if (quoted) return InvalidMount(value, "a quote is not closed");
+  return fields;
+}
+
 }  // namespace
+
+absl::StatusOr<BindEntry> ParseMount(const std::string& value, const std::string& cwd) {
+  ASSIGN_OR_RETURN(std::vector<std::string> fields, CsvFields(value));
+  BindEntry bind;
+  for (const std::string& field : fields) {
+    const size_t eq = field.find('=');
+    const std::string key = field.substr(0, eq);
+    const std::string v = eq == std::string::npos ? "" : field.substr(eq + 1);
+    if (key == "type") {
+      if (v != "bind") return InvalidMount(value, absl::StrCat("type '", v, "': only bind is"));
+    } else if (key == "source" || key == "src") {
+      bind.source = v;
+    } else if (key == "destination" || key == "dst" || key == "target") {
+      bind.destination = v;
+    } else if (key == "ro" || key == "readonly") {
+      if (eq != std::string::npos && v != "true" && v != "false") {
+        return InvalidMount(value, absl::StrCat(key, "=", v, ": use ", key, " alone, or =true"));
+      }
+      bind.read_only = v != "false";
+    } else if (key == "image-src" || key == "id") {
+      return InvalidMount(value, absl::StrCat(key,
+                                              ": binds from inside an image file are not "
+                                              "supported by berth yet"));
+    } else if (key == "bind-propagation") {
+      // Apptainer accepts and ignores it: binds are private either way.
+    } else {
+      return InvalidMount(value, absl::StrCat("unknown field '", key, "'"));
+    }
+  }
+  if (bind.source.empty()) return InvalidMount(value, "no source (src=PATH)");
+  if (bind.destination.empty()) return InvalidMount(value, "no destination (dst=PATH)");
+  if (bind.destination.front() != '/') {
+    return InvalidMount(value, "the destination must be an absolute path");
+  }
+  if (bind.source.front() != '/') bind.source = absl::StrCat(cwd, "/", bind.source);
+  return bind;
+}
 
 absl::StatusOr<std::vector<BindEntry>> ParseBinds(const std::string& value,
                                                   const std::string& cwd) {

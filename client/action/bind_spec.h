@@ -1,5 +1,8 @@
 // Apptainer's bind syntax, as users type it in -B/--bind and APPTAINER_BIND:
-// "src[:dst[:opts]]" entries separated by commas, opts "ro" or "rw".
+// "src[:dst[:opts]]" entries separated by commas, opts "ro" or "rw"; and
+// its --mount syntax (APPTAINER_MOUNT): one bind per value, comma-separated
+// key=value fields read as a CSV record ("type=bind,src=/a,dst=/b,ro"), so a
+// path with a comma or a colon can be written in double quotes.
 #pragma once
 
 #include <string>
@@ -17,5 +20,10 @@ struct BindEntry {
 
 // Parses one flag value (which may hold several comma-separated entries).
 absl::StatusOr<std::vector<BindEntry>> ParseBinds(const std::string& value, const std::string& cwd);
+
+// Parses one --mount value: type=bind (the default), source|src,
+// destination|dst|target, ro|readonly; image-src and id (a directory of an
+// image file) are refused as not supported.
+absl::StatusOr<BindEntry> ParseMount(const std::string& value, const std::string& cwd);
 
 }  // namespace berth::client

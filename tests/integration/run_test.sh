@@ -121,6 +121,15 @@ expect_out "APPTAINER_TARGET_CWD is --cwd" "/mnt/in" as env APPTAINER_TARGET_CWD
 expect_rc "a :ro bind is read-only" 1 b exec --bind "$TEST_TMP/shared:/mnt/in:ro" "$IMG" sh -c 'echo x > /mnt/in/new'
 b exec --bind "$TEST_TMP/shared:/mnt/in" "$IMG" sh -c 'echo w > /mnt/in/written-'"$WHO"
 check "a rw bind is writable, file owned by the caller" test "$(stat -c %u "$TEST_TMP/shared/written-$WHO" 2>/dev/null)" = "$ME_UID"
+# --mount, Apptainer's other bind syntax (a CSV record of key=value fields).
+expect_out "--mount type=bind,src=,dst=" "bound" b exec --mount "type=bind,src=$TEST_TMP/shared,dst=/mnt/m" "$IMG" cat /mnt/m/file
+expect_rc "--mount ...,ro is read-only" 1 b exec --mount "type=bind,source=$TEST_TMP/shared,destination=/mnt/m,ro" "$IMG" sh -c 'echo x > /mnt/m/new'
+mkdir -p "$TEST_TMP/shared/a,b:c" && echo comma >"$TEST_TMP/shared/a,b:c/f" && chmod -R a+rwX "$TEST_TMP/shared/a,b:c"
+expect_out "--mount: a quoted source with a comma and a colon" "comma" b exec --mount "type=bind,\"src=$TEST_TMP/shared/a,b:c\",dst=/mnt/q" "$IMG" cat /mnt/q/f
+expect_out "APPTAINER_MOUNT, one spec per line" "bound comma" as env APPTAINER_MOUNT="type=bind,src=$TEST_TMP/shared,dst=/mnt/m
+type=bind,\"src=$TEST_TMP/shared/a,b:c\",dst=/mnt/q" "$BERTH" exec "$IMG" sh -c 'echo $(cat /mnt/m/file /mnt/q/f)'
+expect_fatal "--mount image-src: refused, named" "image-src: binds from inside an image file are not supported" b exec --mount "type=bind,src=$TEST_TMP/x.img,dst=/d,image-src=/" "$IMG" true
+expect_fatal "--mount without a destination" "no destination (dst=PATH)" b exec --mount "type=bind,src=$TEST_TMP/shared" "$IMG" true
 expect_out "bind onto a missing dir in the image" "bound" b exec --bind "$TEST_TMP/shared:/new/deep/dir" "$IMG" cat /new/deep/dir/file
 
 # --- contain ---
