@@ -67,16 +67,21 @@ step=$(printf '%s\n' "$out" | sed -n 's/^job //p' | head -1)
 wait_until 10 grep -q "the shared container of slurm step $step ends" "$BERTHD_LOG" &&
   ok "the step's container ended after it" || bad "container ends" "no end logged for $step"
 
+# The marker's name is this run's: a marker another run left on the host
+# (or a planted mutation) must not decide the "host sees neither" check.
+MARK=berth-shared-mark-$$
+rm -f "/tmp/$MARK" "/dev/shm/$MARK"
+
 # --- two steps of one job: separate containers that do not see each other
 rm -f "$SYNC"/*
 cat >"$TEST_TMP/two-steps.sh" <<EOF
 #!/bin/sh
 srun -n1 --exact "$BERTH" exec -B "$SYNC:/sync" "$MPICH" sh -c \
-  'echo "A \$(readlink /proc/self/ns/mnt) \$(readlink /proc/self/ns/ipc)"; echo A >/tmp/mark; echo A >/dev/shm/mark;
+  'echo "A \$(readlink /proc/self/ns/mnt) \$(readlink /proc/self/ns/ipc)"; echo A >/tmp/$MARK; echo A >/dev/shm/$MARK;
    touch /sync/a-ready; while [ ! -e /sync/b-done ]; do sleep 0.1; done' &
 while [ ! -e "$SYNC/a-ready" ]; do sleep 0.1; done
 srun -n1 --exact "$BERTH" exec -B "$SYNC:/sync" "$MPICH" sh -c \
-  'echo "B \$(readlink /proc/self/ns/mnt) \$(readlink /proc/self/ns/ipc)"; cat /tmp/mark /dev/shm/mark 2>&1 | grep -c "No such file"; touch /sync/b-done'
+  'echo "B \$(readlink /proc/self/ns/mnt) \$(readlink /proc/self/ns/ipc)"; cat /tmp/$MARK /dev/shm/$MARK 2>&1 | grep -c "No such file"; touch /sync/b-done'
 wait
 EOF
 chmod 0755 "$TEST_TMP/two-steps.sh"
@@ -89,17 +94,17 @@ else bad "two steps, two containers" "$out: $res"; fi
 [ "$(printf '%s\n' "$res" | grep -x '[0-9]*' | tail -1)" = 2 ] &&
   ok "two steps: the second sees neither the first's /tmp nor its /dev/shm" ||
   bad "steps' /tmp and /dev/shm" "$res"
-[ ! -e /tmp/mark ] && [ ! -e /dev/shm/mark ] && ok "the host sees neither" || bad "host /tmp" "marker on the host"
+[ ! -e "/tmp/$MARK" ] && [ ! -e "/dev/shm/$MARK" ] && ok "the host sees neither" || bad "host /tmp" "marker on the host"
 
 # --- two users' jobs at once
 rm -f "$SYNC"/*
 as "$TUSER" srun -n1 "$BERTH" exec -B "$SYNC:/sync" "$MPICH" sh -c \
-  'echo U1 >/tmp/mark; echo U1 >/dev/shm/mark; readlink /proc/self/ns/mnt >/sync/u1-mnt; touch /sync/u1-ready;
+  'echo U1 >/tmp/'"$MARK"'; echo U1 >/dev/shm/'"$MARK"'; readlink /proc/self/ns/mnt >/sync/u1-mnt; touch /sync/u1-ready;
    while [ ! -e /sync/u2-done ]; do sleep 0.1; done' >/dev/null 2>&1 &
 u1=$!
 wait_until 60 test -e "$SYNC/u1-ready" || bad "setup: user 1's job" "never ready"
 out=$(as "$TUSER2" srun -n1 "$BERTH" exec "$MPICH" sh -c \
-  'readlink /proc/self/ns/mnt; cat /tmp/mark /dev/shm/mark 2>&1 | grep -c "No such file"' 2>&1)
+  'readlink /proc/self/ns/mnt; cat /tmp/'"$MARK"' /dev/shm/'"$MARK"' 2>&1 | grep -c "No such file"' 2>&1)
 u2_mnt=$(printf '%s\n' "$out" | head -1)
 if [ "$(printf '%s\n' "$out" | tail -1)" = 2 ] && [ -n "$u2_mnt" ] && [ "$u2_mnt" != "$(cat "$SYNC/u1-mnt")" ]; then
   ok "two users' jobs: different containers, neither /tmp nor /dev/shm shared"
@@ -110,12 +115,12 @@ j1=$(as "$TUSER" squeue -h -u "$TUSER" -o %i | head -1)
 if [ -z "$j1" ]; then bad "setup: user 1's job id" "none"; fi
 # user 2 claiming it (environment of its own process): a container of its own
 out=$(as "$TUSER2" env SLURM_JOB_ID="$j1" SLURM_STEP_ID=0 "$BERTH" exec -B "$SYNC:/sync" "$MPICH" sh -c \
-  'cat /tmp/mark 2>&1 | grep -c "No such file"' 2>&1)
+  'cat /tmp/'"$MARK"' 2>&1 | grep -c "No such file"' 2>&1)
 [ "$out" = 1 ] && ok "another user claiming the step gets a container of their own" ||
   bad "foreign uid joins" "$out"
 # user 1 itself, outside the step but with its environment, joins (so the
 # claim above was read, and refused for the uid)
-out=$(as "$TUSER" env SLURM_JOB_ID="$j1" SLURM_STEP_ID=0 "$BERTH" exec -B "$SYNC:/sync" "$MPICH" cat /tmp/mark 2>&1)
+out=$(as "$TUSER" env SLURM_JOB_ID="$j1" SLURM_STEP_ID=0 "$BERTH" exec -B "$SYNC:/sync" "$MPICH" cat "/tmp/$MARK" 2>&1)
 [ "$out" = U1 ] && ok "the same user with the step's environment joins it" || bad "same uid joins" "$out"
 # a request whose environment claims the step, from a process without it
 out=$(as "$TUSER" env -u SLURM_JOB_ID -u SLURM_STEP_ID "$FORGE" "$BERTH_SOCKET" "$MPICH" "$j1" 0 "$SYNC:/sync" 2>&1)
