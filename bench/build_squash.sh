@@ -8,8 +8,8 @@
 #          own "squash" phase (its closing summary: the worker's in-process
 #          libsquashfs writer, multi-threaded, on the staged tree), and the
 #          whole build's wall time is printed beside it;
-#   peer:  `mksquashfs TREE OUT -comp zstd -Xcompression-level 3 -noappend`
-#          (berth's default compressor and level), wall time.
+#   peer:  `mksquashfs TREE OUT -comp zstd -noappend` (level 15, the default
+#          of both mksquashfs and berth's libsquashfs writer), wall time.
 # Alternating, REPS rounds; medians. The goal is squash <= 1.0x the peer.
 #
 # Usage (root): bench/build_squash.sh [BERTH] [BERTHD] [WORKER] [REPS]
@@ -29,6 +29,8 @@ mkdir -p "$tree/usr/lib" "$tree/usr/share"
 cp -a /usr/include "$tree/usr/"
 cp -a /usr/lib/python3.11 /usr/lib/python3 "$tree/usr/lib/"
 cp -a /usr/share/doc "$tree/usr/share/"
+# %files copies as `cp -L` does (Apptainer's rule): dangling links would fail it.
+find "$tree" -xtype l -delete
 size_mb=$(du -sm "$tree" | cut -f1)
 printf 'Bootstrap: scratch\n\n%%files\n    %s/usr /usr\n' "$tree" >"$bench_work/tree.def"
 
@@ -41,12 +43,12 @@ for ((i = 0; i < reps; i++)); do
   rm -f "$bench_work/out.sif" "$bench_work/peer.sqfs"
   start=$(now_ns)
   BERTH_SOCKET=$SYS_SOCK "$BERTH" build --force "$bench_work/out.sif" "$bench_work/tree.def" \
-    >/dev/null 2>"$bench_work/build.err"
+    >/dev/null 2>"$bench_work/build.err" || { cat "$bench_work/build.err" >&2; exit 1; }
   end=$(now_ns)
   squash_of "$bench_work/build.err" >>"$bench_work/times/berth_squash"
   echo "scale=3; ($end - $start) / 1000000000" | bc >>"$bench_work/times/berth_build"
   start=$(now_ns)
-  mksquashfs "$tree" "$bench_work/peer.sqfs" -comp zstd -Xcompression-level 3 -noappend \
+  mksquashfs "$tree" "$bench_work/peer.sqfs" -comp zstd -noappend \
     -quiet >/dev/null
   end=$(now_ns)
   echo "scale=3; ($end - $start) / 1000000000" | bc >>"$bench_work/times/mksquashfs"
