@@ -22,9 +22,13 @@ void Progress::Begin(std::string name, std::string detail) {
 void Progress::Update(int64_t done, int64_t total) {
   if (!open_) return;
   auto now = Clock::now();
+  const bool first = current_.done() == 0 && current_.total() == 0;
   current_.set_done(done);
   current_.set_total(total);
-  if (now - last_update_ < std::chrono::milliseconds(100)) return;
+  // At most ten a second, but the first and the last always: a short
+  // phase still shows its percent.
+  const bool last = total > 0 && done >= total;
+  if (!first && !last && now - last_update_ < std::chrono::milliseconds(100)) return;
   last_update_ = now;
   v1::BuildOutput out;
   *out.mutable_phase() = current_;
