@@ -8,28 +8,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/go_json.h"
+#include "daemon/build/metadata.h"
 
 namespace berth::daemon::build {
 namespace {
 
 std::string Root(const deffile::App& app) {
   return absl::StrCat("/scif/apps/", app.name);
-}
-
-void AddFile(v1::WriteFiles& out, const std::string& path, const std::string& content,
-             uint32_t mode) {
-  v1::GeneratedFile* f = out.add_files();
-  f->set_path(path);
-  f->set_content(content);
-  f->set_mode(mode);
-}
-
-void AddDir(v1::WriteFiles& out, const std::string& path) {
-  v1::GeneratedFile* f = out.add_files();
-  f->set_path(path);
-  f->set_directory(true);
-  f->set_mode(0755);
-  f->set_if_missing(true);
 }
 
 // App names become parts of variable names: anything but [A-Za-z0-9_] is "_".

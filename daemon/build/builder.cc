@@ -121,17 +121,11 @@ absl::Status CopyFiles(BuildContext& ctx, int root_fd, const deffile::Definition
 absl::Status InstallBusyboxBase(BuildContext& ctx, int root_fd, int binary_fd) {
   PhaseScope phase(*ctx.progress, "bootstrap", "busybox");
   v1::WriteFiles files;
-  auto add = [&files](const char* path, const char* content, uint32_t mode) {
-    v1::GeneratedFile* f = files.add_files();
-    f->set_path(path);
-    f->set_content(content);
-    f->set_mode(mode);
-  };
-  add("/etc/passwd", "root:!:0:0:root:/root:/bin/sh", 0664);
-  add("/etc/group", " root:x:0:", 0664);
-  add("/etc/hosts",
-      "127.0.0.1   localhost localhost.localdomain localhost4 localhost4.localdomain4", 0664);
-  add("/.singularity.d/runscript", "#!/bin/sh\n", 0755);
+  AddFile(files, "/etc/passwd", "root:!:0:0:root:/root:/bin/sh", 0664);
+  AddFile(files, "/etc/group", " root:x:0:", 0664);
+  AddFile(files, "/etc/hosts",
+          "127.0.0.1   localhost localhost.localdomain localhost4 localhost4.localdomain4", 0664);
+  AddFile(files, "/.singularity.d/runscript", "#!/bin/sh\n", 0755);
   RETURN_IF_ERROR(WriteFiles(ctx, root_fd, std::move(files), "writing the busybox base"));
   WorkerJob job("installing busybox", root_fd);
   job.request().mutable_install_busybox()->set_fd(job.Pass(binary_fd));

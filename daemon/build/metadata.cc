@@ -9,23 +9,6 @@
 namespace berth::daemon::build {
 namespace {
 
-void Add(v1::WriteFiles& out, const std::string& path, const std::string& content, uint32_t mode,
-         bool append = false) {
-  v1::GeneratedFile* f = out.add_files();
-  f->set_path(path);
-  f->set_content(content);
-  f->set_mode(mode);
-  f->set_append(append);
-}
-
-void AddDir(v1::WriteFiles& out, const std::string& path, uint32_t mode = 0755) {
-  v1::GeneratedFile* f = out.add_files();
-  f->set_path(path);
-  f->set_directory(true);
-  f->set_mode(mode);
-  f->set_if_missing(true);
-}
-
 void AddLink(v1::WriteFiles& out, const std::string& path, const std::string& target) {
   v1::GeneratedFile* f = out.add_files();
   f->set_path(path);
@@ -91,6 +74,23 @@ constexpr char kAppsEnv[] =
 
 }  // namespace
 
+void AddFile(v1::WriteFiles& out, const std::string& path, const std::string& content,
+             uint32_t mode, bool append) {
+  v1::GeneratedFile* f = out.add_files();
+  f->set_path(path);
+  f->set_content(content);
+  f->set_mode(mode);
+  f->set_append(append);
+}
+
+void AddDir(v1::WriteFiles& out, const std::string& path, uint32_t mode) {
+  v1::GeneratedFile* f = out.add_files();
+  f->set_path(path);
+  f->set_directory(true);
+  f->set_mode(mode);
+  f->set_if_missing(true);
+}
+
 std::string ScriptFile(const deffile::Script& script) {
   if (absl::StartsWith(script.script, "#!")) return script.script;
   std::string shebang = "#!/bin/sh";
@@ -117,24 +117,24 @@ v1::WriteFiles MountPoints() {
 v1::WriteFiles StageMetadata(const deffile::Definition& stage, const std::string& raw,
                              int64_t build_time) {
   v1::WriteFiles out;
-  Add(out, "/.singularity.d/Singularity", raw, 0644);
-  Add(out, "/.singularity.d/labels.json", Labels(stage, build_time), 0644);
-  Add(out, "/.singularity.d/env/95-apps.sh", kAppsEnv, 0755);
+  AddFile(out, "/.singularity.d/Singularity", raw, 0644);
+  AddFile(out, "/.singularity.d/labels.json", Labels(stage, build_time), 0644);
+  AddFile(out, "/.singularity.d/env/95-apps.sh", kAppsEnv, 0755);
   if (stage.environment.present()) {
     // Appended to what the base has (formats.md §5.3); its own shebang line
     // only opens a new file, which the worker cannot tell here, so it is
     // always there: a repeated `#!/bin/sh` is a comment to sh.
-    Add(out, "/.singularity.d/env/90-environment.sh",
-        absl::StrCat("#!/bin/sh\n\n", stage.environment.script), 0755, /*append=*/true);
+    AddFile(out, "/.singularity.d/env/90-environment.sh",
+            absl::StrCat("#!/bin/sh\n\n", stage.environment.script), 0755, /*append=*/true);
   }
   if (stage.runscript.present()) {
-    Add(out, "/.singularity.d/runscript", ScriptFile(stage.runscript), 0755);
+    AddFile(out, "/.singularity.d/runscript", ScriptFile(stage.runscript), 0755);
   }
   if (stage.startscript.present()) {
-    Add(out, "/.singularity.d/startscript", ScriptFile(stage.startscript), 0755);
+    AddFile(out, "/.singularity.d/startscript", ScriptFile(stage.startscript), 0755);
   }
-  if (stage.test.present()) Add(out, "/.singularity.d/test", ScriptFile(stage.test), 0755);
-  if (stage.help.present()) Add(out, "/.singularity.d/runscript.help", stage.help.script, 0644);
+  if (stage.test.present()) AddFile(out, "/.singularity.d/test", ScriptFile(stage.test), 0755);
+  if (stage.help.present()) AddFile(out, "/.singularity.d/runscript.help", stage.help.script, 0644);
   AddLink(out, "/singularity", ".singularity.d/runscript");
   AddLink(out, "/environment", ".singularity.d/env/90-environment.sh");
   return out;

@@ -14,6 +14,11 @@ namespace berth::daemon::build {
 
 // Directories and empty files that must exist before %post runs (the
 // launcher binds or mounts over them); existing entries are left alone.
+// One generated file, and one directory made if missing, added to `out`.
+void AddFile(v1::WriteFiles& out, const std::string& path, const std::string& content,
+             uint32_t mode, bool append = false);
+void AddDir(v1::WriteFiles& out, const std::string& path, uint32_t mode = 0755);
+
 v1::WriteFiles MountPoints();
 
 // The metadata of `stage`, for the image whose whole definition is `raw`.

@@ -137,6 +137,15 @@ std::vector<HandedItem> HandedItemsOf(const v1::RunRequest& r) {
   return items;
 }
 
+// INFO lines for the caller, before the container's output.
+void SendNotices(RunChannel& channel, const std::vector<std::string>& lines) {
+  for (const std::string& line : lines) {
+    v1::RunOutput notice;
+    notice.mutable_notice()->set_text(line);
+    channel.Write(notice);
+  }
+}
+
 }  // namespace
 
 RunHandler::RunHandler(const DaemonOptions& options, const policy::Config& config,
@@ -258,11 +267,7 @@ absl::Status RunHandler::ServeInstanceStart(RunChannel& channel, v1::RunRequest 
   }
   ASSIGN_OR_RETURN(PreparedRun run, PrepareRun(request, peer, std::move(handed), options_, config_,
                                                images_, ecl_, gpus_, name));
-  for (const std::string& line : run.notices) {
-    v1::RunOutput notice;
-    notice.mutable_notice()->set_text(line);
-    channel.Write(notice);
-  }
+  SendNotices(channel, run.notices);
   auto inst = LaunchInstance(request, peer.uid, peer.gid, run);
   peer.handed_fds->Done();
   if (!inst.ok()) return Annotate(inst.status(), absl::StrCat("starting instance ", name));
@@ -313,20 +318,12 @@ absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerId
     std::vector<std::string> early_notices;
     auto prepared = PrepareRun(request, *peer, std::move(handed), options_, config_, images_, ecl_,
                                gpus_, "", &early_notices);
-    for (const std::string& line : early_notices) {
-      v1::RunOutput notice;
-      notice.mutable_notice()->set_text(line);
-      channel.Write(notice);
-    }
+    SendNotices(channel, early_notices);
     if (!prepared.ok()) return prepared.status();
     run = *std::move(prepared);
     warm_->Keep(images_.HoldForDaemon(*run.lease));
   }
-  for (const std::string& line : run.notices) {
-    v1::RunOutput notice;
-    notice.mutable_notice()->set_text(line);
-    channel.Write(notice);
-  }
+  SendNotices(channel, run.notices);
   std::unique_ptr<shared::ContainerRegistry::Membership> member;
   absl::StatusOr<launch::Container> container = target != nullptr
                                                     ? launch::Join(std::move(run.spec), target->ns)
