@@ -117,7 +117,8 @@ void AddBuildFlags(CLI::App& cmd, BuildFlags& f) {
                "build as root inside a user namespace (implied for definition files)");
   cmd.add_flag("--ignore-subuid", f.ignore_subuid, "ignore /etc/subuid: map only your own uid");
   cmd.add_flag("--cache", f.cache, "reuse stages from berth's build cache (BERTH_CACHE)");
-  cmd.add_flag("--nv", f.nv, "NVIDIA libraries in %post and %test");
+  cmd.add_flag("--nv", f.nv, "the host's NVIDIA libraries and GPUs in %post and %test");
+  cmd.add_flag("--rocm", f.rocm, "the host's ROCm libraries and GPUs in %post and %test");
   cmd.add_option("--authfile", f.authfile, "credentials file for a registry base (docker config)");
   cmd.add_flag("--no-https,--nohttps", f.no_https, "use plain HTTP for a registry base");
   cmd.add_option("--arch", f.arch, "architecture of a docker base to pull");
@@ -132,6 +133,8 @@ absl::Status ApplyBuildEnvironment(const CLI::App& cmd, BuildFlags& f) {
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--json", "JSON", f.json));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--fakeroot", "FAKEROOT", f.fakeroot));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--ignore-subuid", "IGNORE_SUBUID", f.ignore_subuid));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--nv", "NV", f.nv));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--rocm", "ROCM", f.rocm));
   StringFromEnv(cmd, "--tmpdir", "TMPDIR", f.tmpdir);
   StringFromEnv(cmd, "--mksquashfs-args", "MKSQUASHFS_ARGS", f.mksquashfs_args);
   if (cmd.count("--section") == 0) {
@@ -155,6 +158,10 @@ absl::StatusOr<SquashOptions> CheckBuildFlags(const BuildFlags& f) {
         "only sandbox update is supported: --sandbox flag is missing");
   }
   RETURN_IF_ERROR(deffile::CheckSectionsOption(f.sections));
+  if (f.cache) {
+    return absl::UnimplementedError(
+        "--cache (BERTH_CACHE): berth has no stage cache yet; build without it");
+  }
   if (f.json && !f.dry_run) {
     return absl::InvalidArgumentError(
         "--json builds from a JSON definition, which berth does not read; use --dry-run --json "

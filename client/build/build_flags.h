@@ -28,7 +28,7 @@ struct BuildFlags {
   std::vector<std::string> build_args;
   std::string build_arg_file;
   bool warn_unused_build_args = false;
-  bool fakeroot = false, ignore_subuid = false, cache = false, nv = false;
+  bool fakeroot = false, ignore_subuid = false, cache = false, nv = false, rocm = false;
   // Registry bases (Bootstrap: docker, oras): the user's credentials file,
   // plain HTTP, the platform to pull.
   std::string authfile, arch;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -36,11 +37,18 @@ extern char** environ;
 namespace berth::client {
 namespace {
 
+// Proxies and TERM reach %post; the GPU choice only tells the daemon which
+// GPUs --nv/--rocm give (it never enters the build's environment).
 void AddEnvironment(v1::BuildRequest& r) {
+  static constexpr const char* kGpuChoice[] = {"cuda_visible_devices", "nvidia_visible_devices",
+                                               "rocr_visible_devices", "slurm_step_gpus",
+                                               "slurm_job_gpus"};
   for (char** e = environ; *e != nullptr; ++e) {
     std::string kv = *e;
     std::string name = absl::AsciiStrToLower(kv.substr(0, kv.find('=')));
-    if (absl::EndsWith(name, "_proxy") || name == "term") r.add_env(kv);
+    bool gpu =
+        std::find(std::begin(kGpuChoice), std::end(kGpuChoice), name) != std::end(kGpuChoice);
+    if (absl::EndsWith(name, "_proxy") || name == "term" || gpu) r.add_env(kv);
   }
 }
 
@@ -56,6 +64,8 @@ v1::BuildRequest MakeRequest(const BuildFlags& flags, const SquashOptions& squas
   r.set_notest(flags.notest);
   for (const std::string& s : flags.sections) r.add_sections(s);
   r.set_fix_perms(flags.fix_perms);
+  r.set_nv(flags.nv);
+  r.set_rocm(flags.rocm);
   r.set_ignore_subuid(flags.ignore_subuid);
   r.set_compressor(squash.compressor);
   r.set_compression_level(squash.level);
@@ -165,7 +175,9 @@ absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& fl
   ASSIGN_OR_RETURN(deffile::ParsedFile file, ParseBuildSpec(flags, spec, &read));
   RETURN_IF_ERROR(deffile::CheckBuilderSupports(file.stages, spec));
   struct stat st {};
-  if (!flags.force && ::lstat(image.c_str(), &st) == 0) {
+  // --update over an existing sandbox: its sections run in it, no base.
+  const bool update = flags.update && ::lstat(image.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  if (!flags.force && !update && ::lstat(image.c_str(), &st) == 0) {
     return absl::AlreadyExistsError(
         absl::StrCat("build target '", image, "' already exists; use --force to overwrite it"));
   }
@@ -173,20 +185,27 @@ absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& fl
   std::vector<UniqueFd> sources;
   bool fingerprints = false;
   for (const deffile::Definition& stage : file.stages) {
+    if (update) break;
     ASSIGN_OR_RETURN(UniqueFd source, OpenBuildBase(stage, {socket_flag, image, flags.authfile,
                                                             flags.arch, flags.no_https}));
     sources.push_back(std::move(source));
     fingerprints |= !stage.Fingerprints().empty();
   }
   ASSIGN_OR_RETURN(UniqueFd cwd, OpenFile(".", O_RDONLY | O_DIRECTORY));
-  ASSIGN_OR_RETURN(auto temp,
-                   flags.sandbox ? CreateTempDirBeside(image) : CreateTempFileBeside(image));
-  bool keep = false;
+  std::pair<UniqueFd, std::string> temp;
+  if (update) {
+    ASSIGN_OR_RETURN(temp.first, OpenFile(image, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  } else {
+    ASSIGN_OR_RETURN(temp,
+                     flags.sandbox ? CreateTempDirBeside(image) : CreateTempFileBeside(image));
+  }
+  bool keep = update;
   absl::Cleanup remove_temp = [&] {
     // (a failed sandbox build's tree was emptied by berthd)
     if (!keep) flags.sandbox ? ::rmdir(temp.second.c_str()) : ::unlink(temp.second.c_str());
   };
   v1::BuildRequest request = MakeRequest(flags, squash, read);
+  request.set_update(update);
   request.set_output_index(0);
   request.set_cwd_index(1);
   std::vector<int> handed = {temp.first.get(), cwd.get()};
@@ -223,7 +242,7 @@ absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& fl
   grpc::Status status = reader->Finish();
   if (!status.ok()) return rpc::FromGrpcStatus(status);
   if (!result) return absl::InternalError("berth build: berthd sent no result");
-  if (::rename(temp.second.c_str(), image.c_str()) != 0) {
+  if (!update && ::rename(temp.second.c_str(), image.c_str()) != 0) {
     return ErrnoStatus(absl::StrCat("renaming the built image to ", image), errno);
   }
   keep = true;

@@ -20,6 +20,7 @@
 #include "daemon/build/progress.h"
 #include "daemon/build/staging.h"
 #include "daemon/daemon_options.h"
+#include "daemon/gpu/gpu_service.h"
 #include "daemon/launch/launch.h"
 #include "daemon/policy/config.h"
 
@@ -60,7 +61,8 @@ struct BuildContext {
   Progress* progress = nullptr;
   // The worker binary (opened at start-up) and /bin/sh, for host processes.
   int worker_fd = -1;
-  UniqueFd cwd;  // the client's working directory, handed over
+  gpu::GpuService* gpus = nullptr;  // --nv/--rocm; null where the daemon has none
+  UniqueFd cwd;                     // the client's working directory, handed over
   // True once the client is gone: every wait polls it.
   std::function<bool()> cancelled;
   std::string definition_name;

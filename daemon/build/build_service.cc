@@ -96,8 +96,9 @@ std::string DefaultWorkerPath() {
   return absl::StrCat(dir, "/../libexec/berth/berth-build-worker");
 }
 
-BuildService::BuildService(const DaemonOptions& options, const policy::Config& config)
-    : options_(options), config_(config), records_(options.state_dir) {}
+BuildService::BuildService(const DaemonOptions& options, const policy::Config& config,
+                           gpu::GpuService* gpus)
+    : options_(options), config_(config), gpus_(gpus), records_(options.state_dir) {}
 
 absl::Status BuildService::Init(const std::string& worker_path) {
   // Without the worker the daemon still serves everything but builds.
@@ -172,6 +173,18 @@ absl::StatusOr<std::vector<UniqueFd>> TakeSources(const v1::BuildRequest& reques
                                                   const deffile::ParsedFile& file,
                                                   std::vector<UniqueFd>& fds) {
   std::vector<UniqueFd> sources(file.stages.size());
+  if (request.update()) {
+    // --update runs the sections over the sandbox as it is: no base.
+    if (!request.sandbox()) {
+      return absl::InvalidArgumentError(
+          "only sandbox update is supported: --sandbox flag is missing");
+    }
+    if (file.stages.size() != 1 || request.sources_size() != 0) {
+      return absl::InvalidArgumentError(
+          "--update runs one stage over the sandbox and takes no bootstrap source");
+    }
+    return sources;
+  }
   for (const v1::BuildSource& s : request.sources()) {
     if (s.stage() >= file.stages.size()) {
       return absl::InvalidArgumentError(
@@ -225,6 +238,7 @@ absl::Status BuildService::Build(grpc::ServerContext& context, const v1::BuildRe
   ctx.options = &options_;
   ctx.config = &config_;
   ctx.request = &request;
+  ctx.gpus = gpus_;
   ctx.progress = &progress;
   ctx.worker_fd = worker_.get();
   ctx.definition_name = request.definition_name();

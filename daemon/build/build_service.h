@@ -28,6 +28,7 @@
 #include "common/unique_fd.h"
 #include "daemon/build/staging.h"
 #include "daemon/daemon_options.h"
+#include "daemon/gpu/gpu_service.h"
 #include "daemon/policy/config.h"
 #include "daemon/server/peer_identity.h"
 
@@ -37,7 +38,9 @@ using BuildWriter = grpc::ServerWriter<v1::BuildOutput>;
 
 class BuildService {
  public:
-  BuildService(const DaemonOptions& options, const policy::Config& config);
+  // `gpus` serves --nv/--rocm in %post and %test (null: refused).
+  BuildService(const DaemonOptions& options, const policy::Config& config,
+               gpu::GpuService* gpus = nullptr);
 
   // Opens the worker binary, prepares the default staging directory and
   // the records, and sweeps what a dead daemon left.
@@ -53,6 +56,7 @@ class BuildService {
 
   const DaemonOptions& options_;
   const policy::Config& config_;
+  gpu::GpuService* gpus_;
   StagingRecords records_;
   std::string default_base_;
   UniqueFd worker_;

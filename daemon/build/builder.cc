@@ -63,6 +63,7 @@ absl::Status Unpack(BuildContext& ctx, int root_fd, int source_fd, const BasePar
   u->set_fd(job.Pass(source_fd));
   u->set_offset(base.offset);
   u->set_size(base.size);
+  u->set_fix_perms(ctx.request->fix_perms());
   return job.Run(ctx).status();
 }
 
@@ -260,9 +261,11 @@ absl::Status BuildRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
     RETURN_IF_ERROR(RunHostScript(ctx, {"pre", &stage.pre, stage.pre.script}, ""));
   }
   // Scratch starts from the empty root; busybox from its binary; every
-  // other base is a SIF by now.
+  // other base is a SIF by now. --update keeps the sandbox it was given.
   const int source_fd = index < in.source_fds.size() ? in.source_fds[index] : -1;
-  if (deffile::AgentOf(stage) == deffile::Agent::kBusybox) {
+  if (ctx.request->update()) {
+    ctx.progress->Info("Building into existing container");
+  } else if (deffile::AgentOf(stage) == deffile::Agent::kBusybox) {
     RETURN_IF_ERROR(InstallBusyboxBase(ctx, root, source_fd));
   } else if (source_fd >= 0) {
     RETURN_IF_ERROR(CheckBaseFingerprints(ctx, stage, source_fd));
@@ -323,12 +326,16 @@ absl::StatusOr<int64_t> BuildSif(BuildContext& ctx, const BuildInputs& in) {
 
 // The sandbox must be an empty directory of the caller's: what the client
 // made for this build, not a tree the daemon would then run a build in.
+// With --update it is the caller's existing sandbox: the build's steps run
+// in it with the caller's fakeroot rights, as they would in one the caller
+// unpacked from an image of their own.
 absl::Status CheckSandbox(const BuildContext& ctx, int dir) {
   struct stat st {};
   if (::fstat(dir, &st) != 0) return ErrnoStatus("the sandbox directory", errno);
   if (!S_ISDIR(st.st_mode) || st.st_uid != ctx.caller.uid) {
     return absl::InvalidArgumentError("the sandbox must be a directory of the caller's");
   }
+  if (ctx.request->update()) return absl::OkStatus();
   int listing = ::fcntl(dir, F_DUPFD_CLOEXEC, 0);
   DIR* d = listing >= 0 ? ::fdopendir(listing) : nullptr;
   if (d == nullptr) return ErrnoStatus("the sandbox directory", errno);
@@ -343,7 +350,9 @@ absl::Status CheckSandbox(const BuildContext& ctx, int dir) {
 absl::Status BuildSandbox(BuildContext& ctx, const BuildInputs& in, const std::string& path) {
   RETURN_IF_ERROR(CheckSandbox(ctx, in.output_fd));
   absl::Status built = BuildStages(ctx, in, in.output_fd, path, ::time(nullptr));
-  if (built.ok()) return built;
+  // A failed --update leaves the user's sandbox as the failed step left it,
+  // as Apptainer does: it is theirs, not a temporary of this build.
+  if (built.ok() || ctx.request->update()) return built;
   // Emptied even when the client went away: nobody else could.
   ctx.cancelled = nullptr;
   WorkerJob job("emptying the sandbox", in.output_fd);

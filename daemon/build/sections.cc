@@ -1,8 +1,10 @@
 #include "daemon/build/sections.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,9 +12,11 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/build/host_process.h"
+#include "daemon/gpu/run_gpus.h"
 #include "deffile/deffile.h"
 
 namespace berth::daemon::build {
@@ -94,6 +98,53 @@ absl::Status Relay(BuildContext& ctx, int out, int pidfd) {
   }
 }
 
+// Whether `path` resolves to something in the build root (resolved as the
+// container would, inside it).
+bool InRoot(int root_fd, const std::string& path) {
+  open_how how{};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  int fd = static_cast<int>(::syscall(SYS_openat2, root_fd, path.c_str(), &how, sizeof(how)));
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
+
+// --nv/--rocm: the host's driver files and the caller's GPUs, chosen as a
+// run chooses them (gpu_selection.h), with the grant's environment and the
+// libraries' directory on LD_LIBRARY_PATH (Apptainer's build does the same).
+// A build's root is what the build writes, so a bind needs its mount point
+// there already (prepare_bind_root.cc): a driver file whose place the image
+// lacks (nvidia-smi in an image without it) is left out, with a warning
+// naming it, rather than an empty placeholder left in the image.
+absl::Status AddGpus(BuildContext& ctx, int root_fd, launch::LaunchSpec& spec) {
+  const v1::BuildRequest& r = *ctx.request;
+  if (!r.nv() && !r.rocm()) return absl::OkStatus();
+  if (ctx.gpus == nullptr) {
+    return absl::UnimplementedError("--nv/--rocm: this daemon has no GPU support");
+  }
+  gpu::GpuRequest request;
+  request.nv = r.nv();
+  request.rocm = r.rocm();
+  request.env.assign(r.env().begin(), r.env().end());
+  const Caller& c = ctx.caller;
+  ASSIGN_OR_RETURN(gpu::GpuGrant grant, ctx.gpus->Prepare(request, {c.uid, c.gid, c.groups}));
+  std::vector<std::string> missing;
+  std::erase_if(grant.devices.files, [&](const launch::BindSpec& b) {
+    if (InRoot(root_fd, b.destination)) return false;
+    missing.push_back(b.destination);
+    return true;
+  });
+  if (!missing.empty()) {
+    ctx.progress->Warning(absl::StrCat("--nv/--rocm: not bound in this build, the image has no ",
+                                       absl::StrJoin(missing, ", ")));
+  }
+  for (const auto& [name, value] : grant.env) spec.env.push_back(absl::StrCat(name, "=", value));
+  if (grant.library_path) spec.env.push_back("LD_LIBRARY_PATH=/.singularity.d/libs");
+  gpu::ApplyGrant(std::move(grant), spec);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::vector<std::string> BuildEnvironment(const BuildContext& ctx) {
@@ -164,6 +215,7 @@ absl::Status RunContainerScript(BuildContext& ctx, const ScriptSection& section,
   spec.argv = std::move(argv);
   spec.env = BuildEnvironment(ctx);
   spec.env.insert(spec.env.end(), extra_env.begin(), extra_env.end());
+  RETURN_IF_ERROR(AddGpus(ctx, rootfs_fd, spec));
   spec.cgroup_dirs = c.cgroup_dirs;
   spec.umask = 022;
   ASSIGN_OR_RETURN(UniqueFd out, ScriptStdio(section.body, spec.fds));

@@ -352,6 +352,36 @@ b build --sandbox fsbx fail.def >/dev/null 2>"$TEST_TMP/fsbx.err"
 check "sandbox: a failed build leaves no directory" sh -c "! ls -A '$OWN' | grep -q fsbx"
 check "sandbox: staging empty" staging_empty
 
+# --- --update: the sections run over the existing sandbox, no base ---
+printf 'Bootstrap: localimage\nFrom: base.sif\n\n%%post\n    echo updated >/updated\n    test -e /post-whoami\n' >"$OWN/upd.def"
+expect_rc "sandbox without --update or --force: refused" 255 b build --sandbox sbx upd.def
+b build --sandbox --update sbx upd.def >"$TEST_TMP/upd.out" 2>&1
+expect_out "--update: %post ran in the existing sandbox" "updated root" \
+  sh -c "echo \$(cat '$OWN/sbx/updated') \$(cat '$OWN/sbx/post-whoami')"
+check "--update: says it builds into the existing container" grep -q "Building into existing container" "$TEST_TMP/upd.out"
+b build --sandbox --update sbx fail.def >/dev/null 2>&1
+check "--update: a failed update leaves the sandbox as it was" test -s "$OWN/sbx/updated"
+check "--update: staging empty" staging_empty
+expect_fatal "--update of a SIF is refused" "only sandbox update is supported" b build --update x.sif upd.def
+install -d -m 0755 "$OWN/rootsbx"
+expect_fatal_after_progress "--update of a directory that is not the caller's is refused" \
+  "the sandbox must be a directory of the caller's" b build --sandbox --update rootsbx upd.def
+
+# --- --fix-perms: the owner may read, write and delete everything unpacked ---
+# /locked/link points at a host file of the caller's: --fix-perms must not follow it.
+echo host >"$OWN/hostfile" && chown "$TUSER" "$OWN/hostfile" && chmod 0400 "$OWN/hostfile"
+printf 'Bootstrap: localimage\nFrom: base.sif\n\n%%post\n    mkdir -p /locked/sub\n    echo x >/locked/sub/f\n    ln -s %s/hostfile /locked/link\n    chmod 0444 /locked/sub/f\n    chmod 0555 /locked/sub\n    chmod 0500 /locked\n' "$OWN" >"$OWN/locked.def"
+b build locked.sif locked.def >/dev/null 2>&1
+b build --sandbox plain locked.sif >/dev/null 2>&1
+expect_out "without --fix-perms: the modes are the image's" "500 555 444" \
+  sh -c "stat -c %a '$OWN/plain/locked' '$OWN/plain/locked/sub' '$OWN/plain/locked/sub/f' | tr '\n' ' ' | sed 's/ \$//'"
+b build --sandbox --fix-perms fixed locked.sif >/dev/null 2>&1
+expect_out "--fix-perms: directories u+rwx, files u+rw" "700 755 644" \
+  sh -c "stat -c %a '$OWN/fixed/locked' '$OWN/fixed/locked/sub' '$OWN/fixed/locked/sub/f' | tr '\n' ' ' | sed 's/ \$//'"
+expect_out "--fix-perms: a link is never followed" "400" stat -c %a "$OWN/hostfile"
+check "--fix-perms: the user can delete the sandbox" sh -c "cd '$OWN' && runuser -u '$TUSER' -- rm -rf fixed && ! test -e fixed"
+chmod -R u+rwX "$OWN/plain"
+
 # --- no subuid entry: the root-mapped namespace, as Apptainer falls back ---
 cp "$TEST_TMP/ids/subuid" "$TEST_TMP/ids/subuid.keep"; : >"$TEST_TMP/ids/subuid"
 b build --notest rootmapped.sif app.def >/dev/null 2>"$TEST_TMP/rootmapped.err"

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# gpu_test.sh BERTH BERTHD MODE WHO: --nv, --device (CDI) and the job's GPUs
+# gpu_test.sh BERTH BERTHD MODE WHO WORKER: --nv, --device (CDI) and the job's GPUs
 # end to end, without a GPU: a fake NVIDIA driver root built here
 # (make_fake_driver_root.sh) that berthd takes from berth.conf's test-only
 # `[gpu] test_driver_root`, CDI specs in a root-owned directory, the real
 # daemon, real mounts and namespaces.
 #   MODE  system (root berthd)  or  user (a private berthd run by the test user)
 #   WHO   root  or  user (the unprivileged test user, created if missing)
+#   WORKER  berth-build-worker, installed beside berthd (builds with --nv)
 # The device-cgroup cases need the cgroup v1 devices controller (the
 # caller's cgroup is what the system daemon's containers join), and run with
 # the system daemon only. Needs root to set up; fails, never skips.
 set -u
-BERTH_SRC=$1 BERTHD_SRC=$2 MODE=$3 WHO=$4
+BERTH_SRC=$1 BERTHD_SRC=$2 MODE=$3 WHO=$4 WORKER_SRC=$5
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../integration/lib.sh"
 test_prologue gpu
@@ -26,6 +27,7 @@ cleanup() {
 trap cleanup EXIT
 install -m 0755 "$BERTH_SRC" "$TEST_TMP/berth"
 install -m 0755 "$BERTHD_SRC" "$TEST_TMP/berthd"
+install -m 0755 "$WORKER_SRC" "$TEST_TMP/berth-build-worker"
 BERTH=$TEST_TMP/berth
 IMG=$TEST_TMP/t.sif
 bash "$here/../integration/make_test_image.sh" "$BERTH" "$IMG" || { bad setup "test image"; finish; }
@@ -222,6 +224,54 @@ if [ "$MODE" = system ]; then
     b exec --device berth.test/hook=marker "$IMG" true
   chmod 0755 "$TEST_TMP/hooks/marker.sh"
 fi
+
+# --- builds: --nv in %post and %test, as Apptainer's build --nv ---
+# A build binds a driver file only where the image has its place (nothing
+# is left in the image): pre.sif has an nvidia-smi to bind over, and no
+# /var/run for the persistenced socket.
+printf 'Bootstrap: localimage\nFrom: %s\n\n%%post\n    touch /usr/bin/nvidia-smi\n    chmod 0755 /usr/bin/nvidia-smi\n' "$IMG" >"$TEST_TMP/pre.def"
+chmod 0644 "$TEST_TMP/pre.def"
+(cd "$MARKS" && as "$BERTH" build pre.sif "$TEST_TMP/pre.def") >/dev/null 2>&1 || bad "build pre.sif" "failed"
+cat >"$TEST_TMP/gpu.def" <<DEF
+Bootstrap: localimage
+From: $MARKS/pre.sif
+
+%post
+    ls /.singularity.d/libs | sort | tr '\n' ' ' >/post-libs
+    echo "\$LD_LIBRARY_PATH \${CUDA_VISIBLE_DEVICES-unset} \$(ls /dev | grep nvidia | tr '\n' ' ')" >/post-env
+    nvidia-smi >/post-smi
+
+%test
+    test -e /.singularity.d/libs/libcuda.so.1
+DEF
+chmod 0644 "$TEST_TMP/gpu.def"
+# A failed build prints its INFO lines too: the FATAL line must name the cause.
+build_fails() {
+  local name=$1 want=$2; shift 2
+  (cd "$MARKS" && as "$@") >/dev/null 2>"$TEST_TMP/stderr"
+  local rc=$?
+  if [ "$rc" -ne 0 ] && grep -q "^FATAL:.*$want" "$TEST_TMP/stderr"; then ok "$name"
+  else bad "$name" "rc $rc: $(tail -3 "$TEST_TMP/stderr")"
+  fi
+}
+if (cd "$MARKS" && as env CUDA_VISIBLE_DEVICES=1 "$BERTH" build --nv gpu.sif "$TEST_TMP/gpu.def") >"$TEST_TMP/build.out" 2>&1; then
+  expect_out "build --nv: %post sees exactly the listed libraries" "$want_libs" b exec "$MARKS/gpu.sif" cat /post-libs
+  expect_out "build --nv: %post has LD_LIBRARY_PATH and only the chosen GPU" \
+    "/.singularity.d/libs 0 nvidia-uvm nvidia1 nvidiactl " b exec "$MARKS/gpu.sif" cat /post-env
+  expect_out "build --nv: nvidia-smi runs in %post" \
+    "nvidia-smi (fake): GPU 0: Fake GPU (UUID: GPU-00000000-1111-2222-3333-444444444444)" b exec "$MARKS/gpu.sif" cat /post-smi
+  expect_out "build --nv: no driver file is left in the image" "0 0" \
+    b exec "$MARKS/gpu.sif" sh -c 'echo $(ls -A /.singularity.d/libs | wc -l) $(stat -c %s /usr/bin/nvidia-smi)'
+  grep -q "^WARNING: --nv/--rocm: not bound in this build, the image has no .*/var/run/nvidia-persistenced/socket" "$TEST_TMP/build.out" &&
+    ok "build --nv: a file the image has no place for is named in a warning" ||
+    bad "build --nv: missing place warned" "$(grep WARNING "$TEST_TMP/build.out")"
+else
+  bad "build --nv" "$(tail -5 "$TEST_TMP/build.out")"
+fi
+build_fails "build without --nv: %test finds no driver library" "exit status 1 (%test, gpu.def:9)" \
+  "$BERTH" build --force gpu.sif "$TEST_TMP/gpu.def"
+build_fails "build --nv: a GPU the node lacks is refused by name" "CUDA_VISIBLE_DEVICES='7': this node has no GPU 7" \
+  env CUDA_VISIBLE_DEVICES=7 "$BERTH" build --nv --force gpu.sif "$TEST_TMP/gpu.def"
 
 # --- the list is resolved once, not per launch; always_use_nv and --no-nv ---
 resolved=$(grep -c 'nvliblist.conf: [0-9]* libraries' "$TEST_TMP/berthd.log")

@@ -21,6 +21,7 @@
 #include "daemon/build/remove_tree.h"
 #include "daemon/build/worker/busybox.h"
 #include "daemon/build/worker/copy_files.h"
+#include "daemon/build/worker/fix_perms.h"
 #include "proto/run_wire.h"
 #include "squash/dir_squasher.h"
 
@@ -94,7 +95,9 @@ absl::Status UnpackSquashfs(int root_fd, const v1::UnpackSquashfs& job) {
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    return job.fix_perms() ? FixPermissions(root_fd) : absl::OkStatus();
+  }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 2) {
     if (int devices = SkippedDeviceNodes(out, out.size() < kMaxOutput); devices > 0) {
       v1::WorkerEvent warning;
@@ -102,7 +105,7 @@ absl::Status UnpackSquashfs(int root_fd, const v1::UnpackSquashfs& job) {
                                        " device node(s) of the base image: a fakeroot build "
                                        "cannot create them (/dev is mounted at run time)"));
       Send(warning);
-      return absl::OkStatus();
+      return job.fix_perms() ? FixPermissions(root_fd) : absl::OkStatus();
     }
   }
   return absl::FailedPreconditionError(
