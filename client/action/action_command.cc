@@ -7,6 +7,7 @@
 #include "client/action/mpi_command.h"
 #include "client/action/run_session.h"
 #include "client/cli_log.h"
+#include "client/env_flags.h"
 #include "client/registry/transfer_command.h"
 #include "client/rpc/daemon_channel.h"
 #include "client/rpc/daemon_locator.h"
@@ -46,6 +47,9 @@ struct VerbState {
   std::string image;
   std::vector<std::string> args;
   bool user_daemon = false;
+  // docker:// and oras:// images: how the client pulls them.
+  std::string authfile;
+  bool no_https = false;
 };
 
 absl::Status RunVerb(const CLI::App& cmd, v1::Action action, VerbState& state,
@@ -60,7 +64,15 @@ absl::Status RunVerb(const CLI::App& cmd, v1::Action action, VerbState& state,
   // file first, removed when the container is done.
   std::string pulled;
   if (absl::StartsWith(state.image, "docker://") || absl::StartsWith(state.image, "oras://")) {
-    ASSIGN_OR_RETURN(pulled, PullForRun(socket_flag, state.image));
+    PullOptions how;
+    how.reference = state.image;
+    how.authfile = state.authfile;
+    how.no_https = state.no_https;
+    RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-https", "NOHTTPS", how.no_https));
+    RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-https", "NO_HTTPS", how.no_https));
+    StringFromEnv(cmd, "--authfile", "AUTHFILE", how.authfile);
+    ASSIGN_OR_RETURN(pulled, PullForRun(socket_flag, how));
+    log::Verbose(absl::StrCat("pulled ", state.image, " through the node cache"));
   }
   absl::Cleanup remove_pulled = [&] {
     if (!pulled.empty()) RemovePulledImage(pulled);
@@ -79,8 +91,10 @@ absl::Status RunVerb(const CLI::App& cmd, v1::Action action, VerbState& state,
     request.clear_resources();
   }
   ASSIGN_OR_RETURN(std::string socket, LocateDaemon(socket_flag, state.user_daemon));
+  log::Verbose(absl::StrCat("berthd at ", socket, ": ", cmd.get_name(), " ", state.image));
   ASSIGN_OR_RETURN(exit_code,
                    RunSession(socket, std::move(request), state.flags.keep_fds, signals));
+  log::Verbose(absl::StrCat("the container exited with status ", exit_code));
   return absl::OkStatus();
 }
 
@@ -93,6 +107,10 @@ void AddVerb(CLI::App& app, const char* name, const char* help, v1::Action actio
   AddActionFlags(*cmd, state->flags);
   cmd->add_flag("--user-daemon", state->user_daemon,
                 "use (and start if needed) a private berthd, even where a system one runs");
+  cmd->add_flag("--no-https,--nohttps", state->no_https,
+                "pull a docker:// or oras:// image over plain HTTP");
+  cmd->add_option("--authfile", state->authfile,
+                  "credentials for a docker:// or oras:// image (docker config format)");
   if (action == v1::ACTION_SHELL) {
     cmd->add_option("-s,--shell", state->flags.shell,
                     "shell to run (default /bin/bash --norc, else /bin/sh)");

@@ -193,15 +193,16 @@ absl::Status RunPull(const std::string& socket_flag, const PullOptions& options)
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> PullForRun(const std::string& socket_flag,
-                                       const std::string& reference) {
+absl::StatusOr<std::string> PullForRun(const std::string& socket_flag, const PullOptions& how) {
   const char* tmpdir = std::getenv("TMPDIR");
   std::string base = tmpdir != nullptr && *tmpdir == '/' ? tmpdir : "/tmp";
   std::string dir = base + "/berth-run-XXXXXX";
   if (::mkdtemp(dir.data()) == nullptr)
     return ErrnoStatus("creating a directory in " + base, errno);
   PullOptions options;
-  options.reference = reference;
+  options.reference = how.reference;
+  options.authfile = how.authfile;
+  options.no_https = how.no_https;
   options.output = dir + "/image.sif";
   options.quiet = ::isatty(STDERR_FILENO) != 1;
   absl::Status pulled = RunPull(socket_flag, options);

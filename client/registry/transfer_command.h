@@ -49,9 +49,9 @@ absl::Status RunPush(const std::string& socket_flag, const PushOptions& options)
 // run/exec/shell of docker://… or oras://…: pulls through the node cache
 // into a private temp file (0700 directory under $TMPDIR or /tmp, owned by
 // the user) and returns its path; the caller removes it with
-// RemovePulledImage after the container exits.
-absl::StatusOr<std::string> PullForRun(const std::string& socket_flag,
-                                       const std::string& reference);
+// RemovePulledImage after the container exits. `how` gives the reference
+// and the action's --authfile and --no-https; its output is not used.
+absl::StatusOr<std::string> PullForRun(const std::string& socket_flag, const PullOptions& how);
 void RemovePulledImage(const std::string& path);
 
 // The user's credentials for the reference's registry (empty when none).

@@ -18,7 +18,8 @@ namespace {
 // is expanded as a here-document body is, which is Apptainer's double-quote
 // evaluation with quotes kept literal; "l:" values are exported as they are),
 // fixes PATH, then replaces itself with the command. A command named
-// without a '/' that PATH does not find is Apptainer's FATAL, exit 255.
+// without a '/' that PATH does not find, or a path that does not exist, is
+// Apptainer's FATAL, exit 255.
 constexpr char kShim[] =
     "for __berth_f in /.singularity.d/env/*.sh; do\n"
     "  if [ -f \"$__berth_f\" ]; then . \"$__berth_f\"; fi\n"
@@ -49,7 +50,10 @@ constexpr char kShim[] =
     "  export LD_LIBRARY_PATH\n"
     "fi\n"
     "unset BERTH_LIBRARY_DIR\n"
-    "case $1 in */*) ;; *)\n"
+    "case $1 in */*)\n"
+    "  if [ ! -e \"$1\" ] && [ ! -L \"$1\" ]; then\n"
+    "    printf 'FATAL:   stat %s: no such file or directory\\n' \"$1\" >&2; exit 255\n"
+    "  fi ;; *)\n"
     "  if ! command -v -- \"$1\" >/dev/null 2>&1; then\n"
     "    printf 'FATAL:   \"%s\": executable file not found in $PATH\\n' \"$1\" >&2; exit 255\n"
     "  fi ;; esac\n"

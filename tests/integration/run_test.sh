@@ -59,7 +59,8 @@ expect_rc "exit 7 -> 7" 7 b exec "$IMG" sh -c 'exit 7'
 expect_rc "kill -TERM \$\$ -> 143" 143 b exec "$IMG" sh -c 'kill -TERM $$'
 expect_rc "a command PATH does not find: exit 255 (Apptainer's FATAL)" 255 b exec "$IMG" no-such-command
 check "... with Apptainer's message" grep -qx 'FATAL:   "no-such-command": executable file not found in \$PATH' "$TEST_TMP/stderr"
-expect_rc "a missing command by path: the shell's 127" 127 b exec "$IMG" /no/such/command
+expect_rc "a missing command by path: exit 255 (Apptainer's FATAL)" 255 b exec "$IMG" /no/such/command
+check "... with Apptainer's message" grep -qx 'FATAL:   stat /no/such/command: no such file or directory' "$TEST_TMP/stderr"
 expect_out "runscript with arguments" "runscript args: a b c" b run "$IMG" a "b c"
 # No runscript (a non-executable file bound over it): Apptainer's fallback.
 : >"$TEST_TMP/not-a-runscript" && chmod 0644 "$TEST_TMP/not-a-runscript"

@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# compat_rows_test.sh BERTH BERTHD WORKER WHO: one check per row of the
+# Apptainer CLI audit (docs/compat.md "The audit's P0 and P1 rows") that is
+# marked P0 or P1 and is not another issue's (GPUs, overlays and instances'
+# limits have suites of their own), each named after its row, against a real
+# system berthd, a real docker-registry and real GnuPG, as root or as the
+# unprivileged test user (WHO = root | user). What a row expects is what
+# Apptainer 1.4 prints, exits with or writes, unless docs/compat.md lists the
+# row as a deliberate difference.
+set -u
+BERTH_SRC=$1 BERTHD_SRC=$2 WORKER_SRC=$3 WHO=$4
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../registry/lib.sh"
+TUSER=${BERTH_TEST_USER:-berthtest}
+[ "$(id -u)" -eq 0 ] || { bad setup "needs root"; finish; }
+bash "$here/../lib/ensure-test-user.sh" "$TUSER"
+setup_binaries "$BERTH_SRC" "$BERTHD_SRC"
+install -m 0755 "$WORKER_SRC" "$T/bin/berth-build-worker"
+start_registry r plain
+reg=$REG_r
+start_berthd "" --build-worker "$T/bin/berth-build-worker"
+before_finish() {
+  "$BERTH" instance stop --all --force -u >/dev/null 2>&1
+  [ "$WHO" = user ] && runuser -u "$TUSER" -- env BERTH_SOCKET="$BERTH_SOCKET" "$BERTH" instance stop --all --force >/dev/null 2>&1
+  gpgconf --homedir "$T/home/gnupg" --kill all 2>/dev/null
+  return 0
+}
+
+# The caller: a home of their own (HOME), a working directory they own.
+if [ "$WHO" = root ]; then
+  ME=root; MY_UID=0
+else
+  ME=$TUSER; MY_UID=$(id -u "$TUSER")
+fi
+H=$T/home W=$T/work
+install -d -o "$ME" -m 0755 "$H" "$W"
+# The container's HOME is the account's home (Apptainer reads the password
+# database, not $HOME).
+PWHOME=$(getent passwd "$ME" | cut -d: -f6)
+IMG=$T/t.sif
+bash "$here/../integration/make_test_image.sh" "$BERTH" "$IMG" compat-image || { bad setup "test image"; finish; }
+chmod 0644 "$IMG"
+
+# b ARGS...: berth as the caller, in $W, with a small clean environment plus
+# what `envs` holds (set per call with `with`).
+envs=()
+b() {
+  local run=(env -i HOME="$H" USER="$ME" LOGNAME="$ME" PATH=/usr/bin:/bin TERM=dumb
+    GNUPGHOME="$H/gnupg" BERTH_SOCKET="$BERTH_SOCKET" "${envs[@]}" "$BERTH" "$@")
+  if [ "$WHO" = root ]; then (cd "$W" && "${run[@]}"); else (cd "$W" && runuser -u "$TUSER" -- "${run[@]}"); fi
+}
+with() { envs=("$@"); }
+# row NAME WANT ARGS...: stdout of `b ARGS` (stderr kept in $T/stderr) equals WANT.
+row() {
+  local name=$1 want=$2; shift 2
+  local got
+  got=$(b "$@" 2>"$T/stderr")
+  if [ "$got" = "$want" ]; then ok "row $name"; else bad "row $name" "got '$got' want '$want'; stderr: $(head -c 300 "$T/stderr")"; fi
+  envs=()
+}
+# row_rc NAME RC ARGS...: exit status RC.
+row_rc() {
+  local name=$1 want=$2; shift 2
+  b "$@" >/dev/null 2>"$T/stderr"
+  local rc=$?
+  if [ "$rc" = "$want" ]; then ok "row $name"; else bad "row $name" "rc $rc want $want; stderr: $(head -c 300 "$T/stderr")"; fi
+  envs=()
+}
+# row_err NAME RC TEXT ARGS...: exit status RC and TEXT in stderr.
+row_err() {
+  local name=$1 want=$2 text=$3; shift 3
+  b "$@" >/dev/null 2>"$T/stderr"
+  local rc=$?
+  if [ "$rc" = "$want" ] && grep -qF -- "$text" "$T/stderr"; then ok "row $name"
+  else bad "row $name" "rc $rc want $want; stderr: $(head -c 300 "$T/stderr")"; fi
+  envs=()
+}
+mine() { chown -R "$ME" "$@"; }
+
+# --- around the verbs ---
+row_err "apptainer: an unknown command names itself, exit 1" 1 'unknown command "nosuchcmd"' nosuchcmd
+row_err "global -d/--debug: DEBUG lines" 0 "DEBUG" -d exec "$IMG" true
+with APPTAINER_DEBUG=1
+row_err "global DEBUG env form" 0 "DEBUG" exec "$IMG" true
+row_err "global -v/--verbose: VERBOSE lines" 0 "VERBOSE" -v exec "$IMG" true
+row_rc "exit codes: the payload's status" 42 exec "$IMG" sh -c 'exit 42'
+row_rc "exit codes: a signal is 128+n" 143 exec "$IMG" sh -c 'kill -TERM $$'
+row_err "exit codes: FATAL is 255" 255 "FATAL:" exec "$T/missing.sif" true
+
+# --- the verbs ---
+row "exec: runs the command" "compat-image" exec "$IMG" cat /opt/marker
+row_err "exec: a missing command is a FATAL with 255" 255 "FATAL:" exec "$IMG" /no/such/command
+row "run: the runscript with its arguments" "runscript args: a b" run "$IMG" a b
+: >"$T/norun" && chmod 0644 "$T/norun"
+row "run: no runscript falls back to /bin/sh" "fallback" run -B "$T/norun:/.singularity.d/runscript" "$IMG" -c 'echo fallback'
+row "shell: reads commands from stdin" "in-shell" shell "$IMG" < <(echo 'echo in-shell')
+row "image: SIF" "$MY_UID" exec "$IMG" id -u
+must "push the test image" "$BERTH" push -q --no-https "$IMG" "oras://$reg/compat/t:1"
+row "image: docker:// oras:// (pulled, then run)" "compat-image" exec --no-https "oras://$reg/compat/t:1" cat /opt/marker
+SBX=$T/sbx
+mkdir "$SBX" && unsquashfs -q -f -d "$SBX" -o "$("$BERTH" sif list "$IMG" | awk -F'|' '/Squashfs/ {split($4, r, "-"); gsub(/ /, "", r[1]); print r[1]; exit}')" "$IMG" >/dev/null 2>&1
+row "image: sandbox dir" "compat-image" exec "$SBX" cat /opt/marker
+
+# --- action flags ---
+install -d -o "$ME" "$T/data" && echo bound >"$T/data/f" && mine "$T/data"
+install -d -o "$ME" "$T/data2" && echo second >"$T/data2/g" && mine "$T/data2"
+with APPTAINER_BIND="$T/data2:/mnt2"
+row "act -B/--bind with BIND: the env form is added to -B" "bound second" exec -B "$T/data:/mnt:ro" "$IMG" sh -c 'echo $(cat /mnt/f) $(cat /mnt2/g)'
+row "act -B/--bind: ro is read-only" "1" exec -B "$T/data:/mnt:ro" "$IMG" sh -c 'touch /mnt/x 2>/dev/null; echo $?'
+with FOO=host
+row "act -e/--cleanenv: the host environment is left out" "unset" exec -e "$IMG" sh -c 'echo ${FOO-unset}'
+with FOO=host APPTAINER_CLEANENV=1
+row "act CLEANENV env form" "unset" exec "$IMG" sh -c 'echo ${FOO-unset}'
+row "act --compat: writable tmpfs, contained /tmp, own PID namespace" "ok 0" exec --compat "$IMG" sh -c 'touch /scratch/new && echo ok $(ls -A /tmp | wc -l)'
+host_pidns=$(stat -L -c %i /proc/self/ns/pid)
+row "act -C/--containall: own PID namespace, clean environment" "other unset" \
+  exec -C "$IMG" sh -c "[ \$(stat -L -c %i /proc/self/ns/pid) != $host_pidns ] && echo other \${FOO-unset}"
+echo host-tmp >"$T/../compat-host-tmp-$$" 2>/dev/null
+touch "/tmp/compat-mark-$$"
+row "act -c/--contain: an empty /tmp" "absent" exec -c "$IMG" sh -c "[ -e /tmp/compat-mark-$$ ] && echo present || echo absent"
+rm -f "/tmp/compat-mark-$$" "$T/../compat-host-tmp-$$"
+row "act --cwd" "/opt" exec --cwd /opt "$IMG" pwd
+with APPTAINER_TARGET_CWD=/opt
+row "act TARGET_CWD env form" "/opt" exec "$IMG" pwd
+row "act --pwd" "/opt" exec --pwd /opt "$IMG" pwd
+with APPTAINER_TARGET_PWD=/opt
+row "act TARGET_PWD env form" "/opt" exec "$IMG" pwd
+row "act --env: values evaluated by the container's shell" "$PWHOME/x" exec --env 'A=$HOME/x' "$IMG" sh -c 'echo $A'
+row "act --env: PATH is set" "/x:/bin" exec --env PATH=/x:/bin "$IMG" sh -c 'echo $PATH'
+printf 'A=one\nB=$A-two\n' >"$T/envfile" && chmod 0644 "$T/envfile"
+row "act --env-file: evaluated" "one-two" exec --env-file "$T/envfile" "$IMG" sh -c 'echo $B'
+row "act -f/--fakeroot: uid 0, HOME /root" "0 /root" exec -f "$IMG" sh -c 'echo $(id -u) $HOME'
+install -d -o "$ME" "$T/althome" && echo in-home >"$T/althome/hf" && mine "$T/althome"
+row "act -H/--home src:dst" "/myhome in-home" exec -H "$T/althome:/myhome" "$IMG" sh -c 'echo $HOME $(cat /myhome/hf)'
+row "act --mount type=bind" "bound" exec --mount "type=bind,src=$T/data,dst=/m,ro" "$IMG" cat /m/f
+with APPTAINER_MOUNT="type=bind,src=$T/data,dst=/m"
+row "act MOUNT env form" "bound" exec "$IMG" cat /m/f
+[ -d "$PWHOME" ] || { bad "setup" "$ME has no home directory $PWHOME"; finish; }
+echo mine >"$PWHOME/compat-homefile-$$" && mine "$PWHOME/compat-homefile-$$"
+probe="[ -e $PWHOME/compat-homefile-$$ ] && echo present || echo absent"
+row "act --no-home: the home is mounted without it" "present" exec "$IMG" sh -c "$probe"
+row "act --no-home: the home is not mounted" "absent" exec --no-home "$IMG" sh -c "$probe"
+rm -f "$PWHOME/compat-homefile-$$"
+touch "/tmp/compat-tmp-$$"
+row "act --no-mount tmp: the host /tmp is not mounted" "absent" exec --no-mount tmp "$IMG" sh -c "[ -e /tmp/compat-tmp-$$ ] && echo present || echo absent"
+rm -f "/tmp/compat-tmp-$$"
+row_err "act --no-mount: an unknown value warns" 0 "WARNING:" exec --no-mount nosuchmount "$IMG" true
+row "act -p/--pid: the host's PID namespace by default" "same" \
+  exec "$IMG" sh -c "[ \$(stat -L -c %i /proc/self/ns/pid) = $host_pidns ] && echo same"
+row "act -p/--pid: own PID namespace (-p)" "other" exec -p "$IMG" sh -c "[ \$(stat -L -c %i /proc/self/ns/pid) != $host_pidns ] && echo other"
+with APPTAINER_UNSHARE_PID=1
+row "act UNSHARE_PID env form" "other" exec "$IMG" sh -c "[ \$(stat -L -c %i /proc/self/ns/pid) != $host_pidns ] && echo other"
+row "act -S/--scratch: a writable, empty directory" "0 ok" exec -S /scr "$IMG" sh -c 'echo $(ls -A /scr | wc -l) $(touch /scr/x && echo ok)'
+host_userns=$(stat -L -c %i /proc/self/ns/user)
+row "act -u/--userns: a user namespace" "other" exec -u "$IMG" sh -c "[ \$(stat -L -c %i /proc/self/ns/user) != $host_userns ] && echo other"
+with APPTAINER_UNSHARE_USERNS=1
+row "act UNSHARE_USERNS env form" "other" exec "$IMG" sh -c "[ \$(stat -L -c %i /proc/self/ns/user) != $host_userns ] && echo other"
+install -d -o "$ME" "$T/wd"
+b exec -c -W "$T/wd" "$IMG" sh -c 'echo in-workdir >/tmp/wdfile' >/dev/null 2>&1
+if [ "$(cat "$T"/wd/tmp/wdfile 2>/dev/null)" = in-workdir ]; then ok "row act -W/--workdir: /tmp in DIR/tmp"
+else bad "row act -W/--workdir: /tmp in DIR/tmp" "$(ls -R "$T/wd" 2>&1 | head -5)"; fi
+row "act --writable-tmpfs: the root is writable" "ok" exec --writable-tmpfs "$IMG" sh -c 'touch /scratch/new && echo ok'
+row_rc "act --writable-tmpfs: read-only without it" 1 exec "$IMG" touch /scratch/new
+
+# --- environment ---
+with 'APPTAINERENV_X=$HOME'
+row "env APPTAINERENV_X: evaluated" "$PWHOME" exec "$IMG" sh -c 'echo $X'
+with SINGULARITYENV_Y=legacy APPTAINERENV_Z=new SINGULARITYENV_Z=old
+row "env SINGULARITYENV_X: legacy, APPTAINERENV_ wins" "legacy new" exec "$IMG" sh -c 'echo $Y $Z'
+with APPTAINERENV_PATH=/opt/bin:/bin
+row "env APPTAINERENV_PATH: overrides PATH" "/opt/bin:/bin" exec "$IMG" sh -c 'echo $PATH'
+with APPTAINERENV_PREPEND_PATH=/pre APPTAINERENV_APPEND_PATH=/post
+row "env APPTAINERENV_PREPEND/APPEND_PATH" "/pre /post" exec "$IMG" sh -c 'case $PATH in /pre:*:/post) echo /pre /post ;; *) echo $PATH ;; esac'
+
+# --- instances ---
+row_rc "instance start" 0 instance start "$IMG" compat1
+got=$(b instance list --json compat1 2>&1 | tr -d ' \n')
+case $got in *'"instance":"compat1"'*) ok "row instance list" ;; *) bad "row instance list" "$got" ;; esac
+row "image: instance:// joins it" "compat-image" exec instance://compat1 cat /opt/marker
+row_rc "instance stop" 0 instance stop compat1
+
+# --- build ---
+printf 'Bootstrap: localimage\nFrom: %s\n\n%%post\n    echo "{{ WORD }}" >/built\n' "$IMG" >"$T/b.def"
+chmod 0644 "$T/b.def"
+row_rc "build: a definition file to a SIF (-f/--fakeroot implied)" 0 build --build-arg WORD=hello b.sif "$T/b.def"
+row "build --build-arg" "hello" exec "$W/b.sif" cat /built
+row_err "build: an existing output without -F" 255 "already exists" build --build-arg WORD=x b.sif "$T/b.def"
+row_rc "build -F/--force overwrites" 0 build -F --build-arg WORD=forced b.sif "$T/b.def"
+row "build -F: the new image" "forced" exec "$W/b.sif" cat /built
+row_rc "build -s/--sandbox" 0 build -s --build-arg WORD=sbx sbxout "$T/b.def"
+got="$(stat -c %U "$W/sbxout/built" 2>/dev/null) $(cat "$W/sbxout/built" 2>/dev/null)"
+[ "$got" = "$ME sbx" ] && ok "row build -f/--fakeroot: files are the caller's" || bad "row build -f/--fakeroot: files are the caller's" "$got"
+
+# --- pull and push ---
+must "push an OCI image" $PY "$here/../stores/push_image.py" "$reg" compat/alp 3.19 tar:alp-layer:16
+row_rc "pull: URI alone writes NAME_TAG.sif" 0 pull --no-https "docker://$reg/compat/alp:3.19"
+[ -s "$W/alp_3.19.sif" ] && ok "row pull: alp_3.19.sif written" || bad "row pull: alp_3.19.sif written" "$(ls "$W")"
+install -d -o "$ME" "$T/pulls"
+row_rc "pull --dir" 0 pull --no-https --dir "$T/pulls" "oras://$reg/compat/t:1"
+[ -s "$T/pulls/t_1.sif" ] && ok "row pull --dir: written there" || bad "row pull --dir: written there" "$(ls "$T/pulls")"
+row_err "pull: an existing file without -F" 255 "already exists" pull --no-https "docker://$reg/compat/alp:3.19"
+with APPTAINER_FORCE=1
+row_rc "pull FORCE env form overwrites" 0 pull --no-https "docker://$reg/compat/alp:3.19"
+row_rc "push: oras://" 0 push --no-https "$IMG" "oras://$reg/compat/pushed:1"
+labels=$(b inspect --labels "$IMG" 2>&1)
+case $labels in *"maintainer: berth tests"*) ok "row inspect: labels" ;; *) bad "row inspect: labels" "$labels" ;; esac
+row "inspect: a sandbox dir" "$labels" inspect --labels "$SBX"
+
+# --- keys, signatures, cache, registry ---
+install -d -o "$ME" -m 0700 "$H/gnupg"
+row_rc "key newpair" 0 key newpair --name "Compat Signer" --email compat@example.org --no-passphrase
+keys=$(b key list 2>&1)
+case $keys in *"Compat Signer <compat@example.org>"*) ok "row key list" ;; *) bad "row key list" "$keys" ;; esac
+cp "$IMG" "$W/signed.sif" && mine "$W/signed.sif"
+row_rc "sign" 0 sign "$W/signed.sif"
+row_rc "verify" 0 verify "$W/signed.sif"
+row_rc "cache list" 0 cache list
+row_rc "cache clean: a user cleans their own entries" 0 cache clean -f
+row_rc "registry login" 0 registry login --no-https -u any -p thing "oras://$reg"
+finish
