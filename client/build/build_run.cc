@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "berth/v1/berth.grpc.pb.h"
 #include "client/build/build_base.h"
+#include "client/build/build_metadata.h"
 #include "client/build/build_spec.h"
 #include "client/build/dry_run.h"
 #include "client/cli_log.h"
@@ -242,6 +243,9 @@ absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& fl
   grpc::Status status = reader->Finish();
   if (!status.ok()) return rpc::FromGrpcStatus(status);
   if (!result) return absl::InternalError("berth build: berthd sent no result");
+  if (!flags.sandbox) {
+    RETURN_IF_ERROR_CTX(AddInspectMetadata(temp.second), "adding inspect-metadata.json");
+  }
   if (!update && ::rename(temp.second.c_str(), image.c_str()) != 0) {
     return ErrnoStatus(absl::StrCat("renaming the built image to ", image), errno);
   }

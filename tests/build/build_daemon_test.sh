@@ -116,6 +116,22 @@ check "user: inspect --helpfile has %help" \
   sh -c "cd '$OWN' && '$BERTH' inspect --helpfile out.sif | grep -q 'built by berth'"
 check "user: SIF holds Def.FILE and a squashfs PrimSys" \
   sh -c "'$BERTH' sif list '$OWN/out.sif' | grep -q 'Def.FILE' && '$BERTH' sif list '$OWN/out.sif' | grep -q 'Squashfs'"
+# inspect-metadata.json (JSON.Generic, the image's group): berth inspect
+# answers from it exactly as from the filesystem (the same output once the
+# object is deleted).
+meta_id=$("$BERTH" sif list "$OWN/out.sif" | awk -F'|' '/JSON.Generic/ {gsub(/ /, "", $1); print $1; exit}')
+if [ -n "$meta_id" ]; then
+  "$BERTH" sif dump "$meta_id" "$OWN/out.sif" >"$TEST_TMP/meta.json" 2>/dev/null
+  check "user: inspect-metadata.json is Apptainer's inspect JSON" \
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["type"] == "container" and "Bootstrap: localimage" in d["data"]["attributes"]["deffile"]' "$TEST_TMP/meta.json"
+  "$BERTH" inspect --json --all "$OWN/out.sif" >"$TEST_TMP/inspect-meta.json" 2>&1
+  cp "$OWN/out.sif" "$TEST_TMP/nometa.sif" && "$BERTH" sif del "$meta_id" "$TEST_TMP/nometa.sif"
+  "$BERTH" inspect --json --all "$TEST_TMP/nometa.sif" >"$TEST_TMP/inspect-fs.json" 2>&1
+  check "user: inspect answers the same from inspect-metadata.json as from the filesystem" \
+    cmp -s "$TEST_TMP/inspect-meta.json" "$TEST_TMP/inspect-fs.json"
+else
+  bad "user: the SIF holds inspect-metadata.json" "$("$BERTH" sif list "$OWN/out.sif")"
+fi
 check "user: no temp file left beside the output" sh -c "! ls -A '$OWN' | grep -q berth-"
 check "user: staging removed after success" staging_empty
 
