@@ -153,7 +153,7 @@ d = json.load(open(sys.argv[1]))
 assert list(d) == ["cpu_stats", "cpuset_stats", "memory_stats", "pids_stats", "blkio_stats",
                    "hugetlb_stats", "rdma_stats", "misc_stats"], list(d)
 assert d["memory_stats"]["usage"]["usage"] > 0, d
-assert d["pids_stats"]["current"] > 0 and "total_usage" in d["cpu_stats"]["cpu_usage"], d
+assert "current" in d["pids_stats"] and "total_usage" in d["cpu_stats"]["cpu_usage"], d
 P
 if [ "$MODE" = system ]; then
   check "stats: no warning (the figures are the instance's own)" test ! -s "$TEST_TMP/stderr"
@@ -161,10 +161,10 @@ if [ "$MODE" = system ]; then
   own_mem=/sys/fs/cgroup/memory$(awk -F: '$2 == "memory" {print $3}' "/proc/$daemon_pid/cgroup")
   check "the instance has a memory cgroup of its own, below berthd's" test "${mem%/*}" = "${own_mem%/}"
   check "... its init is in it" grep -q ":memory:${mem#/sys/fs/cgroup/memory}\$" "/proc/$pid/cgroup"
-  check "stats: pids are the cgroup's own (pids.current)" python3 - "$TEST_TMP/stats.json" "$pids/pids.current" <<'P'
+  check "stats: pids are the cgroup's own (pids.current), non-zero" python3 - "$TEST_TMP/stats.json" "$pids/pids.current" <<'P'
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert d["pids_stats"]["current"] == int(open(sys.argv[2]).read()), d["pids_stats"]
+assert d["pids_stats"]["current"] == int(open(sys.argv[2]).read()) > 0, d["pids_stats"]
 P
   check "stats: memory is the cgroup's own (memory.usage_in_bytes, within 50%)" python3 - "$TEST_TMP/stats.json" "$mem/memory.usage_in_bytes" <<'P'
 import json, sys
@@ -173,7 +173,7 @@ want = int(open(sys.argv[2]).read())
 assert want > 0 and abs(got - want) <= want / 2, (got, want)
 P
   expect_out "a join into an instance without limits stays in the caller's cgroup" "" \
-    b exec instance://web sh -c 'grep berth-instance /proc/self/cgroup'
+    b exec instance://web sh -c 'grep berth-instance /proc/self/cgroup; true'
 else
   # No cgroup is delegated to a user-mode berthd here: the instance shares
   # the daemon's, and its stats say so rather than pass for its own.
@@ -316,9 +316,10 @@ if [ "$MODE" = system ]; then
     b exec instance://lim dd if=/dev/zero of=/dev/null bs=100M count=1
   check "... and the client says so" grep -q "out of memory" "$TEST_TMP/stderr"
   check "... the instance lives on" listed lim
-  # init + shell + 8 sleeps = 10: the next fork fails.
+  # The instance's init, the join's own process (it forks the payload into
+  # the PID namespace), the shell and 7 sleeps = 10: the next fork fails.
   got=$(b exec instance://lim sh -c 'for i in $(seq 1 20); do sleep 3 & echo $i; done' 2>"$TEST_TMP/stderr" | tail -1)
-  if [ "$got" = 8 ] && grep -q "can't fork" "$TEST_TMP/stderr"; then ok "--pids-limit 10: the 11th process in the instance cannot be forked"
+  if [ "$got" = 7 ] && grep -q "can't fork" "$TEST_TMP/stderr"; then ok "--pids-limit 10: the 11th process in the instance cannot be forked"
   else bad "--pids-limit 10: the 11th process in the instance cannot be forked" "last started: $got; $(head -c 200 "$TEST_TMP/stderr")"; fi
   sleep 3.2
   expect_out "a join into a limited instance lands in its cgroup" "${lpids#/sys/fs/cgroup/pids}" \
@@ -367,7 +368,12 @@ expect_rc "after stop --all the name is free" 0 b instance start "$IMG" c5
 
 # --- hostile: 1,000 starts from one user stop at the cap, clearly ---
 for n in c1 c2 c3 c4 c6; do must "fill to the cap: $n" b instance start "$IMG" "$n"; done
-flood() { as_user "$ME" sh -c 'seq 1 1000 | xargs -P 8 -I{} "$0" instance start "$1" "f{}" 2>&1' "$BERTH" "$IMG"; }
+# (xargs gives up at a command's exit 255, a FATAL's: each start is wrapped.)
+printf '#!/bin/sh\n"$BERTH_BIN" instance start "$IMG_PATH" "f$1" 2>&1\nexit 0\n' >"$TEST_TMP/one_start.sh"
+flood() {
+  as_user "$ME" env BERTH_BIN="$BERTH" IMG_PATH="$IMG" \
+    sh -c 'seq 1 1000 | xargs -P 8 -n 1 sh "$0"' "$TEST_TMP/one_start.sh"
+}
 t0=$(date +%s%N)
 flood >"$TEST_TMP/flood.txt"
 t1=$(date +%s%N)
