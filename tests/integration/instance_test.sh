@@ -335,6 +335,11 @@ P
   check "--restart with limits: back in the same cgroup" wait_until 3 sh -c "[ -e '$lpids/pids.max' ] && grep -q ':pids:${lpids#/sys/fs/cgroup/pids}\$' /proc/\$(cat '$lpids/cgroup.procs' | head -1)/cgroup && [ \$(cat '$lpids/pids.max') = 10 ]"
   expect_rc "stop lim" 0 b instance stop lim
   check "... its cgroups are removed" test ! -e "$lmem" -a ! -e "$lpids"
+  printf '[pids]\nlimit = 12\n' >"$TEST_TMP/pids.toml"; chmod 0644 "$TEST_TMP/pids.toml"
+  must "start toml --apply-cgroups" b instance start --apply-cgroups "$TEST_TMP/pids.toml" "$IMG" toml
+  check "--apply-cgroups: the TOML's [pids] limit on the instance's cgroup" \
+    test "$(cat "$(inst_dir toml pids)/pids.max" 2>/dev/null)" = 12
+  b instance stop toml >/dev/null 2>&1
 
   # A limit can only tighten what the caller has: the caller in a cgroup
   # with pids.max 20 gets at most 20 (asked more or nothing), and the
