@@ -4,7 +4,7 @@
 # -N, interleaved rounds, pooled; goal: join <= 1.0x fresh exec), and what
 # idle instances cost berthd: its RSS and thread count before and after
 # starting N idle instances (goal: <= 1 MB RSS each, no thread per instance),
-# with each instance's own init RSS beside.
+# with each instance's own init RSS and its own cgroup's directories beside.
 #
 # Usage (root): bench/instance.sh [BERTH] [BERTHD] [RUNS=60] [ROUNDS=3] [N=100]
 set -euo pipefail
@@ -39,6 +39,8 @@ rss0=$(status "$SYS_PID" VmRSS) thr0=$(status "$SYS_PID" Threads) fd0=$(ls "/pro
 for ((i = 1; i <= n; i++)); do b instance start "$img" "idle$i" 2>/dev/null; done
 sleep 1
 rss1=$(status "$SYS_PID" VmRSS) thr1=$(status "$SYS_PID" Threads) fd1=$(ls "/proc/$SYS_PID/fd" | wc -l)
+# Each instance's own cgroup: a directory per hierarchy (kernel memory, not berthd's).
+cgdirs=$(find /sys/fs/cgroup -mindepth 2 -type d -name "berth-instance-*-idle*-$SYS_PID-*" 2>/dev/null | wc -l)
 init_rss=$(b instance list --json 'idle*' | python3 -c '
 import json, statistics, sys
 pids = [i["pid"] for i in json.load(sys.stdin)["instances"]]
@@ -60,6 +62,7 @@ echo "| --- | --- | --- | --- |"
 python3 -c 'import sys; a,b,n=map(int,sys.argv[1:]); print("| VmRSS (KiB) | %d | %d | %.1f KiB |" % (a,b,(b-a)/n))' "$rss0" "$rss1" "$n"
 echo "| threads | $thr0 | $thr1 | $(python3 -c "print(($thr1-$thr0)/$n)") |"
 echo "| descriptors | $fd0 | $fd1 | $(python3 -c "print(($fd1-$fd0)/$n)") |"
+echo "| instance cgroup directories | 0 | $cgdirs | $(python3 -c "print($cgdirs/$n)") |"
 echo
 echo "Each idle instance's init: median VmRSS ${init_rss} KiB (its own process, outside berthd)."
 python3 -c 'import sys; r=float(sys.argv[1])/float(sys.argv[2]); print("goal: join <= 1.0x fresh exec: %.2fx, %s" % (r, "met" if r <= 1.0 else "NOT met"))' "$jm" "$fm"

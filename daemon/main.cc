@@ -198,6 +198,7 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   RETURN_IF_ERROR_CTX(instances.Init(), "adopting running instances");
   gpu::GpuService gpus(options, config);
   RunHandler runs(options, config, images, &ecl, &gpus, &shared_containers, &instances);
+  runs.ResumeInstanceRestarts();
   pull::BlobCache blobs(
       options.state_dir + "/cache",
       {int64_t{config.cache_max_mib} << 20, int64_t{config.max_cache_mib_per_user} << 20});

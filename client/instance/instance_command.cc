@@ -366,6 +366,8 @@ absl::Status InstanceStats(const StatsState& s, const std::string& socket_flag) 
   ASSIGN_OR_RETURN(auto channel, ConnectToDaemon(socket));
   auto stub = v1::Berth::NewStub(channel);
   ASSIGN_OR_RETURN(v1::InstanceStatsReply first, Sample(*stub, s));
+  // Figures that are not the instance's alone are never shown as if they were.
+  if (!first.note().empty()) log::Warning(first.note());
   if (s.json) {
     std::string out = StatsJson(first);
     std::fwrite(out.data(), 1, out.size(), stdout);

@@ -244,7 +244,12 @@ absl::StatusOr<ContainerCgroup> ContainerCgroup::Create(
   // if one has it (hybrid hosts), else the v2 tree.
   Resources on_v1, on_v2 = r;
   std::vector<std::string> v1_controllers;
-  for (const FamilyInfo& f : kFamilies) {
+  // Those with limits first: an error then names the controller a limit
+  // needed, not one made for the stats only.
+  std::vector<FamilyInfo> families(std::begin(kFamilies), std::end(kFamilies));
+  std::stable_partition(families.begin(), families.end(),
+                        [&r](const FamilyInfo& f) { return Uses(r, f.family); });
+  for (const FamilyInfo& f : families) {
     bool used = Uses(r, f.family);
     // Stats need the accounting controllers only; cpuset and hugetlb count nothing.
     bool counts = f.family == Family::kCpu || f.family == Family::kMemory ||
@@ -329,6 +334,12 @@ absl::StatusOr<ContainerCgroup> ContainerCgroup::Create(
   return cg;
 }
 
+ContainerCgroup ContainerCgroup::Adopt(std::vector<Made> made) {
+  ContainerCgroup cg;
+  cg.made_ = std::move(made);
+  return cg;
+}
+
 ContainerCgroup::ContainerCgroup(ContainerCgroup&& other) noexcept
     : made_(std::exchange(other.made_, {})) {}
 
@@ -359,7 +370,8 @@ void ContainerCgroup::ReplaceIn(std::vector<std::string>& join) const {
   }
 }
 
-bool ContainerCgroup::OomKilled() const {
+uint64_t ContainerCgroup::OomKills() const {
+  uint64_t total = 0;
   for (const Made& m : made_) {
     // v2: memory.events; v1: memory.oom_control (Linux 4.13+).
     auto text =
@@ -367,12 +379,10 @@ bool ContainerCgroup::OomKilled() const {
     if (!text.ok()) continue;
     for (absl::string_view line : absl::StrSplit(*text, '\n')) {
       uint64_t n = 0;
-      if (absl::ConsumePrefix(&line, "oom_kill ") && absl::SimpleAtoi(line, &n) && n > 0) {
-        return true;
-      }
+      if (absl::ConsumePrefix(&line, "oom_kill ") && absl::SimpleAtoi(line, &n)) total += n;
     }
   }
-  return false;
+  return total;
 }
 
 absl::Status ContainerCgroup::Remove() {

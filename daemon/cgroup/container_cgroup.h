@@ -19,6 +19,7 @@
 // (/proc/<pid>/cgroup), never from the request.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,10 @@ class ContainerCgroup {
                                                 const Resources& r,
                                                 const CreateOptions& options = {});
 
+  // One made earlier (by this daemon or the one before it: an adopted
+  // instance's), taken over as it is: its directories are removed with it.
+  static ContainerCgroup Adopt(std::vector<Made> made);
+
   ContainerCgroup() = default;
   ContainerCgroup(ContainerCgroup&& other) noexcept;
   ContainerCgroup& operator=(ContainerCgroup&& other) noexcept;
@@ -67,11 +72,17 @@ class ContainerCgroup {
   // (the directories a container joins, see launch::CgroupDirsToJoin).
   void ReplaceIn(std::vector<std::string>& join) const;
 
-  // Whether the kernel's OOM killer killed a process of this cgroup.
-  bool OomKilled() const;
+  // Whether the kernel's OOM killer killed a process of this cgroup, and
+  // how many it killed so far (a join into an instance compares the count).
+  bool OomKilled() const { return OomKills() > 0; }
+  uint64_t OomKills() const;
 
   // Ends what is left in the cgroup and removes it (also done on destruction).
   absl::Status Remove();
+
+  // Lets the cgroup outlive this object (an instance left running for the
+  // next daemon, which adopts it).
+  void Detach() { made_.clear(); }
 
  private:
   std::vector<Made> made_;

@@ -18,6 +18,7 @@
 #include "absl/strings/strip.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
+#include "daemon/instance/instance_cgroup.h"
 #include "daemon/instance/instance_name.h"
 #include "spdlog/spdlog.h"
 
@@ -26,6 +27,8 @@ namespace {
 
 constexpr absl::Duration kStopPoll = absl::Milliseconds(20);
 constexpr int kAdoptedEndMillis = 2000;
+// A record carries its start request when it has a restart policy.
+constexpr size_t kMaxRecordBytes = 8 << 20;
 
 bool Ended(int pidfd) {
   pollfd p{pidfd, POLLIN, 0};
@@ -82,6 +85,19 @@ void EndInit(Instance& inst) {
   inst.script.reset();
 }
 
+// Ends the instance for good: its init, then its cgroup (whatever is left
+// there is ended with it).
+void EndInstance(Instance& inst) {
+  EndInit(inst);
+  if (auto cg = inst.take_cgroup(); cg != nullptr && cg.use_count() == 1) {
+    absl::Status removed = cg->Remove();
+    if (!removed.ok()) {
+      spdlog::warn("uid {}: instance {}'s cgroup: {}", inst.record.uid, inst.record.name,
+                   std::string(removed.message()));
+    }
+  }
+}
+
 }  // namespace
 
 InstanceRegistry::InstanceRegistry(std::string state_dir, bool persist)
@@ -114,9 +130,10 @@ void InstanceRegistry::Shutdown() {
       // The next daemon adopts them from their records.
       if (inst->holder) inst->holder->Detach();
       if (inst->script) inst->script->Detach();
+      if (auto cg = inst->cgroup()) cg->Detach();
     } else {
       spdlog::info("uid {}: instance {} ends with the daemon", inst->record.uid, inst->record.name);
-      EndInit(*inst);
+      EndInstance(*inst);
     }
   }
 }
@@ -124,7 +141,7 @@ void InstanceRegistry::Shutdown() {
 void InstanceRegistry::Restart(const std::shared_ptr<Instance>& dead) {
   EndInit(*dead);
   const Key key{dead->record.uid, dead->record.name};
-  absl::StatusOr<std::shared_ptr<Instance>> fresh = dead->relaunch();
+  absl::StatusOr<std::shared_ptr<Instance>> fresh = dead->relaunch(*dead);
   if (fresh.ok()) {
     (*fresh)->record.restarts = dead->record.restarts + 1;
     (*fresh)->relaunch = dead->relaunch;
@@ -138,6 +155,7 @@ void InstanceRegistry::Restart(const std::shared_ptr<Instance>& dead) {
   if (!fresh.ok() || !held) {
     if (held) entries_.erase(it);
     if (!fresh.ok()) {
+      EndInstance(*dead);
       spdlog::warn("uid {}: instance {} could not be restarted: {}", key.first, key.second,
                    std::string(fresh.status().message()));
       RemoveRecord(dead->record);
@@ -193,7 +211,7 @@ void InstanceRegistry::Adopt(uid_t uid, const std::string& dir) {
       if (fd.ok()) {
         char buf[8192];
         ssize_t n;
-        while ((n = ::read(fd->get(), buf, sizeof buf)) > 0 && text.size() < 65536) {
+        while ((n = ::read(fd->get(), buf, sizeof buf)) > 0 && text.size() < kMaxRecordBytes) {
           text.append(buf, static_cast<size_t>(n));
         }
         record = RecordFromJson(text);
@@ -214,6 +232,21 @@ void InstanceRegistry::Adopt(uid_t uid, const std::string& dir) {
     inst->record = *std::move(record);
     inst->adopted_pidfd = std::move(process->pidfd);
     inst->ns = std::move(process->ns);
+    if (!inst->record.cgroup.empty()) {
+      std::vector<cgroup::ContainerCgroup::Made> made;
+      for (const InstanceRecord::CgroupDir& d : inst->record.cgroup) {
+        made.push_back({d.parent, d.dir, d.v2});
+      }
+      if (InCgroups(inst->record.pid, made)) {
+        inst->set_cgroup(
+            std::make_shared<cgroup::ContainerCgroup>(cgroup::ContainerCgroup::Adopt(made)));
+      } else {
+        spdlog::warn("uid {}: instance {}'s init is not in its recorded cgroup; not adopting it",
+                     uid, inst->record.name);
+        inst->record.cgroup.clear();
+        inst->record.limited = false;
+      }
+    }
     spdlog::info("uid {}: instance {} adopted (pid {})", uid, inst->record.name, inst->record.pid);
     absl::MutexLock lock(&mu_);
     entries_[Key{uid, inst->record.name}] = std::move(inst);
@@ -251,7 +284,7 @@ absl::StatusOr<std::unique_ptr<InstanceRegistry::Claim>> InstanceRegistry::Reser
   std::shared_ptr<Instance> dead;  // ended before the watcher saw it: its name is free
   absl::Cleanup end_dead = [&dead, this] {
     if (dead == nullptr) return;
-    EndInit(*dead);
+    EndInstance(*dead);
     RemoveRecord(dead->record);
   };
   absl::MutexLock lock(&mu_);
@@ -360,7 +393,7 @@ std::vector<InstanceRecord> InstanceRegistry::Stop(std::optional<uid_t> uid,
   for (const auto& inst : doomed) {
     spdlog::info("uid {}: instance {} stops (pid {})", inst->record.uid, inst->record.name,
                  inst->record.pid);
-    EndInit(*inst);
+    EndInstance(*inst);
     RemoveRecord(inst->record);
     stopped.push_back(inst->record);
   }
@@ -370,6 +403,21 @@ std::vector<InstanceRecord> InstanceRegistry::Stop(std::optional<uid_t> uid,
 size_t InstanceRegistry::size() const {
   absl::MutexLock lock(&mu_);
   return entries_.size();
+}
+
+void InstanceRegistry::ResumeRestarts(
+    const std::function<Relaunch(const InstanceRecord&)>& make,
+    const std::function<absl::StatusOr<std::optional<int>>(const std::string&)>& parse_policy) {
+  absl::MutexLock lock(&mu_);
+  for (auto& [key, inst] : entries_) {
+    if (inst == nullptr || inst->relaunch != nullptr || inst->record.request.empty()) continue;
+    absl::StatusOr<std::optional<int>> policy = parse_policy(inst->record.restart);
+    if (!policy.ok() || !policy->has_value()) continue;
+    inst->relaunch = make(inst->record);
+    inst->max_restarts = **policy;
+    spdlog::info("uid {}: instance {} keeps its restart policy '{}' ({} restarts so far)",
+                 key.first, key.second, inst->record.restart, inst->record.restarts);
+  }
 }
 
 void InstanceRegistry::Wake() {
@@ -440,7 +488,7 @@ void InstanceRegistry::Watch() {
     }
     for (const auto& inst : restart) Restart(inst);
     for (const auto& inst : ended) {
-      EndInit(*inst);
+      EndInstance(*inst);
       RemoveRecord(inst->record);
     }
   }

@@ -22,7 +22,9 @@
 //
 // Outliving the daemon (system mode): each instance has a root-owned record
 // (instance_state.h); at shutdown the registry lets the inits run on, and
-// the next daemon adopts the ones that prove to be the same live processes.
+// the next daemon adopts the ones that prove to be the same live processes,
+// with their cgroups (when the init is still in them) and their --restart
+// policy and count (ResumeRestarts).
 // A user-mode daemon's instances end with it: their namespaces belong to
 // that daemon's user namespace, which no later daemon could enter.
 //
@@ -45,14 +47,15 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/unique_fd.h"
+#include "daemon/cgroup/container_cgroup.h"
 #include "daemon/instance/instance_state.h"
 #include "daemon/launch/launch.h"
 
 namespace berth::daemon::instance {
 
 struct Instance;
-// Makes a fresh instance from what started this one (--restart).
-using Relaunch = std::function<absl::StatusOr<std::shared_ptr<Instance>>()>;
+// Makes a fresh instance from what started `dead` (--restart), in its cgroup.
+using Relaunch = std::function<absl::StatusOr<std::shared_ptr<Instance>>(const Instance& dead)>;
 
 // A running instance. Its namespaces stay open as long as anyone holds it
 // (a join in progress), even once it has ended.
@@ -68,12 +71,32 @@ struct Instance {
   std::shared_ptr<void> keep;  // the image's mount lease
   bool removed = false;        // out of the registry (guarded by its mutex)
   // --restart: how to bring it back when its init dies, and how many times
-  // at most (-1: always). Unset: it does not come back (and an adopted
-  // instance never does: what made it stayed with the previous daemon).
+  // at most (-1: always). Unset: it does not come back. An adopted instance
+  // gets it back from its record (ResumeRestarts).
   Relaunch relaunch;
   int max_restarts = -1;
 
   int init_pidfd() const { return holder ? holder->pidfd() : adopted_pidfd.get(); }
+
+  // Its own cgroup (instance_cgroup.h), or null where it runs in the
+  // daemon's. Removed once the last holder lets go (after its stop), kept
+  // across a --restart, left in place for the next daemon at shutdown.
+  std::shared_ptr<cgroup::ContainerCgroup> cgroup() const {
+    absl::MutexLock lock(&cgroup_mu_);
+    return cgroup_;
+  }
+  void set_cgroup(std::shared_ptr<cgroup::ContainerCgroup> cg) {
+    absl::MutexLock lock(&cgroup_mu_);
+    cgroup_ = std::move(cg);
+  }
+  std::shared_ptr<cgroup::ContainerCgroup> take_cgroup() {
+    absl::MutexLock lock(&cgroup_mu_);
+    return std::exchange(cgroup_, nullptr);
+  }
+
+ private:
+  mutable absl::Mutex cgroup_mu_;
+  std::shared_ptr<cgroup::ContainerCgroup> cgroup_ ABSL_GUARDED_BY(cgroup_mu_);
 };
 
 class InstanceRegistry {
@@ -121,6 +144,13 @@ class InstanceRegistry {
                                    absl::Duration timeout, bool force);
 
   size_t size() const;
+
+  // --restart for instances adopted from a previous daemon: `make` builds
+  // the relaunch of a record that carries its start request. Called once
+  // the daemon can launch (after Init()).
+  void ResumeRestarts(
+      const std::function<Relaunch(const InstanceRecord&)>& make,
+      const std::function<absl::StatusOr<std::optional<int>>(const std::string&)>& parse_policy);
 
   // Stops following the instances and lets them run on (persist) or ends
   // them; the destructor's work, callable earlier (before what a Relaunch

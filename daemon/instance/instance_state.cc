@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -58,7 +59,15 @@ std::string RecordToJson(const InstanceRecord& r) {
                       {"cwd", r.cwd},
                       {"hasShell", r.has_shell},
                       {"restart", r.restart},
-                      {"restarts", r.restarts}};
+                      {"restarts", r.restarts},
+                      {"limited", r.limited},
+                      {"groups", r.groups},
+                      {"request", r.request}};
+  nlohmann::json dirs = nlohmann::json::array();
+  for (const InstanceRecord::CgroupDir& d : r.cgroup) {
+    dirs.push_back({{"parent", d.parent}, {"dir", d.dir}, {"v2", d.v2}});
+  }
+  j["cgroup"] = std::move(dirs);
   return j.dump(1, '\t') + "\n";
 }
 
@@ -87,6 +96,22 @@ absl::StatusOr<InstanceRecord> RecordFromJson(const std::string& json) {
     r.has_shell = j.at("hasShell").get<bool>();
     r.restart = j.at("restart").get<std::string>();
     r.restarts = j.at("restarts").get<int>();
+    // Absent from the records of daemons before instance cgroups.
+    r.limited = j.value("limited", false);
+    r.groups = j.value("groups", std::vector<gid_t>{});
+    r.request = j.value("request", std::string());
+    for (const nlohmann::json& d : j.value("cgroup", nlohmann::json::array())) {
+      InstanceRecord::CgroupDir dir{d.at("parent").get<std::string>(),
+                                    d.at("dir").get<std::string>(), d.at("v2").get<bool>()};
+      // Only a directory below its parent in cgroupfs is ever removed.
+      if (!absl::StartsWith(dir.parent, "/") ||
+          !absl::StartsWith(dir.dir, dir.parent + "/berth-instance-") ||
+          absl::StrContains(dir.dir, "/..") ||
+          dir.dir.find('/', dir.parent.size() + 1) != std::string::npos) {
+        return absl::InvalidArgumentError(absl::StrCat("cgroup directory ", dir.dir));
+      }
+      r.cgroup.push_back(std::move(dir));
+    }
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("missing or mistyped field: ", e.what()));
   }

@@ -44,6 +44,20 @@ struct InstanceRecord {
   bool has_shell = true;
   std::string restart;
   int restarts = 0;
+  // The instance's own cgroup (instance_cgroup.h), one entry per hierarchy;
+  // empty when it runs in the daemon's. `limited`: it has limits, and joins
+  // land in it.
+  struct CgroupDir {
+    std::string parent, dir;
+    bool v2 = false;
+  };
+  std::vector<CgroupDir> cgroup;
+  bool limited = false;
+  // --restart across a daemon restart: the start request (serialized
+  // RunRequest, base64) and the owner's groups, to launch it afresh as the
+  // owner. Empty without a restart policy.
+  std::string request;
+  std::vector<gid_t> groups;
 };
 
 std::string RecordToJson(const InstanceRecord& record);

@@ -114,6 +114,10 @@ void ReadV1(const std::string& dir, CgroupStats& s) {
 
 absl::StatusOr<CgroupStats> ReadCgroupStats(pid_t pid) {
   ASSIGN_OR_RETURN(std::vector<std::string> dirs, launch::CgroupDirsOf(pid));
+  return ReadCgroupStatsIn(dirs);
+}
+
+absl::StatusOr<CgroupStats> ReadCgroupStatsIn(const std::vector<std::string>& dirs) {
   CgroupStats s;
   for (const std::string& dir : dirs) {
     if (::access((dir + "/cgroup.controllers").c_str(), F_OK) == 0) {
@@ -123,7 +127,7 @@ absl::StatusOr<CgroupStats> ReadCgroupStats(pid_t pid) {
     }
   }
   if (s.cgroup.empty() && !dirs.empty()) s.cgroup = dirs.front();
-  if (dirs.empty()) return absl::NotFoundError("the instance's init is in no cgroup mounted here");
+  if (dirs.empty()) return absl::NotFoundError("the instance is in no cgroup mounted here");
   return s;
 }
 

@@ -4,9 +4,10 @@
 // hierarchy (memory, cpuacct, pids, blkio). Nothing the client sends names
 // a directory.
 //
-// An instance's init lives in the cgroup the daemon puts it in; until
-// instances get cgroups of their own (resource limits), that is the
-// daemon's, and the figures are that cgroup's.
+// An instance has a cgroup of its own (instance_cgroup.h) whose directories
+// are read (ReadCgroupStatsIn); one that has none (the daemon could not make
+// it) is read where its init is (ReadCgroupStats), and the reply says the
+// figures are that shared cgroup's.
 //
 // Privilege: reads /proc and cgroupfs (world-readable files).
 #pragma once
@@ -15,6 +16,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -32,5 +34,7 @@ struct CgroupStats {
 
 // The stats of the cgroups `pid` is in.
 absl::StatusOr<CgroupStats> ReadCgroupStats(pid_t pid);
+// The stats of `dirs` (one directory per hierarchy).
+absl::StatusOr<CgroupStats> ReadCgroupStatsIn(const std::vector<std::string>& dirs);
 
 }  // namespace berth::daemon::instance

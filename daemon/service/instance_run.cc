@@ -70,9 +70,9 @@ absl::StatusOr<std::optional<int>> ParseRestart(const std::string& policy) {
                    "': use no, always, on-failure or on-failure:N (1-1000)"));
 }
 
-absl::StatusOr<std::shared_ptr<instance::Instance>> LaunchInstance(const v1::RunRequest& r,
-                                                                   uid_t uid, gid_t gid,
-                                                                   PreparedRun& run) {
+absl::StatusOr<std::shared_ptr<instance::Instance>> LaunchInstance(
+    const v1::RunRequest& r, uid_t uid, gid_t gid, PreparedRun& run,
+    std::shared_ptr<cgroup::ContainerCgroup> cgroup, bool limited) {
   auto inst = std::make_shared<instance::Instance>();
   instance::InstanceRecord& rec = inst->record;
   rec.name = r.instance().name();
@@ -92,8 +92,16 @@ absl::StatusOr<std::shared_ptr<instance::Instance>> LaunchInstance(const v1::Run
   rec.uts_ns = run.spec.uts_namespace || !run.spec.hostname.empty();
   rec.user_ns = run.spec.user_namespace || run.spec.fakeroot;
   // Neither the init nor the startscript joins the caller's cgroups: a
-  // logout that ends the session's scope must not end the instance.
+  // logout that ends the session's scope must not end the instance. They
+  // go into the instance's own, below the daemon's.
   run.spec.cgroup_dirs.clear();
+  if (cgroup != nullptr) {
+    run.spec.cgroup_dirs = cgroup->dirs();
+    for (const cgroup::ContainerCgroup::Made& m : cgroup->made()) {
+      rec.cgroup.push_back({m.parent, m.dir, m.v2});
+    }
+    rec.limited = limited;
+  }
   launch::LaunchSpec holder_spec = HolderSpecOf(run.spec);
   ASSIGN_OR_RETURN(launch::Container holder, launch::Launch(std::move(holder_spec)));
   launch::LaunchSpec flags;
@@ -110,6 +118,7 @@ absl::StatusOr<std::shared_ptr<instance::Instance>> LaunchInstance(const v1::Run
   rec.mnt_ns_inode = st.st_ino;
   inst->holder = std::move(holder);
   inst->keep = run.lease;
+  inst->set_cgroup(std::move(cgroup));
   auto script = launch::Join(std::move(run.spec), inst->ns);
   if (!script.ok()) return Annotate(script.status(), "starting the instance's script");
   inst->script = *std::move(script);

@@ -6,6 +6,8 @@
 // process part, the startscript or runscript, joins it with the log files
 // the client opened as descriptors 1 and 2. Neither joins the caller's
 // cgroups: an instance outlives its client and the user's login session.
+// Both go into the instance's own cgroup, below the daemon's (limits, the
+// caller's own copied in so that they only tighten, and its stats).
 //
 // Join (instance://NAME): only the caller's own instance is found; the
 // process is prepared without an image of its own and enters the
@@ -39,11 +41,13 @@ absl::Status CheckInstanceStart(const v1::RunRequest& request, bool pid_ns_allow
 // or nothing for "" and "no". An error names the forms.
 absl::StatusOr<std::optional<int>> ParseRestart(const std::string& policy);
 
-// Launches the instance's init and its first process from `run`; the
-// record's name, owner and image come from the caller.
-absl::StatusOr<std::shared_ptr<instance::Instance>> LaunchInstance(const v1::RunRequest& request,
-                                                                   uid_t uid, gid_t gid,
-                                                                   PreparedRun& run);
+// Launches the instance's init and its first process from `run`, both in
+// `cgroup` (the instance's own, instance_cgroup.h; null: the daemon's);
+// `limited`: it has limits, and joins land in it. The record's name, owner
+// and image come from the caller.
+absl::StatusOr<std::shared_ptr<instance::Instance>> LaunchInstance(
+    const v1::RunRequest& request, uid_t uid, gid_t gid, PreparedRun& run,
+    std::shared_ptr<cgroup::ContainerCgroup> cgroup, bool limited);
 
 // What a join of `inst` needs to know about it.
 JoinTarget JoinTargetOf(const instance::Instance& inst);

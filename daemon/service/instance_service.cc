@@ -127,17 +127,28 @@ grpc::Status BerthService::InstanceStats(grpc::ServerContext* context,
   if (!name.ok()) return rpc::ToGrpcStatus(name);
   auto scope = Scope(**caller, request->user(), /*all=*/false);
   if (!scope.ok()) return rpc::ToGrpcStatus(scope.status());
-  std::vector<instance::InstanceRecord> found;
-  if (instances_ != nullptr) found = instances_->List(*scope, request->name());
-  if (found.empty()) {
+  std::shared_ptr<instance::Instance> found;
+  if (instances_ != nullptr) found = instances_->Find(**scope, request->name());
+  if (found == nullptr) {
     return rpc::ToGrpcStatus(
         absl::NotFoundError(absl::StrCat("no instance found with name ", request->name())));
   }
-  auto stats = instance::ReadCgroupStats(found.front().pid);
+  // Its own cgroup; never silently another's figures.
+  std::shared_ptr<cgroup::ContainerCgroup> cg = found->cgroup();
+  auto stats = cg != nullptr ? instance::ReadCgroupStatsIn(cg->dirs())
+                             : instance::ReadCgroupStats(found->record.pid);
   if (!stats.ok()) {
     return rpc::ToGrpcStatus(Annotate(stats.status(), "reading the instance's cgroup"));
   }
-  FillInfo(found.front(), *reply->mutable_instance());
+  reply->set_own_cgroup(cg != nullptr);
+  if (cg == nullptr) {
+    reply->set_note(absl::StrCat(
+        "instance ", request->name(),
+        " has no cgroup of its own (berthd could not make one: its cgroup is not delegated to it); "
+        "these figures are those of ",
+        stats->cgroup, ", which it shares with berthd"));
+  }
+  FillInfo(found->record, *reply->mutable_instance());
   reply->set_cgroup(stats->cgroup);
   reply->set_cpu_usage_ns(stats->cpu_usage_ns);
   reply->set_cpu_user_ns(stats->cpu_user_ns);

@@ -10,6 +10,7 @@
 #include <csignal>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -18,9 +19,14 @@
 #include "common/fd_handoff.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
+#include "daemon/cgroup/ceiling.h"
+#include "daemon/image/open_as_caller.h"
+#include "daemon/instance/instance_cgroup.h"
 #include "daemon/instance/instance_name.h"
+#include "daemon/launch/cgroups.h"
 #include "daemon/service/instance_run.h"
 #include "daemon/service/pty.h"
+#include "daemon/service/run_limits.h"
 #include "daemon/service/run_prepare.h"
 #include "daemon/service/run_request_check.h"
 #include "daemon/service/shared_run.h"
@@ -228,18 +234,86 @@ instance::Relaunch RunHandler::RelaunchOf(const v1::RunRequest& request, const P
   saved->peer.groups = peer.groups;
   saved->peer.pidfd = nullptr;
   saved->fds = std::move(fds);
-  return [this, saved]() -> absl::StatusOr<std::shared_ptr<instance::Instance>> {
+  return [this, saved](const instance::Instance& dead)
+             -> absl::StatusOr<std::shared_ptr<instance::Instance>> {
     std::vector<UniqueFd> handed;
     for (const UniqueFd& fd : saved->fds) {
       handed.emplace_back(fd.valid() ? ::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3) : -1);
     }
     // Prepared afresh as the owner: the image opened with their rights and
-    // through the ECL, their binds reopened.
+    // through the ECL, their binds reopened. It comes back in the same
+    // cgroup, with the same limits.
     ASSIGN_OR_RETURN(PreparedRun run,
                      PrepareRun(saved->request, saved->peer, std::move(handed), options_, config_,
                                 images_, ecl_, gpus_, saved->request.instance().name()));
-    return LaunchInstance(saved->request, saved->peer.uid, saved->peer.gid, run);
+    ASSIGN_OR_RETURN(auto fresh, LaunchInstance(saved->request, saved->peer.uid, saved->peer.gid,
+                                                run, dead.cgroup(), dead.record.limited));
+    fresh->record.request = dead.record.request;
+    fresh->record.groups = dead.record.groups;
+    return fresh;
   };
+}
+
+void RunHandler::ResumeInstanceRestarts() {
+  if (instances_ == nullptr) return;
+  instances_->ResumeRestarts(
+      [this](const instance::InstanceRecord& record) -> instance::Relaunch {
+        v1::RunRequest request;
+        std::string bytes;
+        if (!absl::Base64Unescape(record.request, &bytes) || !request.ParseFromString(bytes)) {
+          return nullptr;
+        }
+        PeerIdentity owner;
+        owner.uid = record.uid;
+        owner.gid = record.gid;
+        owner.groups = record.groups;
+        // The client's descriptors stayed with the previous daemon: the
+        // logs are reopened as their owner (appending), stdin is /dev/null.
+        std::vector<UniqueFd> fds;
+        fds.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        for (const std::string* log : {&record.log_out, &record.log_err}) {
+          auto fd = image::OpenAsCaller(image::CallerCreds{owner.uid, owner.gid, owner.groups},
+                                        *log, O_WRONLY | O_APPEND | O_NOCTTY);
+          fds.emplace_back(fd.ok() ? std::move(*fd)
+                                   : UniqueFd(::open("/dev/null", O_WRONLY | O_CLOEXEC)));
+        }
+        return RelaunchOf(request, owner, std::move(fds));
+      },
+      ParseRestart);
+}
+
+absl::StatusOr<std::shared_ptr<cgroup::ContainerCgroup>> RunHandler::InstanceCgroupFor(
+    const PeerIdentity& peer, const std::string& name, cgroup::Resources limits,
+    std::vector<std::string>& notices, bool& limited) {
+  // What the caller already lives under is copied in: the instance's cgroup
+  // is below the daemon's, where the caller's limits would not reach.
+  auto caller = launch::CgroupHierarchiesOf(peer.pid);
+  if (!caller.ok()) return Annotate(caller.status(), "reading the caller's cgroups");
+  if (::syscall(SYS_pidfd_send_signal, peer.pidfd->get(), 0, nullptr, 0) != 0) {
+    return absl::UnavailableError("the calling process exited while its cgroups were read");
+  }
+  bool asked = !limits.empty();
+  ASSIGN_OR_RETURN(std::vector<std::string> tightened,
+                   cgroup::TightenTo(cgroup::ReadCeiling(*caller), limits));
+  limited = !limits.empty();
+  // Below the daemon's own cgroup, never the caller's: a login session's
+  // scope ends with the session, and the instance must not.
+  ASSIGN_OR_RETURN(std::vector<launch::CgroupHierarchy> daemon, instance::DaemonCgroups());
+  auto made = instance::MakeInstanceCgroup(daemon, peer.uid, name, limits);
+  if (made.ok()) {
+    notices.insert(notices.end(), tightened.begin(), tightened.end());
+    return std::make_shared<cgroup::ContainerCgroup>(*std::move(made));
+  }
+  if (asked || (limited && options_.mode == DaemonMode::kSystem)) {
+    return Annotate(made.status(), "making the instance's cgroup");
+  }
+  // No cgroup can be made here (not delegated): the instance shares the
+  // daemon's, and says so now and in its stats.
+  notices.push_back(
+      absl::StrCat("the instance has no cgroup of its own (", made.status().message(),
+                   "): it shares berthd's, and instance stats show that cgroup's figures"));
+  limited = false;
+  return std::shared_ptr<cgroup::ContainerCgroup>();
 }
 
 absl::Status RunHandler::ServeInstanceStart(RunChannel& channel, v1::RunRequest request,
@@ -247,12 +321,13 @@ absl::Status RunHandler::ServeInstanceStart(RunChannel& channel, v1::RunRequest 
                                             std::vector<UniqueFd> handed) {
   if (instances_ == nullptr) return absl::UnimplementedError("this daemon keeps no instances");
   RETURN_IF_ERROR(CheckInstanceStart(request, config_.allow_pid_ns));
+  // The limits go to the instance's own cgroup (below the daemon's), not
+  // to one below the caller's as a run's would: PrepareRun must not see them.
+  cgroup::Resources limits;
   if (request.has_resources()) {
-    // Not silently dropped: the instance would run without them.
-    return absl::UnimplementedError(
-        "instance start: cgroup limits (--cpus, --memory, ..., --apply-cgroups) are not applied "
-        "to instances yet; start it without them");
+    ASSIGN_OR_RETURN(limits, ResourcesOf(request.resources()));
   }
+  request.clear_resources();
   if (request.action() != v1::ACTION_RUN) UseStartscript(request);
   RETURN_IF_ERROR(CheckRunRequest(request, handed.size(), config_));
   const std::string name = request.instance().name();
@@ -267,13 +342,19 @@ absl::Status RunHandler::ServeInstanceStart(RunChannel& channel, v1::RunRequest 
   }
   ASSIGN_OR_RETURN(PreparedRun run, PrepareRun(request, peer, std::move(handed), options_, config_,
                                                images_, ecl_, gpus_, name));
+  bool limited = false;
+  ASSIGN_OR_RETURN(std::shared_ptr<cgroup::ContainerCgroup> cg,
+                   InstanceCgroupFor(peer, name, std::move(limits), run.notices, limited));
   SendNotices(channel, run.notices);
-  auto inst = LaunchInstance(request, peer.uid, peer.gid, run);
+  auto inst = LaunchInstance(request, peer.uid, peer.gid, run, std::move(cg), limited);
   peer.handed_fds->Done();
   if (!inst.ok()) return Annotate(inst.status(), absl::StrCat("starting instance ", name));
   if (restarts) {
     (*inst)->relaunch = RelaunchOf(request, peer, std::move(kept));
     (*inst)->max_restarts = *restarts;
+    // Kept in the record so that a restarted daemon keeps supervising it.
+    (*inst)->record.request = absl::Base64Escape(request.SerializeAsString());
+    (*inst)->record.groups = peer.groups;
   }
   pid_t pid = (*inst)->record.pid;
   RETURN_IF_ERROR(instances_->Commit(std::move(claim), *std::move(inst)));
@@ -311,9 +392,14 @@ absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerId
   } admitted{this, peer->uid};
 
   PreparedRun run;
+  // A join into an instance with limits lands in its cgroup (held until the
+  // join ends); into one without, it stays in its caller's.
+  std::shared_ptr<cgroup::ContainerCgroup> target_cgroup;
   if (target != nullptr) {
     ASSIGN_OR_RETURN(
         run, PrepareJoin(request, *peer, std::move(handed), options_, JoinTargetOf(*target)));
+    if (target->record.limited) target_cgroup = target->cgroup();
+    if (target_cgroup != nullptr) run.spec.cgroup_dirs = target_cgroup->dirs();
   } else {
     std::vector<std::string> early_notices;
     auto prepared = PrepareRun(request, *peer, std::move(handed), options_, config_, images_, ecl_,
@@ -324,6 +410,7 @@ absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerId
     warm_->Keep(images_.HoldForDaemon(*run.lease));
   }
   SendNotices(channel, run.notices);
+  const uint64_t oom_before = target_cgroup ? target_cgroup->OomKills() : 0;
   std::unique_ptr<shared::ContainerRegistry::Membership> member;
   absl::StatusOr<launch::Container> container = target != nullptr
                                                     ? launch::Join(std::move(run.spec), target->ns)
@@ -353,7 +440,12 @@ absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerId
     v1::RunOutput exited;
     exited.mutable_exited()->set_status(status->ShellStatus());
     exited.mutable_exited()->set_signal(status->signal);
-    exited.mutable_exited()->set_oom_killed(run.cgroup && run.cgroup->OomKilled());
+    // A join into a limited instance: killed, while the instance's cgroup
+    // counted a new OOM kill.
+    exited.mutable_exited()->set_oom_killed((run.cgroup && run.cgroup->OomKilled()) ||
+                                            (target_cgroup &&
+                                             status->ShellStatus() == 128 + SIGKILL &&
+                                             target_cgroup->OomKills() > oom_before));
     channel.Write(exited);
   }
   // The client closes its side when it sees Exited; one that does not must

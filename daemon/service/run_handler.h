@@ -55,6 +55,10 @@ class RunHandler {
   // Serves one run session for `peer`; returns the status to end it with.
   absl::Status Serve(RunChannel& channel, std::shared_ptr<const PeerIdentity> peer);
 
+  // Gives the instances a previous daemon left running their --restart
+  // policy back (from their records).
+  void ResumeInstanceRestarts();
+
  private:
   // instance start|run: the session ends once the instance runs.
   absl::Status ServeInstanceStart(RunChannel& channel, v1::RunRequest request,
@@ -63,6 +67,12 @@ class RunHandler {
   // owner, with copies of the descriptors `fds` (its stdio).
   instance::Relaunch RelaunchOf(const v1::RunRequest& request, const PeerIdentity& peer,
                                 std::vector<UniqueFd> fds);
+  // The cgroup a new instance of `peer` gets (null: none can be made here,
+  // and it has no limits), with `limits` tightened to the caller's own;
+  // `limited` says whether it ended up with any.
+  absl::StatusOr<std::shared_ptr<cgroup::ContainerCgroup>> InstanceCgroupFor(
+      const PeerIdentity& peer, const std::string& name, cgroup::Resources limits,
+      std::vector<std::string>& notices, bool& limited);
   // The caller's own instance named by instance://NAME.
   absl::StatusOr<std::shared_ptr<instance::Instance>> FindInstance(const v1::RunRequest& request,
                                                                    const PeerIdentity& peer);

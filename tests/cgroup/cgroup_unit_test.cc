@@ -11,6 +11,7 @@
 
 #include "client/action/cgroups_toml.h"
 #include "client/action/limit_flags.h"
+#include "daemon/cgroup/ceiling.h"
 #include "daemon/cgroup/cgroup_stats.h"
 #include "daemon/cgroup/limit_files.h"
 #include "daemon/cgroup/resources.h"
@@ -243,4 +244,73 @@ TEST_CASE("stats from a cgroup v2 directory's files") {
   CHECK(s->io_write_bytes == 20);
   std::system((std::string("rm -rf ") + dir).c_str());
   CHECK_FALSE(ReadCgroupStats({"/nonexistent/cgroup"}).ok());
+}
+
+// --- the caller's ceiling (instances: their cgroup is below berthd's) ---
+
+TEST_CASE("ReadCeiling takes the tightest limit of a cgroup and its ancestors") {
+  char tmpl[] = "/tmp/berth-ceiling-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  std::string top = tmpl;
+  // top (no cgroup.procs: the mount's parent) / root / job / step
+  std::string root = top + "/root", job = root + "/job", step = job + "/step";
+  for (const std::string& d : {root, job, step}) {
+    REQUIRE(::mkdir(d.c_str(), 0755) == 0);
+    std::ofstream(d + "/cgroup.procs") << "";
+  }
+  std::ofstream(job + "/memory.max") << "1073741824\n";
+  std::ofstream(step + "/memory.max") << "max\n";
+  std::ofstream(job + "/pids.max") << "500\n";
+  std::ofstream(step + "/pids.max") << "100\n";
+  std::ofstream(job + "/cpu.max") << "150000 100000\n";
+  berth::daemon::launch::CgroupHierarchy h;
+  h.dir = step;
+  h.v2 = true;
+  Ceiling c = ReadCeiling({h});
+  CHECK(c.memory_bytes == 1073741824);
+  CHECK(c.pids == 100);
+  REQUIRE(c.cpus.has_value());
+  CHECK(*c.cpus == Approx(1.5));
+  std::system(("rm -rf " + top).c_str());
+}
+
+TEST_CASE("TightenTo lowers what asks for more or nothing, never raises") {
+  Ceiling c;
+  c.memory_bytes = 256 << 20;
+  c.pids = 100;
+  c.cpus = 1.5;
+  Resources more;
+  more.memory_limit = int64_t{1} << 30;
+  more.pids_limit = 1000;
+  more.cpu_quota = 400000;  // 4 cpus
+  auto notes = TightenTo(c, more);
+  REQUIRE(notes.ok());
+  CHECK(more.memory_limit == 256 << 20);
+  CHECK(more.pids_limit == 100);
+  CHECK(more.cpu_quota == 150000);
+  CHECK(notes->size() == 3);
+
+  Resources none;
+  REQUIRE(TightenTo(c, none).ok());
+  CHECK(none.memory_limit == 256 << 20);
+  CHECK(none.pids_limit == 100);
+
+  Resources less;
+  less.memory_limit = 64 << 20;
+  less.pids_limit = 10;
+  less.cpu_quota = 50000;
+  auto quiet = TightenTo(c, less);
+  REQUIRE(quiet.ok());
+  CHECK(quiet->empty());
+  CHECK(less.memory_limit == 64 << 20);
+  CHECK(less.pids_limit == 10);
+  CHECK(less.cpu_quota == 50000);
+
+  Resources unified;
+  unified.unified["memory.max"] = "max";
+  CHECK_FALSE(TightenTo(c, unified).ok());
+
+  Resources untouched;
+  REQUIRE(TightenTo(Ceiling{}, untouched).ok());
+  CHECK(untouched.empty());
 }
