@@ -23,7 +23,7 @@ before_finish() {
   "$BERTH" instance stop --all --force -u >/dev/null 2>&1
   [ "$WHO" = user ] && runuser -u "$TUSER" -- env BERTH_SOCKET="$BERTH_SOCKET" "$BERTH" instance stop --all --force >/dev/null 2>&1
   gpgconf --homedir "$T/home/gnupg" --kill all 2>/dev/null
-  return 0
+  stop_berthds  # registry/lib.sh: each daemon stops on SIGTERM, leaving no mount
 }
 
 # The caller: a home of their own (HOME), a working directory they own.
