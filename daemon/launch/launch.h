@@ -176,6 +176,10 @@ struct LaunchSpec {
   // them), and no /etc/passwd or /etc/group is generated: package managers
   // edit the image's own.
   bool writable_root = false;
+  // A sandbox's /etc/passwd and /etc/group, read by the daemon with the
+  // caller's rights (run_prepare.cc): a sandbox is a tree its user controls,
+  // so the launcher must not read it as root. Unset: read from image_root.
+  std::optional<std::string> image_passwd, image_group;
   Identity identity;
 
   // Namespaces. A mount namespace is always created.

@@ -129,8 +129,14 @@ absl::StatusOr<UniqueFd> MakeSession(const LaunchSpec& spec, PreparedLaunch& p) 
 
 // /etc/passwd and /etc/group with the caller, shadowing the image's.
 absl::Status StageAccountFiles(const LaunchSpec& spec, int image_fd, int staging_fd) {
-  ASSIGN_OR_RETURN(std::string passwd, ReadImageFile(image_fd, "etc/passwd", kMaxAccountFile));
-  ASSIGN_OR_RETURN(std::string group, ReadImageFile(image_fd, "etc/group", kMaxAccountFile));
+  std::string passwd, group;
+  if (spec.image_passwd.has_value() || spec.image_group.has_value()) {
+    passwd = spec.image_passwd.value_or("");
+    group = spec.image_group.value_or("");
+  } else {
+    ASSIGN_OR_RETURN(passwd, ReadImageFile(image_fd, "etc/passwd", kMaxAccountFile));
+    ASSIGN_OR_RETURN(group, ReadImageFile(image_fd, "etc/group", kMaxAccountFile));
+  }
   ASSIGN_OR_RETURN(AccountFiles files,
                    MakeAccountFiles(passwd, group, spec.identity, spec.fakeroot));
   RETURN_IF_ERROR_CTX(StageShadowFile(image_fd, staging_fd, "etc/passwd", files.passwd),
