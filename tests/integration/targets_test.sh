@@ -114,6 +114,13 @@ sandbox_mounts() {
     awk '$5 ~ /\/mounts\/dir-[0-9]+$/ {print $6}' "/proc/$pid/mountinfo" 2>/dev/null
   done | sort -u
 }
+# Mounts below a sandbox bind in the daemon's table (there must be none).
+sandbox_submounts() {
+  local pid
+  for pid in $(pgrep -f -- "^$TEST_TMP/berthd "); do
+    awk '$5 ~ /\/mounts\/dir-[0-9]+\// {print $5}' "/proc/$pid/mountinfo" 2>/dev/null
+  done | sort -u
+}
 has_sandbox_mount() { [ -n "$(sandbox_mounts)" ]; }
 no_sandbox_mount() { [ -z "$(sandbox_mounts)" ]; }
 
@@ -186,6 +193,13 @@ if [ "$MODE" = system ]; then
   for who in root user; do
     expect_out "[$who] a mount inside a sandbox is not carried along" "" b exec "$SB" ls /opt/hostdir
   done
+  b exec "$SB" sleep 3 >/dev/null 2>&1 &
+  bg=$!
+  wait_until 5 has_sandbox_mount
+  sub=$(sandbox_submounts)
+  wait "$bg"
+  [ -z "$sub" ] && ok "the daemon's sandbox bind has no mount below it (non-recursive)" ||
+    bad "the daemon's sandbox bind has no mount below it (non-recursive)" "$sub"
   umount "$SB/opt/hostdir"
 fi
 
