@@ -32,17 +32,18 @@ absl::Status CheckReadableDirectory(int fd) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<ScopedMount> BindDirectory(int dir_fd, const std::string& mount_point) {
+absl::StatusOr<ScopedMount> BindDirectory(int dir_fd, const std::string& mount_point,
+                                          bool writable) {
   RETURN_IF_ERROR(CheckReadableDirectory(dir_fd));
   // No AT_RECURSIVE: mounts below the sandbox stay on the host (see header).
   UniqueFd tree(
       static_cast<int>(open_tree(dir_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)));
   if (!tree) return ErrnoStatus("cloning the sandbox directory", errno);
   mount_attr attr{};
-  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  attr.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (writable ? 0 : MOUNT_ATTR_RDONLY);
   attr.propagation = MS_PRIVATE;
   if (mount_setattr(tree.get(), "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) {
-    return ErrnoStatus("making the sandbox bind read-only, nosuid, nodev", errno);
+    return ErrnoStatus("making the sandbox bind nosuid, nodev", errno);
   }
   RETURN_IF_ERROR(MakeMountPoint(mount_point));
   if (move_mount(tree.get(), "", AT_FDCWD, mount_point.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {

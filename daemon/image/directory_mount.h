@@ -6,7 +6,7 @@
 // 2). The bind is a non-recursive clone of that descriptor's mount
 // (open_tree without AT_RECURSIVE), so mounts below the directory (a
 // --bind of the host's /etc made inside it, an automount) are not carried
-// into the container; it is read-only, nosuid and nodev, so a setuid binary
+// into the container; it is read-only (unless --writable), nosuid and nodev, so a setuid binary
 // or device node a user placed in their sandbox gives nothing.
 //
 // Privilege: root in system mode (open_tree, move_mount); the owner of the
@@ -25,7 +25,10 @@ namespace berth::daemon::image {
 absl::Status CheckReadableDirectory(int fd);
 
 // Creates `mount_point` and binds the directory `dir_fd` there
-// (non-recursive, ro, nosuid, nodev, private). Nothing is left behind on error.
-absl::StatusOr<ScopedMount> BindDirectory(int dir_fd, const std::string& mount_point);
+// (non-recursive, nosuid, nodev, private; read-only unless `writable`:
+// --writable, where the container writes as the caller, whose rights the
+// kernel checks on every file). Nothing is left behind on error.
+absl::StatusOr<ScopedMount> BindDirectory(int dir_fd, const std::string& mount_point,
+                                          bool writable = false);
 
 }  // namespace berth::daemon::image

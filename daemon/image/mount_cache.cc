@@ -322,7 +322,7 @@ absl::StatusOr<std::shared_ptr<MountLease>> MountCache::Acquire(UniqueFd image_f
 }
 
 absl::StatusOr<std::shared_ptr<MountLease>> MountCache::AcquireDirectory(
-    UniqueFd dir_fd, const std::string& display_path, uid_t caller) {
+    UniqueFd dir_fd, const std::string& display_path, uid_t caller, bool writable) {
   RETURN_IF_ERROR_CTX(Init(), "image cache");
   const std::string context = absl::StrCat("mounting sandbox ", display_path);
   RETURN_IF_ERROR_CTX(CheckReadableDirectory(dir_fd.get()), context);
@@ -339,7 +339,7 @@ absl::StatusOr<std::shared_ptr<MountLease>> MountCache::AcquireDirectory(
     // Never in `live`: each start gets its own bind.
     entry->key = absl::StrFormat("%s:%d", entry->digest, number);
   }
-  auto mounted = BindDirectory(dir_fd.get(), mount_point);
+  auto mounted = BindDirectory(dir_fd.get(), mount_point, writable);
   if (!mounted.ok()) return Annotate(mounted.status(), context);
   entry->directory = *std::move(mounted);
   entry->state = s;

@@ -118,9 +118,10 @@ class MountCache {  // one per daemon, thread-safe
   // never shared: a user can change a directory at any time, so there is no
   // identity to share it by. Errors read "mounting sandbox <display_path>: ...".
   // Privilege: as Acquire.
+  // `writable` (--writable) binds it read-write.
   absl::StatusOr<std::shared_ptr<MountLease>> AcquireDirectory(UniqueFd dir_fd,
                                                                const std::string& display_path,
-                                                               uid_t caller);
+                                                               uid_t caller, bool writable = false);
 
   // Another lease on `lease`'s mount, held by the daemon itself: it keeps the
   // image mounted (e.g. warm for the next start after the last container)

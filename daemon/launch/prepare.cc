@@ -170,9 +170,15 @@ absl::Status PrepareRootFilesystem(LaunchSpec& spec, PreparedLaunch& p) {
     if (spec.writable_tmpfs_bytes) {
       return absl::InvalidArgumentError("a writable root takes no --writable-tmpfs");
     }
+    // A writable sandbox (its account files read as the caller, run_prepare.cc)
+    // gets the caller's entries bound over its own where it has both files;
+    // a build edits the image's own.
+    if (spec.image_passwd.value_or("") != "" && spec.image_group.value_or("") != "") {
+      RETURN_IF_ERROR(StageAccountFiles(spec, p.image_fd.get(), staging.get()));
+    }
     RETURN_IF_ERROR(PlanMounts(spec, staging.get(), p));
     ASSIGN_OR_RETURN(bool bound, PlanBindRoot(staging.get(), p));
-    if (!bound) return absl::InternalError("the build root could not be planned");
+    if (!bound) return absl::InternalError("the writable root could not be planned");
     return absl::OkStatus();
   }
   RETURN_IF_ERROR(StageAccountFiles(spec, p.image_fd.get(), staging.get()));

@@ -160,7 +160,13 @@ absl::StatusOr<std::shared_ptr<image::MountLease>> LeaseImage(const v1::RunReque
   ASSIGN_OR_RETURN(TargetKind kind, KindOf(fd.get(), r.image()));
   RETURN_IF_ERROR(CheckTargetAllowed(kind, r.image(), config, ecl));
   if (kind == TargetKind::kDirectory) {
-    return images.AcquireDirectory(std::move(fd), r.image(), peer.uid);
+    return images.AcquireDirectory(std::move(fd), r.image(), peer.uid, r.writable());
+  }
+  if (r.writable()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--writable: image ", r.image(),
+                     " is not a sandbox directory; berth writes only into sandboxes (use "
+                     "--writable-tmpfs for a discarded writable layer)"));
   }
   // With the ECL active, `fd` becomes the verified (immutable) bytes to mount.
   if (ecl != nullptr) {
@@ -437,6 +443,8 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdenti
   spec.image_root = run.lease->root();
   if (run.lease->backend() == image::MountBackend::kDirectory) {
     RETURN_IF_ERROR(ReadSandboxAccounts(*run.lease, peer, r.image(), spec));
+    // --writable: the sandbox itself is "/", read-write (nosuid, nodev).
+    spec.writable_root = r.writable();
   }
   AddNamespaces(r, options, config, spec);
   RETURN_IF_ERROR(AddHome(r, peer, config, spec));

@@ -175,6 +175,25 @@ for who in $whos; do
       "$TEST_TMP/private/sb: Permission denied" b exec "$TEST_TMP/private/sb" true
     expect_fatal "[user] ... and inspect of it" "$TEST_TMP/private/sb" b inspect "$TEST_TMP/private/sb"
   fi
+  # --writable: the caller's own sandbox, with every mount point the
+  # container needs; what the container writes is the caller's.
+  W=$TEST_TMP/w-$who
+  home=$(getent passwd "$([ "$who" = user ] && echo "$TUSER" || echo root)" | cut -d: -f6)
+  cp -a "$SB" "$W" && mkdir -p "$W$TEST_TMP" "$W$home" && touch "$W/etc/localtime"
+  [ "$who" = user ] && chown -R "$TUSER:" "$W"
+  expect_rc "[$who] --writable: the container writes into the sandbox" 0 b exec -w "$W" touch /data/made
+  owner=$(stat -c %u "$W/data/made" 2>&1)
+  [ "$owner" = "$uid" ] && ok "[$who] ... as the caller (uid $uid)" || bad "[$who] ... as the caller (uid $uid)" "$owner"
+  expect_out "[$who] ... with the caller's /etc/passwd entry" "$([ "$who" = user ] && echo "$TUSER" || echo root)" \
+    b exec -w "$W" sh -c 'grep "^[^:]*:x:$(id -u):" /etc/passwd | cut -d: -f1'
+  out=$(b exec "$W" touch /data/other 2>&1)
+  [ ! -e "$W/data/other" ] && ok "[$who] without --writable the sandbox is read-only" ||
+    bad "[$who] without --writable the sandbox is read-only" "$out"
+  expect_fatal "[$who] --writable on a sandbox lacking a mount point names it" "the writable root lacks /" \
+    b exec -w "$SB" true
+  expect_fatal "[$who] --writable on a SIF is refused" "is not a sandbox directory" b exec -w "$IMG" true
+  expect_fatal "[$who] --writable with --writable-tmpfs is refused" "--writable" \
+    b exec -w --writable-tmpfs "$W" true
   expect_out "[$who] instance start of a sandbox" "" b instance start "$SB" "sb-$who"
   expect_out "[$who] ... exec in it" image-file b exec "instance://sb-$who" cat /opt/marker
   expect_rc "[$who] ... stop" 0 b instance stop "sb-$who"
