@@ -194,6 +194,11 @@ for who in $whos; do
   expect_fatal "[$who] --writable on a SIF is refused" "is not a sandbox directory" b exec -w "$IMG" true
   expect_fatal "[$who] --writable with --writable-tmpfs is refused" "--writable" \
     b exec -w --writable-tmpfs "$W" true
+  expect_out "[$who] --fakeroot in a sandbox" 0 b exec --fakeroot "$SB" id -u
+  expect_rc "[$who] --fakeroot --writable writes into the caller's sandbox" 0 \
+    b exec --fakeroot -w "$W" touch /data/made-fakeroot
+  owner=$(stat -c %u "$W/data/made-fakeroot" 2>&1)
+  [ "$owner" = "$uid" ] && ok "[$who] ... as the caller (uid $uid)" || bad "[$who] ... as the caller (uid $uid)" "$owner"
   expect_out "[$who] instance start of a sandbox" "" b instance start "$SB" "sb-$who"
   expect_out "[$who] ... exec in it" image-file b exec "instance://sb-$who" cat /opt/marker
   expect_rc "[$who] ... stop" 0 b instance stop "sb-$who"
