@@ -111,6 +111,7 @@ void AddActionFlags(CLI::App& cmd, ActionFlags& f) {
       ->delimiter(',');
   cmd.add_option("--cwd,--pwd", f.pwd, "working directory inside the container");
   cmd.add_option("--app", f.app, "a SCIF app of the image (/scif/apps/NAME)");
+  cmd.add_flag("-w,--writable", f.writable, "write into a sandbox directory (as yourself)");
   cmd.add_flag("--writable-tmpfs", f.writable_tmpfs, "writable, discarded overlay on the image");
   cmd.add_option("--tmpfs-size", f.tmpfs_size_mib, "size of --writable-tmpfs in MiB");
   cmd.add_flag("-f,--fakeroot", f.fakeroot, "be root inside (mapped to you outside)");
@@ -148,6 +149,7 @@ absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--containall", "CONTAINALL", f.containall));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--cleanenv", "CLEANENV", f.cleanenv));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-home", "NO_HOME", f.no_home));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--writable", "WRITABLE", f.writable));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--writable-tmpfs", "WRITABLE_TMPFS", f.writable_tmpfs));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--fakeroot", "FAKEROOT", f.fakeroot));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--userns", "USERNS", f.userns));
@@ -245,6 +247,7 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
   for (const auto& m : f.no_mount) r.add_no_mount(m);
   r.set_pwd(f.pwd);
   r.set_app(f.app);
+  r.set_writable(f.writable);
   r.set_writable_tmpfs(f.writable_tmpfs);
   r.set_tmpfs_size_mib(f.tmpfs_size_mib);
   r.set_fakeroot(f.fakeroot);

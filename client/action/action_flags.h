@@ -22,6 +22,7 @@ struct ActionFlags {
   bool no_home = false;
   std::vector<std::string> no_mount;
   std::string pwd;
+  bool writable = false;
   bool writable_tmpfs = false;
   uint64_t tmpfs_size_mib = 0;
   bool fakeroot = false, userns = false, ipc = false, pid = false, no_pid = false;

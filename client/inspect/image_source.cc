@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "client/inspect/directory_reader.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
 
@@ -25,11 +26,11 @@ absl::StatusOr<ImageSource> ImageSource::Open(const std::string& path) {
   ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_RDONLY | O_NOCTTY | O_NONBLOCK));
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(path, errno);
-  if (S_ISDIR(st.st_mode)) {
-    return absl::UnimplementedError(absl::StrCat(
-        path, ": is a directory; berth inspects SIF and squashfs image files, not sandboxes"));
-  }
   ImageSource source;
+  if (S_ISDIR(st.st_mode)) {
+    source.directory_fd_ = std::move(fd);
+    return source;
+  }
   std::array<uint8_t, 4> magic{};
   if (S_ISREG(st.st_mode) && st.st_size >= static_cast<off_t>(magic.size()) &&
       PreadFull(fd.get(), magic, 0).ok() && magic == kSquashfsMagic) {
@@ -61,7 +62,8 @@ absl::StatusOr<std::optional<std::string>> ImageSource::ReadSifObject(sif::DataT
   return std::nullopt;
 }
 
-absl::StatusOr<std::unique_ptr<SquashfsReader>> ImageSource::OpenRoot() const {
+absl::StatusOr<std::unique_ptr<RootReader>> ImageSource::OpenRoot() {
+  if (directory_fd_) return std::make_unique<DirectoryReader>(std::move(directory_fd_));
   if (!sif_) {
     auto reader = SquashfsReader::Open(squashfs_fd_.get(), 0, squashfs_size_);
     if (!reader.ok()) return Annotate(reader.status(), "squashfs image");
@@ -88,7 +90,7 @@ absl::StatusOr<std::unique_ptr<SquashfsReader>> ImageSource::OpenRoot() const {
   return reader;
 }
 
-absl::StatusOr<SquashfsReader*> ImageSource::Root() {
+absl::StatusOr<RootReader*> ImageSource::Root() {
   if (!root_) {
     ASSIGN_OR_RETURN(root_, OpenRoot());
   }

@@ -1,9 +1,11 @@
-// The image file `berth inspect` reads: a SIF, or a bare squashfs file.
+// The image `berth inspect` reads: a SIF, a bare squashfs file, or a sandbox
+// directory.
 //
 // Inspection runs as the calling user on a file the user names and can
 // already open, so no privilege is involved. From a SIF we read metadata
 // objects (Def.FILE, inspect-metadata.json) and the primary partition. From
-// a bare squashfs file we read the file itself. The root filesystem is opened
+// a bare squashfs file we read the file itself; from a sandbox, its files
+// (directory_reader.h). The root filesystem is opened
 // on first use, so an image whose metadata answers the question is never
 // decompressed.
 #pragma once
@@ -15,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "client/inspect/root_reader.h"
 #include "client/inspect/squashfs_reader.h"
 #include "common/unique_fd.h"
 #include "sif/format.h"
@@ -41,16 +44,17 @@ class ImageSource {
 
   // The image's root filesystem, opened on the first call. The reader lives
   // as long as this object.
-  absl::StatusOr<SquashfsReader*> Root();
+  absl::StatusOr<RootReader*> Root();
 
  private:
   ImageSource() = default;
-  absl::StatusOr<std::unique_ptr<SquashfsReader>> OpenRoot() const;
+  absl::StatusOr<std::unique_ptr<RootReader>> OpenRoot();
 
   std::optional<sif::Image> sif_;
-  UniqueFd squashfs_fd_;  // a bare squashfs file
+  UniqueFd squashfs_fd_;   // a bare squashfs file
+  UniqueFd directory_fd_;  // a sandbox
   int64_t squashfs_size_ = 0;
-  std::unique_ptr<SquashfsReader> root_;
+  std::unique_ptr<RootReader> root_;
 };
 
 }  // namespace berth::inspect

@@ -55,7 +55,7 @@ std::string TrimTrailingNewlines(std::string text) {
 
 // A file as `[ -f "$file" ] && cat_file` sees it: nullopt when it is not a
 // regular file; an error when the image is damaged or the file is too big.
-absl::StatusOr<std::optional<std::string>> ReadIfRegular(SquashfsReader& root,
+absl::StatusOr<std::optional<std::string>> ReadIfRegular(RootReader& root,
                                                          const std::string& path) {
   auto content = root.ReadFile(path, kMaxFileBytes);
   if (absl::IsNotFound(content.status())) return std::nullopt;
@@ -64,7 +64,7 @@ absl::StatusOr<std::optional<std::string>> ReadIfRegular(SquashfsReader& root,
 }
 
 // Directory entries matching a shell glob, as `for f in dir/pattern` lists them.
-absl::StatusOr<std::vector<std::string>> Glob(SquashfsReader& root, const std::string& dir,
+absl::StatusOr<std::vector<std::string>> Glob(RootReader& root, const std::string& dir,
                                               const char* pattern) {
   auto names = root.ListDirectory(dir);
   if (absl::IsNotFound(names.status())) return std::vector<std::string>();
@@ -77,7 +77,7 @@ absl::StatusOr<std::vector<std::string>> Glob(SquashfsReader& root, const std::s
 }
 
 // Apps are /scif/apps/* entries with a scif/ directory.
-absl::Status DiscoverApps(SquashfsReader& root, std::map<std::string, AppAttributes>& apps) {
+absl::Status DiscoverApps(RootReader& root, std::map<std::string, AppAttributes>& apps) {
   ASSIGN_OR_RETURN(std::vector<std::string> names, Glob(root, kAppsDir, "*"));
   for (const std::string& name : names) {
     ASSIGN_OR_RETURN(EntryType type, root.Stat(absl::StrCat(kAppsDir, "/", name, "/scif")));
@@ -102,7 +102,7 @@ std::vector<Location> Locations(const Selection& s, const Attributes& found) {
 
 class ContainerReader {
  public:
-  ContainerReader(SquashfsReader& root, InspectResult& result) : root_(root), result_(result) {}
+  ContainerReader(RootReader& root, InspectResult& result) : root_(root), result_(result) {}
 
   absl::Status ReadSection(const std::vector<Location>& where, const char* file, Section section) {
     for (const Location& loc : where) {
@@ -164,7 +164,7 @@ class ContainerReader {
     }
   }
 
-  SquashfsReader& root_;
+  RootReader& root_;
   InspectResult& result_;
 };
 
@@ -177,7 +177,7 @@ absl::Status ReadFromContainer(ImageSource& image, const Selection& s, bool deff
         wants_apps || deffile_in_container)) {
     return absl::OkStatus();
   }
-  ASSIGN_OR_RETURN(SquashfsReader * root, image.Root());
+  ASSIGN_OR_RETURN(RootReader * root, image.Root());
   if (wants_apps) RETURN_IF_ERROR(DiscoverApps(*root, result.attributes.apps));
   std::vector<Location> where = Locations(s, result.attributes);
   ContainerReader reader(*root, result);

@@ -23,11 +23,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "client/inspect/root_reader.h"
 
 namespace berth::inspect {
-
-// What a path names once symlinks are followed (`test -f`/`-d` semantics).
-enum class EntryType { kMissing, kRegular, kDirectory, kOther };
 
 // Limits on the work a hostile image can cause.
 inline constexpr int kMaxSymlinkFollows = 40;  // Linux's MAXSYMLINKS
@@ -36,24 +34,24 @@ inline constexpr int64_t kMaxDirectoryBytes = 8 << 20;      // one listing
 inline constexpr int64_t kDirectoryBudgetBytes = 64 << 20;  // all listings, per reader
 inline constexpr size_t kMaxSymlinkTarget = 4095;           // PATH_MAX - 1
 
-class SquashfsReader {
+class SquashfsReader : public RootReader {
  public:
   // Opens the squashfs stored at [offset, offset + size) of `fd`. The reader
   // only preads `fd`, which must stay open for the reader's lifetime.
   static absl::StatusOr<std::unique_ptr<SquashfsReader>> Open(int fd, int64_t offset, int64_t size);
-  ~SquashfsReader();
+  ~SquashfsReader() override;
   SquashfsReader(const SquashfsReader&) = delete;
   SquashfsReader& operator=(const SquashfsReader&) = delete;
 
   // The type of what `path` (absolute within the image) names.
-  absl::StatusOr<EntryType> Stat(absl::string_view path);
+  absl::StatusOr<EntryType> Stat(absl::string_view path) override;
   // The contents of the regular file at `path`. NotFound when nothing is
   // there or it is not a regular file; ResourceExhausted when the file is
   // larger than `max_size` (or than 64 MiB, whatever `max_size` says).
-  absl::StatusOr<std::string> ReadFile(absl::string_view path, int64_t max_size);
+  absl::StatusOr<std::string> ReadFile(absl::string_view path, int64_t max_size) override;
   // Names in the directory at `path`, sorted bytewise. NotFound when it is
   // missing or not a directory.
-  absl::StatusOr<std::vector<std::string>> ListDirectory(absl::string_view path);
+  absl::StatusOr<std::vector<std::string>> ListDirectory(absl::string_view path) override;
 
  private:
   struct State;

@@ -112,13 +112,13 @@ MountLease::~MountLease() {
 }
 
 const std::string& MountLease::root() const {
-  return entry_->mounted->root();
+  return entry_->mounted ? entry_->mounted->root() : entry_->directory.path();
 }
 const std::string& MountLease::digest() const {
   return entry_->digest;
 }
 MountBackend MountLease::backend() const {
-  return entry_->mounted->backend();
+  return entry_->mounted ? entry_->mounted->backend() : MountBackend::kDirectory;
 }
 
 }  // namespace berth::daemon::image

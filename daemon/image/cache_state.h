@@ -19,6 +19,7 @@
 #include "daemon/image/loop_ledger.h"
 #include "daemon/image/mount_cache.h"
 #include "daemon/image/mounted_image.h"
+#include "daemon/image/scoped_mount.h"
 #include "daemon/image/sif_partition.h"
 
 namespace berth::daemon::image {
@@ -27,7 +28,8 @@ namespace berth::daemon::image {
 struct CacheEntry {
   ~CacheEntry();
 
-  std::unique_ptr<MountedImage> mounted;
+  std::unique_ptr<MountedImage> mounted;  // a squashfs; or else:
+  ScopedMount directory;                  // a sandbox's bind (directory_mount.h)
   std::string digest;
   std::string key;           // in CacheState::live
   uint64_t loop_ticket = 0;  // its loop device on CacheState::loops (0: none)

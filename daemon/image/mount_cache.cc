@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -11,6 +12,7 @@
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/image/cache_state.h"
+#include "daemon/image/directory_mount.h"
 #include "daemon/image/image_trust.h"
 #include "daemon/image/sparse_copy.h"
 #include "daemon/image/squashfs_mount.h"
@@ -32,6 +34,13 @@ absl::StatusOr<std::string> FileKeyOf(int fd) {
   return absl::StrFormat("file:%d:%d:%d:%d.%09d:%d.%09d", st.st_dev, st.st_ino, st.st_size,
                          st.st_ctim.tv_sec, st.st_ctim.tv_nsec, st.st_mtim.tv_sec,
                          st.st_mtim.tv_nsec);
+}
+
+// A squashfs image file rather than a SIF (Apptainer runs both).
+bool IsBareSquashfs(int fd) {
+  uint8_t magic[4] = {};
+  return ::pread(fd, magic, sizeof magic, 0) == sizeof magic && magic[0] == 'h' &&
+         magic[1] == 's' && magic[2] == 'q' && magic[3] == 's';
 }
 
 std::string DigestKey(const std::string& digest) {
@@ -91,16 +100,42 @@ absl::StatusOr<PreparedSource> PrepareCopy(CacheState& s, int fd, const Squashfs
   return source;
 }
 
+absl::StatusOr<PreparedSource> PreparePartition(CacheState& s, int fd,
+                                                const SquashfsPartition& part,
+                                                const std::string& display,
+                                                const std::string& file_key, uid_t caller);
+
 // The first sight of a file: validate the SIF, apply the policy, hash (or copy).
 absl::StatusOr<PreparedSource> PrepareFromImageUnannotated(CacheState& s, const sif::Image& image,
                                                            const std::string& display,
                                                            const std::string& file_key,
                                                            uid_t caller) {
   ASSIGN_OR_RETURN(SquashfsPartition part, FindPrimarySquashfs(image));
+  return PreparePartition(s, image.fd(), part, display, file_key, caller);
+}
+
+// A bare squashfs file: the whole file is the partition.
+absl::StatusOr<PreparedSource> PrepareFromSquashfs(CacheState& s, UniqueFd fd,
+                                                   const std::string& display,
+                                                   const std::string& file_key, uid_t caller,
+                                                   const std::string& context) {
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Annotate(ErrnoStatus("stat", errno), context);
+  const SquashfsPartition part{0, st.st_size};
+  RETURN_IF_ERROR_CTX(CheckSquashfsSuperblock(fd.get(), 0, part.size), context);
+  auto source = PreparePartition(s, fd.get(), part, display, file_key, caller);
+  if (!source.ok()) return Annotate(source.status(), context);
+  return source;
+}
+
+absl::StatusOr<PreparedSource> PreparePartition(CacheState& s, int fd,
+                                                const SquashfsPartition& part,
+                                                const std::string& display,
+                                                const std::string& file_key, uid_t caller) {
   bool immutable = false;
-  const MountBackend backend = ChooseBackend(s, image.fd(), display, immutable);
-  if (backend == MountBackend::kKernelCopy) return PrepareCopy(s, image.fd(), part, caller);
-  auto digest = DigestRange(image.fd(), part.offset, part.size, DigestAlgorithm::kSha256);
+  const MountBackend backend = ChooseBackend(s, fd, display, immutable);
+  if (backend == MountBackend::kKernelCopy) return PrepareCopy(s, fd, part, caller);
+  auto digest = DigestRange(fd, part.offset, part.size, DigestAlgorithm::kSha256);
   if (!digest.ok()) return Annotate(digest.status(), "hashing the partition");
   {
     absl::MutexLock lock(&s.mu);
@@ -108,7 +143,7 @@ absl::StatusOr<PreparedSource> PrepareFromImageUnannotated(CacheState& s, const 
   }
   PreparedSource source;
   source.known = {*digest, immutable ? DigestKey(*digest) : file_key, part, backend};
-  ASSIGN_OR_RETURN(source.fd, Dup(image.fd()));
+  ASSIGN_OR_RETURN(source.fd, Dup(fd));
   return source;
 }
 
@@ -201,7 +236,9 @@ EntryOrError MountFile(const std::shared_ptr<CacheState>& s, UniqueFd fd,
       spdlog::info("{}: {}; reading it again", display, std::string(source.status().message()));
   }
   if (!source.ok()) {
-    source = PrepareFromImage(*s, std::move(fd), display, file_key, caller, context);
+    source = IsBareSquashfs(fd.get())
+                 ? PrepareFromSquashfs(*s, std::move(fd), display, file_key, caller, context)
+                 : PrepareFromImage(*s, std::move(fd), display, file_key, caller, context);
     if (!source.ok()) return source.status();
     Remember(*s, file_key, source->known);
   }
@@ -280,6 +317,38 @@ absl::StatusOr<std::shared_ptr<MountLease>> MountCache::Acquire(UniqueFd image_f
   });
   if (!entry.ok()) return entry.status();
   auto lease = NewLease(s, *std::move(entry), caller);
+  if (!lease.ok()) return Annotate(lease.status(), context);
+  return lease;
+}
+
+absl::StatusOr<std::shared_ptr<MountLease>> MountCache::AcquireDirectory(
+    UniqueFd dir_fd, const std::string& display_path, uid_t caller, bool writable) {
+  RETURN_IF_ERROR_CTX(Init(), "image cache");
+  const std::string context = absl::StrCat("mounting sandbox ", display_path);
+  RETURN_IF_ERROR_CTX(CheckReadableDirectory(dir_fd.get()), context);
+  struct stat st;
+  if (::fstat(dir_fd.get(), &st) != 0) return Annotate(ErrnoStatus("stat", errno), context);
+  std::shared_ptr<CacheState> s = state_;
+  auto entry = std::make_shared<CacheEntry>();
+  entry->digest = absl::StrFormat("dir:%d:%d", st.st_dev, st.st_ino);
+  std::string mount_point;
+  {
+    absl::MutexLock lock(&s->mu);
+    const uint64_t number = s->next_mount_number++;
+    mount_point = absl::StrFormat("%s/dir-%d", s->mounts_dir, number);
+    // Never in `live`: each start gets its own bind.
+    entry->key = absl::StrFormat("%s:%d", entry->digest, number);
+  }
+  auto mounted = BindDirectory(dir_fd.get(), mount_point, writable);
+  if (!mounted.ok()) return Annotate(mounted.status(), context);
+  entry->directory = *std::move(mounted);
+  entry->state = s;
+  {
+    absl::MutexLock lock(&s->mu);
+    ++s->stats.mounts;
+    ++s->stats.live_mounts;
+  }
+  auto lease = NewLease(s, std::move(entry), caller);
   if (!lease.ok()) return Annotate(lease.status(), context);
   return lease;
 }

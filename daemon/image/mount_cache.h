@@ -76,7 +76,8 @@ class MountLease {
   // Directory where the image's root filesystem is mounted (read-only,
   // nosuid, nodev), under <state_dir>/mounts.
   const std::string& root() const;
-  // Lower-case hex SHA-256 of the squashfs partition.
+  // Lower-case hex SHA-256 of the squashfs partition; for a sandbox,
+  // "dir:<device>:<inode>" of its directory.
   const std::string& digest() const;
   MountBackend backend() const;
   uid_t uid() const { return uid_; }
@@ -110,6 +111,17 @@ class MountCache {  // one per daemon, thread-safe
   absl::StatusOr<std::shared_ptr<MountLease>> Acquire(UniqueFd image_fd,
                                                       const std::string& display_path,
                                                       uid_t caller);
+
+  // `dir_fd` is a sandbox directory the caller opened for reading
+  // (CheckReadableDirectory refuses anything else, O_PATH included). Returns
+  // a lease on a fresh bind of exactly that directory (directory_mount.h),
+  // never shared: a user can change a directory at any time, so there is no
+  // identity to share it by. Errors read "mounting sandbox <display_path>: ...".
+  // Privilege: as Acquire.
+  // `writable` (--writable) binds it read-write.
+  absl::StatusOr<std::shared_ptr<MountLease>> AcquireDirectory(UniqueFd dir_fd,
+                                                               const std::string& display_path,
+                                                               uid_t caller, bool writable = false);
 
   // Another lease on `lease`'s mount, held by the daemon itself: it keeps the
   // image mounted (e.g. warm for the next start after the last container)

@@ -18,6 +18,8 @@ const char* MountBackendName(MountBackend backend) {
       return "kernel squashfs (daemon copy)";
     case MountBackend::kFuse:
       return "FUSE";
+    case MountBackend::kDirectory:
+      return "sandbox directory bind";
   }
   return "?";
 }

@@ -19,6 +19,7 @@ enum class MountBackend {
   kKernelDirect,  // kernel squashfs on the caller's (trusted) file
   kKernelCopy,    // kernel squashfs on the daemon's immutable copy
   kFuse,          // in-process FUSE (user mode, or policy "never")
+  kDirectory,     // a bind of a sandbox directory (directory_mount.h)
 };
 const char* MountBackendName(MountBackend backend);
 

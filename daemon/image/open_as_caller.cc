@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <cstdlib>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/file_io.h"
@@ -111,17 +113,19 @@ std::string Quoted(const std::string& path) {
 // daemon, never a file the caller should reach through us. O_NONBLOCK during
 // the open keeps a FIFO from parking a daemon thread until someone writes.
 // `path` is absolute (dir_fd AT_FDCWD) or one component beneath dir_fd.
-absl::StatusOr<UniqueFd> OpenNoMagicLinks(int dir_fd, const std::string& path, int flags) {
+absl::StatusOr<UniqueFd> OpenNoMagicLinks(int dir_fd, const std::string& path, int flags,
+                                          uint64_t extra_resolve = 0) {
   // openat2 refuses O_PATH combined with anything but O_DIRECTORY/O_NOFOLLOW.
   const int nonblock = (flags & O_PATH) ? 0 : O_NONBLOCK;
   open_how how{};
   how.flags = static_cast<uint64_t>(flags | O_CLOEXEC | nonblock);
-  how.resolve = RESOLVE_NO_MAGICLINKS | (dir_fd == AT_FDCWD ? 0 : RESOLVE_BENEATH);
+  how.resolve = RESOLVE_NO_MAGICLINKS | extra_resolve |
+                (dir_fd == AT_FDCWD || extra_resolve != 0 ? 0 : RESOLVE_BENEATH);
   int fd;
   do {
     fd = static_cast<int>(syscall(SYS_openat2, dir_fd, path.c_str(), &how, sizeof(how)));
   } while (fd < 0 && errno == EINTR);
-  if (fd < 0 && errno == ENOSYS) {  // kernels before 5.6
+  if (fd < 0 && errno == ENOSYS && extra_resolve == 0) {  // kernels before 5.6
     fd = ::openat(dir_fd, path.c_str(), flags | O_CLOEXEC | nonblock);
   }
   if (fd < 0) return ErrnoStatus(path, errno);
@@ -140,7 +144,8 @@ absl::Status CheckDaemonMayActAs(const CallerCreds& creds) {
 }
 
 absl::StatusOr<UniqueFd> OpenWithCreds(const CallerCreds& creds, int dir_fd,
-                                       const std::string& path, int flags, int access_mode) {
+                                       const std::string& path, int flags, int access_mode,
+                                       uint64_t extra_resolve = 0) {
   std::unique_ptr<ScopedFsIdentity> identity;
   if (geteuid() == 0 && creds.uid != 0) {
     // Why: the kernel must judge this open by the caller's permissions.
@@ -152,7 +157,7 @@ absl::StatusOr<UniqueFd> OpenWithCreds(const CallerCreds& creds, int dir_fd,
     // user namespace denies setgroups.
     RETURN_IF_ERROR(CheckDaemonMayActAs(creds));
   }
-  ASSIGN_OR_RETURN(UniqueFd fd, OpenNoMagicLinks(dir_fd, path, flags));
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenNoMagicLinks(dir_fd, path, flags, extra_resolve));
   // AT_EACCESS: judge by the fs identity we assumed, not the real uid (root).
   if (access_mode != 0 &&
       syscall(SYS_faccessat2, fd.get(), "", access_mode, AT_EMPTY_PATH | AT_EACCESS) != 0) {
@@ -211,6 +216,33 @@ absl::StatusOr<UniqueFd> OpenAtAsCaller(const CallerCreds& creds, int dir_fd,
     return absl::InvalidArgumentError("OpenAtAsCaller opens existing files only");
   }
   return OpenWithCreds(creds, dir_fd, name, flags, /*access_mode=*/0);
+}
+
+absl::StatusOr<std::optional<std::string>> ReadInRootAsCaller(const CallerCreds& creds, int root_fd,
+                                                              const std::string& path,
+                                                              int64_t max_size) {
+  if (path.empty() || path[0] == '/' || path.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("path ", Quoted(path), " is not relative"));
+  }
+  // RESOLVE_IN_ROOT: "..", absolute symlinks and magic links stay inside
+  // the tree at root_fd; RESOLVE_NO_XDEV: no mount below it either.
+  auto fd = OpenWithCreds(creds, root_fd, path, O_RDONLY | O_NOCTTY, /*access_mode=*/0,
+                          RESOLVE_IN_ROOT | RESOLVE_NO_XDEV);
+  if (!fd.ok()) {
+    if (absl::IsNotFound(fd.status())) return std::nullopt;
+    return fd.status();
+  }
+  struct stat st;
+  if (::fstat(fd->get(), &st) != 0) return ErrnoStatus(path, errno);
+  if (!S_ISREG(st.st_mode)) return std::nullopt;
+  if (st.st_size > max_size) {
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("%s is larger than %d bytes", path, max_size));
+  }
+  std::string data(static_cast<size_t>(st.st_size), '\0');
+  RETURN_IF_ERROR_CTX(
+      PreadFull(fd->get(), {reinterpret_cast<uint8_t*>(data.data()), data.size()}, 0), path);
+  return data;
 }
 
 }  // namespace berth::daemon::image

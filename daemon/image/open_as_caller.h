@@ -13,6 +13,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,5 +63,16 @@ absl::StatusOr<UniqueFd> OpenPathAsCaller(const CallerCreds& creds, const std::s
 // themselves. Same privilege and user-mode rules as OpenAsCaller.
 absl::StatusOr<UniqueFd> OpenAtAsCaller(const CallerCreds& creds, int dir_fd,
                                         const std::string& name, int flags);
+
+// Reads the regular file at `path` (relative) in the tree whose root is
+// `root_fd`, with the caller's filesystem identity, resolved inside that
+// tree (RESOLVE_IN_ROOT | RESOLVE_NO_XDEV: a symlink to "/etc/shadow" or
+// "../../.." names a file of the tree, never of the host). nullopt when
+// nothing, or no regular file, is there; the caller's EACCES is an error.
+// For files of a user's sandbox the daemon itself needs (its /etc/passwd).
+// Privilege: as OpenAsCaller.
+absl::StatusOr<std::optional<std::string>> ReadInRootAsCaller(const CallerCreds& creds, int root_fd,
+                                                              const std::string& path,
+                                                              int64_t max_size);
 
 }  // namespace berth::daemon::image

@@ -170,12 +170,17 @@ struct SystemMounts {
 struct LaunchSpec {
   // The read-only mounted image rootfs, a directory in the daemon's mount ns.
   std::string image_root;
-  // A build's root instead (daemon/build): `image_root` is a writable
+  // A build's root, or a sandbox run with --writable: `image_root` is a writable
   // directory that becomes "/" itself, read-write (nosuid, nodev). It must
   // already hold every mount point the spec needs (the builder creates
-  // them), and no /etc/passwd or /etc/group is generated: package managers
-  // edit the image's own.
+  // them). A build gets no generated /etc/passwd or /etc/group (package
+  // managers edit the image's own); a sandbox gets them bound over its own
+  // when it has both (image_passwd, image_group).
   bool writable_root = false;
+  // A sandbox's /etc/passwd and /etc/group, read by the daemon with the
+  // caller's rights (run_prepare.cc): a sandbox is a tree its user controls,
+  // so the launcher must not read it as root. Unset: read from image_root.
+  std::optional<std::string> image_passwd, image_group;
   Identity identity;
 
   // Namespaces. A mount namespace is always created.

@@ -129,8 +129,14 @@ absl::StatusOr<UniqueFd> MakeSession(const LaunchSpec& spec, PreparedLaunch& p) 
 
 // /etc/passwd and /etc/group with the caller, shadowing the image's.
 absl::Status StageAccountFiles(const LaunchSpec& spec, int image_fd, int staging_fd) {
-  ASSIGN_OR_RETURN(std::string passwd, ReadImageFile(image_fd, "etc/passwd", kMaxAccountFile));
-  ASSIGN_OR_RETURN(std::string group, ReadImageFile(image_fd, "etc/group", kMaxAccountFile));
+  std::string passwd, group;
+  if (spec.image_passwd.has_value() || spec.image_group.has_value()) {
+    passwd = spec.image_passwd.value_or("");
+    group = spec.image_group.value_or("");
+  } else {
+    ASSIGN_OR_RETURN(passwd, ReadImageFile(image_fd, "etc/passwd", kMaxAccountFile));
+    ASSIGN_OR_RETURN(group, ReadImageFile(image_fd, "etc/group", kMaxAccountFile));
+  }
   ASSIGN_OR_RETURN(AccountFiles files,
                    MakeAccountFiles(passwd, group, spec.identity, spec.fakeroot));
   RETURN_IF_ERROR_CTX(StageShadowFile(image_fd, staging_fd, "etc/passwd", files.passwd),
@@ -164,9 +170,15 @@ absl::Status PrepareRootFilesystem(LaunchSpec& spec, PreparedLaunch& p) {
     if (spec.writable_tmpfs_bytes) {
       return absl::InvalidArgumentError("a writable root takes no --writable-tmpfs");
     }
+    // A writable sandbox (its account files read as the caller, run_prepare.cc)
+    // gets the caller's entries bound over its own where it has both files;
+    // a build edits the image's own.
+    if (spec.image_passwd.value_or("") != "" && spec.image_group.value_or("") != "") {
+      RETURN_IF_ERROR(StageAccountFiles(spec, p.image_fd.get(), staging.get()));
+    }
     RETURN_IF_ERROR(PlanMounts(spec, staging.get(), p));
     ASSIGN_OR_RETURN(bool bound, PlanBindRoot(staging.get(), p));
-    if (!bound) return absl::InternalError("the build root could not be planned");
+    if (!bound) return absl::InternalError("the writable root could not be planned");
     return absl::OkStatus();
   }
   RETURN_IF_ERROR(StageAccountFiles(spec, p.image_fd.get(), staging.get()));

@@ -239,7 +239,8 @@ absl::StatusOr<UniqueFd> CloneImage(int image_fd, const std::string& rel, bool w
 absl::Status CheckWritableRoot(const BindRootPlanner& planner) {
   if (planner.underlaid()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "the build root lacks /", *planner.underlaid(), ", a mount point the build needs"));
+        "the writable root lacks /", *planner.underlaid(),
+        ", a mount point the container needs (create it there, or leave that mount out)"));
   }
   return absl::OkStatus();
 }

@@ -97,13 +97,16 @@ absl::Status ParseBinds(const toml::table& t, const std::string& o, Config& c) {
 }
 
 absl::Status ParseImages(const toml::table& t, const std::string& o, Config& c) {
-  RETURN_IF_ERROR(CheckConfigKeys(t,
-                                  {"allowed_dirs", "allowed_owners", "kernel_squashfs",
-                                   "idle_unmount_seconds", "copy_store_max_mib"},
-                                  "images", o));
+  RETURN_IF_ERROR(
+      CheckConfigKeys(t,
+                      {"allowed_dirs", "allowed_owners", "kernel_squashfs", "idle_unmount_seconds",
+                       "copy_store_max_mib", "allow_container_dir", "allow_container_squashfs"},
+                      "images", o));
   RETURN_IF_ERROR(ReadInt(t, "idle_unmount_seconds", 0, 86400, o, c.idle_unmount_seconds));
   RETURN_IF_ERROR(ReadInt(t, "copy_store_max_mib", 0, 16777216, o, c.copy_store_max_mib));
   RETURN_IF_ERROR(ReadPaths(t, "allowed_dirs", o, c.allowed_image_dirs));
+  RETURN_IF_ERROR(ReadBool(t, "allow_container_dir", o, c.allow_container_dir));
+  RETURN_IF_ERROR(ReadBool(t, "allow_container_squashfs", o, c.allow_container_squashfs));
   if (const toml::node* n = t.get("allowed_owners")) {
     const toml::array* arr = n->as_array();
     if (arr == nullptr) return Bad(o, *n, "allowed_owners must be a list of uids");

@@ -38,6 +38,9 @@ struct Config {
   std::vector<std::string> allowed_image_dirs;  // empty: anywhere; else by path component
   std::vector<uint32_t> allowed_image_owners;   // empty: anyone
   KernelSquashfs kernel_squashfs = KernelSquashfs::kTrusted;
+  // Apptainer's "allow container dir" / "allow container squashfs": may
+  // sandbox directories / bare squashfs files run (SIF files always may).
+  bool allow_container_dir = true, allow_container_squashfs = true;
   // Keep an image mounted this long after its last container exits (0: unmount at once).
   int idle_unmount_seconds = 60;
   // Budget of each daemon-owned copy store (<state>/images, <state>/verified); 0: none.

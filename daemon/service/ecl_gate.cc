@@ -351,6 +351,12 @@ void EclGate::Forget(const std::string& key) {
   verdicts_.erase(key);
 }
 
+bool EclGate::Activated() {
+  Refresh();
+  absl::MutexLock lock(&mu_);
+  return ecl_ != nullptr && ecl_->activated;
+}
+
 absl::StatusOr<UniqueFd> EclGate::Admit(UniqueFd fd, const std::string& display, uid_t uid) {
   const absl::Time start = absl::Now();
   Refresh();

@@ -78,6 +78,9 @@ class EclGate {
   // PermissionDenied naming the image, execgroup, mode and fingerprints.
   absl::StatusOr<UniqueFd> Admit(UniqueFd image_fd, const std::string& display, uid_t uid = 0);
 
+  // Whether ecl.toml is activated now (re-read if it changed).
+  bool Activated();
+
   EclGateStats stats() const;
 
  private:

@@ -407,7 +407,10 @@ absl::Status RunHandler::Serve(RunChannel& channel, std::shared_ptr<const PeerId
     SendNotices(channel, early_notices);
     if (!prepared.ok()) return prepared.status();
     run = *std::move(prepared);
-    warm_->Keep(images_.HoldForDaemon(*run.lease));
+    // A sandbox bind is made afresh for each start: nothing to keep warm.
+    if (run.lease->backend() != image::MountBackend::kDirectory) {
+      warm_->Keep(images_.HoldForDaemon(*run.lease));
+    }
   }
   SendNotices(channel, run.notices);
   const uint64_t oom_before = target_cgroup ? target_cgroup->OomKills() : 0;

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -93,13 +94,80 @@ absl::Status CheckImagePolicy(int fd, const std::string& display, const policy::
                                                   absl::StrJoin(c.allowed_image_dirs, ", "), ")"));
 }
 
+// What a run's target is: Apptainer 1.4 runs SIF files, bare squashfs
+// files and sandbox directories (berth.conf [images] allow_container_*).
+enum class TargetKind { kSif, kSquashfs, kDirectory };
+
+absl::StatusOr<TargetKind> KindOf(int fd, const std::string& display) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return ErrnoStatus(display, errno);
+  if (S_ISDIR(st.st_mode)) return TargetKind::kDirectory;
+  uint8_t magic[4] = {};
+  if (S_ISREG(st.st_mode) && ::pread(fd, magic, sizeof magic, 0) == sizeof magic &&
+      magic[0] == 'h' && magic[1] == 's' && magic[2] == 'q' && magic[3] == 's') {
+    return TargetKind::kSquashfs;
+  }
+  return TargetKind::kSif;  // anything else: the SIF reader names what is wrong
+}
+
+absl::Status CheckTargetAllowed(TargetKind kind, const std::string& display,
+                                const policy::Config& config, EclGate* ecl) {
+  if (kind == TargetKind::kSif) return absl::OkStatus();
+  const bool dir = kind == TargetKind::kDirectory;
+  const char* what = dir ? "a sandbox directory" : "a bare squashfs image";
+  if (!(dir ? config.allow_container_dir : config.allow_container_squashfs)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "image ", display, " is ", what, ", which this node does not run (berth.conf [images] ",
+        dir ? "allow_container_dir" : "allow_container_squashfs", " = false)"));
+  }
+  // Why: only a SIF carries signatures. Apptainer skips its ECL for other
+  // formats; a berth ECL that anything unsigned could walk past would be no
+  // control at all (docs/compat.md).
+  if (ecl != nullptr && ecl->Activated()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("image ", display, " is ", what,
+                     ", which cannot be signed; this node's ECL (ecl.toml) runs signed SIF "
+                     "images only"));
+  }
+  return absl::OkStatus();
+}
+
+// A sandbox's /etc/passwd and /etc/group for the launcher, read with the
+// caller's rights inside the bind the container gets (never as root: the
+// user controls the tree).
+absl::Status ReadSandboxAccounts(const image::MountLease& lease, const PeerIdentity& peer,
+                                 const std::string& display, launch::LaunchSpec& spec) {
+  ASSIGN_OR_RETURN(UniqueFd root, OpenFile(lease.root(), O_PATH | O_DIRECTORY));
+  constexpr int64_t kMaxAccountFile = 4 << 20;
+  for (auto [path, out] :
+       {std::pair{"etc/passwd", &spec.image_passwd}, std::pair{"etc/group", &spec.image_group}}) {
+    auto data = image::ReadInRootAsCaller(CredsOf(peer), root.get(), path, kMaxAccountFile);
+    if (!data.ok()) return Annotate(data.status(), absl::StrCat("sandbox ", display));
+    *out = data->value_or("");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::shared_ptr<image::MountLease>> LeaseImage(const v1::RunRequest& r,
                                                               const PeerIdentity& peer,
                                                               const policy::Config& config,
                                                               image::MountCache& images,
                                                               EclGate* ecl) {
+  // O_RDONLY as the caller: a sandbox directory must be readable by them,
+  // like an image file; the descriptor is never O_PATH.
   ASSIGN_OR_RETURN(UniqueFd fd, image::OpenAsCaller(CredsOf(peer), r.image(), O_RDONLY));
   RETURN_IF_ERROR(CheckImagePolicy(fd.get(), r.image(), config));
+  ASSIGN_OR_RETURN(TargetKind kind, KindOf(fd.get(), r.image()));
+  RETURN_IF_ERROR(CheckTargetAllowed(kind, r.image(), config, ecl));
+  if (kind == TargetKind::kDirectory) {
+    return images.AcquireDirectory(std::move(fd), r.image(), peer.uid, r.writable());
+  }
+  if (r.writable()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--writable: image ", r.image(),
+                     " is not a sandbox directory; berth writes only into sandboxes (use "
+                     "--writable-tmpfs for a discarded writable layer)"));
+  }
   // With the ECL active, `fd` becomes the verified (immutable) bytes to mount.
   if (ecl != nullptr) {
     ASSIGN_OR_RETURN(fd, ecl->Admit(std::move(fd), r.image(), peer.uid));
@@ -373,6 +441,11 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdenti
   if (r.fakeroot()) RETURN_IF_ERROR(AddFakeroot(peer, listed, options, run));
   ASSIGN_OR_RETURN(run.lease, LeaseImage(r, peer, config, images, ecl));
   spec.image_root = run.lease->root();
+  if (run.lease->backend() == image::MountBackend::kDirectory) {
+    RETURN_IF_ERROR(ReadSandboxAccounts(*run.lease, peer, r.image(), spec));
+    // --writable: the sandbox itself is "/", read-write (nosuid, nodev).
+    spec.writable_root = r.writable();
+  }
   AddNamespaces(r, options, config, spec);
   RETURN_IF_ERROR(AddHome(r, peer, config, spec));
   RETURN_IF_ERROR(AddBinds(r, peer, config, spec));

@@ -124,6 +124,9 @@ absl::Status CheckNamespaces(const v1::RunRequest& r, const policy::Config& c) {
       return Refuse("--hostname", "use at most 64 letters, digits, '-' and '.'");
     }
   }
+  if (r.writable() && r.writable_tmpfs()) {
+    return Refuse("--writable", "it cannot be combined with --writable-tmpfs");
+  }
   if (r.tmpfs_size_mib() > c.writable_tmpfs_max_mib) {
     return Refuse("--tmpfs-size", absl::StrFormat("%d MiB is over this node's limit of %d MiB",
                                                   r.tmpfs_size_mib(), c.writable_tmpfs_max_mib));

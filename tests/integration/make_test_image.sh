@@ -54,6 +54,8 @@ cp "$work/image.def" "$r/.singularity.d/Singularity"
 # tests that need more (a %test script, SCIF apps).
 if [ -n "${BERTH_TEST_IMAGE_EXTRA:-}" ]; then cp -a "$BERTH_TEST_IMAGE_EXTRA/." "$r/"; fi
 mksquashfs "$r" "$work/root.sqfs" -noappend -all-root -quiet >/dev/null
+# $BERTH_TEST_SQFS_OUT: also keep the bare squashfs (tests of non-SIF images).
+if [ -n "${BERTH_TEST_SQFS_OUT:-}" ]; then cp "$work/root.sqfs" "$BERTH_TEST_SQFS_OUT"; fi
 rm -f "$out"
 "$berth" sif new --launch-script $'#!/usr/bin/env run-singularity\n' "$out"
 "$berth" sif add --datatype 1 --groupid 1 "$out" "$work/image.def"

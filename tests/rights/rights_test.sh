@@ -192,6 +192,12 @@ default_binds = [\"$TEST_TMP/b/pub\"]"
     b exec "$TEST_TMP/b/pub/other.sif" true
   cp "$IMG" "$TEST_TMP/bl/private.sif" && chown "$OTHER" "$TEST_TMP/bl/private.sif" && chmod 0600 "$TEST_TMP/bl/private.sif"
   refused "image: another user's 0600 file" "Permission denied" "" b exec "$TEST_TMP/bl/private.sif" true
+  # a sandbox directory (opened O_RDONLY as the caller, like an image file)
+  refused "sandbox: below another user's 0700 directory" "Permission denied" "secret-of-other" \
+    b exec "$TEST_TMP/b/pub" cat /f
+  install -d -o "$OTHER" -m 0700 "$TEST_TMP/bl/sandbox"
+  refused "sandbox: another user's 0700 directory" "Permission denied" "" \
+    b exec "$TEST_TMP/bl/sandbox" true
   # binds, default binds, home
   refused "--bind: a source below another user's 0700 directory" "Permission denied" "secret-of-other" \
     b exec -B "$TEST_TMP/b/pub:/mnt" "$IMG" cat /mnt/f

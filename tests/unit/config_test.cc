@@ -39,6 +39,7 @@ mount_dev = "minimal"
 allowed_dirs = ["/scratch", "/opt/images"]
 allowed_owners = [0, 1001]
 kernel_squashfs = "never"
+allow_container_dir = false
 [namespaces]
 allow_user = false
 [limits]
@@ -52,6 +53,8 @@ writable_tmpfs_max_mib = 1024
   CHECK(c->allowed_image_dirs.size() == 2);
   CHECK(c->allowed_image_owners == std::vector<uint32_t>{0, 1001});
   CHECK(c->kernel_squashfs == KernelSquashfs::kNever);
+  CHECK_FALSE(c->allow_container_dir);
+  CHECK(c->allow_container_squashfs);  // the default
   CHECK_FALSE(c->allow_user_ns);
   CHECK(c->max_containers_per_user == 8);
   CHECK(c->writable_tmpfs_max_mib == 1024);
