@@ -153,6 +153,7 @@ absl::StatusOr<std::unique_ptr<RootfsBuilder>> RootfsBuilder::Create(
   squash::Options squash;
   squash.compressor = options.compression == SquashfsCompression::kZstd ? squash::Compressor::kZstd
                                                                         : squash::Compressor::kGzip;
+  squash.level = options.level;
   squash.threads = options.threads;
   squash.timestamp = s->generated_mtime;
   ASSIGN_OR_RETURN(s->writer, squash::Writer::Create({target.fd, target.offset}, squash));

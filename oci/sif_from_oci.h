@@ -45,6 +45,7 @@ enum class SquashfsCompression { kGzip, kZstd };
 
 struct SifBuildOptions {
   SquashfsCompression compression = SquashfsCompression::kGzip;  // Apptainer's default
+  int level = 0;  // the compressor's level; 0 = its default
   // Timestamps for the files berth generates (/.singularity.d, SIF header);
   // -1 = now. Set it (e.g. from SOURCE_DATE_EPOCH) for reproducible output.
   int64_t timestamp = -1;

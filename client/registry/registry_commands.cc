@@ -61,9 +61,9 @@ std::string Ago(int64_t mtime) {
   return absl::StrCat(secs / 86400, " days ago");
 }
 
-// Apptainer's cache type names → the node cache's ("oras", "blob", "sif"):
-// its "oci-tmp" (alias "oci") holds images converted from OCI sources, our
-// "sif". "library", "shub" and "net" name caches a node cache never has:
+// Apptainer's cache type names → the node cache's ("oras", "blob", "sif",
+// "sif-build"): its "oci-tmp" (alias "oci") holds images converted from OCI
+// sources, our "sif" (and "sif-build", the builds' fast intermediates). "library", "shub" and "net" name caches a node cache never has:
 // they select nothing. false for a name that is no type at all.
 bool NodeCacheTypes(const std::vector<std::string>& names, std::vector<std::string>& types,
                     bool& all, std::string& unknown) {
@@ -71,12 +71,13 @@ bool NodeCacheTypes(const std::vector<std::string>& names, std::vector<std::stri
   for (const std::string& n : names) {
     if (n == "all") {
       all = true;
-    } else if (n == "oras" || n == "blob" || n == "sif") {
+    } else if (n == "oras" || n == "blob" || n == "sif" || n == "sif-build") {
       types.push_back(n);
     } else if (n == "blobs") {
       types.push_back("blob");
     } else if (n == "oci-tmp" || n == "oci") {
       types.push_back("sif");
+      types.push_back("sif-build");
     } else if (n != "library" && n != "shub" && n != "net") {
       unknown = n;
       return false;
@@ -88,7 +89,7 @@ bool NodeCacheTypes(const std::vector<std::string>& names, std::vector<std::stri
 
 // The type as Apptainer names it in `cache list -v`.
 const char* ApptainerType(const std::string& type) {
-  return type == "sif" ? "oci-tmp" : type.c_str();
+  return type == "sif" || type == "sif-build" ? "oci-tmp" : type.c_str();
 }
 
 // Apptainer's fs.FindSize: decimal units, two decimals.

@@ -149,6 +149,7 @@ absl::StatusOr<v1::PullResult> PullInto(const std::string& socket_flag, const Pu
   request.set_arch(options.arch);
   request.set_write_output(true);
   request.set_disable_cache(options.disable_cache);
+  request.set_build_base(options.build_base);
   if (!options.quiet) log::Info(absl::StrCat("Pulling ", display_name));
   ProgressDisplay display(options.quiet || log::CurrentLevel() < log::Level::kInfo,
                           ::isatty(STDERR_FILENO) == 1);

@@ -19,6 +19,7 @@ struct PullOptions {
   bool force = false;
   bool quiet = false;
   bool disable_cache = false;  // neither read nor fill the node cache
+  bool build_base = false;     // a build's base: the daemon's fast intermediate SIF
 };
 
 // Apptainer's default output name for a pull of `uri` (its uri.GetName):

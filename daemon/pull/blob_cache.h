@@ -4,7 +4,8 @@
 //
 // Layout: <root>/<type>/sha256/<hex>, type "oras" (SIF layers of ORAS
 // artifacts), "blob" (OCI configs and layers), "sif" (docker images converted
-// to SIF, keyed by the manifest digest). Entries are only ever created whole:
+// to SIF, keyed by the manifest digest), "sif-build" (the same for a build's
+// base: zstd level 1, an intermediate the build unpacks at once). Entries are only ever created whole:
 // a filler writes into an O_TMPFILE in the cache's filesystem, which gets a
 // name (linkat) only after the filler verified the digest and the data was
 // fsync'ed. A crash, a kill or a full disk mid-download leaves no entry and

@@ -19,7 +19,7 @@
 namespace berth::daemon::pull {
 namespace {
 
-constexpr const char* kTypes[] = {"oras", "blob", "sif"};
+constexpr const char* kTypes[] = {"oras", "blob", "sif", "sif-build"};
 
 int64_t Mib(int64_t bytes) {
   return (bytes + (1 << 20) - 1) >> 20;

@@ -249,7 +249,7 @@ absl::Status PullService::PullThrough(grpc::ServerContext& context, const v1::Pu
   absl::StatusOr<UniqueFd> sif =
       ref.transport == oras::Transport::kOras
           ? FetchSif(client, image, cache, writer, out_fd, digest, output_written)
-          : BuildSifFromImage(client, image, cache, writer);
+          : BuildSifFromImage(client, image, cache, writer, request.build_base());
   if (!sif.ok()) return sif.status();
   if (context.IsCancelled()) return absl::CancelledError("the client went away");
   if (ref.transport == oras::Transport::kOras) {
@@ -359,7 +359,7 @@ absl::StatusOr<UniqueFd> PullService::FetchSif(oras::RegistryClient& client,
 absl::StatusOr<UniqueFd> PullService::BuildSifFromImage(oras::RegistryClient& client,
                                                         const ResolvedImage& image,
                                                         BlobCache::Transfer& cache,
-                                                        PullWriter& writer) {
+                                                        PullWriter& writer, bool build_base) {
   const oci::ImageManifest& m = image.manifest;
   std::vector<BlobRef> blobs;
   blobs.push_back({m.config.digest, m.config.size, "config"});
@@ -398,7 +398,7 @@ absl::StatusOr<UniqueFd> PullService::BuildSifFromImage(oras::RegistryClient& cl
   ASSIGN_OR_RETURN(
       UniqueFd sif,
       cache.GetOrFill(
-          "sif", image.digest, /*size=*/-1,
+          build_base ? "sif-build" : "sif", image.digest, /*size=*/-1,
           [&](int fd, const std::function<void(int64_t)>&) -> absl::Status {
             from_cache = false;
             oci::OciImage oci_image;
@@ -415,6 +415,10 @@ absl::StatusOr<UniqueFd> PullService::BuildSifFromImage(oras::RegistryClient& cl
                   {UniqueFd(dup), m.layers[i - 1].media_type, m.layers[i - 1].digest});
             }
             oci::SifBuildOptions options;
+            if (build_base) {
+              options.compression = oci::SquashfsCompression::kZstd;
+              options.level = 1;
+            }
             auto stats = oci::WriteSifFromOci(oci_image, fd, options);
             if (!stats.ok()) return Annotate(stats.status(), "converting to SIF");
             return absl::OkStatus();

@@ -71,9 +71,10 @@ class PullService {
                                     std::string& digest, bool& output_written);
   // docker://: config and layers into the cache, then the SIF built from
   // them (cached too, keyed by the manifest digest).
+  // A build's base is squashed for speed instead (PullRequest.build_base).
   absl::StatusOr<UniqueFd> BuildSifFromImage(oras::RegistryClient& client,
                                              const ResolvedImage& image, BlobCache::Transfer& cache,
-                                             PullWriter& writer);
+                                             PullWriter& writer, bool build_base);
   // Steps 2-4 of Pull, through the pull's cache transfer.
   absl::Status PullThrough(grpc::ServerContext& context, const v1::PullRequest& request,
                            const oras::Reference& ref, int out_fd, BlobCache::Transfer& cache,
