@@ -25,6 +25,7 @@
 #include "daemon/service/mpi_run.h"
 #include "daemon/service/pty.h"
 #include "daemon/service/run_limits.h"
+#include "daemon/service/run_workdir.h"
 
 namespace berth::daemon {
 namespace {
@@ -270,8 +271,12 @@ absl::Status AddCommand(const v1::RunRequest& r, const std::string& image, bool 
 }
 
 void AddNamespaces(const v1::RunRequest& r, const DaemonOptions& options,
-                   const policy::Config& config, launch::LaunchSpec& spec) {
-  spec.pid_namespace = !r.no_pid() && config.allow_pid_ns;
+                   const policy::Config& config, bool instance, launch::LaunchSpec& spec) {
+  // As Apptainer: the host's PID namespace unless -p (or -C) asks for one.
+  // An instance always has its own (CheckInstanceStart refuses --no-pid):
+  // its init holds the namespaces its joins enter.
+  bool pid = instance || ((r.pid() || r.containall()) && !r.no_pid());
+  spec.pid_namespace = pid && config.allow_pid_ns;
   spec.ipc_namespace = r.ipc();
   spec.hostname = r.hostname();
   spec.uts_namespace = !r.hostname().empty();
@@ -373,8 +378,9 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdenti
   if (r.fakeroot()) RETURN_IF_ERROR(AddFakeroot(peer, listed, options, run));
   ASSIGN_OR_RETURN(run.lease, LeaseImage(r, peer, config, images, ecl));
   spec.image_root = run.lease->root();
-  AddNamespaces(r, options, config, spec);
+  AddNamespaces(r, options, config, !instance.empty(), spec);
   RETURN_IF_ERROR(AddHome(r, peer, config, spec));
+  RETURN_IF_ERROR(AddScratchAndWorkdir(r, CredsOf(peer), spec.system_mounts.tmp, spec));
   RETURN_IF_ERROR(AddBinds(r, peer, config, spec));
   AddCwd(r, peer, spec);
   gpu::GpuGrant grant;
