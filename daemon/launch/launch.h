@@ -26,16 +26,16 @@
 //
 // The child becomes a tiny init that forks the payload, forwards signals to
 // it, reaps every orphan and reports the payload's wait status: PID 1 of
-// the container's PID namespace (the default), or, without one, the child
-// subreaper that ends every process left of the container when the payload
-// exits or the container is killed (child_init.cc). Only --no-init with a
-// PID namespace runs the payload without it. It starts as a
-// copy-on-write image of the daemon; once the payload is forked it hands the
-// daemon's anonymous memory back (MADV_DONTNEED), so a long-running
-// container pins no copy of the daemon's heap (~1 MiB instead). It runs as
-// the caller with no capabilities and is non-dumpable: the container cannot
-// ptrace it or open /proc/1/{exe,mem,fd}, where the daemon's binary and
-// text remain mapped.
+// the container's PID namespace when it has one (-p, instances), or,
+// without one (the default, as Apptainer's), the child subreaper that ends
+// every process left of the container when the payload exits or the
+// container is killed (child_init.cc). Only --no-init with a PID namespace
+// runs the payload without it. It starts as a copy-on-write image of the
+// daemon; once the payload is forked it hands the daemon's anonymous memory
+// back (MADV_DONTNEED), so a long-running container pins no copy of the
+// daemon's heap (~1 MiB instead). It runs as the caller with no
+// capabilities and is non-dumpable: the container cannot ptrace it or open
+// /proc/1/{exe,mem,fd}, where the daemon's binary and text remain mapped.
 //
 // Privilege: Launch() runs with the daemon's full privileges (root in system
 // mode; root of the daemon's own user namespace in user mode). The child
