@@ -31,7 +31,8 @@ bool TakesValue(absl::string_view arg) {
   static const char* kWithValue[] = {
       "-B", "--bind", "--env", "--env-file", "-H", "--home", "--no-mount", "--cwd", "--pwd",
       "--tmpfs-size", "--hostname", "--keep-fd", "-s", "--shell", "--socket", "--device",
-      "--cdi-dirs", "--app", "--pid-file", "--restart", "--mount",
+      "--cdi-dirs", "--app", "--pid-file", "--restart", "--mount", "-S", "--scratch", "-W",
+      "--workdir",
       // cgroup limits (limit_flags.h)
       "--cpus", "--cpu-shares", "--cpuset-cpus", "--cpuset-mems", "--memory",
       "--memory-reservation", "--memory-swap", "--pids-limit", "--blkio-weight",

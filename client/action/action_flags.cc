@@ -117,12 +117,19 @@ void AddActionFlags(CLI::App& cmd, ActionFlags& f) {
   cmd.add_flag("-f,--fakeroot", f.fakeroot, "be root inside (mapped to you outside)");
   cmd.add_flag("-u,--userns", f.userns, "run in a user namespace");
   cmd.add_flag("-i,--ipc", f.ipc, "new IPC namespace");
-  cmd.add_flag("-p,--pid", f.pid, "new PID namespace (the default)");
-  cmd.add_flag("--no-pid", f.no_pid, "share the host PID namespace");
+  cmd.add_flag("-p,--pid", f.pid, "new PID namespace (--containall implies it)");
+  cmd.add_flag("--no-pid", f.no_pid, "share the host PID namespace (the default), even with -C");
   cmd.add_option("--hostname", f.hostname, "hostname inside (implies a UTS namespace)");
   cmd.add_flag("--no-init", f.no_init, "no init process as PID 1");
   cmd.add_flag("--no-eval", f.no_eval,
                "take --env, --env-file and APPTAINERENV_ values literally, unexpanded");
+  cmd.add_flag("--no-umask", f.no_umask, "umask 0022 in the container, not the caller's");
+  cmd.add_flag("--compat", f.compat,
+               "as OCI runtimes: --containall --no-init --no-umask --no-eval --writable-tmpfs");
+  cmd.add_option("-S,--scratch", f.scratch, "a private, writable scratch directory at this path")
+      ->delimiter(',');
+  cmd.add_option("-W,--workdir", f.workdir,
+                 "host directory for -S scratch and, with --contain, /tmp, /var/tmp and home");
   cmd.add_option("--keep-fd", f.keep_fds, "pass this open descriptor into the container");
   cmd.add_flag("--sharens", f.sharens,
                "share one container with the other processes of the same parent");
@@ -152,9 +159,24 @@ absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--writable", "WRITABLE", f.writable));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--writable-tmpfs", "WRITABLE_TMPFS", f.writable_tmpfs));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--fakeroot", "FAKEROOT", f.fakeroot));
+  // Apptainer's EnvKeys for -u, -i and -p: X and UNSHARE_X, either one.
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--userns", "USERNS", f.userns));
+  if (!f.userns) RETURN_IF_ERROR(BoolFromEnv(cmd, "--userns", "UNSHARE_USERNS", f.userns));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--ipc", "IPC", f.ipc));
+  if (!f.ipc) RETURN_IF_ERROR(BoolFromEnv(cmd, "--ipc", "UNSHARE_IPC", f.ipc));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--pid", "PID", f.pid));
+  if (!f.pid) RETURN_IF_ERROR(BoolFromEnv(cmd, "--pid", "UNSHARE_PID", f.pid));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-umask", "NO_UMASK", f.no_umask));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--compat", "COMPAT", f.compat));
+  StringFromEnv(cmd, "--workdir", "WORKDIR", f.workdir);
+  if (cmd.count("--scratch") == 0) {
+    for (const char* name : {"SCRATCH", "SCRATCHDIR"}) {
+      const char* v = EnvForm(name);
+      if (v == nullptr || *v == '\0') continue;
+      f.scratch = absl::StrSplit(v, ',', absl::SkipEmpty());
+      break;
+    }
+  }
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-pid", "NO_PID", f.no_pid));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-init", "NO_INIT", f.no_init));
   if (!f.no_init) RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-init", "NOSHIMINIT", f.no_init));
@@ -231,12 +253,14 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
     bind->set_destination(b.destination);
     bind->set_read_only(b.read_only);
   }
+  const bool containall = f.containall || f.compat;
+  // As Apptainer: the caller's umask, or 0022 with --no-umask.
   mode_t mask = ::umask(0);
   ::umask(mask);
-  r.set_umask(mask);
-  r.set_contain(f.contain || f.containall);
-  r.set_containall(f.containall);
-  r.set_cleanenv(f.cleanenv || f.containall);
+  r.set_umask(f.no_umask || f.compat ? 022 : mask);
+  r.set_contain(f.contain || containall);
+  r.set_containall(containall);
+  r.set_cleanenv(f.cleanenv || containall);
   for (const auto& e : f.env) r.add_env_flags(e);
   for (const auto& file : f.env_files) {
     ASSIGN_OR_RETURN(std::vector<std::string> lines, ReadEnvFile(Absolute(file, cwd)));
@@ -248,17 +272,19 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
   r.set_pwd(f.pwd);
   r.set_app(f.app);
   r.set_writable(f.writable);
-  r.set_writable_tmpfs(f.writable_tmpfs);
+  r.set_writable_tmpfs(f.writable_tmpfs || f.compat);
   r.set_tmpfs_size_mib(f.tmpfs_size_mib);
   r.set_fakeroot(f.fakeroot);
   r.set_userns(f.userns);
-  r.set_ipc(f.ipc || f.containall);
-  r.set_pid(f.pid || f.containall);
+  r.set_ipc(f.ipc || containall);
+  r.set_pid(f.pid || containall);
   r.set_no_pid(f.no_pid);
   r.set_hostname(f.hostname);
-  r.set_no_init(f.no_init);
+  r.set_no_init(f.no_init || f.compat);
   r.set_shell(f.shell);
-  r.set_no_eval(f.no_eval);
+  r.set_no_eval(f.no_eval || f.compat);
+  for (const std::string& s : f.scratch) r.add_scratch(s);
+  r.set_workdir(Absolute(f.workdir, cwd));
   if (f.sharens && f.no_sharens) {
     return absl::InvalidArgumentError("--sharens and --no-sharens contradict each other");
   }

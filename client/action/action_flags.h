@@ -29,6 +29,12 @@ struct ActionFlags {
   std::string hostname;
   bool no_init = false;
   bool no_eval = false;
+  bool no_umask = false;  // --no-umask: 0022 in the container instead of the caller's
+  // --compat: Apptainer's OCI-like set (--containall --no-init --no-umask
+  // --no-eval --writable-tmpfs), folded in by BuildRunRequest.
+  bool compat = false;
+  std::vector<std::string> scratch;  // -S: container paths for private scratch dirs
+  std::string workdir;               // -W: host dir for /tmp, /var/tmp, home, scratch
   std::string shell;
   std::string app;  // --app: a SCIF app
   std::vector<int> keep_fds;

@@ -143,9 +143,9 @@ absl::Status CheckDaemonMayActAs(const CallerCreds& creds) {
       "the daemon runs as uid %d and cannot open files as uid %d", geteuid(), creds.uid));
 }
 
-absl::StatusOr<UniqueFd> OpenWithCreds(const CallerCreds& creds, int dir_fd,
-                                       const std::string& path, int flags, int access_mode,
-                                       uint64_t extra_resolve = 0) {
+// The caller's filesystem identity on this thread until it goes out of
+// scope; nothing (no switch) when the caller is the daemon's own uid.
+absl::StatusOr<std::unique_ptr<ScopedFsIdentity>> ActAs(const CallerCreds& creds) {
   std::unique_ptr<ScopedFsIdentity> identity;
   if (geteuid() == 0 && creds.uid != 0) {
     // Why: the kernel must judge this open by the caller's permissions.
@@ -157,6 +157,13 @@ absl::StatusOr<UniqueFd> OpenWithCreds(const CallerCreds& creds, int dir_fd,
     // user namespace denies setgroups.
     RETURN_IF_ERROR(CheckDaemonMayActAs(creds));
   }
+  return identity;
+}
+
+absl::StatusOr<UniqueFd> OpenWithCreds(const CallerCreds& creds, int dir_fd,
+                                       const std::string& path, int flags, int access_mode,
+                                       uint64_t extra_resolve = 0) {
+  ASSIGN_OR_RETURN(std::unique_ptr<ScopedFsIdentity> identity, ActAs(creds));
   ASSIGN_OR_RETURN(UniqueFd fd, OpenNoMagicLinks(dir_fd, path, flags, extra_resolve));
   // AT_EACCESS: judge by the fs identity we assumed, not the real uid (root).
   if (access_mode != 0 &&
@@ -243,6 +250,25 @@ absl::StatusOr<std::optional<std::string>> ReadInRootAsCaller(const CallerCreds&
   RETURN_IF_ERROR_CTX(
       PreadFull(fd->get(), {reinterpret_cast<uint8_t*>(data.data()), data.size()}, 0), path);
   return data;
+}
+
+absl::StatusOr<UniqueFd> MakeDirAtAsCaller(const CallerCreds& creds, int dir_fd,
+                                           const std::string& name, mode_t mode) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+      name.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("directory name ", Quoted(name), " is not one path component"));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<ScopedFsIdentity> identity, ActAs(creds));
+  bool made = ::mkdirat(dir_fd, name.c_str(), 0700) == 0;
+  if (!made && errno != EEXIST) return ErrnoStatus(absl::StrCat("creating ", Quoted(name)), errno);
+  // O_NOFOLLOW: a symlink the caller planted under this name is an error.
+  auto fd = OpenNoMagicLinks(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (!fd.ok()) return Annotate(fd.status(), "opening it as a directory (not a symlink)");
+  if (made && ::fchmod(fd->get(), mode) != 0) {
+    return ErrnoStatus(absl::StrCat("setting the mode of ", Quoted(name)), errno);
+  }
+  return fd;
 }
 
 }  // namespace berth::daemon::image

@@ -75,4 +75,13 @@ absl::StatusOr<std::optional<std::string>> ReadInRootAsCaller(const CallerCreds&
                                                               const std::string& path,
                                                               int64_t max_size);
 
+// Makes the directory `name` (one path component) beneath `dir_fd` with the
+// caller's filesystem identity when it is missing (theirs then, with `mode`
+// exactly, whatever the umask), and opens it (O_RDONLY | O_DIRECTORY) as
+// the caller. A symlink there is refused, never followed: a name the caller
+// planted cannot point the daemon at another directory (-W's tmp, home,
+// scratch). Same privilege and user-mode rules as OpenAsCaller.
+absl::StatusOr<UniqueFd> MakeDirAtAsCaller(const CallerCreds& creds, int dir_fd,
+                                           const std::string& name, mode_t mode);
+
 }  // namespace berth::daemon::image

@@ -4,8 +4,8 @@
 // Why an init. With a PID namespace: as PID 1 the kernel drops every signal
 // it has no handler for, so a payload running as PID 1 ignores `kill -TERM
 // $$` and Ctrl-C, and nobody reaps the orphans of daemonizing programs.
-// Without one (--no-pid): nothing would end the payload's background jobs
-// and daemons with it; they would outlive the container, holding its mount
+// Without one (the default): nothing would end the payload's background
+// jobs and daemons with it; they would outlive the container, holding its mount
 // namespace and image. The init blocks all signals, waits for them with
 // sigtimedwait, forwards each to the payload, reaps every child, and exits
 // with the payload's status (128+N for a signal; the exact wait status also

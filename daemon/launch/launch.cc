@@ -167,6 +167,10 @@ Container::~Container() {
   KillAndReap();
 }
 
+void EndContainer(int pidfd) {
+  ::syscall(SYS_pidfd_send_signal, pidfd, kEndContainerSignal, nullptr, 0);
+}
+
 absl::Status Container::Kill() {
   return Signal(init_serving_ ? kEndContainerSignal : SIGKILL);
 }

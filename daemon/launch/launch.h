@@ -26,16 +26,16 @@
 //
 // The child becomes a tiny init that forks the payload, forwards signals to
 // it, reaps every orphan and reports the payload's wait status: PID 1 of
-// the container's PID namespace (the default), or, without one, the child
-// subreaper that ends every process left of the container when the payload
-// exits or the container is killed (child_init.cc). Only --no-init with a
-// PID namespace runs the payload without it. It starts as a
-// copy-on-write image of the daemon; once the payload is forked it hands the
-// daemon's anonymous memory back (MADV_DONTNEED), so a long-running
-// container pins no copy of the daemon's heap (~1 MiB instead). It runs as
-// the caller with no capabilities and is non-dumpable: the container cannot
-// ptrace it or open /proc/1/{exe,mem,fd}, where the daemon's binary and
-// text remain mapped.
+// the container's PID namespace when it has one (-p, instances), or,
+// without one (the default, as Apptainer's), the child subreaper that ends
+// every process left of the container when the payload exits or the
+// container is killed (child_init.cc). Only --no-init with a PID namespace
+// runs the payload without it. It starts as a copy-on-write image of the
+// daemon; once the payload is forked it hands the daemon's anonymous memory
+// back (MADV_DONTNEED), so a long-running container pins no copy of the
+// daemon's heap (~1 MiB instead). It runs as the caller with no
+// capabilities and is non-dumpable: the container cannot ptrace it or open
+// /proc/1/{exe,mem,fd}, where the daemon's binary and text remain mapped.
 //
 // Privilege: Launch() runs with the daemon's full privileges (root in system
 // mode; root of the daemon's own user namespace in user mode). The child
@@ -214,10 +214,17 @@ struct LaunchSpec {
   std::optional<int64_t> writable_tmpfs_bytes;
 
   SystemMounts system_mounts;
-  // $HOME: `home->source` bound at `home->destination`; with `contain` a
-  // fresh tmpfs owned by the caller is mounted at the destination instead
-  // (the source may then be left invalid). Unset: no home mount (--no-home).
+  // $HOME: `home->source` bound at `home->destination`; with `contain` and
+  // an invalid source, a fresh tmpfs owned by the caller is mounted at the
+  // destination instead (with a valid one, -W's home directory is bound).
+  // Unset: no home mount (--no-home).
   std::optional<BindSpec> home;
+  // -W with `contain`: /tmp and /var/tmp are these directories of the
+  // workdir (made and opened as the caller) instead of fresh tmpfs.
+  std::optional<BindSpec> workdir_tmp, workdir_var_tmp;
+  // -S without -W: a fresh tmpfs owned by the caller at each of these
+  // container paths (with -W they are binds of the workdir's directories).
+  std::vector<std::string> scratch_tmpfs;
   // User binds (-B). The launcher mounts them shortest destination first,
   // keeping the given order between equal lengths (Apptainer 1.2+).
   std::vector<BindSpec> binds;
@@ -255,6 +262,12 @@ struct LaunchSpec {
   std::vector<std::pair<int, rlimit>> rlimits;  // (RLIMIT_*, value)
   std::optional<mode_t> umask;
 };
+
+// Asks the container whose init `pidfd` names to end, as Container::Kill
+// does: the init kills every process left of it (PID namespace or not) and
+// exits. For those who hold only a pidfd (a shared container's members);
+// SIGKILL to the init would orphan the rest to the host's init.
+void EndContainer(int pidfd);
 
 // How the payload ended.
 struct ExitStatus {

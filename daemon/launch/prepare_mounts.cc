@@ -119,7 +119,15 @@ absl::Status PlanPrivateShm(MountPlanner& planner, int dev_base) {
 
 absl::Status PlanSystemMounts(const LaunchSpec& spec, MountPlanner& planner) {
   const SystemMounts& sys = spec.system_mounts;
-  if (sys.proc) RETURN_IF_ERROR(planner.Proc());
+  if (sys.proc && !spec.pid_namespace && !GetHostFacts().initial_user_namespace) {
+    // A user-mode daemon's user namespace does not own the host's PID
+    // namespace, so it may not mount a procfs of it: the host's /proc is
+    // bound instead, as Apptainer does in user namespace mode.
+    ASSIGN_OR_RETURN(UniqueFd mnt, HostTree("/proc", kNoSuidDev | MOUNT_ATTR_NOEXEC));
+    RETURN_IF_ERROR(planner.AtHostTree(std::move(mnt), "/proc", true, "mounting /proc"));
+  } else if (sys.proc) {
+    RETURN_IF_ERROR(planner.Proc());
+  }
   if (sys.sys) {
     bool real_root = spec.identity.uid == 0 && !spec.fakeroot;
     uint64_t ro = real_root ? 0 : MOUNT_ATTR_RDONLY;
@@ -141,6 +149,12 @@ absl::Status PlanSystemMounts(const LaunchSpec& spec, MountPlanner& planner) {
     if (!sys.tmp) break;
     std::string what = absl::StrCat("mounting ", tmp);
     if (!private_tmp && ::access(tmp, F_OK) != 0) continue;  // the host has none
+    const std::optional<BindSpec>& workdir =
+        tmp == std::string("/tmp") ? spec.workdir_tmp : spec.workdir_var_tmp;
+    if (private_tmp && workdir) {
+      RETURN_IF_ERROR(PlanBind(planner, *workdir, what));
+      continue;
+    }
     if (private_tmp) {
       auto mnt = Tmpfs("1777", nullptr, kNoSuidDev);
       if (!mnt.ok()) return Annotate(mnt.status(), what);
@@ -157,10 +171,23 @@ absl::Status PlanSystemMounts(const LaunchSpec& spec, MountPlanner& planner) {
 absl::Status PlanHome(const LaunchSpec& spec, MountPlanner& planner) {
   if (!spec.home) return absl::OkStatus();
   std::string what = absl::StrCat("mounting the home directory ", spec.home->destination);
-  if (!spec.contain) return PlanBind(planner, *spec.home, what);
+  if (!spec.contain || spec.home->source.valid()) return PlanBind(planner, *spec.home, what);
   auto mnt = Tmpfs("0700", &spec.identity, kNoSuidDev);
   if (!mnt.ok()) return Annotate(mnt.status(), what);
   return planner.AtOwnTmpfs(std::move(*mnt), spec.home->destination, what);
+}
+
+// -S without -W: a private tmpfs per directory, the caller's, mode 0700.
+absl::Status PlanScratch(const LaunchSpec& spec, MountPlanner& planner) {
+  for (const std::string& dest : spec.scratch_tmpfs) {
+    std::string what = absl::StrCat("mounting the scratch directory ", dest);
+    ASSIGN_OR_RETURN(std::string clean, CleanContainerPath(dest));
+    if (IsUnderProc(clean)) return absl::InvalidArgumentError(absl::StrCat(what, ": under /proc"));
+    auto mnt = Tmpfs("0700", &spec.identity, kNoSuidDev);
+    if (!mnt.ok()) return Annotate(mnt.status(), what);
+    RETURN_IF_ERROR(planner.AtOwnTmpfs(std::move(*mnt), dest, what));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status PlanEtcFiles(const LaunchSpec& spec, MountPlanner& planner) {
@@ -210,6 +237,7 @@ absl::Status PlanMounts(LaunchSpec& spec, int staging_fd, PreparedLaunch& prepar
   MountPlanner planner(prepared.image_fd.get(), staging_fd, prepared);
   RETURN_IF_ERROR(PlanSystemMounts(spec, planner));
   RETURN_IF_ERROR(PlanHome(spec, planner));
+  RETURN_IF_ERROR(PlanScratch(spec, planner));
   RETURN_IF_ERROR(PlanEtcFiles(spec, planner));
   RETURN_IF_ERROR(PlanDeviceFiles(planner, spec.devices, spec.system_mounts.dev));
   return PlanUserBinds(spec, planner);

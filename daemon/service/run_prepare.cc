@@ -26,6 +26,7 @@
 #include "daemon/service/mpi_run.h"
 #include "daemon/service/pty.h"
 #include "daemon/service/run_limits.h"
+#include "daemon/service/run_workdir.h"
 
 namespace berth::daemon {
 namespace {
@@ -338,8 +339,12 @@ absl::Status AddCommand(const v1::RunRequest& r, const std::string& image, bool 
 }
 
 void AddNamespaces(const v1::RunRequest& r, const DaemonOptions& options,
-                   const policy::Config& config, launch::LaunchSpec& spec) {
-  spec.pid_namespace = !r.no_pid() && config.allow_pid_ns;
+                   const policy::Config& config, bool instance, launch::LaunchSpec& spec) {
+  // As Apptainer: the host's PID namespace unless -p (or -C) asks for one.
+  // An instance always has its own (CheckInstanceStart refuses --no-pid):
+  // its init holds the namespaces its joins enter.
+  bool pid = instance || ((r.pid() || r.containall()) && !r.no_pid());
+  spec.pid_namespace = pid && config.allow_pid_ns;
   spec.ipc_namespace = r.ipc();
   spec.hostname = r.hostname();
   spec.uts_namespace = !r.hostname().empty();
@@ -446,8 +451,9 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdenti
     // --writable: the sandbox itself is "/", read-write (nosuid, nodev).
     spec.writable_root = r.writable();
   }
-  AddNamespaces(r, options, config, spec);
+  AddNamespaces(r, options, config, !instance.empty(), spec);
   RETURN_IF_ERROR(AddHome(r, peer, config, spec));
+  RETURN_IF_ERROR(AddScratchAndWorkdir(r, CredsOf(peer), spec.system_mounts.tmp, spec));
   RETURN_IF_ERROR(AddBinds(r, peer, config, spec));
   AddCwd(r, peer, spec);
   gpu::GpuGrant grant;

@@ -80,6 +80,18 @@ absl::Status CheckBinds(const v1::RunRequest& r, const policy::Config& config,
     RETURN_IF_ERROR(CheckAbsolutePath("--bind source", b.source()));
     RETURN_IF_ERROR(CheckAbsolutePath("--bind destination", b.destination()));
   }
+  if (r.scratch_size() > static_cast<int>(limits.max_binds)) {
+    return Refuse("--scratch", absl::StrFormat("%d directories, over the limit of %d",
+                                               r.scratch_size(), limits.max_binds));
+  }
+  for (const std::string& s : r.scratch()) {
+    RETURN_IF_ERROR(CheckAbsolutePath("--scratch", s));
+    std::vector<absl::string_view> parts = absl::StrSplit(s, '/', absl::SkipEmpty());
+    if (parts.empty() || parts[0] == "proc") {
+      return Refuse("--scratch", absl::StrCat("'", s, "' is / or under /proc: refused"));
+    }
+  }
+  if (!r.workdir().empty()) RETURN_IF_ERROR(CheckAbsolutePath("--workdir", r.workdir()));
   return absl::OkStatus();
 }
 
@@ -110,7 +122,7 @@ absl::Status CheckNamespaces(const v1::RunRequest& r, const policy::Config& c) {
   if (r.ipc() && !c.allow_ipc_ns) {
     return absl::PermissionDeniedError("--ipc: IPC namespaces are disabled on this node");
   }
-  if (r.pid() && !c.allow_pid_ns) {
+  if (r.pid() && !r.no_pid() && !c.allow_pid_ns) {
     return absl::PermissionDeniedError("--pid: PID namespaces are disabled on this node");
   }
   if (!r.hostname().empty()) {

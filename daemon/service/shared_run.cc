@@ -32,6 +32,8 @@ std::vector<std::pair<std::string, std::string>> OptionsOf(const v1::RunRequest&
       {"--no-pid", Flag(r.no_pid())},
       {"--hostname", r.hostname()},
       {"--no-init", Flag(r.no_init())},
+      {"--scratch", absl::StrJoin(r.scratch(), ",")},
+      {"--workdir", r.workdir()},
       {"--mpi", r.mpi()},
       {"the working directory", r.cwd()},
   };
@@ -56,6 +58,9 @@ launch::LaunchSpec HolderSpecOf(launch::LaunchSpec& spec) {
   h.writable_tmpfs_bytes = spec.writable_tmpfs_bytes;
   h.system_mounts = spec.system_mounts;
   h.home = std::move(spec.home);
+  h.workdir_tmp = std::move(spec.workdir_tmp);
+  h.workdir_var_tmp = std::move(spec.workdir_var_tmp);
+  h.scratch_tmpfs = spec.scratch_tmpfs;
   h.binds = std::move(spec.binds);
   h.cwd_bind = std::move(spec.cwd_bind);
   h.private_tmp = true;

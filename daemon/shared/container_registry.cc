@@ -40,8 +40,11 @@ UniqueFd PidfdOf(pid_t pid) {
   return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
 }
 
+// A member's pidfd names its init: asked to end, it ends the member's
+// processes with it, which SIGKILL would leave to the host's init when
+// the container has no PID namespace (the default).
 void KillProcess(int pidfd) {
-  ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+  launch::EndContainer(pidfd);
 }
 
 // Why `want` cannot join the container made as `have`, or nothing.
