@@ -63,8 +63,8 @@ std::string Ago(int64_t mtime) {
 
 // Apptainer's cache type names → the node cache's ("oras", "blob", "sif",
 // "sif-build"): its "oci-tmp" (alias "oci") holds images converted from OCI
-// sources, our "sif" (and "sif-build", the builds' fast intermediates). "library", "shub" and "net" name caches a node cache never has:
-// they select nothing. false for a name that is no type at all.
+// sources, our "sif" (and "sif-build", the builds' fast intermediates). "library", "shub" and "net"
+// name caches a node cache never has: they select nothing. false for a name that is no type at all.
 bool NodeCacheTypes(const std::vector<std::string>& names, std::vector<std::string>& types,
                     bool& all, std::string& unknown) {
   all = names.empty();

@@ -3,13 +3,14 @@
 // mode 0700, root-only in system mode).
 //
 // Layout: <root>/<type>/sha256/<hex>, type "oras" (SIF layers of ORAS
-// artifacts), "blob" (OCI configs and layers), "sif" (docker images converted
-// to SIF, keyed by the manifest digest), "sif-build" (the same for a build's
-// base: zstd level 1, an intermediate the build unpacks at once). Entries are only ever created whole:
-// a filler writes into an O_TMPFILE in the cache's filesystem, which gets a
-// name (linkat) only after the filler verified the digest and the data was
-// fsync'ed. A crash, a kill or a full disk mid-download leaves no entry and
-// no debris; there is nothing to sweep at start-up.
+// artifacts), "blob" (OCI configs and layers), "sif" (docker images
+// converted to SIF, keyed by the manifest digest), "sif-build" (the same for
+// a build's base: zstd level 1, an intermediate the build unpacks at once).
+// Entries are only ever created whole: a filler writes into an O_TMPFILE in
+// the cache's filesystem, which gets a name (linkat) only after the filler
+// verified the digest and the data was fsync'ed. A crash, a kill or a full
+// disk mid-download leaves no entry and no debris; there is nothing to sweep
+// at start-up.
 //
 // Single-flight: concurrent requests for one missing entry share one fill;
 // the others wait (seeing its progress) and then open the entry. A failed
