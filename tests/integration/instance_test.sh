@@ -4,8 +4,9 @@
 # instance://, stop (signal, timeout, force, --all, globs), the per-user cap
 # and a flood of starts against it, who may see and stop what, each
 # instance's own cgroup (below berthd's, its stats, its limits tightened to
-# the caller's, removed at stop) and (system mode) a daemon restart that
-# keeps cgroups and --restart policies.
+# the caller's, removed at stop), --fakeroot and --userns instances (joins in
+# the user namespace the init made) and (system mode) a daemon restart that
+# keeps cgroups, --restart policies and --fakeroot instances.
 #   MODE  system (root berthd)  or  user (a private berthd run by the test user)
 #   WHO   root  or  user (the unprivileged test user)
 set -u
