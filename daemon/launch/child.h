@@ -174,6 +174,9 @@ struct ChildPlan {
   // --- identity
   bool user_namespace = false;
   bool fakeroot = false;
+  // Set by the child: a holder's init that entered the container's user
+  // namespace itself (EnterHolderUserNamespace) takes the inside ids.
+  bool init_in_user_namespace = false;
   bool can_setgroups = true;  // false in a user namespace with setgroups denied
   uid_t uid = 0;              // the caller, in the daemon's user namespace
   gid_t gid = 0;

@@ -131,16 +131,31 @@ void VerifyIdentity(const ChildPlan& plan) {
 // effective uid is the target's real or saved uid: the init may signal the
 // caller's processes (its effective uid is theirs), while none of them may
 // signal, ptrace or prlimit the init (its real and saved uid are not the
-// caller's). No capability is kept.
+// caller's). No capability is kept. A holder in a user namespace of its own
+// (EnterHolderUserNamespace) names the caller by the inside ids, which map
+// to the same ids outside; its groups are already gone.
 void SwitchInitIds(const ChildPlan& plan) {
   const char* what = "giving the init its identity";
-  if (plan.can_setgroups && syscall(SYS_setgroups, 0, nullptr) != 0)
+  bool inside = plan.init_in_user_namespace;
+  if (!inside && plan.can_setgroups && syscall(SYS_setgroups, 0, nullptr) != 0)
     Fail(plan, what, nullptr, errno);
-  if (syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0) Fail(plan, what, "gid", errno);
-  if (syscall(SYS_setresuid, -1, plan.uid, -1) != 0) Fail(plan, what, "uid", errno);
+  gid_t g = inside ? plan.inside_gid : plan.gid;
+  uid_t u = inside ? plan.inside_uid : plan.uid;
+  if (syscall(SYS_setresgid, g, g, g) != 0) Fail(plan, what, "gid", errno);
+  if (syscall(SYS_setresuid, -1, u, -1) != 0) Fail(plan, what, "uid", errno);
 }
 
 }  // namespace
+
+void EnterHolderUserNamespace(ChildPlan& plan) {
+  // Dropped while the holder still may: in the new namespace setgroups is
+  // usually denied, and the init keeps none of the daemon's groups.
+  if (plan.can_setgroups && syscall(SYS_setgroups, 0, nullptr) != 0) {
+    Fail(plan, "giving the init its identity", "setgroups", errno);
+  }
+  EnterUserNamespace(plan);
+  plan.init_in_user_namespace = true;
+}
 
 void DropInitPrivileges(ChildPlan& plan) {
   DropBoundingSet(plan);
@@ -150,7 +165,8 @@ void DropInitPrivileges(ChildPlan& plan) {
     Fail(plan, "setting no_new_privs", nullptr, errno);
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) Fail(plan, "setting non-dumpable", nullptr, errno);
   uid_t r, e, s;
-  if (syscall(SYS_getresuid, &r, &e, &s) != 0 || e != plan.uid) {
+  uid_t want = plan.init_in_user_namespace ? plan.inside_uid : plan.uid;
+  if (syscall(SYS_getresuid, &r, &e, &s) != 0 || e != want) {
     Fail(plan, "verifying the init's identity", "uid not switched", EPERM);
   }
   VerifyNoCapabilities(plan, "verifying the init's identity");

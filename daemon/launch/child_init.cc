@@ -26,7 +26,9 @@
 //
 // A holder's init (LaunchSpec::hold) forks nothing: it keeps a shared
 // container's namespaces alive and reaps whatever the PID namespace leaves
-// it, until the daemon kills it.
+// it, until the daemon kills it. With --userns or --fakeroot it makes the
+// container's user namespace (and, with --fakeroot, the mount namespace that
+// namespace owns) itself, so the processes that join enter the same ones.
 //
 // The init then releases the daemon's anonymous memory it inherited
 // (ReleaseDaemonMemory) and lives on its stack, making raw system calls only.
@@ -289,6 +291,11 @@ void ReleaseDaemonMemory() {
   if (plan.hold) {
     // A holder: no payload; the launcher's wait ends when the channel closes.
     syscall(SYS_setsid);
+    // Its user namespace, if the container has one, is the init's own, made
+    // before the launcher opens the namespaces: left to a payload (there is
+    // none), /proc/<init>/ns/user would be the daemon's, and a join would
+    // setns() into its own user namespace (EINVAL).
+    if (plan.user_namespace) EnterHolderUserNamespace(plan);
     // The launcher opens this init's namespaces first, while it is still the
     // daemon's uid: a user-mode daemon may open /proc/<pid>/ns/* only of a
     // dumpable process (it has no capability over the mm its binary was

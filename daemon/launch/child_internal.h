@@ -55,6 +55,12 @@ void RunHooks(const ChildPlan& plan, int stage, int out_fd);
 // signal it, it can signal them; no caps, NNP, non-dumpable.
 void DropInitPrivileges(ChildPlan& plan);
 
+// child_credentials.cc: a holder with a user namespace (--userns,
+// --fakeroot) makes it itself, before the launcher opens its namespaces, so
+// that /proc/<init>/ns/user is the container's (joins and a restarted
+// daemon take it from there), with the caller's maps; no groups.
+void EnterHolderUserNamespace(ChildPlan& plan);
+
 // child_init.cc: opens plan.children_fd when the init will need it.
 void OpenChildrenList(ChildPlan& plan);
 

@@ -8,10 +8,13 @@
 // applies to the children only, so the payload is forked (child_init.cc);
 // this process stays outside as the payload's parent, forwarding signals
 // and reporting its status. The user namespace, if the container has one,
-// is entered last, in DropPrivileges.
+// is entered last, in DropPrivileges: it is the one the holder's init made
+// (EnterHolderUserNamespace), never the daemon's own.
 //
 // Privilege: the daemon's; setns needs CAP_SYS_ADMIN over each namespace's
-// owner, which the daemon has (it created them).
+// owner, which the daemon has (it created them; a --fakeroot container's
+// mount namespace is owned by the container's user namespace, a child of
+// the daemon's made by its uid).
 #include <sched.h>
 #include <unistd.h>
 

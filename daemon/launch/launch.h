@@ -253,7 +253,9 @@ struct LaunchSpec {
   bool private_tmp = false;
   // A holder (the first process of a shared container, see Join): its init
   // runs no payload (argv and env are ignored) and lives until killed,
-  // keeping the namespaces alive for the processes that join them.
+  // keeping the namespaces alive for the processes that join them. With
+  // user_namespace or fakeroot the init makes the user namespace (and, with
+  // fakeroot, the mount namespace it owns) itself: joins enter that one.
   bool hold = false;
 
   // Slurm-readiness: what the client process had, copied onto the payload.

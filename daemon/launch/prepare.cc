@@ -401,6 +401,13 @@ absl::StatusOr<std::unique_ptr<PreparedLaunch>> PrepareJoin(LaunchSpec& spec,
                                                             const LiveNamespaces& ns) {
   spec.hold = false;
   RETURN_IF_ERROR(ValidateSpec(spec, /*joining=*/true));
+  // Root with capabilities is only ever root of the container's own user
+  // namespace: a fakeroot process never joins a container without one (it
+  // would make a namespace of its own, or be the daemon's root).
+  if (spec.fakeroot && !ns.user.valid()) {
+    return absl::FailedPreconditionError(
+        "--fakeroot: the container to join has no user namespace of its own");
+  }
   auto p = std::make_unique<PreparedLaunch>();
   ChildPlan& plan = p->plan;
   RETURN_IF_ERROR(PrepareCwd(spec, plan));

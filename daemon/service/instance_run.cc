@@ -40,13 +40,6 @@ absl::Status CheckInstanceStart(const v1::RunRequest& r, bool pid_ns_allowed) {
         "an instance needs a PID namespace of its own (drop --no-pid; berth.conf [namespaces] "
         "allow_pid must be true)");
   }
-  if (r.fakeroot() || r.userns()) {
-    // The init (a holder) makes no user namespace of its own, so a join
-    // would have none to enter; a fakeroot payload makes its own.
-    return absl::UnimplementedError(
-        "instance start --fakeroot/--userns is not supported yet: start the instance without "
-        "them");
-  }
   RETURN_IF_ERROR(ParseRestart(r.instance().restart()).status());
   for (const std::string* path : {&r.instance().log_out_path(), &r.instance().log_err_path()}) {
     if (path->size() > 4096) return absl::InvalidArgumentError("log path longer than 4096 bytes");

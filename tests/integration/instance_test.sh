@@ -4,8 +4,9 @@
 # instance://, stop (signal, timeout, force, --all, globs), the per-user cap
 # and a flood of starts against it, who may see and stop what, each
 # instance's own cgroup (below berthd's, its stats, its limits tightened to
-# the caller's, removed at stop) and (system mode) a daemon restart that
-# keeps cgroups and --restart policies.
+# the caller's, removed at stop), --fakeroot and --userns instances (joins in
+# the user namespace the init made) and (system mode) a daemon restart that
+# keeps cgroups, --restart policies and --fakeroot instances.
 #   MODE  system (root berthd)  or  user (a private berthd run by the test user)
 #   WHO   root  or  user (the unprivileged test user)
 set -u
@@ -214,6 +215,68 @@ expect_out "... and is joinable" "ok" b exec instance://web echo ok
 expect_out "exec instance://: the init's PID namespace" "$(readlink "/proc/$pid/ns/pid")" \
   b exec instance://web readlink /proc/self/ns/pid
 
+# --- --fakeroot and --userns instances: the init makes the user namespace ---
+# (in user mode --userns adds none: the daemon's own confines the container)
+host_userns=$(readlink /proc/self/ns/user)
+cat >"$TEST_TMP/shared/fr-start.sh" <<'S'
+#!/bin/sh
+echo "startscript uid $(id -u) $(readlink /proc/self/ns/user)"
+S
+chmod 0755 "$TEST_TMP/shared/fr-start.sh"
+must "start fr --fakeroot" b instance start --fakeroot -B "$TEST_TMP/shared:/shared" \
+  -B "$TEST_TMP/shared/fr-start.sh:/.singularity.d/startscript" "$IMG" fr
+frpid=$(pid_of fr)
+fr_userns=$(readlink "/proc/$frpid/ns/user")
+check "--fakeroot instance: its init is in a user namespace of its own" \
+  test -n "$fr_userns" -a "$fr_userns" != "$host_userns"
+wait_until 10 grep -q "startscript uid" "$logdir/fr.out"
+got=$(cat "$logdir/fr.out" 2>/dev/null)
+[ "$got" = "startscript uid 0 $fr_userns" ] && ok "... the startscript ran as root of that namespace" ||
+  bad "... the startscript ran as root of that namespace" "got '$got'"
+expect_out "exec instance:// of a --fakeroot instance: uid 0" "0" b exec instance://fr id -u
+expect_out "... in the init's user namespace" "$fr_userns" b exec instance://fr readlink /proc/self/ns/user
+expect_out "... and its mount namespace" "$(readlink "/proc/$frpid/ns/mnt")" \
+  b exec instance://fr readlink /proc/self/ns/mnt
+expect_rc "... root there writes as the caller on the host" 0 b exec instance://fr sh -c 'echo x >/shared/fr-owned'
+check "... (the file is the caller's, uid $ME_UID)" test "$(stat -c %u "$TEST_TMP/shared/fr-owned")" = "$ME_UID"
+if [ "$MODE" = system ]; then
+  expect_out "... its namespace maps uid 0 to the caller" "0 $ME_UID 1" \
+    b exec instance://fr sh -c "head -1 /proc/self/uid_map | tr -s ' ' | sed 's/^ //'"
+fi
+got=$(echo 'id -u; readlink /proc/self/ns/user' | b shell instance://fr 2>/dev/null | tr '\n' ' ')
+check "shell instance:// of a --fakeroot instance: root, the same namespace" test "$got" = "0 $fr_userns "
+# (A user-mode daemon runs as the caller: its inits are the caller's.)
+if [ "$MODE" = system ]; then
+  if [ "$WHO" = user ]; then
+    check "the caller cannot signal the --fakeroot instance's init" \
+      sh -c "! runuser -u '$TUSER' -- kill -0 $frpid 2>/dev/null"
+  fi
+  check "... which holds no capability and no supplementary group" \
+    sh -c "grep -q '^CapEff:.0*\$' /proc/$frpid/status && grep -qE '^Groups:[[:space:]]*\$' /proc/$frpid/status"
+fi
+b instance stats --json fr >"$TEST_TMP/stats.json" 2>/dev/null
+check "stats of a --fakeroot instance: memory in use" python3 - "$TEST_TMP/stats.json" <<'P'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["memory_stats"]["usage"]["usage"] > 0 and "current" in d["pids_stats"], d
+P
+if [ "$MODE" = system ]; then
+  check "... its pids non-zero, its own cgroup's (pids.current)" python3 - "$TEST_TMP/stats.json" "$(inst_dir fr pids)/pids.current" <<'P'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["pids_stats"]["current"] == int(open(sys.argv[2]).read()) > 0, d["pids_stats"]
+P
+fi
+expect_rc "stop the --fakeroot instance" 0 b instance stop fr
+check "... gone" wait_until 3 test ! -e "/proc/$frpid"
+must "start un --userns" b instance start --userns "$IMG" un
+unpid=$(pid_of un)
+un_userns=$(readlink "/proc/$unpid/ns/user")
+expect_out "exec instance:// of a --userns instance: the caller's uid" "$ME_UID" b exec instance://un id -u
+expect_out "... in the init's user namespace" "$un_userns" b exec instance://un readlink /proc/self/ns/user
+check "... not the host's" test -n "$un_userns" -a "$un_userns" != "$host_userns"
+expect_rc "stop the --userns instance" 0 b instance stop un
+
 # --- instance run ---
 expect_rc "instance run starts the runscript" 0 b instance run "$IMG" runner a b
 wait_until 5 grep -q "runscript args" "$logdir/runner.out"
@@ -302,8 +365,6 @@ expect_fatal "a hostile name: '/'" "instance name" b instance start "$IMG" a/b
 expect_fatal "a hostile name: '..'" "instance name" b instance start "$IMG" ..
 expect_fatal "a hostile name: 10 KB" "instance name" b instance start "$IMG" "$(head -c 10240 /dev/zero | tr '\0' n)"
 expect_fatal "a hostile glob" "instance pattern" b instance list '../*'
-expect_fatal "--fakeroot instances: refused with one line (not built yet)" "not supported yet" \
-  b instance start --fakeroot "$IMG" fr
 
 # --- limits: the instance's own cgroup has them; joins land in it ---
 if [ "$MODE" = system ]; then
@@ -425,6 +486,9 @@ if [ "$MODE" = system ]; then
   kpid=$(pid_of keep)
   kns=$(readlink "/proc/$kpid/ns/mnt")
   kcg=$(inst_dir keep pids)
+  must "start frkeep --fakeroot" b instance start --fakeroot "$IMG" frkeep
+  frkpid=$(pid_of frkeep)
+  frk_userns=$(readlink "/proc/$frkpid/ns/user")
   must "start phoenix --restart on-failure:3" b instance start --restart on-failure:3 "$IMG" phoenix
   ppid=$(pid_of phoenix)
   # A forged record: another process claimed as an instance's init.
@@ -446,6 +510,11 @@ P
   expect_out "... its image still readable" "image-file" b exec instance://keep cat /opt/marker
   b instance stats --json keep >/dev/null 2>"$TEST_TMP/stderr"
   check "... its cgroup re-found: stats read it, no warning" test ! -s "$TEST_TMP/stderr"
+  check "a --fakeroot instance is re-adopted with its pid" test "$(pid_of frkeep)" = "$frkpid"
+  expect_out "... joinable: root, in its user namespace" "0 $frk_userns" \
+    b exec instance://frkeep sh -c 'echo $(id -u) $(readlink /proc/self/ns/user)'
+  expect_rc "... stoppable" 0 b instance stop frkeep
+  check "... and gone" wait_until 3 test ! -e "/proc/$frkpid"
   kill -9 "$ppid"
   check "... --restart kept across the berthd restart: back within 2 s" wait_until 2 back phoenix "$ppid"
   check "... counted" test "$(restarts_of phoenix)" = 1

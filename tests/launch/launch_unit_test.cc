@@ -15,6 +15,7 @@
 #include "daemon/launch/account_files.h"
 #include "daemon/launch/cgroups.h"
 #include "daemon/launch/image_paths.h"
+#include "daemon/launch/launch.h"
 
 namespace launch = berth::daemon::launch;
 
@@ -194,4 +195,20 @@ TEST_CASE("cgroups to join: only hierarchies that differ, mountinfo read only fo
   auto self = launch::CgroupDirsToJoin(getpid());
   REQUIRE(self.ok());
   CHECK(self->empty());
+}
+
+TEST_CASE("a fakeroot join needs the container's own user namespace") {
+  using berth::daemon::launch::Join;
+  using berth::daemon::launch::LaunchSpec;
+  using berth::daemon::launch::LiveNamespaces;
+  LaunchSpec spec;
+  spec.fakeroot = true;
+  spec.argv = {"/bin/true"};
+  LiveNamespaces ns;
+  ns.mnt = berth::UniqueFd(::open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC));
+  REQUIRE(ns.mnt.valid());
+  auto joined = Join(std::move(spec), ns);
+  REQUIRE_FALSE(joined.ok());
+  CHECK(joined.status().message() ==
+        "--fakeroot: the container to join has no user namespace of its own");
 }
