@@ -78,6 +78,7 @@ for ((i = 0; i < reps; i++)); do
   echo "scale=3; ($end - $start) / 1000000000" | bc >>"$bench_work/times/peer"
 done
 [ "$("$BERTH" exec "$bench_work/out.sif" cat /built)" = built ] || { echo "the built image does not run" >&2; exit 1; }
+echo "per round (s): berth $(tr "\n" " " <"$bench_work/times/berth")/ by hand $(tr "\n" " " <"$bench_work/times/peer")"
 read -r b _ <<<"$(bench_stats berth)"
 read -r p _ <<<"$(bench_stats peer)"
 echo "image: $layers layers, $image_mb MB of blobs; $(nproc) CPUs; $reps rounds; medians"

@@ -244,6 +244,7 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
       bind->set_source(b.source);
       bind->set_destination(b.destination);
       bind->set_read_only(b.read_only);
+      bind->set_image_src(b.image_src);
     }
   }
   for (const std::string& value : f.mounts) {
@@ -252,6 +253,7 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
     bind->set_source(b.source);
     bind->set_destination(b.destination);
     bind->set_read_only(b.read_only);
+    bind->set_image_src(b.image_src);
   }
   const bool containall = f.containall || f.compat;
   // As Apptainer: the caller's umask, or 0022 with --no-umask.

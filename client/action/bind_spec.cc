@@ -1,5 +1,6 @@
 #include "client/action/bind_spec.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
@@ -66,10 +67,14 @@ absl::StatusOr<BindEntry> ParseMount(const std::string& value, const std::string
         return InvalidMount(value, absl::StrCat(key, "=", v, ": use ", key, " alone, or =true"));
       }
       bind.read_only = v != "false";
-    } else if (key == "image-src" || key == "id") {
-      return InvalidMount(value, absl::StrCat(key,
-                                              ": binds from inside an image file are not "
-                                              "supported by berth yet"));
+    } else if (key == "image-src") {
+      if (v.empty() || v.front() != '/') {
+        return InvalidMount(value, "image-src must be an absolute path inside the image");
+      }
+      bind.image_src = v;
+    } else if (key == "id") {
+      return InvalidMount(value,
+                          "id: berth binds from an image's primary partition only; leave id out");
     } else if (key == "bind-propagation") {
       // Apptainer accepts and ignores it: binds are private either way.
     } else {
@@ -100,8 +105,14 @@ absl::StatusOr<std::vector<BindEntry>> ParseBinds(const std::string& value,
     if (parts.size() == 3) {
       if (parts[2] == "ro") {
         bind.read_only = true;
+      } else if (absl::StartsWith(parts[2], "image-src=")) {
+        bind.image_src = parts[2].substr(10);
+        if (bind.image_src.empty() || bind.image_src.front() != '/') {
+          return Invalid(entry, "image-src must be an absolute path inside the image");
+        }
       } else if (parts[2] != "rw") {
-        return Invalid(entry, absl::StrCat("unknown option '", parts[2], "' (use ro or rw)"));
+        return Invalid(
+            entry, absl::StrCat("unknown option '", parts[2], "' (use ro, rw or image-src=PATH)"));
       }
     }
     out.push_back(std::move(bind));

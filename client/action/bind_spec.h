@@ -16,14 +16,18 @@ struct BindEntry {
   std::string source;       // absolute (relative sources are taken from `cwd`)
   std::string destination;  // absolute; defaults to the source
   bool read_only = false;
+  // image-src=PATH: `source` is an image file (SIF or squashfs) and PATH a
+  // directory or file inside it; empty for a plain bind.
+  std::string image_src;
 };
 
 // Parses one flag value (which may hold several comma-separated entries).
 absl::StatusOr<std::vector<BindEntry>> ParseBinds(const std::string& value, const std::string& cwd);
 
 // Parses one --mount value: type=bind (the default), source|src,
-// destination|dst|target, ro|readonly; image-src and id (a directory of an
-// image file) are refused as not supported.
+// destination|dst|target, ro|readonly, image-src (a path inside the image
+// file named by source); id (a SIF partition other than the primary one) is
+// refused as not supported.
 absl::StatusOr<BindEntry> ParseMount(const std::string& value, const std::string& cwd);
 
 }  // namespace berth::client

@@ -173,6 +173,17 @@ absl::StatusOr<UniqueFd> OpenWithCreds(const CallerCreds& creds, int dir_fd,
   return fd;
 }
 
+// A name beneath a directory descriptor: exactly one component, so that
+// nothing resolves above or around the directory the daemon checked.
+absl::Status CheckOneComponent(const std::string& name, const char* what) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+      name.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " ", Quoted(name), " is not one path component"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateCallerPath(const std::string& path, const char* what) {
@@ -214,11 +225,7 @@ absl::StatusOr<UniqueFd> OpenPathAsCaller(const CallerCreds& creds, const std::s
 
 absl::StatusOr<UniqueFd> OpenAtAsCaller(const CallerCreds& creds, int dir_fd,
                                         const std::string& name, int flags) {
-  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
-      name.find('\0') != std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("file name ", Quoted(name), " is not one path component"));
-  }
+  RETURN_IF_ERROR(CheckOneComponent(name, "file name"));
   if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
     return absl::InvalidArgumentError("OpenAtAsCaller opens existing files only");
   }
@@ -254,11 +261,7 @@ absl::StatusOr<std::optional<std::string>> ReadInRootAsCaller(const CallerCreds&
 
 absl::StatusOr<UniqueFd> MakeDirAtAsCaller(const CallerCreds& creds, int dir_fd,
                                            const std::string& name, mode_t mode) {
-  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
-      name.find('\0') != std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("directory name ", Quoted(name), " is not one path component"));
-  }
+  RETURN_IF_ERROR(CheckOneComponent(name, "directory name"));
   ASSIGN_OR_RETURN(std::unique_ptr<ScopedFsIdentity> identity, ActAs(creds));
   bool made = ::mkdirat(dir_fd, name.c_str(), 0700) == 0;
   if (!made && errno != EEXIST) return ErrnoStatus(absl::StrCat("creating ", Quoted(name)), errno);

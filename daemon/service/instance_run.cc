@@ -110,7 +110,10 @@ absl::StatusOr<std::shared_ptr<instance::Instance>> LaunchInstance(
     return ErrnoStatus("the instance's mount namespace", errno);
   rec.mnt_ns_inode = st.st_ino;
   inst->holder = std::move(holder);
-  inst->keep = run.lease;
+  // The image and those its image-src binds come from stay mounted while it lives.
+  auto leases = std::make_shared<std::vector<std::shared_ptr<image::MountLease>>>(run.bind_leases);
+  leases->push_back(run.lease);
+  inst->keep = std::move(leases);
   inst->set_cgroup(std::move(cgroup));
   auto script = launch::Join(std::move(run.spec), inst->ns);
   if (!script.ok()) return Annotate(script.status(), "starting the instance's script");

@@ -195,8 +195,9 @@ absl::StatusOr<launch::Container> RunHandler::StartContainer(
     ASSIGN_OR_RETURN(key, shared::ShareKeyOf(peer.pid, peer.pidfd->get(), peer.uid,
                                              ShareRequestOf(request), sources));
   }
-  // A container with limits has a cgroup of its own: it is never shared.
-  if (!key || run.cgroup) return launch::Launch(std::move(run.spec));
+  // A container with limits has a cgroup of its own, and one with image-src
+  // binds holds their images for its own life: neither is ever shared.
+  if (!key || run.cgroup || !run.bind_leases.empty()) return launch::Launch(std::move(run.spec));
   shared::ContainerShape shape = ShapeOf(request, *run.lease, run.spec);
   ASSIGN_OR_RETURN(member, shared_->Enter(*key, shape, [&run] {
     return MakeLiveContainer(run.spec, run.lease);

@@ -22,6 +22,7 @@
 #include "daemon/fakeroot/fakeroot_ids.h"
 #include "daemon/gpu/run_gpus.h"
 #include "daemon/image/open_as_caller.h"
+#include "daemon/launch/image_paths.h"
 #include "daemon/service/caller_process.h"
 #include "daemon/service/mpi_run.h"
 #include "daemon/service/pty.h"
@@ -244,8 +245,46 @@ absl::Status AddHome(const v1::RunRequest& r, const PeerIdentity& peer,
   return absl::OkStatus();
 }
 
+// --bind IMG:DST:image-src=/P, --mount ...,image-src=/P: the image file
+// (opened as the caller, the site's image rules applied; a data image is not
+// run, so the ECL, which rules what runs, is not asked) is mounted read-only
+// as a container's image is, and P is resolved inside that mount
+// (RESOLVE_IN_ROOT: "..", absolute links and magic links stay in the image)
+// and bound read-only. The lease keeps the mount until the container ends.
+absl::StatusOr<launch::BindSpec> OpenImageBind(const v1::Bind& b, const PeerIdentity& peer,
+                                               const policy::Config& config,
+                                               image::MountCache& images, PreparedRun& run) {
+  const std::string what = absl::StrCat("--bind ", b.source(), " image-src=", b.image_src());
+  auto fd = image::OpenAsCaller(CredsOf(peer), b.source(), O_RDONLY);
+  if (!fd.ok()) return Annotate(fd.status(), what);
+  RETURN_IF_ERROR_CTX(CheckImagePolicy(fd->get(), b.source(), config), what);
+  ASSIGN_OR_RETURN(TargetKind kind, KindOf(fd->get(), b.source()));
+  if (kind == TargetKind::kDirectory) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": ", b.source(), " is a directory; bind it, or a path in it, without image-src"));
+  }
+  RETURN_IF_ERROR_CTX(CheckTargetAllowed(kind, b.source(), config, nullptr), what);
+  auto inside = launch::CleanContainerPath(b.image_src(), /*allow_root=*/true);
+  if (!inside.ok()) return Annotate(inside.status(), what);
+  ASSIGN_OR_RETURN(std::shared_ptr<image::MountLease> lease,
+                   images.Acquire(*std::move(fd), b.source(), peer.uid));
+  UniqueFd root(::open(lease->root().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return ErrnoStatus(absl::StrCat(what, ": the image's mount"), errno);
+  open_how how{};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  const std::string rel = inside->empty() ? "." : *inside;
+  UniqueFd source(
+      static_cast<int>(::syscall(SYS_openat2, root.get(), rel.c_str(), &how, sizeof how)));
+  if (!source) return ErrnoStatus(absl::StrCat(what, ": ", b.image_src(), " in the image"), errno);
+  run.bind_leases.push_back(std::move(lease));
+  return launch::BindSpec{std::move(source), absl::StrCat(b.source(), ":", b.image_src()),
+                          b.destination(), /*read_only=*/true};
+}
+
 absl::Status AddBinds(const v1::RunRequest& r, const PeerIdentity& peer,
-                      const policy::Config& config, launch::LaunchSpec& spec) {
+                      const policy::Config& config, image::MountCache& images, PreparedRun& run) {
+  launch::LaunchSpec& spec = run.spec;
   if (!NoMount(r, "bind-paths")) {
     for (const std::string& path : config.default_binds) {
       if (path == "/etc/hosts" || path == "/etc/localtime") continue;  // launcher's own
@@ -255,6 +294,11 @@ absl::Status AddBinds(const v1::RunRequest& r, const PeerIdentity& peer,
     }
   }
   for (const v1::Bind& b : r.binds()) {
+    if (!b.image_src().empty()) {
+      ASSIGN_OR_RETURN(launch::BindSpec bind, OpenImageBind(b, peer, config, images, run));
+      spec.binds.push_back(std::move(bind));
+      continue;
+    }
     ASSIGN_OR_RETURN(launch::BindSpec bind,
                      OpenBind(peer, b.source(), b.destination(), b.read_only(),
                               absl::StrCat("--bind ", b.source())));
@@ -454,7 +498,7 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdenti
   AddNamespaces(r, options, config, !instance.empty(), spec);
   RETURN_IF_ERROR(AddHome(r, peer, config, spec));
   RETURN_IF_ERROR(AddScratchAndWorkdir(r, CredsOf(peer), spec.system_mounts.tmp, spec));
-  RETURN_IF_ERROR(AddBinds(r, peer, config, spec));
+  RETURN_IF_ERROR(AddBinds(r, peer, config, images, run));
   AddCwd(r, peer, spec);
   gpu::GpuGrant grant;
   if (gpus != nullptr) {

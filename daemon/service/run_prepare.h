@@ -26,6 +26,8 @@ namespace berth::daemon {
 
 struct PreparedRun {
   std::shared_ptr<image::MountLease> lease;  // keeps the image mounted
+  // The images that image-src binds come from, mounted as long as this lives.
+  std::vector<std::shared_ptr<image::MountLease>> bind_leases;
   launch::LaunchSpec spec;
   UniqueFd pty_master;  // set when the request asked for a terminal
   // INFO lines for the caller, sent before the container starts (the

@@ -15,7 +15,8 @@ std::string Flag(bool on) {
 std::vector<std::pair<std::string, std::string>> OptionsOf(const v1::RunRequest& r) {
   std::vector<std::string> binds;
   for (const v1::Bind& b : r.binds()) {
-    binds.push_back(absl::StrCat(b.source(), ":", b.destination(), b.read_only() ? ":ro" : ""));
+    binds.push_back(absl::StrCat(b.source(), ":", b.destination(), b.read_only() ? ":ro" : "",
+                                 b.image_src().empty() ? "" : ":image-src=", b.image_src()));
   }
   return {
       {"--bind", absl::StrJoin(binds, ",")},

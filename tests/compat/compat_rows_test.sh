@@ -135,6 +135,23 @@ row "act -H/--home src:dst" "/myhome in-home" exec -H "$T/althome:/myhome" "$IMG
 row "act --mount type=bind" "bound" exec --mount "type=bind,src=$T/data,dst=/m,ro" "$IMG" cat /m/f
 with APPTAINER_MOUNT="type=bind,src=$T/data,dst=/m"
 row "act MOUNT env form" "bound" exec "$IMG" cat /m/f
+# image-src: a path inside an image file (a squashfs of data, the SIF
+# itself), resolved inside the image: a link to a host directory stays in it.
+mkdir -p "$T/dimg/sub" "$T/hostonly" && echo in-image >"$T/dimg/sub/f" && echo host-side >"$T/hostonly/h"
+ln -s "$T/hostonly" "$T/dimg/escape"
+chmod -R a+rX "$T/hostonly"
+mksquashfs "$T/dimg" "$T/data.sqfs" -noappend -quiet -all-root >/dev/null && chmod 0644 "$T/data.sqfs"
+row "act --mount image-src: a directory inside an image file" "in-image" \
+  exec --mount "type=bind,src=$T/data.sqfs,dst=/d,image-src=/sub" "$IMG" cat /d/f
+row "act -B SRC:DST:image-src=PATH" "compat-image" exec -B "$IMG:/img:image-src=/opt" "$IMG" cat /img/marker
+row_err "act image-src: a link in the image never reaches the host" 255 "escape" \
+  exec --mount "type=bind,src=$T/data.sqfs,dst=/d,image-src=/escape" "$IMG" cat /d/h
+row_err "act image-src: '..' is refused" 255 ".." exec -B "$T/data.sqfs:/d:image-src=/sub/../.." "$IMG" true
+if [ "$WHO" = user ]; then
+  install -m 0600 "$T/data.sqfs" "$T/private.sqfs"
+  row_err "act image-src: the image is opened as the caller" 255 "Permission denied" \
+    exec -B "$T/private.sqfs:/d:image-src=/" "$IMG" true
+fi
 [ -d "$PWHOME" ] || { bad "setup" "$ME has no home directory $PWHOME"; finish; }
 echo mine >"$PWHOME/compat-homefile-$$" && mine "$PWHOME/compat-homefile-$$"
 probe="[ -e $PWHOME/compat-homefile-$$ ] && echo present || echo absent"
