@@ -105,6 +105,16 @@ bool IsProxyVar(absl::string_view name) {
   return absl::EndsWith(lower, "_proxy");
 }
 
+// The launcher's connection to this process (PMI-2's PMI_FD and rank, PMIx's
+// server URI and namespace) and the Slurm task it is (Open MPI's direct
+// launch is recognised from SLURM_*): kept under --cleanenv, or each rank of
+// an MPI job starts as a singleton. Apptainer's --cleanenv drops them; berth
+// hands PMI_FD over in every mode, so its variables go with it.
+bool IsLauncherVar(absl::string_view name) {
+  return absl::StartsWith(name, "PMI_") || absl::StartsWith(name, "PMIX_") ||
+         absl::StartsWith(name, "SLURM_");
+}
+
 // Variables berth or Apptainer set or reset themselves; never taken from the host.
 bool ResetByRuntime(absl::string_view name) {
   return name == "PATH" || name == "HOME" || name == "LD_LIBRARY_PATH" || name == "PS1" ||
@@ -262,7 +272,7 @@ absl::StatusOr<ContainerEnv> BuildEnvironment(const EnvRequest& request, const E
   for (const auto& entry : request.host_env) {
     std::string name = NameOf(entry);
     if (ResetByRuntime(name)) continue;
-    if (request.clean_env && name != "TERM" && !IsProxyVar(name)) continue;
+    if (request.clean_env && name != "TERM" && !IsProxyVar(name) && !IsLauncherVar(name)) continue;
     env.base.push_back(entry);
   }
   if (request.clean_env) env.base.push_back("LANG=C");

@@ -20,6 +20,14 @@ for who in root "$TUSER"; do
   [ "$got" = "0/2 1/2" ] && ok "Open MPI over pmix as $who: ranks 0 and 1 of 2" ||
     bad "Open MPI over pmix as $who" "got '$got': $out $(head -c 600 "$TEST_TMP/err")"
 done
+# --cleanenv keeps the launcher's PMI_*/PMIX_* (PMI_FD is handed over in every mode).
+for pair in "pmi2 mpich" "pmix openmpi"; do
+  set -- $pair
+  out=$(as "$TUSER" srun --mpi="$1" -n 2 "$BERTH" exec --cleanenv "$IMG/$2.sif" /hello 2>"$TEST_TMP/err")
+  got=$(ranks_of "$out")
+  [ "$got" = "0/2 1/2" ] && ok "$2 over $1 with --cleanenv: ranks 0 and 1 of 2" ||
+    bad "$2 over $1 with --cleanenv" "got '$got': $out $(head -c 600 "$TEST_TMP/err")"
+done
 # Without PMI the same image runs as singletons: the checks above can fail.
 out=$(as root srun --mpi=none -n 2 "$BERTH" exec "$IMG/mpich.sif" /hello 2>/dev/null)
 got=$(ranks_of "$out")
