@@ -97,3 +97,35 @@ wait_until() {
   for ((i = 0; i < limit; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
   return 1
 }
+
+# start_test_daemon [BERTH.CONF TEXT [ECL.TOML TEXT]]: (re)starts the daemon
+# under test in $MODE (system: root's, on $TEST_TMP/run; user: $TUSER's
+# private one, on $TEST_TMP/u), with a fresh config directory; sets SOCK and
+# daemon_pid. stop_test_daemon ends it.
+stop_test_daemon() {
+  [ -n "${daemon_pid:-}" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+  daemon_pid=
+}
+start_test_daemon() {
+  stop_test_daemon
+  local etc=$TEST_TMP/etc-$RANDOM
+  mkdir -p "$etc"
+  printf '%s\n' "${1:-}" >"$etc/berth.conf"
+  [ -n "${2:-}" ] && printf '%s\n' "$2" >"$etc/ecl.toml"
+  chmod 0755 "$etc"; chmod 0644 "$etc"/*
+  if [ "$MODE" = system ]; then
+    SOCK=$TEST_TMP/run/berthd.sock
+    rm -f "$SOCK"
+    "$TEST_TMP/berthd" --socket "$SOCK" --config-dir "$etc" --state-dir "$TEST_TMP/state" \
+      --foreground 2>>"$TEST_TMP/berthd.log" &
+  else
+    chmod 0666 /dev/fuse  # Debian ships 0666; some machines have 0600 (recipes.md)
+    install -d -o "$TUSER" -m 0700 "$TEST_TMP/u"
+    SOCK=$TEST_TMP/u/berthd.sock
+    rm -f "$SOCK"
+    runuser -u "$TUSER" -- "$TEST_TMP/berthd" --user-mode --socket "$SOCK" --config-dir "$etc" \
+      --state-dir "$TEST_TMP/u/state" --foreground 2>>"$TEST_TMP/berthd.log" &
+  fi
+  daemon_pid=$!
+  wait_until 10 test -S "$SOCK" || { bad "daemon starts" "$(tail -5 "$TEST_TMP/berthd.log")"; finish; }
+}

@@ -19,12 +19,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 test_prologue targets
 daemon_pid=
-stop_daemon() {
-  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
-  daemon_pid=
-}
 cleanup() {
-  stop_daemon
+  stop_test_daemon
   umount "$TEST_TMP/sb/opt/hostdir" 2>/dev/null
   rm -rf "$TEST_TMP" "$HIDDEN" 2>/dev/null
 }
@@ -66,30 +62,6 @@ printf 'root:x:0:0:%s:/:/bin/sh\n' "$SECRET" >"$ROOTPW/etc/passwd" && chmod 0600
 install -d -m 0700 "$TEST_TMP/private"
 cp -a "$SB" "$TEST_TMP/private/sb"
 
-# start_daemon [berth.conf text]: (re)starts the daemon under test.
-start_daemon() {
-  stop_daemon
-  local etc=$TEST_TMP/etc-$RANDOM
-  mkdir -p "$etc"
-  printf '%s\n' "${1:-}" >"$etc/berth.conf"
-  [ -n "${2:-}" ] && printf '%s\n' "$2" >"$etc/ecl.toml"
-  chmod 0755 "$etc"; chmod 0644 "$etc"/*
-  if [ "$MODE" = system ]; then
-    SOCK=$TEST_TMP/run/berthd.sock
-    rm -f "$SOCK"
-    "$TEST_TMP/berthd" --socket "$SOCK" --config-dir "$etc" --state-dir "$TEST_TMP/state" \
-      --foreground 2>>"$TEST_TMP/berthd.log" &
-  else
-    chmod 0666 /dev/fuse  # Debian ships 0666; some machines have 0600 (recipes.md)
-    install -d -o "$TUSER" -m 0700 "$TEST_TMP/u"
-    SOCK=$TEST_TMP/u/berthd.sock
-    rm -f "$SOCK"
-    runuser -u "$TUSER" -- "$TEST_TMP/berthd" --user-mode --socket "$SOCK" --config-dir "$etc" \
-      --state-dir "$TEST_TMP/u/state" --foreground 2>>"$TEST_TMP/berthd.log" &
-  fi
-  daemon_pid=$!
-  wait_until 10 test -S "$SOCK" || { bad "daemon starts" "$(tail -5 "$TEST_TMP/berthd.log")"; finish; }
-}
 
 # b ARGS...: the client as $who, in $TEST_TMP.
 b() {
@@ -124,7 +96,7 @@ sandbox_submounts() {
 has_sandbox_mount() { [ -n "$(sandbox_mounts)" ]; }
 no_sandbox_mount() { [ -z "$(sandbox_mounts)" ]; }
 
-start_daemon
+start_test_daemon
 whos="root user"
 [ "$MODE" = user ] && whos=user
 # A mount inside the sandbox (made by root) must not be carried into a
@@ -228,15 +200,15 @@ if [ "$MODE" = system ]; then
 fi
 
 who=user
-start_daemon $'[images]\nallow_container_dir = false'
+start_test_daemon $'[images]\nallow_container_dir = false'
 expect_fatal "allow_container_dir = false refuses a sandbox" "allow_container_dir = false" b exec "$SB" true
 expect_out "... and a SIF still runs" image-file b exec "$IMG" cat /opt/marker
 expect_out "... and a bare squashfs too" image-file b exec "$SQFS" cat /opt/marker
-start_daemon $'[images]\nallow_container_squashfs = false'
+start_test_daemon $'[images]\nallow_container_squashfs = false'
 expect_fatal "allow_container_squashfs = false refuses a bare squashfs" "allow_container_squashfs = false" \
   b exec "$SQFS" true
 expect_out "... and a sandbox still runs" image-file b exec "$SB" cat /opt/marker
-start_daemon "" $'activated = true\n[[execgroup]]\n  tagname = "any"\n  mode = "blacklist"\n  dirpath = ""\n  keyfp = ["0000000000000000000000000000000000000000"]'
+start_test_daemon "" $'activated = true\n[[execgroup]]\n  tagname = "any"\n  mode = "blacklist"\n  dirpath = ""\n  keyfp = ["0000000000000000000000000000000000000000"]'
 expect_fatal "an active ECL refuses a sandbox: it cannot be signed" "cannot be signed" b exec "$SB" true
 expect_fatal "... and a bare squashfs" "cannot be signed" b exec "$SQFS" true
 finish

@@ -18,12 +18,8 @@ test_prologue rights
 OTHER=${BERTH_TEST_USER2:-berthtest2}
 bash "$here/../lib/ensure-test-user.sh" "$OTHER"
 daemon_pid=
-stop_daemon() {
-  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
-  daemon_pid=
-}
 cleanup() {
-  stop_daemon
+  stop_test_daemon
   rm -rf "$TEST_TMP" 2>/dev/null
 }
 trap cleanup EXIT
@@ -37,29 +33,6 @@ if [ "$SECTION" != f2 ]; then  # f2 runs the image it converts
   chmod 0644 "$IMG"
 fi
 
-# start_daemon [berth.conf text]: (re)starts the daemon under test.
-start_daemon() {
-  stop_daemon
-  local etc=$TEST_TMP/etc-$RANDOM
-  mkdir -p "$etc"
-  printf '%s\n' "${1:-}" >"$etc/berth.conf"
-  chmod 0644 "$etc/berth.conf"
-  if [ "$MODE" = system ]; then
-    SOCK=$TEST_TMP/run/berthd.sock
-    rm -f "$SOCK"
-    "$TEST_TMP/berthd" --socket "$SOCK" --config-dir "$etc" --state-dir "$TEST_TMP/state" \
-      --foreground 2>>"$TEST_TMP/berthd.log" &
-  else
-    chmod 0666 /dev/fuse  # Debian ships 0666; some machines have 0600 (recipes.md)
-    install -d -o "$TUSER" -m 0700 "$TEST_TMP/u"
-    SOCK=$TEST_TMP/u/berthd.sock
-    rm -f "$SOCK"
-    runuser -u "$TUSER" -- "$TEST_TMP/berthd" --user-mode --socket "$SOCK" --config-dir "$etc" \
-      --state-dir "$TEST_TMP/u/state" --foreground 2>>"$TEST_TMP/berthd.log" &
-  fi
-  daemon_pid=$!
-  wait_until 10 test -S "$SOCK" || { bad "daemon starts" "$(tail -5 "$TEST_TMP/berthd.log")"; finish; }
-}
 
 # as CMD...: runs CMD as the test user, talking to the daemon under test.
 as() { runuser -u "$TUSER" -- env BERTH_SOCKET="$SOCK" "$@"; }
@@ -102,7 +75,7 @@ install -d -o "$TUSER" -m 0700 "$TEST_TMP/mine"
 install -d -o "$TUSER" -m 0755 "$TEST_TMP/mine/a" "$TEST_TMP/mine/a/b"
 
 section_f1() {
-  start_daemon
+  start_test_daemon
   refused "f1: --cwd below another user's 0700 directory" "working directory" "secret-of-other" \
     b exec --cwd "$TEST_TMP/b/pub" "$IMG" cat f
   refused "f1: -B /:/hostroot --cwd into a root-only directory" "working directory" "secret-of-root" \
@@ -126,7 +99,7 @@ section_f1() {
     as sh -c "cd '$TEST_TMP/mine/a/b' && chmod 0 '$TEST_TMP/mine/a' && exec '$BERTH' exec '$IMG' pwd"
   chmod 0755 "$TEST_TMP/mine/a"
   # Without user binds (user_bind_control = false) nothing changes.
-  start_daemon $'[binds]\nuser_bind_control = false'
+  start_test_daemon $'[binds]\nuser_bind_control = false'
   refused "f1: user_bind_control=false: --cwd below another user's 0700 directory" "working directory" \
     "secret-of-other" b exec --cwd "$TEST_TMP/b/pub" "$IMG" cat f
   refused "f1: user_bind_control=false: --cwd into a PrivateTmp-style tmp" "working directory" "" \
@@ -157,7 +130,7 @@ make_images() {
 }
 
 section_f2() {
-  start_daemon
+  start_test_daemon
   make_images || { bad setup "local images"; return; }
   check "f2: the caller's own oci: layout converts" \
     b pull -q "$TEST_TMP/out/own.sif" "oci:$TEST_TMP/ul/layout:test"
@@ -183,7 +156,7 @@ section_f2() {
 }
 
 section_rows() {
-  start_daemon "[binds]
+  start_test_daemon "[binds]
 default_binds = [\"$TEST_TMP/b/pub\"]"
   make_images || { bad setup "local images"; return; }
   # image
