@@ -177,8 +177,9 @@ absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& fl
   RETURN_IF_ERROR(deffile::CheckBuilderSupports(file.stages, spec));
   struct stat st {};
   // --update over an existing sandbox: its sections run in it, no base.
-  const bool update = flags.update && ::lstat(image.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-  if (!flags.force && !update && ::lstat(image.c_str(), &st) == 0) {
+  const bool exists = ::lstat(image.c_str(), &st) == 0;
+  const bool update = flags.update && exists && S_ISDIR(st.st_mode);
+  if (!flags.force && !update && exists) {
     return absl::AlreadyExistsError(
         absl::StrCat("build target '", image, "' already exists; use --force to overwrite it"));
   }
