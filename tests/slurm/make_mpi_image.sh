@@ -3,7 +3,8 @@
 # host's Debian packages with mksquashfs and `berth sif` (as
 # tests/integration/make_test_image.sh does).
 #   mpich    /hello and /pingpong built with MPICH, with every library they
-#            load (a hybrid image: its own MPI, talking to Slurm's PMI-2)
+#            load, UCX's transport modules included (a hybrid image: its own
+#            MPI, talking to Slurm's PMI-2)
 #   openmpi  the same with Open MPI 4.1, its component directories
 #            (openmpi3, pmix) and their libraries, help files and config
 #   app      /hello built with MPICH but holding only it, libc and the
@@ -49,6 +50,11 @@ case $kind in
     mpicc.mpich -O2 -o "$r/hello" "$here/mpi/hello.c"
     mpicc.mpich -O2 -o "$r/pingpong" "$here/mpi/pingpong.c"
     copy_libs "$r/hello" "$r/pingpong"
+    # MPICH's ch4:ucx device: UCX loads its transports (CMA among them) from
+    # this directory at run time, so ldd does not list them. Without them
+    # UCX falls back to copies through shared memory.
+    copy_tree /usr/lib/x86_64-linux-gnu/ucx
+    copy_libs /usr/lib/x86_64-linux-gnu/ucx/*.so
     ;;
   openmpi)
     mpicc.openmpi -O2 -o "$r/hello" "$here/mpi/hello.c"

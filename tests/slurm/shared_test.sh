@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # shared_test.sh FIXTURE_STATE: one container per job step per node.
 #   - two ranks of a step: the same mount and IPC namespaces, a SysV segment
-#     of rank 0 attached by rank 1, Open MPI's vader (shared memory) used
+#     of rank 0 attached by rank 1, rank 0's memory read by rank 1 with
+#     process_vm_readv, Open MPI's vader (shared memory) used
 #   - a 4-rank step makes its container once; it ends after the step
 #   - two steps, and two users' jobs: different containers, and neither sees
 #     the other's /tmp or /dev/shm (nor does the host)
@@ -49,6 +50,13 @@ else bad "two ranks share namespaces" "$out $(head -c 400 "$TEST_TMP/err")"; fi
 step=$(printf '%s\n' "$out" | sed -n 's/^job //p' | head -1)
 [ "$(starts_of "$step")" = 1 ] && ok "step $step: its container was made once" ||
   bad "made once" "$(starts_of "$step") starts for $step"
+
+# --- cross-memory attach between the ranks (UCX's cma, Open MPI's single
+# copy): one PID namespace, same ids, dumpable; and UCX in the image offers it
+out=$(as "$TUSER" env UCX_TLS=cma,posix,self srun --mpi=pmi2 -n 2 "$BERTH" exec "$MPICH" /hello cma 2>&1)
+if printf '%s\n' "$out" | grep -q 'rank 1 of 2 .* cma=ok' && ! printf '%s\n' "$out" | grep -q 'not available'; then
+  ok "rank 1 read rank 0's memory with process_vm_readv, and UCX offers cma"
+else bad "cross-memory attach between ranks" "$(printf '%s\n' "$out" | tail -5)"; fi
 
 # --- Open MPI's shared-memory transport between the ranks (vader carries
 # their messages, single copy included, which needs one PID namespace)

@@ -2,13 +2,19 @@
  * and IPC namespace inodes it runs in (ranks sharing a container print the
  * same ones). With "shm", rank 0 makes a SysV segment, writes into it and
  * sends its id to every rank; each rank attaches it and adds "shm=ok" when
- * it reads rank 0's bytes there, else "shm=fail:ERRNO". */
+ * it reads rank 0's bytes there, else "shm=fail:ERRNO". With "cma", rank 0
+ * sends its pid and the address of a buffer; each other rank reads the buffer
+ * with process_vm_readv (cross-memory attach, what UCX's cma transport and
+ * Open MPI's single copy use) and adds "cma=ok", else "cma=fail:ERRNO". */
+#define _GNU_SOURCE  /* process_vm_readv */
 #include <errno.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 static unsigned long inode(const char *path) {
   struct stat st;
@@ -36,13 +42,31 @@ static void shm_check(int rank, char *out, size_t len) {
   if (rank == 0 && id >= 0) shmctl(id, IPC_RMID, NULL);
 }
 
-int main(int argc, char **argv) {
+static void cma_check(int rank, char *out, size_t len) {
+  static char buffer[32] = "written by rank 0";
+  long where[2] = {(long)getpid(), (long)buffer};
+  MPI_Bcast(where, 2, MPI_LONG, 0, MPI_COMM_WORLD);
+  if (rank != 0) {
+    char got[32] = "";
+    struct iovec local = {got, sizeof got}, remote = {(void *)where[1], sizeof got};
+    ssize_t n = process_vm_readv((pid_t)where[0], &local, 1, &remote, 1, 0);
+    if (n < 0) {
+      snprintf(out, len, " cma=fail:%d", errno);
+    } else {
+      snprintf(out, len, strcmp(got, buffer) == 0 ? " cma=ok" : " cma=fail:content");
+    }
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+int main(int argc, char** argv) {
   int rank = -1, size = -1;
   char extra[64] = "";
   MPI_Init(&argc, &argv);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   if (argc > 1 && strcmp(argv[1], "shm") == 0) shm_check(rank, extra, sizeof extra);
+  if (argc > 1 && strcmp(argv[1], "cma") == 0) cma_check(rank, extra, sizeof extra);
   printf("rank %d of %d mnt=%lu ipc=%lu%s\n", rank, size, inode("/proc/self/ns/mnt"),
          inode("/proc/self/ns/ipc"), extra);
   fflush(stdout);
