@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
+#include <map>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,7 @@
 #include "daemon/build/fingerprints.h"
 #include "daemon/build/metadata.h"
 #include "daemon/build/sections.h"
+#include "daemon/build/stage_cache.h"
 #include "daemon/build/worker_runner.h"
 #include "deffile/bootstrap.h"
 #include "sif/assemble.h"
@@ -76,6 +78,7 @@ absl::Status WriteFiles(BuildContext& ctx, int root_fd, v1::WriteFiles files, co
 // The roots of the stages built so far, by stage name, for `%files from`.
 struct EarlierStages {
   std::vector<std::pair<std::string, int>> roots;
+  std::map<std::string, std::string> identities;  // for the stage cache's keys
 
   int Find(absl::string_view name) const {
     for (const auto& [n, fd] : roots) {
@@ -248,13 +251,10 @@ absl::Status CheckOutput(int fd) {
 
 }  // namespace
 
-// One stage, everything up to the assembly: its base unpacked into
-// `root`, the scripts, the metadata and %test.
-absl::Status BuildRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
-                       const EarlierStages& earlier, int root, const std::string& root_path,
-                       int64_t now) {
+// One stage's root up to and with %post: what the stage cache keeps.
+absl::Status ShapeRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
+                       const EarlierStages& earlier, int root, const std::string& root_path) {
   const deffile::Definition& stage = in.file->stages[index];
-  RETURN_IF_ERROR(CheckNotNoexec(root, root_path));
   // %pre: on the host, before there is a root (build.md §3).
   if (stage.pre.present() && Selected(ctx, "pre")) {
     PhaseScope phase(*ctx.progress, "%pre");
@@ -268,14 +268,33 @@ absl::Status BuildRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
   } else if (deffile::AgentOf(stage) == deffile::Agent::kBusybox) {
     RETURN_IF_ERROR(InstallBusyboxBase(ctx, root, source_fd));
   } else if (source_fd >= 0) {
-    RETURN_IF_ERROR(CheckBaseFingerprints(ctx, stage, source_fd));
     ASSIGN_OR_RETURN(BasePartition base, LocateBase(source_fd, std::string(stage.From())));
     // The unpacked base needs about three times its compressed size.
     RETURN_IF_ERROR(CheckFreeSpace(root, root_path, 3 * base.size, "the unpacked base image"));
     RETURN_IF_ERROR(Unpack(ctx, root, source_fd, base));
   }
   RETURN_IF_ERROR(MakeApps(ctx, root, stage));
-  RETURN_IF_ERROR(RunScripts(ctx, root, stage, earlier, root_path));
+  return RunScripts(ctx, root, stage, earlier, root_path);
+}
+
+// One stage, everything up to the assembly: its base unpacked into
+// `root` (or its root after %post from the stage cache), the scripts, the
+// metadata and %test. Returns its identity for the stage cache ("": none).
+absl::StatusOr<std::string> BuildRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
+                                      const EarlierStages& earlier, int root,
+                                      const std::string& root_path, int64_t now) {
+  const deffile::Definition& stage = in.file->stages[index];
+  RETURN_IF_ERROR(CheckNotNoexec(root, root_path));
+  const int source_fd = index < in.source_fds.size() ? in.source_fds[index] : -1;
+  // Before the cache too: a key the user no longer trusts is refused.
+  if (!ctx.request->update() && deffile::AgentOf(stage) != deffile::Agent::kBusybox &&
+      source_fd >= 0) {
+    RETURN_IF_ERROR(CheckBaseFingerprints(ctx, stage, source_fd));
+  }
+  ASSIGN_OR_RETURN(
+      std::string identity,
+      ShapeThroughCache(ctx, {&stage, index, source_fd, root, &earlier.identities},
+                        [&] { return ShapeRoot(ctx, in, index, earlier, root, root_path); }));
   {
     PhaseScope phase(*ctx.progress, "metadata");
     RETURN_IF_ERROR(WriteFiles(ctx, root, StageMetadata(stage, in.file->full_raw, now),
@@ -285,7 +304,7 @@ absl::Status BuildRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
     PhaseScope phase(*ctx.progress, "%test");
     RETURN_IF_ERROR(RunContainerScript(ctx, {"test", &stage.test, stage.test.script}, root, {}));
   }
-  return absl::OkStatus();
+  return identity;
 }
 
 // Every stage but the last, each in a root of its own in the staging
@@ -299,8 +318,11 @@ absl::Status BuildEarlierStages(BuildContext& ctx, const BuildInputs& in, int64_
     const std::string path = absl::StrCat(ctx.staging->path(), "/", name);
     const std::string stage_name(in.file->stages[i].StageName());
     ctx.progress->Info(absl::StrCat("Building stage ", stage_name.empty() ? name : stage_name));
-    RETURN_IF_ERROR(BuildRoot(ctx, in, i, earlier, root.get(), path, now));
+    ASSIGN_OR_RETURN(std::string identity, BuildRoot(ctx, in, i, earlier, root.get(), path, now));
     earlier.roots.emplace_back(stage_name, root.get());
+    if (!stage_name.empty() && !earlier.identities.contains(stage_name)) {
+      earlier.identities.emplace(stage_name, std::move(identity));
+    }
     roots.push_back(std::move(root));
   }
   return absl::OkStatus();
@@ -312,7 +334,7 @@ absl::Status BuildStages(BuildContext& ctx, const BuildInputs& in, int root,
   std::vector<UniqueFd> roots;
   EarlierStages earlier;
   RETURN_IF_ERROR(BuildEarlierStages(ctx, in, now, roots, earlier));
-  return BuildRoot(ctx, in, in.file->stages.size() - 1, earlier, root, root_path, now);
+  return BuildRoot(ctx, in, in.file->stages.size() - 1, earlier, root, root_path, now).status();
 }
 
 absl::StatusOr<int64_t> BuildSif(BuildContext& ctx, const BuildInputs& in) {

@@ -16,7 +16,7 @@
 namespace berth::daemon::pull {
 namespace {
 
-constexpr const char* kTypes[] = {"oras", "blob", "sif", "sif-build"};
+constexpr const char* kTypes[] = {"oras", "blob", "sif", "sif-build", "build-stage"};
 
 bool ValidHex(const std::string& digest) {
   if (digest.size() != 71 || digest.rfind("sha256:", 0) != 0) return false;

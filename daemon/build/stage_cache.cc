@@ -1,0 +1,215 @@
+#include "daemon/build/stage_cache.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/digest.h"
+#include "common/file_io.h"
+#include "common/status_macros.h"
+#include "daemon/build/apps.h"
+#include "daemon/build/worker_runner.h"
+#include "deffile/bootstrap.h"
+#include "spdlog/spdlog.h"
+
+namespace berth::daemon::build {
+namespace {
+
+constexpr const char* kType = "build-stage";
+constexpr const char* kVersion = "berth stage cache 1";
+// Cheap to write and to unpack: the entry is an intermediate, as the
+// node cache's "sif-build" is.
+constexpr int kZstdLevel = 1;
+
+// Length-prefixed fields: two different inputs never feed the same bytes.
+class KeyHasher {
+ public:
+  KeyHasher() : h_(DigestAlgorithm::kSha256) {}
+  KeyHasher& Add(absl::string_view field) {
+    const uint64_t n = field.size();
+    h_.Update({reinterpret_cast<const uint8_t*>(&n), sizeof(n)});
+    h_.Update({reinterpret_cast<const uint8_t*>(field.data()), field.size()});
+    return *this;
+  }
+  std::string Finish() { return h_.FinishHex(); }
+
+ private:
+  Hasher h_;
+};
+
+// Whose entry this is: the uid whose rights read the %files sources, and
+// the ids that own the root's files (the fakeroot maps).
+void AddCaller(KeyHasher& k, const Caller& c) {
+  k.Add("caller").Add(absl::StrCat(c.uid, ":", c.gid, ":", c.ranges));
+  for (const auto& m : c.uid_map) k.Add(absl::StrCat("u", m.inside, ":", m.outside, ":", m.count));
+  for (const auto& m : c.gid_map) k.Add(absl::StrCat("g", m.inside, ":", m.outside, ":", m.count));
+}
+
+absl::Status AddSource(KeyHasher& k, const CachedStage& s) {
+  k.Add("agent").Add(absl::StrCat(static_cast<int>(deffile::AgentOf(*s.stage))));
+  if (s.source_fd < 0) return absl::OkStatus();
+  struct stat st {};
+  if (::fstat(s.source_fd, &st) != 0) return ErrnoStatus("the bootstrap source", errno);
+  ASSIGN_OR_RETURN(std::string digest,
+                   DigestRange(s.source_fd, 0, st.st_size, DigestAlgorithm::kSha256));
+  k.Add("source").Add(digest);
+  return absl::OkStatus();
+}
+
+void AddScript(KeyHasher& k, const char* name, const deffile::Script& script) {
+  k.Add(name).Add(script.present() ? "1" : "0").Add(script.args).Add(script.script);
+}
+
+void AddText(KeyHasher& k, const CachedStage& s, const v1::BuildRequest& r) {
+  const deffile::Definition& d = *s.stage;
+  for (const deffile::HeaderEntry& e : d.header.entries()) k.Add("header").Add(e.key).Add(e.value);
+  AddScript(k, "pre", d.pre);
+  AddScript(k, "setup", d.setup);
+  AddScript(k, "post", d.post);
+  for (const deffile::FilesSection& f : d.files) {
+    k.Add("files").Add(f.args).Add(f.from_stage);
+    for (const deffile::FileTransfer& t : f.files) k.Add(t.source).Add(t.destination);
+  }
+  // Every app section: the layout writes them all into the root before %post.
+  for (const deffile::App& app : d.apps) {
+    k.Add("app").Add(app.name);
+    for (const auto& [name, body] : app.sections) k.Add(name).Add(body);
+  }
+  k.Add("flags").Add(absl::StrCat(r.fix_perms(), r.nv(), r.rocm()));
+  std::vector<std::string> sections(r.sections().begin(), r.sections().end());
+  std::sort(sections.begin(), sections.end());
+  for (const std::string& name : sections) k.Add("section").Add(name);
+}
+
+// The host sources of %files and %appfiles, hashed by the worker as the
+// caller: their content is the caller's to read, not the daemon's.
+absl::StatusOr<std::string> HashHostFiles(BuildContext& ctx, const CachedStage& s) {
+  WorkerJob job("reading the %files sources for the stage cache", s.root);
+  v1::HashFiles* hash = job.request().mutable_hash_files();
+  for (const deffile::FilesSection& f : s.stage->files) {
+    if (!f.from_stage.empty()) continue;
+    v1::CopyFiles* section = hash->add_sections();
+    for (const deffile::FileTransfer& t : f.files) {
+      v1::FileCopy* line = section->add_files();
+      line->set_source(t.source);
+      line->set_destination(t.destination);
+      line->set_line(t.line);
+    }
+  }
+  for (const deffile::App& app : s.stage->apps) *hash->add_sections() = AppFileCopies(app);
+  ASSIGN_OR_RETURN(v1::WorkerResult result, job.Run(ctx));
+  return result.digest();
+}
+
+// The worker squashes the root into the cache's temp file `fd`.
+absl::Status SquashInto(BuildContext& ctx, int root, int fd) {
+  // A descriptor of its own: the walk reads the directory through it, and
+  // the image's squash reads the same root afterwards from the start.
+  UniqueFd own(::openat(root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!own) return ErrnoStatus("the stage's root", errno);
+  PhaseScope phase(*ctx.progress, "cache", "keeping the stage");
+  WorkerJob job("keeping the stage in the cache", own.get());
+  v1::Squash* s = job.request().mutable_squash();
+  s->set_out_fd(job.Pass(fd));
+  s->set_offset(0);
+  s->mutable_options()->set_compressor("zstd");
+  s->mutable_options()->set_level(kZstdLevel);
+  s->mutable_options()->set_threads(
+      ctx.request->processors() > 0 ? static_cast<unsigned>(ctx.request->processors()) : 0);
+  return job.Run(ctx).status();
+}
+
+absl::Status UnpackEntry(BuildContext& ctx, int root, int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return ErrnoStatus("the stage cache entry", errno);
+  PhaseScope phase(*ctx.progress, "unpack", "the cached stage");
+  WorkerJob job("unpacking the cached stage", root);
+  v1::UnpackSquashfs* u = job.request().mutable_unpack_squashfs();
+  u->set_fd(job.Pass(fd));
+  u->set_offset(0);
+  u->set_size(st.st_size);
+  return job.Run(ctx).status();
+}
+
+}  // namespace
+
+bool StageCacheWanted(const BuildContext& ctx) {
+  return (ctx.request->cache() || ctx.config->build.build_cache) && !ctx.request->update();
+}
+
+absl::StatusOr<std::string> StageKey(BuildContext& ctx, const CachedStage& s) {
+  KeyHasher k;
+  k.Add(kVersion);
+  AddCaller(k, ctx.caller);
+  RETURN_IF_ERROR(AddSource(k, s));
+  AddText(k, s, *ctx.request);
+  ASSIGN_OR_RETURN(std::string files, HashHostFiles(ctx, s));
+  k.Add("host files").Add(files);
+  for (const deffile::FilesSection& f : s.stage->files) {
+    if (f.from_stage.empty()) continue;
+    auto it = s.earlier->find(f.from_stage);
+    // An earlier stage that was not keyed: nothing to key this one by.
+    if (it == s.earlier->end() || it->second.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("stage ", f.from_stage, " has no cache key"));
+    }
+    k.Add("from").Add(f.from_stage).Add(it->second);
+  }
+  return k.Finish();
+}
+
+std::string StageIdentity(const std::string& key, const deffile::Definition& stage) {
+  return KeyHasher().Add("identity").Add(key).Add(stage.raw).Finish();
+}
+
+absl::StatusOr<std::string> ShapeThroughCache(BuildContext& ctx, const CachedStage& s,
+                                              const std::function<absl::Status()>& shape) {
+  if (ctx.stage_cache == nullptr) {
+    RETURN_IF_ERROR(shape());
+    return std::string();
+  }
+  absl::StatusOr<std::string> key = StageKey(ctx, s);
+  if (!key.ok()) {
+    // Not a build error: the steps that follow report their own.
+    ctx.progress->Info(
+        absl::StrCat("Not caching stage ", s.index + 1, ": ", key.status().message()));
+    RETURN_IF_ERROR(shape());
+    return std::string();
+  }
+  bool shaped = false;
+  absl::Status shape_status;
+  auto fill = [&](int fd, const std::function<void(int64_t)>&) -> absl::Status {
+    shaped = true;
+    shape_status = shape();
+    RETURN_IF_ERROR(shape_status);
+    return SquashInto(ctx, s.root, fd);
+  };
+  absl::StatusOr<UniqueFd> entry =
+      ctx.stage_cache->GetOrFill(kType, absl::StrCat("sha256:", *key), -1, fill, nullptr);
+  if (shaped) {
+    RETURN_IF_ERROR(shape_status);
+    // The stage is built; only keeping it failed (the budget, the disk).
+    if (!entry.ok()) {
+      ctx.progress->Warning(
+          absl::StrCat("stage ", s.index + 1, " not cached: ", entry.status().message()));
+    }
+    return StageIdentity(*key, *s.stage);
+  }
+  if (!entry.ok()) {
+    ctx.progress->Warning(
+        absl::StrCat("the stage cache: ", entry.status().message(), "; building the stage"));
+    RETURN_IF_ERROR(shape());
+    return StageIdentity(*key, *s.stage);
+  }
+  ctx.progress->Info(
+      absl::StrCat("Using cached stage ", s.index + 1, " (key ", key->substr(0, 12), ")"));
+  spdlog::info("build for uid {}: stage {} from the cache ({})", ctx.caller.uid, s.index + 1, *key);
+  RETURN_IF_ERROR(UnpackEntry(ctx, s.root, entry->get()));
+  return StageIdentity(*key, *s.stage);
+}
+
+}  // namespace berth::daemon::build
