@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
-#include <map>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -78,7 +77,6 @@ absl::Status WriteFiles(BuildContext& ctx, int root_fd, v1::WriteFiles files, co
 // The roots of the stages built so far, by stage name, for `%files from`.
 struct EarlierStages {
   std::vector<std::pair<std::string, int>> roots;
-  std::map<std::string, std::string> identities;  // for the stage cache's keys
 
   int Find(absl::string_view name) const {
     for (const auto& [n, fd] : roots) {
@@ -279,10 +277,10 @@ absl::Status ShapeRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
 
 // One stage, everything up to the assembly: its base unpacked into
 // `root` (or its root after %post from the stage cache), the scripts, the
-// metadata and %test. Returns its identity for the stage cache ("": none).
-absl::StatusOr<std::string> BuildRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
-                                      const EarlierStages& earlier, int root,
-                                      const std::string& root_path, int64_t now) {
+// metadata and %test.
+absl::Status BuildRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
+                       const EarlierStages& earlier, StageSlot* slot, int root,
+                       const std::string& root_path, int64_t now) {
   const deffile::Definition& stage = in.file->stages[index];
   RETURN_IF_ERROR(CheckNotNoexec(root, root_path));
   const int source_fd = index < in.source_fds.size() ? in.source_fds[index] : -1;
@@ -291,10 +289,8 @@ absl::StatusOr<std::string> BuildRoot(BuildContext& ctx, const BuildInputs& in, 
       source_fd >= 0) {
     RETURN_IF_ERROR(CheckBaseFingerprints(ctx, stage, source_fd));
   }
-  ASSIGN_OR_RETURN(
-      std::string identity,
-      ShapeThroughCache(ctx, {&stage, index, source_fd, root, &earlier.identities},
-                        [&] { return ShapeRoot(ctx, in, index, earlier, root, root_path); }));
+  RETURN_IF_ERROR(ShapeThroughCache(
+      ctx, index, slot, root, [&] { return ShapeRoot(ctx, in, index, earlier, root, root_path); }));
   {
     PhaseScope phase(*ctx.progress, "metadata");
     RETURN_IF_ERROR(WriteFiles(ctx, root, StageMetadata(stage, in.file->full_raw, now),
@@ -304,25 +300,30 @@ absl::StatusOr<std::string> BuildRoot(BuildContext& ctx, const BuildInputs& in, 
     PhaseScope phase(*ctx.progress, "%test");
     RETURN_IF_ERROR(RunContainerScript(ctx, {"test", &stage.test, stage.test.script}, root, {}));
   }
-  return identity;
+  return absl::OkStatus();
 }
 
 // Every stage but the last, each in a root of its own in the staging
 // directory (removed with it); their descriptors stay open for the stages
-// that copy from them.
+// that copy from them. With the stage cache, a stage only cached stages
+// copy from is not built (stage_cache.h, PlanStages).
 absl::Status BuildEarlierStages(BuildContext& ctx, const BuildInputs& in, int64_t now,
-                                std::vector<UniqueFd>& roots, EarlierStages& earlier) {
+                                std::vector<StageSlot>& slots, std::vector<UniqueFd>& roots,
+                                EarlierStages& earlier) {
   for (size_t i = 0; i + 1 < in.file->stages.size(); ++i) {
     const std::string name = absl::StrCat("stage-", i);
+    const std::string stage_name(in.file->stages[i].StageName());
+    StageSlot* slot = slots.empty() ? nullptr : &slots[i];
+    if (slot != nullptr && !slot->needed) {
+      ctx.progress->Info(absl::StrCat("Skipping stage ", stage_name.empty() ? name : stage_name,
+                                      ": the stages that copy from it are cached"));
+      continue;
+    }
     ASSIGN_OR_RETURN(UniqueFd root, ctx.staging->MakeDir(name));
     const std::string path = absl::StrCat(ctx.staging->path(), "/", name);
-    const std::string stage_name(in.file->stages[i].StageName());
     ctx.progress->Info(absl::StrCat("Building stage ", stage_name.empty() ? name : stage_name));
-    ASSIGN_OR_RETURN(std::string identity, BuildRoot(ctx, in, i, earlier, root.get(), path, now));
+    RETURN_IF_ERROR(BuildRoot(ctx, in, i, earlier, slot, root.get(), path, now));
     earlier.roots.emplace_back(stage_name, root.get());
-    if (!stage_name.empty() && !earlier.identities.contains(stage_name)) {
-      earlier.identities.emplace(stage_name, std::move(identity));
-    }
     roots.push_back(std::move(root));
   }
   return absl::OkStatus();
@@ -331,10 +332,13 @@ absl::Status BuildEarlierStages(BuildContext& ctx, const BuildInputs& in, int64_
 // All stages; the last one's root is `root`.
 absl::Status BuildStages(BuildContext& ctx, const BuildInputs& in, int root,
                          const std::string& root_path, int64_t now) {
+  ASSIGN_OR_RETURN(std::vector<StageSlot> slots, PlanStages(ctx, *in.file, in.source_fds, root));
   std::vector<UniqueFd> roots;
   EarlierStages earlier;
-  RETURN_IF_ERROR(BuildEarlierStages(ctx, in, now, roots, earlier));
-  return BuildRoot(ctx, in, in.file->stages.size() - 1, earlier, root, root_path, now).status();
+  RETURN_IF_ERROR(BuildEarlierStages(ctx, in, now, slots, roots, earlier));
+  const size_t last = in.file->stages.size() - 1;
+  return BuildRoot(ctx, in, last, earlier, slots.empty() ? nullptr : &slots[last], root, root_path,
+                   now);
 }
 
 absl::StatusOr<int64_t> BuildSif(BuildContext& ctx, const BuildInputs& in) {

@@ -166,50 +166,93 @@ std::string StageIdentity(const std::string& key, const deffile::Definition& sta
   return KeyHasher().Add("identity").Add(key).Add(stage.raw).Finish();
 }
 
-absl::StatusOr<std::string> ShapeThroughCache(BuildContext& ctx, const CachedStage& s,
-                                              const std::function<absl::Status()>& shape) {
-  if (ctx.stage_cache == nullptr) {
-    RETURN_IF_ERROR(shape());
-    return std::string();
+absl::StatusOr<std::vector<StageSlot>> PlanStages(BuildContext& ctx,
+                                                  const deffile::ParsedFile& file,
+                                                  const std::vector<int>& source_fds, int root) {
+  std::vector<StageSlot> slots;
+  if (ctx.stage_cache == nullptr) return slots;
+  const size_t n = file.stages.size();
+  slots.resize(n);
+  std::map<std::string, std::string> identities;
+  std::map<std::string, size_t> index_of;  // the first stage of a name, as %files from finds it
+  for (size_t i = 0; i < n; ++i) {
+    const deffile::Definition& stage = file.stages[i];
+    const int source = i < source_fds.size() ? source_fds[i] : -1;
+    absl::StatusOr<std::string> key = StageKey(ctx, {&stage, i, source, root, &identities});
+    if (key.ok()) {
+      slots[i].key = *key;
+    } else {
+      // Not a build error: the steps that follow report their own.
+      ctx.progress->Info(absl::StrCat("Not caching stage ", i + 1, ": ", key.status().message()));
+    }
+    const std::string name(stage.StageName());
+    if (!name.empty() && !identities.contains(name)) {
+      identities.emplace(name, slots[i].key.empty() ? "" : StageIdentity(slots[i].key, stage));
+      index_of.emplace(name, i);
+    }
   }
-  absl::StatusOr<std::string> key = StageKey(ctx, s);
-  if (!key.ok()) {
-    // Not a build error: the steps that follow report their own.
-    ctx.progress->Info(
-        absl::StrCat("Not caching stage ", s.index + 1, ": ", key.status().message()));
-    RETURN_IF_ERROR(shape());
-    return std::string();
+  std::vector<bool> copied(n, false), wanted(n, false);
+  wanted[n - 1] = true;
+  for (size_t j = n; j-- > 0;) {
+    for (const deffile::FilesSection& f : file.stages[j].files) {
+      if (auto it = index_of.find(f.from_stage); it != index_of.end() && it->second < j) {
+        copied[it->second] = true;
+      }
+    }
   }
+  for (size_t j = n; j-- > 0;) {
+    slots[j].needed = wanted[j] || !copied[j];
+    if (!slots[j].needed) continue;
+    if (!slots[j].key.empty()) {
+      auto entry = ctx.stage_cache->Get(kType, absl::StrCat("sha256:", slots[j].key));
+      if (entry.ok()) {
+        slots[j].entry = *std::move(entry);
+        continue;  // what it copies from is in the entry already
+      }
+    }
+    for (const deffile::FilesSection& f : file.stages[j].files) {
+      if (auto it = index_of.find(f.from_stage); it != index_of.end() && it->second < j) {
+        wanted[it->second] = true;
+      }
+    }
+  }
+  return slots;
+}
+
+absl::Status ShapeThroughCache(BuildContext& ctx, size_t index, StageSlot* slot, int root,
+                               const std::function<absl::Status()>& shape) {
+  if (slot == nullptr || slot->key.empty() || ctx.stage_cache == nullptr) return shape();
+  const std::string& key = slot->key;
   bool shaped = false;
   absl::Status shape_status;
-  auto fill = [&](int fd, const std::function<void(int64_t)>&) -> absl::Status {
-    shaped = true;
-    shape_status = shape();
-    RETURN_IF_ERROR(shape_status);
-    return SquashInto(ctx, s.root, fd);
-  };
-  absl::StatusOr<UniqueFd> entry =
-      ctx.stage_cache->GetOrFill(kType, absl::StrCat("sha256:", *key), -1, fill, nullptr);
+  absl::StatusOr<UniqueFd> entry = std::move(slot->entry);
+  if (!entry->valid()) {
+    auto fill = [&](int fd, const std::function<void(int64_t)>&) -> absl::Status {
+      shaped = true;
+      shape_status = shape();
+      RETURN_IF_ERROR(shape_status);
+      return SquashInto(ctx, root, fd);
+    };
+    entry = ctx.stage_cache->GetOrFill(kType, absl::StrCat("sha256:", key), -1, fill, nullptr);
+  }
   if (shaped) {
     RETURN_IF_ERROR(shape_status);
     // The stage is built; only keeping it failed (the budget, the disk).
     if (!entry.ok()) {
       ctx.progress->Warning(
-          absl::StrCat("stage ", s.index + 1, " not cached: ", entry.status().message()));
+          absl::StrCat("stage ", index + 1, " not cached: ", entry.status().message()));
     }
-    return StageIdentity(*key, *s.stage);
+    return absl::OkStatus();
   }
   if (!entry.ok()) {
     ctx.progress->Warning(
         absl::StrCat("the stage cache: ", entry.status().message(), "; building the stage"));
-    RETURN_IF_ERROR(shape());
-    return StageIdentity(*key, *s.stage);
+    return shape();
   }
   ctx.progress->Info(
-      absl::StrCat("Using cached stage ", s.index + 1, " (key ", key->substr(0, 12), ")"));
-  spdlog::info("build for uid {}: stage {} from the cache ({})", ctx.caller.uid, s.index + 1, *key);
-  RETURN_IF_ERROR(UnpackEntry(ctx, s.root, entry->get()));
-  return StageIdentity(*key, *s.stage);
+      absl::StrCat("Using cached stage ", index + 1, " (key ", key.substr(0, 12), ")"));
+  spdlog::info("build for uid {}: stage {} from the cache ({})", ctx.caller.uid, index + 1, key);
+  return UnpackEntry(ctx, root, entry->get());
 }
 
 }  // namespace berth::daemon::build

@@ -28,10 +28,12 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/unique_fd.h"
 #include "daemon/build/build_context.h"
-#include "deffile/definition.h"
+#include "deffile/deffile.h"
 
 namespace berth::daemon::build {
 
@@ -39,9 +41,16 @@ struct CachedStage {
   const deffile::Definition* stage = nullptr;
   size_t index = 0;
   int source_fd = -1;  // its base (SIF or busybox binary); -1: none
-  int root = -1;       // the stage's (empty) root
+  int root = -1;       // a directory for the worker's jobs (not written)
   // Identities (StageIdentity) of the earlier stages, by stage name.
   const std::map<std::string, std::string>* earlier = nullptr;
+};
+
+// One stage's place in the cache, planned before any stage is built.
+struct StageSlot {
+  std::string key;     // "": built without the cache (it could not be keyed)
+  UniqueFd entry;      // its entry, found (and pinned) when the build was planned
+  bool needed = true;  // false: nothing needs its root (see PlanStages)
 };
 
 // Whether this build uses the cache: --cache or berth.conf's build_cache,
@@ -55,11 +64,20 @@ absl::StatusOr<std::string> StageKey(BuildContext& ctx, const CachedStage& s);
 // (a `%files from` copy also sees its metadata and what %test left).
 std::string StageIdentity(const std::string& key, const deffile::Definition& stage);
 
-// With the cache on: `shape` (the stage up to and with %post) runs only
-// when no entry has the stage's key, and its root is then kept; otherwise
-// the entry is unpacked into the root. Returns the stage's identity ("" when
-// the cache is off or the stage could not be keyed).
-absl::StatusOr<std::string> ShapeThroughCache(BuildContext& ctx, const CachedStage& s,
-                                              const std::function<absl::Status()>& shape);
+// With the cache on (else: no slots): every stage's key, in order, then
+// from the last stage back, which stages need their root built: the last
+// one; an earlier one that a needed stage missing from the cache copies
+// from, or that no stage copies from (built as without the cache). An
+// earlier stage that only cached stages copy from is not built at all, its
+// %test included: its root would be unpacked for nothing.
+absl::StatusOr<std::vector<StageSlot>> PlanStages(BuildContext& ctx,
+                                                  const deffile::ParsedFile& file,
+                                                  const std::vector<int>& source_fds, int root);
+
+// `shape` (the stage up to and with %post) runs when the slot has no entry
+// and none appeared since, and its root is then kept; otherwise the entry
+// is unpacked into `root`. A null slot: `shape` alone.
+absl::Status ShapeThroughCache(BuildContext& ctx, size_t index, StageSlot* slot, int root,
+                               const std::function<absl::Status()>& shape);
 
 }  // namespace berth::daemon::build

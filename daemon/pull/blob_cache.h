@@ -110,6 +110,9 @@ class BlobCache {
     // caller becomes one of its users.
     absl::StatusOr<UniqueFd> GetOrFill(const std::string& type, const std::string& digest,
                                        int64_t size, const Filler& fill, const Observer& observe);
+    // The entry when it is there (pinned, the caller one of its users);
+    // NotFound when not. Never fills.
+    absl::StatusOr<UniqueFd> Get(const std::string& type, const std::string& digest);
     // The pull failed: deletes the entries this transfer filled that no
     // other transfer uses and no other user referenced.
     void DropFilled();

@@ -7,8 +7,10 @@
 # - a two-stage definition (%files from the host in stage one, `%files from`
 #   stage one in stage two): the second --cache build reuses both stages
 #   (%post does not run, the stamps %post wrote are the first build's) and
-#   the image runs; one that changes only %runscript reuses them too and runs
-#   the new runscript; changing a %files source's contents rebuilds both;
+#   the image runs (stage one, which only the cached stage two copies from,
+#   is not built at all); one that changes only %runscript reuses them too
+#   and runs the new runscript; one that changes only stage two's %post
+#   reuses stage one; changing a %files source's contents rebuilds both;
 # - two identical --cache builds at once both succeed and share one entry;
 # - root's identical build does not use the user's entries (per-user keys);
 # - `cache list --long` shows the entries as "build-stage" with the user;
@@ -68,11 +70,12 @@ build() {
   fi
 }
 ran_post() { grep -qx "post-one-ran" "$TEST_TMP/$1.log" && grep -qx "post-two-ran" "$TEST_TMP/$1.log"; }
-cached() { grep -q "Using cached stage 1 " "$TEST_TMP/$1.log" && grep -q "Using cached stage 2 " "$TEST_TMP/$1.log"; }
+# The last stage from the cache; stage one, which only it copies from, not built.
+cached() { grep -q "Using cached stage 2 " "$TEST_TMP/$1.log" && grep -q "Skipping stage one" "$TEST_TMP/$1.log" && ! grep -q "post-.*-ran" "$TEST_TMP/$1.log"; }
 not_cached() { ! grep -q "Using cached stage" "$TEST_TMP/$1.log"; }
 
 echo "first-content" >"$OWN/data.txt"; chown "$TUSER" "$OWN/data.txt"
-write_def() {  # write_def RUNSCRIPT_WORD
+write_def() {  # write_def RUNSCRIPT_WORD [A LINE MORE FOR STAGE TWO'S %post]
   cat >"$OWN/cache.def" <<DEF
 Bootstrap: localimage
 From: base.sif
@@ -96,6 +99,7 @@ Stage: two
 %post
     echo "\$RANDOM\$RANDOM\$\$" >/opt/stamp-two
     echo post-two-ran
+    ${2:-}
 
 %runscript
     echo "$1 \$(cat /opt/data.txt)"
@@ -129,12 +133,22 @@ check "only %runscript changed: both stages reused" cached c3
 expect_out "only %runscript changed: the new runscript runs" "run-two first-content" b run c3.sif
 expect_out "only %runscript changed: the roots are the first build's" "$(stamps c1)" stamps c3
 
+write_def run-two "echo later >/opt/later"
+build c3b --cache
+check "only a later stage changed: the earlier stage reused" grep -q "Using cached stage 1 " "$TEST_TMP/c3b.log"
+check "only a later stage changed: its %post ran, the earlier one's did not" \
+  sh -c "grep -qx post-two-ran '$TEST_TMP/c3b.log' && ! grep -qx post-one-ran '$TEST_TMP/c3b.log'"
+expect_out "only a later stage changed: the image runs" "run-two first-content later" \
+  b exec c3b.sif sh -c 'echo $(/.singularity.d/runscript) $(cat /opt/later)'
+expect_out "only a later stage changed: one more entry" "3" entries
+write_def run-two
+
 echo "second-content" >"$OWN/data.txt"
 build c4 --cache
 check "a %files source changed: both stages rebuilt" ran_post c4
 check "a %files source changed: no stage reused" not_cached c4
 expect_out "a %files source changed: the image has the new content" "run-two second-content" b run c4.sif
-expect_out "a %files source changed: two more entries" "4" entries
+expect_out "a %files source changed: two more entries" "5" entries
 
 # --- two identical builds at once ---
 echo "third-content" >"$OWN/data.txt"
@@ -145,7 +159,7 @@ p2rc=$?
 wait "$p1"
 p1rc=$?
 check "two builds at once: both succeed" test "$p1rc" = 0 -a "$p2rc" = 0
-expect_out "two builds at once: one entry per stage" "6" entries
+expect_out "two builds at once: one entry per stage" "7" entries
 expect_out "two builds at once: the first image runs" "run-two third-content" b run p1.sif
 expect_out "two builds at once: the second image runs" "run-two third-content" b run p2.sif
 
@@ -154,16 +168,16 @@ if r build --cache root.sif cache.def >"$TEST_TMP/root.log" 2>&1; then ok "root:
 else bad "root: builds" "$(tail -5 "$TEST_TMP/root.log")"; fi
 check "root's identical build does not use the user's entries" not_cached root
 check "root's build ran %post" ran_post root
-expect_out "root's stages are kept apart" "8" entries
+expect_out "root's stages are kept apart" "9" entries
 expect_out "root: the image runs" "run-two third-content" r run root.sif
 
 # --- cache list and clean ---
 b cache list --long >"$TEST_TMP/list.out" 2>&1
-expect_out "user: cache list shows their six build-stage entries" "6" \
+expect_out "user: cache list shows their seven build-stage entries" "7" \
   sh -c "grep -c '^build-stage .* $(id -u "$TUSER")\$' '$TEST_TMP/list.out'"
 check "user: cache list (Apptainer's form) counts them" \
-  grep -q "There are 6 container file(s)" <(b cache list)
-check "user: cache clean -T build-stage" sh -c "cd '$OWN' && runuser -u '$TUSER' -- env BERTH_SOCKET='$SOCK' '$BERTH' cache clean -f -T build-stage >/dev/null"
+  grep -q "There are 7 container file(s)" <(b cache list)
+check "user: cache clean -T build-stage" sh -c "cd '$OWN' && runuser -u '$TUSER' -- env BERTH_SOCKET='$SOCK' '$BERTH' cache clean -f -T build-stage >/dev/null 2>&1"
 expect_out "user: their entries are gone" "0" \
   sh -c "cd '$OWN' && runuser -u '$TUSER' -- env BERTH_SOCKET='$SOCK' '$BERTH' cache list --long | grep -c '^build-stage' || true"
 expect_out "user: root's entries stay" "2" entries
