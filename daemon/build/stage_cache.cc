@@ -101,6 +101,7 @@ absl::StatusOr<std::string> HashHostFiles(BuildContext& ctx, const CachedStage& 
     }
   }
   for (const deffile::App& app : s.stage->apps) *hash->add_sections() = AppFileCopies(app);
+  if (hash->sections().empty()) return std::string();  // no worker to start for nothing
   ASSIGN_OR_RETURN(v1::WorkerResult result, job.Run(ctx));
   return result.digest();
 }
