@@ -133,6 +133,14 @@ absl::Status UnpackEntry(BuildContext& ctx, int root, int fd) {
   u->set_fd(job.Pass(fd));
   u->set_offset(0);
   u->set_size(st.st_size);
+  u->set_xattrs(true);
+  return job.Run(ctx).status();
+}
+
+// A failed restore's leftovers, removed by the fakeroot user who made them.
+absl::Status EmptyRoot(BuildContext& ctx, int root) {
+  WorkerJob job("emptying the stage's root", root);
+  job.request().mutable_remove_tree()->set_contents_only(true);
   return job.Run(ctx).status();
 }
 
@@ -253,7 +261,16 @@ absl::Status ShapeThroughCache(BuildContext& ctx, size_t index, StageSlot* slot,
   ctx.progress->Info(
       absl::StrCat("Using cached stage ", index + 1, " (key ", key.substr(0, 12), ")"));
   spdlog::info("build for uid {}: stage {} from the cache ({})", ctx.caller.uid, index + 1, key);
-  return UnpackEntry(ctx, root, entry->get());
+  absl::Status restored = UnpackEntry(ctx, root, entry->get());
+  if (restored.ok()) return restored;
+  RETURN_IF_ERROR(ctx.CheckCancelled());
+  // An xattr this host does not let the user set again (an SELinux label):
+  // the stage is built as without the cache rather than kept incomplete.
+  ctx.progress->Warning(absl::StrCat("stage ", index + 1,
+                                     ": the cached root could not be restored (",
+                                     restored.message(), "); building the stage"));
+  RETURN_IF_ERROR(EmptyRoot(ctx, root));
+  return shape();
 }
 
 }  // namespace berth::daemon::build

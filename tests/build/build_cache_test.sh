@@ -11,6 +11,7 @@
 #   is not built at all); one that changes only %runscript reuses them too
 #   and runs the new runscript; one that changes only stage two's %post
 #   reuses stage one; changing a %files source's contents rebuilds both;
+# - xattrs %setup set (user.*, security.capability) are in the cached stage;
 # - two identical --cache builds at once both succeed and share one entry;
 # - root's identical build does not use the user's entries (per-user keys);
 # - `cache list --long` shows the entries as "build-stage" with the user;
@@ -150,6 +151,33 @@ check "a %files source changed: no stage reused" not_cached c4
 expect_out "a %files source changed: the image has the new content" "run-two second-content" b run c4.sif
 expect_out "a %files source changed: two more entries" "5" entries
 
+# --- xattrs the build's user namespace set (a user xattr, file capabilities) ---
+cat >"$OWN/xattr.def" <<'DEF'
+Bootstrap: localimage
+From: base.sif
+
+%setup
+    echo capped >"$APPTAINER_ROOTFS/capped"
+    python3 -c 'import os, sys
+os.setxattr(sys.argv[1], "user.berth", b"kept")
+os.setxattr(sys.argv[1], "security.capability", bytes.fromhex("0100000200200000" + "00" * 12))' \
+      "$APPTAINER_ROOTFS/capped"
+DEF
+chown "$TUSER" "$OWN/xattr.def"
+xattrs_of() {  # the xattrs of /capped in IMAGE.sif
+  local off
+  off=$("$BERTH" sif list "$OWN/$1.sif" | awk -F'|' '/Squashfs/ {split($4, r, "-"); gsub(/ /, "", r[1]); print r[1]}')
+  rm -rf "$TEST_TMP/x-$1" && unsquashfs -q -n -o "$off" -d "$TEST_TMP/x-$1" "$OWN/$1.sif" capped >/dev/null 2>&1
+  python3 -c 'import os, sys; print(sorted((k, os.getxattr(sys.argv[1], k).hex()) for k in os.listxattr(sys.argv[1])))' \
+    "$TEST_TMP/x-$1/capped"
+}
+b build --cache x1.sif xattr.def >"$TEST_TMP/x1.log" 2>&1
+b build --cache x2.sif xattr.def >"$TEST_TMP/x2.log" 2>&1
+check "xattrs: the second build comes from the cache" grep -q "Using cached stage 1 " "$TEST_TMP/x2.log"
+expect_out "xattrs: the first image has them" \
+  "[('security.capability', '0100000200200000000000000000000000000000'), ('user.berth', '6b657074')]" xattrs_of x1
+expect_out "xattrs: the cached stage kept them" "$(xattrs_of x1)" xattrs_of x2
+
 # --- two identical builds at once ---
 echo "third-content" >"$OWN/data.txt"
 b build --cache p1.sif cache.def >"$TEST_TMP/p1.log" 2>&1 &
@@ -159,7 +187,7 @@ p2rc=$?
 wait "$p1"
 p1rc=$?
 check "two builds at once: both succeed" test "$p1rc" = 0 -a "$p2rc" = 0
-expect_out "two builds at once: one entry per stage" "7" entries
+expect_out "two builds at once: one entry per stage" "8" entries
 expect_out "two builds at once: the first image runs" "run-two third-content" b run p1.sif
 expect_out "two builds at once: the second image runs" "run-two third-content" b run p2.sif
 
@@ -168,15 +196,15 @@ if r build --cache root.sif cache.def >"$TEST_TMP/root.log" 2>&1; then ok "root:
 else bad "root: builds" "$(tail -5 "$TEST_TMP/root.log")"; fi
 check "root's identical build does not use the user's entries" not_cached root
 check "root's build ran %post" ran_post root
-expect_out "root's stages are kept apart" "9" entries
+expect_out "root's stages are kept apart" "10" entries
 expect_out "root: the image runs" "run-two third-content" r run root.sif
 
 # --- cache list and clean ---
 b cache list --long >"$TEST_TMP/list.out" 2>&1
-expect_out "user: cache list shows their seven build-stage entries" "7" \
+expect_out "user: cache list shows their eight build-stage entries" "8" \
   sh -c "grep -c '^build-stage .* $(id -u "$TUSER")\$' '$TEST_TMP/list.out'"
 check "user: cache list (Apptainer's form) counts them" \
-  grep -q "There are 7 container file(s)" <(b cache list)
+  grep -q "There are 8 container file(s)" <(b cache list)
 check "user: cache clean -T build-stage" sh -c "cd '$OWN' && runuser -u '$TUSER' -- env BERTH_SOCKET='$SOCK' '$BERTH' cache clean -f -T build-stage >/dev/null 2>&1"
 expect_out "user: their entries are gone" "0" \
   sh -c "cd '$OWN' && runuser -u '$TUSER' -- env BERTH_SOCKET='$SOCK' '$BERTH' cache list --long | grep -c '^build-stage' || true"

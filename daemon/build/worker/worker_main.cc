@@ -80,8 +80,8 @@ absl::Status UnpackSquashfs(int root_fd, const v1::UnpackSquashfs& job) {
     ::dup2(err[1], 2);
     ::fcntl(root_fd, F_SETFD, 0);
     ::fcntl(job.fd(), F_SETFD, 0);
-    ::execl(kUnsquashfs, "unsquashfs", "-f", "-n", "-q", "-no-xattrs", "-o", offset.c_str(), "-d",
-            dest.c_str(), src.c_str(), static_cast<char*>(nullptr));
+    ::execl(kUnsquashfs, "unsquashfs", "-f", "-n", "-q", job.xattrs() ? "-xattrs" : "-no-xattrs",
+            "-o", offset.c_str(), "-d", dest.c_str(), src.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
   ::close(err[1]);
