@@ -54,8 +54,19 @@ absl::Status AddSource(KeyHasher& k, const CachedStage& s) {
   if (s.source_fd < 0) return absl::OkStatus();
   struct stat st {};
   if (::fstat(s.source_fd, &st) != 0) return ErrnoStatus("the bootstrap source", errno);
+  // The same file, unchanged, is hashed once per build.
+  const std::string file =
+      absl::StrCat(st.st_dev, ":", st.st_ino, ":", st.st_size, ":", st.st_mtim.tv_sec, ".",
+                   st.st_mtim.tv_nsec, ":", st.st_ctim.tv_sec, ".", st.st_ctim.tv_nsec);
+  if (s.base_digests != nullptr) {
+    if (auto it = s.base_digests->find(file); it != s.base_digests->end()) {
+      k.Add("source").Add(it->second);
+      return absl::OkStatus();
+    }
+  }
   ASSIGN_OR_RETURN(std::string digest,
                    DigestRange(s.source_fd, 0, st.st_size, DigestAlgorithm::kSha256));
+  if (s.base_digests != nullptr) s.base_digests->emplace(file, digest);
   k.Add("source").Add(digest);
   return absl::OkStatus();
 }
@@ -182,12 +193,13 @@ absl::StatusOr<std::vector<StageSlot>> PlanStages(BuildContext& ctx,
   if (ctx.stage_cache == nullptr) return slots;
   const size_t n = file.stages.size();
   slots.resize(n);
-  std::map<std::string, std::string> identities;
+  std::map<std::string, std::string> identities, base_digests;
   std::map<std::string, size_t> index_of;  // the first stage of a name, as %files from finds it
   for (size_t i = 0; i < n; ++i) {
     const deffile::Definition& stage = file.stages[i];
     const int source = i < source_fds.size() ? source_fds[i] : -1;
-    absl::StatusOr<std::string> key = StageKey(ctx, {&stage, i, source, root, &identities});
+    absl::StatusOr<std::string> key =
+        StageKey(ctx, {&stage, i, source, root, &identities, &base_digests});
     if (key.ok()) {
       slots[i].key = *key;
     } else {

@@ -44,6 +44,8 @@ struct CachedStage {
   int root = -1;       // a directory for the worker's jobs (not written)
   // Identities (StageIdentity) of the earlier stages, by stage name.
   const std::map<std::string, std::string>* earlier = nullptr;
+  // Bases already hashed in this build, by file (stages of one base file).
+  std::map<std::string, std::string>* base_digests = nullptr;
 };
 
 // One stage's place in the cache, planned before any stage is built.
