@@ -205,7 +205,7 @@ absl::Status RunDaemon(const DaemonOptions& options) {
   RETURN_IF_ERROR_CTX(blobs.Init(), "preparing the node cache");
   pull::PullService pulls(options, config, blobs);
   doctor::Doctor doctor(options);
-  build::BuildService builds(options, config, &gpus);
+  build::BuildService builds(options, config, &gpus, &blobs);
   RETURN_IF_ERROR_CTX(
       builds.Init(options.build_worker.empty() ? build::DefaultWorkerPath() : options.build_worker),
       "preparing builds");

@@ -116,7 +116,8 @@ void AddBuildFlags(CLI::App& cmd, BuildFlags& f) {
   cmd.add_flag("-f,--fakeroot", f.fakeroot,
                "build as root inside a user namespace (implied for definition files)");
   cmd.add_flag("--ignore-subuid", f.ignore_subuid, "ignore /etc/subuid: map only your own uid");
-  cmd.add_flag("--cache", f.cache, "reuse stages from berth's build cache (BERTH_CACHE)");
+  cmd.add_flag("--cache", f.cache,
+               "reuse stages (their root after %post) from berth's stage cache (BERTH_CACHE)");
   cmd.add_flag("--nv", f.nv, "the host's NVIDIA libraries and GPUs in %post and %test");
   cmd.add_flag("--rocm", f.rocm, "the host's ROCm libraries and GPUs in %post and %test");
   cmd.add_option("--authfile", f.authfile, "credentials file for a registry base (docker config)");
@@ -158,10 +159,6 @@ absl::StatusOr<SquashOptions> CheckBuildFlags(const BuildFlags& f) {
         "only sandbox update is supported: --sandbox flag is missing");
   }
   RETURN_IF_ERROR(deffile::CheckSectionsOption(f.sections));
-  if (f.cache) {
-    return absl::UnimplementedError(
-        "--cache (BERTH_CACHE): berth has no stage cache yet; build without it");
-  }
   if (f.json && !f.dry_run) {
     return absl::InvalidArgumentError(
         "--json builds from a JSON definition, which berth does not read; use --dry-run --json "

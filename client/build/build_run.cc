@@ -65,6 +65,7 @@ v1::BuildRequest MakeRequest(const BuildFlags& flags, const SquashOptions& squas
   r.set_notest(flags.notest);
   for (const std::string& s : flags.sections) r.add_sections(s);
   r.set_fix_perms(flags.fix_perms);
+  r.set_cache(flags.cache);
   r.set_nv(flags.nv);
   r.set_rocm(flags.rocm);
   r.set_ignore_subuid(flags.ignore_subuid);

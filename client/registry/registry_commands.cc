@@ -63,7 +63,8 @@ std::string Ago(int64_t mtime) {
 
 // Apptainer's cache type names → the node cache's ("oras", "blob", "sif",
 // "sif-build"): its "oci-tmp" (alias "oci") holds images converted from OCI
-// sources, our "sif" (and "sif-build", the builds' fast intermediates). "library", "shub" and "net"
+// sources, our "sif" (and "sif-build", the builds' fast intermediates); "build-stage" is
+// berth's own (the stage cache of `berth build --cache`). "library", "shub" and "net"
 // name caches a node cache never has: they select nothing. false for a name that is no type at all.
 bool NodeCacheTypes(const std::vector<std::string>& names, std::vector<std::string>& types,
                     bool& all, std::string& unknown) {
@@ -71,7 +72,7 @@ bool NodeCacheTypes(const std::vector<std::string>& names, std::vector<std::stri
   for (const std::string& n : names) {
     if (n == "all") {
       all = true;
-    } else if (n == "oras" || n == "blob" || n == "sif" || n == "sif-build") {
+    } else if (n == "oras" || n == "blob" || n == "sif" || n == "sif-build" || n == "build-stage") {
       types.push_back(n);
     } else if (n == "blobs") {
       types.push_back("blob");
@@ -111,8 +112,9 @@ absl::Status RunCacheList(const std::string& socket_flag, const CacheListOptions
   bool all = false;
   std::string unknown;
   if (!NodeCacheTypes(o.types, types, all, unknown)) {
-    return absl::InvalidArgumentError(absl::StrCat("cache list: unknown cache type '", unknown,
-                                                   "' (library, oci, shub, blob, net, oras, all)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cache list: unknown cache type '", unknown,
+                     "' (library, oci, shub, blob, net, oras, build-stage, all)"));
   }
   ASSIGN_OR_RETURN(auto stub, Stub(socket_flag));
   grpc::ClientContext context;
@@ -124,14 +126,14 @@ absl::Status RunCacheList(const std::string& socket_flag, const CacheListOptions
   };
   if (o.long_format) {
     // berth's own view: whole digests, last use and the users of each entry.
-    std::printf("%-6s %-71s %10s  %-12s %s\n", "TYPE", "DIGEST", "SIZE", "LAST USED", "USERS");
+    std::printf("%-11s %-71s %10s  %-12s %s\n", "TYPE", "DIGEST", "SIZE", "LAST USED", "USERS");
     int64_t total = 0;
     int shown = 0;
     for (const v1::CacheEntry& e : reply.entries()) {
       if (!selected(e)) continue;
       std::string users;
       for (uint32_t uid : e.users()) absl::StrAppend(&users, users.empty() ? "" : ",", uid);
-      std::printf("%-6s %-71s %10s  %-12s %s\n", e.type().c_str(), e.digest().c_str(),
+      std::printf("%-11s %-71s %10s  %-12s %s\n", e.type().c_str(), e.digest().c_str(),
                   HumanBytes(e.size()).c_str(), Ago(e.mtime_unix()).c_str(),
                   users.empty() ? "-" : users.c_str());
       total += e.size();
@@ -186,8 +188,9 @@ absl::Status RunCacheClean(const std::string& socket_flag, const CacheOptions& o
   bool all = false;
   std::string unknown;
   if (!NodeCacheTypes(o.types, types, all, unknown)) {
-    return absl::InvalidArgumentError(absl::StrCat("cache clean: unknown cache type '", unknown,
-                                                   "' (library, oci, shub, blob, net, oras, all)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cache clean: unknown cache type '", unknown,
+                     "' (library, oci, shub, blob, net, oras, build-stage, all)"));
   }
   if (o.dry_run) std::printf("User requested a dry run. Not actually deleting any data!\n");
   // Only types the node cache never has (library, shub, net): nothing to do.

@@ -23,6 +23,7 @@
 #include "daemon/gpu/gpu_service.h"
 #include "daemon/launch/launch.h"
 #include "daemon/policy/config.h"
+#include "daemon/pull/blob_cache.h"
 
 namespace berth::daemon::build {
 
@@ -66,6 +67,8 @@ struct BuildContext {
   // True once the client is gone: every wait polls it.
   std::function<bool()> cancelled;
   std::string definition_name;
+  // The stage cache's use of the node cache (stage_cache.h); null: off.
+  pull::BlobCache::Transfer* stage_cache = nullptr;
 
   absl::Status CheckCancelled() const {
     if (cancelled && cancelled()) return absl::CancelledError("the client went away");

@@ -15,6 +15,7 @@
 #include "common/status_macros.h"
 #include "daemon/build/build_context.h"
 #include "daemon/build/builder.h"
+#include "daemon/build/stage_cache.h"
 #include "daemon/fakeroot/fakeroot_ids.h"
 #include "daemon/image/open_as_caller.h"
 #include "daemon/service/caller_process.h"
@@ -97,8 +98,8 @@ std::string DefaultWorkerPath() {
 }
 
 BuildService::BuildService(const DaemonOptions& options, const policy::Config& config,
-                           gpu::GpuService* gpus)
-    : options_(options), config_(config), gpus_(gpus), records_(options.state_dir) {}
+                           gpu::GpuService* gpus, pull::BlobCache* cache)
+    : options_(options), config_(config), gpus_(gpus), cache_(cache), records_(options.state_dir) {}
 
 absl::Status BuildService::Init(const std::string& worker_path) {
   // Without the worker the daemon still serves everything but builds.
@@ -250,6 +251,13 @@ absl::Status BuildService::Build(grpc::ServerContext& context, const v1::BuildRe
   ASSIGN_OR_RETURN(std::unique_ptr<BuildStaging> staging,
                    BuildStaging::Create(records_, base.get(), base_path, peer.uid, peer.gid));
   ctx.staging = staging.get();
+  // The stage cache's entries are pinned while this build runs. Root and
+  // the daemon's own user own the node cache, as for pulls.
+  std::unique_ptr<pull::BlobCache::Transfer> cache;
+  if (cache_ != nullptr && StageCacheWanted(ctx)) {
+    cache = cache_->Begin({peer.uid, peer.uid == 0 || peer.uid == ::geteuid()});
+    ctx.stage_cache = cache.get();
+  }
   spdlog::info("build for uid {} in {}", peer.uid, staging->path());
   v1::BuildOutput out;
   if (request.sandbox()) {

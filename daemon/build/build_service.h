@@ -30,6 +30,7 @@
 #include "daemon/daemon_options.h"
 #include "daemon/gpu/gpu_service.h"
 #include "daemon/policy/config.h"
+#include "daemon/pull/blob_cache.h"
 #include "daemon/server/peer_identity.h"
 
 namespace berth::daemon::build {
@@ -38,9 +39,10 @@ using BuildWriter = grpc::ServerWriter<v1::BuildOutput>;
 
 class BuildService {
  public:
-  // `gpus` serves --nv/--rocm in %post and %test (null: refused).
+  // `gpus` serves --nv/--rocm in %post and %test (null: refused);
+  // `cache` keeps the stage cache's entries (null: no stage cache).
   BuildService(const DaemonOptions& options, const policy::Config& config,
-               gpu::GpuService* gpus = nullptr);
+               gpu::GpuService* gpus = nullptr, pull::BlobCache* cache = nullptr);
 
   // Opens the worker binary, prepares the default staging directory and
   // the records, and sweeps what a dead daemon left.
@@ -57,6 +59,7 @@ class BuildService {
   const DaemonOptions& options_;
   const policy::Config& config_;
   gpu::GpuService* gpus_;
+  pull::BlobCache* cache_;
   StagingRecords records_;
   std::string default_base_;
   UniqueFd worker_;

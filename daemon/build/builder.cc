@@ -17,6 +17,7 @@
 #include "daemon/build/fingerprints.h"
 #include "daemon/build/metadata.h"
 #include "daemon/build/sections.h"
+#include "daemon/build/stage_cache.h"
 #include "daemon/build/worker_runner.h"
 #include "deffile/bootstrap.h"
 #include "sif/assemble.h"
@@ -248,13 +249,10 @@ absl::Status CheckOutput(int fd) {
 
 }  // namespace
 
-// One stage, everything up to the assembly: its base unpacked into
-// `root`, the scripts, the metadata and %test.
-absl::Status BuildRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
-                       const EarlierStages& earlier, int root, const std::string& root_path,
-                       int64_t now) {
+// One stage's root up to and with %post: what the stage cache keeps.
+absl::Status ShapeRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
+                       const EarlierStages& earlier, int root, const std::string& root_path) {
   const deffile::Definition& stage = in.file->stages[index];
-  RETURN_IF_ERROR(CheckNotNoexec(root, root_path));
   // %pre: on the host, before there is a root (build.md §3).
   if (stage.pre.present() && Selected(ctx, "pre")) {
     PhaseScope phase(*ctx.progress, "%pre");
@@ -268,14 +266,31 @@ absl::Status BuildRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
   } else if (deffile::AgentOf(stage) == deffile::Agent::kBusybox) {
     RETURN_IF_ERROR(InstallBusyboxBase(ctx, root, source_fd));
   } else if (source_fd >= 0) {
-    RETURN_IF_ERROR(CheckBaseFingerprints(ctx, stage, source_fd));
     ASSIGN_OR_RETURN(BasePartition base, LocateBase(source_fd, std::string(stage.From())));
     // The unpacked base needs about three times its compressed size.
     RETURN_IF_ERROR(CheckFreeSpace(root, root_path, 3 * base.size, "the unpacked base image"));
     RETURN_IF_ERROR(Unpack(ctx, root, source_fd, base));
   }
   RETURN_IF_ERROR(MakeApps(ctx, root, stage));
-  RETURN_IF_ERROR(RunScripts(ctx, root, stage, earlier, root_path));
+  return RunScripts(ctx, root, stage, earlier, root_path);
+}
+
+// One stage, everything up to the assembly: its base unpacked into
+// `root` (or its root after %post from the stage cache), the scripts, the
+// metadata and %test.
+absl::Status BuildRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
+                       const EarlierStages& earlier, StageSlot* slot, int root,
+                       const std::string& root_path, int64_t now) {
+  const deffile::Definition& stage = in.file->stages[index];
+  RETURN_IF_ERROR(CheckNotNoexec(root, root_path));
+  const int source_fd = index < in.source_fds.size() ? in.source_fds[index] : -1;
+  // Before the cache too: a key the user no longer trusts is refused.
+  if (!ctx.request->update() && deffile::AgentOf(stage) != deffile::Agent::kBusybox &&
+      source_fd >= 0) {
+    RETURN_IF_ERROR(CheckBaseFingerprints(ctx, stage, source_fd));
+  }
+  RETURN_IF_ERROR(ShapeThroughCache(
+      ctx, index, slot, root, [&] { return ShapeRoot(ctx, in, index, earlier, root, root_path); }));
   {
     PhaseScope phase(*ctx.progress, "metadata");
     RETURN_IF_ERROR(WriteFiles(ctx, root, StageMetadata(stage, in.file->full_raw, now),
@@ -290,16 +305,24 @@ absl::Status BuildRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
 
 // Every stage but the last, each in a root of its own in the staging
 // directory (removed with it); their descriptors stay open for the stages
-// that copy from them.
+// that copy from them. With the stage cache, a stage only cached stages
+// copy from is not built (stage_cache.h, PlanStages).
 absl::Status BuildEarlierStages(BuildContext& ctx, const BuildInputs& in, int64_t now,
-                                std::vector<UniqueFd>& roots, EarlierStages& earlier) {
+                                std::vector<StageSlot>& slots, std::vector<UniqueFd>& roots,
+                                EarlierStages& earlier) {
   for (size_t i = 0; i + 1 < in.file->stages.size(); ++i) {
     const std::string name = absl::StrCat("stage-", i);
+    const std::string stage_name(in.file->stages[i].StageName());
+    StageSlot* slot = slots.empty() ? nullptr : &slots[i];
+    if (slot != nullptr && !slot->needed) {
+      ctx.progress->Info(absl::StrCat("Skipping stage ", stage_name.empty() ? name : stage_name,
+                                      ": the stages that copy from it are cached"));
+      continue;
+    }
     ASSIGN_OR_RETURN(UniqueFd root, ctx.staging->MakeDir(name));
     const std::string path = absl::StrCat(ctx.staging->path(), "/", name);
-    const std::string stage_name(in.file->stages[i].StageName());
     ctx.progress->Info(absl::StrCat("Building stage ", stage_name.empty() ? name : stage_name));
-    RETURN_IF_ERROR(BuildRoot(ctx, in, i, earlier, root.get(), path, now));
+    RETURN_IF_ERROR(BuildRoot(ctx, in, i, earlier, slot, root.get(), path, now));
     earlier.roots.emplace_back(stage_name, root.get());
     roots.push_back(std::move(root));
   }
@@ -309,10 +332,13 @@ absl::Status BuildEarlierStages(BuildContext& ctx, const BuildInputs& in, int64_
 // All stages; the last one's root is `root`.
 absl::Status BuildStages(BuildContext& ctx, const BuildInputs& in, int root,
                          const std::string& root_path, int64_t now) {
+  ASSIGN_OR_RETURN(std::vector<StageSlot> slots, PlanStages(ctx, *in.file, in.source_fds, root));
   std::vector<UniqueFd> roots;
   EarlierStages earlier;
-  RETURN_IF_ERROR(BuildEarlierStages(ctx, in, now, roots, earlier));
-  return BuildRoot(ctx, in, in.file->stages.size() - 1, earlier, root, root_path, now);
+  RETURN_IF_ERROR(BuildEarlierStages(ctx, in, now, slots, roots, earlier));
+  const size_t last = in.file->stages.size() - 1;
+  return BuildRoot(ctx, in, last, earlier, slots.empty() ? nullptr : &slots[last], root, root_path,
+                   now);
 }
 
 absl::StatusOr<int64_t> BuildSif(BuildContext& ctx, const BuildInputs& in) {

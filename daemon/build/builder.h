@@ -16,6 +16,8 @@
 // (fingerprints.h). Every stage is built in full, in order, in a root of
 // its own under the staging directory; `%files from STAGE` copies out of
 // an earlier stage's root, and only the last stage becomes the image.
+// With the stage cache on (stage_cache.h), a stage's root after %post comes
+// from the cache when its key matches, and is kept there when not.
 // Other bootstraps, %pre and SCIF apps are refused with a one-line error
 // that says so.
 #pragma once

@@ -7,10 +7,9 @@
 namespace berth::daemon::policy {
 
 absl::Status ParseBuildTable(const toml::table& t, const std::string& o, BuildConfig& c) {
-  RETURN_IF_ERROR(CheckKeys(t,
-                            {"build_dir", "allow_user_tmpdir", "compression", "compression_level",
-                             "cache", "cache_max_mib"},
-                            "build", o, " (see docs/config.md)"));
+  RETURN_IF_ERROR(CheckKeys(
+      t, {"build_dir", "allow_user_tmpdir", "compression", "compression_level", "build_cache"},
+      "build", o, " (see docs/config.md)"));
   RETURN_IF_ERROR(ReadString(t, "build_dir", o, c.build_dir));
   if (const toml::node* n = t.get("build_dir");
       n != nullptr && (c.build_dir.empty() || c.build_dir.front() != '/')) {
@@ -30,14 +29,7 @@ absl::Status ParseBuildTable(const toml::table& t, const std::string& o, BuildCo
     }
     c.compression_level = static_cast<int>(n->as_integer()->get());
   }
-  RETURN_IF_ERROR(ReadBool(t, "cache", o, c.cache));
-  if (const toml::node* n = t.get("cache_max_mib")) {
-    if (!n->is_integer() || n->as_integer()->get() < 0 ||
-        n->as_integer()->get() > (int64_t{1} << 30)) {
-      return Bad(o, *n, "cache_max_mib must be an integer from 0 to 1073741824");
-    }
-    c.cache_max_mib = n->as_integer()->get();
-  }
+  RETURN_IF_ERROR(ReadBool(t, "build_cache", o, c.build_cache));
   return absl::OkStatus();
 }
 

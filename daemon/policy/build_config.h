@@ -19,9 +19,9 @@ struct BuildConfig {
   // choice for the compressor (zstd 3, gzip 9, xz 6).
   std::string compression = "zstd";
   int compression_level = 0;
-  // The stage cache (--cache): on for every build, and its size.
-  bool cache = false;
-  int64_t cache_max_mib = 20480;
+  // The stage cache (--cache) for every build; its entries count in the
+  // node cache's budget ([registry] cache_max_mib).
+  bool build_cache = false;
 };
 
 }  // namespace berth::daemon::policy

@@ -16,7 +16,7 @@
 namespace berth::daemon::pull {
 namespace {
 
-constexpr const char* kTypes[] = {"oras", "blob", "sif", "sif-build"};
+constexpr const char* kTypes[] = {"oras", "blob", "sif", "sif-build", "build-stage"};
 
 bool ValidHex(const std::string& digest) {
   if (digest.size() != 71 || digest.rfind("sha256:", 0) != 0) return false;
@@ -165,6 +165,23 @@ absl::StatusOr<UniqueFd> BlobCache::Transfer::GetOrFill(const std::string& type,
     }
   }
   return absl::UnavailableError(absl::StrCat("could not fill the cache entry for ", digest));
+}
+
+absl::StatusOr<UniqueFd> BlobCache::Transfer::Get(const std::string& type,
+                                                  const std::string& digest) {
+  if (!IsCacheType(type) || !ValidHex(digest)) {
+    return absl::InvalidArgumentError("invalid cache type or digest");
+  }
+  if (bypass_) return absl::NotFoundError("the cache is bypassed");
+  const std::string key = KeyOf(type, digest);
+  cache_.Pin(key, 1);
+  {
+    absl::MutexLock lock(&mu_);
+    pinned_.push_back(key);
+  }
+  ASSIGN_OR_RETURN(UniqueFd fd, cache_.Open(type, digest));
+  RETURN_IF_ERROR_CTX(cache_.refs_.Add(key, caller_.uid), "node cache");
+  return fd;
 }
 
 void BlobCache::Transfer::DropFilled() {

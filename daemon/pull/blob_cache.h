@@ -5,7 +5,9 @@
 // Layout: <root>/<type>/sha256/<hex>, type "oras" (SIF layers of ORAS
 // artifacts), "blob" (OCI configs and layers), "sif" (docker images
 // converted to SIF, keyed by the manifest digest), "sif-build" (the same for
-// a build's base: zstd level 1, an intermediate the build unpacks at once).
+// a build's base: zstd level 1, an intermediate the build unpacks at once),
+// "build-stage" (a build stage's root after %post, a squashfs keyed by the
+// stage cache's key, which includes the user: daemon/build/stage_cache.h).
 // Entries are only ever created whole: a filler writes into an O_TMPFILE in
 // the cache's filesystem, which gets a name (linkat) only after the filler
 // verified the digest and the data was fsync'ed. A crash, a kill or a full
@@ -108,6 +110,9 @@ class BlobCache {
     // caller becomes one of its users.
     absl::StatusOr<UniqueFd> GetOrFill(const std::string& type, const std::string& digest,
                                        int64_t size, const Filler& fill, const Observer& observe);
+    // The entry when it is there (pinned, the caller one of its users);
+    // NotFound when not. Never fills.
+    absl::StatusOr<UniqueFd> Get(const std::string& type, const std::string& digest);
     // The pull failed: deletes the entries this transfer filled that no
     // other transfer uses and no other user referenced.
     void DropFilled();

@@ -19,7 +19,7 @@
 namespace berth::daemon::pull {
 namespace {
 
-constexpr const char* kTypes[] = {"oras", "blob", "sif", "sif-build"};
+constexpr const char* kTypes[] = {"oras", "blob", "sif", "sif-build", "build-stage"};
 
 int64_t Mib(int64_t bytes) {
   return (bytes + (1 << 20) - 1) >> 20;
@@ -152,8 +152,8 @@ absl::StatusOr<std::vector<CacheEntryInfo>> BlobCache::Clean(CacheCaller caller,
                                                              std::vector<CacheEntryInfo>* in_use) {
   for (const std::string& t : types) {
     if (!IsCacheType(t) && t != "all") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown cache type '", t.substr(0, 40), "' (oras, blob, sif, all)"));
+      return absl::InvalidArgumentError(absl::StrCat("unknown cache type '", t.substr(0, 40),
+                                                     "' (oras, blob, sif, build-stage, all)"));
     }
   }
   bool all = types.empty() || std::find(types.begin(), types.end(), "all") != types.end();

@@ -91,6 +91,16 @@ max_handed_fds_per_user = 100
         std::string::npos);
 }
 
+TEST_CASE("the stage cache is off unless [build] build_cache turns it on", "[config]") {
+  auto off = ParseConfig("", "berth.conf");
+  REQUIRE(off.ok());
+  CHECK_FALSE(off->build.build_cache);
+  auto on = ParseConfig("[build]\nbuild_cache = true\n", "berth.conf");
+  REQUIRE(on.ok());
+  CHECK(on->build.build_cache);
+  CHECK(ErrorOf("[build]\nbuild_cache = \"on\"\n").find("berth.conf:2") == 0);
+}
+
 TEST_CASE("mistakes name the line and the fix", "[config][hostile]") {
   CHECK(ErrorOf("[binds]\nuser_bind_contrl = true\n") ==
         "berth.conf:2: unknown setting 'binds.user_bind_contrl' (see docs/config.md)");

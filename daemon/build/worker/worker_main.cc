@@ -22,6 +22,7 @@
 #include "daemon/build/worker/busybox.h"
 #include "daemon/build/worker/copy_files.h"
 #include "daemon/build/worker/fix_perms.h"
+#include "daemon/build/worker/hash_files.h"
 #include "proto/run_wire.h"
 #include "squash/dir_squasher.h"
 
@@ -79,8 +80,8 @@ absl::Status UnpackSquashfs(int root_fd, const v1::UnpackSquashfs& job) {
     ::dup2(err[1], 2);
     ::fcntl(root_fd, F_SETFD, 0);
     ::fcntl(job.fd(), F_SETFD, 0);
-    ::execl(kUnsquashfs, "unsquashfs", "-f", "-n", "-q", "-no-xattrs", "-o", offset.c_str(), "-d",
-            dest.c_str(), src.c_str(), static_cast<char*>(nullptr));
+    ::execl(kUnsquashfs, "unsquashfs", "-f", "-n", "-q", job.xattrs() ? "-xattrs" : "-no-xattrs",
+            "-o", offset.c_str(), "-d", dest.c_str(), src.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
   ::close(err[1]);
@@ -148,6 +149,8 @@ absl::Status Run(const v1::WorkerRequest& request, v1::WorkerResult& result) {
       return Squash(root, request.squash(), result);
     case v1::WorkerRequest::kInstallBusybox:
       return InstallBusybox(root, request.install_busybox());
+    case v1::WorkerRequest::kHashFiles:
+      return HashFiles(request.hash_files(), result);
     case v1::WorkerRequest::kRemoveTree:
       // A failed sandbox build's half-made tree, emptied as the fakeroot
       // user who made it (files of the caller's subordinate ids included).
