@@ -115,10 +115,12 @@ check "bad MirrorURL: no output, no temp file" sh -c "test ! -e '$OWN/bad.sif' &
 check "bad MirrorURL: nothing staged" staging_empty
 
 # --- the real debootstrap, paused in %setup for the host-side checks ---
-(cd "$OWN" && runuser -u "$TUSER" -- env BERTH_SOCKET="$BERTH_SOCKET" INCLUDE=hello "$BERTH" build deb.sif deb.def) \
-  >"$T/deb.out" 2>"$T/deb.err" &
+(cd "$OWN" && runuser -u "$TUSER" -- env BERTH_SOCKET="$BERTH_SOCKET" INCLUDE=hello "$BERTH" build deb.sif deb.def
+ echo $? >"$T/deb.rc") >"$T/deb.out" 2>"$T/deb.err" &
 build=$!
-if wait_until 600 test -e "$OWN/paused"; then
+# (a build that fails before %setup ends the wait at once)
+wait_until 500 sh -c "test -e '$OWN/paused' || test -e '$T/deb.rc'"
+if test -e "$OWN/paused"; then
   ok "debootstrap reached %setup"
   ROOTFS=$(ls -d "$STAGE"/berth-build-*/rootfs)
   check "staged: debootstrap wrote the root" test -x "$ROOTFS/usr/bin/hello"
@@ -141,7 +143,7 @@ else
 fi
 touch "$OWN/go"
 wait "$build"
-rc=$?
+rc=$(cat "$T/deb.rc")
 [ "$rc" -eq 0 ] && ok "debootstrap build succeeds" || bad "debootstrap build succeeds" "rc=$rc $(tail -20 "$T/deb.out"; cat "$T/deb.err")"
 check "debootstrap's progress streamed" grep -q 'I: Base system installed successfully' "$T/deb.out"
 check "%post: whoami is root" grep -qx root "$T/deb.out"
