@@ -72,6 +72,10 @@ Agent AgentOf(const Definition& stage) {
   return info == nullptr ? Agent::kScratch : info->agent;
 }
 
+bool BuiltByHostTool(Agent agent) {
+  return agent == Agent::kDebootstrap || agent == Agent::kYum || agent == Agent::kZypper;
+}
+
 absl::Status CheckBootstrap(const Definition& stage, absl::string_view file) {
   const HeaderEntry* bootstrap = stage.header.Find("bootstrap");
   if (bootstrap == nullptr || bootstrap->value.empty()) {
@@ -112,12 +116,14 @@ absl::Status CheckBuilderSupports(const std::vector<Definition>& stages, absl::s
       case Agent::kDocker:
       case Agent::kOras:
       case Agent::kBusybox:
+      case Agent::kDebootstrap:
+      case Agent::kYum:
+      case Agent::kZypper:
         break;
       default:
-        return absl::UnimplementedError(absl::StrCat(
-            "Bootstrap: ", internal::Printable(stage.Bootstrap()),
-            " is not supported by berth build yet (scratch, localimage, docker, docker-archive, "
-            "oci, oci-archive, oras and busybox are)"));
+        return absl::UnimplementedError(
+            absl::StrCat("Bootstrap: ", internal::Printable(stage.Bootstrap()),
+                         " is not supported by berth build yet"));
     }
   }
   return absl::OkStatus();

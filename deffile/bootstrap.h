@@ -31,10 +31,16 @@ Agent AgentOf(const Definition& stage);
 // missing required key, and Fingerprints entries that are not 40 hex digits.
 absl::Status CheckBootstrap(const Definition& stage, absl::string_view file);
 
+// Whether the stage's base is made by a package tool on the build host
+// (debootstrap, yum/dnf, zypper: daemon/build/bootstrap_tool.h) rather than
+// handed over by the client.
+bool BuiltByHostTool(Agent agent);
+
 // What berth's builder builds today: stages from `Bootstrap: scratch`,
-// `localimage` (a SIF), `busybox` (its binary, fetched by the client), or a
+// `localimage` (a SIF), `busybox` (its binary, fetched by the client), a
 // base pulled through the node cache (docker, docker-archive, oci,
-// oci-archive, oras), with `%files from` an earlier
+// oci-archive, oras), or one a host tool makes (debootstrap, yum, dnf,
+// zypper), with `%files from` an earlier
 // stage, %pre and SCIF apps. The rest is refused before any work
 // ("... is not supported by berth build yet"), by the client and again by
 // the daemon, after CheckBootstrap.

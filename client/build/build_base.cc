@@ -93,7 +93,8 @@ absl::StatusOr<UniqueFd> FetchBusybox(const deffile::Definition& stage, const Ba
 
 absl::StatusOr<UniqueFd> OpenBuildBase(const deffile::Definition& stage, const BaseOptions& o) {
   const deffile::Agent agent = deffile::AgentOf(stage);
-  if (agent == deffile::Agent::kScratch) return UniqueFd();
+  // The daemon makes these bases itself, with the host's package tools.
+  if (agent == deffile::Agent::kScratch || deffile::BuiltByHostTool(agent)) return UniqueFd();
   if (agent == deffile::Agent::kBusybox) return FetchBusybox(stage, o);
   if (agent == deffile::Agent::kLocalImage) {
     // Relative to the working directory, as in Apptainer.

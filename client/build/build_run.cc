@@ -39,7 +39,8 @@ namespace berth::client {
 namespace {
 
 // Proxies and TERM reach %post; the GPU choice only tells the daemon which
-// GPUs --nv/--rocm give (it never enters the build's environment).
+// GPUs --nv/--rocm give (it never enters the build's environment); INCLUDE
+// adds packages to a debootstrap, yum or zypper base, as in Apptainer.
 void AddEnvironment(v1::BuildRequest& r) {
   static constexpr const char* kGpuChoice[] = {"cuda_visible_devices", "nvidia_visible_devices",
                                                "rocr_visible_devices", "slurm_step_gpus",
@@ -49,7 +50,8 @@ void AddEnvironment(v1::BuildRequest& r) {
     std::string name = absl::AsciiStrToLower(kv.substr(0, kv.find('=')));
     bool gpu =
         std::find(std::begin(kGpuChoice), std::end(kGpuChoice), name) != std::end(kGpuChoice);
-    if (absl::EndsWith(name, "_proxy") || name == "term" || gpu) r.add_env(kv);
+    const bool include = absl::StartsWith(kv, "INCLUDE=");
+    if (absl::EndsWith(name, "_proxy") || name == "term" || gpu || include) r.add_env(kv);
   }
 }
 

@@ -168,7 +168,8 @@ absl::StatusOr<UniqueFd> BuildService::StagingBase(const v1::BuildRequest& reque
 
 namespace {
 
-// One base per stage, in stage order: scratch stages have none, every
+// One base per stage, in stage order: scratch stages and those a host tool
+// makes (debootstrap, yum, zypper) have none, every
 // other stage exactly one, handed over.
 absl::StatusOr<std::vector<UniqueFd>> TakeSources(const v1::BuildRequest& request,
                                                   const deffile::ParsedFile& file,
@@ -198,12 +199,14 @@ absl::StatusOr<std::vector<UniqueFd>> TakeSources(const v1::BuildRequest& reques
     ASSIGN_OR_RETURN(sources[s.stage()], TakeFd(fds, s.handoff_index(), "bootstrap source"));
   }
   for (size_t i = 0; i < file.stages.size(); ++i) {
-    const bool scratch = deffile::AgentOf(file.stages[i]) == deffile::Agent::kScratch;
-    if (scratch && sources[i].valid()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("Bootstrap: scratch takes no bootstrap source (stage ", i + 1, ")"));
+    const deffile::Agent agent = deffile::AgentOf(file.stages[i]);
+    const bool none = agent == deffile::Agent::kScratch || deffile::BuiltByHostTool(agent);
+    if (none && sources[i].valid()) {
+      return absl::InvalidArgumentError(absl::StrCat("Bootstrap: ", file.stages[i].Bootstrap(),
+                                                     " takes no bootstrap source (stage ", i + 1,
+                                                     ")"));
     }
-    if (!scratch && !sources[i].valid()) {
+    if (!none && !sources[i].valid()) {
       return absl::InvalidArgumentError(
           absl::StrCat("the request must hand over the bootstrap source of stage ", i + 1));
     }

@@ -14,6 +14,7 @@
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "daemon/build/apps.h"
+#include "daemon/build/bootstrap_tool.h"
 #include "daemon/build/fingerprints.h"
 #include "daemon/build/metadata.h"
 #include "daemon/build/sections.h"
@@ -258,11 +259,14 @@ absl::Status ShapeRoot(BuildContext& ctx, const BuildInputs& in, size_t index,
     PhaseScope phase(*ctx.progress, "%pre");
     RETURN_IF_ERROR(RunHostScript(ctx, {"pre", &stage.pre, stage.pre.script}, ""));
   }
-  // Scratch starts from the empty root; busybox from its binary; every
-  // other base is a SIF by now. --update keeps the sandbox it was given.
+  // Scratch starts from the empty root; busybox from its binary;
+  // debootstrap, yum and zypper from a host tool; every other base is a SIF
+  // by now. --update keeps the sandbox it was given.
   const int source_fd = index < in.source_fds.size() ? in.source_fds[index] : -1;
   if (ctx.request->update()) {
     ctx.progress->Info("Building into existing container");
+  } else if (deffile::BuiltByHostTool(deffile::AgentOf(stage))) {
+    RETURN_IF_ERROR(RunBootstrapTool(ctx, stage, root, root_path));
   } else if (deffile::AgentOf(stage) == deffile::Agent::kBusybox) {
     RETURN_IF_ERROR(InstallBusyboxBase(ctx, root, source_fd));
   } else if (source_fd >= 0) {

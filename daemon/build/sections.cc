@@ -45,8 +45,8 @@ absl::StatusOr<UniqueFd> DevNull() {
   return OpenFile("/dev/null", O_RDONLY);
 }
 
-// The script's stdio: /dev/null in, stdout and stderr into one pipe, and
-// the script itself at kScriptFd. Returns the pipe's read end.
+}  // namespace
+
 absl::StatusOr<UniqueFd> ScriptStdio(const std::string& body,
                                      std::vector<std::pair<UniqueFd, int>>& fds) {
   ASSIGN_OR_RETURN(auto out, Pipe());
@@ -61,6 +61,8 @@ absl::StatusOr<UniqueFd> ScriptStdio(const std::string& body,
   return std::move(out.first);
 }
 
+namespace {
+
 std::string Where(const BuildContext& ctx, const ScriptSection& s) {
   return absl::StrCat("%", s.name, ", ", ctx.definition_name, ":",
                       s.script != nullptr ? s.script->line : 0);
@@ -71,8 +73,8 @@ absl::Status ExitStatusError(const BuildContext& ctx, const ScriptSection& s, in
       absl::StrCat("while running engine: exit status ", status, " (", Where(ctx, s), ")"));
 }
 
-// Relays the section's output until it closes and `pidfd` says the process
-// ended; polls for the client's end.
+}  // namespace
+
 absl::Status Relay(BuildContext& ctx, int out, int pidfd) {
   char buf[16384];
   bool open = true;
@@ -97,6 +99,8 @@ absl::Status Relay(BuildContext& ctx, int out, int pidfd) {
     }
   }
 }
+
+namespace {
 
 // Whether `path` resolves to something in the build root (resolved as the
 // container would, inside it).

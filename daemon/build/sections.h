@@ -15,9 +15,12 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/unique_fd.h"
 #include "daemon/build/build_context.h"
 #include "deffile/definition.h"
 
@@ -38,6 +41,16 @@ absl::Status RunHostScript(BuildContext& ctx, const ScriptSection& section,
 // fakeroot(1), bound into the container (the root-mapped mode).
 absl::Status RunContainerScript(BuildContext& ctx, const ScriptSection& section, int rootfs_fd,
                                 const std::vector<std::string>& extra_env);
+
+// The script's stdio: /dev/null in, stdout and stderr into one pipe, and
+// `body` at descriptor 5 (/proc/self/fd/5), added to `fds`. Returns the
+// pipe's read end.
+absl::StatusOr<UniqueFd> ScriptStdio(const std::string& body,
+                                     std::vector<std::pair<UniqueFd, int>>& fds);
+
+// Relays a process's output from `out` to the client until it closes and
+// `pidfd` says the process ended; polls for the client's end.
+absl::Status Relay(BuildContext& ctx, int out, int pidfd);
 
 // The container's environment for %post and %test: Apptainer's clean
 // build environment plus the client's proxy settings and TERM.

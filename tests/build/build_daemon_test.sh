@@ -348,8 +348,8 @@ install -d -o "$TUSER" -m 0700 "$OWN/tmp"
 b build --tmpdir "$OWN/tmp" tmpdir.sif app.def >/dev/null 2>"$TEST_TMP/tmpdir.err"
 check "user: --tmpdir of the caller's is used and emptied" \
   sh -c "test -f '$OWN/tmpdir.sif' && test -z \"\$(ls -A '$OWN/tmp')\""
-expect_fatal_after_progress "user: a bootstrap the builder lacks" \
-  "Bootstrap: yum is not supported by berth build yet" \
+expect_fatal_after_progress "user: Bootstrap: yum on a host without dnf names the package" \
+  "neither yum nor dnf in path (looked in /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin): install the Debian package dnf" \
   sh -c "cd '$OWN' && printf 'Bootstrap: yum\nMirrorURL: http://127.0.0.1:9/bb\n' >d.def && runuser -u '$TUSER' -- env BERTH_SOCKET='$SOCK' '$BERTH' build d.sif d.def"
 check "staging empty after the hostile cases" staging_empty
 

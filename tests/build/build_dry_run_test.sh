@@ -9,7 +9,7 @@
 # - hostile files (a 10 MB line, NUL bytes, 10,000 stages, self-referring
 #   build args, a 2 GB file, a FIFO) each give one FATAL line naming the
 #   line, within `timeout 10`;
-# - without --dry-run, a bootstrap the builder lacks: one FATAL line, exit 255;
+# - without --dry-run, a bootstrap without its keys: one FATAL line, exit 255;
 # - as the unprivileged user: a definition file it cannot read is refused.
 #
 # usage: build_dry_run_test.sh BERTH DEFS_DIR
@@ -127,10 +127,10 @@ flag_checks() {
     B build --dry-run --tmpdir "$TEST_TMP/nodir" "$d"
   expect_fatal "APPTAINER_TMPDIR not a directory" "--tmpdir $d: not a directory" \
     env APPTAINER_TMPDIR="$d" "$berth" build --dry-run "$d"
-  printf 'Bootstrap: yum\nMirrorURL: http://127.0.0.1:9/yum\n' >"$TEST_TMP/bb.def"
-  expect_fatal "a bootstrap the builder lacks, refused before the daemon" \
-    "Bootstrap: yum is not supported by berth build yet" B build out.sif "$TEST_TMP/bb.def"
-  expect_rc "a bootstrap the builder lacks: exit 255" 255 B build out.sif "$TEST_TMP/bb.def"
+  printf 'Bootstrap: debootstrap\nMirrorURL: http://127.0.0.1:9/debian\n' >"$TEST_TMP/bb.def"
+  expect_fatal "a bootstrap without its keys, refused before the daemon" \
+    "Bootstrap: debootstrap needs a value for OSVersion:" B build out.sif "$TEST_TMP/bb.def"
+  expect_rc "a bootstrap without its keys: exit 255" 255 B build out.sif "$TEST_TMP/bb.def"
   expect_fatal "build needs IMAGE and SPEC" "usage: berth build [options] IMAGE SPEC" B build "$d"
   expect_fatal "bootstrap checked in the plan" "Bootstrap: library is not supported by berth" \
     B build --dry-run library://alpine
