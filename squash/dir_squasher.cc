@@ -72,6 +72,9 @@ class Walker {
       ::close(fd);
       return ErrnoStatus(absl::StrCat("reading /", rel), errno);
     }
+    // The copy shares the caller's file offset: a directory walked before
+    // (by an earlier squash of the same root) would otherwise look empty.
+    ::rewinddir(d);
     absl::Status status = WalkEntries(d, rel, dir);
     ::closedir(d);
     return status;

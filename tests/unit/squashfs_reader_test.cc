@@ -1,6 +1,7 @@
 // Unit tests of the squashfs reader behind `berth inspect`: path resolution
 // inside the image, the byte-range window, caps, and survival of corrupt
-// input. Images are built with mksquashfs (squashfs-tools, a build dependency).
+// input. Images are built with mksquashfs (squashfs-tools, a build dependency)
+// and, for the in-process writer's own case, with squash::SquashDirectory.
 #include "client/inspect/squashfs_reader.h"
 
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <string>
 
 #include "common/file_io.h"
+#include "squash/dir_squasher.h"
 #include "tests/unit/test_util.h"
 
 namespace berth::inspect {
@@ -146,6 +148,28 @@ TEST_CASE("a truncated or garbage filesystem is an error, never a crash", "[squa
     (void)reader->ReadFile("/.singularity.d/relative", 1 << 20);
     (void)reader->ListDirectory("/.singularity.d/env");
     (void)reader->Stat("/loop1");
+  }
+}
+
+// The builder squashes one root twice (the stage cache's copy, then the
+// image) through the same descriptor: the second walk must see every entry.
+TEST_CASE("a root squashed twice through one descriptor holds its files both times", "[squashfs]") {
+  ScratchDir dir;
+  std::string root = dir.File("root");
+  fs::create_directories(root + "/etc");
+  WriteFile(root + "/etc/hostname", "twice\n");
+  auto root_fd = OpenFile(root, O_RDONLY | O_DIRECTORY);
+  REQUIRE(root_fd.ok());
+  for (int round = 0; round < 2; ++round) {
+    auto out = OpenFile(dir.File("out.sqfs"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(out.ok());
+    squash::Options options;
+    options.threads = 1;
+    auto stats = squash::SquashDirectory(root_fd->get(), {out->get(), 0}, options);
+    REQUIRE(stats.ok());
+    auto reader = SquashfsReader::Open(out->get(), 0, stats->bytes);
+    REQUIRE(reader.ok());
+    CHECK((*reader)->ReadFile("/etc/hostname", 100).value_or("") == "twice\n");
   }
 }
 
