@@ -156,6 +156,14 @@ struct ChildPlan {
   bool root_from_staging = false;
   uint64_t overlay_attr = 0;  // MOUNT_ATTR_*
   std::string session_path;   // "/proc/self/fd/N" of session_fd, for umount
+  // -o/--overlay: detached trees (opened with the caller's rights) the child
+  // attaches at these directories of the session tmpfs before it makes the
+  // overlay, which names their layers by /proc/self/fd links.
+  std::vector<std::pair<int, std::string>> overlay_trees;
+  // The upper layer is the caller's directory: the overlay is created with
+  // the caller's filesystem identity and only CAP_SYS_ADMIN (its mounter's
+  // credentials are what it writes the upper layer with).
+  bool overlay_as_caller = false;
   std::vector<MountStep> mounts;
   std::string cwd;  // absolute, clean, not under /proc
 

@@ -10,6 +10,11 @@
 //                  or overlayfs, ro,nosuid,nodev (rw with --writable-tmpfs):
 //                    upper  = session tmpfs "upper" (--writable-tmpfs only)
 //                    lower  = session tmpfs "staging" : image_root
+//                  with -o/--overlay, every layer a /proc/self/fd link:
+//                    upper  = the caller's DIR/upper (work: DIR/work), made
+//                             with the caller's identity (CreateOverlayAsCaller)
+//                    lower  = staging : the :ro and squashfs overlays : a
+//                             clone of the image's mount
 //   /proc          fresh procfs of the container's PID namespace
 //   /sys, /dev,... bind mounts and tmpfs in MountStep order (prepare_mounts.cc)
 //
@@ -21,6 +26,7 @@
 //
 // Privilege: the daemon's (CAP_SYS_ADMIN over the new mount namespace).
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
@@ -44,10 +50,61 @@ void DetachFromHostPropagation(const ChildPlan& plan) {
   }
 }
 
+// overlayfs keeps the credentials of whoever creates it and does every
+// operation on the upper layer (copy-up, whiteouts, its work directory)
+// with them. For a caller's own upper directory those are the caller's
+// fsuid, fsgid and groups, so everything made there is the caller's, with
+// two capabilities only: CAP_SYS_ADMIN (creating the filesystem, its
+// trusted.overlay.* attributes) and CAP_DAC_OVERRIDE (overlayfs makes its
+// work/work directory mode 0 and works in it, as a user-namespace mounter
+// may over its own files). Never CAP_CHOWN, CAP_FOWNER, CAP_FSETID or
+// CAP_MKNOD: a copy-up of a file that is not the caller's fails rather
+// than making a root-owned (setuid) file in a user's directory. Every
+// access through the overlay is first checked with the container process's
+// own credentials (ovl_permission), so the override reaches nothing the
+// caller could not. Only the calling thread's filesystem identity changes,
+// and it is restored and verified after.
+int CreateOverlayAsCaller(const ChildPlan& plan, int fs) {
+  const char* what = "creating the overlay as the caller";
+  if (plan.can_setgroups && syscall(SYS_setgroups, plan.groups.size(), plan.groups.data()) != 0) {
+    Fail(plan, what, "setgroups", errno);
+  }
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct saved[2]{}, reduced[2]{};
+  if (syscall(SYS_capget, &header, saved) != 0) Fail(plan, what, "capget", errno);
+  long uid = syscall(SYS_setfsuid, -1), gid = syscall(SYS_setfsgid, -1);
+  syscall(SYS_setfsgid, plan.gid);
+  syscall(SYS_setfsuid, plan.uid);
+  if (syscall(SYS_setfsuid, -1) != static_cast<long>(plan.uid) ||
+      syscall(SYS_setfsgid, -1) != static_cast<long>(plan.gid)) {
+    Fail(plan, what, "setfsuid", EPERM);
+  }
+  reduced[0] = saved[0];
+  reduced[1] = saved[1];
+  reduced[0].effective = (1u << CAP_SYS_ADMIN) | (1u << CAP_DAC_OVERRIDE);
+  reduced[1].effective = 0;
+  if (syscall(SYS_capset, &header, reduced) != 0) Fail(plan, what, "capset", errno);
+  int rc = fsconfig(fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0);
+  int err = errno;
+  syscall(SYS_setfsuid, uid);
+  syscall(SYS_setfsgid, gid);
+  if (syscall(SYS_capset, &header, saved) != 0) Fail(plan, what, "restoring capabilities", errno);
+  if (syscall(SYS_setfsuid, -1) != uid || syscall(SYS_setfsgid, -1) != gid) {
+    Fail(plan, what, "restoring the daemon's identity", EPERM);
+  }
+  errno = err;
+  return rc;
+}
+
 int MountRootOverlay(const ChildPlan& plan) {
   const char* what = "mounting the root overlay";
   if (move_mount(plan.session_fd, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) != 0) {
     Fail(plan, what, "attaching the session tmpfs", errno);
+  }
+  for (const auto& [tree, name] : plan.overlay_trees) {
+    if (move_mount(tree, "", plan.session_fd, name.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+      Fail(plan, what, "attaching an --overlay layer", errno);
+    }
   }
   int fs = fsopen("overlay", FSOPEN_CLOEXEC);
   if (fs < 0) Fail(plan, what, "fsopen", errno);
@@ -56,7 +113,10 @@ int MountRootOverlay(const ChildPlan& plan) {
                            : fsconfig(fs, FSCONFIG_SET_STRING, key.c_str(), value.c_str(), 0);
     if (rc != 0) FailFs(plan, what, fs, errno);
   }
-  if (fsconfig(fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) FailFs(plan, what, fs, errno);
+  int created = plan.overlay_as_caller && plan.uid != 0
+                    ? CreateOverlayAsCaller(plan, fs)
+                    : fsconfig(fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0);
+  if (created != 0) FailFs(plan, what, fs, errno);
   int root = fsmount(fs, FSMOUNT_CLOEXEC, static_cast<unsigned>(plan.overlay_attr));
   if (root < 0) FailFs(plan, what, fs, errno);
   close(fs);

@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/file_io.h"
@@ -144,32 +145,93 @@ absl::Status StageAccountFiles(const LaunchSpec& spec, int image_fd, int staging
   return Annotate(StageShadowFile(image_fd, staging_fd, "etc/group", files.group), "/etc/group");
 }
 
+bool HasOverlays(const LaunchSpec& spec) {
+  return spec.overlays.upper.has_value() || !spec.overlays.lowers.empty();
+}
+
+std::string FdPath(int fd) {
+  return absl::StrCat("/proc/self/fd/", fd);
+}
+
+// With --overlay every layer is named by a descriptor: the session's
+// staging directory, the caller's trees and the image's own mount (a clone:
+// on kernels before 6.5 overlayfs resolves its layers when the filesystem
+// is created, with the caller's identity when the upper layer is theirs,
+// who may not walk to the image's mount point). Each tree is attached below
+// the session tmpfs by the child (overlayfs takes layers only from mounts in
+// its namespace) and goes with the session when that is detached.
+absl::Status PlanOverlayLayers(LaunchSpec& spec, UniqueFd staging, PreparedLaunch& p) {
+  ChildPlan& plan = p.plan;
+  OverlaySet& o = spec.overlays;
+  std::vector<std::string> lowers = {FdPath(staging.get())};
+  p.owned.push_back(std::move(staging));
+  auto attach = [&](const UniqueFd& tree, const UniqueFd& dir) -> absl::StatusOr<std::string> {
+    std::string name = absl::StrCat("layer", plan.overlay_trees.size());
+    if (::mkdirat(p.session_fd.get(), name.c_str(), 0700) != 0) {
+      return ErrnoStatus(absl::StrCat("session ", name), errno);
+    }
+    plan.overlay_trees.push_back({tree.get(), name});
+    return FdPath(dir.valid() ? dir.get() : tree.get());
+  };
+  for (const OverlayLayer& layer : o.lowers) {
+    ASSIGN_OR_RETURN(std::string path, attach(layer.tree, layer.dir));
+    lowers.push_back(std::move(path));
+  }
+  ASSIGN_OR_RETURN(UniqueFd image, CloneDetached(p.image_fd.get(), "", /*recursive=*/false));
+  ASSIGN_OR_RETURN(std::string image_path, attach(image, UniqueFd()));
+  lowers.push_back(std::move(image_path));
+  p.owned.push_back(std::move(image));
+  plan.overlay_options.push_back({"lowerdir", absl::StrJoin(lowers, ":")});
+  if (o.upper) {
+    ASSIGN_OR_RETURN(std::string upper, attach(o.upper->tree, o.upper->dir));
+    plan.overlay_options.push_back({"upperdir", std::move(upper)});
+    plan.overlay_options.push_back({"workdir", FdPath(o.work.get())});
+    // The caller's directory is theirs to change behind our back: nothing
+    // in it may redirect a lookup or take data from another layer.
+    plan.overlay_options.push_back({"redirect_dir", "nofollow"});
+    plan.overlay_options.push_back({"metacopy", "off"});
+    plan.overlay_options.push_back({"index", "off"});
+    plan.overlay_as_caller = true;
+  }
+  return absl::OkStatus();
+}
+
 // The root overlay, made by the child from the session's paths.
-void PlanRootOverlay(const LaunchSpec& spec, PreparedLaunch& p) {
+absl::Status PlanRootOverlay(LaunchSpec& spec, UniqueFd staging, PreparedLaunch& p) {
   bool writable = spec.writable_tmpfs_bytes.has_value();
   std::string self = absl::StrCat("/proc/self/fd/", p.session_fd.get());
   ChildPlan& plan = p.plan;
   plan.session_fd = p.session_fd.get();
   plan.session_path = self;
-  plan.overlay_options.push_back(
-      {"lowerdir", absl::StrCat(self, "/staging:", EscapeLayer(spec.image_root))});
+  if (HasOverlays(spec)) {
+    RETURN_IF_ERROR(PlanOverlayLayers(spec, std::move(staging), p));
+  } else {
+    plan.overlay_options.push_back(
+        {"lowerdir", absl::StrCat(self, "/staging:", EscapeLayer(spec.image_root))});
+  }
   if (writable) {
     plan.overlay_options.push_back({"upperdir", absl::StrCat(self, "/upper")});
     plan.overlay_options.push_back({"workdir", absl::StrCat(self, "/work")});
   }
   // Outside the initial user namespace trusted.* xattrs are out of reach.
   if (!GetHostFacts().initial_user_namespace) plan.overlay_options.push_back({"userxattr", ""});
+  writable |= spec.overlays.upper.has_value();
   plan.overlay_attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (writable ? 0 : MOUNT_ATTR_RDONLY);
+  return absl::OkStatus();
 }
 
 absl::Status PrepareRootFilesystem(LaunchSpec& spec, PreparedLaunch& p) {
   ASSIGN_OR_RETURN(p.image_fd, OpenFile(spec.image_root, O_PATH | O_DIRECTORY));
   ASSIGN_OR_RETURN(UniqueFd staging, MakeSession(spec, p));
   p.writable_root = spec.writable_root;
+  if (spec.overlays.upper && spec.writable_tmpfs_bytes) {
+    return absl::InvalidArgumentError("a writable --overlay takes no --writable-tmpfs");
+  }
   if (spec.writable_root) {
     if (spec.writable_tmpfs_bytes) {
       return absl::InvalidArgumentError("a writable root takes no --writable-tmpfs");
     }
+    if (HasOverlays(spec)) return absl::InvalidArgumentError("a writable root takes no --overlay");
     // A writable sandbox (its account files read as the caller, run_prepare.cc)
     // gets the caller's entries bound over its own where it has both files;
     // a build edits the image's own.
@@ -185,12 +247,11 @@ absl::Status PrepareRootFilesystem(LaunchSpec& spec, PreparedLaunch& p) {
   RETURN_IF_ERROR(PlanMounts(spec, staging.get(), p));
   // A writable root needs the overlay's upper layer; otherwise the image's
   // own mount is the faster root (prepare_bind_root.cc).
-  if (!spec.writable_tmpfs_bytes.has_value()) {
+  if (!spec.writable_tmpfs_bytes.has_value() && !HasOverlays(spec)) {
     ASSIGN_OR_RETURN(bool bound, PlanBindRoot(staging.get(), p));
     if (bound) return absl::OkStatus();
   }
-  PlanRootOverlay(spec, p);
-  return absl::OkStatus();
+  return PlanRootOverlay(spec, std::move(staging), p);
 }
 
 // A working directory in /proc is how a leaked descriptor becomes a cwd

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# overlay_test.sh BERTH BERTHD WHO: -o/--overlay end to end against a root
+# berthd, as root or as the unprivileged test user (WHO = root | user).
+# The security checks: the caller's upper directory is written with the
+# caller's identity (its work/ and the whiteouts are theirs, never root's),
+# a directory the caller cannot read is refused by name, and a symlink at
+# upper/ is refused, never followed. Leaves no mount behind.
+set -u
+BERTH_SRC=$1 BERTHD_SRC=$2 WHO=$3
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
+test_prologue overlay
+MODE=system
+cleanup() {
+  stop_test_daemon
+  rm -rf "$TEST_TMP" 2>/dev/null
+}
+trap cleanup EXIT
+install -m 0755 "$BERTH_SRC" "$TEST_TMP/berth"
+install -m 0755 "$BERTHD_SRC" "$TEST_TMP/berthd"
+BERTH=$TEST_TMP/berth
+IMG=$TEST_TMP/t.sif
+must "test image" bash "$here/make_test_image.sh" "$BERTH" "$IMG"
+start_test_daemon
+wait_until 10 test -S "$SOCK" || { bad "daemon starts" "$(cat "$TEST_TMP/berthd.log")"; finish; }
+if [ "$WHO" = root ]; then
+  as() { env BERTH_SOCKET="$SOCK" "$@"; }
+  ME=root
+else
+  as() { runuser -u "$TUSER" -- env BERTH_SOCKET="$SOCK" "$@"; }
+  ME=$TUSER
+fi
+b() { as "$BERTH" "$@"; }
+ME_UID=$(id -u "$ME")
+mine() { install -d -o "$ME" -m 0755 "$@"; }
+before_finish() {
+  stop_test_daemon
+  check "no mount of the test's paths is left" \
+    bash -c "! grep -q '$TEST_TMP' /proc/self/mountinfo"
+}
+
+# --- a writable directory ---
+OV=$TEST_TMP/ov
+mine "$OV"
+expect_out "--overlay DIR: the container writes /newfile" "hi" \
+  b exec --overlay "$OV" "$IMG" sh -c 'echo hi >/newfile && cat /newfile'
+check "... into DIR/upper, owned by the caller" test "$(stat -c %u "$OV/upper/newfile")" = "$ME_UID"
+check "... upper/ and work/ were made, the caller's" \
+  test "$(stat -c %u:%a "$OV/upper" "$OV/work" | sort -u)" = "$ME_UID:755"
+check "... the overlay's own work/work is the caller's (its mounter's identity)" \
+  test "$(stat -c %u "$OV/work/work")" = "$ME_UID"
+expect_out "directories made and renamed in the overlay" "z" \
+  b exec --overlay "$OV" "$IMG" sh -c 'mkdir -p /d1/d2 && echo z >/d1/d2/z && mv /d1 /d3 && cat /d3/d2/z'
+check "... are the caller's" test "$(stat -c %u "$OV/upper/d3" "$OV/upper/d3/d2/z" | sort -u)" = "$ME_UID"
+expect_out "a second run sees it (persistent)" "hi" b exec --overlay "$OV" "$IMG" cat /newfile
+expect_out "DIR:ro: a lower layer, DIR/upper" "hi" b exec --overlay "$OV:ro" "$IMG" cat /newfile
+expect_rc "DIR:ro is read-only" 1 b exec --overlay "$OV:ro" "$IMG" sh -c 'echo x >/other'
+check "... and nothing was written" test ! -e "$OV/upper/other"
+expect_out "the image is still below" "image-file" b exec --overlay "$OV" "$IMG" cat /opt/marker
+expect_out "APPTAINER_OVERLAY" "hi" as env APPTAINER_OVERLAY="$OV:ro" "$BERTH" exec "$IMG" cat /newfile
+expect_out "--writable-tmpfs over DIR:ro" "hi y" \
+  b exec --writable-tmpfs --overlay "$OV:ro" "$IMG" sh -c 'echo y >/scratch/y; echo $(cat /newfile /scratch/y)'
+check "... writes nothing to DIR" test ! -e "$OV/upper/scratch"
+
+# A lower file removed through the caller's upper: the whiteout is made
+# with the overlay's mounter credentials, which must be the caller's.
+LOW=$TEST_TMP/low
+mine "$LOW"
+as sh -c "echo low >'$LOW/gone'"
+OV2=$TEST_TMP/ov2
+mine "$OV2"
+expect_out "a lower DIR:ro under a writable DIR" "low" b exec --overlay "$LOW:ro" --overlay "$OV2" "$IMG" cat /gone
+expect_rc "removing the lower file" 0 b exec --overlay "$LOW:ro" --overlay "$OV2" "$IMG" rm /gone
+check "... leaves a whiteout owned by the caller, never root" \
+  test "$(stat -c %F:%u "$OV2/upper/gone" 2>&1)" = "character special file:$ME_UID"
+check "... and the lower directory keeps its file" test -e "$LOW/gone"
+
+# --- Apptainer's refusals ---
+expect_fatal "two writable overlays" "you can't specify more than one writable overlay" \
+  b exec --overlay "$OV" --overlay "$OV2" "$IMG" true
+check "... the message names the fix" grep -q "use '--overlay $OV2:ro'" "$TEST_TMP/stderr"
+expect_fatal "a writable overlay with --writable-tmpfs" \
+  "you can't specify --writable-tmpfs with another writable overlay image ($OV)" \
+  b exec --writable-tmpfs --overlay "$OV" "$IMG" true
+expect_fatal "--overlay with --writable" "you could not use --overlay in conjunction with --writable" \
+  b exec --writable --overlay "$OV" "$IMG" true
+: >"$TEST_TMP/plain.img"
+expect_fatal "an ext3 (or any other) image file is refused, naming what works" \
+  "berth does not mount ext3 overlay images (use a directory" \
+  b exec --overlay "$TEST_TMP/plain.img" "$IMG" true
+
+# --- the caller's rights ---
+# upper/ a symlink to /etc: refused by name, never followed.
+EVIL=$TEST_TMP/evil
+mine "$EVIL"
+ln -s /etc "$EVIL/upper" && chown -h "$ME" "$EVIL/upper"
+expect_fatal "DIR/upper a symlink to /etc is refused" "$EVIL/upper" \
+  b exec --overlay "$EVIL" "$IMG" sh -c 'echo x >/berth-overlay-pwned'
+expect_fatal "... also as DIR:ro" "$EVIL/upper" b exec --overlay "$EVIL:ro" "$IMG" true
+check "... and nothing was written to /etc" test ! -e /etc/berth-overlay-pwned
+if [ "$WHO" = user ]; then
+  SECRET=$TEST_TMP/secret
+  install -d -m 0700 "$SECRET"
+  echo root-only >"$SECRET/f"
+  expect_fatal "a directory the caller cannot read is refused by name" "--overlay $SECRET" \
+    b exec --overlay "$SECRET:ro" "$IMG" cat /f
+  check "... for the right reason" grep -q "Permission denied" "$TEST_TMP/stderr"
+  expect_rc "the caller cannot write above the image's root-owned files" 1 \
+    b exec --overlay "$OV" "$IMG" sh -c 'echo x >/opt/marker'
+  check "... and nothing was copied up" test ! -e "$OV/upper/opt"
+fi
+
+# --- a squashfs image: a lower layer ---
+mkdir -p "$TEST_TMP/sq/sub" && echo squashed >"$TEST_TMP/sq/sub/sqfile"
+must "squashfs overlay" mksquashfs "$TEST_TMP/sq" "$TEST_TMP/o.sqsh" -quiet -noappend -all-root
+chmod 0644 "$TEST_TMP/o.sqsh"
+expect_out "--overlay IMG.sqsh" "squashed" b exec --overlay "$TEST_TMP/o.sqsh" "$IMG" cat /sub/sqfile
+expect_out "... below a writable DIR" "squashed hi" \
+  b exec --overlay "$TEST_TMP/o.sqsh" --overlay "$OV" "$IMG" sh -c 'echo $(cat /sub/sqfile /newfile)'
+finish
