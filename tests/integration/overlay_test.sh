@@ -99,10 +99,11 @@ expect_fatal "DIR/upper a symlink to /etc is refused" "$EVIL/upper" \
 expect_fatal "... also as DIR:ro" "$EVIL/upper" b exec --overlay "$EVIL:ro" "$IMG" true
 check "... and nothing was written to /etc" test ! -e /etc/berth-overlay-pwned
 if [ "$WHO" = user ]; then
+  # Searchable, not readable (0711): only the caller's own open refuses it.
   SECRET=$TEST_TMP/secret
-  install -d -m 0700 "$SECRET"
-  echo root-only >"$SECRET/f"
-  expect_fatal "a directory the caller cannot read is refused by name" "--overlay $SECRET" \
+  install -d -m 0711 "$SECRET"
+  echo listed-by-root >"$SECRET/f"
+  expect_fatal "a directory the caller cannot read is refused by name" "--overlay $SECRET: " \
     b exec --overlay "$SECRET:ro" "$IMG" cat /f
   check "... for the right reason" grep -q "Permission denied" "$TEST_TMP/stderr"
   expect_rc "the caller cannot write above the image's root-owned files" 1 \
