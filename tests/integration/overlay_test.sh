@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# overlay_test.sh BERTH BERTHD WHO: -o/--overlay end to end against a root
-# berthd, as root or as the unprivileged test user (WHO = root | user).
+# overlay_test.sh BERTH BERTHD MODE WHO: -o/--overlay end to end against a
+# root berthd (MODE = system), as root or as the unprivileged test user
+# (WHO = root | user), or against the test user's user-mode berthd (MODE =
+# user, WHO = user).
 # The security checks: the caller's upper directory is written with the
 # caller's identity (its work/ and the whiteouts are theirs, never root's),
 # a directory the caller cannot read is refused by name, and a symlink at
 # upper/ is refused, never followed. Leaves no mount behind.
 set -u
-BERTH_SRC=$1 BERTHD_SRC=$2 WHO=$3
+BERTH_SRC=$1 BERTHD_SRC=$2 MODE=$3 WHO=$4
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 test_prologue overlay
-MODE=system
 cleanup() {
   stop_test_daemon
   rm -rf "$TEST_TMP" 2>/dev/null
@@ -22,7 +23,6 @@ BERTH=$TEST_TMP/berth
 IMG=$TEST_TMP/t.sif
 must "test image" bash "$here/make_test_image.sh" "$BERTH" "$IMG"
 start_test_daemon
-wait_until 10 test -S "$SOCK" || { bad "daemon starts" "$(cat "$TEST_TMP/berthd.log")"; finish; }
 if [ "$WHO" = root ]; then
   as() { env BERTH_SOCKET="$SOCK" "$@"; }
   ME=root
@@ -58,9 +58,20 @@ expect_rc "DIR:ro is read-only" 1 b exec --overlay "$OV:ro" "$IMG" sh -c 'echo x
 check "... and nothing was written" test ! -e "$OV/upper/other"
 expect_out "the image is still below" "image-file" b exec --overlay "$OV" "$IMG" cat /opt/marker
 expect_out "APPTAINER_OVERLAY" "hi" as env APPTAINER_OVERLAY="$OV:ro" "$BERTH" exec "$IMG" cat /newfile
+# Where --writable-tmpfs lets the caller write (run_test.sh's wdir).
+wdir=$([ "$MODE" = user ] && echo / || echo /scratch/)
 expect_out "--writable-tmpfs over DIR:ro" "hi y" \
-  b exec --writable-tmpfs --overlay "$OV:ro" "$IMG" sh -c 'echo y >/scratch/y; echo $(cat /newfile /scratch/y)'
-check "... writes nothing to DIR" test ! -e "$OV/upper/scratch"
+  b exec --writable-tmpfs --overlay "$OV:ro" "$IMG" sh -c "echo y >${wdir}y; echo \$(cat /newfile ${wdir}y)"
+check "... writes nothing to DIR" test ! -e "$OV/upper/scratch" -a ! -e "$OV/upper/y"
+
+expect_out "--fakeroot: root inside, the caller's outside" "0" \
+  b exec --fakeroot --overlay "$OV" "$IMG" sh -c 'echo fk >/fk && stat -c %u /fk'
+check "... in DIR/upper" test "$(stat -c %u "$OV/upper/fk")" = "$ME_UID"
+must "instance start --overlay" b instance start --overlay "$OV" "$IMG" ovi
+expect_out "an instance's processes share its overlay" "hi" \
+  b exec instance://ovi sh -c 'echo inst >/inst && cat /newfile'
+must "instance stop" b instance stop ovi
+check "... written to DIR/upper" test "$(cat "$OV/upper/inst")" = inst
 
 # A lower file removed through the caller's upper: the whiteout is made
 # with the overlay's mounter credentials, which must be the caller's.
