@@ -16,15 +16,19 @@
 namespace berth::daemon {
 namespace {
 
+constexpr int kMaxOverlays = 32;
+
 bool IsSquashfs(int fd) {
   char magic[4] = {};
   return ::pread(fd, magic, sizeof magic, 0) == sizeof magic && magic[0] == 'h' &&
          magic[1] == 's' && magic[2] == 'q' && magic[3] == 's';
 }
 
+// `writable`: the path of the writable overlay so far (for the message
+// when there would be two), set here when this one is.
 absl::Status AddDirectory(const image::CallerCreds& caller, const std::string& path, bool ro,
                           bool writable_tmpfs, const std::string& what, UniqueFd fd,
-                          launch::LaunchSpec& spec) {
+                          std::string& writable, launch::LaunchSpec& spec) {
   launch::OverlaySet& o = spec.overlays;
   // Non-recursive: a mount below DIR stays out, as with a sandbox.
   auto cloned = launch::CloneDetached(fd.get(), "", /*recursive=*/false);
@@ -55,7 +59,7 @@ absl::Status AddDirectory(const image::CallerCreds& caller, const std::string& p
   }
   if (o.upper) {
     return absl::InvalidArgumentError(
-        absl::StrCat("you can't specify more than one writable overlay, ", o.upper->what.substr(10),
+        absl::StrCat("you can't specify more than one writable overlay, ", writable,
                      " contains a writable overlay, requires to use '--overlay ", path, ":ro'"));
   }
   if (writable_tmpfs) {
@@ -69,14 +73,25 @@ absl::Status AddDirectory(const image::CallerCreds& caller, const std::string& p
     (name[0] == 'u' ? layer.dir : o.work) = *std::move(dir);
   }
   o.upper = std::move(layer);
+  writable = path;
   return absl::OkStatus();
 }
 
 }  // namespace
 
-absl::Status CheckOverlayRequest(const v1::RunRequest& r) {
-  if (!r.overlay().empty() && r.writable()) {
+absl::Status CheckOverlayRequest(const v1::RunRequest& r, bool ecl_active) {
+  if (r.overlay().empty()) return absl::OkStatus();
+  if (r.writable()) {
     return absl::InvalidArgumentError("you could not use --overlay in conjunction with --writable");
+  }
+  if (ecl_active) {
+    return absl::PermissionDeniedError(
+        "--overlay adds unsigned content; this node's ECL (ecl.toml) runs signed SIF images only");
+  }
+  // Each is a mount (and a squashfs image one more) held for the container.
+  if (r.overlay_size() > kMaxOverlays) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--overlay: ", r.overlay_size(), " overlays given, at most ", kMaxOverlays));
   }
   return absl::OkStatus();
 }
@@ -85,12 +100,8 @@ absl::Status AddOverlays(const v1::RunRequest& r, const image::CallerCreds& call
                          const AcquireOverlayImage& acquire,
                          std::vector<std::shared_ptr<image::MountLease>>& leases,
                          launch::LaunchSpec& spec) {
-  if (r.overlay().empty()) return absl::OkStatus();
-  RETURN_IF_ERROR(CheckOverlayRequest(r));
-  if (ecl_active) {
-    return absl::PermissionDeniedError(
-        "--overlay adds unsigned content; this node's ECL (ecl.toml) runs signed SIF images only");
-  }
+  RETURN_IF_ERROR(CheckOverlayRequest(r, ecl_active));
+  std::string writable;
   for (const std::string& entry : r.overlay()) {
     bool ro = absl::EndsWith(entry, ":ro");
     std::string path = ro ? entry.substr(0, entry.size() - 3) : entry;
@@ -103,7 +114,7 @@ absl::Status AddOverlays(const v1::RunRequest& r, const image::CallerCreds& call
     if (::fstat(fd->get(), &st) != 0) return ErrnoStatus(what, errno);
     if (S_ISDIR(st.st_mode)) {
       RETURN_IF_ERROR(
-          AddDirectory(caller, path, ro, r.writable_tmpfs(), what, *std::move(fd), spec));
+          AddDirectory(caller, path, ro, r.writable_tmpfs(), what, *std::move(fd), writable, spec));
       continue;
     }
     if (!S_ISREG(st.st_mode) || !IsSquashfs(fd->get())) {

@@ -35,13 +35,14 @@ namespace berth::daemon {
 using AcquireOverlayImage = std::function<absl::StatusOr<std::shared_ptr<image::MountLease>>(
     UniqueFd fd, const std::string& path)>;
 
-// Apptainer's refusal of --overlay with --writable, checked before the
-// image is opened (whose --writable checks would speak first).
-absl::Status CheckOverlayRequest(const v1::RunRequest& request);
+// What refuses --overlay before anything is opened: Apptainer's refusal
+// with --writable (the image's own --writable checks would speak first), an
+// active ECL (`ecl_active`: the node runs signed SIF images only, and an
+// overlay is unsigned content), more than 32 overlays.
+absl::Status CheckOverlayRequest(const v1::RunRequest& request, bool ecl_active);
 
-// Fills spec.overlays from request.overlay(); the squashfs images' leases go
-// to `leases`. `ecl_active`: the node runs signed SIF images only, so no
-// overlay (unsigned content) is accepted.
+// Fills spec.overlays from request.overlay() (CheckOverlayRequest first);
+// the squashfs images' leases go to `leases`.
 absl::Status AddOverlays(const v1::RunRequest& request, const image::CallerCreds& caller,
                          bool ecl_active, const AcquireOverlayImage& acquire,
                          std::vector<std::shared_ptr<image::MountLease>>& leases,

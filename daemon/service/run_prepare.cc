@@ -489,7 +489,7 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdenti
   bool listed = false;
   spec.identity = AccountOf(peer, listed);
   if (r.fakeroot()) RETURN_IF_ERROR(AddFakeroot(peer, listed, options, run));
-  RETURN_IF_ERROR(CheckOverlayRequest(r));
+  RETURN_IF_ERROR(CheckOverlayRequest(r, ecl != nullptr && ecl->Activated()));
   ASSIGN_OR_RETURN(run.lease, LeaseImage(r, peer, config, images, ecl));
   spec.image_root = run.lease->root();
   if (run.lease->backend() == image::MountBackend::kDirectory) {

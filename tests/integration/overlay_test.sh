@@ -129,4 +129,14 @@ chmod 0644 "$TEST_TMP/o.sqsh"
 expect_out "--overlay IMG.sqsh" "squashed" b exec --overlay "$TEST_TMP/o.sqsh" "$IMG" cat /sub/sqfile
 expect_out "... below a writable DIR" "squashed hi" \
   b exec --overlay "$TEST_TMP/o.sqsh" --overlay "$OV" "$IMG" sh -c 'echo $(cat /sub/sqfile /newfile)'
+many=(); for i in $(seq 33); do many+=(--overlay "$OV:ro"); done
+expect_fatal "at most 32 overlays" "at most 32" b exec "${many[@]}" "$IMG" true
+
+# --- the site's rules ---
+start_test_daemon $'[images]\nallow_container_squashfs = false'
+expect_fatal "allow_container_squashfs = false refuses a squashfs overlay" \
+  "allow_container_squashfs = false" b exec --overlay "$TEST_TMP/o.sqsh" "$IMG" true
+start_test_daemon "" $'activated = true\n[[execgroup]]\n  tagname = "any"\n  mode = "blacklist"\n  dirpath = ""\n  keyfp = ["0000000000000000000000000000000000000000"]'
+expect_fatal "an active ECL refuses --overlay (unsigned content)" "runs signed SIF images only" \
+  b exec --overlay "$OV:ro" "$IMG" true
 finish
