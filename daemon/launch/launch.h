@@ -110,8 +110,9 @@ struct OverlayLayer {
 };
 
 // The caller's overlays. With `upper`, the root is written into the
-// caller's own directory, so the overlay is made with the caller's
-// filesystem identity (child_rootfs.cc), never root's.
+// caller's own directory, so a plain user's overlay is made by a process of
+// their ids in a user namespace of its own (child_rootfs.cc OverlayHelper),
+// never with root's credentials.
 struct OverlaySet {
   std::optional<OverlayLayer> upper;  // dir: DIR/upper
   UniqueFd work;                      // DIR/work, in upper->tree

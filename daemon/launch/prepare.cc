@@ -94,6 +94,19 @@ absl::Status ValidateSpec(const LaunchSpec& spec, bool joining = false) {
   return absl::OkStatus();
 }
 
+// A writable --overlay of a plain user's is made by a helper of their ids
+// in a user namespace of its own (child_rootfs.cc OverlayHelper); not for
+// root, nor in user mode, where the daemon's own user namespace already
+// holds capabilities only over the user's ids.
+bool NeedsOverlayHelper(const LaunchSpec& spec) {
+  return spec.overlays.upper.has_value() && spec.identity.uid != 0 &&
+         GetHostFacts().initial_user_namespace;
+}
+
+bool HasOverlays(const LaunchSpec& spec) {
+  return spec.overlays.upper.has_value() || !spec.overlays.lowers.empty();
+}
+
 // overlayfs splits lowerdir on ':' and honours backslash escapes.
 std::string EscapeLayer(absl::string_view path) {
   std::string out;
@@ -109,8 +122,11 @@ std::string EscapeLayer(absl::string_view path) {
 absl::StatusOr<UniqueFd> MakeSession(const LaunchSpec& spec, PreparedLaunch& p) {
   bool writable = spec.writable_tmpfs_bytes.has_value();
   int64_t size = writable ? std::max(*spec.writable_tmpfs_bytes, kSessionBytes) : kSessionBytes;
+  // The overlay helper (child_rootfs.cc), of the caller's ids, walks from
+  // the session's root to the layers: it may search, not list.
+  const char* mode = NeedsOverlayHelper(spec) ? "0711" : "0700";
   ASSIGN_OR_RETURN(p.session_fd,
-                   NewDetachedMount("tmpfs", {{"mode", "0700"}, {"size", absl::StrCat(size)}},
+                   NewDetachedMount("tmpfs", {{"mode", mode}, {"size", absl::StrCat(size)}},
                                     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
   std::vector<const char*> dirs = {"staging"};
   if (writable) dirs.insert(dirs.end(), {"upper", "work"});
@@ -145,53 +161,61 @@ absl::Status StageAccountFiles(const LaunchSpec& spec, int image_fd, int staging
   return Annotate(StageShadowFile(image_fd, staging_fd, "etc/group", files.group), "/etc/group");
 }
 
-bool HasOverlays(const LaunchSpec& spec) {
-  return spec.overlays.upper.has_value() || !spec.overlays.lowers.empty();
-}
-
 std::string FdPath(int fd) {
   return absl::StrCat("/proc/self/fd/", fd);
 }
 
-// With --overlay every layer is named by a descriptor: the session's
-// staging directory, the caller's trees and the image's own mount (a clone:
-// on kernels before 6.5 overlayfs resolves its layers when the filesystem
-// is created, with the caller's identity when the upper layer is theirs,
-// who may not walk to the image's mount point). Each tree is attached below
-// the session tmpfs by the child (overlayfs takes layers only from mounts in
-// its namespace) and goes with the session when that is detached.
+// With --overlay every layer lives on the session tmpfs: the staging
+// directory, and the caller's trees and a clone of the image's own mount,
+// which the child attaches at "layerN" there (overlayfs takes layers only
+// from mounts in its namespace) and which go with the session when that is
+// detached. Without a writable overlay of the caller's, the child makes the
+// overlay and each layer is a /proc/self/fd link. With one, a helper of the
+// caller's ids in a user namespace of its own makes it (child_rootfs.cc
+// OverlayHelper), from a copy of the child's mount namespace where the
+// descriptors' mounts are not: there the layers are paths relative to the
+// session tmpfs, resolved with the caller's rights.
 absl::Status PlanOverlayLayers(LaunchSpec& spec, UniqueFd staging, PreparedLaunch& p) {
   ChildPlan& plan = p.plan;
   OverlaySet& o = spec.overlays;
-  std::vector<std::string> lowers = {FdPath(staging.get())};
+  const bool helper = NeedsOverlayHelper(spec);
+  std::vector<std::string> lowers = {helper ? "staging" : FdPath(staging.get())};
   p.owned.push_back(std::move(staging));
-  auto attach = [&](const UniqueFd& tree, const UniqueFd& dir) -> absl::StatusOr<std::string> {
+  // `sub`: the layer's directory in the tree ("" for its root).
+  auto attach = [&](const UniqueFd& tree, const UniqueFd& dir,
+                    const char* sub) -> absl::StatusOr<std::string> {
     std::string name = absl::StrCat("layer", plan.overlay_trees.size());
     if (::mkdirat(p.session_fd.get(), name.c_str(), 0700) != 0) {
       return ErrnoStatus(absl::StrCat("session ", name), errno);
     }
     plan.overlay_trees.push_back({tree.get(), name});
+    if (helper) return *sub == '\0' ? name : absl::StrCat(name, "/", sub);
     return FdPath(dir.valid() ? dir.get() : tree.get());
   };
   for (const OverlayLayer& layer : o.lowers) {
-    ASSIGN_OR_RETURN(std::string path, attach(layer.tree, layer.dir));
+    ASSIGN_OR_RETURN(std::string path,
+                     attach(layer.tree, layer.dir, layer.dir.valid() ? "upper" : ""));
     lowers.push_back(std::move(path));
   }
   ASSIGN_OR_RETURN(UniqueFd image, CloneDetached(p.image_fd.get(), "", /*recursive=*/false));
-  ASSIGN_OR_RETURN(std::string image_path, attach(image, UniqueFd()));
+  ASSIGN_OR_RETURN(std::string image_path, attach(image, UniqueFd(), ""));
   lowers.push_back(std::move(image_path));
   p.owned.push_back(std::move(image));
   plan.overlay_options.push_back({"lowerdir", absl::StrJoin(lowers, ":")});
   if (o.upper) {
-    ASSIGN_OR_RETURN(std::string upper, attach(o.upper->tree, o.upper->dir));
-    plan.overlay_options.push_back({"upperdir", std::move(upper)});
-    plan.overlay_options.push_back({"workdir", FdPath(o.work.get())});
+    size_t tree = plan.overlay_trees.size();
+    ASSIGN_OR_RETURN(std::string upper, attach(o.upper->tree, o.upper->dir, "upper"));
+    plan.overlay_options.push_back({"upperdir", upper});
+    plan.overlay_options.push_back(
+        {"workdir", helper ? absl::StrCat("layer", tree, "/work") : FdPath(o.work.get())});
     // The caller's directory is theirs to change behind our back: nothing
-    // in it may redirect a lookup or take data from another layer.
+    // in it may redirect a lookup or take data from another layer. Outside
+    // the initial user namespace overlayfs keeps its attributes as user.*.
     plan.overlay_options.push_back({"redirect_dir", "nofollow"});
     plan.overlay_options.push_back({"metacopy", "off"});
     plan.overlay_options.push_back({"index", "off"});
-    plan.overlay_as_caller = true;
+    if (helper) plan.overlay_options.push_back({"userxattr", ""});
+    plan.overlay_as_caller = helper;
   }
   return absl::OkStatus();
 }

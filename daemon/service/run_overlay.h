@@ -10,8 +10,9 @@
 // and upper/ and work/ made and opened (a symlink there refused, never
 // followed), with the caller's filesystem identity (image::OpenAsCaller,
 // MakeDirAtAsCaller); the launcher gets detached clones of those
-// descriptors (open_tree) and creates the overlay with the caller's identity
-// when its upper layer is theirs (child_rootfs.cc). A squashfs image is
+// descriptors (open_tree) and, when the upper layer is a plain user's, has
+// the overlay made by a process of their ids in a user namespace of its own
+// (child_rootfs.cc OverlayHelper). A squashfs image is
 // mounted as a container image is (the site's image rules, the immutable
 // copy); ext3 images are refused (docs/compat.md).
 #pragma once

@@ -117,6 +117,20 @@ if [ "$WHO" = user ]; then
   expect_fatal "a directory the caller cannot read is refused by name" "--overlay $SECRET: " \
     b exec --overlay "$SECRET:ro" "$IMG" cat /f
   check "... for the right reason" grep -q "Permission denied" "$TEST_TMP/stderr"
+  # A lower directory the caller may not search (root's 0700, in a :ro
+  # overlay they may read), shadowed by a directory of theirs in the upper
+  # layer: the merge reads the lower one with the overlay's mounter's
+  # rights, which must be the caller's.
+  SHARED=$TEST_TMP/shared
+  install -d -m 0755 "$SHARED"
+  install -d -m 0700 "$SHARED/private"
+  echo secret >"$SHARED/private/f" && chmod 0644 "$SHARED/private/f"
+  OV3=$TEST_TMP/ov3
+  mine "$OV3" "$OV3/upper" "$OV3/upper/private"
+  expect_rc "a root-only lower directory stays closed under the caller's own upper one" 1 \
+    b exec --overlay "$SHARED:ro" --overlay "$OV3" "$IMG" cat /private/f
+  check "... and its names unlisted" \
+    bash -c "! runuser -u '$TUSER' -- env BERTH_SOCKET='$SOCK' '$BERTH' exec --overlay '$SHARED:ro' --overlay '$OV3' '$IMG' ls /private 2>/dev/null | grep -q f"
   expect_rc "the caller cannot write above the image's root-owned files" 1 \
     b exec --overlay "$OV" "$IMG" sh -c 'echo x >/opt/marker'
   check "... and nothing was copied up" test ! -e "$OV/upper/opt"
