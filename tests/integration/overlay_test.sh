@@ -57,6 +57,9 @@ expect_out "DIR:ro: a lower layer, DIR/upper" "hi" b exec --overlay "$OV:ro" "$I
 expect_rc "DIR:ro is read-only" 1 b exec --overlay "$OV:ro" "$IMG" sh -c 'echo x >/other'
 check "... and nothing was written" test ! -e "$OV/upper/other"
 expect_out "the image is still below" "image-file" b exec --overlay "$OV" "$IMG" cat /opt/marker
+for d in A B; do mine "$TEST_TMP/ord$d"; as sh -c "echo $d >'$TEST_TMP/ord$d/which'"; done
+expect_out "lower layers stack in the order given, the first on top" "A" \
+  b exec --overlay "$TEST_TMP/ordA:ro" --overlay "$TEST_TMP/ordB:ro" "$IMG" cat /which
 expect_out "APPTAINER_OVERLAY" "hi" as env APPTAINER_OVERLAY="$OV:ro" "$BERTH" exec "$IMG" cat /newfile
 # Where --writable-tmpfs lets the caller write (run_test.sh's wdir).
 wdir=$([ "$MODE" = user ] && echo / || echo /scratch/)
