@@ -98,10 +98,24 @@ expect_fatal "a writable overlay with --writable-tmpfs" \
   b exec --writable-tmpfs --overlay "$OV" "$IMG" true
 expect_fatal "--overlay with --writable" "you could not use --overlay in conjunction with --writable" \
   b exec --writable --overlay "$OV" "$IMG" true
-: >"$TEST_TMP/plain.img"
-expect_fatal "an ext3 (or any other) image file is refused, naming what works" \
+# overlay create: Apptainer's ext3 image, made by the caller's mkfs.ext3.
+mine "$TEST_TMP/imgs"
+EXT3=$TEST_TMP/imgs/o.img
+expect_rc "overlay create -s 64 --create-dir /data/x" 0 \
+  b overlay create -s 64 --create-dir /data/x "$EXT3"
+check "... an ext3 image of 64 MiB, the caller's" \
+  test "$(stat -c %s:%u "$EXT3")" = "$((64 << 20)):$ME_UID"
+check "... with upper/data/x and work/, the caller's" \
+  bash -c "debugfs -R 'stat /upper/data/x' '$EXT3' 2>/dev/null | grep -q 'User: *$ME_UID ' &&
+           debugfs -R 'stat /work' '$EXT3' 2>/dev/null | grep -q 'Type: directory'"
+expect_fatal "overlay create: an existing file is refused" "already exists" \
+  b overlay create "$EXT3"
+expect_fatal "overlay create: below 64 MiB is refused" "equal or greater than 64 MiB" \
+  b overlay create -s 10 "$TEST_TMP/imgs/small.img"
+check "... leaving no file" test ! -e "$TEST_TMP/imgs/small.img"
+expect_fatal "--overlay of an ext3 image is refused, naming what works" \
   "berth does not mount ext3 overlay images (use a directory" \
-  b exec --overlay "$TEST_TMP/plain.img" "$IMG" true
+  b exec --overlay "$EXT3" "$IMG" true
 
 # --- the caller's rights ---
 # upper/ a symlink to /etc: refused by name, never followed.
