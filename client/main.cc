@@ -18,6 +18,7 @@
 #include "client/doctor/doctor_command.h"
 #include "client/inspect/inspect_command.h"
 #include "client/instance/instance_command.h"
+#include "client/overlay_command.h"
 #include "client/registry/registry_commands.h"
 #include "client/sif/sif_command.h"
 #include "client/slurm_command.h"
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
   berth::client::RegisterSlurmCommands(app, socket_flag, result);
   berth::client::RegisterDoctorCommand(app, socket_flag, result);
   berth::client::RegisterCdiCommands(app, socket_flag, result);
+  berth::client::RegisterOverlayCommands(app, result);
   auto exit_code = std::make_shared<int>(0);
   berth::client::RegisterActionCommands(app, socket_flag, result, exit_code);
   berth::client::RegisterInstanceCommands(app, socket_flag, result);

@@ -32,7 +32,7 @@ bool TakesValue(absl::string_view arg) {
       "-B", "--bind", "--env", "--env-file", "-H", "--home", "--no-mount", "--cwd", "--pwd",
       "--tmpfs-size", "--hostname", "--keep-fd", "-s", "--shell", "--socket", "--device",
       "--cdi-dirs", "--app", "--pid-file", "--restart", "--mount", "-S", "--scratch", "-W",
-      "--workdir",
+      "--workdir", "-o", "--overlay",
       // cgroup limits (limit_flags.h)
       "--cpus", "--cpu-shares", "--cpuset-cpus", "--cpuset-mems", "--memory",
       "--memory-reservation", "--memory-swap", "--pids-limit", "--blkio-weight",

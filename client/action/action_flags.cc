@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/action/bind_spec.h"
 #include "client/cli_log.h"
@@ -113,6 +114,8 @@ void AddActionFlags(CLI::App& cmd, ActionFlags& f) {
   cmd.add_option("--app", f.app, "a SCIF app of the image (/scif/apps/NAME)");
   cmd.add_flag("-w,--writable", f.writable, "write into a sandbox directory (as yourself)");
   cmd.add_flag("--writable-tmpfs", f.writable_tmpfs, "writable, discarded overlay on the image");
+  cmd.add_option("-o,--overlay", f.overlays,
+                 "overlay a directory (writable, or :ro) or squashfs image");
   cmd.add_option("--tmpfs-size", f.tmpfs_size_mib, "size of --writable-tmpfs in MiB");
   cmd.add_flag("-f,--fakeroot", f.fakeroot, "be root inside (mapped to you outside)");
   cmd.add_flag("-u,--userns", f.userns, "run in a user namespace");
@@ -158,6 +161,11 @@ absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-home", "NO_HOME", f.no_home));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--writable", "WRITABLE", f.writable));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--writable-tmpfs", "WRITABLE_TMPFS", f.writable_tmpfs));
+  if (cmd.count("--overlay") == 0) {
+    if (const char* v = EnvForm("OVERLAY"); v != nullptr && *v != '\0') {
+      f.overlays = {v};
+    }
+  }
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--fakeroot", "FAKEROOT", f.fakeroot));
   // Apptainer's EnvKeys for -u, -i and -p: X and UNSHARE_X, either one.
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--userns", "USERNS", f.userns));
@@ -276,6 +284,14 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
   r.set_writable(f.writable);
   r.set_writable_tmpfs(f.writable_tmpfs || f.compat);
   r.set_tmpfs_size_mib(f.tmpfs_size_mib);
+  // PATH[:ro],... (Apptainer's string slice), each path made absolute here.
+  for (absl::string_view o :
+       absl::StrSplit(absl::StrJoin(f.overlays, ","), ',', absl::SkipEmpty())) {
+    bool ro = absl::EndsWith(o, ":ro");
+    std::string path(ro ? o.substr(0, o.size() - 3) : o);
+    if (path.empty()) return absl::InvalidArgumentError("--overlay: an empty path");
+    r.add_overlay(absl::StrCat(Absolute(path, cwd), ro ? ":ro" : ""));
+  }
   r.set_fakeroot(f.fakeroot);
   r.set_userns(f.userns);
   r.set_ipc(f.ipc || containall);

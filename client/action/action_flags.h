@@ -24,6 +24,7 @@ struct ActionFlags {
   std::string pwd;
   bool writable = false;
   bool writable_tmpfs = false;
+  std::vector<std::string> overlays;  // -o/--overlay PATH[:ro]
   uint64_t tmpfs_size_mib = 0;
   bool fakeroot = false, userns = false, ipc = false, pid = false, no_pid = false;
   std::string hostname;

@@ -156,6 +156,15 @@ struct ChildPlan {
   bool root_from_staging = false;
   uint64_t overlay_attr = 0;  // MOUNT_ATTR_*
   std::string session_path;   // "/proc/self/fd/N" of session_fd, for umount
+  // -o/--overlay: detached trees (opened with the caller's rights) the child
+  // attaches at these directories of the session tmpfs before the overlay
+  // is made.
+  std::vector<std::pair<int, std::string>> overlay_trees;
+  // The upper layer is the caller's directory: the overlay is made by a
+  // helper of the caller's ids in a user namespace mapped by uid_map and
+  // gid_map (its creator's credentials are what overlayfs writes the upper
+  // layer with), its layers named relative to the session tmpfs.
+  bool overlay_as_caller = false;
   std::vector<MountStep> mounts;
   std::string cwd;  // absolute, clean, not under /proc
 
@@ -183,8 +192,9 @@ struct ChildPlan {
   std::vector<gid_t> groups;
   uid_t inside_uid = 0;  // the ids to switch to (differ from uid/gid with fakeroot)
   gid_t inside_gid = 0;
-  // Written by the parent (Launch), never read by the child: the user
-  // namespace's maps (id_maps.h) and whether setgroups is denied in it.
+  // Written by the parent (Launch) for the container's user namespace; the
+  // child writes them for the overlay helper's (overlay_as_caller): the
+  // maps (id_maps.h) and whether setgroups is denied in it.
   std::string uid_map;
   std::string gid_map;
   bool deny_setgroups = true;

@@ -10,6 +10,12 @@
 //                  or overlayfs, ro,nosuid,nodev (rw with --writable-tmpfs):
 //                    upper  = session tmpfs "upper" (--writable-tmpfs only)
 //                    lower  = session tmpfs "staging" : image_root
+//                  with -o/--overlay, every layer a /proc/self/fd link:
+//                    upper  = the caller's DIR/upper (work: DIR/work), made
+//                             by a helper of the caller's ids in a user
+//                             namespace of its own (OverlayHelper)
+//                    lower  = staging : the :ro and squashfs overlays : a
+//                             clone of the image's mount
 //   /proc          fresh procfs of the container's PID namespace
 //   /sys, /dev,... bind mounts and tmpfs in MountStep order (prepare_mounts.cc)
 //
@@ -19,11 +25,15 @@
 // beneath it), the overlay made from "/proc/self/fd/N/..." paths, and the
 // session tmpfs detached again (the overlay holds its own references).
 //
-// Privilege: the daemon's (CAP_SYS_ADMIN over the new mount namespace).
+// Privilege: the daemon's (CAP_SYS_ADMIN over the new mount namespace);
+// the overlay helper drops to the caller's ids in a user namespace of its
+// own before it makes the overlay of a caller's upper directory.
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -44,11 +54,8 @@ void DetachFromHostPropagation(const ChildPlan& plan) {
   }
 }
 
-int MountRootOverlay(const ChildPlan& plan) {
-  const char* what = "mounting the root overlay";
-  if (move_mount(plan.session_fd, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) != 0) {
-    Fail(plan, what, "attaching the session tmpfs", errno);
-  }
+// The overlay's fsopen/fsconfig/fsmount, with the options of the plan.
+int MakeOverlay(const ChildPlan& plan, const char* what) {
   int fs = fsopen("overlay", FSOPEN_CLOEXEC);
   if (fs < 0) Fail(plan, what, "fsopen", errno);
   for (const auto& [key, value] : plan.overlay_options) {
@@ -60,6 +67,150 @@ int MountRootOverlay(const ChildPlan& plan) {
   int root = fsmount(fs, FSMOUNT_CLOEXEC, static_cast<unsigned>(plan.overlay_attr));
   if (root < 0) FailFs(plan, what, fs, errno);
   close(fs);
+  return root;
+}
+
+// "<pid>/<file>" without allocating.
+void ProcPath(char* out, size_t size, long pid, const char* file) {
+  char digits[24];
+  size_t n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + pid % 10);
+    pid /= 10;
+  } while (pid > 0 && n < sizeof(digits));
+  size_t len = 0;
+  while (n > 0 && len + 1 < size) out[len++] = digits[--n];
+  for (const char* c = file; *c != '\0' && len + 1 < size; ++c) out[len++] = *c;
+  out[len] = '\0';
+}
+
+void WriteIdMap(const ChildPlan& plan, int procfs, long pid, const char* file,
+                const std::string& map) {
+  const char* what = "mapping the overlay's user namespace";
+  char path[64];
+  ProcPath(path, sizeof(path), pid, file);
+  int fd = openat(procfs, path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) Fail(plan, what, file, errno);
+  if (write(fd, map.data(), map.size()) != static_cast<ssize_t>(map.size())) {
+    Fail(plan, what, file, errno);
+  }
+  close(fd);
+}
+
+// The helper: a process of the caller's ids in a user namespace of its own
+// (owned by root, mapped like the container's: the caller's uid and gid, and
+// with --fakeroot their subordinate ranges), and a copy of our mount
+// namespace, entered with the session tmpfs as its working directory so the
+// layers are found there by relative paths. overlayfs keeps its creator's
+// credentials and does every upper-layer operation with them (copy-up,
+// whiteouts, its mode-0 work/work): a creator in such a namespace has its
+// capabilities only over inodes of the mapped ids, the caller's own, so the
+// overlay can neither make a root-owned file in the caller's directory nor
+// read a lower directory the caller may not. It sends the overlay back
+// detached and exits. A failure is reported on the channel as the child's.
+[[noreturn]] void OverlayHelper(const ChildPlan& plan, int sock) {
+  const char* what = "creating the overlay as the caller";
+  if (plan.can_setgroups && syscall(SYS_setgroups, plan.groups.size(), plan.groups.data()) != 0) {
+    Fail(plan, what, "setgroups", errno);
+  }
+  // Rooted at the session tmpfs, the top of the mounts stacked on "/":
+  // unshare(CLONE_NEWUSER) refuses a process whose root is below that.
+  if (fchdir(plan.session_fd) != 0 || chroot(".") != 0) {
+    Fail(plan, what, "entering the session", errno);
+  }
+  if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) Fail(plan, what, "unshare", errno);
+  char byte = 0;
+  if (send(sock, &byte, 1, MSG_NOSIGNAL) != 1 || recv(sock, &byte, 1, 0) != 1) {
+    Fail(plan, what, "waiting for the id maps", errno);
+  }
+  if (syscall(SYS_setresgid, plan.inside_gid, plan.inside_gid, plan.inside_gid) != 0 ||
+      syscall(SYS_setresuid, plan.inside_uid, plan.inside_uid, plan.inside_uid) != 0) {
+    Fail(plan, what, "taking the caller's ids", errno);
+  }
+  int root = MakeOverlay(plan, what);
+  char control[CMSG_SPACE(sizeof(int))] = {};
+  iovec iov{&byte, 1};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  __builtin_memcpy(CMSG_DATA(cmsg), &root, sizeof(int));
+  if (sendmsg(sock, &msg, MSG_NOSIGNAL) != 1) Fail(plan, what, "sending the overlay", errno);
+  _exit(0);
+}
+
+// Runs OverlayHelper, writes its id maps (through a procfs of our PID
+// namespace, where the pid fork returned is valid) and takes the overlay.
+int MakeOverlayAsCaller(const ChildPlan& plan) {
+  const char* what = "creating the overlay as the caller";
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    Fail(plan, what, "socketpair", errno);
+  }
+  long pid = syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+  if (pid < 0) Fail(plan, what, "fork", errno);
+  if (pid == 0) {
+    close(pair[0]);
+    OverlayHelper(plan, pair[1]);
+  }
+  close(pair[1]);
+  char byte = 0;
+  int root = -1;
+  if (recv(pair[0], &byte, 1, 0) == 1) {
+    int procfs_ctx = fsopen("proc", FSOPEN_CLOEXEC);
+    if (procfs_ctx < 0) Fail(plan, what, "fsopen proc", errno);
+    if (fsconfig(procfs_ctx, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
+      FailFs(plan, what, procfs_ctx, errno);
+    }
+    int procfs = fsmount(procfs_ctx, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+    if (procfs < 0) FailFs(plan, what, procfs_ctx, errno);
+    close(procfs_ctx);
+    WriteIdMap(plan, procfs, pid, "/uid_map", plan.uid_map);
+    WriteIdMap(plan, procfs, pid, "/gid_map", plan.gid_map);
+    close(procfs);
+    if (send(pair[0], &byte, 1, MSG_NOSIGNAL) != 1) Fail(plan, what, "resuming it", errno);
+    char control[CMSG_SPACE(sizeof(int))] = {};
+    iovec iov{&byte, 1};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    if (recvmsg(pair[0], &msg, MSG_CMSG_CLOEXEC) == 1) {
+      cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+      if (cmsg != nullptr && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
+        __builtin_memcpy(&root, CMSG_DATA(cmsg), sizeof(int));
+      }
+    }
+  }
+  close(pair[0]);
+  int status = 0;
+  while (wait4(static_cast<pid_t>(pid), &status, __WALL, nullptr) < 0) {
+    if (errno != EINTR) Fail(plan, what, "waiting for it", errno);
+  }
+  // The helper reported its own failure on the channel.
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) _exit(kFailedExit);
+  if (root < 0) Fail(plan, what, "no overlay came back", EPROTO);
+  return root;
+}
+
+int MountRootOverlay(const ChildPlan& plan) {
+  const char* what = "mounting the root overlay";
+  if (move_mount(plan.session_fd, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+    Fail(plan, what, "attaching the session tmpfs", errno);
+  }
+  for (const auto& [tree, name] : plan.overlay_trees) {
+    if (move_mount(tree, "", plan.session_fd, name.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+      Fail(plan, what, "attaching an --overlay layer", errno);
+    }
+  }
+  int root =
+      plan.overlay_as_caller && plan.uid != 0 ? MakeOverlayAsCaller(plan) : MakeOverlay(plan, what);
   if (umount2(plan.session_path.c_str(), MNT_DETACH) != 0) {
     Fail(plan, what, "detaching the session tmpfs", errno);
   }

@@ -98,6 +98,27 @@ struct BindSpec {
 
 // A host device node for the container (a GPU, a CDI deviceNode), bound by
 // descriptor like every other bind: the path is never resolved again.
+// One layer of -o/--overlay: a detached, non-recursive clone of a tree the
+// daemon opened with the caller's rights (open_tree), and the layer's
+// directory in that clone. The child attaches the clone in its namespace
+// (overlayfs takes layers only from mounts there) and names `dir` by its
+// /proc/self/fd link, so no path is resolved again.
+struct OverlayLayer {
+  UniqueFd tree;
+  UniqueFd dir;      // O_PATH or O_RDONLY, in `tree`; invalid: the tree's root
+  std::string what;  // "--overlay /home/a/ov", for messages
+};
+
+// The caller's overlays. With `upper`, the root is written into the
+// caller's own directory, so a plain user's overlay is made by a process of
+// their ids in a user namespace of its own (child_rootfs.cc OverlayHelper),
+// never with root's credentials.
+struct OverlaySet {
+  std::optional<OverlayLayer> upper;  // dir: DIR/upper
+  UniqueFd work;                      // DIR/work, in upper->tree
+  std::vector<OverlayLayer> lowers;   // topmost first, below the session's staging layer
+};
+
 struct DeviceSpec {
   UniqueFd node;            // O_PATH of the host node, a character or block device
   std::string source_path;  // for messages only
@@ -212,6 +233,8 @@ struct LaunchSpec {
   bool no_init = false;
   // --writable-tmpfs: an overlay upper layer on a tmpfs of this size.
   std::optional<int64_t> writable_tmpfs_bytes;
+  // -o/--overlay: the caller's layers (none: empty).
+  OverlaySet overlays;
 
   SystemMounts system_mounts;
   // $HOME: `home->source` bound at `home->destination`; with `contain` and

@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/file_io.h"
@@ -93,6 +94,19 @@ absl::Status ValidateSpec(const LaunchSpec& spec, bool joining = false) {
   return absl::OkStatus();
 }
 
+// A writable --overlay of a plain user's is made by a helper of their ids
+// in a user namespace of its own (child_rootfs.cc OverlayHelper); not for
+// root, nor in user mode, where the daemon's own user namespace already
+// holds capabilities only over the user's ids.
+bool NeedsOverlayHelper(const LaunchSpec& spec) {
+  return spec.overlays.upper.has_value() && spec.identity.uid != 0 &&
+         GetHostFacts().initial_user_namespace;
+}
+
+bool HasOverlays(const LaunchSpec& spec) {
+  return spec.overlays.upper.has_value() || !spec.overlays.lowers.empty();
+}
+
 // overlayfs splits lowerdir on ':' and honours backslash escapes.
 std::string EscapeLayer(absl::string_view path) {
   std::string out;
@@ -108,8 +122,11 @@ std::string EscapeLayer(absl::string_view path) {
 absl::StatusOr<UniqueFd> MakeSession(const LaunchSpec& spec, PreparedLaunch& p) {
   bool writable = spec.writable_tmpfs_bytes.has_value();
   int64_t size = writable ? std::max(*spec.writable_tmpfs_bytes, kSessionBytes) : kSessionBytes;
+  // The overlay helper (child_rootfs.cc), of the caller's ids, walks from
+  // the session's root to the layers: it may search, not list.
+  const char* mode = NeedsOverlayHelper(spec) ? "0711" : "0700";
   ASSIGN_OR_RETURN(p.session_fd,
-                   NewDetachedMount("tmpfs", {{"mode", "0700"}, {"size", absl::StrCat(size)}},
+                   NewDetachedMount("tmpfs", {{"mode", mode}, {"size", absl::StrCat(size)}},
                                     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
   std::vector<const char*> dirs = {"staging"};
   if (writable) dirs.insert(dirs.end(), {"upper", "work"});
@@ -144,32 +161,101 @@ absl::Status StageAccountFiles(const LaunchSpec& spec, int image_fd, int staging
   return Annotate(StageShadowFile(image_fd, staging_fd, "etc/group", files.group), "/etc/group");
 }
 
+std::string FdPath(int fd) {
+  return absl::StrCat("/proc/self/fd/", fd);
+}
+
+// With --overlay every layer lives on the session tmpfs: the staging
+// directory, and the caller's trees and a clone of the image's own mount,
+// which the child attaches at "layerN" there (overlayfs takes layers only
+// from mounts in its namespace) and which go with the session when that is
+// detached. Without a writable overlay of the caller's, the child makes the
+// overlay and each layer is a /proc/self/fd link. With one, a helper of the
+// caller's ids in a user namespace of its own makes it (child_rootfs.cc
+// OverlayHelper), from a copy of the child's mount namespace where the
+// descriptors' mounts are not: there the layers are paths relative to the
+// session tmpfs, resolved with the caller's rights.
+absl::Status PlanOverlayLayers(LaunchSpec& spec, UniqueFd staging, PreparedLaunch& p) {
+  ChildPlan& plan = p.plan;
+  OverlaySet& o = spec.overlays;
+  const bool helper = NeedsOverlayHelper(spec);
+  std::vector<std::string> lowers = {helper ? "staging" : FdPath(staging.get())};
+  p.owned.push_back(std::move(staging));
+  // `sub`: the layer's directory in the tree ("" for its root).
+  auto attach = [&](const UniqueFd& tree, const UniqueFd& dir,
+                    const char* sub) -> absl::StatusOr<std::string> {
+    std::string name = absl::StrCat("layer", plan.overlay_trees.size());
+    if (::mkdirat(p.session_fd.get(), name.c_str(), 0700) != 0) {
+      return ErrnoStatus(absl::StrCat("session ", name), errno);
+    }
+    plan.overlay_trees.push_back({tree.get(), name});
+    if (helper) return *sub == '\0' ? name : absl::StrCat(name, "/", sub);
+    return FdPath(dir.valid() ? dir.get() : tree.get());
+  };
+  for (const OverlayLayer& layer : o.lowers) {
+    ASSIGN_OR_RETURN(std::string path,
+                     attach(layer.tree, layer.dir, layer.dir.valid() ? "upper" : ""));
+    lowers.push_back(std::move(path));
+  }
+  ASSIGN_OR_RETURN(UniqueFd image, CloneDetached(p.image_fd.get(), "", /*recursive=*/false));
+  ASSIGN_OR_RETURN(std::string image_path, attach(image, UniqueFd(), ""));
+  lowers.push_back(std::move(image_path));
+  p.owned.push_back(std::move(image));
+  plan.overlay_options.push_back({"lowerdir", absl::StrJoin(lowers, ":")});
+  if (o.upper) {
+    size_t tree = plan.overlay_trees.size();
+    ASSIGN_OR_RETURN(std::string upper, attach(o.upper->tree, o.upper->dir, "upper"));
+    plan.overlay_options.push_back({"upperdir", upper});
+    plan.overlay_options.push_back(
+        {"workdir", helper ? absl::StrCat("layer", tree, "/work") : FdPath(o.work.get())});
+    // The caller's directory is theirs to change behind our back: nothing
+    // in it may redirect a lookup or take data from another layer. Outside
+    // the initial user namespace overlayfs keeps its attributes as user.*.
+    plan.overlay_options.push_back({"redirect_dir", "nofollow"});
+    plan.overlay_options.push_back({"metacopy", "off"});
+    plan.overlay_options.push_back({"index", "off"});
+    if (helper) plan.overlay_options.push_back({"userxattr", ""});
+    plan.overlay_as_caller = helper;
+  }
+  return absl::OkStatus();
+}
+
 // The root overlay, made by the child from the session's paths.
-void PlanRootOverlay(const LaunchSpec& spec, PreparedLaunch& p) {
+absl::Status PlanRootOverlay(LaunchSpec& spec, UniqueFd staging, PreparedLaunch& p) {
   bool writable = spec.writable_tmpfs_bytes.has_value();
   std::string self = absl::StrCat("/proc/self/fd/", p.session_fd.get());
   ChildPlan& plan = p.plan;
   plan.session_fd = p.session_fd.get();
   plan.session_path = self;
-  plan.overlay_options.push_back(
-      {"lowerdir", absl::StrCat(self, "/staging:", EscapeLayer(spec.image_root))});
+  if (HasOverlays(spec)) {
+    RETURN_IF_ERROR(PlanOverlayLayers(spec, std::move(staging), p));
+  } else {
+    plan.overlay_options.push_back(
+        {"lowerdir", absl::StrCat(self, "/staging:", EscapeLayer(spec.image_root))});
+  }
   if (writable) {
     plan.overlay_options.push_back({"upperdir", absl::StrCat(self, "/upper")});
     plan.overlay_options.push_back({"workdir", absl::StrCat(self, "/work")});
   }
   // Outside the initial user namespace trusted.* xattrs are out of reach.
   if (!GetHostFacts().initial_user_namespace) plan.overlay_options.push_back({"userxattr", ""});
+  writable |= spec.overlays.upper.has_value();
   plan.overlay_attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (writable ? 0 : MOUNT_ATTR_RDONLY);
+  return absl::OkStatus();
 }
 
 absl::Status PrepareRootFilesystem(LaunchSpec& spec, PreparedLaunch& p) {
   ASSIGN_OR_RETURN(p.image_fd, OpenFile(spec.image_root, O_PATH | O_DIRECTORY));
   ASSIGN_OR_RETURN(UniqueFd staging, MakeSession(spec, p));
   p.writable_root = spec.writable_root;
+  if (spec.overlays.upper && spec.writable_tmpfs_bytes) {
+    return absl::InvalidArgumentError("a writable --overlay takes no --writable-tmpfs");
+  }
   if (spec.writable_root) {
     if (spec.writable_tmpfs_bytes) {
       return absl::InvalidArgumentError("a writable root takes no --writable-tmpfs");
     }
+    if (HasOverlays(spec)) return absl::InvalidArgumentError("a writable root takes no --overlay");
     // A writable sandbox (its account files read as the caller, run_prepare.cc)
     // gets the caller's entries bound over its own where it has both files;
     // a build edits the image's own.
@@ -185,12 +271,11 @@ absl::Status PrepareRootFilesystem(LaunchSpec& spec, PreparedLaunch& p) {
   RETURN_IF_ERROR(PlanMounts(spec, staging.get(), p));
   // A writable root needs the overlay's upper layer; otherwise the image's
   // own mount is the faster root (prepare_bind_root.cc).
-  if (!spec.writable_tmpfs_bytes.has_value()) {
+  if (!spec.writable_tmpfs_bytes.has_value() && !HasOverlays(spec)) {
     ASSIGN_OR_RETURN(bool bound, PlanBindRoot(staging.get(), p));
     if (bound) return absl::OkStatus();
   }
-  PlanRootOverlay(spec, p);
-  return absl::OkStatus();
+  return PlanRootOverlay(spec, std::move(staging), p);
 }
 
 // A working directory in /proc is how a leaked descriptor becomes a cwd

@@ -27,6 +27,7 @@
 #include "daemon/service/mpi_run.h"
 #include "daemon/service/pty.h"
 #include "daemon/service/run_limits.h"
+#include "daemon/service/run_overlay.h"
 #include "daemon/service/run_workdir.h"
 
 namespace berth::daemon {
@@ -488,6 +489,7 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdenti
   bool listed = false;
   spec.identity = AccountOf(peer, listed);
   if (r.fakeroot()) RETURN_IF_ERROR(AddFakeroot(peer, listed, options, run));
+  RETURN_IF_ERROR(CheckOverlayRequest(r, ecl != nullptr && ecl->Activated()));
   ASSIGN_OR_RETURN(run.lease, LeaseImage(r, peer, config, images, ecl));
   spec.image_root = run.lease->root();
   if (run.lease->backend() == image::MountBackend::kDirectory) {
@@ -496,6 +498,16 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdenti
     spec.writable_root = r.writable();
   }
   AddNamespaces(r, options, config, !instance.empty(), spec);
+  // A squashfs overlay is held to the site's image rules, as a data image.
+  AcquireOverlayImage acquire =
+      [&](UniqueFd fd,
+          const std::string& path) -> absl::StatusOr<std::shared_ptr<image::MountLease>> {
+    RETURN_IF_ERROR(CheckImagePolicy(fd.get(), path, config));
+    RETURN_IF_ERROR(CheckTargetAllowed(TargetKind::kSquashfs, path, config, nullptr));
+    return images.Acquire(std::move(fd), path, peer.uid);
+  };
+  RETURN_IF_ERROR(AddOverlays(r, CredsOf(peer), ecl != nullptr && ecl->Activated(), acquire,
+                              run.bind_leases, spec));
   RETURN_IF_ERROR(AddHome(r, peer, config, spec));
   RETURN_IF_ERROR(AddScratchAndWorkdir(r, CredsOf(peer), spec.system_mounts.tmp, spec));
   RETURN_IF_ERROR(AddBinds(r, peer, config, images, run));

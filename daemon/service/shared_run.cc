@@ -26,6 +26,7 @@ std::vector<std::pair<std::string, std::string>> OptionsOf(const v1::RunRequest&
       {"--no-home", Flag(r.no_home())},
       {"--no-mount", absl::StrJoin(r.no_mount(), ",")},
       {"--writable-tmpfs", Flag(r.writable_tmpfs())},
+      {"--overlay", absl::StrJoin(r.overlay(), ",")},
       {"--tmpfs-size", absl::StrCat(r.tmpfs_size_mib())},
       {"--fakeroot", Flag(r.fakeroot())},
       {"--userns", Flag(r.userns())},
@@ -57,6 +58,7 @@ launch::LaunchSpec HolderSpecOf(launch::LaunchSpec& spec) {
   h.fakeroot_gid_map = spec.fakeroot_gid_map;
   h.contain = spec.contain;
   h.writable_tmpfs_bytes = spec.writable_tmpfs_bytes;
+  h.overlays = std::move(spec.overlays);
   h.system_mounts = spec.system_mounts;
   h.home = std::move(spec.home);
   h.workdir_tmp = std::move(spec.workdir_tmp);

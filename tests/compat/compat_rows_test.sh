@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # compat_rows_test.sh BERTH BERTHD WORKER WHO: one check per row of the
 # Apptainer CLI audit (docs/compat.md "The audit's P0 and P1 rows") that is
-# marked P0 or P1 and is not another issue's (GPUs, overlays and instances'
-# limits have suites of their own), each named after its row, against a real
-# system berthd, a real docker-registry and real GnuPG, as root or as the
-# unprivileged test user (WHO = root | user). What a row expects is what
+# marked P0 or P1 and is not another issue's (GPUs and instances' limits
+# have suites of their own; -o/--overlay beyond its basic rows: overlay_*),
+# each named after its row, against a real system berthd, a real
+# docker-registry and real GnuPG, as root or as the unprivileged test user
+# (WHO = root | user). What a row expects is what
 # Apptainer 1.4 prints, exits with or writes, unless docs/compat.md lists the
 # row as a deliberate difference.
 set -u
@@ -178,6 +179,12 @@ if [ "$(cat "$T"/wd/tmp/wdfile 2>/dev/null)" = in-workdir ]; then ok "row act -W
 else bad "row act -W/--workdir: /tmp in DIR/tmp" "$(ls -R "$T/wd" 2>&1 | head -5)"; fi
 row "act --writable-tmpfs: the root is writable" "ok" exec --writable-tmpfs "$IMG" sh -c 'touch /scratch/new && echo ok'
 row_rc "act --writable-tmpfs: read-only without it" 1 exec "$IMG" touch /scratch/new
+# -o/--overlay's basic rows (the rest, and the caller's rights: overlay_*).
+install -d -o "$ME" -m 0755 "$T/ov" "$T/ov2"
+row "act -o/--overlay: a writable directory, kept" "kept" exec -o "$T/ov" "$IMG" sh -c 'echo kept >/kept && cat /kept'
+with APPTAINER_OVERLAY="$T/ov:ro"
+row "act -o/--overlay with OVERLAY: DIR:ro, a lower layer" "kept" exec "$IMG" cat /kept
+row_err "act -o/--overlay: one writable overlay only" 255 "use '--overlay $T/ov2:ro'" exec -o "$T/ov" -o "$T/ov2" "$IMG" true
 
 # --- environment ---
 with 'APPTAINERENV_X=$HOME'
