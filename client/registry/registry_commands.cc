@@ -335,6 +335,10 @@ void RegisterRegistryCommands(CLI::App& app, const std::string& socket_flag,
   pull_cmd->add_option("--name", pull->name, "Name of the image file")->group("");
   pull_cmd->add_flag("--disable-cache", pull->disable_cache,
                      "Neither use nor fill the node cache for this pull");
+  // Apptainer's deprecated -U/--allow-unsigned and hidden
+  // --allow-unauthenticated: a pull never refuses an unsigned image.
+  auto unsigned_ok = std::make_shared<bool>(false);
+  pull_cmd->add_flag("-U,--allow-unsigned,--allow-unauthenticated", *unsigned_ok, "")->group("");
   pull_cmd->fallthrough();
   pull_cmd->callback([&socket_flag, result, pull, pull_args, pull_cmd] {
     pull->reference = pull_args->back();
@@ -353,6 +357,9 @@ void RegisterRegistryCommands(CLI::App& app, const std::string& socket_flag,
   push_cmd->add_option("--annotation", push->annotations, "Manifest annotation key=value");
   push_cmd->add_option("-D,--description", push->description, "Manifest description annotation");
   push_cmd->add_option("--chunk-size", push->chunk_size, "Upload in chunks of this many bytes");
+  // Apptainer's -U/--allow-unsigned: berth pushes an unsigned image as it is.
+  auto push_unsigned = std::make_shared<bool>(false);
+  push_cmd->add_flag("-U,--allow-unsigned", *push_unsigned, "")->group("");
   push_cmd->fallthrough();
   push_cmd->callback([&socket_flag, result, push] { *result = RunPush(socket_flag, *push); });
 
@@ -397,7 +404,11 @@ void RegisterRegistryCommands(CLI::App& app, const std::string& socket_flag,
   login_cmd->add_option("--authfile", login->authfile, "Credentials file to write");
   login_cmd->add_flag("--no-https,--nohttps", login->no_https,
                       "Use plain HTTP to check the credentials");
-  login_cmd->callback([&socket_flag, result, login] { *result = RunLogin(socket_flag, *login); });
+  login_cmd->callback([&socket_flag, result, login, login_cmd] {
+    StringFromEnv(*login_cmd, "--username", "LOGIN_USERNAME", login->username);
+    StringFromEnv(*login_cmd, "--password", "LOGIN_PASSWORD", login->password);
+    *result = RunLogin(socket_flag, *login);
+  });
   auto logout_target = std::make_shared<std::string>();
   auto logout_file = std::make_shared<std::string>();
   CLI::App* logout_cmd = registry->add_subcommand("logout", "Remove stored credentials");

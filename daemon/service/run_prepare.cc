@@ -2,16 +2,21 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/nsfs.h>
 #include <linux/openat2.h>
 #include <pwd.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -368,7 +373,12 @@ absl::Status AddCommand(const v1::RunRequest& r, const std::string& image, bool 
     env_request.runtime_env.emplace_back("APPTAINER_INSTANCE", instance);
     env_request.runtime_env.emplace_back("SINGULARITY_INSTANCE", instance);
   }
-  if (grant.library_path) env_request.library_dir = gpu::kLibsDir;
+  // --containlibs binds libraries there (the client's -B); Apptainer's
+  // action script puts the directory on LD_LIBRARY_PATH whatever filled it.
+  bool libs_bound = std::any_of(r.binds().begin(), r.binds().end(), [](const v1::Bind& b) {
+    return absl::StartsWith(b.destination(), absl::StrCat(gpu::kLibsDir, "/"));
+  });
+  if (grant.library_path || libs_bound) env_request.library_dir = gpu::kLibsDir;
   ASSIGN_OR_RETURN(action::ContainerEnv env, action::BuildEnvironment(env_request));
   action::CommandRequest command;
   command.action = env_request.action;
@@ -391,7 +401,12 @@ void AddNamespaces(const v1::RunRequest& r, const DaemonOptions& options,
   spec.pid_namespace = pid && config.allow_pid_ns;
   spec.ipc_namespace = r.ipc();
   spec.hostname = r.hostname();
-  spec.uts_namespace = !r.hostname().empty();
+  spec.uts_namespace = !r.hostname().empty() || r.uts();
+  spec.net_namespace = r.net() || !r.network().empty();
+  if (!r.dns().empty()) {
+    for (const std::string& server : r.dns())
+      absl::StrAppend(&spec.resolv_conf, "nameserver ", server, "\n");
+  }
   spec.fakeroot = r.fakeroot();
   // User mode is already confined by the daemon's own user namespace.
   spec.user_namespace = options.mode == DaemonMode::kSystem && (r.userns() || r.fakeroot());
@@ -477,6 +492,29 @@ bool ExistsIn(const std::string& root, const std::string& path) {
 
 }  // namespace
 
+// --netns-path: root callers only. Joining a namespace by path is joining
+// whatever network a file names (another user's container, a host VRF); a
+// plain user gets a namespace of their own with --net instead (Apptainer
+// lets a user do it only where its `allow netns paths` lists the path).
+absl::Status AddNetnsPath(const v1::RunRequest& r, const PeerIdentity& peer,
+                          launch::LaunchSpec& spec) {
+  if (r.netns_path().empty()) return absl::OkStatus();
+  if (peer.uid != 0) {
+    return absl::PermissionDeniedError(
+        "--netns-path: only root may run a container in an existing network namespace; use "
+        "-n/--net for a network namespace of your own");
+  }
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(r.netns_path(), O_RDONLY));
+  if (::ioctl(fd.get(), NS_GET_NSTYPE) != CLONE_NEWNET) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--netns-path ", r.netns_path(),
+                     ": not a network namespace (e.g. /var/run/netns/NAME or /proc/PID/ns/net)"));
+  }
+  spec.netns = std::move(fd);
+  spec.net_namespace = true;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdentity& peer,
                                        std::vector<UniqueFd> handed, const DaemonOptions& options,
                                        const policy::Config& config, image::MountCache& images,
@@ -496,6 +534,7 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdenti
     spec.writable_root = r.writable();
   }
   AddNamespaces(r, options, config, !instance.empty(), spec);
+  RETURN_IF_ERROR(AddNetnsPath(r, peer, spec));
   RETURN_IF_ERROR(AddHome(r, peer, config, spec));
   RETURN_IF_ERROR(AddScratchAndWorkdir(r, CredsOf(peer), spec.system_mounts.tmp, spec));
   RETURN_IF_ERROR(AddBinds(r, peer, config, images, run));

@@ -2,7 +2,8 @@
 # compat_rows_test.sh BERTH BERTHD WORKER WHO: one check per row of the
 # Apptainer CLI audit (docs/compat.md "The audit's P0 and P1 rows") that is
 # marked P0 or P1 and is not another issue's (GPUs, overlays and instances'
-# limits have suites of their own), each named after its row, against a real
+# limits have suites of their own), and per P2 row that berth implements,
+# accepts or refuses by name, each named after its row, against a real
 # system berthd, a real docker-registry and real GnuPG, as root or as the
 # unprivileged test user (WHO = root | user). What a row expects is what
 # Apptainer 1.4 prints, exits with or writes, unless docs/compat.md lists the
@@ -234,4 +235,59 @@ row_rc "verify" 0 verify "$W/signed.sif"
 row_rc "cache list" 0 cache list
 row_rc "cache clean: a user cleans their own entries" 0 cache clean -f
 row_rc "registry login" 0 registry login --no-https -u any -p thing "oras://$reg"
+
+# --- P2 rows: what berth implements, accepts or refuses by name (docs/compat.md
+# "Audit rows not Y") ---
+row_rc "global --nocolor: accepted" 0 --nocolor exec "$IMG" true
+row_rc "act --no-nv/--no-rocm" 0 exec --no-nv --no-rocm "$IMG" true
+host_uts=$(stat -L -c %i /proc/self/ns/uts)
+row "act --uts: own UTS namespace, the host's hostname" "other $(hostname)" \
+  exec --uts "$IMG" sh -c "[ \$(stat -L -c %i /proc/self/ns/uts) != $host_uts ] && echo other \$(hostname)"
+with APPTAINER_UNSHARE_UTS=1
+row "act UTS env form (UNSHARE_UTS)" "other" exec "$IMG" sh -c "[ \$(stat -L -c %i /proc/self/ns/uts) != $host_uts ] && echo other"
+host_net=$(stat -L -c %i /proc/self/ns/net)
+netprobe="[ \$(stat -L -c %i /proc/self/ns/net) != $host_net ] && echo other \$(cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' ') \$(busybox ip link show lo | grep -c ',UP')"
+row "act -n/--net: own network namespace, loopback only and up" "other lo 1" exec -n "$IMG" sh -c "$netprobe"
+row "act --network none" "other lo 1" exec --network none "$IMG" sh -c "$netprobe"
+with APPTAINER_NET=1
+row "act NET env form" "other lo 1" exec "$IMG" sh -c "$netprobe"
+row_err "act --network: a CNI network is refused by name" 255 "no CNI networks" exec --network bridge "$IMG" true
+row_err "act --network-args: refused by name" 255 "--network-args is not supported" exec --network-args portmap=80:80/tcp "$IMG" true
+row "act --dns: the container's resolv.conf" "nameserver 192.0.2.1 nameserver 2001:db8::1" \
+  exec --dns 192.0.2.1,2001:db8::1 "$IMG" sh -c 'echo $(cat /etc/resolv.conf)'
+with APPTAINER_DNS=192.0.2.7
+row "act DNS env form" "nameserver 192.0.2.7" exec "$IMG" cat /etc/resolv.conf
+# The daemon, not the client, checks each address: it becomes a line of a
+# file the container's resolver reads.
+row_err "act --dns: only addresses" 255 "not an IPv4 or IPv6 address" exec --dns $'192.0.2.1\nsearch evil' "$IMG" true
+ns=berthcompat$$
+ip netns add "$ns" && ns_ino=$(stat -L -c %i "/var/run/netns/$ns")
+if [ "$WHO" = root ]; then
+  row "act --netns-path: root runs in that network namespace" "$ns_ino" \
+    exec --netns-path "/var/run/netns/$ns" "$IMG" stat -L -c %i /proc/self/ns/net
+  row_err "act --netns-path: not a network namespace" 255 "not a network namespace" \
+    exec --netns-path /proc/self/ns/uts "$IMG" true
+else
+  row_err "act --netns-path: refused for a plain user" 255 "only root may" \
+    exec --netns-path "/var/run/netns/$ns" "$IMG" true
+fi
+ip netns del "$ns"
+row "act --no-privs, --drop-caps: accepted, no capabilities either way" "0000000000000000" \
+  exec --no-privs --drop-caps CAP_NET_RAW "$IMG" sh -c 'grep CapEff /proc/self/status | cut -f2'
+for flag in "--add-caps CAP_NET_RAW" --keep-privs --allow-setuid "--fusemount host:x" \
+  "--security seccomp:x" "--dmtcp-launch x" "--docker-host unix:///x" --docker-login \
+  --passphrase "--pem-path x.pem" --ignore-subuid; do
+  # shellcheck disable=SC2086
+  row_err "act ${flag%% *}: refused by name" 255 "${flag%% *} is not supported" exec $flag "$IMG" true
+done
+row_rc "act --tmpdir, --underlay, --unsquash: accepted" 0 exec --tmpdir /tmp --underlay --unsquash "$IMG" true
+row_err "act --runscript-timeout: accepted with a warning" 0 "WARNING: --runscript-timeout" exec --runscript-timeout 5s "$IMG" true
+echo 'not really a library' >"$T/libcompat.so.1" && chmod 0644 "$T/libcompat.so.1"
+row "act --containlibs: in /.singularity.d/libs, on LD_LIBRARY_PATH" "not really a library yes" \
+  exec --containlibs "$T/libcompat.so.1" "$IMG" sh -c 'echo $(cat /.singularity.d/libs/libcompat.so.1) $(case :$LD_LIBRARY_PATH: in *:/.singularity.d/libs:*) echo yes ;; esac)'
+row "act --disable-cache: pulls without the node cache" "compat-image" exec --no-https --disable-cache "oras://$reg/compat/t:1" cat /opt/marker
+row_err "instance start --boot: refused by name" 255 "--boot is not supported" instance start --boot "$IMG" compat2
+row_rc "instance start -n/--net" 0 instance start --net "$IMG" compat3
+row "instance start -n/--net: a join is in its network namespace" "other lo 1" exec instance://compat3 sh -c "$netprobe"
+row_rc "instance stop (--net)" 0 instance stop compat3
 finish
