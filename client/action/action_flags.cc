@@ -253,6 +253,7 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
       bind->set_destination(b.destination);
       bind->set_read_only(b.read_only);
       bind->set_image_src(b.image_src);
+      bind->set_image_id(b.image_id);
     }
   }
   for (const std::string& value : f.mounts) {
@@ -262,6 +263,7 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
     bind->set_destination(b.destination);
     bind->set_read_only(b.read_only);
     bind->set_image_src(b.image_src);
+    bind->set_image_id(b.image_id);
   }
   const bool containall = f.containall || f.compat;
   // As Apptainer: the caller's umask, or 0022 with --no-umask.

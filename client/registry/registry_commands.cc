@@ -26,6 +26,47 @@
 namespace berth::client {
 namespace {
 
+// pull and push: Apptainer's --docker-login/-username/-password/-host and
+// --library, refused by name; pull's --sandbox refused, --no-cleanup and
+// --tmpdir accepted (nothing to keep, no temporary files in the client).
+void AddRegistryParityFlags(CLI::App& cmd) {
+  cmd.add_flag("--docker-login")->group("");
+  for (const char* name :
+       {"--docker-username", "--docker-password", "--docker-host", "--library"}) {
+    cmd.add_option(name, "")->group("");
+  }
+  if (cmd.get_name() == "pull") {
+    cmd.add_flag("--sandbox")->group("");
+    cmd.add_flag("--no-cleanup")->group("");
+    cmd.add_option("--tmpdir", "")->group("");
+  }
+}
+
+absl::Status CheckRegistryParityFlags(const CLI::App& cmd) {
+  for (const char* name : {"--docker-login", "--docker-username", "--docker-password"}) {
+    if (cmd.count(name) > 0) {
+      return absl::UnimplementedError(
+          absl::StrCat(name, " is not supported: ",
+                       "give registry credentials with `berth registry login` or --authfile"));
+    }
+  }
+  if (cmd.count("--docker-host") > 0) {
+    return absl::UnimplementedError(
+        "--docker-host is not supported: berth pulls from registries only, not from a Docker "
+        "daemon");
+  }
+  if (cmd.count("--library") > 0) {
+    return absl::UnimplementedError(
+        "--library is not supported: library:// services are gone or closed; use oras:// or "
+        "docker://");
+  }
+  if (cmd.get_option_no_throw("--sandbox") != nullptr && cmd.count("--sandbox") > 0) {
+    return absl::UnimplementedError(
+        "--sandbox is not supported by pull: build one with `berth build --sandbox DIR URI`");
+  }
+  return absl::OkStatus();
+}
+
 struct CacheOptions {
   int days = 0;
   std::vector<std::string> types;
@@ -339,11 +380,13 @@ void RegisterRegistryCommands(CLI::App& app, const std::string& socket_flag,
   // --allow-unauthenticated: a pull never refuses an unsigned image.
   auto unsigned_ok = std::make_shared<bool>(false);
   pull_cmd->add_flag("-U,--allow-unsigned,--allow-unauthenticated", *unsigned_ok, "")->group("");
+  AddRegistryParityFlags(*pull_cmd);
   pull_cmd->fallthrough();
   pull_cmd->callback([&socket_flag, result, pull, pull_args, pull_cmd] {
     pull->reference = pull_args->back();
     if (pull_args->size() == 2) pull->output = pull_args->front();
-    *result = PullFlagsFromEnv(*pull_cmd, *pull);
+    *result = CheckRegistryParityFlags(*pull_cmd);
+    if (result->ok()) *result = PullFlagsFromEnv(*pull_cmd, *pull);
     if (result->ok()) *result = RunPull(socket_flag, *pull);
   });
 
@@ -361,7 +404,11 @@ void RegisterRegistryCommands(CLI::App& app, const std::string& socket_flag,
   auto push_unsigned = std::make_shared<bool>(false);
   push_cmd->add_flag("-U,--allow-unsigned", *push_unsigned, "")->group("");
   push_cmd->fallthrough();
-  push_cmd->callback([&socket_flag, result, push] { *result = RunPush(socket_flag, *push); });
+  AddRegistryParityFlags(*push_cmd);
+  push_cmd->callback([&socket_flag, result, push, push_cmd] {
+    *result = CheckRegistryParityFlags(*push_cmd);
+    if (result->ok()) *result = RunPush(socket_flag, *push);
+  });
 
   CLI::App* cache = app.add_subcommand("cache", "The node cache of registry content");
   cache->require_subcommand(1);

@@ -259,7 +259,9 @@ absl::Status AddHome(const v1::RunRequest& r, const PeerIdentity& peer,
 absl::StatusOr<launch::BindSpec> OpenImageBind(const v1::Bind& b, const PeerIdentity& peer,
                                                const policy::Config& config,
                                                image::MountCache& images, PreparedRun& run) {
-  const std::string what = absl::StrCat("--bind ", b.source(), " image-src=", b.image_src());
+  const std::string what =
+      absl::StrCat("--bind ", b.source(), " image-src=", b.image_src(),
+                   b.image_id() != 0 ? absl::StrCat(",id=", b.image_id()) : std::string());
   auto fd = image::OpenAsCaller(CredsOf(peer), b.source(), O_RDONLY);
   if (!fd.ok()) return Annotate(fd.status(), what);
   RETURN_IF_ERROR_CTX(CheckImagePolicy(fd->get(), b.source(), config), what);
@@ -272,7 +274,7 @@ absl::StatusOr<launch::BindSpec> OpenImageBind(const v1::Bind& b, const PeerIden
   auto inside = launch::CleanContainerPath(b.image_src(), /*allow_root=*/true);
   if (!inside.ok()) return Annotate(inside.status(), what);
   ASSIGN_OR_RETURN(std::shared_ptr<image::MountLease> lease,
-                   images.Acquire(*std::move(fd), b.source(), peer.uid));
+                   images.Acquire(*std::move(fd), b.source(), peer.uid, b.image_id()));
   UniqueFd root(::open(lease->root().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!root) return ErrnoStatus(absl::StrCat(what, ": the image's mount"), errno);
   open_how how{};
@@ -299,6 +301,10 @@ absl::Status AddBinds(const v1::RunRequest& r, const PeerIdentity& peer,
     }
   }
   for (const v1::Bind& b : r.binds()) {
+    if (b.image_id() != 0 && b.image_src().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--bind ", b.source(), ": id= needs image-src=PATH (a path in the image)"));
+    }
     if (!b.image_src().empty()) {
       ASSIGN_OR_RETURN(launch::BindSpec bind, OpenImageBind(b, peer, config, images, run));
       spec.binds.push_back(std::move(bind));

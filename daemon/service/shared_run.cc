@@ -18,7 +18,8 @@ std::vector<std::pair<std::string, std::string>> OptionsOf(const v1::RunRequest&
   std::vector<std::string> binds;
   for (const v1::Bind& b : r.binds()) {
     binds.push_back(absl::StrCat(b.source(), ":", b.destination(), b.read_only() ? ":ro" : "",
-                                 b.image_src().empty() ? "" : ":image-src=", b.image_src()));
+                                 b.image_src().empty() ? "" : ":image-src=", b.image_src(),
+                                 b.image_id() == 0 ? "" : absl::StrCat(",id=", b.image_id())));
   }
   return {
       {"--bind", absl::StrJoin(binds, ",")},

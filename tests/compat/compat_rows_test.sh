@@ -148,6 +148,15 @@ row "act -B SRC:DST:image-src=PATH" "compat-image" exec -B "$IMG:/img:image-src=
 row_err "act image-src: a link in the image never reaches the host" 255 "escape" \
   exec --mount "type=bind,src=$T/data.sqfs,dst=/d,image-src=/escape" "$IMG" cat /d/h
 row_err "act image-src: '..' is refused" 255 ".." exec -B "$T/data.sqfs:/d:image-src=/sub/../.." "$IMG" true
+# id=N: a SIF partition other than the primary, by descriptor id.
+cp "$IMG" "$T/multi.sif" && "$BERTH" sif add --datatype 4 --parttype 3 --partfs 1 --partarch 2 "$T/multi.sif" "$T/data.sqfs" >/dev/null
+chmod 0644 "$T/multi.sif"
+data_id=$("$BERTH" sif list "$T/multi.sif" | awk -F'|' '/Squashfs\/Data/ {print $1 + 0; exit}')
+row "act --mount id=N: a squashfs partition other than the primary" "in-image" \
+  exec --mount "type=bind,src=$T/multi.sif,dst=/d,image-src=/sub,id=$data_id" "$IMG" cat /d/f
+row "act -B SRC:DST:image-src=PATH,id=N" "in-image" exec -B "$T/multi.sif:/d:image-src=/sub,id=$data_id" "$IMG" cat /d/f
+row_err "act id=: an object that is not a partition" 255 "is not a partition" \
+  exec --mount "type=bind,src=$T/multi.sif,dst=/d,image-src=/,id=1" "$IMG" true
 if [ "$WHO" = user ]; then
   install -m 0600 "$T/data.sqfs" "$T/private.sqfs"
   row_err "act image-src: the image is opened as the caller" 255 "Permission denied" \
@@ -287,6 +296,21 @@ row "act --containlibs: in /.singularity.d/libs, on LD_LIBRARY_PATH" "not really
   exec --containlibs "$T/libcompat.so.1" "$IMG" sh -c 'echo $(cat /.singularity.d/libs/libcompat.so.1) $(case :$LD_LIBRARY_PATH: in *:/.singularity.d/libs:*) echo yes ;; esac)'
 row "act --disable-cache: pulls without the node cache" "compat-image" exec --no-https --disable-cache "oras://$reg/compat/t:1" cat /opt/marker
 row_err "instance start --boot: refused by name" 255 "--boot is not supported" instance start --boot "$IMG" compat2
+row_rc "sign --groupid (deprecated name), -a (deprecated no-op)" 0 sign --groupid 1 -a "$W/signed.sif"
+row_rc "verify --groupid, --id (deprecated names)" 0 verify --groupid 1 "$W/signed.sif"
+secret_list=$(b key list -s 2>/dev/null)
+with APPTAINER_SECRET=1
+row "key list SECRET env form: as -s" "$secret_list" key list
+# A keyring file that holds no key is a FATAL naming it: -d is where it is read.
+install -d -o "$ME" "$T/otherkeys" && echo garbage >"$T/otherkeys/pgp-public" && mine "$T/otherkeys"
+row_err "key -d/--keysdir: another Apptainer keyring directory" 255 "$T/otherkeys/pgp-public" key -d "$T/otherkeys" list
+row_rc "pull -U/--allow-unsigned, --allow-unauthenticated (no-ops)" 0 pull -F -U --allow-unauthenticated --no-https "oras://$reg/compat/t:1"
+row_rc "pull --no-cleanup, --tmpdir: accepted" 0 pull -F --no-cleanup --tmpdir /tmp --no-https "oras://$reg/compat/t:1"
+row_err "pull --docker-login: refused by name" 255 "--docker-login is not supported" pull --docker-login --no-https "oras://$reg/compat/t:1"
+row_err "pull --sandbox: refused by name" 255 "--sandbox is not supported" pull --sandbox --no-https "oras://$reg/compat/t:1"
+row_err "push --library: refused by name" 255 "--library is not supported" push --library https://x "$IMG" "oras://$reg/compat/t:9"
+with APPTAINER_LOGIN_USERNAME=any APPTAINER_LOGIN_PASSWORD=thing
+row_rc "registry login LOGIN_USERNAME/LOGIN_PASSWORD env forms" 0 registry login --no-https "oras://$reg"
 row_rc "instance start -n/--net" 0 instance start --net "$IMG" compat3
 row "instance start -n/--net: a join is in its network namespace" "other lo 1" exec instance://compat3 sh -c "$netprobe"
 row_rc "instance stop (--net)" 0 instance stop compat3
