@@ -224,6 +224,9 @@ void RegisterSign(CLI::App& app, std::shared_ptr<absl::Status> result) {
 
 struct KeyFlags {
   bool global = false, secret = false, armor = false, no_passphrase = false;
+  int bit_length = 4096;  // newpair -b
+  std::string password;   // newpair -P: the secret key's passphrase
+  bool push = false;      // newpair -U: refused (no keyserver)
   std::string file, fingerprint, name, email, comment;
 };
 
@@ -347,11 +350,20 @@ absl::Status KeyNewPair(const KeyFlags& f) {
   std::string uid = f.name;
   if (!f.comment.empty()) absl::StrAppend(&uid, " (", f.comment, ")");
   if (!f.email.empty()) absl::StrAppend(&uid, " <", f.email, ">");
+  if (f.push) {
+    return absl::UnimplementedError(
+        "-U/--push is not supported: berth talks to no keyserver; export the public key with "
+        "`berth key export`");
+  }
+  if (f.bit_length < 1024 || f.bit_length > 4096) {
+    return absl::InvalidArgumentError("-b/--bit-length: give 1024 to 4096 bits");
+  }
   std::optional<std::string> pass = trust::PassphraseFromEnvironment();
+  if (!f.password.empty()) pass = f.password;
   if (f.no_passphrase) pass = std::string();
   ASSIGN_OR_RETURN(trust::GpgContext gpg, trust::GpgContext::Open(""));
-  Info("Generating key pair (RSA 4096)");
-  ASSIGN_OR_RETURN(std::string fpr, trust::CreateKeyPair(gpg, uid, pass));
+  Info(absl::StrCat("Generating key pair (RSA ", f.bit_length, ")"));
+  ASSIGN_OR_RETURN(std::string fpr, trust::CreateKeyPair(gpg, uid, pass, f.bit_length));
   Info(absl::StrCat("Key created: ", fpr, " ", uid));
   return absl::OkStatus();
 }
@@ -397,6 +409,9 @@ void RegisterKey(CLI::App& app, std::shared_ptr<absl::Status> result) {
   newpair->add_option("-E,--email", f->email, "Your e-mail address");
   newpair->add_option("-C,--comment", f->comment, "A comment");
   newpair->add_flag("--no-passphrase", f->no_passphrase, "Leave the secret key unprotected");
+  newpair->add_option("-P,--password", f->password, "Passphrase of the secret key");
+  newpair->add_option("-b,--bit-length", f->bit_length, "RSA key length in bits (default 4096)");
+  newpair->add_flag("-U,--push", f->push, "")->group("");
   newpair->callback(run(KeyNewPair, f, "creating a key pair"));
 }
 

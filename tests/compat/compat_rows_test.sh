@@ -314,4 +314,10 @@ row_rc "registry login LOGIN_USERNAME/LOGIN_PASSWORD env forms" 0 registry login
 row_rc "instance start -n/--net" 0 instance start --net "$IMG" compat3
 row "instance start -n/--net: a join is in its network namespace" "other lo 1" exec instance://compat3 sh -c "$netprobe"
 row_rc "instance stop (--net)" 0 instance stop compat3
+# Last: a second secret key (and one with a passphrase) would change which key
+# the sign rows above use.
+row_rc "key newpair -b/--bit-length, -P/--password" 0 key newpair -b 2048 -P compat-pass --name "Bits Key"
+got=$(b key list 2>&1)
+case $got in *"Bits Key"*rsa2048*) ok "row key newpair -b: an RSA key of that length" ;; *) bad "row key newpair -b: an RSA key of that length" "$got" ;; esac
+row_err "key newpair -U/--push: refused by name" 255 "--push is not supported" key newpair -U --name "No Push"
 finish
