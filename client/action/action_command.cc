@@ -77,6 +77,8 @@ absl::Status RunVerb(const CLI::App& cmd, v1::Action action, VerbState& state,
     RETURN_IF_ERROR(BoolFromEnv(cmd, "--disable-cache", "DISABLE_CACHE", how.disable_cache));
     RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-https", "NOHTTPS", how.no_https));
     RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-https", "NO_HTTPS", how.no_https));
+    // AUTH_FILE as pull reads it; AUTHFILE beats it.
+    if (how.authfile.empty()) StringFromEnv(cmd, "--authfile", "AUTH_FILE", how.authfile);
     StringFromEnv(cmd, "--authfile", "AUTHFILE", how.authfile);
     ASSIGN_OR_RETURN(pulled, PullForRun(socket_flag, how));
     log::Verbose(absl::StrCat("pulled ", state.image, " through the node cache"));

@@ -454,6 +454,7 @@ void RegisterRegistryCommands(CLI::App& app, const std::string& socket_flag,
   login_cmd->callback([&socket_flag, result, login, login_cmd] {
     StringFromEnv(*login_cmd, "--username", "LOGIN_USERNAME", login->username);
     StringFromEnv(*login_cmd, "--password", "LOGIN_PASSWORD", login->password);
+    StringFromEnv(*login_cmd, "--authfile", "AUTH_FILE", login->authfile);
     *result = RunLogin(socket_flag, *login);
   });
   auto logout_target = std::make_shared<std::string>();

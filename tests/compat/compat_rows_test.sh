@@ -309,8 +309,10 @@ row_rc "pull --no-cleanup, --tmpdir: accepted" 0 pull -F --no-cleanup --tmpdir /
 row_err "pull --docker-login: refused by name" 255 "--docker-login is not supported" pull --docker-login --no-https "oras://$reg/compat/t:1"
 row_err "pull --sandbox: refused by name" 255 "--sandbox is not supported" pull --sandbox --no-https "oras://$reg/compat/t:1"
 row_err "push --library: refused by name" 255 "--library is not supported" push --library https://x "$IMG" "oras://$reg/compat/t:9"
-with APPTAINER_LOGIN_USERNAME=any APPTAINER_LOGIN_PASSWORD=thing
-row_rc "registry login LOGIN_USERNAME/LOGIN_PASSWORD env forms" 0 registry login --no-https "oras://$reg"
+with APPTAINER_LOGIN_USERNAME=any APPTAINER_LOGIN_PASSWORD=thing APPTAINER_AUTH_FILE="$H/compat-auth.json"
+row_rc "registry login LOGIN_USERNAME/LOGIN_PASSWORD, AUTH_FILE env forms" 0 registry login --no-https "oras://$reg"
+if grep -q "$reg" "$H/compat-auth.json" 2>/dev/null; then ok "row registry login AUTH_FILE: written there"
+else bad "row registry login AUTH_FILE: written there" "$(ls -l "$H")"; fi
 row_rc "instance start -n/--net" 0 instance start --net "$IMG" compat3
 row "instance start -n/--net: a join is in its network namespace" "other lo 1" exec instance://compat3 sh -c "$netprobe"
 row_rc "instance stop (--net)" 0 instance stop compat3
