@@ -3,6 +3,7 @@
 // turned into the request. berth has no CNI networks: --net gives a network
 // namespace with only loopback (Apptainer's --network none). The daemon
 // checks every value again (netns-path is for root callers only).
+// Privilege: none; the client, as the user.
 #pragma once
 
 #include <string>

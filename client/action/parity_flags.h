@@ -13,6 +13,7 @@
 //     --pem-path, --ignore-subuid/-userns/-fakeroot-command.
 // Only the command line refuses: the environment forms of refused flags are
 // ignored, as berth ignores every variable it has no flag for.
+// Privilege: none; the client, as the user.
 #pragma once
 
 #include <map>
