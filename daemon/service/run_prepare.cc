@@ -510,7 +510,8 @@ absl::Status AddNetnsPath(const v1::RunRequest& r, const PeerIdentity& peer,
         "--netns-path: only root may run a container in an existing network namespace; use "
         "-n/--net for a network namespace of your own");
   }
-  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(r.netns_path(), O_RDONLY));
+  // O_NONBLOCK: a FIFO there must not park the handler thread.
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(r.netns_path(), O_RDONLY | O_NONBLOCK));
   if (::ioctl(fd.get(), NS_GET_NSTYPE) != CLONE_NEWNET) {
     return absl::InvalidArgumentError(
         absl::StrCat("--netns-path ", r.netns_path(),

@@ -276,6 +276,9 @@ if [ "$WHO" = root ]; then
     exec --netns-path "/var/run/netns/$ns" "$IMG" stat -L -c %i /proc/self/ns/net
   row_err "act --netns-path: not a network namespace" 255 "not a network namespace" \
     exec --netns-path /proc/self/ns/uts "$IMG" true
+  mkfifo "$T/netns-fifo"
+  row_err "act --netns-path: a FIFO is refused, not waited on" 255 "not a network namespace" \
+    exec --netns-path "$T/netns-fifo" "$IMG" true
 else
   row_err "act --netns-path: refused for a plain user" 255 "only root may" \
     exec --netns-path "/var/run/netns/$ns" "$IMG" true
