@@ -1,5 +1,6 @@
 #include "client/registry/registry_commands.h"
 
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -343,6 +344,20 @@ absl::Status PullFlagsFromEnv(const CLI::App& cmd, PullOptions& o) {
   }
   StringFromEnv(cmd, "--authfile", "AUTH_FILE", o.authfile);
   StringFromEnv(cmd, "--arch", "PULL_ARCH", o.arch);
+  // --arch-variant: berthd reads one platform string, OS/ARCH/VARIANT
+  // (ARCH as uname or Go spell it; the node's when --arch is not given).
+  if (!o.arch_variant.empty()) {
+    if (o.arch.find('/') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          "--arch-variant: give the variant either there or in --arch OS/ARCH/VARIANT");
+    }
+    std::string arch = o.arch;
+    if (arch.empty()) {
+      struct utsname u {};
+      arch = ::uname(&u) == 0 ? u.machine : "x86_64";
+    }
+    o.arch = absl::StrCat("linux/", arch, "/", o.arch_variant);
+  }
   StringFromEnv(cmd, "--name", "PULL_NAME", o.name);
   if (cmd.count("--dir") == 0) {
     for (const char* key : {"PULLDIR", "PULLFOLDER"}) {
@@ -372,6 +387,8 @@ void RegisterRegistryCommands(CLI::App& app, const std::string& socket_flag,
   pull_cmd->add_flag("-q,--quiet", pull->quiet, "No progress output");
   pull_cmd->add_option("--authfile", pull->authfile, "Credentials file (docker config format)");
   pull_cmd->add_option("--arch", pull->arch, "Architecture to pull from a multi-platform index");
+  pull_cmd->add_option("--arch-variant", pull->arch_variant,
+                       "Architecture variant to pull (v7, v8)");
   pull_cmd->add_option("--dir", pull->dir, "Write the image in this directory");
   pull_cmd->add_option("--name", pull->name, "Name of the image file")->group("");
   pull_cmd->add_flag("--disable-cache", pull->disable_cache,
