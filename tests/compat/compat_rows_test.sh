@@ -249,6 +249,19 @@ row_rc "registry login" 0 registry login --no-https -u any -p thing "oras://$reg
 # "Audit rows not Y") ---
 row_rc "global --nocolor: accepted" 0 --nocolor exec "$IMG" true
 row_rc "act --no-nv/--no-rocm" 0 exec --no-nv --no-rocm "$IMG" true
+# --nvccli is --nv (berthd finds the driver files itself): the same output,
+# messages and status as --nv give on this node, whatever its GPUs; a plain
+# exec must differ for the check to mean anything.
+nvprobe='echo ${NVIDIA_VISIBLE_DEVICES-unset} $(ls /.singularity.d/libs | wc -l)'
+nv_got=$(b exec --nv "$IMG" sh -c "$nvprobe" 2>&1; echo "rc=$?")
+plain_got=$(b exec "$IMG" sh -c "$nvprobe" 2>&1; echo "rc=$?")
+nvccli_got=$(b exec --nvccli "$IMG" sh -c "$nvprobe" 2>&1; echo "rc=$?")
+with APPTAINER_NVCCLI=1
+nvccli_env_got=$(b exec "$IMG" sh -c "$nvprobe" 2>&1; echo "rc=$?")
+envs=()
+if [ "$nv_got" = "$plain_got" ]; then bad "row act --nvccli: as --nv" "--nv and a plain exec agree on this node ($nv_got): the check proves nothing"
+elif [ "$nvccli_got" = "$nv_got" ] && [ "$nvccli_env_got" = "$nv_got" ]; then ok "row act --nvccli, NVCCLI: as --nv"
+else bad "row act --nvccli, NVCCLI: as --nv" "--nv: $nv_got; --nvccli: $nvccli_got; NVCCLI: $nvccli_env_got"; fi
 host_uts=$(stat -L -c %i /proc/self/ns/uts)
 row "act --uts: own UTS namespace, the host's hostname" "other $(hostname)" \
   exec --uts "$IMG" sh -c "[ \$(stat -L -c %i /proc/self/ns/uts) != $host_uts ] && echo other \$(hostname)"
