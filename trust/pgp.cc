@@ -281,12 +281,13 @@ absl::Status DeleteKey(GpgContext& gpg, const std::string& fingerprint) {
 }
 
 absl::StatusOr<std::string> CreateKeyPair(GpgContext& gpg, const std::string& user_id,
-                                          const std::optional<std::string>& passphrase) {
+                                          const std::optional<std::string>& passphrase,
+                                          int rsa_bits) {
   unsigned int flags = GPGME_CREATE_SIGN | GPGME_CREATE_NOEXPIRE | GPGME_CREATE_FORCE;
   if (passphrase.has_value() && passphrase->empty()) flags |= GPGME_CREATE_NOPASSWD;
   if (passphrase.has_value() && !passphrase->empty()) UsePassphrase(gpg, passphrase);
-  gpgme_error_t err =
-      gpgme_op_createkey(gpg.get(), user_id.c_str(), "rsa4096", 0, 0, nullptr, flags);
+  gpgme_error_t err = gpgme_op_createkey(
+      gpg.get(), user_id.c_str(), absl::StrCat("rsa", rsa_bits).c_str(), 0, 0, nullptr, flags);
   if (err != 0) return GpgError(absl::StrCat("creating a key for ", user_id), err);
   gpgme_genkey_result_t r = gpgme_op_genkey_result(gpg.get());
   if (r == nullptr || r->fpr == nullptr) return absl::InternalError("gpg returned no new key");

@@ -75,9 +75,11 @@ absl::StatusOr<std::string> ExportKeys(GpgContext& gpg, const std::string& patte
                                        bool armor);
 // Deletes the key with `fingerprint` (its secret part too when present).
 absl::Status DeleteKey(GpgContext& gpg, const std::string& fingerprint);
-// Creates a new RSA-4096 signing key pair for `user_id`; returns its fingerprint.
+// Creates a new RSA signing key pair of `rsa_bits` (1024..4096) for
+// `user_id`; returns its fingerprint.
 absl::StatusOr<std::string> CreateKeyPair(GpgContext& gpg, const std::string& user_id,
-                                          const std::optional<std::string>& passphrase);
+                                          const std::optional<std::string>& passphrase,
+                                          int rsa_bits = 4096);
 
 // The sign passphrase from the environment, if set.
 std::optional<std::string> PassphraseFromEnvironment();

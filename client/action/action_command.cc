@@ -36,7 +36,10 @@ bool TakesValue(absl::string_view arg) {
       // cgroup limits (limit_flags.h)
       "--cpus", "--cpu-shares", "--cpuset-cpus", "--cpuset-mems", "--memory",
       "--memory-reservation", "--memory-swap", "--pids-limit", "--blkio-weight",
-      "--blkio-weight-device", "--apply-cgroups"};
+      "--blkio-weight-device", "--apply-cgroups",
+      // network_flags.h
+      "--network", "--dns", "--netns-path"};
+  if (ParityFlagTakesValue(arg)) return true;
   for (const char* opt : kWithValue) {
     if (arg == opt) return true;
   }
@@ -51,6 +54,7 @@ struct VerbState {
   // docker:// and oras:// images: how the client pulls them.
   std::string authfile;
   bool no_https = false;
+  bool disable_cache = false;
 };
 
 absl::Status RunVerb(const CLI::App& cmd, v1::Action action, VerbState& state,
@@ -69,8 +73,12 @@ absl::Status RunVerb(const CLI::App& cmd, v1::Action action, VerbState& state,
     how.reference = state.image;
     how.authfile = state.authfile;
     how.no_https = state.no_https;
+    how.disable_cache = state.disable_cache;
+    RETURN_IF_ERROR(BoolFromEnv(cmd, "--disable-cache", "DISABLE_CACHE", how.disable_cache));
     RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-https", "NOHTTPS", how.no_https));
     RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-https", "NO_HTTPS", how.no_https));
+    // AUTH_FILE as pull reads it; AUTHFILE beats it.
+    if (how.authfile.empty()) StringFromEnv(cmd, "--authfile", "AUTH_FILE", how.authfile);
     StringFromEnv(cmd, "--authfile", "AUTHFILE", how.authfile);
     ASSIGN_OR_RETURN(pulled, PullForRun(socket_flag, how));
     log::Verbose(absl::StrCat("pulled ", state.image, " through the node cache"));
@@ -112,6 +120,8 @@ void AddVerb(CLI::App& app, const char* name, const char* help, v1::Action actio
                 "pull a docker:// or oras:// image over plain HTTP");
   cmd->add_option("--authfile", state->authfile,
                   "credentials for a docker:// or oras:// image (docker config format)");
+  cmd->add_flag("--disable-cache", state->disable_cache,
+                "pull a docker:// or oras:// image without the node cache");
   if (action == v1::ACTION_SHELL) {
     cmd->add_option("-s,--shell", state->flags.shell,
                     "shell to run (default /bin/bash --norc, else /bin/sh)");

@@ -70,6 +70,9 @@ void AddFd(v1::RunRequest& request, int fd, uint32_t& next_index, std::vector<in
 // --nv, --rocm and CDI devices (daemon/gpu/ decides what they give).
 void AddGpuFlags(CLI::App& cmd, ActionFlags& f) {
   cmd.add_flag("--nv", f.nv, "NVIDIA GPUs: the host's driver libraries and the job's GPUs");
+  // Apptainer's --nvccli runs nvidia-container-cli; berthd finds the same
+  // driver files itself (docs/compat.md), so it is --nv.
+  cmd.add_flag("--nvccli", f.nv, "")->group("");
   cmd.add_flag("--no-nv", f.no_nv, "no NVIDIA GPUs, even where the node always gives them");
   cmd.add_flag("--rocm", f.rocm, "AMD GPUs: the host's ROCm files and the job's GPUs");
   cmd.add_flag("--no-rocm", f.no_rocm, "no AMD GPUs, even where the node always gives them");
@@ -80,6 +83,7 @@ void AddGpuFlags(CLI::App& cmd, ActionFlags& f) {
 
 absl::Status ApplyGpuDefaults(const CLI::App& cmd, ActionFlags& f) {
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--nv", "NV", f.nv));
+  if (!f.nv) RETURN_IF_ERROR(BoolFromEnv(cmd, "--nvccli", "NVCCLI", f.nv));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-nv", "NO_NV", f.no_nv));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--rocm", "ROCM", f.rocm));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--no-rocm", "NO_ROCM", f.no_rocm));
@@ -141,6 +145,8 @@ void AddActionFlags(CLI::App& cmd, ActionFlags& f) {
   cmd.add_option("--mpi", f.mpi, "bind the node's MPI stack STACK (mpi.d) into it")->expected(0, 1);
   AddGpuFlags(cmd, f);
   AddLimitFlags(cmd, f.limits);
+  AddNetworkFlags(cmd, f.network);
+  AddParityFlags(cmd, f.parity);
 }
 
 absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
@@ -226,6 +232,8 @@ absl::Status ApplyEnvironmentDefaults(const CLI::App& cmd, ActionFlags& f) {
     log::Warning(absl::StrCat("Ignoring unknown mount type '", m, "'"));
   }
   RETURN_IF_ERROR(ApplyLimitEnvironment(cmd, f.limits));
+  RETURN_IF_ERROR(ApplyNetworkEnvironment(cmd, f.network));
+  RETURN_IF_ERROR(ApplyParityFlags(cmd, f.parity, f.binds));
   return ApplyGpuDefaults(cmd, f);
 }
 
@@ -253,6 +261,7 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
       bind->set_destination(b.destination);
       bind->set_read_only(b.read_only);
       bind->set_image_src(b.image_src);
+      bind->set_image_id(b.image_id);
     }
   }
   for (const std::string& value : f.mounts) {
@@ -262,6 +271,7 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
     bind->set_destination(b.destination);
     bind->set_read_only(b.read_only);
     bind->set_image_src(b.image_src);
+    bind->set_image_id(b.image_id);
   }
   const bool containall = f.containall || f.compat;
   // As Apptainer: the caller's umask, or 0022 with --no-umask.
@@ -315,6 +325,7 @@ absl::StatusOr<v1::RunRequest> BuildRunRequest(v1::Action action, const std::str
   for (const auto& d : f.devices) r.add_devices(d);
   for (const auto& d : f.cdi_dirs) r.add_cdi_dirs(Absolute(d, cwd));
   RETURN_IF_ERROR(AddLimits(f.limits, cwd, r));
+  AddNetwork(f.network, r);
   return r;
 }
 

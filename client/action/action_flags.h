@@ -10,6 +10,8 @@
 #include "absl/status/statusor.h"
 #include "berth/v1/berth.pb.h"
 #include "client/action/limit_flags.h"
+#include "client/action/network_flags.h"
+#include "client/action/parity_flags.h"
 
 namespace berth::client {
 
@@ -47,6 +49,8 @@ struct ActionFlags {
   bool nv = false, no_nv = false, rocm = false, no_rocm = false;
   std::vector<std::string> devices, cdi_dirs;
   LimitFlags limits;  // cgroup limits
+  NetworkFlags network;
+  ParityFlags parity;  // Apptainer flags taken for parity (parity_flags.h)
 };
 
 // Adds the flags to one verb's subcommand.

@@ -1,6 +1,7 @@
 #include "client/action/bind_spec.h"
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
@@ -73,13 +74,17 @@ absl::StatusOr<BindEntry> ParseMount(const std::string& value, const std::string
       }
       bind.image_src = v;
     } else if (key == "id") {
-      return InvalidMount(value,
-                          "id: berth binds from an image's primary partition only; leave id out");
+      if (!absl::SimpleAtoi(v, &bind.image_id) || bind.image_id == 0) {
+        return InvalidMount(value, "id must be a SIF descriptor id (1, 2, ...)");
+      }
     } else if (key == "bind-propagation") {
       // Apptainer accepts and ignores it: binds are private either way.
     } else {
       return InvalidMount(value, absl::StrCat("unknown field '", key, "'"));
     }
+  }
+  if (bind.image_id != 0 && bind.image_src.empty()) {
+    return InvalidMount(value, "id= needs image-src=PATH (a path inside that partition)");
   }
   if (bind.source.empty()) return InvalidMount(value, "no source (src=PATH)");
   if (bind.destination.empty()) return InvalidMount(value, "no destination (dst=PATH)");
@@ -94,6 +99,13 @@ absl::StatusOr<std::vector<BindEntry>> ParseBinds(const std::string& value,
                                                   const std::string& cwd) {
   std::vector<BindEntry> out;
   for (absl::string_view entry : absl::StrSplit(value, ',', absl::SkipWhitespace())) {
+    if (absl::StartsWith(entry, "id=") && !out.empty() && !out.back().image_src.empty() &&
+        out.back().image_id == 0) {
+      if (!absl::SimpleAtoi(entry.substr(3), &out.back().image_id) || out.back().image_id == 0) {
+        return Invalid(entry, "id must be a SIF descriptor id (1, 2, ...)");
+      }
+      continue;
+    }
     std::vector<std::string> parts = absl::StrSplit(entry, ':');
     if (parts.size() > 3 || parts[0].empty()) return Invalid(entry, "use src[:dst[:ro|rw]]");
     BindEntry bind;

@@ -40,6 +40,7 @@ struct StartState {
   ActionFlags flags;
   std::string image, name, pid_file, restart;
   bool user_daemon = false;
+  bool boot = false;  // Apptainer's --boot, refused
 };
 
 // $CONFIGDIR as Apptainer finds it: APPTAINER_CONFIGDIR (or the BERTH_ and
@@ -98,6 +99,11 @@ absl::StatusOr<Logs> OpenLogs(const std::string& name) {
 
 absl::Status StartInstance(const CLI::App& cmd, bool run, StartState& state,
                            const std::string& socket_flag) {
+  if (state.boot) {
+    return absl::UnimplementedError(
+        "--boot is not supported: a berth instance runs its startscript as its caller, never "
+        "the image's /sbin/init as root");
+  }
   RETURN_IF_ERROR(ApplyEnvironmentDefaults(cmd, state.flags));
   if (state.pid_file.empty()) {
     if (const char* v = EnvForm("PID_FILE"); v != nullptr) state.pid_file = v;
@@ -152,6 +158,7 @@ void AddStart(CLI::App& parent, const char* verb, const char* help, bool run,
   cmd->add_flag("--user-daemon", state->user_daemon,
                 "use (and start if needed) a private berthd, even where a system one runs");
   cmd->add_option("--pid-file", state->pid_file, "write the instance's PID to this file");
+  cmd->add_flag("--boot", state->boot, "")->group("");
   cmd->add_option("--restart", state->restart,
                   "bring the instance back when its init dies: no (default), always, "
                   "on-failure[:N]");

@@ -1,5 +1,6 @@
 #include "client/registry/registry_commands.h"
 
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +26,47 @@
 
 namespace berth::client {
 namespace {
+
+// pull and push: Apptainer's --docker-login/-username/-password/-host and
+// --library, refused by name; pull's --sandbox refused, --no-cleanup and
+// --tmpdir accepted (nothing to keep, no temporary files in the client).
+void AddRegistryParityFlags(CLI::App& cmd) {
+  cmd.add_flag("--docker-login")->group("");
+  for (const char* name :
+       {"--docker-username", "--docker-password", "--docker-host", "--library"}) {
+    cmd.add_option(name, "")->group("");
+  }
+  if (cmd.get_name() == "pull") {
+    cmd.add_flag("--sandbox")->group("");
+    cmd.add_flag("--no-cleanup")->group("");
+    cmd.add_option("--tmpdir", "")->group("");
+  }
+}
+
+absl::Status CheckRegistryParityFlags(const CLI::App& cmd) {
+  for (const char* name : {"--docker-login", "--docker-username", "--docker-password"}) {
+    if (cmd.count(name) > 0) {
+      return absl::UnimplementedError(
+          absl::StrCat(name, " is not supported: ",
+                       "give registry credentials with `berth registry login` or --authfile"));
+    }
+  }
+  if (cmd.count("--docker-host") > 0) {
+    return absl::UnimplementedError(
+        "--docker-host is not supported: berth pulls from registries only, not from a Docker "
+        "daemon");
+  }
+  if (cmd.count("--library") > 0) {
+    return absl::UnimplementedError(
+        "--library is not supported: library:// services are gone or closed; use oras:// or "
+        "docker://");
+  }
+  if (cmd.get_option_no_throw("--sandbox") != nullptr && cmd.count("--sandbox") > 0) {
+    return absl::UnimplementedError(
+        "--sandbox is not supported by pull: build one with `berth build --sandbox DIR URI`");
+  }
+  return absl::OkStatus();
+}
 
 struct CacheOptions {
   int days = 0;
@@ -305,6 +347,20 @@ absl::Status PullFlagsFromEnv(const CLI::App& cmd, PullOptions& o) {
   }
   StringFromEnv(cmd, "--authfile", "AUTH_FILE", o.authfile);
   StringFromEnv(cmd, "--arch", "PULL_ARCH", o.arch);
+  // --arch-variant: berthd reads one platform string, OS/ARCH/VARIANT
+  // (ARCH as uname or Go spell it; the node's when --arch is not given).
+  if (!o.arch_variant.empty()) {
+    if (o.arch.find('/') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          "--arch-variant: give the variant either there or in --arch OS/ARCH/VARIANT");
+    }
+    std::string arch = o.arch;
+    if (arch.empty()) {
+      struct utsname u {};
+      arch = ::uname(&u) == 0 ? u.machine : "x86_64";
+    }
+    o.arch = absl::StrCat("linux/", arch, "/", o.arch_variant);
+  }
   StringFromEnv(cmd, "--name", "PULL_NAME", o.name);
   if (cmd.count("--dir") == 0) {
     for (const char* key : {"PULLDIR", "PULLFOLDER"}) {
@@ -334,15 +390,23 @@ void RegisterRegistryCommands(CLI::App& app, const std::string& socket_flag,
   pull_cmd->add_flag("-q,--quiet", pull->quiet, "No progress output");
   pull_cmd->add_option("--authfile", pull->authfile, "Credentials file (docker config format)");
   pull_cmd->add_option("--arch", pull->arch, "Architecture to pull from a multi-platform index");
+  pull_cmd->add_option("--arch-variant", pull->arch_variant,
+                       "Architecture variant to pull (v7, v8)");
   pull_cmd->add_option("--dir", pull->dir, "Write the image in this directory");
   pull_cmd->add_option("--name", pull->name, "Name of the image file")->group("");
   pull_cmd->add_flag("--disable-cache", pull->disable_cache,
                      "Neither use nor fill the node cache for this pull");
+  // Apptainer's deprecated -U/--allow-unsigned and hidden
+  // --allow-unauthenticated: a pull never refuses an unsigned image.
+  auto unsigned_ok = std::make_shared<bool>(false);
+  pull_cmd->add_flag("-U,--allow-unsigned,--allow-unauthenticated", *unsigned_ok, "")->group("");
+  AddRegistryParityFlags(*pull_cmd);
   pull_cmd->fallthrough();
   pull_cmd->callback([&socket_flag, result, pull, pull_args, pull_cmd] {
     pull->reference = pull_args->back();
     if (pull_args->size() == 2) pull->output = pull_args->front();
-    *result = PullFlagsFromEnv(*pull_cmd, *pull);
+    *result = CheckRegistryParityFlags(*pull_cmd);
+    if (result->ok()) *result = PullFlagsFromEnv(*pull_cmd, *pull);
     if (result->ok()) *result = RunPull(socket_flag, *pull);
   });
 
@@ -356,8 +420,15 @@ void RegisterRegistryCommands(CLI::App& app, const std::string& socket_flag,
   push_cmd->add_option("--annotation", push->annotations, "Manifest annotation key=value");
   push_cmd->add_option("-D,--description", push->description, "Manifest description annotation");
   push_cmd->add_option("--chunk-size", push->chunk_size, "Upload in chunks of this many bytes");
+  // Apptainer's -U/--allow-unsigned: berth pushes an unsigned image as it is.
+  auto push_unsigned = std::make_shared<bool>(false);
+  push_cmd->add_flag("-U,--allow-unsigned", *push_unsigned, "")->group("");
   push_cmd->fallthrough();
-  push_cmd->callback([&socket_flag, result, push] { *result = RunPush(socket_flag, *push); });
+  AddRegistryParityFlags(*push_cmd);
+  push_cmd->callback([&socket_flag, result, push, push_cmd] {
+    *result = CheckRegistryParityFlags(*push_cmd);
+    if (result->ok()) *result = RunPush(socket_flag, *push);
+  });
 
   CLI::App* cache = app.add_subcommand("cache", "The node cache of registry content");
   cache->require_subcommand(1);
@@ -400,7 +471,12 @@ void RegisterRegistryCommands(CLI::App& app, const std::string& socket_flag,
   login_cmd->add_option("--authfile", login->authfile, "Credentials file to write");
   login_cmd->add_flag("--no-https,--nohttps", login->no_https,
                       "Use plain HTTP to check the credentials");
-  login_cmd->callback([&socket_flag, result, login] { *result = RunLogin(socket_flag, *login); });
+  login_cmd->callback([&socket_flag, result, login, login_cmd] {
+    StringFromEnv(*login_cmd, "--username", "LOGIN_USERNAME", login->username);
+    StringFromEnv(*login_cmd, "--password", "LOGIN_PASSWORD", login->password);
+    StringFromEnv(*login_cmd, "--authfile", "AUTH_FILE", login->authfile);
+    *result = RunLogin(socket_flag, *login);
+  });
   auto logout_target = std::make_shared<std::string>();
   auto logout_file = std::make_shared<std::string>();
   CLI::App* logout_cmd = registry->add_subcommand("logout", "Remove stored credentials");

@@ -13,8 +13,9 @@ struct PullOptions {
   std::string reference;  // oras://… or docker://…
   std::string authfile;
   std::string arch;
-  std::string dir;   // --dir: the output goes in this directory
-  std::string name;  // --name: the output's name, beating the positional one
+  std::string arch_variant;  // pull --arch-variant: folded into arch (OS/ARCH/VARIANT)
+  std::string dir;           // --dir: the output goes in this directory
+  std::string name;          // --name: the output's name, beating the positional one
   bool no_https = false;
   bool force = false;
   bool quiet = false;

@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "client/cli_log.h"
+#include "client/env_flags.h"
 #include "client/trust/keyrings.h"
 #include "client/trust/verify_output.h"
 #include "common/file_io.h"
@@ -101,8 +102,9 @@ void RegisterVerify(CLI::App& app, std::shared_ptr<absl::Status> result) {
   auto f = std::make_shared<VerifyFlags>();
   CLI::App* cmd = app.add_subcommand("verify", "Verify the signatures of a SIF image");
   cmd->add_option("image", f->image, "SIF image")->required();
-  cmd->add_option("-g,--group-id", f->groups, "Verify only this object group");
-  cmd->add_option("-i,--sif-id", f->objects, "Verify only this object");
+  // --groupid and --id: Apptainer's deprecated names, still accepted.
+  cmd->add_option("-g,--group-id,--groupid", f->groups, "Verify only this object group");
+  cmd->add_option("-i,--sif-id,--id", f->objects, "Verify only this object");
   cmd->add_flag("-a,--all", f->all, "Verify every object (legacy signatures)");
   // Apptainer's -l: keys from the local keyrings only; berth never asks a
   // keyserver, so it changes nothing.
@@ -111,7 +113,12 @@ void RegisterVerify(CLI::App& app, std::shared_ptr<absl::Status> result) {
                 "Verify legacy signatures (they do not protect the header or descriptors)");
   cmd->add_flag("-j,--json", f->json, "Print the result as JSON");
   cmd->add_option("--key", f->key_paths, "PEM public key for DSSE signatures (repeatable)");
-  cmd->callback([f, result] { *result = RunVerify(*f); });
+  cmd->callback([cmd, f, result] {
+    if (cmd->count("--key") == 0) {
+      if (const char* v = EnvForm("VERIFY_KEY"); v != nullptr && *v != '\0') f->key_paths = {v};
+    }
+    *result = RunVerify(*f);
+  });
 }
 
 // --- sign ----------------------------------------------------------------
@@ -122,6 +129,7 @@ struct SignFlags {
   int keyidx = -1;
   std::string fingerprint;
   std::string key_path;
+  bool all = false;  // deprecated no-op
 };
 
 // The secret keys sign can use: the GnuPG home's, then the Apptainer
@@ -197,13 +205,16 @@ void RegisterSign(CLI::App& app, std::shared_ptr<absl::Status> result) {
   auto f = std::make_shared<SignFlags>();
   CLI::App* cmd = app.add_subcommand("sign", "Sign a SIF image with your PGP key (or a PEM key)");
   cmd->add_option("image", f->image, "SIF image")->required();
-  cmd->add_option("-g,--group-id", f->groups, "Sign only this object group");
-  cmd->add_option("-i,--sif-id", f->objects, "Sign only this object");
+  cmd->add_option("-g,--group-id,--groupid", f->groups, "Sign only this object group");
+  cmd->add_option("-i,--sif-id,--id", f->objects, "Sign only this object");
+  // Apptainer's deprecated -a/--all: every object is signed by default.
+  cmd->add_flag("-a,--all", f->all, "")->group("");
   cmd->add_option("-k,--keyidx", f->keyidx,
                   "Index of the secret key (see `berth key list --secret`)");
   cmd->add_option("--key-fingerprint", f->fingerprint, "Fingerprint of the secret key to use");
   cmd->add_option("--key", f->key_path, "PEM private key: sign with a DSSE envelope instead");
-  cmd->callback([f, result] {
+  cmd->callback([cmd, f, result] {
+    StringFromEnv(*cmd, "--key", "SIGN_KEY", f->key_path);
     *result = RunSign(*f);
     if (!result->ok()) *result = Annotate(*result, absl::StrCat("signing ", f->image));
   });
@@ -213,6 +224,9 @@ void RegisterSign(CLI::App& app, std::shared_ptr<absl::Status> result) {
 
 struct KeyFlags {
   bool global = false, secret = false, armor = false, no_passphrase = false;
+  int bit_length = 4096;  // newpair -b
+  std::string password;   // newpair -P: the secret key's passphrase
+  bool push = false;      // newpair -U: refused (no keyserver)
   std::string file, fingerprint, name, email, comment;
 };
 
@@ -336,11 +350,20 @@ absl::Status KeyNewPair(const KeyFlags& f) {
   std::string uid = f.name;
   if (!f.comment.empty()) absl::StrAppend(&uid, " (", f.comment, ")");
   if (!f.email.empty()) absl::StrAppend(&uid, " <", f.email, ">");
+  if (f.push) {
+    return absl::UnimplementedError(
+        "-U/--push is not supported: berth talks to no keyserver; export the public key with "
+        "`berth key export`");
+  }
+  if (f.bit_length < 1024 || f.bit_length > 4096) {
+    return absl::InvalidArgumentError("-b/--bit-length: give 1024 to 4096 bits");
+  }
   std::optional<std::string> pass = trust::PassphraseFromEnvironment();
+  if (!f.password.empty()) pass = f.password;
   if (f.no_passphrase) pass = std::string();
   ASSIGN_OR_RETURN(trust::GpgContext gpg, trust::GpgContext::Open(""));
-  Info("Generating key pair (RSA 4096)");
-  ASSIGN_OR_RETURN(std::string fpr, trust::CreateKeyPair(gpg, uid, pass));
+  Info(absl::StrCat("Generating key pair (RSA ", f.bit_length, ")"));
+  ASSIGN_OR_RETURN(std::string fpr, trust::CreateKeyPair(gpg, uid, pass, f.bit_length));
   Info(absl::StrCat("Key created: ", fpr, " ", uid));
   return absl::OkStatus();
 }
@@ -356,17 +379,24 @@ void RegisterKey(CLI::App& app, std::shared_ptr<absl::Status> result) {
       if (!result->ok()) *result = Annotate(*result, what);
     };
   };
+  // Apptainer's -d/--keysdir: its keyring directory, as KEYSDIR names it
+  // (keyrings.h); set while parsing, before any subcommand runs.
+  key->add_option("-d,--keysdir", "Apptainer keyring directory (default ~/.apptainer/keys)")
+      ->each([](const std::string& dir) { ::setenv("BERTH_KEYSDIR", dir.c_str(), 1); });
   CLI::App* list = key->add_subcommand("list", "List keys");
   list->add_flag("-s,--secret", f->secret, "List secret keys");
-  list->add_flag("--global", f->global, "List the node's global keyring");
-  list->callback(run(KeyList, f, "listing keys"));
+  list->add_flag("-g,--global", f->global, "List the node's global keyring");
+  list->callback([list, f, result, list_keys = run(KeyList, f, "listing keys")] {
+    *result = BoolFromEnv(*list, "--secret", "SECRET", f->secret);
+    if (result->ok()) list_keys();
+  });
   CLI::App* import = key->add_subcommand("import", "Import keys from a file (binary or armored)");
   import->add_option("file", f->file, "Key file")->required();
-  import->add_flag("--global", f->global, "Into the node's global keyring (root only)");
+  import->add_flag("-g,--global", f->global, "Into the node's global keyring (root only)");
   import->callback(run(KeyImport, f, "importing keys"));
   CLI::App* remove = key->add_subcommand("remove", "Remove a key by fingerprint");
   remove->add_option("fingerprint", f->fingerprint, "Key fingerprint")->required();
-  remove->add_flag("--global", f->global, "From the node's global keyring (root only)");
+  remove->add_flag("-g,--global", f->global, "From the node's global keyring (root only)");
   remove->callback(run(KeyRemove, f, "removing a key"));
   CLI::App* exp = key->add_subcommand("export", "Export keys to a new file");
   exp->add_option("file", f->file, "Output file (must not exist)")->required();
@@ -379,6 +409,9 @@ void RegisterKey(CLI::App& app, std::shared_ptr<absl::Status> result) {
   newpair->add_option("-E,--email", f->email, "Your e-mail address");
   newpair->add_option("-C,--comment", f->comment, "A comment");
   newpair->add_flag("--no-passphrase", f->no_passphrase, "Leave the secret key unprotected");
+  newpair->add_option("-P,--password", f->password, "Passphrase of the secret key");
+  newpair->add_option("-b,--bit-length", f->bit_length, "RSA key length in bits (default 4096)");
+  newpair->add_flag("-U,--push", f->push, "")->group("");
   newpair->callback(run(KeyNewPair, f, "creating a key pair"));
 }
 

@@ -109,8 +109,10 @@ absl::StatusOr<PreparedSource> PreparePartition(CacheState& s, int fd,
 absl::StatusOr<PreparedSource> PrepareFromImageUnannotated(CacheState& s, const sif::Image& image,
                                                            const std::string& display,
                                                            const std::string& file_key,
-                                                           uid_t caller) {
-  ASSIGN_OR_RETURN(SquashfsPartition part, FindPrimarySquashfs(image));
+                                                           uid_t caller, uint32_t partition_id) {
+  ASSIGN_OR_RETURN(SquashfsPartition part, partition_id == 0
+                                               ? FindPrimarySquashfs(image)
+                                               : FindSquashfsById(image, partition_id));
   return PreparePartition(s, image.fd(), part, display, file_key, caller);
 }
 
@@ -150,11 +152,11 @@ absl::StatusOr<PreparedSource> PreparePartition(CacheState& s, int fd,
 absl::StatusOr<PreparedSource> PrepareFromImage(CacheState& s, UniqueFd fd,
                                                 const std::string& display,
                                                 const std::string& file_key, uid_t caller,
-                                                const std::string& context) {
+                                                uint32_t partition_id, const std::string& context) {
   // The SIF library prefixes its own errors with the name we give it.
   ASSIGN_OR_RETURN(sif::Image image,
                    sif::Image::FromFd(std::move(fd), sif::OpenMode::kReadOnly, context));
-  auto source = PrepareFromImageUnannotated(s, image, display, file_key, caller);
+  auto source = PrepareFromImageUnannotated(s, image, display, file_key, caller, partition_id);
   if (!source.ok()) return Annotate(source.status(), context);
   return source;
 }
@@ -222,7 +224,7 @@ std::shared_ptr<CacheEntry> LookUpLive(CacheState& s, const std::string& mount_k
 // the source, then mount it unless an identical immutable image already is.
 EntryOrError MountFile(const std::shared_ptr<CacheState>& s, UniqueFd fd,
                        const std::string& display, const std::string& file_key, uid_t caller,
-                       const std::string& context) {
+                       uint32_t partition_id, const std::string& context) {
   std::optional<KnownFile> known;
   {
     absl::MutexLock lock(&s->mu);
@@ -236,9 +238,15 @@ EntryOrError MountFile(const std::shared_ptr<CacheState>& s, UniqueFd fd,
       spdlog::info("{}: {}; reading it again", display, std::string(source.status().message()));
   }
   if (!source.ok()) {
-    source = IsBareSquashfs(fd.get())
-                 ? PrepareFromSquashfs(*s, std::move(fd), display, file_key, caller, context)
-                 : PrepareFromImage(*s, std::move(fd), display, file_key, caller, context);
+    const bool bare = IsBareSquashfs(fd.get());
+    if (bare && partition_id != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(context, ": id=", partition_id,
+                                                     " names a SIF partition; ", display,
+                                                     " is a squashfs file (leave id out)"));
+    }
+    source = bare ? PrepareFromSquashfs(*s, std::move(fd), display, file_key, caller, context)
+                  : PrepareFromImage(*s, std::move(fd), display, file_key, caller, partition_id,
+                                     context);
     if (!source.ok()) return source.status();
     Remember(*s, file_key, source->known);
   }
@@ -297,11 +305,15 @@ absl::Status MountCache::Init() {
 
 absl::StatusOr<std::shared_ptr<MountLease>> MountCache::Acquire(UniqueFd image_fd,
                                                                 const std::string& display_path,
-                                                                uid_t caller) {
+                                                                uid_t caller,
+                                                                uint32_t partition_id) {
   RETURN_IF_ERROR_CTX(Init(), "image cache");
   const std::string context = absl::StrCat("mounting image ", display_path);
   auto file_key = FileKeyOf(image_fd.get());
   if (!file_key.ok()) return Annotate(file_key.status(), context);
+  // Each partition of a file is a source of its own (and, for a file that
+  // may change, a mount of its own).
+  if (partition_id != 0) *file_key = absl::StrCat(*file_key, "#", partition_id);
   RETURN_IF_ERROR_CTX(PrecheckImageLimit(*state_, *file_key, caller), context);
   std::shared_ptr<CacheState> s = state_;
   // The fast path: a file we know, mounted now.
@@ -313,7 +325,8 @@ absl::StatusOr<std::shared_ptr<MountLease>> MountCache::Acquire(UniqueFd image_f
     return entry;
   };
   EntryOrError entry = SingleFlight(*s, "open " + *file_key, lookup, [&] {
-    return MountFile(s, std::move(image_fd), display_path, *file_key, caller, context);
+    return MountFile(s, std::move(image_fd), display_path, *file_key, caller, partition_id,
+                     context);
   });
   if (!entry.ok()) return entry.status();
   auto lease = NewLease(s, *std::move(entry), caller);

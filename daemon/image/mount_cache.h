@@ -104,13 +104,15 @@ class MountCache {  // one per daemon, thread-safe
   absl::Status Init();
 
   // `image_fd` was opened by OpenAsCaller for `caller`. Validates the SIF,
-  // picks the primary squashfs partition, and returns a lease on a read-only
-  // mount of it shared by every container of the same image on the node.
+  // picks the primary squashfs partition (or, with `partition_id`, the
+  // squashfs partition of that descriptor id: a bind's id=), and returns a
+  // lease on a read-only mount of it shared by every container of the same
+  // image on the node.
   // Errors read "mounting image <display_path>: <problem>".
   // Privilege: root in system mode (loop devices, mounts, the image store).
   absl::StatusOr<std::shared_ptr<MountLease>> Acquire(UniqueFd image_fd,
-                                                      const std::string& display_path,
-                                                      uid_t caller);
+                                                      const std::string& display_path, uid_t caller,
+                                                      uint32_t partition_id = 0);
 
   // `dir_fd` is a sandbox directory the caller opened for reading
   // (CheckReadableDirectory refuses anything else, O_PATH included). Returns

@@ -1,5 +1,6 @@
 // Finding the root filesystem inside a SIF image: its primary system
-// partition, which berth accepts only as squashfs.
+// partition, which berth accepts only as squashfs; or another squashfs
+// partition by descriptor id, for a bind's image-src.
 #pragma once
 
 #include <cstdint>
@@ -19,5 +20,9 @@ struct SquashfsPartition {
 // naming the problem ("has no primary system partition", "primary partition
 // is Ext3, not squashfs", "no squashfs at partition offset ...").
 absl::StatusOr<SquashfsPartition> FindPrimarySquashfs(const sif::Image& image);
+
+// The partition with descriptor id `id` (Apptainer's bind option id=N), checked
+// the same way: a data or overlay partition holding a squashfs.
+absl::StatusOr<SquashfsPartition> FindSquashfsById(const sif::Image& image, uint32_t id);
 
 }  // namespace berth::daemon::image

@@ -54,6 +54,7 @@ std::string RecordToJson(const InstanceRecord& r) {
                       {"fakeroot", r.fakeroot},
                       {"ipcNamespace", r.ipc_ns},
                       {"utsNamespace", r.uts_ns},
+                      {"netNamespace", r.net_ns},
                       {"userNamespace", r.user_ns},
                       {"home", r.home},
                       {"cwd", r.cwd},
@@ -91,6 +92,8 @@ absl::StatusOr<InstanceRecord> RecordFromJson(const std::string& json) {
     r.ipc_ns = j.at("ipcNamespace").get<bool>();
     r.uts_ns = j.at("utsNamespace").get<bool>();
     r.user_ns = j.at("userNamespace").get<bool>();
+    // Absent from the records of daemons before --net.
+    r.net_ns = j.value("netNamespace", false);
     r.home = j.at("home").get<std::string>();
     r.cwd = j.at("cwd").get<std::string>();
     r.has_shell = j.at("hasShell").get<bool>();
@@ -157,6 +160,7 @@ absl::StatusOr<launch::LiveNamespaces> OpenInstanceNamespaces(pid_t pid, int pid
   RETURN_IF_ERROR(open("pid", ns.pid));
   if (r.ipc_ns) RETURN_IF_ERROR(open("ipc", ns.ipc));
   if (r.uts_ns) RETURN_IF_ERROR(open("uts", ns.uts));
+  if (r.net_ns) RETURN_IF_ERROR(open("net", ns.net));
   if (r.user_ns) RETURN_IF_ERROR(open("user", ns.user));
   // Opened through the pid's /proc entry: they are the process's only if
   // it still runs now (checked through the pidfd, which a recycled pid

@@ -38,7 +38,7 @@ struct InstanceRecord {
   int64_t started_unix = 0;
   // What a join needs to know of the container.
   bool fakeroot = false;
-  bool ipc_ns = false, uts_ns = false, user_ns = false;
+  bool ipc_ns = false, uts_ns = false, user_ns = false, net_ns = false;
   std::string home;  // $HOME inside
   std::string cwd;   // where its first process started
   bool has_shell = true;

@@ -1,10 +1,13 @@
 // The child's main sequence and its process-level steps (signals, cgroups,
-// hostname, cwd, descriptors, limits). Rules: child.h.
+// network, hostname, cwd, descriptors, limits). Rules: child.h.
 #include "daemon/launch/child.h"
 
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <net/if.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -12,6 +15,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstring>
 
 #include "daemon/launch/child_internal.h"
 #include "daemon/launch/launch.h"
@@ -53,6 +57,27 @@ void JoinCgroups(const ChildPlan& plan) {
     }
     close(plan.cgroup_procs_fds[i]);
   }
+}
+
+// Before the root is built: a fresh sysfs then shows this namespace's
+// interfaces. A new namespace has "lo" down; Apptainer's "none" network has
+// it up.
+void SetUpNetwork(const ChildPlan& plan) {
+  if (plan.netns_fd >= 0) {
+    if (setns(plan.netns_fd, CLONE_NEWNET) != 0) {
+      Fail(plan, "entering the network namespace of --netns-path", nullptr, errno);
+    }
+    return;
+  }
+  if (!plan.loopback_up) return;
+  int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) Fail(plan, "bringing up loopback", "socket", errno);
+  ifreq ifr{};
+  memcpy(ifr.ifr_name, "lo", 3);
+  if (ioctl(sock, SIOCGIFFLAGS, &ifr) != 0) Fail(plan, "bringing up loopback", "lo", errno);
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+  if (ioctl(sock, SIOCSIFFLAGS, &ifr) != 0) Fail(plan, "bringing up loopback", "lo", errno);
+  close(sock);
 }
 
 void SetHostname(const ChildPlan& plan) {
@@ -226,6 +251,7 @@ void ChildMain(ChildPlan& plan) {
   if (plan.join) {
     child::EnterLiveContainer(plan);
   } else {
+    child::SetUpNetwork(plan);
     child::SetHostname(plan);
     child::BuildRootAndPivot(plan);
   }

@@ -126,7 +126,9 @@ struct ChildPlan {
   // --- namespaces
   uint64_t clone_flags = 0;
   bool pid_namespace = false;
-  std::string hostname;  // empty: unchanged
+  std::string hostname;      // empty: unchanged
+  bool loopback_up = false;  // a new network namespace: bring "lo" up
+  int netns_fd = -1;         // an existing network namespace to enter first
 
   // --- control
   int channel_fd = -1;  // child end of the message socketpair
@@ -207,6 +209,7 @@ struct ChildPlan {
   bool join = false;
   int join_ipc_fd = -1;
   int join_uts_fd = -1;
+  int join_net_fd = -1;
   int join_pid_fd = -1;
   int join_mnt_fd = -1;
   int join_user_fd = -1;

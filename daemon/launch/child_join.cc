@@ -33,6 +33,7 @@ void EnterLiveContainer(const ChildPlan& plan) {
   const Step steps[] = {
       {plan.join_ipc_fd, CLONE_NEWIPC, "entering the container's IPC namespace"},
       {plan.join_uts_fd, CLONE_NEWUTS, "entering the container's UTS namespace"},
+      {plan.join_net_fd, CLONE_NEWNET, "entering the container's network namespace"},
       {plan.join_pid_fd, CLONE_NEWPID, "entering the container's PID namespace"},
       {plan.join_mnt_fd, CLONE_NEWNS, "entering the container's mount namespace"},
   };

@@ -257,6 +257,7 @@ absl::Status OpenHeldNamespaces(pid_t pid, const ChildPlan& plan, LiveNamespaces
   RETURN_IF_ERROR(open("mnt", ns.mnt));
   if (plan.clone_flags & CLONE_NEWIPC) RETURN_IF_ERROR(open("ipc", ns.ipc));
   if (plan.clone_flags & CLONE_NEWUTS) RETURN_IF_ERROR(open("uts", ns.uts));
+  if ((plan.clone_flags & CLONE_NEWNET) || plan.netns_fd >= 0) RETURN_IF_ERROR(open("net", ns.net));
   if (plan.clone_flags & CLONE_NEWPID) RETURN_IF_ERROR(open("pid", ns.pid));
   if (plan.user_namespace) RETURN_IF_ERROR(open("user", ns.user));
   return absl::OkStatus();

@@ -209,6 +209,14 @@ struct LaunchSpec {
   bool ipc_namespace = false;
   bool uts_namespace = false;
   std::string hostname;  // set inside a UTS namespace (implies uts_namespace)
+  // A network namespace of the container's own: a new one with only
+  // loopback, up, or, when `netns` is open, that existing one (entered
+  // before anything else, so that joins find it as the container's).
+  bool net_namespace = false;
+  UniqueFd netns;  // opened by the daemon (root callers only, run_prepare.cc)
+  // Set: the container's /etc/resolv.conf, shadowing the image's and
+  // replacing the host's (--dns).
+  std::string resolv_conf;
   // A user namespace of its own for the container (--userns), created after
   // the mount tree is built, mapping the caller's uid and gid to themselves.
   // Not needed in user mode: the daemon's own user namespace already
@@ -373,7 +381,7 @@ absl::StatusOr<Container> Launch(LaunchSpec spec);
 // Launch(), they keep naming the same namespaces whatever happens to
 // /proc. Invalid where the container has none of its own.
 struct LiveNamespaces {
-  UniqueFd mnt, ipc, uts, pid, user;
+  UniqueFd mnt, ipc, uts, pid, user, net;
 };
 
 // Opens the namespaces of `holder` (a Launch()ed hold spec) that it made

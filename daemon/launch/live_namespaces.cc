@@ -41,6 +41,7 @@ absl::StatusOr<LiveNamespaces> OpenLiveNamespaces(const Container& holder, const
     RETURN_IF_ERROR(take("uts", &LiveNamespaces::uts, ns.uts));
   }
   if (spec.pid_namespace) RETURN_IF_ERROR(take("pid", &LiveNamespaces::pid, ns.pid));
+  if (spec.net_namespace) RETURN_IF_ERROR(take("net", &LiveNamespaces::net, ns.net));
   if (spec.user_namespace || spec.fakeroot) {
     RETURN_IF_ERROR(take("user", &LiveNamespaces::user, ns.user));
   }

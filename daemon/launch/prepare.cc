@@ -144,7 +144,8 @@ absl::StatusOr<UniqueFd> MakeSession(const LaunchSpec& spec, PreparedLaunch& p) 
   return staging;
 }
 
-// /etc/passwd and /etc/group with the caller, shadowing the image's.
+// /etc/passwd and /etc/group with the caller, and --dns's /etc/resolv.conf,
+// shadowing the image's.
 absl::Status StageAccountFiles(const LaunchSpec& spec, int image_fd, int staging_fd) {
   std::string passwd, group;
   if (spec.image_passwd.has_value() || spec.image_group.has_value()) {
@@ -158,7 +159,12 @@ absl::Status StageAccountFiles(const LaunchSpec& spec, int image_fd, int staging
                    MakeAccountFiles(passwd, group, spec.identity, spec.fakeroot));
   RETURN_IF_ERROR_CTX(StageShadowFile(image_fd, staging_fd, "etc/passwd", files.passwd),
                       "/etc/passwd");
-  return Annotate(StageShadowFile(image_fd, staging_fd, "etc/group", files.group), "/etc/group");
+  RETURN_IF_ERROR_CTX(StageShadowFile(image_fd, staging_fd, "etc/group", files.group),
+                      "/etc/group");
+  // --dns: the host's file is then not bound over it (prepare_mounts.cc).
+  if (spec.resolv_conf.empty()) return absl::OkStatus();
+  return Annotate(StageShadowFile(image_fd, staging_fd, "etc/resolv.conf", spec.resolv_conf),
+                  "/etc/resolv.conf (--dns)");
 }
 
 std::string FdPath(int fd) {
@@ -261,6 +267,10 @@ absl::Status PrepareRootFilesystem(LaunchSpec& spec, PreparedLaunch& p) {
     // a build edits the image's own.
     if (spec.image_passwd.value_or("") != "" && spec.image_group.value_or("") != "") {
       RETURN_IF_ERROR(StageAccountFiles(spec, p.image_fd.get(), staging.get()));
+    } else if (!spec.resolv_conf.empty()) {
+      return absl::InvalidArgumentError(
+          "--dns: a writable sandbox without /etc/passwd and /etc/group takes its own "
+          "/etc/resolv.conf; write the nameservers there");
     }
     RETURN_IF_ERROR(PlanMounts(spec, staging.get(), p));
     ASSIGN_OR_RETURN(bool bound, PlanBindRoot(staging.get(), p));
@@ -466,6 +476,7 @@ absl::StatusOr<std::unique_ptr<PreparedLaunch>> PrepareLaunch(LaunchSpec& spec) 
   RETURN_IF_ERROR(ValidateSpec(spec));
   if (spec.fakeroot) spec.user_namespace = true;
   if (!spec.hostname.empty()) spec.uts_namespace = true;
+  if (spec.netns.valid()) spec.net_namespace = true;
   auto p = std::make_unique<PreparedLaunch>();
   RETURN_IF_ERROR(PrepareCwd(spec, p->plan));
   RETURN_IF_ERROR_CTX(PrepareRootFilesystem(spec, *p), "preparing the root filesystem");
@@ -476,9 +487,12 @@ absl::StatusOr<std::unique_ptr<PreparedLaunch>> PrepareLaunch(LaunchSpec& spec) 
   RETURN_IF_ERROR(PrepareControl(*p));
   p->plan.clone_flags = CLONE_NEWNS | (spec.pid_namespace ? CLONE_NEWPID : 0) |
                         (spec.ipc_namespace ? CLONE_NEWIPC : 0) |
-                        (spec.uts_namespace ? CLONE_NEWUTS : 0);
+                        (spec.uts_namespace ? CLONE_NEWUTS : 0) |
+                        (spec.net_namespace && !spec.netns.valid() ? CLONE_NEWNET : 0);
   p->plan.pid_namespace = spec.pid_namespace;
   p->plan.hostname = spec.hostname;
+  p->plan.loopback_up = spec.net_namespace && !spec.netns.valid();
+  p->plan.netns_fd = spec.netns.get();
   return p;
 }
 
@@ -511,6 +525,7 @@ absl::StatusOr<std::unique_ptr<PreparedLaunch>> PrepareJoin(LaunchSpec& spec,
   plan.join = true;
   plan.join_ipc_fd = ns.ipc.get();
   plan.join_uts_fd = ns.uts.get();
+  plan.join_net_fd = ns.net.get();
   plan.join_pid_fd = ns.pid.get();
   plan.join_mnt_fd = ns.mnt.get();
   plan.join_user_fd = ns.user.get();

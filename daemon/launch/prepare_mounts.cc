@@ -195,6 +195,7 @@ absl::Status PlanEtcFiles(const LaunchSpec& spec, MountPlanner& planner) {
   const std::vector<std::string>& skip = spec.system_mounts.etc_skip;
   for (const char* path : {"/etc/hosts", "/etc/localtime", "/etc/resolv.conf"}) {
     if (std::find(skip.begin(), skip.end(), path) != skip.end()) continue;
+    if (!spec.resolv_conf.empty() && path == std::string("/etc/resolv.conf")) continue;
     std::string what = absl::StrCat("mounting ", path);
     auto fd = OpenFile(path, O_PATH);
     if (!fd.ok()) continue;  // a host without one gives none

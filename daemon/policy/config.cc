@@ -125,12 +125,13 @@ absl::Status ParseImages(const toml::table& t, const std::string& o, Config& c) 
 }
 
 absl::Status ParseNamespaces(const toml::table& t, const std::string& o, Config& c) {
-  RETURN_IF_ERROR(
-      CheckConfigKeys(t, {"allow_pid", "allow_ipc", "allow_uts", "allow_user"}, "namespaces", o));
+  RETURN_IF_ERROR(CheckConfigKeys(
+      t, {"allow_pid", "allow_ipc", "allow_uts", "allow_user", "allow_net"}, "namespaces", o));
   RETURN_IF_ERROR(ReadBool(t, "allow_pid", o, c.allow_pid_ns));
   RETURN_IF_ERROR(ReadBool(t, "allow_ipc", o, c.allow_ipc_ns));
   RETURN_IF_ERROR(ReadBool(t, "allow_uts", o, c.allow_uts_ns));
   RETURN_IF_ERROR(ReadBool(t, "allow_user", o, c.allow_user_ns));
+  RETURN_IF_ERROR(ReadBool(t, "allow_net", o, c.allow_net_ns));
   return absl::OkStatus();
 }
 

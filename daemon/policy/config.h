@@ -48,6 +48,7 @@ struct Config {
 
   // [namespaces]
   bool allow_pid_ns = true, allow_ipc_ns = true, allow_uts_ns = true, allow_user_ns = true;
+  bool allow_net_ns = true;  // -n/--net, --network none: loopback only
 
   // [limits]
   int max_containers_per_user = 256;

@@ -83,6 +83,7 @@ absl::StatusOr<std::shared_ptr<instance::Instance>> LaunchInstance(
   rec.restart = r.instance().restart();
   rec.ipc_ns = true;
   rec.uts_ns = run.spec.uts_namespace || !run.spec.hostname.empty();
+  rec.net_ns = run.spec.net_namespace || run.spec.netns.valid();
   rec.user_ns = run.spec.user_namespace || run.spec.fakeroot;
   // Neither the init nor the startscript joins the caller's cgroups: a
   // logout that ends the session's scope must not end the instance. They
@@ -100,6 +101,7 @@ absl::StatusOr<std::shared_ptr<instance::Instance>> LaunchInstance(
   launch::LaunchSpec flags;
   flags.ipc_namespace = true;
   flags.uts_namespace = rec.uts_ns;
+  flags.net_namespace = rec.net_ns;
   flags.pid_namespace = true;
   flags.user_namespace = rec.user_ns;
   ASSIGN_OR_RETURN(inst->ns, launch::OpenLiveNamespaces(holder, flags));

@@ -2,16 +2,21 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/nsfs.h>
 #include <linux/openat2.h>
 #include <pwd.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -255,7 +260,9 @@ absl::Status AddHome(const v1::RunRequest& r, const PeerIdentity& peer,
 absl::StatusOr<launch::BindSpec> OpenImageBind(const v1::Bind& b, const PeerIdentity& peer,
                                                const policy::Config& config,
                                                image::MountCache& images, PreparedRun& run) {
-  const std::string what = absl::StrCat("--bind ", b.source(), " image-src=", b.image_src());
+  const std::string what =
+      absl::StrCat("--bind ", b.source(), " image-src=", b.image_src(),
+                   b.image_id() != 0 ? absl::StrCat(",id=", b.image_id()) : std::string());
   auto fd = image::OpenAsCaller(CredsOf(peer), b.source(), O_RDONLY);
   if (!fd.ok()) return Annotate(fd.status(), what);
   RETURN_IF_ERROR_CTX(CheckImagePolicy(fd->get(), b.source(), config), what);
@@ -268,7 +275,7 @@ absl::StatusOr<launch::BindSpec> OpenImageBind(const v1::Bind& b, const PeerIden
   auto inside = launch::CleanContainerPath(b.image_src(), /*allow_root=*/true);
   if (!inside.ok()) return Annotate(inside.status(), what);
   ASSIGN_OR_RETURN(std::shared_ptr<image::MountLease> lease,
-                   images.Acquire(*std::move(fd), b.source(), peer.uid));
+                   images.Acquire(*std::move(fd), b.source(), peer.uid, b.image_id()));
   UniqueFd root(::open(lease->root().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!root) return ErrnoStatus(absl::StrCat(what, ": the image's mount"), errno);
   open_how how{};
@@ -295,6 +302,10 @@ absl::Status AddBinds(const v1::RunRequest& r, const PeerIdentity& peer,
     }
   }
   for (const v1::Bind& b : r.binds()) {
+    if (b.image_id() != 0 && b.image_src().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--bind ", b.source(), ": id= needs image-src=PATH (a path in the image)"));
+    }
     if (!b.image_src().empty()) {
       ASSIGN_OR_RETURN(launch::BindSpec bind, OpenImageBind(b, peer, config, images, run));
       spec.binds.push_back(std::move(bind));
@@ -369,7 +380,12 @@ absl::Status AddCommand(const v1::RunRequest& r, const std::string& image, bool 
     env_request.runtime_env.emplace_back("APPTAINER_INSTANCE", instance);
     env_request.runtime_env.emplace_back("SINGULARITY_INSTANCE", instance);
   }
-  if (grant.library_path) env_request.library_dir = gpu::kLibsDir;
+  // --containlibs binds libraries there (the client's -B); Apptainer's
+  // action script puts the directory on LD_LIBRARY_PATH whatever filled it.
+  bool libs_bound = std::any_of(r.binds().begin(), r.binds().end(), [](const v1::Bind& b) {
+    return absl::StartsWith(b.destination(), absl::StrCat(gpu::kLibsDir, "/"));
+  });
+  if (grant.library_path || libs_bound) env_request.library_dir = gpu::kLibsDir;
   ASSIGN_OR_RETURN(action::ContainerEnv env, action::BuildEnvironment(env_request));
   action::CommandRequest command;
   command.action = env_request.action;
@@ -392,7 +408,12 @@ void AddNamespaces(const v1::RunRequest& r, const DaemonOptions& options,
   spec.pid_namespace = pid && config.allow_pid_ns;
   spec.ipc_namespace = r.ipc();
   spec.hostname = r.hostname();
-  spec.uts_namespace = !r.hostname().empty();
+  spec.uts_namespace = !r.hostname().empty() || r.uts();
+  spec.net_namespace = r.net() || !r.network().empty();
+  if (!r.dns().empty()) {
+    for (const std::string& server : r.dns())
+      absl::StrAppend(&spec.resolv_conf, "nameserver ", server, "\n");
+  }
   spec.fakeroot = r.fakeroot();
   // User mode is already confined by the daemon's own user namespace.
   spec.user_namespace = options.mode == DaemonMode::kSystem && (r.userns() || r.fakeroot());
@@ -478,6 +499,30 @@ bool ExistsIn(const std::string& root, const std::string& path) {
 
 }  // namespace
 
+// --netns-path: root callers only. Joining a namespace by path is joining
+// whatever network a file names (another user's container, a host VRF); a
+// plain user gets a namespace of their own with --net instead (Apptainer
+// lets a user do it only where its `allow netns paths` lists the path).
+absl::Status AddNetnsPath(const v1::RunRequest& r, const PeerIdentity& peer,
+                          launch::LaunchSpec& spec) {
+  if (r.netns_path().empty()) return absl::OkStatus();
+  if (peer.uid != 0) {
+    return absl::PermissionDeniedError(
+        "--netns-path: only root may run a container in an existing network namespace; use "
+        "-n/--net for a network namespace of your own");
+  }
+  // O_NONBLOCK: a FIFO there must not park the handler thread.
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(r.netns_path(), O_RDONLY | O_NONBLOCK));
+  if (::ioctl(fd.get(), NS_GET_NSTYPE) != CLONE_NEWNET) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--netns-path ", r.netns_path(),
+                     ": not a network namespace (e.g. /var/run/netns/NAME or /proc/PID/ns/net)"));
+  }
+  spec.netns = std::move(fd);
+  spec.net_namespace = true;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdentity& peer,
                                        std::vector<UniqueFd> handed, const DaemonOptions& options,
                                        const policy::Config& config, image::MountCache& images,
@@ -508,6 +553,7 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdenti
   };
   RETURN_IF_ERROR(AddOverlays(r, CredsOf(peer), ecl != nullptr && ecl->Activated(), acquire,
                               run.bind_leases, spec));
+  RETURN_IF_ERROR(AddNetnsPath(r, peer, spec));
   RETURN_IF_ERROR(AddHome(r, peer, config, spec));
   RETURN_IF_ERROR(AddScratchAndWorkdir(r, CredsOf(peer), spec.system_mounts.tmp, spec));
   RETURN_IF_ERROR(AddBinds(r, peer, config, images, run));

@@ -1,8 +1,11 @@
 #include "daemon/service/run_request_check.h"
 
+#include <arpa/inet.h>
+
 #include <climits>
 #include <set>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -114,6 +117,35 @@ absl::Status CheckFds(const v1::RunRequest& r, size_t handed, const RequestLimit
   return absl::OkStatus();
 }
 
+// -n/--net, --network, --netns-path, --dns. The addresses become lines of
+// a file the container reads: only real addresses, no newline, no options.
+absl::Status CheckNetwork(const v1::RunRequest& r, const policy::Config& c) {
+  if (!r.network().empty() && r.network() != "none") {
+    return Refuse("--network",
+                  absl::StrCat("'", absl::CHexEscape(r.network().substr(0, 64)),
+                               "': berth has no CNI networks; 'none' (a network namespace with "
+                               "only loopback) is the one there is"));
+  }
+  bool net = r.net() || !r.network().empty() || !r.netns_path().empty();
+  if (net && !c.allow_net_ns) {
+    return absl::PermissionDeniedError("--net: network namespaces are disabled on this node");
+  }
+  if (!r.netns_path().empty() && (r.netns_path()[0] != '/' || r.netns_path().size() >= PATH_MAX ||
+                                  r.netns_path().find('\0') != std::string::npos)) {
+    return Refuse("--netns-path", "give an absolute path");
+  }
+  if (r.dns_size() > 8) return Refuse("--dns", "at most 8 nameservers");
+  for (const std::string& server : r.dns()) {
+    unsigned char addr[sizeof(in6_addr)];
+    if (server.size() >= INET6_ADDRSTRLEN || (inet_pton(AF_INET, server.c_str(), addr) != 1 &&
+                                              inet_pton(AF_INET6, server.c_str(), addr) != 1)) {
+      return Refuse(
+          "--dns", absl::StrCat("'", absl::CHexEscape(server), "' is not an IPv4 or IPv6 address"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckNamespaces(const v1::RunRequest& r, const policy::Config& c) {
   if ((r.fakeroot() || r.userns()) && !c.allow_user_ns) {
     return absl::PermissionDeniedError(
@@ -136,6 +168,10 @@ absl::Status CheckNamespaces(const v1::RunRequest& r, const policy::Config& c) {
       return Refuse("--hostname", "use at most 64 letters, digits, '-' and '.'");
     }
   }
+  if (r.uts() && !c.allow_uts_ns) {
+    return absl::PermissionDeniedError("--uts: UTS namespaces are disabled on this node");
+  }
+  RETURN_IF_ERROR(CheckNetwork(r, c));
   if (r.writable() && r.writable_tmpfs()) {
     return Refuse("--writable", "it cannot be combined with --writable-tmpfs");
   }

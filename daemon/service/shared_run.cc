@@ -1,5 +1,7 @@
 #include "daemon/service/shared_run.h"
 
+#include <fcntl.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
@@ -16,7 +18,8 @@ std::vector<std::pair<std::string, std::string>> OptionsOf(const v1::RunRequest&
   std::vector<std::string> binds;
   for (const v1::Bind& b : r.binds()) {
     binds.push_back(absl::StrCat(b.source(), ":", b.destination(), b.read_only() ? ":ro" : "",
-                                 b.image_src().empty() ? "" : ":image-src=", b.image_src()));
+                                 b.image_src().empty() ? "" : ":image-src=", b.image_src(),
+                                 b.image_id() == 0 ? "" : absl::StrCat(",id=", b.image_id())));
   }
   return {
       {"--bind", absl::StrJoin(binds, ",")},
@@ -33,6 +36,10 @@ std::vector<std::pair<std::string, std::string>> OptionsOf(const v1::RunRequest&
       {"--pid", Flag(r.pid())},
       {"--no-pid", Flag(r.no_pid())},
       {"--hostname", r.hostname()},
+      {"--uts", Flag(r.uts())},
+      {"--net", Flag(r.net() || !r.network().empty())},
+      {"--dns", absl::StrJoin(r.dns(), ",")},
+      {"--netns-path", r.netns_path()},
       {"--no-init", Flag(r.no_init())},
       {"--scratch", absl::StrJoin(r.scratch(), ",")},
       {"--workdir", r.workdir()},
@@ -52,6 +59,9 @@ launch::LaunchSpec HolderSpecOf(launch::LaunchSpec& spec) {
   h.ipc_namespace = true;
   h.uts_namespace = spec.uts_namespace;
   h.hostname = spec.hostname;
+  h.net_namespace = spec.net_namespace;
+  if (spec.netns.valid()) h.netns = UniqueFd(::fcntl(spec.netns.get(), F_DUPFD_CLOEXEC, 0));
+  h.resolv_conf = spec.resolv_conf;
   h.user_namespace = spec.user_namespace;
   h.fakeroot = spec.fakeroot;
   h.fakeroot_uid_map = spec.fakeroot_uid_map;
@@ -109,6 +119,7 @@ absl::StatusOr<std::unique_ptr<shared::LiveContainer>> MakeLiveContainer(
   launch::LaunchSpec flags;
   flags.ipc_namespace = true;
   flags.uts_namespace = spec.uts_namespace || !spec.hostname.empty();
+  flags.net_namespace = spec.net_namespace || spec.netns.valid();
   flags.pid_namespace = spec.pid_namespace;
   flags.user_namespace = spec.user_namespace || spec.fakeroot;
   ASSIGN_OR_RETURN(launch::LiveNamespaces ns, launch::OpenLiveNamespaces(*holder, flags));

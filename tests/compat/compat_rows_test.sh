@@ -3,9 +3,10 @@
 # Apptainer CLI audit (docs/compat.md "The audit's P0 and P1 rows") that is
 # marked P0 or P1 and is not another issue's (GPUs and instances' limits
 # have suites of their own; -o/--overlay beyond its basic rows: overlay_*),
-# each named after its row, against a real system berthd, a real
-# docker-registry and real GnuPG, as root or as the unprivileged test user
-# (WHO = root | user). What a row expects is what
+# and per P2 row that berth implements, accepts or refuses by name, each
+# named after its row, against a real
+# system berthd, a real docker-registry and real GnuPG, as root or as the
+# unprivileged test user (WHO = root | user). What a row expects is what
 # Apptainer 1.4 prints, exits with or writes, unless docs/compat.md lists the
 # row as a deliberate difference.
 set -u
@@ -148,6 +149,15 @@ row "act -B SRC:DST:image-src=PATH" "compat-image" exec -B "$IMG:/img:image-src=
 row_err "act image-src: a link in the image never reaches the host" 255 "escape" \
   exec --mount "type=bind,src=$T/data.sqfs,dst=/d,image-src=/escape" "$IMG" cat /d/h
 row_err "act image-src: '..' is refused" 255 ".." exec -B "$T/data.sqfs:/d:image-src=/sub/../.." "$IMG" true
+# id=N: a SIF partition other than the primary, by descriptor id.
+cp "$IMG" "$T/multi.sif" && "$BERTH" sif add --datatype 4 --parttype 3 --partfs 1 --partarch 2 "$T/multi.sif" "$T/data.sqfs" >/dev/null
+chmod 0644 "$T/multi.sif"
+data_id=$("$BERTH" sif list "$T/multi.sif" | awk -F'|' '/Squashfs\/Data/ {print $1 + 0; exit}')
+row "act --mount id=N: a squashfs partition other than the primary" "in-image" \
+  exec --mount "type=bind,src=$T/multi.sif,dst=/d,image-src=/sub,id=$data_id" "$IMG" cat /d/f
+row "act -B SRC:DST:image-src=PATH,id=N" "in-image" exec -B "$T/multi.sif:/d:image-src=/sub,id=$data_id" "$IMG" cat /d/f
+row_err "act id=: an object that is not a partition" 255 "is not a partition" \
+  exec --mount "type=bind,src=$T/multi.sif,dst=/d,image-src=/,id=1" "$IMG" true
 if [ "$WHO" = user ]; then
   install -m 0600 "$T/data.sqfs" "$T/private.sqfs"
   row_err "act image-src: the image is opened as the caller" 255 "Permission denied" \
@@ -241,4 +251,98 @@ row_rc "verify" 0 verify "$W/signed.sif"
 row_rc "cache list" 0 cache list
 row_rc "cache clean: a user cleans their own entries" 0 cache clean -f
 row_rc "registry login" 0 registry login --no-https -u any -p thing "oras://$reg"
+
+# --- P2 rows: what berth implements, accepts or refuses by name (docs/compat.md
+# "Audit rows not Y") ---
+row_rc "global --nocolor: accepted" 0 --nocolor exec "$IMG" true
+row_rc "act --no-nv/--no-rocm" 0 exec --no-nv --no-rocm "$IMG" true
+# --nvccli is --nv (berthd finds the driver files itself): the same output,
+# messages and status as --nv give on this node, whatever its GPUs; a plain
+# exec must differ for the check to mean anything.
+nvprobe='echo ${NVIDIA_VISIBLE_DEVICES-unset} $(ls /.singularity.d/libs | wc -l)'
+nv_got=$(b exec --nv "$IMG" sh -c "$nvprobe" 2>&1; echo "rc=$?")
+plain_got=$(b exec "$IMG" sh -c "$nvprobe" 2>&1; echo "rc=$?")
+nvccli_got=$(b exec --nvccli "$IMG" sh -c "$nvprobe" 2>&1; echo "rc=$?")
+with APPTAINER_NVCCLI=1
+nvccli_env_got=$(b exec "$IMG" sh -c "$nvprobe" 2>&1; echo "rc=$?")
+envs=()
+if [ "$nv_got" = "$plain_got" ]; then bad "row act --nvccli: as --nv" "--nv and a plain exec agree on this node ($nv_got): the check proves nothing"
+elif [ "$nvccli_got" = "$nv_got" ] && [ "$nvccli_env_got" = "$nv_got" ]; then ok "row act --nvccli, NVCCLI: as --nv"
+else bad "row act --nvccli, NVCCLI: as --nv" "--nv: $nv_got; --nvccli: $nvccli_got; NVCCLI: $nvccli_env_got"; fi
+host_uts=$(stat -L -c %i /proc/self/ns/uts)
+row "act --uts: own UTS namespace, the host's hostname" "other $(hostname)" \
+  exec --uts "$IMG" sh -c "[ \$(stat -L -c %i /proc/self/ns/uts) != $host_uts ] && echo other \$(hostname)"
+with APPTAINER_UNSHARE_UTS=1
+row "act UTS env form (UNSHARE_UTS)" "other" exec "$IMG" sh -c "[ \$(stat -L -c %i /proc/self/ns/uts) != $host_uts ] && echo other"
+host_net=$(stat -L -c %i /proc/self/ns/net)
+netprobe="[ \$(stat -L -c %i /proc/self/ns/net) != $host_net ] && echo other \$(cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' ') \$(busybox ip link show lo | grep -c ',UP')"
+row "act -n/--net: own network namespace, loopback only and up" "other lo 1" exec -n "$IMG" sh -c "$netprobe"
+row "act --network none" "other lo 1" exec --network none "$IMG" sh -c "$netprobe"
+with APPTAINER_NET=1
+row "act NET env form" "other lo 1" exec "$IMG" sh -c "$netprobe"
+row_err "act --network: a CNI network is refused by name" 255 "no CNI networks" exec --network bridge "$IMG" true
+row_err "act --network-args: refused by name" 255 "--network-args is not supported" exec --network-args portmap=80:80/tcp "$IMG" true
+row "act --dns: the container's resolv.conf" "nameserver 192.0.2.1 nameserver 2001:db8::1" \
+  exec --dns 192.0.2.1,2001:db8::1 "$IMG" sh -c 'echo $(cat /etc/resolv.conf)'
+with APPTAINER_DNS=192.0.2.7
+row "act DNS env form" "nameserver 192.0.2.7" exec "$IMG" cat /etc/resolv.conf
+# The daemon, not the client, checks each address: it becomes a line of a
+# file the container's resolver reads.
+row_err "act --dns: only addresses" 255 "not an IPv4 or IPv6 address" exec --dns $'192.0.2.1\nsearch evil' "$IMG" true
+ns=berthcompat$$
+ip netns add "$ns" && ns_ino=$(stat -L -c %i "/var/run/netns/$ns")
+if [ "$WHO" = root ]; then
+  row "act --netns-path: root runs in that network namespace" "$ns_ino" \
+    exec --netns-path "/var/run/netns/$ns" "$IMG" stat -L -c %i /proc/self/ns/net
+  row_err "act --netns-path: not a network namespace" 255 "not a network namespace" \
+    exec --netns-path /proc/self/ns/uts "$IMG" true
+  mkfifo "$T/netns-fifo"
+  row_err "act --netns-path: a FIFO is refused, not waited on" 255 "not a network namespace" \
+    exec --netns-path "$T/netns-fifo" "$IMG" true
+else
+  row_err "act --netns-path: refused for a plain user" 255 "only root may" \
+    exec --netns-path "/var/run/netns/$ns" "$IMG" true
+fi
+ip netns del "$ns"
+row "act --no-privs, --drop-caps: accepted, no capabilities either way" "0000000000000000" \
+  exec --no-privs --drop-caps CAP_NET_RAW "$IMG" sh -c 'grep CapEff /proc/self/status | cut -f2'
+for flag in "--add-caps CAP_NET_RAW" --keep-privs --allow-setuid "--fusemount host:x" \
+  "--security seccomp:x" "--dmtcp-launch x" "--docker-host unix:///x" --docker-login \
+  --passphrase "--pem-path x.pem" --ignore-subuid; do
+  # shellcheck disable=SC2086
+  row_err "act ${flag%% *}: refused by name" 255 "${flag%% *} is not supported" exec $flag "$IMG" true
+done
+row_rc "act --tmpdir, --underlay, --unsquash: accepted" 0 exec --tmpdir /tmp --underlay --unsquash "$IMG" true
+row_err "act --runscript-timeout: accepted with a warning" 0 "WARNING: --runscript-timeout" exec --runscript-timeout 5s "$IMG" true
+echo 'not really a library' >"$T/libcompat.so.1" && chmod 0644 "$T/libcompat.so.1"
+row "act --containlibs: in /.singularity.d/libs, on LD_LIBRARY_PATH" "not really a library yes" \
+  exec --containlibs "$T/libcompat.so.1" "$IMG" sh -c 'echo $(cat /.singularity.d/libs/libcompat.so.1) $(case :$LD_LIBRARY_PATH: in *:/.singularity.d/libs:*) echo yes ;; esac)'
+row "act --disable-cache: pulls without the node cache" "compat-image" exec --no-https --disable-cache "oras://$reg/compat/t:1" cat /opt/marker
+row_err "instance start --boot: refused by name" 255 "--boot is not supported" instance start --boot "$IMG" compat2
+row_rc "sign --groupid (deprecated name), -a (deprecated no-op)" 0 sign --groupid 1 -a "$W/signed.sif"
+row_rc "verify --groupid, --id (deprecated names)" 0 verify --groupid 1 "$W/signed.sif"
+secret_list=$(b key list -s 2>/dev/null)
+with APPTAINER_SECRET=1
+row "key list SECRET env form: as -s" "$secret_list" key list
+# A keyring file that holds no key is a FATAL naming it: -d is where it is read.
+install -d -o "$ME" "$T/otherkeys" && echo garbage >"$T/otherkeys/pgp-public" && mine "$T/otherkeys"
+row_err "key -d/--keysdir: another Apptainer keyring directory" 255 "$T/otherkeys/pgp-public" key -d "$T/otherkeys" list
+row_rc "pull -U/--allow-unsigned, --allow-unauthenticated (no-ops)" 0 pull -F -U --allow-unauthenticated --no-https "oras://$reg/compat/t:1"
+row_rc "pull --no-cleanup, --tmpdir: accepted" 0 pull -F --no-cleanup --tmpdir /tmp --no-https "oras://$reg/compat/t:1"
+row_err "pull --docker-login: refused by name" 255 "--docker-login is not supported" pull --docker-login --no-https "oras://$reg/compat/t:1"
+row_err "pull --sandbox: refused by name" 255 "--sandbox is not supported" pull --sandbox --no-https "oras://$reg/compat/t:1"
+row_err "push --library: refused by name" 255 "--library is not supported" push --library https://x "$IMG" "oras://$reg/compat/t:9"
+with APPTAINER_LOGIN_USERNAME=any APPTAINER_LOGIN_PASSWORD=thing APPTAINER_AUTH_FILE="$H/compat-auth.json"
+row_rc "registry login LOGIN_USERNAME/LOGIN_PASSWORD, AUTH_FILE env forms" 0 registry login --no-https "oras://$reg"
+if grep -q "$reg" "$H/compat-auth.json" 2>/dev/null; then ok "row registry login AUTH_FILE: written there"
+else bad "row registry login AUTH_FILE: written there" "$(ls -l "$H")"; fi
+row_rc "instance start -n/--net" 0 instance start --net "$IMG" compat3
+row "instance start -n/--net: a join is in its network namespace" "other lo 1" exec instance://compat3 sh -c "$netprobe"
+row_rc "instance stop (--net)" 0 instance stop compat3
+# Last: a second secret key (and one with a passphrase) would change which key
+# the sign rows above use.
+row_rc "key newpair -b/--bit-length, -P/--password" 0 key newpair -b 2048 -P compat-pass --name "Bits Key"
+got=$(b key list 2>&1)
+case $got in *"Bits Key"*rsa2048*) ok "row key newpair -b: an RSA key of that length" ;; *) bad "row key newpair -b: an RSA key of that length" "$got" ;; esac
+row_err "key newpair -U/--push: refused by name" 255 "--push is not supported" key newpair -U --name "No Push"
 finish

@@ -130,7 +130,8 @@ expect_out "--mount: a quoted source with a comma and a colon" "comma" b exec --
 expect_out "APPTAINER_MOUNT, one spec per line" "bound comma" as env APPTAINER_MOUNT="type=bind,src=$TEST_TMP/shared,dst=/mnt/m
 type=bind,\"src=$TEST_TMP/shared/a,b:c\",dst=/mnt/q" "$BERTH" exec "$IMG" sh -c 'echo $(cat /mnt/m/file /mnt/q/f)'
 expect_fatal "--mount image-src: a missing image file is named" "$TEST_TMP/x.img: No such file or directory" b exec --mount "type=bind,src=$TEST_TMP/x.img,dst=/d,image-src=/" "$IMG" true
-expect_fatal "--mount id=: refused, named" "id: berth binds from an image's primary partition only" b exec --mount "type=bind,src=$IMG,dst=/d,image-src=/,id=2" "$IMG" true
+expect_fatal "--mount id=: an id the image lacks is named" "no object with ID 99" b exec --mount "type=bind,src=$IMG,dst=/d,image-src=/,id=99" "$IMG" true
+expect_fatal "--mount id=: only with image-src" "id= needs image-src" b exec --mount "type=bind,src=$IMG,dst=/d,id=2" "$IMG" true
 expect_fatal "--mount without a destination" "no destination (dst=PATH)" b exec --mount "type=bind,src=$TEST_TMP/shared" "$IMG" true
 expect_out "bind onto a missing dir in the image" "bound" b exec --bind "$TEST_TMP/shared:/new/deep/dir" "$IMG" cat /new/deep/dir/file
 

@@ -75,6 +75,10 @@ check "pull an index (node's platform)" "$BERTH" pull -q "$T/multi.sif" "docker:
 check "pull an index with --arch arm64" "$BERTH" pull -q --arch arm64 "$T/multi-arm.sif" "docker://$reg/test/busy:multi"
 expect_fatal "an absent platform is refused" "linux/amd64" \
   "$BERTH" pull -q --arch s390x "$T/multi-s390x.sif" "docker://$reg/test/busy:multi"
+# Apptainer's --arch-variant, folded into the platform berthd selects.
+check "pull --arch arm64 --arch-variant v8" "$BERTH" pull -q --arch arm64 --arch-variant v8 "$T/multi-v8.sif" "docker://$reg/test/busy:multi"
+expect_fatal "--arch-variant: an absent variant is refused" "linux/arm64/v8" \
+  "$BERTH" pull -q --arch arm64 --arch-variant v7 "$T/multi-v7.sif" "docker://$reg/test/busy:multi"
 
 # Local transports (the oci engineer's readers, driven through the daemon
 # with descriptors the client opened as the user).
