@@ -19,7 +19,9 @@ namespace {
 // evaluation with quotes kept literal; "l:" values are exported as they are),
 // fixes PATH, then replaces itself with the command. A command named
 // without a '/' that PATH does not find, or a path that does not exist, is
-// Apptainer's FATAL, exit 255.
+// Apptainer's FATAL, exit 255. Nothing here opens a /dev node: with
+// `--no-mount dev` the image's own /dev (usually empty) is all there is, as
+// in Apptainer, so lookups are silenced by command substitution.
 constexpr char kShim[] =
     "for __berth_f in /.singularity.d/env/*.sh; do\n"
     "  if [ -f \"$__berth_f\" ]; then . \"$__berth_f\"; fi\n"
@@ -30,7 +32,7 @@ constexpr char kShim[] =
     "  e:*)\n"
     "    __berth_n=${1#e:}; __berth_v=${__berth_n#*=}; __berth_n=${__berth_n%%=*}\n"
     "    case $__berth_v in *[\\$\\`\\\\]*)\n"
-    "      if command -v cat >/dev/null 2>&1; then\n"
+    "      if __berth_c=$(command -v cat 2>&1); then\n"
     "        eval \"__berth_v=\\$(cat <<__BERTH_EOF__\n${__berth_v}\n__BERTH_EOF__\n)\"\n"
     "      fi ;; esac\n"
     "    export \"$__berth_n=$__berth_v\" ;;\n"
@@ -38,7 +40,7 @@ constexpr char kShim[] =
     "  esac\n"
     "  shift\n"
     "done\n"
-    "unset __berth_n __berth_v\n"
+    "unset __berth_n __berth_v __berth_c\n"
     "shift\n"
     "if [ -n \"${BERTH_PREPEND_PATH-}\" ]; then PATH=\"$BERTH_PREPEND_PATH:$PATH\"; fi\n"
     "if [ -n \"${BERTH_APPEND_PATH-}\" ]; then PATH=\"$PATH:$BERTH_APPEND_PATH\"; fi\n"
@@ -54,9 +56,10 @@ constexpr char kShim[] =
     "  if [ ! -e \"$1\" ] && [ ! -L \"$1\" ]; then\n"
     "    printf 'FATAL:   stat %s: no such file or directory\\n' \"$1\" >&2; exit 255\n"
     "  fi ;; *)\n"
-    "  if ! command -v -- \"$1\" >/dev/null 2>&1; then\n"
+    "  if ! __berth_c=$(command -v -- \"$1\" 2>&1); then\n"
     "    printf 'FATAL:   \"%s\": executable file not found in $PATH\\n' \"$1\" >&2; exit 255\n"
     "  fi ;; esac\n"
+    "unset __berth_c\n"
     "exec \"$@\"\n";
 
 // Apptainer's shell action: bash without its rc files where the image has
