@@ -3,11 +3,13 @@
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 
 namespace berth::trust {
@@ -224,7 +226,8 @@ absl::StatusOr<std::vector<KeyInfo>> ListKeys(GpgContext& gpg, bool secret) {
   return keys;
 }
 
-absl::StatusOr<std::vector<std::string>> ImportKeys(GpgContext& gpg, const std::string& data) {
+absl::StatusOr<std::vector<std::string>> ImportKeys(GpgContext& gpg, const std::string& data,
+                                                    std::vector<std::string>* secret) {
   Data in(data);
   const std::optional<std::string> pass = PassphraseFromEnvironment();
   UsePassphrase(gpg, pass);
@@ -242,6 +245,10 @@ absl::StatusOr<std::vector<std::string>> ImportKeys(GpgContext& gpg, const std::
     }
     if (s->fpr != nullptr && std::find(fprs.begin(), fprs.end(), s->fpr) == fprs.end()) {
       fprs.push_back(s->fpr);
+    }
+    if (secret != nullptr && s->fpr != nullptr && (s->status & GPGME_IMPORT_SECRET) != 0 &&
+        std::find(secret->begin(), secret->end(), s->fpr) == secret->end()) {
+      secret->push_back(s->fpr);
     }
   }
   if (fprs.empty()) return absl::InvalidArgumentError("no OpenPGP key could be imported");
@@ -265,8 +272,8 @@ absl::StatusOr<std::string> ExportKeys(GpgContext& gpg, const std::string& patte
   return bytes;
 }
 
-absl::Status DeleteKey(GpgContext& gpg, const std::string& fingerprint) {
-  Key key;
+absl::Status DeleteKey(GpgContext& gpg, const std::string& fingerprint, KeyPart part) {
+  Key key, secret;
   if (gpgme_get_key(gpg.get(), fingerprint.c_str(), key.out(), 0) != 0 || key.get() == nullptr) {
     return absl::NotFoundError(absl::StrCat("no key ", fingerprint, " in the keyring"));
   }
@@ -274,9 +281,132 @@ absl::Status DeleteKey(GpgContext& gpg, const std::string& fingerprint) {
     return absl::InvalidArgumentError(
         absl::StrCat(fingerprint, " is not a primary key fingerprint"));
   }
-  gpgme_error_t err =
-      gpgme_op_delete_ext(gpg.get(), key.get(), GPGME_DELETE_ALLOW_SECRET | GPGME_DELETE_FORCE);
+  const bool has_secret = gpgme_get_key(gpg.get(), fingerprint.c_str(), secret.out(), 1) == 0 &&
+                          secret.get() != nullptr;
+  if (part == KeyPart::kPublic && has_secret) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "unable to remove public key ", fingerprint,
+        ": its secret key is in the keyring and GnuPG keeps no secret key without its public "
+        "key; remove the secret key first with -s/--secret, or both with -b/--both"));
+  }
+  if (part == KeyPart::kSecret && !has_secret) {
+    return absl::NotFoundError(absl::StrCat("unable to remove private key: no secret key ",
+                                            fingerprint, " in the keyring"));
+  }
+  // gpg deletes a secret key only with its public key: keep the public key's
+  // bytes to put it back.
+  std::string public_bytes;
+  if (part == KeyPart::kSecret) {
+    ASSIGN_OR_RETURN(public_bytes, ExportKeys(gpg, fingerprint, false, false));
+  }
+  unsigned int flags = GPGME_DELETE_FORCE | (has_secret ? GPGME_DELETE_ALLOW_SECRET : 0);
+  gpgme_error_t err = gpgme_op_delete_ext(gpg.get(), key.get(), flags);
   if (err != 0) return GpgError(absl::StrCat("deleting key ", fingerprint), err);
+  if (part == KeyPart::kSecret) {
+    gpgme_set_pinentry_mode(gpg.get(), GPGME_PINENTRY_MODE_DEFAULT);
+    Data in(public_bytes);
+    if (err = gpgme_op_import(gpg.get(), in.get()); err != 0) {
+      return GpgError(absl::StrCat("putting back the public key ", fingerprint,
+                                   " after removing its secret key"),
+                      err);
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// Answers gpg's passphrase questions during a passphrase change: the current
+// one first when gpg-agent will ask for it, then the new one.
+struct PasswdAnswers {
+  std::optional<std::string> old_pass;
+  std::string new_pass;
+  bool old_pending = false;
+};
+
+gpgme_error_t PasswdCallback(void* hook, const char*, const char*, int prev_was_bad, int fd) {
+  auto* a = static_cast<PasswdAnswers*>(hook);
+  if (prev_was_bad != 0) return gpg_error(GPG_ERR_BAD_PASSPHRASE);
+  std::string line = (a->old_pending ? *a->old_pass : a->new_pass) + "\n";
+  a->old_pending = false;
+  gpgme_io_writen(fd, line.data(), line.size());
+  return 0;
+}
+
+struct KeyInfoState {
+  bool seen = false, protected_key = false, cached = false;
+};
+
+gpgme_error_t KeyInfoStatus(void* hook, const char* status, const char* args) {
+  auto* s = static_cast<KeyInfoState*>(hook);
+  if (status == nullptr || std::strcmp(status, "KEYINFO") != 0 || args == nullptr) return 0;
+  // KEYINFO <keygrip> <type> <serialno> <idstr> <cached> <protection> ...
+  std::vector<std::string> f = absl::StrSplit(args, ' ', absl::SkipEmpty());
+  if (f.size() < 6) return 0;
+  s->seen = true;
+  s->cached = f[4] == "1";
+  s->protected_key = f[5] == "P";
+  return 0;
+}
+
+// Whether gpg-agent will ask for the current passphrase of the key with
+// `keygrip`: a protected key whose passphrase it has not cached. The agent
+// is the user's (the GnuPG home of $GNUPGHOME or ~/.gnupg), already started
+// by the gpg run that imported the key.
+absl::StatusOr<bool> AgentAsksOldPassphrase(const std::string& keygrip) {
+  const char* socket = gpgme_get_dirinfo("agent-socket");
+  if (socket == nullptr) return absl::InternalError("gpgconf names no gpg-agent socket");
+  gpgme_ctx_t raw = nullptr;
+  if (gpgme_error_t err = gpgme_new(&raw); err != 0) return GpgError("starting gpgme", err);
+  std::unique_ptr<gpgme_context, void (*)(gpgme_ctx_t)> ctx(raw, gpgme_release);
+  gpgme_set_protocol(ctx.get(), GPGME_PROTOCOL_ASSUAN);
+  if (gpgme_error_t err =
+          gpgme_ctx_set_engine_info(ctx.get(), GPGME_PROTOCOL_ASSUAN, socket, nullptr);
+      err != 0) {
+    return GpgError("reaching gpg-agent", err);
+  }
+  KeyInfoState state;
+  gpgme_error_t op_err = 0;
+  gpgme_error_t err =
+      gpgme_op_assuan_transact_ext(ctx.get(), absl::StrCat("KEYINFO ", keygrip).c_str(), nullptr,
+                                   nullptr, nullptr, nullptr, KeyInfoStatus, &state, &op_err);
+  if (err == 0) err = op_err;
+  if (err != 0) return GpgError(absl::StrCat("asking gpg-agent about key ", keygrip), err);
+  if (!state.seen) return absl::InternalError("gpg-agent gave no KEYINFO");
+  return state.protected_key && !state.cached;
+}
+
+}  // namespace
+
+absl::Status ChangePassphrase(GpgContext& gpg, const std::string& fingerprint,
+                              const std::optional<std::string>& old_pass,
+                              const std::optional<std::string>& new_pass) {
+  Key key;
+  if (gpgme_get_key(gpg.get(), fingerprint.c_str(), key.out(), 1) != 0 || key.get() == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no secret key ", fingerprint, " in the keyring"));
+  }
+  PasswdAnswers answers;
+  if (new_pass.has_value()) {
+    if (new_pass->empty()) return absl::InvalidArgumentError("the new passphrase is empty");
+    const char* grip = key.get()->subkeys != nullptr ? key.get()->subkeys->keygrip : nullptr;
+    if (grip == nullptr) return absl::InternalError("gpg gave no keygrip for the secret key");
+    ASSIGN_OR_RETURN(answers.old_pending, AgentAsksOldPassphrase(grip));
+    if (answers.old_pending && !old_pass.has_value()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the secret key ", fingerprint,
+                       " is protected: give its current passphrase in BERTH_SIGN_PASSPHRASE"));
+    }
+    answers.old_pass = old_pass;
+    answers.new_pass = *new_pass;
+    gpgme_set_pinentry_mode(gpg.get(), GPGME_PINENTRY_MODE_LOOPBACK);
+    gpgme_set_passphrase_cb(gpg.get(), PasswdCallback, &answers);
+  } else {
+    gpgme_set_pinentry_mode(gpg.get(), GPGME_PINENTRY_MODE_DEFAULT);
+    gpgme_set_passphrase_cb(gpg.get(), nullptr, nullptr);
+  }
+  gpgme_error_t err = gpgme_op_passwd(gpg.get(), key.get(), 0);
+  gpgme_set_passphrase_cb(gpg.get(), nullptr, nullptr);
+  if (err != 0) return GpgError(absl::StrCat("setting a new passphrase on ", fingerprint), err);
   return absl::OkStatus();
 }
 

@@ -68,13 +68,30 @@ struct KeyInfo {
 };
 
 absl::StatusOr<std::vector<KeyInfo>> ListKeys(GpgContext& gpg, bool secret);
-// Imports OpenPGP key data (binary or armored); returns the fingerprints imported.
-absl::StatusOr<std::vector<std::string>> ImportKeys(GpgContext& gpg, const std::string& data);
+// Imports OpenPGP key data (binary or armored); returns the fingerprints
+// imported. `secret`, if given, gets those whose secret key was in the data.
+absl::StatusOr<std::vector<std::string>> ImportKeys(GpgContext& gpg, const std::string& data,
+                                                    std::vector<std::string>* secret = nullptr);
 // Exports public (or secret) keys matching `pattern` (empty: all).
 absl::StatusOr<std::string> ExportKeys(GpgContext& gpg, const std::string& pattern, bool secret,
                                        bool armor);
-// Deletes the key with `fingerprint` (its secret part too when present).
-absl::Status DeleteKey(GpgContext& gpg, const std::string& fingerprint);
+// The halves of a key pair `DeleteKey` removes: Apptainer's `key remove`
+// default and -p, its -s, its -b (or -p -s).
+enum class KeyPart { kPublic, kSecret, kBoth };
+// Deletes `part` of the key with primary `fingerprint`. GnuPG keeps no secret
+// key without its public key, so kPublic is refused while the secret key is
+// there (remove it with kSecret first, or use kBoth); kSecret keeps the
+// public key (it is exported and imported back around the deletion).
+absl::Status DeleteKey(GpgContext& gpg, const std::string& fingerprint, KeyPart part);
+// Sets a new passphrase on the secret key `fingerprint` (Apptainer's
+// `key import --new-password`). With `new_pass` (non-empty), gpg asks us
+// (loopback pinentry): `old_pass` answers gpg-agent's question for the
+// current passphrase, which it asks only for a protected key whose passphrase
+// it has not cached (KEYINFO says which). Without `new_pass`, gpg-agent's
+// pinentry asks for both, as gpg --passwd does.
+absl::Status ChangePassphrase(GpgContext& gpg, const std::string& fingerprint,
+                              const std::optional<std::string>& old_pass,
+                              const std::optional<std::string>& new_pass);
 // Creates a new RSA signing key pair of `rsa_bits` (1024..4096) for
 // `user_id`; returns its fingerprint.
 absl::StatusOr<std::string> CreateKeyPair(GpgContext& gpg, const std::string& user_id,

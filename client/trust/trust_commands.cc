@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <utility>
@@ -224,9 +225,11 @@ void RegisterSign(CLI::App& app, std::shared_ptr<absl::Status> result) {
 
 struct KeyFlags {
   bool global = false, secret = false, armor = false, no_passphrase = false;
-  int bit_length = 4096;  // newpair -b
-  std::string password;   // newpair -P: the secret key's passphrase
-  bool push = false;      // newpair -U: refused (no keyserver)
+  bool remove_public = false, remove_secret = false, remove_both = false;  // remove -p/-s/-b
+  bool new_password = false;                                               // import --new-password
+  int bit_length = 4096;                                                   // newpair -b
+  std::string password;  // newpair -P: the secret key's passphrase
+  bool push = false;     // newpair -U: refused (no keyserver)
   std::string file, fingerprint, name, email, comment;
 };
 
@@ -295,7 +298,26 @@ absl::Status KeyList(const KeyFlags& f) {
   return absl::OkStatus();
 }
 
+// --new-password: each secret key the file held gets a new passphrase; BERTH_NEW_PASSPHRASE gives
+// it without a prompt (the current one from BERTH_SIGN_PASSPHRASE), else gpg-agent's pinentry asks,
+// as for `key newpair` without -P.
+absl::Status NewPasswords(trust::GpgContext& gpg, const std::vector<std::string>& fprs) {
+  std::optional<std::string> new_pass;
+  if (const char* v = std::getenv("BERTH_NEW_PASSPHRASE"); v != nullptr) new_pass = v;
+  const std::optional<std::string> old_pass = trust::PassphraseFromEnvironment();
+  if (fprs.empty())
+    return absl::InvalidArgumentError("--new-password: the file holds no secret key");
+  for (const std::string& fpr : fprs) {
+    RETURN_IF_ERROR(trust::ChangePassphrase(gpg, fpr, old_pass, new_pass));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status KeyImport(const KeyFlags& f) {
+  if (f.global && f.new_password) {
+    return absl::InvalidArgumentError(
+        "--new-password sets a secret key's passphrase; the global keyring holds public keys only");
+  }
   ASSIGN_OR_RETURN(std::string data, trust::ReadKeyringFile(f.file));
   if (data.empty()) return absl::InvalidArgumentError(absl::StrCat(f.file, " is empty or missing"));
   std::vector<std::string> fprs;
@@ -306,7 +328,9 @@ absl::Status KeyImport(const KeyFlags& f) {
     RETURN_IF_ERROR(SaveGlobal(g));
   } else {
     ASSIGN_OR_RETURN(trust::GpgContext gpg, trust::GpgContext::Open(""));
-    ASSIGN_OR_RETURN(fprs, trust::ImportKeys(gpg, data));
+    std::vector<std::string> secret;
+    ASSIGN_OR_RETURN(fprs, trust::ImportKeys(gpg, data, &secret));
+    if (f.new_password) RETURN_IF_ERROR(NewPasswords(gpg, secret));
   }
   for (const std::string& fpr : fprs) {
     Info(absl::StrCat("Key with fingerprint ", fpr, " imported",
@@ -317,16 +341,26 @@ absl::Status KeyImport(const KeyFlags& f) {
 
 absl::Status KeyRemove(const KeyFlags& f) {
   ASSIGN_OR_RETURN(std::string fpr, trust::NormalizeFingerprint(f.fingerprint));
+  // Apptainer's choice: the public key alone unless -s; both with -b or -p -s.
+  trust::KeyPart part = trust::KeyPart::kPublic;
+  if (f.remove_both || (f.remove_public && f.remove_secret)) {
+    part = trust::KeyPart::kBoth;
+  } else if (f.remove_secret) {
+    part = trust::KeyPart::kSecret;
+  }
   if (f.global) {
     RETURN_IF_ERROR(RequireRootForGlobal());
     ASSIGN_OR_RETURN(GlobalKeyring g, GlobalForEditing());
-    RETURN_IF_ERROR(trust::DeleteKey(g.gpg, fpr));
+    RETURN_IF_ERROR(trust::DeleteKey(g.gpg, fpr, part));
     RETURN_IF_ERROR(SaveGlobal(g));
   } else {
     ASSIGN_OR_RETURN(trust::GpgContext gpg, trust::GpgContext::Open(""));
-    RETURN_IF_ERROR(trust::DeleteKey(gpg, fpr));
+    RETURN_IF_ERROR(trust::DeleteKey(gpg, fpr, part));
   }
-  Info(absl::StrCat("Key with fingerprint ", fpr, " removed",
+  const char* what = part == trust::KeyPart::kPublic   ? "Public key"
+                     : part == trust::KeyPart::kSecret ? "Secret key"
+                                                       : "Key";
+  Info(absl::StrCat(what, " with fingerprint ", fpr, " removed",
                     f.global ? " from the global keyring" : ""));
   return absl::OkStatus();
 }
@@ -393,10 +427,16 @@ void RegisterKey(CLI::App& app, std::shared_ptr<absl::Status> result) {
   CLI::App* import = key->add_subcommand("import", "Import keys from a file (binary or armored)");
   import->add_option("file", f->file, "Key file")->required();
   import->add_flag("-g,--global", f->global, "Into the node's global keyring (root only)");
+  import->add_flag("--new-password", f->new_password,
+                   "Set a new passphrase on the imported secret key (BERTH_NEW_PASSPHRASE, "
+                   "else gpg-agent's pinentry)");
   import->callback(run(KeyImport, f, "importing keys"));
   CLI::App* remove = key->add_subcommand("remove", "Remove a key by fingerprint");
   remove->add_option("fingerprint", f->fingerprint, "Key fingerprint")->required();
   remove->add_flag("-g,--global", f->global, "From the node's global keyring (root only)");
+  remove->add_flag("-p,--public", f->remove_public, "Remove the public key only (the default)");
+  remove->add_flag("-s,--secret", f->remove_secret, "Remove the secret key only");
+  remove->add_flag("-b,--both", f->remove_both, "Remove both the public and the secret key");
   remove->callback(run(KeyRemove, f, "removing a key"));
   CLI::App* exp = key->add_subcommand("export", "Export keys to a new file");
   exp->add_option("file", f->file, "Output file (must not exist)")->required();

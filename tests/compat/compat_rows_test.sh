@@ -172,6 +172,8 @@ rm -f "$PWHOME/compat-homefile-$$"
 touch "/tmp/compat-tmp-$$"
 row "act --no-mount tmp: the host /tmp is not mounted" "absent" exec --no-mount tmp "$IMG" sh -c "[ -e /tmp/compat-tmp-$$ ] && echo present || echo absent"
 rm -f "/tmp/compat-tmp-$$"
+# Apptainer mounts nothing at /dev: the image's own (empty here) is left.
+row "act --no-mount dev: the container runs; /dev is the image's own" "0" exec --no-mount dev "$IMG" sh -c 'ls -A /dev | wc -l'
 row_err "act --no-mount: an unknown value warns" 0 "WARNING:" exec --no-mount nosuchmount "$IMG" true
 row "act -p/--pid: the host's PID namespace by default" "same" \
   exec "$IMG" sh -c "[ \$(stat -L -c %i /proc/self/ns/pid) = $host_pidns ] && echo same"
@@ -345,4 +347,35 @@ row_rc "key newpair -b/--bit-length, -P/--password" 0 key newpair -b 2048 -P com
 got=$(b key list 2>&1)
 case $got in *"Bits Key"*rsa2048*) ok "row key newpair -b: an RSA key of that length" ;; *) bad "row key newpair -b: an RSA key of that length" "$got" ;; esac
 row_err "key newpair -U/--push: refused by name" 255 "--push is not supported" key newpair -U --name "No Push"
+# key remove -p/-s/-b and import --new-password, on the "Bits Key" pair.
+bits_fp=$(b key list 2>/dev/null | grep -A2 'Bits Key' | sed -n 's/.*Fingerprint: *//p')
+# agent_forget: gpg-agent drops cached passphrases, so the next use asks.
+agent_forget() {
+  if [ "$WHO" = root ]; then gpgconf --homedir "$H/gnupg" --reload gpg-agent
+  else runuser -u "$TUSER" -- gpgconf --homedir "$H/gnupg" --reload gpg-agent; fi
+}
+with BERTH_SIGN_PASSPHRASE=compat-pass
+row_rc "key export -s of the Bits Key pair" 0 key export -s "$W/bits-secret.gpg" "$bits_fp"
+row_err "key remove: the public key of a pair is refused" 255 "remove the secret key first with -s/--secret" key remove "$bits_fp"
+row_rc "key remove -s/--secret: the secret key alone" 0 key remove -s "$bits_fp"
+# listed WANT NAME: how often the Bits Key is in `key list -s` and `key list`.
+listed() {
+  local got
+  got="$(b key list -s 2>&1 | grep -c "$bits_fp") $(b key list 2>&1 | grep -c "$bits_fp")"
+  if [ "$got" = "$1" ]; then ok "row $2"; else bad "row $2" "secret, public listed: $got, want $1"; fi
+}
+listed "0 1" "key remove -s: the public key stays"
+row_rc "key remove -p/--public: the public key" 0 key remove -p "$bits_fp"
+listed "0 0" "key remove -p: the public key is gone"
+agent_forget
+with BERTH_SIGN_PASSPHRASE=compat-pass BERTH_NEW_PASSPHRASE=compat-new
+row_rc "key import --new-password" 0 key import --new-password "$W/bits-secret.gpg"
+agent_forget
+cp "$IMG" "$W/bits.sif" && mine "$W/bits.sif"
+with BERTH_SIGN_PASSPHRASE=compat-pass
+row_rc "key import --new-password: the old passphrase no longer signs" 255 sign --key-fingerprint "$bits_fp" "$W/bits.sif"
+with BERTH_SIGN_PASSPHRASE=compat-new
+row_rc "key import --new-password: the new passphrase signs" 0 sign --key-fingerprint "$bits_fp" "$W/bits.sif"
+row_rc "key remove -b/--both" 0 key remove -b "$bits_fp"
+listed "0 0" "key remove -b: neither key is left"
 finish

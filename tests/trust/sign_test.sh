@@ -70,7 +70,7 @@ export GNUPGHOME=$TEST_TMP/gnupg
 # export / remove / import round trip; verification follows the keyring.
 check "key export (armored)" "$berth" key export --armor "$TEST_TMP/pub.asc" "$FP"
 check "the export is an armored public key" grep -q 'BEGIN PGP PUBLIC KEY BLOCK' "$TEST_TMP/pub.asc"
-check "key remove" "$berth" key remove "$FP"
+check "key remove -b (the key and its secret key)" "$berth" key remove -b "$FP"
 expect_fatal_after_progress "after remove: unknown signer" "not in the keyring" "$berth" verify "$TEST_TMP/two-groups.sif"
 check "key import" "$berth" key import "$TEST_TMP/pub.asc"
 check "after import: verifies again" "$berth" verify "$TEST_TMP/two-groups.sif"
