@@ -47,7 +47,7 @@ mounts() {
   while [ "$1" != -- ]; do envs+=("$1"); shift; done
   shift
   local cmd=(env BERTH_SOCKET="$SOCK" "${envs[@]}" "$BERTH" exec "$@" "$IMG"
-             sh -c 'awk "\$4 !~ /^\/staging\// && \$(NF-1) !~ /^\/dev\/loop/ {print \$5}" /proc/self/mountinfo 2>/dev/null; echo procs=$(ls /proc | wc -l)')
+             sh -c 'awk "\$4 !~ /^\/staging\// && \$(NF-1) !~ /^\/dev\/loop/ {print \$5}" /proc/self/mountinfo 2>/dev/null; echo procs=$(ls /proc 2>/dev/null | wc -l)')
   [ "$who" = user ] && cmd=(runuser -u "$TUSER" -- "${cmd[@]}")
   (cd "$TEST_TMP/cwd-$who" && "${cmd[@]}") 2>"$TEST_TMP/err"
 }
