@@ -30,8 +30,9 @@ struct Options {
   uint32_t block_size = kDefaultBlockSize;
   // Worker threads compressing blocks; 0: one per CPU this process may use.
   unsigned threads = 0;
-  // Bytes of blocks queued for compression at most (0: 10 per thread); the
-  // block processor holds about twice this.
+  // Bytes of blocks queued for compression at most (0: 10 per thread), and
+  // never more than a quarter of the cgroup's memory limit; the block
+  // processor holds about twice this.
   int64_t max_queued_bytes = 0;
   // The image's creation time and the default mtime of generated
   // directories; -1 = now.

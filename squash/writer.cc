@@ -195,12 +195,10 @@ absl::Status Writer::State::CreateProcessor() {
   threads = options.threads ? options.threads : budget.cpus;
   threads = std::max(1u, threads);
   int64_t queued = options.max_queued_bytes;
-  if (queued <= 0) {
-    queued = int64_t{threads} * 10 * options.block_size;
-    // The processor holds about twice its backlog; leave half the memory
-    // limit to the rest of the process and the page cache.
-    if (budget.memory_bytes > 0) queued = std::min(queued, budget.memory_bytes / 4);
-  }
+  if (queued <= 0) queued = int64_t{threads} * 10 * options.block_size;
+  // The processor holds about twice its backlog; leave half the memory
+  // limit to the rest of the process and the page cache.
+  if (budget.memory_bytes > 0) queued = std::min(queued, budget.memory_bytes / 4);
   size_t backlog = std::max<int64_t>(threads * 2, queued / options.block_size);
   sqfs_block_processor_desc_t desc{};
   desc.size = sizeof(desc);
