@@ -191,8 +191,9 @@ absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& fl
   bool fingerprints = false;
   for (const deffile::Definition& stage : file.stages) {
     if (update) break;
-    ASSIGN_OR_RETURN(UniqueFd source, OpenBuildBase(stage, {socket_flag, image, flags.authfile,
-                                                            flags.arch, flags.no_https}));
+    ASSIGN_OR_RETURN(UniqueFd source,
+                     OpenBuildBase(stage, {socket_flag, image, flags.authfile, flags.arch,
+                                           flags.no_https, flags.disable_cache}));
     sources.push_back(std::move(source));
     fingerprints |= !stage.Fingerprints().empty();
   }
