@@ -107,11 +107,6 @@ constexpr const char* kCreds =
 constexpr const char* kFakerootMaps =
     "berthd decides how a build maps ids (/etc/subuid, docs/security.md)";
 
-// A gap, not a decision: binds opened with the caller's rights need the
-// build request to carry them (docs/compat.md).
-constexpr const char* kNoBinds =
-    "berth's build binds nothing into %post or %test yet; copy the files in with %files";
-
 constexpr Refused kRefused[] = {
     {"--library", true, "library:// services are gone or closed; use a docker:// or oras:// base"},
     {"--docker-host", true, "berth pulls from registries only, not from a Docker daemon"},
@@ -120,8 +115,6 @@ constexpr Refused kRefused[] = {
     {"--docker-password", true, kCreds},
     {"--ignore-userns", false, kFakerootMaps},
     {"--ignore-fakeroot-command", false, kFakerootMaps},
-    {"-B,--bind", true, kNoBinds},
-    {"--mount", true, kNoBinds},
 };
 
 }  // namespace
@@ -163,6 +156,10 @@ void AddBuildFlags(CLI::App& cmd, BuildFlags& f) {
                  "architecture variant of a docker base (v7, v8)");
   cmd.add_flag("--disable-cache", f.disable_cache,
                "pull a registry base without the node cache (neither used nor filled)");
+  cmd.add_option("-B,--bind", f.binds, "SRC[:DST[:ro|rw]] bound in %post and %test")
+      ->allow_extra_args(false);
+  cmd.add_option("--mount", f.mounts, "type=bind,src=SRC,dst=DST[,ro] bound in %post and %test")
+      ->allow_extra_args(false);
   // Hidden (an empty group): accepted or refused for Apptainer's scripts.
   cmd.add_flag("--nvccli", f.nv, "")->group("");
   cmd.add_flag("--writable-tmpfs", f.writable_tmpfs, "")->group("");
@@ -191,6 +188,13 @@ absl::Status ApplyBuildEnvironment(const CLI::App& cmd, BuildFlags& f) {
   if (!f.nv) RETURN_IF_ERROR(BoolFromEnv(cmd, "--nvccli", "NVCCLI", f.nv));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--disable-cache", "DISABLE_CACHE", f.disable_cache));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--writable-tmpfs", "WRITABLE_TMPFS", f.writable_tmpfs));
+  // As Apptainer's build: -B has no environment form; APPTAINER_MOUNT holds
+  // one --mount value per line, added to the command line's.
+  if (const char* v = EnvForm("MOUNT"); v != nullptr && *v != '\0') {
+    for (absl::string_view line : absl::StrSplit(v, '\n', absl::SkipWhitespace())) {
+      f.mounts.emplace_back(line);
+    }
+  }
   for (const Refused& r : kRefused) {
     if (cmd.count(LongName(r.names)) > 0) f.refused.push_back(LongName(r.names));
   }

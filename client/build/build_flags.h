@@ -4,9 +4,8 @@
 // _MKSQUASHFS_ARGS, each also as BERTH_ and SINGULARITY_), plus berth's own
 // --dry-run, --compress (BERTH_COMPRESS) and --cache (BERTH_CACHE).
 // Apptainer's flags that make no sense for a node daemon (--library,
-// --docker-*, --ignore-userns, --ignore-fakeroot-command) and those berth's
-// build does not do yet (-B/--bind, --mount) are refused by name with the
-// reason.
+// --docker-*, --ignore-userns, --ignore-fakeroot-command) are refused by
+// name with the reason.
 //
 // Everything is parsed and checked here, before any work, so that the
 // builder receives options that are already known to be valid.
@@ -37,6 +36,8 @@ struct BuildFlags {
   // plain HTTP, the platform to pull.
   std::string authfile, arch, arch_variant;
   bool no_https = false, disable_cache = false;
+  // -B/--bind and --mount values (APPTAINER_MOUNT too), for %post and %test.
+  std::vector<std::string> binds, mounts;
   // Accepted for Apptainer's scripts (docs/compat.md): --writable-tmpfs
   // (with a warning), --no-cleanup, --userns; --nvccli sets nv.
   bool writable_tmpfs = false, no_cleanup = false, userns = false;
