@@ -107,6 +107,7 @@ absl::StatusOr<UniqueFd> OpenBuildBase(const deffile::Definition& stage, const B
   pull.authfile = o.authfile;
   pull.arch = o.arch;
   pull.no_https = o.no_https;
+  pull.disable_cache = o.disable_cache;
   pull.build_base = true;
   // Unnamed from the start: nothing is left beside the output whatever
   // happens to this process.

@@ -22,6 +22,7 @@ struct BaseOptions {
   std::string authfile;
   std::string arch;
   bool no_https = false;
+  bool disable_cache = false;  // --disable-cache: the pull bypasses the node cache
 };
 
 // The base's descriptor; an invalid one for Bootstrap: scratch.

@@ -42,6 +42,7 @@ absl::Status ResolveTmpdir(std::string& tmpdir) {
 absl::Status RunBuild(const CLI::App& cmd, BuildState& state, const std::string& socket_flag) {
   RETURN_IF_ERROR(ApplyBuildEnvironment(cmd, state.flags));
   ASSIGN_OR_RETURN(SquashOptions squash, CheckBuildFlags(state.flags));
+  RETURN_IF_ERROR(ResolveBuildArch(state.flags));
   RETURN_IF_ERROR(ResolveTmpdir(state.flags.tmpdir));
   const std::vector<std::string>& args = state.positional;
   if (state.flags.dry_run) {
@@ -53,6 +54,7 @@ absl::Status RunBuild(const CLI::App& cmd, BuildState& state, const std::string&
   if (args.size() != 2) {
     return absl::InvalidArgumentError("usage: berth build [options] IMAGE SPEC");
   }
+  WarnAcceptedBuildFlags(state.flags);
   return RunDaemonBuild(socket_flag, state.flags, squash, args[0], args[1]);
 }
 

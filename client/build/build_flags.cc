@@ -1,5 +1,7 @@
 #include "client/build/build_flags.h"
 
+#include <sys/utsname.h>
+
 #include <algorithm>
 #include <cstdlib>
 
@@ -7,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "client/cli_log.h"
 #include "client/env_flags.h"
 #include "common/status_macros.h"
 #include "deffile/plan.h"
@@ -88,6 +91,32 @@ absl::StatusOr<SquashOptions> ParseSquashOptions(const BuildFlags& f) {
   return o;
 }
 
+struct Refused {
+  const char* names;  // CLI11's "-x,--long"
+  bool value;
+  const char* why;
+};
+
+std::string LongName(const char* names) {
+  std::vector<std::string> parts = absl::StrSplit(names, ',');
+  return parts.back();
+}
+
+constexpr const char* kCreds =
+    "give registry credentials with `berth registry login` or --authfile";
+constexpr const char* kFakerootMaps =
+    "berthd decides how a build maps ids (/etc/subuid, docs/security.md)";
+
+constexpr Refused kRefused[] = {
+    {"--library", true, "library:// services are gone or closed; use a docker:// or oras:// base"},
+    {"--docker-host", true, "berth pulls from registries only, not from a Docker daemon"},
+    {"--docker-login", false, kCreds},
+    {"--docker-username", true, kCreds},
+    {"--docker-password", true, kCreds},
+    {"--ignore-userns", false, kFakerootMaps},
+    {"--ignore-fakeroot-command", false, kFakerootMaps},
+};
+
 }  // namespace
 
 void AddBuildFlags(CLI::App& cmd, BuildFlags& f) {
@@ -123,6 +152,26 @@ void AddBuildFlags(CLI::App& cmd, BuildFlags& f) {
   cmd.add_option("--authfile", f.authfile, "credentials file for a registry base (docker config)");
   cmd.add_flag("--no-https,--nohttps", f.no_https, "use plain HTTP for a registry base");
   cmd.add_option("--arch", f.arch, "architecture of a docker base to pull");
+  cmd.add_option("--arch-variant", f.arch_variant,
+                 "architecture variant of a docker base (v7, v8)");
+  cmd.add_flag("--disable-cache", f.disable_cache,
+               "pull a registry base without the node cache (neither used nor filled)");
+  cmd.add_option("-B,--bind", f.binds, "SRC[:DST[:ro|rw]] bound in %post and %test")
+      ->allow_extra_args(false);
+  cmd.add_option("--mount", f.mounts, "type=bind,src=SRC,dst=DST[,ro] bound in %post and %test")
+      ->allow_extra_args(false);
+  // Hidden (an empty group): accepted or refused for Apptainer's scripts.
+  cmd.add_flag("--nvccli", f.nv, "")->group("");
+  cmd.add_flag("--writable-tmpfs", f.writable_tmpfs, "")->group("");
+  cmd.add_flag("--no-cleanup", f.no_cleanup, "")->group("");
+  cmd.add_flag("--userns", f.userns, "")->group("");
+  for (const Refused& r : kRefused) {
+    if (r.value) {
+      cmd.add_option(r.names, "")->group("");
+    } else {
+      cmd.add_flag(r.names)->group("");
+    }
+  }
 }
 
 absl::Status ApplyBuildEnvironment(const CLI::App& cmd, BuildFlags& f) {
@@ -136,6 +185,19 @@ absl::Status ApplyBuildEnvironment(const CLI::App& cmd, BuildFlags& f) {
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--ignore-subuid", "IGNORE_SUBUID", f.ignore_subuid));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--nv", "NV", f.nv));
   RETURN_IF_ERROR(BoolFromEnv(cmd, "--rocm", "ROCM", f.rocm));
+  if (!f.nv) RETURN_IF_ERROR(BoolFromEnv(cmd, "--nvccli", "NVCCLI", f.nv));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--disable-cache", "DISABLE_CACHE", f.disable_cache));
+  RETURN_IF_ERROR(BoolFromEnv(cmd, "--writable-tmpfs", "WRITABLE_TMPFS", f.writable_tmpfs));
+  // As Apptainer's build: -B has no environment form; APPTAINER_MOUNT holds
+  // one --mount value per line, added to the command line's.
+  if (const char* v = EnvForm("MOUNT"); v != nullptr && *v != '\0') {
+    for (absl::string_view line : absl::StrSplit(v, '\n', absl::SkipWhitespace())) {
+      f.mounts.emplace_back(line);
+    }
+  }
+  for (const Refused& r : kRefused) {
+    if (cmd.count(LongName(r.names)) > 0) f.refused.push_back(LongName(r.names));
+  }
   StringFromEnv(cmd, "--tmpdir", "TMPDIR", f.tmpdir);
   StringFromEnv(cmd, "--mksquashfs-args", "MKSQUASHFS_ARGS", f.mksquashfs_args);
   if (cmd.count("--section") == 0) {
@@ -158,6 +220,13 @@ absl::StatusOr<SquashOptions> CheckBuildFlags(const BuildFlags& f) {
     return absl::InvalidArgumentError(
         "only sandbox update is supported: --sandbox flag is missing");
   }
+  for (const std::string& name : f.refused) {
+    for (const Refused& r : kRefused) {
+      if (name == LongName(r.names)) {
+        return absl::UnimplementedError(absl::StrCat(name, " is not supported: ", r.why));
+      }
+    }
+  }
   RETURN_IF_ERROR(deffile::CheckSectionsOption(f.sections));
   if (f.json && !f.dry_run) {
     return absl::InvalidArgumentError(
@@ -165,6 +234,31 @@ absl::StatusOr<SquashOptions> CheckBuildFlags(const BuildFlags& f) {
         "to print a definition file as JSON");
   }
   return ParseSquashOptions(f);
+}
+
+absl::Status ResolveBuildArch(BuildFlags& f) {
+  if (f.arch_variant.empty()) return absl::OkStatus();
+  // berthd reads one platform string, OS/ARCH/VARIANT, as pull sends it.
+  if (f.arch.find('/') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        "--arch-variant: give the variant either there or in --arch OS/ARCH/VARIANT");
+  }
+  std::string arch = f.arch;
+  if (arch.empty()) {
+    struct utsname u {};
+    arch = ::uname(&u) == 0 ? u.machine : "x86_64";
+  }
+  f.arch = absl::StrCat("linux/", arch, "/", f.arch_variant);
+  f.arch_variant.clear();
+  return absl::OkStatus();
+}
+
+void WarnAcceptedBuildFlags(const BuildFlags& f) {
+  if (f.writable_tmpfs) {
+    log::Warning(
+        "--writable-tmpfs: %test already runs on the build's writable root; what it writes "
+        "stays in the image");
+  }
 }
 
 }  // namespace berth::client

@@ -3,6 +3,9 @@
 // _NOTEST, _FIXPERMS, _JSON, _FAKEROOT, _IGNORE_SUBUID, _TMPDIR,
 // _MKSQUASHFS_ARGS, each also as BERTH_ and SINGULARITY_), plus berth's own
 // --dry-run, --compress (BERTH_COMPRESS) and --cache (BERTH_CACHE).
+// Apptainer's flags that make no sense for a node daemon (--library,
+// --docker-*, --ignore-userns, --ignore-fakeroot-command) are refused by
+// name with the reason.
 //
 // Everything is parsed and checked here, before any work, so that the
 // builder receives options that are already known to be valid.
@@ -31,8 +34,15 @@ struct BuildFlags {
   bool fakeroot = false, ignore_subuid = false, cache = false, nv = false, rocm = false;
   // Registry bases (Bootstrap: docker, oras): the user's credentials file,
   // plain HTTP, the platform to pull.
-  std::string authfile, arch;
-  bool no_https = false;
+  std::string authfile, arch, arch_variant;
+  bool no_https = false, disable_cache = false;
+  // -B/--bind and --mount values (APPTAINER_MOUNT too), for %post and %test.
+  std::vector<std::string> binds, mounts;
+  // Accepted for Apptainer's scripts (docs/compat.md): --writable-tmpfs
+  // (with a warning), --no-cleanup, --userns; --nvccli sets nv.
+  bool writable_tmpfs = false, no_cleanup = false, userns = false;
+  // Refused by name (CheckBuildFlags), given or not.
+  std::vector<std::string> refused;
 };
 
 void AddBuildFlags(CLI::App& cmd, BuildFlags& flags);
@@ -53,5 +63,12 @@ struct SquashOptions {
 // Refuses combinations Apptainer refuses (--update without --sandbox, "all"
 // or "none" with other sections) and values berth cannot honour.
 absl::StatusOr<SquashOptions> CheckBuildFlags(const BuildFlags& flags);
+
+// --arch-variant folded into --arch as OS/ARCH/VARIANT (the node's ARCH
+// when --arch is not given), as pull does.
+absl::Status ResolveBuildArch(BuildFlags& flags);
+
+// The one accepted flag whose result differs from Apptainer's says so.
+void WarnAcceptedBuildFlags(const BuildFlags& flags);
 
 }  // namespace berth::client

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -19,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "berth/v1/berth.grpc.pb.h"
+#include "client/action/bind_spec.h"
 #include "client/build/build_base.h"
 #include "client/build/build_metadata.h"
 #include "client/build/build_spec.h"
@@ -53,6 +55,34 @@ void AddEnvironment(v1::BuildRequest& r) {
     const bool include = absl::StartsWith(kv, "INCLUDE=");
     if (absl::EndsWith(name, "_proxy") || name == "term" || gpu || include) r.add_env(kv);
   }
+}
+
+// -B and --mount as a run parses them (relative sources from the working
+// directory); berthd opens each source with the caller's rights.
+absl::Status AddBinds(const BuildFlags& flags, v1::BuildRequest& r) {
+  if (flags.binds.empty() && flags.mounts.empty()) return absl::OkStatus();
+  char cwd[PATH_MAX];
+  if (::getcwd(cwd, sizeof cwd) == nullptr) return ErrnoStatus("the working directory", errno);
+  std::vector<BindEntry> entries;
+  for (const std::string& value : flags.binds) {
+    ASSIGN_OR_RETURN(std::vector<BindEntry> parsed, ParseBinds(value, cwd));
+    entries.insert(entries.end(), parsed.begin(), parsed.end());
+  }
+  for (const std::string& value : flags.mounts) {
+    ASSIGN_OR_RETURN(BindEntry parsed, ParseMount(value, cwd));
+    entries.push_back(std::move(parsed));
+  }
+  for (const BindEntry& b : entries) {
+    if (!b.image_src.empty()) {
+      return absl::UnimplementedError(
+          absl::StrCat("--bind ", b.source, ": image-src is not supported by build"));
+    }
+    v1::BuildBind* bind = r.add_binds();
+    bind->set_source(b.source);
+    bind->set_destination(b.destination);
+    bind->set_read_only(b.read_only);
+  }
+  return absl::OkStatus();
 }
 
 v1::BuildRequest MakeRequest(const BuildFlags& flags, const SquashOptions& squash,
@@ -178,6 +208,8 @@ absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& fl
   BuildSpec read;
   ASSIGN_OR_RETURN(deffile::ParsedFile file, ParseBuildSpec(flags, spec, &read));
   RETURN_IF_ERROR(deffile::CheckBuilderSupports(file.stages, spec));
+  v1::BuildRequest binds;  // parsed before any pull: a bad bind fails at once
+  RETURN_IF_ERROR(AddBinds(flags, binds));
   struct stat st {};
   // --update over an existing sandbox: its sections run in it, no base.
   const bool exists = ::lstat(image.c_str(), &st) == 0;
@@ -191,8 +223,9 @@ absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& fl
   bool fingerprints = false;
   for (const deffile::Definition& stage : file.stages) {
     if (update) break;
-    ASSIGN_OR_RETURN(UniqueFd source, OpenBuildBase(stage, {socket_flag, image, flags.authfile,
-                                                            flags.arch, flags.no_https}));
+    ASSIGN_OR_RETURN(UniqueFd source,
+                     OpenBuildBase(stage, {socket_flag, image, flags.authfile, flags.arch,
+                                           flags.no_https, flags.disable_cache}));
     sources.push_back(std::move(source));
     fingerprints |= !stage.Fingerprints().empty();
   }
@@ -210,6 +243,7 @@ absl::Status RunDaemonBuild(const std::string& socket_flag, const BuildFlags& fl
     if (!keep) flags.sandbox ? ::rmdir(temp.second.c_str()) : ::unlink(temp.second.c_str());
   };
   v1::BuildRequest request = MakeRequest(flags, squash, read);
+  request.mutable_binds()->Swap(binds.mutable_binds());
   request.set_update(update);
   request.set_output_index(0);
   request.set_cwd_index(1);

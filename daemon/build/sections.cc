@@ -17,6 +17,8 @@
 #include "common/status_macros.h"
 #include "daemon/build/host_process.h"
 #include "daemon/gpu/run_gpus.h"
+#include "daemon/image/open_as_caller.h"
+#include "daemon/launch/image_paths.h"
 #include "deffile/deffile.h"
 
 namespace berth::daemon::build {
@@ -149,6 +151,33 @@ absl::Status AddGpus(BuildContext& ctx, int root_fd, launch::LaunchSpec& spec) {
   return absl::OkStatus();
 }
 
+// -B/--bind and --mount: each source opened with the caller's rights (as a
+// run's binds are), so a build shows %post nothing its caller could not
+// read. The destination must already be in the root: a mount point made
+// for the bind would stay in the image, so a missing one is an error that
+// names the fix rather than a placeholder left behind.
+absl::Status AddUserBinds(BuildContext& ctx, int root_fd, launch::LaunchSpec& spec) {
+  const Caller& c = ctx.caller;
+  const image::CallerCreds creds{c.uid, c.gid, c.groups};
+  for (const v1::BuildBind& b : ctx.request->binds()) {
+    const std::string what = absl::StrCat("--bind ", b.source(), ":", b.destination());
+    auto destination = launch::CleanContainerPath(b.destination());
+    if (!destination.ok()) return Annotate(destination.status(), what);
+    const std::string path = absl::StrCat("/", *destination);
+    if (!InRoot(root_fd, path)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          what, ": ", path,
+          " is not in the build's root; berth makes no mount point there (it would stay in the "
+          "image): bind to a path the base has, or make it in %setup ($APPTAINER_ROOTFS",
+          path, ")"));
+    }
+    auto fd = image::OpenPathAsCaller(creds, b.source());
+    if (!fd.ok()) return Annotate(fd.status(), what);
+    spec.binds.push_back({*std::move(fd), b.source(), path, b.read_only()});
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::vector<std::string> BuildEnvironment(const BuildContext& ctx) {
@@ -220,6 +249,7 @@ absl::Status RunContainerScript(BuildContext& ctx, const ScriptSection& section,
   spec.env = BuildEnvironment(ctx);
   spec.env.insert(spec.env.end(), extra_env.begin(), extra_env.end());
   RETURN_IF_ERROR(AddGpus(ctx, rootfs_fd, spec));
+  RETURN_IF_ERROR(AddUserBinds(ctx, rootfs_fd, spec));
   spec.cgroup_dirs = c.cgroup_dirs;
   spec.umask = 022;
   ASSIGN_OR_RETURN(UniqueFd out, ScriptStdio(section.body, spec.fds));

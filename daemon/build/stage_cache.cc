@@ -158,7 +158,10 @@ absl::Status EmptyRoot(BuildContext& ctx, int root) {
 }  // namespace
 
 bool StageCacheWanted(const BuildContext& ctx) {
-  return (ctx.request->cache() || ctx.config->build.build_cache) && !ctx.request->update();
+  // What a bind shows %post is outside the key: a build with -B/--mount
+  // neither reuses nor fills the cache.
+  return (ctx.request->cache() || ctx.config->build.build_cache) && !ctx.request->update() &&
+         ctx.request->binds().empty();
 }
 
 absl::StatusOr<std::string> StageKey(BuildContext& ctx, const CachedStage& s) {

@@ -334,6 +334,48 @@ row_rc "pull --no-cleanup, --tmpdir: accepted" 0 pull -F --no-cleanup --tmpdir /
 row_err "pull --docker-login: refused by name" 255 "--docker-login is not supported" pull --docker-login --no-https "oras://$reg/compat/t:1"
 row_err "pull --sandbox: refused by name" 255 "--sandbox is not supported" pull --sandbox --no-https "oras://$reg/compat/t:1"
 row_err "push --library: refused by name" 255 "--library is not supported" push --library https://x "$IMG" "oras://$reg/compat/t:9"
+# build's P2 rows (docs/compat.md "Audit rows not Y").
+row_rc "build --no-cleanup, --userns: accepted" 0 build -F --no-cleanup --userns --build-arg WORD=x b.sif "$T/b.def"
+row_err "build --writable-tmpfs: accepted with a warning" 0 "WARNING: --writable-tmpfs" \
+  build -F --writable-tmpfs --build-arg WORD=x b.sif "$T/b.def"
+b build -F --nv --build-arg WORD=x b.sif "$T/b.def" >/dev/null 2>&1; nv_rc=$?
+b build -F --nvccli --build-arg WORD=x b.sif "$T/b.def" >/dev/null 2>"$T/stderr"; nvccli_rc=$?
+[ "$nv_rc" = "$nvccli_rc" ] && ! grep -q "nvccli" "$T/stderr" && ok "row build --nvccli: taken as --nv" ||
+  bad "row build --nvccli: taken as --nv" "rc $nvccli_rc, --nv $nv_rc: $(head -c 300 "$T/stderr")"
+for flag in "--library https://x" "--docker-host unix:///x" --docker-login "--docker-username u" \
+  "--docker-password p" --ignore-userns --ignore-fakeroot-command; do
+  # shellcheck disable=SC2086
+  row_err "build ${flag%% *}: refused by name" 255 "${flag%% *} is not supported" build -F $flag --build-arg WORD=x b.sif "$T/b.def"
+done
+# -B/--bind and --mount in %post and %test: the source opened as the caller,
+# the destination one the image has (/data), nothing of the bind left in it.
+install -d -o "$ME" -m 0755 "$T/bsrc" && echo bound-in-build >"$T/bsrc/f" && chown "$ME" "$T/bsrc/f"
+printf 'Bootstrap: localimage\nFrom: %s\n\n%%post\n    cat /data/f >/from-bind\n    touch /data/w 2>/dev/null && echo rw >/mode || echo ro >/mode\n\n%%test\n    test -f /data/f\n' "$IMG" >"$T/bind.def"
+chmod 0644 "$T/bind.def"
+row_rc "build -B/--bind: in %post and %test" 0 build -F -B "$T/bsrc:/data:ro" bind.sif "$T/bind.def"
+row "build -B/--bind: %post read it, read-only; nothing of it in the image" "bound-in-build ro 0" \
+  exec "$W/bind.sif" sh -c 'echo $(cat /from-bind) $(cat /mode) $(ls -A /data | wc -l)'
+rm -f "$T/bsrc/w"
+row_rc "build --mount" 0 build -F --mount "type=bind,src=$T/bsrc,dst=/data" bind.sif "$T/bind.def"
+row "build --mount: read-write; the file written stays on the host" "rw 0 yes" \
+  exec "$W/bind.sif" sh -c 'echo $(cat /mode) $(ls -A /data | wc -l) '"$([ -e "$T/bsrc/w" ] && echo yes || echo no)"
+row_err "build -B: a destination the image lacks is an error" 255 "/nosuch is not in the build's root" \
+  build -F -B "$T/bsrc:/nosuch" bind.sif "$T/bind.def"
+if [ "$WHO" = user ]; then
+  install -d -m 0700 "$T/rootonly" && echo secret >"$T/rootonly/f"
+  row_err "build -B: a source the caller cannot read is refused" 255 "Permission denied" \
+    build -F -B "$T/rootonly:/data" bind.sif "$T/bind.def"
+fi
+row_err "build --arch-variant: not with --arch OS/ARCH/VARIANT" 255 "give the variant either there or in --arch" \
+  build -F --arch linux/arm64/v8 --arch-variant v8 --build-arg WORD=x b.sif "$T/b.def"
+# --disable-cache: a base never pulled before leaves the node cache as it was.
+must "push an OCI image for build --disable-cache" $PY "$here/../stores/push_image.py" "$reg" compat/nocache 1 tar:nocache-layer:16
+printf 'Bootstrap: docker\nFrom: %s/compat/nocache:1\n' "$reg" >"$T/nc.def" && chmod 0644 "$T/nc.def"
+cache_before=$(b cache list -v 2>&1)
+row_rc "build --disable-cache: a registry base" 0 build -F --no-https --disable-cache nc.sif "$T/nc.def"
+cache_after=$(b cache list -v 2>&1)
+[ "$cache_before" = "$cache_after" ] && ok "row build --disable-cache: the node cache is left as it was" ||
+  bad "row build --disable-cache: the node cache is left as it was" "before: $cache_before; after: $cache_after"
 with APPTAINER_LOGIN_USERNAME=any APPTAINER_LOGIN_PASSWORD=thing APPTAINER_AUTH_FILE="$H/compat-auth.json"
 row_rc "registry login LOGIN_USERNAME/LOGIN_PASSWORD, AUTH_FILE env forms" 0 registry login --no-https "oras://$reg"
 if grep -q "$reg" "$H/compat-auth.json" 2>/dev/null; then ok "row registry login AUTH_FILE: written there"
