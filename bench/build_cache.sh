@@ -16,10 +16,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
-bench_setup "${1:-$here/../build/client/berth}" "${2:-$here/../build/daemon/berthd}"
-worker=${3:-$here/../build/daemon/build/worker/berth-build-worker}
+bench_build_setup "${1:-$here/../build/client/berth}" "${2:-$here/../build/daemon/berthd}" \
+  "${3:-$here/../build/daemon/build/worker/berth-build-worker}"
 reps=${4:-3}
-install -m 0755 "$worker" "$bench_work/berth-build-worker"  # found beside berthd
 bench_start_daemon system sys "$(printf '[build]\nbuild_dir = "%s/stage"' "$bench_work")"
 export BERTH_SOCKET=$DAEMON_SOCK
 

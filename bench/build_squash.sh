@@ -19,12 +19,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
-bench_setup "${1:-$here/../build/client/berth}" "${2:-$here/../build/daemon/berthd}"
-worker=${3:-$here/../build/daemon/build/worker/berth-build-worker}
+bench_build_setup "${1:-$here/../build/client/berth}" "${2:-$here/../build/daemon/berthd}" \
+  "${3:-$here/../build/daemon/build/worker/berth-build-worker}"
 reps=${4:-3}
 level=${5:-15}
-# berthd finds its worker beside itself.
-install -m 0755 "$worker" "$bench_work/berth-build-worker"
 bench_start_daemon system
 
 tree=$bench_work/tree

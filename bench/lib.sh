@@ -7,6 +7,8 @@
 #
 #   bench_setup BERTH BERTHD       root check, work dir, cleanup trap, copies
 #                                  of the binaries readable by the test user
+#   bench_build_setup BERTH BERTHD WORKER  the same, and the build worker
+#                                  beside the copy of berthd (it looks there)
 #   bench_start_daemon MODE [NAME] [CONF]  starts berthd; sets DAEMON_SOCK/PID
 #   as_user CMD...                 CMD as the test user (exec, no extra process)
 #   hf NAME CMD                    hyperfine -N; appends the times (s) to NAME
@@ -82,6 +84,11 @@ _user_argv() {
 }
 as_user() { _user_argv "$@"; "${user_argv[@]}"; }
 as_user_bg() { _user_argv "$@"; "${user_argv[@]}" & }
+
+bench_build_setup() {
+  bench_setup "$1" "$2"
+  install -m 0755 "$3" "$bench_work/berth-build-worker"
+}
 
 # bench_start_daemon system|user [NAME] [BERTH_CONF_TEXT]: a berthd of its own
 # (socket, config and state under $bench_work/NAME); sets DAEMON_SOCK and

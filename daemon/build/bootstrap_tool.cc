@@ -363,14 +363,7 @@ absl::Status RunTool(BuildContext& ctx, const Plan& plan, int root_fd) {
   spec.env = BuildEnvironment(ctx);
   // The root's mode as Apptainer leaves it, whatever the tool made of it.
   ASSIGN_OR_RETURN(UniqueFd out, ScriptStdio(plan.script + "chmod 0755 \"$root\"\n", spec.fds));
-  int cwd = ::fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
-  if (cwd < 0) return ErrnoStatus("dup", errno);
-  spec.cwd.Reset(cwd);
-  ApplyCaller(ctx.caller, spec);
-  ASSIGN_OR_RETURN(HostProcess process, StartHostProcess(std::move(spec)));
-  ctx.staging->RecordProcess(process.pid());
-  RETURN_IF_ERROR(Relay(ctx, out.get(), process.pidfd()));
-  ASSIGN_OR_RETURN(int status, process.Wait());
+  ASSIGN_OR_RETURN(int status, RunHostProcess(ctx, std::move(spec), root_fd, out.get()));
   if (status != 0) {
     return absl::FailedPreconditionError(absl::StrCat(plan.failure, ": exit status ", status));
   }

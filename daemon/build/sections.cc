@@ -206,18 +206,23 @@ absl::Status RunHostScript(BuildContext& ctx, const ScriptSection& section,
     spec.env.push_back(absl::StrCat("SINGULARITY_ROOTFS=", rootfs_path));
   }
   ASSIGN_OR_RETURN(UniqueFd out, ScriptStdio(section.body, spec.fds));
-  if (ctx.cwd) {
-    int cwd = ::fcntl(ctx.cwd.get(), F_DUPFD_CLOEXEC, 0);
+  ASSIGN_OR_RETURN(int status,
+                   RunHostProcess(ctx, std::move(spec), ctx.cwd ? ctx.cwd.get() : -1, out.get()));
+  if (status != 0) return ExitStatusError(ctx, section, status);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> RunHostProcess(BuildContext& ctx, HostProcessSpec spec, int cwd_fd, int out) {
+  if (cwd_fd >= 0) {
+    int cwd = ::fcntl(cwd_fd, F_DUPFD_CLOEXEC, 0);
     if (cwd < 0) return ErrnoStatus("dup", errno);
     spec.cwd.Reset(cwd);
   }
   ApplyCaller(ctx.caller, spec);
   ASSIGN_OR_RETURN(HostProcess process, StartHostProcess(std::move(spec)));
   ctx.staging->RecordProcess(process.pid());
-  RETURN_IF_ERROR(Relay(ctx, out.get(), process.pidfd()));
-  ASSIGN_OR_RETURN(int status, process.Wait());
-  if (status != 0) return ExitStatusError(ctx, section, status);
-  return absl::OkStatus();
+  RETURN_IF_ERROR(Relay(ctx, out, process.pidfd()));
+  return process.Wait();
 }
 
 absl::Status RunContainerScript(BuildContext& ctx, const ScriptSection& section, int rootfs_fd,

@@ -52,6 +52,11 @@ absl::StatusOr<UniqueFd> ScriptStdio(const std::string& body,
 // `pidfd` says the process ended; polls for the client's end.
 absl::Status Relay(BuildContext& ctx, int out, int pidfd);
 
+// A host process of the build as the caller (ids, cgroup, working directory
+// `cwd_fd`, duplicated): started, recorded with the staging so a daemon
+// restart ends it, its output from `out` relayed; its exit status.
+absl::StatusOr<int> RunHostProcess(BuildContext& ctx, HostProcessSpec spec, int cwd_fd, int out);
+
 // The container's environment for %post and %test: Apptainer's clean
 // build environment plus the client's proxy settings and TERM.
 std::vector<std::string> BuildEnvironment(const BuildContext& ctx);
