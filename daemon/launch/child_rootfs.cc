@@ -97,6 +97,46 @@ void WriteIdMap(const ChildPlan& plan, int procfs, long pid, const char* file,
   close(fd);
 }
 
+// One descriptor over a socketpair, as one byte with SCM_RIGHTS, without
+// allocating (these run in the launcher's child and the overlay helper).
+// common/fd_handoff is the client connection's preamble and allocates.
+bool SendOneFd(int sock, int fd) {
+  char byte = 0;
+  char control[CMSG_SPACE(sizeof(int))] = {};
+  iovec iov{&byte, 1};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  __builtin_memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+  return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1;
+}
+
+// The descriptor SendOneFd sent (close-on-exec), or -1.
+int ReceiveOneFd(int sock) {
+  char byte = 0;
+  char control[CMSG_SPACE(sizeof(int))] = {};
+  iovec iov{&byte, 1};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1) return -1;
+  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  if (cmsg == nullptr || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) {
+    return -1;
+  }
+  int fd = -1;
+  __builtin_memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
+  return fd;
+}
+
 // The helper: a process of the caller's ids in a user namespace of its own
 // (owned by root, mapped like the container's: the caller's uid and gid, and
 // with --fakeroot their subordinate ranges), and a copy of our mount
@@ -128,19 +168,7 @@ void WriteIdMap(const ChildPlan& plan, int procfs, long pid, const char* file,
     Fail(plan, what, "taking the caller's ids", errno);
   }
   int root = MakeOverlay(plan, what);
-  char control[CMSG_SPACE(sizeof(int))] = {};
-  iovec iov{&byte, 1};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  __builtin_memcpy(CMSG_DATA(cmsg), &root, sizeof(int));
-  if (sendmsg(sock, &msg, MSG_NOSIGNAL) != 1) Fail(plan, what, "sending the overlay", errno);
+  if (!SendOneFd(sock, root)) Fail(plan, what, "sending the overlay", errno);
   _exit(0);
 }
 
@@ -174,19 +202,7 @@ int MakeOverlayAsCaller(const ChildPlan& plan) {
     WriteIdMap(plan, procfs, pid, "/gid_map", plan.gid_map);
     close(procfs);
     if (send(pair[0], &byte, 1, MSG_NOSIGNAL) != 1) Fail(plan, what, "resuming it", errno);
-    char control[CMSG_SPACE(sizeof(int))] = {};
-    iovec iov{&byte, 1};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    if (recvmsg(pair[0], &msg, MSG_CMSG_CLOEXEC) == 1) {
-      cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-      if (cmsg != nullptr && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
-        __builtin_memcpy(&root, CMSG_DATA(cmsg), sizeof(int));
-      }
-    }
+    root = ReceiveOneFd(pair[0]);
   }
   close(pair[0]);
   int status = 0;
