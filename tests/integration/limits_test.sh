@@ -55,10 +55,13 @@ else
 fi
 b() { as "$BERTH" "$@"; }
 # The daemon's pid names its cgroups; a user-mode daemon runs in its own
-# namespaces, so match any berth-<pid>-<n> there.
+# namespaces, so match any berth-<pid>-<n> there that the test user owns
+# (the only ones it can make: a system daemon's, from a suite running
+# alongside, are root's).
 tag="berth-${daemon_pid}-"
-[ "$MODE" = user ] && tag="berth-[0-9]*-"
-leftovers() { find /sys/fs/cgroup -mindepth 2 -type d -name "${tag}*" 2>/dev/null; }
+owner=()
+[ "$MODE" = user ] && tag="berth-[0-9]*-" && owner=(-user "$TUSER")
+leftovers() { find /sys/fs/cgroup -mindepth 2 -type d -name "${tag}*" "${owner[@]}" 2>/dev/null; }
 # container_dir HIERARCHY: the running container's directory there.
 container_dir() {
   local d
