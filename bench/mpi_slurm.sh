@@ -63,12 +63,22 @@ pingpong() {
 median() {  # FILE COLUMN
   awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
+# The order alternates round by round (bare first, then berth first): a
+# fixed order gave whichever ran at one place in the round a steady few
+# percent (something on the node runs on a period close to a round's).
+pair() {  # NAME MPI BARE-BINARY IMAGE
+  if ((r % 2)); then
+    pingpong "$1_bare" "$2" "$3"
+    pingpong "$1_berth" "$2" "$BERTH" exec "$4" /pingpong
+  else
+    pingpong "$1_berth" "$2" "$BERTH" exec "$4" /pingpong
+    pingpong "$1_bare" "$2" "$3"
+  fi
+}
 for ((r = 1; r <= rounds; r++)); do
   echo "ping-pong round $r/$rounds" >&2
-  pingpong mpich_bare pmi2 "$work/pingpong.mpich"
-  pingpong mpich_berth pmi2 "$BERTH" exec "$IMG/mpich.sif" /pingpong
-  pingpong ompi_bare pmix "$work/pingpong.openmpi"
-  pingpong ompi_berth pmix "$BERTH" exec "$IMG/openmpi.sif" /pingpong
+  pair mpich pmi2 "$work/pingpong.mpich" "$IMG/mpich.sif"
+  pair ompi pmix "$work/pingpong.openmpi" "$IMG/openmpi.sif"
 done
 
 echo "16-rank starts" >&2
@@ -92,7 +102,7 @@ read -r berth_ms berth_n < <(times "$work"/out/berth*.json)
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 echo
-echo "## MPI ping-pong, 2 ranks on one node ($rounds interleaved rounds of $iters iterations; medians)"
+echo "## MPI ping-pong, 2 ranks on one node ($rounds rounds of $iters iterations, order alternating; medians)"
 echo "| stack | bare metal lat (us) | berth lat (us) | ratio | bare metal bw (MB/s) | berth bw (MB/s) | ratio |"
 echo "|---|---|---|---|---|---|---|"
 for s in mpich ompi; do
