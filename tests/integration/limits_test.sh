@@ -209,9 +209,11 @@ expect_fatal "--sharens with limits: refused (a cgroup of its own is never share
   "never shared" b exec --sharens --memory 64M "$IMG" true
 
 # --- a process left behind (no PID namespace) ends with the container ---
-b exec --no-pid --pids-limit 20 "$IMG" sh -c 'sleep 31 &' >/dev/null 2>&1
+# (A length of this run's own: the suite runs as root and as the user at once.)
+nap=$((1000 + $$ % 9000))
+b exec --no-pid --pids-limit 20 "$IMG" sh -c "sleep $nap &" >/dev/null 2>&1
 sleep 0.2
-check "--no-pid: a process left in the container's cgroup is ended" bash -c '! pgrep -x -f "sleep 31" >/dev/null'
+check "--no-pid: a process left in the container's cgroup is ended" bash -c "! pgrep -x -f 'sleep $nap' >/dev/null"
 
 # --- nothing left behind ---
 check "no container cgroup left behind" test -z "$(leftovers)"
