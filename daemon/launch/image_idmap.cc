@@ -154,8 +154,8 @@ absl::Status GiveImageRootOwner(int dir_fd, const std::string& what, uid_t uid, 
   }
   for (const std::string& name : subdirs) {
     if (!result.ok()) break;
-    UniqueFd sub(::openat(::dirfd(dir), name.c_str(),
-                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd sub(
+        ::openat(::dirfd(dir), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!sub) {
       result = ErrnoStatus(absl::StrCat(what, "/", name), errno);
       break;

@@ -28,6 +28,7 @@
 #include "daemon/launch/image_idmap.h"
 #include "daemon/launch/image_paths.h"
 #include "daemon/launch/mount_api.h"
+#include "spdlog/spdlog.h"
 
 namespace berth::daemon::launch {
 namespace {
@@ -275,8 +276,14 @@ absl::Status PlanImageIdmap(const LaunchSpec& spec, PreparedLaunch& p) {
     return absl::OkStatus();
   }
   if (!ImageMayBeIdmapped(p.image_fd.get())) return absl::OkStatus();
-  ASSIGN_OR_RETURN(UniqueFd ns, MakeMappedUserNamespace(uid_map, gid_map));
-  if (KernelIdmapsImage(p.image_fd.get(), ns.get())) p.image_idmap = std::move(ns);
+  // Without a user namespace (user.max_user_namespaces = 0, say) a plain
+  // run goes on as before: only the owners it shows differ.
+  auto ns = MakeMappedUserNamespace(uid_map, gid_map);
+  if (!ns.ok()) {
+    spdlog::warn("image files keep their host owners: {}", std::string(ns.status().message()));
+    return absl::OkStatus();
+  }
+  if (KernelIdmapsImage(p.image_fd.get(), ns->get())) p.image_idmap = std::move(*ns);
   return absl::OkStatus();
 }
 
