@@ -85,6 +85,7 @@ v1::DoctorReply Doctor::Report(uid_t uid, gid_t gid) {
   add({DaemonCheck(options_)});
   add(PolicyFileChecks(options_));
   add(SquashfsChecks());
+  add({IdmapCheck(options_)});
   add(StoreChecks(options_));
   add({FakerootCheck(options_, uid, gid)});
   return reply;

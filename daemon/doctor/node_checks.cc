@@ -2,9 +2,11 @@
 
 #include <pwd.h>
 #include <sys/statvfs.h>
+#include <sys/utsname.h>
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -138,6 +140,35 @@ v1::DoctorCheck FakerootCheck(const DaemonOptions& options, uid_t uid, gid_t gid
                                 options.subuid_path, ": --fakeroot maps only your own id"),
                    absl::StrCat("root: berth config fakeroot --add ",
                                 caller.name.empty() ? absl::StrCat(uid) : caller.name));
+}
+
+v1::DoctorCheck IdmapCheck(const DaemonOptions& options) {
+  const char* name = "idmapped image mounts";
+  if (!IsSystem(options)) {
+    return MakeCheck("kernel", name, v1::DOCTOR_OK,
+                     "a user-mode berthd does not idmap images: under --fakeroot and writable "
+                     "layers the image's root files show as nobody (Apptainer's user-namespace "
+                     "mode)");
+  }
+  utsname u{};
+  int major = 0, minor = 0;
+  if (::uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &major, &minor) != 2) {
+    return MakeCheck("kernel", name, v1::DOCTOR_WARNING, "the kernel's release is unreadable",
+                     "berthd's log says whether the kernel refused an idmapped mount");
+  }
+  if (major > 6 || (major == 6 && minor >= 2)) {
+    return MakeCheck("kernel", name, v1::DOCTOR_OK,
+                     absl::StrCat("Linux ", major, ".", minor,
+                                  " idmaps squashfs: --fakeroot and writable layers see the "
+                                  "image's files owned as Apptainer shows them"));
+  }
+  return MakeCheck(
+      "kernel", name, v1::DOCTOR_WARNING,
+      absl::StrCat("Linux ", major, ".", minor,
+                   " refuses idmapped squashfs mounts (MOUNT_ATTR_IDMAP needs 6.2): under "
+                   "--fakeroot the image's root files show as nobody, and writable layers "
+                   "cannot change them"),
+      "a kernel of 6.2 or later");
 }
 
 }  // namespace berth::daemon::doctor

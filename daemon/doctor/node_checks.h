@@ -25,4 +25,9 @@ std::vector<v1::DoctorCheck> StoreChecks(const DaemonOptions& options);
 // What --fakeroot gives the caller (subuid/subgid, Apptainer's rules).
 v1::DoctorCheck FakerootCheck(const DaemonOptions& options, uid_t uid, gid_t gid);
 
+// Whether the kernel idmaps the image's squashfs for --fakeroot and
+// writable layers (daemon/launch/image_idmap.h): squashfs allows it from
+// Linux 6.2; the launcher falls back to the host owners where it refuses.
+v1::DoctorCheck IdmapCheck(const DaemonOptions& options);
+
 }  // namespace berth::daemon::doctor

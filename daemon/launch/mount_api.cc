@@ -69,9 +69,13 @@ absl::StatusOr<UniqueFd> CloneDetached(int dirfd, const std::string& path, bool 
 }
 
 absl::Status SetMountAttributes(int mount_fd, uint64_t attributes, uint64_t propagation,
-                                bool recursive) {
+                                bool recursive, int userns_fd) {
   mount_attr attr{};
   attr.attr_set = attributes;
+  if (userns_fd >= 0) {
+    attr.attr_set |= MOUNT_ATTR_IDMAP;
+    attr.userns_fd = static_cast<uint64_t>(userns_fd);
+  }
   attr.propagation = propagation;
   unsigned flags = AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
   if (::mount_setattr(mount_fd, "", flags, &attr, sizeof(attr)) != 0) {

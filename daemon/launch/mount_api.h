@@ -41,9 +41,10 @@ absl::StatusOr<UniqueFd> CloneDetached(int dirfd, const std::string& path, bool 
 
 // mount_setattr() on a detached tree: adds MOUNT_ATTR_* flags, and sets the
 // propagation (MS_SLAVE, MS_PRIVATE; 0 leaves it) on the mount and, with
-// `recursive`, every submount.
+// `recursive`, every submount. A `userns_fd` (>= 0) idmaps the mount with
+// that user namespace's maps (image_idmap.h).
 absl::Status SetMountAttributes(int mount_fd, uint64_t attributes, uint64_t propagation,
-                                bool recursive);
+                                bool recursive, int userns_fd = -1);
 
 // openat2(dirfd, path, how) with O_CLOEXEC added.
 absl::StatusOr<UniqueFd> OpenAt2(int dirfd, const std::string& path, uint64_t flags,

@@ -25,8 +25,10 @@
 #include "daemon/launch/account_files.h"
 #include "daemon/launch/cgroups.h"
 #include "daemon/launch/id_maps.h"
+#include "daemon/launch/image_idmap.h"
 #include "daemon/launch/image_paths.h"
 #include "daemon/launch/mount_api.h"
+#include "spdlog/spdlog.h"
 
 namespace berth::daemon::launch {
 namespace {
@@ -204,6 +206,10 @@ absl::Status PlanOverlayLayers(LaunchSpec& spec, UniqueFd staging, PreparedLaunc
     lowers.push_back(std::move(path));
   }
   ASSIGN_OR_RETURN(UniqueFd image, CloneDetached(p.image_fd.get(), "", /*recursive=*/false));
+  if (p.image_idmap.valid()) {
+    RETURN_IF_ERROR_CTX(SetMountAttributes(image.get(), 0, 0, false, p.image_idmap.get()),
+                        "idmapping the image");
+  }
   ASSIGN_OR_RETURN(std::string image_path, attach(image, UniqueFd(), ""));
   lowers.push_back(std::move(image_path));
   p.owned.push_back(std::move(image));
@@ -233,7 +239,9 @@ absl::Status PlanRootOverlay(LaunchSpec& spec, UniqueFd staging, PreparedLaunch&
   ChildPlan& plan = p.plan;
   plan.session_fd = p.session_fd.get();
   plan.session_path = self;
-  if (HasOverlays(spec)) {
+  // An idmapped image is a clone of its own (image_idmap.h), not the
+  // shared mount's path.
+  if (HasOverlays(spec) || p.image_idmap.valid()) {
     RETURN_IF_ERROR(PlanOverlayLayers(spec, std::move(staging), p));
   } else {
     plan.overlay_options.push_back(
@@ -250,9 +258,62 @@ absl::Status PlanRootOverlay(LaunchSpec& spec, UniqueFd staging, PreparedLaunch&
   return absl::OkStatus();
 }
 
+// Which launches see the image idmapped, and with which maps (image_idmap.h):
+// --fakeroot with the container's own maps; a plain user with a writable
+// layer with image root as the caller. Only a kernel squashfs (bytes the
+// caller opened and could read) in system mode, never a build's root.
+absl::Status PlanImageIdmap(const LaunchSpec& spec, PreparedLaunch& p) {
+  if (!GetHostFacts().initial_user_namespace || spec.writable_root) return absl::OkStatus();
+  const ChildPlan& plan = p.plan;
+  std::string uid_map, gid_map;
+  if (spec.fakeroot) {
+    uid_map = plan.uid_map;
+    gid_map = plan.gid_map;
+  } else if (plan.uid != 0 && (spec.writable_tmpfs_bytes || spec.overlays.upper)) {
+    uid_map = PlainUserImageMap(plan.uid);
+    gid_map = PlainUserImageMap(plan.gid);
+  } else {
+    return absl::OkStatus();
+  }
+  if (!ImageMayBeIdmapped(p.image_fd.get())) return absl::OkStatus();
+  // Without a user namespace (user.max_user_namespaces = 0, say) a plain
+  // run goes on as before: only the owners it shows differ.
+  auto ns = MakeMappedUserNamespace(uid_map, gid_map);
+  if (!ns.ok()) {
+    spdlog::warn("image files keep their host owners: {}", std::string(ns.status().message()));
+    return absl::OkStatus();
+  }
+  if (KernelIdmapsImage(p.image_fd.get(), ns->get())) p.image_idmap = std::move(*ns);
+  return absl::OkStatus();
+}
+
+// The layer roots, generated /etc files and mount points the daemon made
+// on the session tmpfs take the image root's owner as the idmap shows it.
+absl::Status ChownSession(const PreparedLaunch& p) {
+  if (!p.image_idmap.valid()) return absl::OkStatus();
+  for (const char* dir : {"staging", "upper"}) {
+    UniqueFd fd(::openat(p.session_fd.get(), dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) {
+      if (errno == ENOENT) continue;
+      return ErrnoStatus(absl::StrCat("session ", dir), errno);
+    }
+    RETURN_IF_ERROR(
+        GiveImageRootOwner(fd.get(), absl::StrCat("session ", dir), p.plan.uid, p.plan.gid));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PlanRootFilesystem(LaunchSpec& spec, PreparedLaunch& p, UniqueFd staging);
+
 absl::Status PrepareRootFilesystem(LaunchSpec& spec, PreparedLaunch& p) {
   ASSIGN_OR_RETURN(p.image_fd, OpenFile(spec.image_root, O_PATH | O_DIRECTORY));
+  RETURN_IF_ERROR(PlanImageIdmap(spec, p));
   ASSIGN_OR_RETURN(UniqueFd staging, MakeSession(spec, p));
+  RETURN_IF_ERROR(PlanRootFilesystem(spec, p, std::move(staging)));
+  return Annotate(ChownSession(p), "giving the session's files the image root's owner");
+}
+
+absl::Status PlanRootFilesystem(LaunchSpec& spec, PreparedLaunch& p, UniqueFd staging) {
   p.writable_root = spec.writable_root;
   if (spec.overlays.upper && spec.writable_tmpfs_bytes) {
     return absl::InvalidArgumentError("a writable --overlay takes no --writable-tmpfs");
@@ -479,10 +540,11 @@ absl::StatusOr<std::unique_ptr<PreparedLaunch>> PrepareLaunch(LaunchSpec& spec) 
   if (spec.netns.valid()) spec.net_namespace = true;
   auto p = std::make_unique<PreparedLaunch>();
   RETURN_IF_ERROR(PrepareCwd(spec, p->plan));
+  // Before the root: an idmapped image takes the container's maps.
+  RETURN_IF_ERROR(PrepareIdentity(spec, p->plan));
   RETURN_IF_ERROR_CTX(PrepareRootFilesystem(spec, *p), "preparing the root filesystem");
   RETURN_IF_ERROR(PrepareProcess(spec, *p));
   RETURN_IF_ERROR(PlanHooks(spec, p->plan, p->hooks));
-  RETURN_IF_ERROR(PrepareIdentity(spec, p->plan));
   PrepareExec(spec, p->plan);
   RETURN_IF_ERROR(PrepareControl(*p));
   p->plan.clone_flags = CLONE_NEWNS | (spec.pid_namespace ? CLONE_NEWPID : 0) |

@@ -38,6 +38,9 @@ struct PreparedLaunch {
   bool writable_root = false;   // LaunchSpec::writable_root
   // A holder's namespaces, opened while it waits for them (kHoldReady).
   LiveNamespaces held;
+  // The user namespace every clone of the image is idmapped with
+  // (image_idmap.h); invalid: the image's clones show its host owners.
+  UniqueFd image_idmap;
 };
 
 // Builds the plan for `spec`. `spec` must outlive the result: the plan's

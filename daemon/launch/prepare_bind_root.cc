@@ -226,11 +226,14 @@ absl::Status MakePlaceholder(int staging_fd, const Action& a) {
 
 // The image mount is private to the daemon: its clones need no propagation
 // ties, and are read-only whatever the daemon's mount is (a build's root is
-// the one writable exception, LaunchSpec::writable_root).
-absl::StatusOr<UniqueFd> CloneImage(int image_fd, const std::string& rel, bool writable = false) {
+// the one writable exception, LaunchSpec::writable_root), and idmapped when
+// the launch says so (image_idmap.h).
+absl::StatusOr<UniqueFd> CloneImage(int image_fd, const std::string& rel, int idmap,
+                                    bool writable = false) {
   ASSIGN_OR_RETURN(UniqueFd mnt, CloneDetached(image_fd, rel, /*recursive=*/false));
   uint64_t attributes = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (writable ? 0 : MOUNT_ATTR_RDONLY);
-  RETURN_IF_ERROR(SetMountAttributes(mnt.get(), attributes, MS_PRIVATE, /*recursive=*/false));
+  RETURN_IF_ERROR(
+      SetMountAttributes(mnt.get(), attributes, MS_PRIVATE, /*recursive=*/false, idmap));
   return mnt;
 }
 
@@ -258,7 +261,7 @@ absl::Status Apply(const std::vector<Action>& actions, int image_fd, int staging
         RETURN_IF_ERROR(CopySymlink(image_fd, staging_fd, a.rel));
         break;
       case Action::kBindImage: {
-        auto mnt = CloneImage(image_fd, a.rel);
+        auto mnt = CloneImage(image_fd, a.rel, p.image_idmap.get());
         if (!mnt.ok()) return Annotate(mnt.status(), what);
         steps.push_back({MountStep::kAttach, mnt->get(), -1, a.rel, std::move(what), {}});
         p.owned.push_back(std::move(*mnt));
@@ -289,7 +292,7 @@ absl::StatusOr<bool> PlanBindRoot(int staging_fd, PreparedLaunch& p) {
   ChildPlan& plan = p.plan;
   plan.root_from_staging = planner.root_from_staging();
   if (!plan.root_from_staging) {
-    auto root = CloneImage(image_fd, "", p.writable_root);
+    auto root = CloneImage(image_fd, "", p.image_idmap.get(), p.writable_root);
     if (!root.ok()) return Annotate(root.status(), "mounting the image as the container's root");
     plan.root_fd = root->get();
     p.owned.push_back(std::move(*root));

@@ -22,6 +22,12 @@ install -m 0755 "$BERTHD_SRC" "$TEST_TMP/berthd"
 BERTH=$TEST_TMP/berth
 IMG=$TEST_TMP/t.sif
 bash "$here/../integration/make_test_image.sh" "$BERTH" "$IMG" || { bad setup "test image"; finish; }
+# An image with a symlink to a host file (for the session's chown).
+LIMG=$TEST_TMP/l.sif
+install -d "$TEST_TMP/extra"
+ln -s "$TEST_TMP/victim" "$TEST_TMP/extra/victimlink"
+BERTH_TEST_IMAGE_EXTRA=$TEST_TMP/extra bash "$here/../integration/make_test_image.sh" "$BERTH" "$LIMG" ||
+  { bad setup "symlink image"; finish; }
 install -d -m 0755 "$TEST_TMP/ids"
 SUBUID=$TEST_TMP/ids/subuid SUBGID=$TEST_TMP/ids/subgid
 ids() { printf '%b' "$1" >"$SUBUID"; printf '%b' "$2" >"$SUBGID"; chmod 0644 "$SUBUID" "$SUBGID"; }
@@ -67,6 +73,31 @@ expect_out "ranges: root inside is the caller on the host" "$ME" \
   sh -c "runuser -u '$TUSER' -- env BERTH_SOCKET='$SOCK' '$BERTH' exec --fakeroot -B '$OWN:/mnt' '$IMG' touch /mnt/c && stat -c %u '$OWN/c'"
 expect_out "ranges: --writable-tmpfs: chown 1:1 shows 1 inside" "1:1" \
   b exec --fakeroot --writable-tmpfs "$IMG" sh -c 'touch /scratch/x && busybox chown 1:1 /scratch/x && stat -c %u:%g /scratch/x'
+# The image's files as Apptainer's fakeroot shows them: its root's are root's
+# (an idmapped clone of the image mount, image_idmap.h), and a writable layer
+# can change them.
+expect_out "ranges: the image's root files show as root" "0:0 0:0 0:0" \
+  b exec --fakeroot "$IMG" sh -c 'echo $(stat -c %u:%g / /usr/bin /opt/marker)'
+expect_out "ranges: --writable-tmpfs: root changes image files, /etc/passwd included" \
+  "0:0 0:0 0:0 x" b exec --fakeroot --writable-tmpfs "$IMG" sh -c \
+  'echo x >>/opt/marker && echo x >>/etc/passwd && touch /usr/bin/new && echo $(stat -c %u:%g /opt/marker /etc/passwd /usr/bin/new) $(tail -n1 /etc/passwd)'
+FOV=$TEST_TMP/fov
+install -d -o "$TUSER" -m 0755 "$FOV"
+expect_out "ranges: --overlay DIR: root changes image files" "0:0 0:0" \
+  b exec --fakeroot --overlay "$FOV" "$IMG" sh -c 'echo x >>/opt/marker && touch /usr/bin/new && echo $(stat -c %u:%g /opt/marker /usr/bin/new)'
+check "... the upper files on the host are the caller's" \
+  test "$(stat -c %u:%g "$FOV/upper/opt/marker" "$FOV/upper/usr/bin/new" | sort -u)" = "$ME:$MYGID"
+must "ranges: instance start --fakeroot" b instance start --fakeroot "$IMG" fk
+expect_out "ranges: an instance's joins see the image's root files as root" "0:0" \
+  b exec instance://fk stat -c %u:%g /opt/marker
+must "ranges: instance stop" b instance stop fk
+# The session's own files take the image root's owner; a symlink the image
+# holds is copied there (a bind to /newmnt underlays "/") and never followed.
+echo victim >"$TEST_TMP/victim"
+expect_out "ranges: an underlaid root shows as root" "0:0" \
+  b exec --fakeroot -B "$OWN:/newmnt" "$LIMG" stat -c %u:%g /
+check "... the host file an image symlink names keeps its owner" \
+  test "$(stat -c %u:%g "$TEST_TMP/victim")" = "0:0"
 b exec --fakeroot "$IMG" cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups >"$TEST_TMP/maps"
 expect_out "ranges: the maps are the caller and the range; setgroups allowed (apt needs it)" \
   "0 $ME 1|1 200000 65536|0 $MYGID 1|1 300000 65536|allow" \
@@ -82,6 +113,8 @@ expect_out "not listed: Apptainer's INFO line" \
 expect_out "not listed: root inside, single uid (chown 1:1 refused)" "0 chown-refused" \
   sh -c "tr '\n' ' ' <'$TEST_TMP/out' | sed 's/ $//'"
 expect_out "not listed: HOME is /root" "/root" b exec --fakeroot "$IMG" sh -c 'echo $HOME'
+expect_out "not listed: the image's root files show as root" "0:0 0" \
+  b exec --fakeroot --writable-tmpfs "$IMG" sh -c 'echo x >>/opt/marker && echo $(stat -c %u:%g /opt/marker) $(id -u)'
 expect_out "not listed: single-id maps, setgroups denied" "0 $ME 1|0 $MYGID 1|deny" \
   sh -c "runuser -u '$TUSER' -- env BERTH_SOCKET='$SOCK' '$BERTH' exec --fakeroot '$IMG' cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups 2>/dev/null | awk '{\$1=\$1; print}' | paste -sd'|'"
 

@@ -21,7 +21,8 @@ install -m 0755 "$BERTH_SRC" "$TEST_TMP/berth"
 install -m 0755 "$BERTHD_SRC" "$TEST_TMP/berthd"
 BERTH=$TEST_TMP/berth
 IMG=$TEST_TMP/t.sif
-must "test image" bash "$here/make_test_image.sh" "$BERTH" "$IMG"
+SQFS=$TEST_TMP/t.sqfs
+must "test image" env BERTH_TEST_SQFS_OUT="$SQFS" bash "$here/make_test_image.sh" "$BERTH" "$IMG"
 start_test_daemon
 if [ "$WHO" = root ]; then
   as() { env BERTH_SOCKET="$SOCK" "$@"; }
@@ -32,6 +33,7 @@ else
 fi
 b() { as "$BERTH" "$@"; }
 ME_UID=$(id -u "$ME")
+ME_GID=$(id -g "$ME")
 mine() { install -d -o "$ME" -m 0755 "$@"; }
 before_finish() {
   stop_test_daemon
@@ -148,9 +150,39 @@ if [ "$WHO" = user ]; then
     b exec --overlay "$SHARED:ro" --overlay "$OV3" "$IMG" cat /private/f
   check "... and its names unlisted" \
     bash -c "! runuser -u '$TUSER' -- env BERTH_SOCKET='$SOCK' '$BERTH' exec --overlay '$SHARED:ro' --overlay '$OV3' '$IMG' ls /private 2>/dev/null | grep -q f"
+fi
+
+# --- the image's owners under a writable layer (image_idmap.h) ---
+if [ "$WHO" = user ] && [ "$MODE" = system ]; then
+  # A plain user's writable layer sees the image's root files as their own,
+  # as Apptainer's unprivileged squashfuse_ll -o uid=,gid= does.
+  OV4=$TEST_TMP/ov4
+  mine "$OV4"
+  expect_out "--overlay DIR: a plain user changes a root-owned image file" "image-file x" \
+    b exec --overlay "$OV4" "$IMG" sh -c 'echo x >>/opt/marker && echo $(cat /opt/marker)'
+  check "... copied up into DIR/upper as the caller's" \
+    test "$(stat -c %u:%g "$OV4/upper/opt/marker")" = "$ME_UID:$ME_GID"
+  expect_out "--writable-tmpfs: a plain user changes root-owned image files" "image-file x $ME_UID:$ME_GID" \
+    b exec --writable-tmpfs "$IMG" sh -c 'echo x >>/opt/marker && touch /usr/bin/new && echo $(cat /opt/marker) $(stat -c %u:%g /usr/bin/new)'
+  expect_out "... and setuid-root still gives no root" "$ME_UID" b exec --writable-tmpfs "$IMG" suid-id -u
+  expect_out "without a writable layer the image keeps its true owners" "0:0" \
+    b exec "$IMG" stat -c %u:%g /opt/marker
+  # A sandbox directory is the host's own files: never idmapped, so a
+  # root-only file there stays closed.
+  SB=$TEST_TMP/sb
+  must "unsquash a sandbox" unsquashfs -no-progress -d "$SB" "$SQFS"
+  echo root-only >"$SB/opt/secret" && chmod 0600 "$SB/opt/secret"
+  expect_rc "--writable-tmpfs over a sandbox: its root-only file stays closed" 1 \
+    b exec --writable-tmpfs "$SB" cat /opt/secret
+  expect_out "... and shows its true owner" "0:0" b exec --writable-tmpfs "$SB" stat -c %u:%g /opt/secret
+elif [ "$WHO" = user ]; then
+  # A user-mode daemon cannot idmap: Apptainer's user-namespace mode.
   expect_rc "the caller cannot write above the image's root-owned files" 1 \
     b exec --overlay "$OV" "$IMG" sh -c 'echo x >/opt/marker'
   check "... and nothing was copied up" test ! -e "$OV/upper/opt"
+else
+  expect_out "root's --writable-tmpfs: the image's files stay root's" "0:0" \
+    b exec --writable-tmpfs "$IMG" sh -c 'echo x >>/opt/marker && stat -c %u:%g /opt/marker'
 fi
 
 # --- a squashfs image: a lower layer ---

@@ -14,6 +14,7 @@
 
 #include "daemon/launch/account_files.h"
 #include "daemon/launch/cgroups.h"
+#include "daemon/launch/image_idmap.h"
 #include "daemon/launch/image_paths.h"
 #include "daemon/launch/launch.h"
 
@@ -211,4 +212,10 @@ TEST_CASE("a fakeroot join needs the container's own user namespace") {
   REQUIRE_FALSE(joined.ok());
   CHECK(joined.status().message() ==
         "--fakeroot: the container to join has no user namespace of its own");
+}
+
+TEST_CASE("a plain user's image map: 0 is the caller, no other id reaches host 0 or the caller") {
+  CHECK(launch::PlainUserImageMap(1001) == "0 1001 1\n1 1 1000\n1002 1002 4294966293\n");
+  CHECK(launch::PlainUserImageMap(1) == "0 1 1\n2 2 4294967293\n");
+  CHECK(launch::PlainUserImageMap(4294967294u) == "0 4294967294 1\n1 1 4294967293\n");
 }

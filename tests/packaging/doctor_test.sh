@@ -72,6 +72,11 @@ expect_out "root: fakeroot is root-mapped for root" "ok" \
 expect_has "root: the state disk is reported" "free under $state" \
   field "$TEST_TMP/root.json" cache disk detail
 expect_out "root: kernel feature checks run" "ok" field "$TEST_TMP/root.json" kernel squashfs severity
+# squashfs accepts idmapped mounts from Linux 6.2 (image_idmap.h).
+IFS=. read -r kmaj kmin _ <<<"$(uname -r)"
+want=$([ "$kmaj" -gt 6 ] || { [ "$kmaj" = 6 ] && [ "${kmin%%[!0-9]*}" -ge 2 ]; } && echo ok || echo warning)
+expect_out "root: idmapped image mounts as this kernel allows ($want)" "$want" \
+  field "$TEST_TMP/root.json" kernel "idmapped image mounts" severity
 
 doctor_json "$TUSER" "$TEST_TMP/user.json"
 expect_out "user: not in subuid is a warning" "warning" \

@@ -1,0 +1,169 @@
+#include "daemon/launch/image_idmap.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_io.h"
+#include "common/status_macros.h"
+#include "daemon/launch/mount_api.h"
+#include "spdlog/spdlog.h"
+
+namespace berth::daemon::launch {
+namespace {
+
+constexpr uint64_t kIdLimit = std::numeric_limits<uint32_t>::max();  // (uid_t)-1, never mapped
+constexpr size_t kStackBytes = 64 << 10;
+
+// The namespace's only process: it shares the daemon's memory (CLONE_VM, so
+// nothing is copied), closes its copy of the pipe's write end and waits for
+// the daemon to close its own. Raw system calls only: errno is the calling
+// thread's.
+int HoldUntilClosed(void* arg) {
+  const int* fds = static_cast<const int*>(arg);
+  syscall(SYS_close, fds[1]);
+  char byte;
+  syscall(SYS_read, fds[0], &byte, 1);
+  syscall(SYS_exit, 0);
+  return 0;
+}
+
+absl::Status WriteMap(pid_t pid, const char* name, const std::string& text) {
+  std::string path = absl::StrCat("/proc/", pid, "/", name);
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_WRONLY));
+  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    return ErrnoStatus(path, errno);
+  }
+  return absl::OkStatus();
+}
+
+// 1: the kernel idmaps squashfs; -1: it refused; 0: not tried yet.
+std::atomic<int> kernel_verdict{0};
+
+}  // namespace
+
+bool ImageMayBeIdmapped(int image_fd) {
+  struct statfs fs {};
+  return ::fstatfs(image_fd, &fs) == 0 && fs.f_type == SQUASHFS_MAGIC;
+}
+
+std::string PlainUserImageMap(uint32_t own) {
+  std::string text = absl::StrCat("0 ", own, " 1\n");
+  if (own > 1) absl::StrAppend(&text, "1 1 ", own - 1, "\n");
+  uint64_t next = uint64_t{own} + 1;
+  if (next < kIdLimit) absl::StrAppend(&text, next, " ", next, " ", kIdLimit - next, "\n");
+  return text;
+}
+
+absl::StatusOr<UniqueFd> MakeMappedUserNamespace(const std::string& uid_map,
+                                                 const std::string& gid_map) {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe2", errno);
+  UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
+  auto stack = std::make_unique<char[]>(kStackBytes);
+  pid_t pid = ::clone(HoldUntilClosed, stack.get() + kStackBytes,
+                      CLONE_NEWUSER | CLONE_VM | SIGCHLD, pipe_fds);
+  if (pid < 0) return ErrnoStatus("creating the image's idmap user namespace", errno);
+  absl::Status st = WriteMap(pid, "gid_map", gid_map);
+  if (st.ok()) st = WriteMap(pid, "uid_map", uid_map);
+  UniqueFd ns;
+  if (st.ok()) {
+    auto opened = OpenFile(absl::StrCat("/proc/", pid, "/ns/user"), O_RDONLY);
+    if (opened.ok()) ns = std::move(*opened);
+    st = opened.status();
+  }
+  write_end.Reset();
+  int status = 0;
+  while (::waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {
+  }
+  if (!st.ok()) return Annotate(st, "the image's idmap user namespace");
+  return ns;
+}
+
+bool KernelIdmapsImage(int image_fd, int userns_fd) {
+  int verdict = kernel_verdict.load();
+  if (verdict != 0) return verdict > 0;
+  auto clone = CloneDetached(image_fd, "", /*recursive=*/false);
+  if (!clone.ok()) return false;  // not the kernel's verdict; the launch will say
+  mount_attr attr{};
+  attr.attr_set = MOUNT_ATTR_IDMAP;
+  attr.userns_fd = static_cast<uint64_t>(userns_fd);
+  if (::mount_setattr(clone->get(), "", AT_EMPTY_PATH, &attr, sizeof(attr)) == 0) {
+    kernel_verdict.store(1);
+    return true;
+  }
+  int err = errno;
+  // EINVAL: the filesystem does not allow idmapped mounts; ENOSYS: no
+  // mount_setattr. Anything else says nothing of the kernel.
+  if (err != EINVAL && err != ENOSYS) return false;
+  if (kernel_verdict.exchange(-1) == 0) {
+    spdlog::warn(
+        "the kernel refused an idmapped mount of a squashfs image ({}): image files keep their "
+        "host owners in --fakeroot containers and writable layers (idmapped squashfs mounts "
+        "need Linux 6.2)",
+        std::strerror(err));
+  }
+  return false;
+}
+
+absl::Status GiveImageRootOwner(int dir_fd, const std::string& what, uid_t uid, gid_t gid) {
+  struct stat st;
+  if (::fstat(dir_fd, &st) != 0) return ErrnoStatus(what, errno);
+  if ((st.st_uid == 0 || st.st_gid == 0) &&
+      ::fchown(dir_fd, st.st_uid == 0 ? uid : static_cast<uid_t>(-1),
+               st.st_gid == 0 ? gid : static_cast<gid_t>(-1)) != 0) {
+    return ErrnoStatus(what, errno);
+  }
+  UniqueFd copy(::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!copy) return ErrnoStatus(what, errno);
+  DIR* dir = ::fdopendir(copy.get());
+  if (dir == nullptr) return ErrnoStatus(what, errno);
+  (void)copy.Release();
+  std::vector<std::string> subdirs;
+  absl::Status result = absl::OkStatus();
+  while (dirent* e = ::readdir(dir)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    if (::fstatat(::dirfd(dir), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      subdirs.push_back(name);
+      continue;
+    }
+    if ((st.st_uid == 0 || st.st_gid == 0) &&
+        ::fchownat(::dirfd(dir), name.c_str(), st.st_uid == 0 ? uid : static_cast<uid_t>(-1),
+                   st.st_gid == 0 ? gid : static_cast<gid_t>(-1), AT_SYMLINK_NOFOLLOW) != 0) {
+      result = ErrnoStatus(absl::StrCat(what, "/", name), errno);
+      break;
+    }
+  }
+  for (const std::string& name : subdirs) {
+    if (!result.ok()) break;
+    UniqueFd sub(
+        ::openat(::dirfd(dir), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!sub) {
+      result = ErrnoStatus(absl::StrCat(what, "/", name), errno);
+      break;
+    }
+    result = GiveImageRootOwner(sub.get(), absl::StrCat(what, "/", name), uid, gid);
+  }
+  ::closedir(dir);
+  return result;
+}
+
+}  // namespace berth::daemon::launch
