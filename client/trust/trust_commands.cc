@@ -102,8 +102,14 @@ absl::Status RunVerify(const VerifyFlags& f) {
   trust::KeyMaterial keys;
   absl::StatusOr<std::optional<GlobalKeyring>> global = std::nullopt;
   if (!f.certificate.empty()) {
-    ASSIGN_OR_RETURN(trust::PemKey k, KeyFromCertificate(f));
-    pem.push_back(std::move(k));
+    auto k = KeyFromCertificate(f);
+    if (!k.ok()) {
+      // As Apptainer: with -j, a certificate that fails its checks still
+      // gets the JSON answer (no signatures, the reason).
+      if (f.json) std::cout << RenderVerifyJson(*image, trust::VerifyReport{}, k.status());
+      return k.status();
+    }
+    pem.push_back(std::move(*k));
     keys.dsse = &pem;
   } else if (!f.key_paths.empty()) {
     for (const std::string& p : f.key_paths) {

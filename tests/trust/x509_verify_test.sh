@@ -117,6 +117,11 @@ OCSP_URL=http://127.0.0.1:$good_port/ issue ocsp-good ocsp-root ocsp 0x31
 OCSP_URL=http://127.0.0.1:$good_port/ issue ocsp-revoked ocsp-root ocsp 0x32
 OCSP_URL=http://127.0.0.1:$forged_port/ issue ocsp-forged ocsp-root ocsp 0x33
 chmod -R a+rX "$P"
+# OpenSSL's own tools agree on the fixtures berth is judged against.
+check "openssl verify: the good chain" openssl verify -CAfile root.pem -untrusted bundle.pem signer.pem
+check "openssl verify: not to the other root" bash -c '! openssl verify -CAfile other-root.pem -untrusted bundle.pem signer.pem 2>/dev/null'
+check "openssl verify: the expired leaf" bash -c '! openssl verify -CAfile root.pem -untrusted bundle.pem expired.pem 2>/dev/null'
+check "openssl ocsp: the revoked leaf" bash -c "openssl ocsp -issuer ocsp-root.pem -cert ocsp-revoked.pem -url http://127.0.0.1:$good_port/ -CAfile ocsp-root.pem 2>/dev/null | grep -q 'ocsp-revoked.pem: revoked'"
 
 # Every check runs as root and as the test user, each signing its own copies.
 run_as() { if [ "$who" = root ]; then "$@"; else runuser -u "$TUSER" -- "$@"; fi; }
@@ -135,7 +140,11 @@ for who in root "$TUSER"; do
   case "$out" in *"[LOCAL]   Key: $P/signer.pem"*"Verified signature(s) from image"*) ok "a good chain verifies ($who)" ;;
     *) bad "a good chain verifies ($who)" "$out" ;; esac
   check "an RSA leaf verifies ($who)" v --certificate "$P/signer-rsa.pem" "${chain[@]}" "$W/rsa.sif"
-  check "-j/--json with a certificate ($who)" bash -c "$(declare -f run_as); who=$who TUSER=$TUSER; run_as $berth verify -j --certificate $P/signer.pem --certificate-intermediates $P/bundle.pem --certificate-roots $P/root.pem $W/s.sif 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"Signatures\"]==1, d'"
+  out=$(v -j --certificate "$P/signer.pem" "${chain[@]}" "$W/s.sif" 2>/dev/null)
+  check "-j/--json with a certificate ($who)" python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["Signatures"]==1 and d["SignerKeys"][0]["Signer"]["Name"].endswith("signer.pem"), d' "$out"
+  out=$(v -j --certificate "$P/signer.pem" --certificate-intermediates "$P/bundle.pem" --certificate-roots "$P/other-root.pem" "$W/s.sif" 2>/dev/null); rc=$?
+  case "$rc:$out" in '255:{"Signatures":0,"SignerKeys":[],"Reason":"certificate '*'signed by unknown authority'*) ok "-j: a refused certificate still answers in JSON ($who)" ;;
+    *) bad "-j: a refused certificate still answers in JSON ($who)" "rc=$rc $out" ;; esac
   check "APPTAINER_VERIFY_CERTIFICATE/INTERMEDIATES/ROOTS ($who)" run_as env APPTAINER_VERIFY_CERTIFICATE="$P/signer.pem" \
     APPTAINER_VERIFY_INTERMEDIATES="$P/bundle.pem" APPTAINER_VERIFY_ROOTS="$P/root.pem" "$berth" verify "$W/s.sif"
   check "SINGULARITY_VERIFY_* forms ($who)" run_as env SINGULARITY_VERIFY_CERTIFICATE="$P/signer.pem" \
