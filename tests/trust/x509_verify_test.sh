@@ -2,9 +2,9 @@
 # x509_verify_test.sh BERTH TESTDATA: `verify --certificate` (Apptainer
 # 1.2+) end to end, as root and as the test user. A real CA, intermediate
 # and leaves made by openssl; SIFs signed with the leaf's key by
-# `berth sign --key`; real `openssl ocsp` responders on free local ports for
-# --ocsp-verify (a good, a revoked and a forged answer). Every refusal is
-# one FATAL line naming the file and the problem, exit 255.
+# `berth sign --key`; real `openssl ocsp` responders on free local ports
+# for --ocsp-verify (a good, a revoked, an unknown and a forged answer).
+# Every refusal is one FATAL line naming the file and the problem, exit 255.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../integration/lib.sh"
@@ -116,6 +116,7 @@ responder forged-index.txt forger; forged_port=$PORT
 OCSP_URL=http://127.0.0.1:$good_port/ issue ocsp-good ocsp-root ocsp 0x31
 OCSP_URL=http://127.0.0.1:$good_port/ issue ocsp-revoked ocsp-root ocsp 0x32
 OCSP_URL=http://127.0.0.1:$forged_port/ issue ocsp-forged ocsp-root ocsp 0x33
+OCSP_URL=http://127.0.0.1:$good_port/ issue ocsp-unknown ocsp-root ocsp 0x34  # not in the index
 chmod -R a+rX "$P"
 # OpenSSL's own tools agree on the fixtures berth is judged against.
 check "openssl verify: the good chain" openssl verify -CAfile root.pem -untrusted bundle.pem signer.pem
@@ -133,7 +134,7 @@ for who in root "$TUSER"; do
   }
   v() { run_as "$berth" verify "$@"; }
   sign signer s; sign signer-rsa rsa; sign expired exp; sign tls-server tls; sign inter wrongkey
-  sign ocsp-good og; sign ocsp-revoked orv; sign ocsp-forged ofg
+  sign ocsp-good og; sign ocsp-revoked orv; sign ocsp-forged ofg; sign ocsp-unknown ouk
   chain=(--certificate-intermediates "$P/bundle.pem" --certificate-roots "$P/root.pem")
 
   out=$(v --certificate "$P/signer.pem" "${chain[@]}" "$W/s.sif" 2>&1)
@@ -188,6 +189,8 @@ for who in root "$TUSER"; do
     "$berth" verify --certificate "$P/ocsp-revoked.pem" --certificate-roots "$P/ocsp-root.pem" "$W/orv.sif"
   expect_fatal_after_progress "--ocsp-verify: an answer signed by a stranger ($who)" "the response's signature does not verify" \
     v --certificate "$P/ocsp-forged.pem" "${ochain[@]}" "$W/ofg.sif"
+  expect_fatal_after_progress "--ocsp-verify: a certificate the responder does not know ($who)" "'CN=ocsp-unknown': status unknown. certificate cannot be trusted" \
+    v --certificate "$P/ocsp-unknown.pem" "${ochain[@]}" "$W/ouk.sif"
   expect_fatal_after_progress "--ocsp-verify: no responder in the certificate ($who)" "'CN=signer': certificate does not support OCSP" \
     v --certificate "$P/signer.pem" "${chain[@]}" --ocsp-verify "$W/s.sif"
 done
