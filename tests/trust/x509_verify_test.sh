@@ -98,8 +98,9 @@ echo "not a certificate" >garbage.pem
 # responder INDEX SIGNER: starts `openssl ocsp`; sets PORT.
 responder() {
   local log=$TEST_TMP/ocsp-$2.log
-  openssl ocsp -index "$1" -CA ocsp-root.pem -rsigner "$2.pem" -rkey "$2.key" -port 0 \
-    -nmin 10 -ignore_err >"$log" 2>&1 &
+  # timeout: a test killed outright (ctest's limit) leaves no responder behind for long.
+  timeout 300 openssl ocsp -index "$1" -CA ocsp-root.pem -rsigner "$2.pem" -rkey "$2.key" \
+    -port 0 -nmin 10 -ignore_err >"$log" 2>&1 &
   responders+=("$!")
   wait_until 10 grep -q 'waiting for OCSP client connections' "$log" ||
     { bad "setup: OCSP responder ($2)" "$(cat "$log")"; finish; }
