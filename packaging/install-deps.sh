@@ -16,7 +16,7 @@ PACKAGES=(
   # real peers used by tests and benchmarks
   siftool squashfs-tools squashfuse busybox-static bubblewrap hyperfine
   gnupg docker-registry umoci skopeo util-linux procps python3 file strace
-  python3-cryptography curl bc
+  python3-cryptography curl bc openssl
   # a single-node Slurm with MPI for the Slurm tests (tests/slurm), the
   # SPANK plugin's header, and the MPI stacks the tests bind in
   slurmctld slurmd slurm-client munge libslurm-dev libpmix-dev

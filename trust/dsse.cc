@@ -70,6 +70,15 @@ absl::StatusOr<std::string> KeyIdOf(EVP_PKEY* key) {
                       Base64Encode(std::string(reinterpret_cast<char*>(md), md_len), false));
 }
 
+absl::Status CheckKeyType(const std::string& path, EVP_PKEY* key) {
+  int id = EVP_PKEY_get_id(key);
+  if (id != EVP_PKEY_RSA && id != EVP_PKEY_EC && id != EVP_PKEY_ED25519) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": only RSA, ECDSA and Ed25519 keys are supported"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Load(const std::string& path, bool is_private,
                   std::unique_ptr<EVP_PKEY, PkeyFree>& out) {
   std::unique_ptr<BIO, BioFree> bio(BIO_new_file(path.c_str(), "r"));
@@ -81,12 +90,7 @@ absl::Status Load(const std::string& path, bool is_private,
         absl::StrCat(path, " is not a PEM ", is_private ? "private" : "public", " key"));
   }
   out.reset(key);
-  int id = EVP_PKEY_get_id(key);
-  if (id != EVP_PKEY_RSA && id != EVP_PKEY_EC && id != EVP_PKEY_ED25519) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": only RSA, ECDSA and Ed25519 keys are supported"));
-  }
-  return absl::OkStatus();
+  return CheckKeyType(path, key);
 }
 
 }  // namespace
@@ -119,6 +123,20 @@ absl::StatusOr<PemKey> PemKey::LoadPrivate(const std::string& path) {
   k.path_ = path;
   RETURN_IF_ERROR(Load(path, true, k.key_));
   ASSIGN_OR_RETURN(k.key_id_, KeyIdOf(k.key_.get()));
+  return k;
+}
+
+absl::StatusOr<PemKey> PemKey::FromCertificate(X509* cert, const std::string& path) {
+  PemKey k;
+  k.path_ = path;
+  EVP_PKEY* key = X509_get0_pubkey(cert);
+  if (key == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": cannot read the certificate's key"));
+  }
+  EVP_PKEY_up_ref(key);
+  k.key_.reset(key);
+  RETURN_IF_ERROR(CheckKeyType(path, key));
+  ASSIGN_OR_RETURN(k.key_id_, KeyIdOf(key));
   return k;
 }
 

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 
 typedef struct evp_pkey_st EVP_PKEY;
+typedef struct x509_st X509;
 
 namespace berth::trust {
 
@@ -24,6 +25,8 @@ class PemKey {
   // Loads a PEM public key (verification) or private key (signing).
   static absl::StatusOr<PemKey> LoadPublic(const std::string& path);
   static absl::StatusOr<PemKey> LoadPrivate(const std::string& path);
+  // The public key of a certificate (verify --certificate); `path` names it in messages.
+  static absl::StatusOr<PemKey> FromCertificate(X509* cert, const std::string& path);
 
   EVP_PKEY* get() const { return key_.get(); }
   const std::string& path() const { return path_; }

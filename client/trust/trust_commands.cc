@@ -21,8 +21,10 @@
 #include "common/status_macros.h"
 #include "sif/image.h"
 #include "trust/keyring_file.h"
+#include "trust/ocsp.h"
 #include "trust/sign.h"
 #include "trust/verify.h"
+#include "trust/x509_chain.h"
 
 namespace berth::client {
 namespace {
@@ -37,12 +39,49 @@ struct VerifyFlags {
   std::string image;
   std::vector<uint32_t> groups, objects;
   std::vector<std::string> key_paths;
+  std::string certificate, intermediates, roots;  // --certificate*
+  bool ocsp = false;                              // --ocsp-verify
   bool all = false, legacy = false, json = false, local = false;
 };
 
+// How long one OCSP responder may take to answer.
+constexpr int kOcspTimeoutSeconds = 10;
+
+// --certificate: the signing key is the certificate's, once the certificate
+// chains to a trusted root, may sign code and (with --ocsp-verify) is not
+// revoked, as Apptainer checks before it uses the key.
+absl::StatusOr<trust::PemKey> KeyFromCertificate(const VerifyFlags& f) {
+  Info(absl::StrCat("Verifying image with key material from certificate '", f.certificate, "'"));
+  auto leaf = trust::LoadCertificate(f.certificate);
+  if (!leaf.ok()) return Annotate(leaf.status(), "loading the certificate");
+  std::vector<trust::X509Ptr> intermediates, roots;
+  if (!f.intermediates.empty()) {
+    auto bundle = trust::LoadCertificateBundle(f.intermediates);
+    if (!bundle.ok()) return Annotate(bundle.status(), "loading intermediate certificates");
+    intermediates = std::move(*bundle);
+  }
+  if (!f.roots.empty()) {
+    auto bundle = trust::LoadCertificateBundle(f.roots);
+    if (!bundle.ok()) return Annotate(bundle.status(), "loading root certificates");
+    roots = std::move(*bundle);
+  }
+  const std::vector<trust::X509Ptr>* anchors = f.roots.empty() ? nullptr : &roots;
+  ASSIGN_OR_RETURN(
+      std::vector<trust::X509Ptr> chain,
+      trust::VerifyCodeSigningChain(leaf->get(), f.certificate, intermediates, anchors));
+  if (f.ocsp) {
+    absl::Status st = trust::CheckRevocation(chain, anchors, kOcspTimeoutSeconds);
+    if (!st.ok()) return Annotate(st, absl::StrCat("certificate ", f.certificate));
+  }
+  return trust::PemKey::FromCertificate(leaf->get(), f.certificate);
+}
+
 // What to do next, for the FATAL line's "; fix" part.
-std::string VerifyHint(const absl::Status& st) {
+std::string VerifyHint(const absl::Status& st, const VerifyFlags& f) {
   const std::string msg(st.message());
+  if (!f.certificate.empty() && msg.find("no DSSE signature verifies") != std::string::npos) {
+    return absl::StrCat("; it was not signed with the key of certificate ", f.certificate);
+  }
   if (msg.find("not in the keyring") != std::string::npos) {
     return "; import the signer's public key with `berth key import`";
   }
@@ -62,7 +101,17 @@ absl::Status RunVerify(const VerifyFlags& f) {
   std::optional<VerifyKeyring> user;
   trust::KeyMaterial keys;
   absl::StatusOr<std::optional<GlobalKeyring>> global = std::nullopt;
-  if (!f.key_paths.empty()) {
+  if (!f.certificate.empty()) {
+    auto k = KeyFromCertificate(f);
+    if (!k.ok()) {
+      // As Apptainer: with -j, a certificate that fails its checks still
+      // gets the JSON answer (no signatures, the reason).
+      if (f.json) std::cout << RenderVerifyJson(*image, trust::VerifyReport{}, k.status());
+      return k.status();
+    }
+    pem.push_back(std::move(*k));
+    keys.dsse = &pem;
+  } else if (!f.key_paths.empty()) {
     for (const std::string& p : f.key_paths) {
       ASSIGN_OR_RETURN(trust::PemKey k, trust::PemKey::LoadPublic(p));
       pem.push_back(std::move(k));
@@ -91,7 +140,7 @@ absl::Status RunVerify(const VerifyFlags& f) {
   if (!report.ok()) {
     return absl::Status(report.status().code(),
                         absl::StrCat("verifying ", f.image, ": ", report.status().message(),
-                                     VerifyHint(report.status())));
+                                     VerifyHint(report.status(), f)));
   }
   if (!f.json) std::cout << RenderVerifyText(*image, *report);
   std::cout.flush();
@@ -114,9 +163,33 @@ void RegisterVerify(CLI::App& app, std::shared_ptr<absl::Status> result) {
                 "Verify legacy signatures (they do not protect the header or descriptors)");
   cmd->add_flag("-j,--json", f->json, "Print the result as JSON");
   cmd->add_option("--key", f->key_paths, "PEM public key for DSSE signatures (repeatable)");
+  cmd->add_option("--certificate", f->certificate,
+                  "PEM x509 certificate whose key verifies DSSE signatures");
+  cmd->add_option("--certificate-intermediates", f->intermediates,
+                  "PEM bundle of intermediate certificates");
+  cmd->add_option("--certificate-roots", f->roots,
+                  "PEM bundle of root certificates (default: the system's roots)");
+  cmd->add_flag("--ocsp-verify", f->ocsp, "Check the certificate chain for revocation over OCSP");
   cmd->callback([cmd, f, result] {
     if (cmd->count("--key") == 0) {
       if (const char* v = EnvForm("VERIFY_KEY"); v != nullptr && *v != '\0') f->key_paths = {v};
+    }
+    StringFromEnv(*cmd, "--certificate", "VERIFY_CERTIFICATE", f->certificate);
+    StringFromEnv(*cmd, "--certificate-intermediates", "VERIFY_INTERMEDIATES", f->intermediates);
+    StringFromEnv(*cmd, "--certificate-roots", "VERIFY_ROOTS", f->roots);
+    *result = BoolFromEnv(*cmd, "--ocsp-verify", "VERIFY_OCSP", f->ocsp);
+    if (!result->ok()) return;
+    // Apptainer ignores these without --certificate; berth says so rather
+    // than let a user believe a chain or revocation check happened.
+    if (f->certificate.empty()) {
+      for (const char* flag :
+           {"--certificate-intermediates", "--certificate-roots", "--ocsp-verify"}) {
+        if (cmd->count(flag) > 0) {
+          *result = absl::InvalidArgumentError(
+              absl::StrCat(flag, " applies to --certificate; give the signer's certificate"));
+          return;
+        }
+      }
     }
     *result = RunVerify(*f);
   });
