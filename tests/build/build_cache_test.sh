@@ -38,21 +38,13 @@ install -d -m 0755 "$TEST_TMP/ids"
 printf '%s:200000:65536\n' "$TUSER" >"$TEST_TMP/ids/subuid"
 printf '%s:200000:65536\n' "$TUSER" >"$TEST_TMP/ids/subgid"
 chmod 0644 "$TEST_TMP/ids/subuid" "$TEST_TMP/ids/subgid"
-SOCK=$TEST_TMP/run/berthd.sock STATE=$TEST_TMP/state STAGE=$TEST_TMP/stage
+MODE=system STATE=$TEST_TMP/state STAGE=$TEST_TMP/stage  # root's daemon (start_test_daemon_in)
 ENTRIES=$STATE/cache/build-stage/sha256
 mkdir -p "$TEST_TMP/etc"
 start_daemon() {  # start_daemon [build_cache]
   printf '[build]\nbuild_dir = "%s"\n%s\n' "$STAGE" "${1:+build_cache = $1}" >"$TEST_TMP/etc/berth.conf"
-  "$TEST_TMP/berthd" --socket "$SOCK" --config-dir "$TEST_TMP/etc" --state-dir "$STATE" \
-    --subuid-file "$TEST_TMP/ids/subuid" --subgid-file "$TEST_TMP/ids/subgid" \
-    --build-worker "$TEST_TMP/berth-build-worker" --foreground \
-    2>>"$TEST_TMP/berthd.log" &
-  daemon_pid=$!
-  wait_until 10 test -S "$SOCK" || { bad "daemon starts" "$(tail -5 "$TEST_TMP/berthd.log")"; finish; }
-}
-stop_daemon() {
-  kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null; daemon_pid=
-  rm -f "$SOCK"
+  start_test_daemon_in "$TEST_TMP/etc" --subuid-file "$TEST_TMP/ids/subuid" \
+    --subgid-file "$TEST_TMP/ids/subgid" --build-worker "$TEST_TMP/berth-build-worker"
 }
 start_daemon
 OWN=$TEST_TMP/own
@@ -211,7 +203,7 @@ expect_out "user: their entries are gone" "0" \
 expect_out "user: root's entries stay" "2" entries
 
 # --- berth.conf build_cache = true ---
-stop_daemon
+stop_test_daemon
 start_daemon true
 build conf1
 build conf2

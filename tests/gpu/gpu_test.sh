@@ -80,26 +80,7 @@ write_conf() {
 write_conf false
 
 # --- the daemon ---
-start_daemon() {
-  if [ "$MODE" = system ]; then
-    SOCK=$TEST_TMP/run/berthd.sock
-    "$TEST_TMP/berthd" --socket "$SOCK" --config-dir "$ETC" --state-dir "$TEST_TMP/state" \
-      --foreground 2>>"$TEST_TMP/berthd.log" &
-  else
-    chmod 0666 /dev/fuse  # Debian ships 0666; this machine has 0600 (recipes.md)
-    install -d -o "$TUSER" -m 0700 "$TEST_TMP/u"
-    SOCK=$TEST_TMP/u/berthd.sock
-    runuser -u "$TUSER" -- "$TEST_TMP/berthd" --user-mode --socket "$SOCK" --config-dir "$ETC" \
-      --state-dir "$TEST_TMP/u/state" --foreground 2>>"$TEST_TMP/berthd.log" &
-  fi
-  daemon_pid=$!
-  wait_until 10 test -S "$SOCK" || { bad "daemon starts" "$(cat "$TEST_TMP/berthd.log")"; finish; }
-}
-stop_daemon() {
-  kill "$daemon_pid" && wait "$daemon_pid" 2>/dev/null
-  daemon_pid=
-  rm -f "$SOCK"
-}
+start_daemon() { start_test_daemon_in "$ETC"; }
 start_daemon
 if [ "$WHO" = root ]; then
   AS=(env BERTH_SOCKET="$SOCK")
@@ -283,7 +264,7 @@ if [ "$MODE" = system ]; then
     b exec --nv "$IMG" true
   chmod 0644 "$ETC/nvliblist.conf"
 fi
-stop_daemon
+stop_test_daemon
 write_conf true
 start_daemon
 expect_out "always_use_nv gives --nv" "nvidiactl" b exec "$IMG" sh -c 'ls /dev | grep -x nvidiactl'

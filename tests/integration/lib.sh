@@ -102,21 +102,27 @@ wait_until() {
 # under test in $MODE (system: root's, on $TEST_TMP/run; user: $TUSER's
 # private one, on $TEST_TMP/u), with a fresh config directory; sets SOCK and
 # daemon_pid. stop_test_daemon ends it.
+# start_test_daemon_in ETC [BERTHD FLAG...]: the same with a config directory
+# the test keeps (and may change while the daemon runs) and further flags.
 stop_test_daemon() {
   [ -n "${daemon_pid:-}" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
   daemon_pid=
 }
 start_test_daemon() {
-  stop_test_daemon
   local etc=$TEST_TMP/etc-$RANDOM
   mkdir -p "$etc"
   printf '%s\n' "${1:-}" >"$etc/berth.conf"
   [ -n "${2:-}" ] && printf '%s\n' "$2" >"$etc/ecl.toml"
   chmod 0755 "$etc"; chmod 0644 "$etc"/*
+  start_test_daemon_in "$etc"
+}
+start_test_daemon_in() {
+  stop_test_daemon
+  local etc=$1; shift
   if [ "$MODE" = system ]; then
     SOCK=$TEST_TMP/run/berthd.sock
     rm -f "$SOCK"
-    "$TEST_TMP/berthd" --socket "$SOCK" --config-dir "$etc" --state-dir "$TEST_TMP/state" \
+    "$TEST_TMP/berthd" --socket "$SOCK" --config-dir "$etc" --state-dir "$TEST_TMP/state" "$@" \
       --foreground 2>>"$TEST_TMP/berthd.log" &
   else
     chmod 0666 /dev/fuse  # Debian ships 0666; some machines have 0600 (recipes.md)
@@ -124,7 +130,7 @@ start_test_daemon() {
     SOCK=$TEST_TMP/u/berthd.sock
     rm -f "$SOCK"
     runuser -u "$TUSER" -- "$TEST_TMP/berthd" --user-mode --socket "$SOCK" --config-dir "$etc" \
-      --state-dir "$TEST_TMP/u/state" --foreground 2>>"$TEST_TMP/berthd.log" &
+      --state-dir "$TEST_TMP/u/state" "$@" --foreground 2>>"$TEST_TMP/berthd.log" &
   fi
   daemon_pid=$!
   wait_until 10 test -S "$SOCK" || { bad "daemon starts" "$(tail -5 "$TEST_TMP/berthd.log")"; finish; }

@@ -63,21 +63,7 @@ set_ecl() {
 }
 set_ecl 'activated = false'
 
-start_daemon() {
-  if [ "$MODE" = system ]; then
-    SOCK=$TEST_TMP/run/berthd.sock
-    "$TEST_TMP/berthd" --socket "$SOCK" --config-dir "$ETC" --state-dir "$TEST_TMP/state" \
-      --foreground 2>"$TEST_TMP/berthd.log" &
-  else
-    chmod 0666 /dev/fuse  # Debian ships 0666; this machine has 0600 (recipes.md)
-    install -d -o "$TUSER" -m 0700 "$TEST_TMP/u"
-    SOCK=$TEST_TMP/u/berthd.sock
-    runuser -u "$TUSER" -- "$TEST_TMP/berthd" --user-mode --socket "$SOCK" --config-dir "$ETC" \
-      --state-dir "$TEST_TMP/u/state" --foreground 2>"$TEST_TMP/berthd.log" &
-  fi
-  daemon_pid=$!
-  wait_until 10 test -S "$SOCK" || { bad "daemon starts" "$(cat "$TEST_TMP/berthd.log")"; finish; }
-}
+start_daemon() { start_test_daemon_in "$ETC"; }
 if [ "$WHO" = root ]; then
   as() { env BERTH_SOCKET="$SOCK" "$@"; }
 else
