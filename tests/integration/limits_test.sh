@@ -34,20 +34,7 @@ BERTH=$TEST_TMP/berth
 IMG=$TEST_TMP/t.sif
 bash "$here/make_test_image.sh" "$BERTH" "$IMG" || { bad setup "test image"; finish; }
 mkdir -p "$TEST_TMP/etc"
-if [ "$MODE" = system ]; then
-  SOCK=$TEST_TMP/run/berthd.sock
-  "$TEST_TMP/berthd" --socket "$SOCK" --config-dir "$TEST_TMP/etc" \
-    --state-dir "$TEST_TMP/state" --foreground 2>"$TEST_TMP/berthd.log" &
-else
-  chmod 0666 /dev/fuse
-  install -d -o "$TUSER" -m 0700 "$TEST_TMP/u"
-  SOCK=$TEST_TMP/u/berthd.sock
-  runuser -u "$TUSER" -- "$TEST_TMP/berthd" --user-mode --socket "$SOCK" \
-    --config-dir "$TEST_TMP/etc" --state-dir "$TEST_TMP/u/state" --foreground \
-    2>"$TEST_TMP/berthd.log" &
-fi
-daemon_pid=$!
-wait_until 10 test -S "$SOCK" || { bad "daemon starts" "$(cat "$TEST_TMP/berthd.log")"; finish; }
+start_test_daemon_in "$TEST_TMP/etc"
 if [ "$WHO" = root ]; then
   as() { env BERTH_SOCKET="$SOCK" "$@"; }
 else

@@ -21,26 +21,10 @@ BERTH=$TEST_TMP/berth
 IMG=$TEST_TMP/t.sif
 bash "$here/make_test_image.sh" "$BERTH" "$IMG" || { bad setup "test image"; finish; }
 mkdir -m 0777 "$TEST_TMP/shared"
-SOCK=$TEST_TMP/run/berthd.sock
 
 # --- the daemon ---
-if [ "$MODE" = system ]; then
-  mkdir -p "$TEST_TMP/etc"
-  "$TEST_TMP/berthd" --socket "$SOCK" --config-dir "$TEST_TMP/etc" \
-    --state-dir "$TEST_TMP/state" --foreground 2>"$TEST_TMP/berthd.log" &
-  daemon_pid=$!
-else
-  chmod 0666 /dev/fuse  # Debian ships 0666; this machine has 0600 (recipes.md)
-  install -d -o "$TUSER" -m 0700 "$TEST_TMP/u"
-  runuser -u "$TUSER" -- "$TEST_TMP/berthd" --user-mode --socket "$TEST_TMP/u/berthd.sock" \
-    --config-dir "$TEST_TMP/etc" --state-dir "$TEST_TMP/u/state" --foreground \
-    2>"$TEST_TMP/berthd.log" &
-  daemon_pid=$!
-  SOCK=$TEST_TMP/u/berthd.sock
-fi
-if ! wait_until 10 test -S "$SOCK"; then
-  bad "daemon starts" "$(cat "$TEST_TMP/berthd.log")"; finish
-fi
+mkdir -p "$TEST_TMP/etc"
+start_test_daemon_in "$TEST_TMP/etc"
 
 # run as the identity under test
 if [ "$WHO" = root ]; then
