@@ -19,6 +19,8 @@
 # Prints a markdown table (decision | patch | result | tests that failed) and
 # exits non-zero when any patch was not caught. Not part of .ci/run: it runs
 # the guarding tests once per patch. Needs root, like the tests themselves.
+# Between runs, the CTest test mutations_apply (fast, in CI) checks that every
+# patch still applies and names a registered test.
 # The scratch tree and its build are kept between runs, so a second run only
 # recompiles what changed (ccache also serves objects built elsewhere).
 set -uo pipefail
