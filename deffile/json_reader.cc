@@ -5,6 +5,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -168,14 +169,14 @@ class Reader {
     if (!j.is_object()) return TypeError(j, path, "an object (a stage)");
     Definition d;
     d.first_line = Line(path);
-    RETURN_IF_ERROR(Known(
-        j, path, {"header", "imageData", "buildData", "customData", "appOrder", "raw", "fullraw"}));
+    Known(j, path,
+          {"header", "imageData", "buildData", "customData", "appOrder", "raw", "fullraw"});
     std::string p;
     if (const Json* h = Member(j, path, "header", p)) RETURN_IF_ERROR(ReadHeader(*h, p, d.header));
     Script image_test, build_test;
     if (const Json* image = Member(j, path, "imageData", p)) {
       if (!image->is_object()) return TypeError(*image, p, "an object");
-      RETURN_IF_ERROR(Known(*image, p, {"metadata", "labels", "imageScripts"}));
+      Known(*image, p, {"metadata", "labels", "imageScripts"});
       std::string q;
       if (const Json* m = Member(*image, p, "metadata", q)) RETURN_IF_ERROR(Base64(*m, q).status());
       if (const Json* labels = Member(*image, p, "labels", q)) {
@@ -192,7 +193,7 @@ class Reader {
     }
     if (const Json* build = Member(j, path, "buildData", p)) {
       if (!build->is_object()) return TypeError(*build, p, "an object");
-      RETURN_IF_ERROR(Known(*build, p, {"files", "buildScripts"}));
+      Known(*build, p, {"files", "buildScripts"});
       std::string q;
       if (const Json* files = Member(*build, p, "files", q)) {
         RETURN_IF_ERROR(ReadFiles(*files, q, d.files));
@@ -261,8 +262,7 @@ class Reader {
 
   // Keys the shape does not have: encoding/json drops them silently, which
   // hides a typo; berth says so and goes on.
-  absl::Status Known(const Json& obj, const std::string& path,
-                     std::initializer_list<absl::string_view> names) {
+  void Known(const Json& obj, const std::string& path, std::span<const absl::string_view> names) {
     for (auto it = obj.begin(); it != obj.end(); ++it) {
       bool known = false;
       for (absl::string_view n : names) known = known || absl::EqualsIgnoreCase(it.key(), n);
@@ -272,7 +272,10 @@ class Reader {
             absl::StrCat(file_, ":", Line(at), ": ignoring unknown key ", Label(at)));
       }
     }
-    return absl::OkStatus();
+  }
+  void Known(const Json& obj, const std::string& path,
+             std::initializer_list<absl::string_view> names) {
+    Known(obj, path, std::span<const absl::string_view>(names.begin(), names.size()));
   }
 
   absl::StatusOr<std::string> String(const Json& j, const std::string& path) const {
@@ -329,38 +332,28 @@ class Reader {
     for (auto it = j.begin(); it != j.end(); ++it) {
       std::string at = absl::StrCat(path, "/", it.key());
       if (it->is_null()) continue;
-      if (it.key().empty() || it.key().find_first_of(" \r\n") != std::string::npos ||
+      if (it.key().empty() || it.key().find_first_of(" \n") != std::string::npos ||
           it.key().find('\0') != std::string::npos) {
-        return Error(at,
-                     absl::StrCat("label ", GoQuoteKey(it.key()), ": a label's name is one word"));
+        return Error(at, absl::StrCat("label ", internal::GoQuote(it.key()),
+                                      ": a label's name is one word"));
       }
       ASSIGN_OR_RETURN(labels[it.key()], String(*it, at));
     }
     return absl::OkStatus();
   }
 
-  static std::string GoQuoteKey(const std::string& key) { return internal::GoQuote(key); }
-
   absl::Status ReadScripts(const Json& j, const std::string& path,
                            std::initializer_list<std::pair<absl::string_view, Script*>> scripts) {
     if (!j.is_object()) return TypeError(j, path, "an object");
     std::vector<absl::string_view> names;
     for (const auto& [name, script] : scripts) names.push_back(name);
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      bool known = false;
-      for (absl::string_view n : names) known = known || absl::EqualsIgnoreCase(it.key(), n);
-      if (!known) {
-        std::string at = absl::StrCat(path, "/", it.key());
-        warnings_.push_back(
-            absl::StrCat(file_, ":", Line(at), ": ignoring unknown key ", Label(at)));
-      }
-    }
+    Known(j, path, names);
     for (const auto& [name, script] : scripts) {
       std::string p;
       const Json* s = Member(j, path, name, p);
       if (s == nullptr) continue;
       if (!s->is_object()) return TypeError(*s, p, "an object ({\"args\": ..., \"script\": ...})");
-      RETURN_IF_ERROR(Known(*s, p, {"args", "script"}));
+      Known(*s, p, {"args", "script"});
       std::string q;
       if (const Json* args = Member(*s, p, "args", q)) {
         ASSIGN_OR_RETURN(script->args, OneLine(*args, q));
@@ -382,7 +375,7 @@ class Reader {
       const Json& section = j[i];
       if (section.is_null()) continue;
       if (!section.is_object()) return TypeError(section, at, "an object (a %files section)");
-      RETURN_IF_ERROR(Known(section, at, {"args", "files"}));
+      Known(section, at, {"args", "files"});
       std::string p, args;
       if (const Json* a = Member(section, at, "args", p)) {
         ASSIGN_OR_RETURN(args, OneLine(*a, p));
@@ -397,7 +390,7 @@ class Reader {
         std::string f = absl::StrCat(p, "[", k, "]");
         const Json& entry = (*files)[k];
         if (!entry.is_object()) return TypeError(entry, f, "an object ({\"source\": ...})");
-        RETURN_IF_ERROR(Known(entry, f, {"source", "destination"}));
+        Known(entry, f, {"source", "destination"});
         FileTransfer t{"", "", Line(f)};
         std::string q;
         if (const Json* s = Member(entry, f, "source", q)) {
