@@ -291,7 +291,7 @@ class Reader {
   // %files paths, label keys).
   absl::StatusOr<std::string> OneLine(const Json& j, const std::string& path) const {
     ASSIGN_OR_RETURN(std::string s, String(j, path));
-    if (s.find_first_of("\r\n") != std::string::npos) {
+    if (s.find('\n') != std::string::npos) {
       return Error(path, absl::StrCat(Label(path),
                                       ": a line break where the definition "
                                       "text has one line"));
