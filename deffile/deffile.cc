@@ -82,6 +82,9 @@ absl::Status ApplyBuildArgs(Parsed& stage, const BuildArgs& args, size_t& budget
   return absl::OkStatus();
 }
 
+}  // namespace
+
+namespace internal {
 absl::Status CheckUnused(const BuildArgs& args, const std::set<std::string>& used,
                          std::vector<std::string>& warnings) {
   std::vector<std::string> unused;
@@ -98,8 +101,7 @@ absl::Status CheckUnused(const BuildArgs& args, const std::set<std::string>& use
                    ". Use option --warn-unused-build-args to show a warning instead of a fatal "
                    "message"));
 }
-
-}  // namespace
+}  // namespace internal
 
 absl::Status AddBuildArg(BuildArgs& args, absl::string_view arg) {
   std::string key, value;
@@ -142,7 +144,7 @@ absl::StatusOr<ParsedFile> ParseDefinitionFile(absl::string_view bytes, absl::st
   for (Parsed& stage : parsed) {
     RETURN_IF_ERROR(ApplyBuildArgs(stage, args, budget, used, out.warnings));
   }
-  RETURN_IF_ERROR(CheckUnused(args, used, out.warnings));
+  RETURN_IF_ERROR(internal::CheckUnused(args, used, out.warnings));
   // Def.FILE keeps every chunk, the dropped ones (comments only) verbatim.
   auto next = parsed.begin();
   for (const Chunk& chunk : chunks) {

@@ -10,8 +10,6 @@
 #include "deffile/stage_parser.h"
 
 namespace berth::deffile::internal {
-namespace {
-
 // formats.md §5.1; otherurl<N> is matched apart.
 constexpr absl::string_view kHeaderKeys[] = {
     "bootstrap", "from",    "includecmd", "mirrorurl",   "updateurl", "osversion",
@@ -27,6 +25,8 @@ bool ValidKey(absl::string_view key) {
   return absl::ConsumePrefix(&key, "otherurl") && !key.empty() &&
          std::all_of(key.begin(), key.end(), absl::ascii_isdigit);
 }
+
+namespace {
 
 absl::Status HeaderError(const SourceMap& source, size_t offset, absl::string_view why) {
   return source.ErrorAt(offset, absl::StrCat("failed to parse deffile header: ", why));

@@ -31,14 +31,20 @@ bool IsSectionLine(absl::string_view line) {
   return !word.empty() && word.front() == '%';
 }
 
-// Names that could not be a directory under /scif/apps: Apptainer takes them
-// as they come; berth refuses them here, with the line.
+}  // namespace
+
+bool IsAppSection(absl::string_view name) {
+  return In(kAppSections, name);
+}
+
 bool ValidAppName(absl::string_view name) {
   if (name.empty() || name == "." || name == "..") return false;
   return std::none_of(name.begin(), name.end(), [](char c) {
     return c == '/' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
   });
 }
+
+namespace {
 
 // Collects sections into a Definition as deffile.go's parseTokenSection and
 // populateDefinition do.

@@ -33,6 +33,17 @@ absl::Status ParseHeader(std::span<const Line> lines, const SourceMap& source, H
 // unsubstituted {{ templates }} kept whole), in linear time.
 std::vector<absl::string_view> FilesLineTokens(absl::string_view line);
 
+// A header key Apptainer knows (already lower-case): formats.md §5.1, and
+// otherurl<N>.
+bool ValidKey(absl::string_view key);
+
+// An app section's name ("apprun", ...; lower-case).
+bool IsAppSection(absl::string_view name);
+
+// Names that could not be a directory under /scif/apps: Apptainer takes them
+// as they come; berth refuses them, saying where.
+bool ValidAppName(absl::string_view name);
+
 // Apptainer's GetLabels: "KEY value" lines, split at the first space.
 void ParseLabels(absl::string_view body, std::map<std::string, std::string>& labels);
 

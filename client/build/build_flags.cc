@@ -122,7 +122,9 @@ constexpr Refused kRefused[] = {
 void AddBuildFlags(CLI::App& cmd, BuildFlags& f) {
   cmd.add_flag("--dry-run", f.dry_run,
                "check the definition file and print the build plan; build nothing");
-  cmd.add_flag("--json", f.json, "with --dry-run: print the parsed definition as JSON");
+  cmd.add_flag("--json", f.json,
+               "build from a JSON definition (Apptainer's shape); with --dry-run: print the "
+               "parsed definition as JSON");
   cmd.add_flag("-s,--sandbox", f.sandbox, "build a sandbox directory instead of a SIF");
   cmd.add_flag("-F,--force", f.force, "overwrite an image file if it exists");
   cmd.add_flag("-u,--update", f.update, "run the definition over an existing sandbox");
@@ -228,11 +230,6 @@ absl::StatusOr<SquashOptions> CheckBuildFlags(const BuildFlags& f) {
     }
   }
   RETURN_IF_ERROR(deffile::CheckSectionsOption(f.sections));
-  if (f.json && !f.dry_run) {
-    return absl::InvalidArgumentError(
-        "--json builds from a JSON definition, which berth does not read; use --dry-run --json "
-        "to print a definition file as JSON");
-  }
   return ParseSquashOptions(f);
 }
 

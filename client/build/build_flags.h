@@ -22,7 +22,8 @@ namespace berth::client {
 
 struct BuildFlags {
   bool dry_run = false;
-  bool json = false;  // with --dry-run: print the parsed definition as JSON
+  // The definition is JSON (checked); with --dry-run: print it as JSON.
+  bool json = false;
   bool sandbox = false, force = false, update = false, notest = false, fix_perms = false;
   std::vector<std::string> sections = {"all"};
   std::string compress;  // zstd, gzip, lz4 or xz; "" leaves it to berth.conf

@@ -15,6 +15,7 @@
 #include "common/status_macros.h"
 #include "deffile/bootstrap.h"
 #include "deffile/json.h"
+#include "deffile/json_reader.h"
 #include "deffile/plan.h"
 
 namespace berth::client {
@@ -131,8 +132,17 @@ absl::StatusOr<deffile::ParsedFile> ParseBuildSpec(const BuildFlags& flags, cons
   }
   for (const std::string& arg : flags.build_args) RETURN_IF_ERROR(deffile::AddBuildArg(args, arg));
   ASSIGN_OR_RETURN(BuildSpec source, ReadBuildSpec(spec));
+  // A definition file or a JSON definition, told apart by their first
+  // byte; --json (Apptainer's "interpret build definition as JSON") insists.
+  if (flags.json && !flags.dry_run && !deffile::IsJsonDefinition(source.bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source.name,
+        ": not a JSON definition (it starts with neither '{' nor '['); --json builds from "
+        "Apptainer's JSON form, as `berth build --dry-run --json` prints it; drop --json to "
+        "build from a definition file"));
+  }
   absl::StatusOr<deffile::ParsedFile> file =
-      deffile::ParseDefinitionFile(source.bytes, source.name, args);
+      deffile::ParseDefinition(source.bytes, source.name, args);
   if (file.ok()) warnings.insert(warnings.end(), file->warnings.begin(), file->warnings.end());
   if (read != nullptr) *read = std::move(source);
   for (const std::string& w : warnings) {

@@ -21,6 +21,7 @@
 #include "daemon/service/caller_process.h"
 #include "deffile/bootstrap.h"
 #include "deffile/deffile.h"
+#include "deffile/json_reader.h"
 #include "spdlog/spdlog.h"
 
 namespace berth::daemon::build {
@@ -42,8 +43,9 @@ absl::StatusOr<deffile::ParsedFile> Parse(const v1::BuildRequest& r, Progress& p
   for (const std::string& a : r.build_args()) RETURN_IF_ERROR(deffile::AddBuildArg(args, a));
   args.warn_unused = r.warn_unused_build_args();
   std::string name = r.definition_name().empty() ? "definition" : r.definition_name();
-  ASSIGN_OR_RETURN(deffile::ParsedFile file,
-                   deffile::ParseDefinitionFile(r.definition(), name, args));
+  // The client's parse is not trusted: the bytes are parsed here again,
+  // JSON or text alike, with every check.
+  ASSIGN_OR_RETURN(deffile::ParsedFile file, deffile::ParseDefinition(r.definition(), name, args));
   for (const std::string& w : warnings) progress.Warning(w);
   for (const std::string& w : file.warnings) progress.Warning(w);
   return file;

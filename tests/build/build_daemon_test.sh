@@ -7,6 +7,8 @@
 #   streamed), %environment, %runscript, %labels, %help, %test; the image
 #   runs, `inspect --deffile` prints the definition, the file is the
 #   user's, and the daemon's staging is empty afterwards;
+# - the same definition as JSON (`build --json`), as the user; a two-stage
+#   one as root; a hostile app name refused;
 # - --notest and --section; a failing %post (Apptainer's exit status line);
 # - `berth build out.sif base.sif` (conversion) and the root-mapped mode
 #   (no subuid entry); --sandbox, and a failed one leaving nothing;
@@ -179,6 +181,25 @@ printf 'Bootstrap: localimage\nFrom: base.sif\nStage: one\n\nBootstrap: localima
 expect_fatal_after_progress "multi-stage: a source missing in the stage" "/no/such/file: No such file or directory" \
   b build multi-missing.sif multi-missing.def
 check "multi-stage: staging removed after a failure" staging_empty
+
+# --- a JSON definition (build --json): the same build, Def.FILE written from it ---
+b build --dry-run --json app.def >"$OWN/app.json" 2>"$TEST_TMP/json.err"
+b build --json json.sif app.json >"$TEST_TMP/json.out" 2>&1
+if [ -f "$OWN/json.sif" ]; then ok "json: user: build --json succeeds"
+else bad "json: user: build --json succeeds" "$(cat "$TEST_TMP/json.err") $(tail -5 "$TEST_TMP/json.out")"; fi
+check "json: user: %test ran" grep -qx "test-section-ran" "$TEST_TMP/json.out"
+expect_out "json: user: runscript with %environment" "runscript: hello-from-env a b" b run json.sif a b
+expect_out "json: user: %files and %setup" "copied-content setup-ran" \
+  b exec json.sif sh -c 'echo $(cat /opt/data.txt /setup-marker)'
+check "json: user: inspect --deffile prints the definition written from the JSON" \
+  sh -c "cd '$OWN' && '$BERTH' inspect --deffile json.sif | grep -qx '%runscript'"
+b build --dry-run --json multi.def >"$OWN/multi.json" 2>/dev/null
+r build --json multi-json.sif multi.json >"$TEST_TMP/json-multi.out" 2>&1
+expect_out "json: root: two stages, %files from the first" "stage-one-file" r exec multi-json.sif cat /post-two
+printf '{"header": {"bootstrap": "localimage", "from": "base.sif"},\n "customData": {"apprun ../x": "id"}}\n' >"$OWN/bad.json"
+expect_fatal "json: a hostile app name, refused with its line" \
+  "bad.json:2: app section apprun: app name \"../x\" is not a directory name" b build --json bad.sif bad.json
+check "json: staging removed" staging_empty
 
 # --- %pre, and SCIF apps: Apptainer's layout, %appfiles, %appinstall at the end of %post ---
 cat >"$OWN/apps.def" <<'DEF'

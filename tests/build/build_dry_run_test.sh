@@ -78,6 +78,21 @@ PLAN
   else bad "plan of a two-stage file" "$(diff <(echo "$want") <(echo "$out"))"; fi
 }
 
+# A JSON definition: `--dry-run` prints its plan, `--dry-run --json` the
+# same JSON again (its "raw" written from it).
+json_input() {
+  (cd "$defs" && B build --dry-run --json multistage.def) >"$TEST_TMP/m.json"
+  B build --dry-run out.sif "$TEST_TMP/m.json" >"$TEST_TMP/out" 2>&1
+  if grep -qx 'Definition .*/m.json: 2 stages; stage 2 becomes the image' "$TEST_TMP/out" &&
+    grep -qx '  %files from   berthd     stage "build", line 91' "$TEST_TMP/out"; then
+    ok "the plan of a JSON definition, with its lines"
+  else bad "the plan of a JSON definition, with its lines" "$(cat "$TEST_TMP/out")"; fi
+  B build --dry-run --json "$TEST_TMP/m.json" >"$TEST_TMP/m2.json" 2>&1
+  check "--dry-run --json of a JSON definition: the same stages" \
+    python3 -c 'import json,sys; s=lambda f: [{k: v for k, v in d.items() if k != "raw"} for d in json.load(open(f))]; assert s(sys.argv[1]) == s(sys.argv[2])' \
+    "$TEST_TMP/m.json" "$TEST_TMP/m2.json"
+}
+
 environment_forms() {
   local d=$defs/docker.def
   APPTAINER_NOTEST=1 B build --dry-run "$d" >"$TEST_TMP/out" 2>&1
@@ -122,7 +137,9 @@ flag_checks() {
   expect_fatal "--build-arg without =" '--build-arg: "VERSION" is not a key=value pair' \
     B build --dry-run --build-arg VERSION "$d"
   expect_fatal "--build-arg-file missing" "nope.env" B build --dry-run --build-arg-file "$TEST_TMP/nope.env" "$d"
-  expect_fatal "--json without --dry-run" "use --dry-run --json" B build --json out.sif "$d"
+  expect_fatal "--json without --dry-run needs a JSON definition" \
+    "$d: not a JSON definition (it starts with neither '{' nor '['); --json builds from" \
+    B build --json out.sif "$d"
   expect_fatal "--tmpdir missing" "--tmpdir $TEST_TMP/nodir: No such file or directory" \
     B build --dry-run --tmpdir "$TEST_TMP/nodir" "$d"
   expect_fatal "APPTAINER_TMPDIR not a directory" "--tmpdir $d: not a directory" \
@@ -200,6 +217,7 @@ as_test_user() {
 
 golden_cases
 plan_output
+json_input
 environment_forms
 flag_checks
 other_specs

@@ -1,4 +1,5 @@
-// The golden corpus: every tests/build/defs/CASE.def is parsed with the
+// The golden corpus: every tests/build/defs/CASE.def is parsed (as both
+// binaries do: a JSON definition by its first byte, text otherwise) with the
 // build args of CASE.args (one NAME=VALUE per line, if present) and must
 // give exactly CASE.json (`berth build --dry-run --json`) or fail with
 // exactly the one-line message in CASE.err.
@@ -14,6 +15,7 @@
 
 #include "deffile/deffile.h"
 #include "deffile/json.h"
+#include "deffile/json_reader.h"
 
 namespace {
 
@@ -57,7 +59,7 @@ TEST_CASE("golden definition files parse to their JSON or fail with their messag
   for (const fs::path& def : cases) {
     std::string name = def.filename().string();
     INFO("case " << name);
-    auto parsed = berth::deffile::ParseDefinitionFile(Slurp(def), name, ArgsFor(def));
+    auto parsed = berth::deffile::ParseDefinition(Slurp(def), name, ArgsFor(def));
     fs::path json = fs::path(def).replace_extension(".json");
     fs::path err = fs::path(def).replace_extension(".err");
     if (update) {

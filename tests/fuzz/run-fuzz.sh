@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets (clang-14, BERTH_FUZZ=ON) and fuzzes the
 # parsers of untrusted bytes for a fixed total time, split between them:
 # sif_fuzz (SIF images, seeds in tests/fuzz/corpus) and deffile_fuzz
-# (definition files, seeded with the golden corpus tests/build/defs/*.def).
+# (definition files and JSON definitions, seeded with the golden corpus
+# tests/build/defs/*.def and *.json).
 # Seeds are copied to a temporary directory so that neither new corpus
 # entries nor crash files ever land in the repo; on a finding the temporary
 # directory is kept and its path printed.
@@ -31,7 +32,7 @@ build=${BERTH_FUZZ_BUILD_DIR:-$repo/build-fuzz}
 
 # TARGET:SEEDS (a glob) and its share of the time; SIF images are the larger
 # surface, so sif_fuzz gets the odd second.
-targets=("sif_fuzz:$repo/tests/fuzz/corpus/*" "deffile_fuzz:$repo/tests/build/defs/*.def")
+targets=("sif_fuzz:$repo/tests/fuzz/corpus/*" "deffile_fuzz:$repo/tests/build/defs/*.def $repo/tests/build/defs/*.json")
 shares=($(((duration + 1) / 2)) $((duration / 2)))
 
 summary() {
