@@ -54,7 +54,6 @@ absl::Status RunBuild(const CLI::App& cmd, BuildState& state, const std::string&
   if (args.size() != 2) {
     return absl::InvalidArgumentError("usage: berth build [options] IMAGE SPEC");
   }
-  WarnAcceptedBuildFlags(state.flags);
   return RunDaemonBuild(socket_flag, state.flags, squash, args[0], args[1]);
 }
 

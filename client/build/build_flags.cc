@@ -162,9 +162,10 @@ void AddBuildFlags(CLI::App& cmd, BuildFlags& f) {
       ->allow_extra_args(false);
   cmd.add_option("--mount", f.mounts, "type=bind,src=SRC,dst=DST[,ro] bound in %post and %test")
       ->allow_extra_args(false);
+  cmd.add_flag("--writable-tmpfs", f.writable_tmpfs,
+               "%test writes to a discarded tmpfs layer (else its root is read-only)");
   // Hidden (an empty group): accepted or refused for Apptainer's scripts.
   cmd.add_flag("--nvccli", f.nv, "")->group("");
-  cmd.add_flag("--writable-tmpfs", f.writable_tmpfs, "")->group("");
   cmd.add_flag("--no-cleanup", f.no_cleanup, "")->group("");
   cmd.add_flag("--userns", f.userns, "")->group("");
   for (const Refused& r : kRefused) {
@@ -248,14 +249,6 @@ absl::Status ResolveBuildArch(BuildFlags& f) {
   f.arch = absl::StrCat("linux/", arch, "/", f.arch_variant);
   f.arch_variant.clear();
   return absl::OkStatus();
-}
-
-void WarnAcceptedBuildFlags(const BuildFlags& f) {
-  if (f.writable_tmpfs) {
-    log::Warning(
-        "--writable-tmpfs: %test already runs on the build's writable root; what it writes "
-        "stays in the image");
-  }
 }
 
 }  // namespace berth::client

@@ -39,8 +39,9 @@ struct BuildFlags {
   bool no_https = false, disable_cache = false;
   // -B/--bind and --mount values (APPTAINER_MOUNT too), for %post and %test.
   std::vector<std::string> binds, mounts;
-  // Accepted for Apptainer's scripts (docs/compat.md): --writable-tmpfs
-  // (with a warning), --no-cleanup, --userns; --nvccli sets nv.
+  // --writable-tmpfs: %test writes to a discarded layer. Accepted for
+  // Apptainer's scripts (docs/compat.md): --no-cleanup, --userns; --nvccli
+  // sets nv.
   bool writable_tmpfs = false, no_cleanup = false, userns = false;
   // Refused by name (CheckBuildFlags), given or not.
   std::vector<std::string> refused;
@@ -68,8 +69,5 @@ absl::StatusOr<SquashOptions> CheckBuildFlags(const BuildFlags& flags);
 // --arch-variant folded into --arch as OS/ARCH/VARIANT (the node's ARCH
 // when --arch is not given), as pull does.
 absl::Status ResolveBuildArch(BuildFlags& flags);
-
-// The one accepted flag whose result differs from Apptainer's says so.
-void WarnAcceptedBuildFlags(const BuildFlags& flags);
 
 }  // namespace berth::client

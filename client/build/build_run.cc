@@ -95,6 +95,7 @@ v1::BuildRequest MakeRequest(const BuildFlags& flags, const SquashOptions& squas
   r.set_sandbox(flags.sandbox);
   r.set_update(flags.update);
   r.set_notest(flags.notest);
+  r.set_writable_tmpfs(flags.writable_tmpfs);
   for (const std::string& s : flags.sections) r.add_sections(s);
   r.set_fix_perms(flags.fix_perms);
   r.set_cache(flags.cache);

@@ -230,8 +230,17 @@ absl::Status RunContainerScript(BuildContext& ctx, const ScriptSection& section,
   ASSIGN_OR_RETURN(std::vector<std::string> argv,
                    deffile::SectionCommand(section.name, *section.script, kScriptPath));
   launch::LaunchSpec spec;
+  // The launcher takes the root by this descriptor, never by its path in
+  // the staging directory (the caller's --tmpdir, theirs to swap).
   spec.image_root = absl::StrCat("/proc/self/fd/", rootfs_fd);
-  spec.writable_root = true;
+  // %test checks the image as it will run, read-only as Apptainer's; with
+  // --writable-tmpfs its writes go to a discarded tmpfs layer over the root.
+  const bool test = section.name == "test";
+  spec.writable_root = !test;
+  if (test && ctx.request->writable_tmpfs()) {
+    uint64_t mib = ctx.config != nullptr ? ctx.config->writable_tmpfs_default_mib : 64;
+    spec.writable_tmpfs_bytes = static_cast<int64_t>(mib) << 20;
+  }
   const Caller& c = ctx.caller;
   spec.identity.uid = c.uid;
   spec.identity.gid = c.gid;

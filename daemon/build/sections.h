@@ -5,9 +5,11 @@
 // (host_process.h: the caller's rights, never real root), in the client's
 // working directory, with APPTAINER_ROOTFS (and SINGULARITY_ROOTFS) naming
 // the stage's root for %setup. Container scripts run in a fakeroot
-// container made by the launcher on the stage's root, writable, with
+// container made by the launcher on the stage's root (writable for %post), with
 // /proc, /sys, a minimal /dev, and the host's /etc/resolv.conf and
-// /etc/hosts, in a clean environment, cwd "/" (build.md §3).
+// /etc/hosts, in a clean environment, cwd "/" (build.md §3). %test's root is
+// read-only, or with --writable-tmpfs an overlay whose upper layer is a
+// tmpfs dropped with the container: nothing it writes reaches the image.
 //
 // The script itself reaches the shell as a descriptor (/proc/self/fd/5),
 // so nothing is written into the image for it. A script that fails is

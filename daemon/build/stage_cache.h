@@ -63,7 +63,7 @@ bool StageCacheWanted(const BuildContext& ctx);
 absl::StatusOr<std::string> StageKey(BuildContext& ctx, const CachedStage& s);
 
 // What a later stage's key records of this one: its key and its whole text
-// (a `%files from` copy also sees its metadata and what %test left).
+// (a `%files from` copy also sees its metadata).
 std::string StageIdentity(const std::string& key, const deffile::Definition& stage);
 
 // With the cache on (else: no slots): every stage's key, in order, then

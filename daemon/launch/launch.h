@@ -189,14 +189,17 @@ struct SystemMounts {
 };
 
 struct LaunchSpec {
-  // The read-only mounted image rootfs, a directory in the daemon's mount ns.
+  // The read-only mounted image rootfs, a directory in the daemon's mount ns;
+  // or a build's root as "/proc/self/fd/N", the daemon's descriptor, which an
+  // overlay takes as a detached clone of its own (prepare.cc).
   std::string image_root;
-  // A build's root, or a sandbox run with --writable: `image_root` is a writable
-  // directory that becomes "/" itself, read-write (nosuid, nodev). It must
-  // already hold every mount point the spec needs (the builder creates
-  // them). A build gets no generated /etc/passwd or /etc/group (package
-  // managers edit the image's own); a sandbox gets them bound over its own
-  // when it has both (image_passwd, image_group).
+  // A build's root for %post (%test's is read-only), or a sandbox run with
+  // --writable: `image_root` is a writable directory that becomes "/"
+  // itself, read-write (nosuid, nodev). It must already hold every mount
+  // point the spec needs (the builder creates them). A build gets no
+  // generated /etc/passwd or /etc/group (package managers edit the image's
+  // own); a sandbox gets them bound over its own when it has both
+  // (image_passwd, image_group).
   bool writable_root = false;
   // A sandbox's /etc/passwd and /etc/group, read by the daemon with the
   // caller's rights (run_prepare.cc): a sandbox is a tree its user controls,

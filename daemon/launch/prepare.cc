@@ -240,8 +240,12 @@ absl::Status PlanRootOverlay(LaunchSpec& spec, UniqueFd staging, PreparedLaunch&
   plan.session_fd = p.session_fd.get();
   plan.session_path = self;
   // An idmapped image is a clone of its own (image_idmap.h), not the
-  // shared mount's path.
-  if (HasOverlays(spec) || p.image_idmap.valid()) {
+  // shared mount's path; so is a build's root, given as a descriptor's
+  // link to a mount of the daemon's namespace, which overlayfs would not
+  // take from the child's (sections.cc: never its path in the caller's
+  // staging directory).
+  if (HasOverlays(spec) || p.image_idmap.valid() ||
+      absl::StartsWith(spec.image_root, "/proc/self/fd/")) {
     RETURN_IF_ERROR(PlanOverlayLayers(spec, std::move(staging), p));
   } else {
     plan.overlay_options.push_back(

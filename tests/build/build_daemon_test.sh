@@ -314,6 +314,15 @@ b build --force --notest out.sif app.def >"$TEST_TMP/notest.out" 2>&1
 check "user: --force rebuilds, --notest skips %test" sh -c "! grep -q test-section-ran '$TEST_TMP/notest.out' && grep -q post-output-line '$TEST_TMP/notest.out'"
 b build --section setup out.sif.2 app.def >"$TEST_TMP/section.out" 2>&1
 check "user: --section setup skips %post" sh -c "! grep -q post-output-line '$TEST_TMP/section.out' && test -f '$OWN/out.sif.2'"
+# %test sees the root read-only, as Apptainer's; --writable-tmpfs gives it
+# a discarded layer (in "/" and, copied up, in the image's /opt).
+printf 'Bootstrap: localimage\nFrom: base.sif\n\n%%test\n    touch /opt/test-deep\n    touch /test-top\n    echo test-wrote\n' >"$OWN/tmpfs.def"
+b build tmpfs.sif tmpfs.def >"$TEST_TMP/ro.out" 2>"$TEST_TMP/ro.err"
+check "user: %test cannot write: its root is read-only" sh -c "grep -q '^FATAL:.*exit status 1 (%test, tmpfs.def:4)' '$TEST_TMP/ro.err' && grep -q 'Read-only file system' '$TEST_TMP/ro.out' '$TEST_TMP/ro.err'"
+b build --force --writable-tmpfs tmpfs.sif tmpfs.def >"$TEST_TMP/tmpfs.out" 2>&1
+check "user: --writable-tmpfs: %test writes" grep -qx test-wrote "$TEST_TMP/tmpfs.out"
+expect_rc "user: --writable-tmpfs: what %test wrote is not in the image" 1 \
+  b exec tmpfs.sif sh -c 'test -e /test-top || test -e /opt/test-deep'
 
 # --- failures ---
 printf 'Bootstrap: localimage\nFrom: base.sif\n\n%%post\n    echo before-fail\n    exit 3\n' >"$OWN/fail.def"
@@ -461,5 +470,13 @@ cp "$OWN/app.def" "$TEST_TMP/root.def"
 check "root: build succeeds" test -f "$TEST_TMP/root.sif"
 expect_out "root: %post's whoami says root" "root" r exec "$TEST_TMP/root.sif" cat /post-whoami
 expect_out "root: runscript" "runscript: hello-from-env x" r run "$TEST_TMP/root.sif" x
+cp "$OWN/tmpfs.def" "$TEST_TMP/tmpfs.def"
+sed -i "s|^From: base.sif|From: $OWN/base.sif|" "$TEST_TMP/tmpfs.def"
+r build "$TEST_TMP/tmpfs.sif" "$TEST_TMP/tmpfs.def" >"$TEST_TMP/ro.out" 2>"$TEST_TMP/ro.err"
+check "root: %test cannot write: its root is read-only" sh -c "grep -q '^FATAL:.*exit status 1 (%test, tmpfs.def:4)' '$TEST_TMP/ro.err' && grep -q 'Read-only file system' '$TEST_TMP/ro.out' '$TEST_TMP/ro.err'"
+r build --force --writable-tmpfs "$TEST_TMP/tmpfs.sif" "$TEST_TMP/tmpfs.def" >"$TEST_TMP/tmpfs.out" 2>&1
+check "root: --writable-tmpfs: %test writes" grep -qx test-wrote "$TEST_TMP/tmpfs.out"
+expect_rc "root: --writable-tmpfs: what %test wrote is not in the image" 1 \
+  r exec "$TEST_TMP/tmpfs.sif" sh -c 'test -e /test-top || test -e /opt/test-deep'
 check "staging empty at the end" staging_empty
 finish
