@@ -324,6 +324,26 @@ check "user: --writable-tmpfs: %test writes" grep -qx test-wrote "$TEST_TMP/tmpf
 expect_rc "user: --writable-tmpfs: what %test wrote is not in the image" 1 \
   b exec tmpfs.sif sh -c 'test -e /test-top || test -e /opt/test-deep'
 
+# The account files %test's generated ones merge are the staged root's, read
+# with the caller's rights: a hard link there to a root-only file (what a host
+# without fs.protected_hardlinks lets a user make; root makes it here while
+# %setup waits) is refused, never read as root into the container.
+printf 'secret-%s:x:0:0::/:/bin/sh\n' "$$" >"$TEST_TMP/secret" && chmod 0600 "$TEST_TMP/secret"
+printf 'Bootstrap: localimage\nFrom: base.sif\n\n%%%%setup\n    touch %s/acct-paused\n    i=0; while [ ! -e %s/acct-go ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done\n\n%%%%test\n    cat /etc/passwd\n' \
+  "$OWN" "$OWN" >"$OWN/acct.def"
+(b build acct.sif acct.def >"$TEST_TMP/acct.out" 2>&1; echo $? >"$TEST_TMP/acct.rc") &
+acct_build=$!
+if wait_until 30 test -e "$OWN/acct-paused"; then
+  ln -f "$TEST_TMP/secret" "$(ls -d "$STAGE"/berth-build-*/rootfs | head -1)/etc/passwd"
+  touch "$OWN/acct-go"
+  wait_until 60 test -e "$TEST_TMP/acct.rc"
+  check "user: %test's account files are read as the caller: a linked root-only file is not read" \
+    sh -c "! grep -q 'secret-$$' '$TEST_TMP/acct.out' && grep -q \"the build's root.*Permission denied\" '$TEST_TMP/acct.out'"
+else
+  bad "user: %test's account files are read as the caller: a linked root-only file is not read" "%setup never paused: $(cat "$TEST_TMP/acct.out")"
+fi
+wait "$acct_build"
+
 # --- failures ---
 printf 'Bootstrap: localimage\nFrom: base.sif\n\n%%post\n    echo before-fail\n    exit 3\n' >"$OWN/fail.def"
 expect_fatal_after_progress "user: failing %post gives the exit status" \
