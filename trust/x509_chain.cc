@@ -34,8 +34,8 @@ absl::Status CannotRead(const std::string& path) {
   return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
 }
 
-// Go's wording (Apptainer's messages) for the failures a user meets.
-std::string ChainError(int err) {
+// The chain reaches no trusted root (Go: UnknownAuthorityError).
+bool UnknownAuthority(int err) {
   switch (err) {
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
@@ -43,32 +43,29 @@ std::string ChainError(int err) {
     case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
     case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
     case X509_V_ERR_CERT_UNTRUSTED:
-      return "x509: certificate signed by unknown authority";
-    case X509_V_ERR_CERT_HAS_EXPIRED:
-    case X509_V_ERR_CERT_NOT_YET_VALID:
-      return "x509: certificate has expired or is not yet valid";
+      return true;
     default:
-      return absl::StrCat("x509: ", X509_verify_cert_error_string(err));
+      return false;
   }
 }
 
-std::string ChainHint(int err, bool have_intermediates, bool have_roots) {
-  switch (err) {
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-    case X509_V_ERR_CERT_UNTRUSTED:
-      if (!have_intermediates) {
-        return "; give the issuing CAs with --certificate-intermediates and the root with "
-               "--certificate-roots";
-      }
-      return have_roots ? "; the chain ends at no root of --certificate-roots"
-                        : "; give its root CA with --certificate-roots";
-    default:
-      return "";
+// Go's wording (Apptainer's messages) for the failures a user meets.
+std::string ChainError(int err) {
+  if (UnknownAuthority(err)) return "x509: certificate signed by unknown authority";
+  if (err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CERT_NOT_YET_VALID) {
+    return "x509: certificate has expired or is not yet valid";
   }
+  return absl::StrCat("x509: ", X509_verify_cert_error_string(err));
+}
+
+std::string ChainHint(int err, bool have_intermediates, bool have_roots) {
+  if (!UnknownAuthority(err)) return "";
+  if (!have_intermediates) {
+    return "; give the issuing CAs with --certificate-intermediates and the root with "
+           "--certificate-roots";
+  }
+  return have_roots ? "; the chain ends at no root of --certificate-roots"
+                    : "; give its root CA with --certificate-roots";
 }
 
 // Apptainer (Go's x509 KeyUsages=[CodeSigning]): a certificate without the
