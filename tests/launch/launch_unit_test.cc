@@ -8,9 +8,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "daemon/launch/account_files.h"
 #include "daemon/launch/cgroups.h"
@@ -218,4 +221,29 @@ TEST_CASE("a plain user's image map: 0 is the caller, no other id reaches host 0
   CHECK(launch::PlainUserImageMap(1001) == "0 1001 1\n1 1 1000\n1002 1002 4294966293\n");
   CHECK(launch::PlainUserImageMap(1) == "0 1 1\n2 2 4294967293\n");
   CHECK(launch::PlainUserImageMap(4294967294u) == "0 4294967294 1\n1 1 4294967293\n");
+}
+
+TEST_CASE("idmap namespaces made from many threads at once never wait on each other") {
+  // Each is made by a short-lived process; one that kept a copy of another
+  // thread's descriptors would hold that thread's namespace open, and two
+  // such processes would wait for each other forever.
+  std::string uid_map = launch::PlainUserImageMap(geteuid() == 0 ? 1001 : geteuid());
+  std::string gid_map = launch::PlainUserImageMap(geteuid() == 0 ? 1001 : getegid());
+  std::atomic<int> made{0}, done{0};
+  std::vector<std::thread> threads;
+  constexpr int kThreads = 8, kEach = 300;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        if (launch::MakeMappedUserNamespace(uid_map, gid_map).ok()) ++made;
+      }
+      ++done;
+    });
+  }
+  for (int waited = 0; done.load() < kThreads && waited < 600; ++waited) usleep(100'000);
+  bool finished = done.load() == kThreads;
+  CHECK(finished);
+  if (!finished) _exit(1);  // the stuck threads cannot be joined
+  for (std::thread& t : threads) t.join();
+  if (geteuid() == 0) CHECK(made.load() == kThreads * kEach);
 }
