@@ -31,16 +31,15 @@ namespace {
 constexpr uint64_t kIdLimit = std::numeric_limits<uint32_t>::max();  // (uid_t)-1, never mapped
 constexpr size_t kStackBytes = 64 << 10;
 
-// The namespace's only process: it shares the daemon's memory (CLONE_VM, so
-// nothing is copied), closes its copy of the pipe's write end and waits for
-// the daemon to close its own. Raw system calls only: errno is the calling
-// thread's.
-int HoldUntilClosed(void* arg) {
-  const int* fds = static_cast<const int*>(arg);
-  syscall(SYS_close, fds[1]);
-  char byte;
-  syscall(SYS_read, fds[0], &byte, 1);
-  syscall(SYS_exit, 0);
+// The namespace's only process. It shares the daemon's memory (CLONE_VM:
+// nothing is copied) and its descriptor table (CLONE_FILES): a process with
+// a copy of the table would hold every descriptor another thread had open at
+// that moment, the pipe another thread waits on included, and two such
+// processes made at once would wait for each other forever. It blocks in
+// pause() with every signal blocked until the daemon kills it. Raw system
+// calls only: errno is the calling thread's.
+int HoldUntilKilled(void*) {
+  for (;;) syscall(SYS_pause);
   return 0;
 }
 
@@ -73,22 +72,26 @@ std::string PlainUserImageMap(uint32_t own) {
 
 absl::StatusOr<UniqueFd> MakeMappedUserNamespace(const std::string& uid_map,
                                                  const std::string& gid_map) {
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe2", errno);
-  UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
   auto stack = std::make_unique<char[]>(kStackBytes);
-  pid_t pid = ::clone(HoldUntilClosed, stack.get() + kStackBytes,
-                      CLONE_NEWUSER | CLONE_VM | SIGCHLD, pipe_fds);
-  if (pid < 0) return ErrnoStatus("creating the image's idmap user namespace", errno);
+  // No daemon signal handler may run on the child's stack: it keeps the
+  // full mask, and only SIGKILL ends it.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = ::clone(HoldUntilKilled, stack.get() + kStackBytes,
+                      CLONE_NEWUSER | CLONE_VM | CLONE_FILES | SIGCHLD, nullptr);
+  int err = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) return ErrnoStatus("creating the image's idmap user namespace", err);
   absl::Status st = WriteMap(pid, "gid_map", gid_map);
   if (st.ok()) st = WriteMap(pid, "uid_map", uid_map);
   UniqueFd ns;
   if (st.ok()) {
-    auto opened = OpenFile(absl::StrCat("/proc/", pid, "/ns/user"), O_RDONLY);
+    auto opened = OpenFile(absl::StrCat("/proc/", pid, "/ns/user"), O_RDONLY | O_CLOEXEC);
     if (opened.ok()) ns = std::move(*opened);
     st = opened.status();
   }
-  write_end.Reset();
+  ::kill(pid, SIGKILL);
   int status = 0;
   while (::waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {
   }

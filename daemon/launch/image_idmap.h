@@ -37,7 +37,10 @@
 namespace berth::daemon::launch {
 
 // Whether the mount below `image_fd` may be idmapped at all: a kernel
-// squashfs (SQUASHFS_MAGIC), never a directory or FUSE.
+// squashfs (SQUASHFS_MAGIC), never a directory or FUSE. Only a second check:
+// a sandbox directory on a host squashfs passes it too, so the launch spec
+// says whether `image_fd` is the image mount of a file the caller opened
+// (LaunchSpec::image_from_caller_squashfs).
 bool ImageMayBeIdmapped(int image_fd);
 
 // The plain user's map text for `kind` ("uid"/"gid") of id `own` (not 0):

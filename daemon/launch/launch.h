@@ -201,6 +201,12 @@ struct LaunchSpec {
   // own); a sandbox gets them bound over its own when it has both
   // (image_passwd, image_group).
   bool writable_root = false;
+  // `image_root` is a kernel squashfs mount berthd made of an image file the
+  // caller opened (so could read byte for byte): only then may --fakeroot and
+  // a writable layer idmap it (image_idmap.h). Never a sandbox directory,
+  // even one on a host squashfs (a snap, a site's software mount): those are
+  // the host's files, root-only ones included.
+  bool image_from_caller_squashfs = false;
   // A sandbox's /etc/passwd and /etc/group, read by the daemon with the
   // caller's rights (run_prepare.cc): a sandbox is a tree its user controls,
   // so the launcher must not read it as root. Unset: read from image_root.

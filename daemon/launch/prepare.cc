@@ -264,10 +264,14 @@ absl::Status PlanRootOverlay(LaunchSpec& spec, UniqueFd staging, PreparedLaunch&
 
 // Which launches see the image idmapped, and with which maps (image_idmap.h):
 // --fakeroot with the container's own maps; a plain user with a writable
-// layer with image root as the caller. Only a kernel squashfs (bytes the
-// caller opened and could read) in system mode, never a build's root.
+// layer with image root as the caller. Only the image mount of a squashfs
+// the caller opened (bytes they could read) in system mode, never a build's
+// root nor a directory that merely lies on a squashfs (the host's files).
 absl::Status PlanImageIdmap(const LaunchSpec& spec, PreparedLaunch& p) {
-  if (!GetHostFacts().initial_user_namespace || spec.writable_root) return absl::OkStatus();
+  if (!GetHostFacts().initial_user_namespace || spec.writable_root ||
+      !spec.image_from_caller_squashfs) {
+    return absl::OkStatus();
+  }
   const ChildPlan& plan = p.plan;
   std::string uid_map, gid_map;
   if (spec.fakeroot) {

@@ -537,6 +537,8 @@ absl::StatusOr<PreparedRun> PrepareRun(const v1::RunRequest& r, const PeerIdenti
   RETURN_IF_ERROR(CheckOverlayRequest(r, ecl != nullptr && ecl->Activated()));
   ASSIGN_OR_RETURN(run.lease, LeaseImage(r, peer, config, images, ecl));
   spec.image_root = run.lease->root();
+  spec.image_from_caller_squashfs = run.lease->backend() == image::MountBackend::kKernelDirect ||
+                                    run.lease->backend() == image::MountBackend::kKernelCopy;
   if (run.lease->backend() == image::MountBackend::kDirectory) {
     RETURN_IF_ERROR(ReadSandboxAccounts(*run.lease, peer, r.image(), spec));
     // --writable: the sandbox itself is "/", read-write (nosuid, nodev).

@@ -54,6 +54,7 @@ std::vector<std::pair<std::string, std::string>> OptionsOf(const v1::RunRequest&
 launch::LaunchSpec HolderSpecOf(launch::LaunchSpec& spec) {
   launch::LaunchSpec h;
   h.image_root = spec.image_root;
+  h.image_from_caller_squashfs = spec.image_from_caller_squashfs;
   h.identity = spec.identity;
   h.pid_namespace = spec.pid_namespace;
   h.ipc_namespace = true;

@@ -14,6 +14,7 @@ source "$here/lib.sh"
 test_prologue overlay
 cleanup() {
   stop_test_daemon
+  umount "$TEST_TMP/hostsq" 2>/dev/null
   rm -rf "$TEST_TMP" 2>/dev/null
 }
 trap cleanup EXIT
@@ -175,6 +176,16 @@ if [ "$WHO" = user ] && [ "$MODE" = system ]; then
   expect_rc "--writable-tmpfs over a sandbox: its root-only file stays closed" 1 \
     b exec --writable-tmpfs "$SB" cat /opt/secret
   expect_out "... and shows its true owner" "0:0" b exec --writable-tmpfs "$SB" stat -c %u:%g /opt/secret
+  # ... even one that lies on a host squashfs (a snap, a site's software
+  # mount): the filesystem's type says nothing of who may read its files.
+  HSQ=$TEST_TMP/hostsq
+  mkdir -p "$TEST_TMP/hsrc" "$HSQ" && cp -a "$SB" "$TEST_TMP/hsrc/sb"
+  must "a host squashfs holding the sandbox" \
+    mksquashfs "$TEST_TMP/hsrc" "$TEST_TMP/host.sqfs" -quiet -noappend
+  must "mounted by root" mount -t squashfs -o loop,ro "$TEST_TMP/host.sqfs" "$HSQ"
+  expect_rc "--writable-tmpfs over a sandbox on a host squashfs: its root-only file stays closed" 1 \
+    b exec --writable-tmpfs "$HSQ/sb" cat /opt/secret
+  umount "$HSQ"
 elif [ "$WHO" = user ]; then
   # A user-mode daemon cannot idmap: Apptainer's user-namespace mode.
   expect_rc "the caller cannot write above the image's root-owned files" 1 \

@@ -4,13 +4,18 @@
 // No privilege needed.
 #define CATCH_CONFIG_MAIN
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "daemon/launch/account_files.h"
 #include "daemon/launch/cgroups.h"
@@ -218,4 +223,46 @@ TEST_CASE("a plain user's image map: 0 is the caller, no other id reaches host 0
   CHECK(launch::PlainUserImageMap(1001) == "0 1001 1\n1 1 1000\n1002 1002 4294966293\n");
   CHECK(launch::PlainUserImageMap(1) == "0 1 1\n2 2 4294967293\n");
   CHECK(launch::PlainUserImageMap(4294967294u) == "0 4294967294 1\n1 1 4294967293\n");
+}
+
+TEST_CASE("idmap namespaces made from many threads at once never wait on each other") {
+  // Each is made by a short-lived process; one that kept a copy of another
+  // thread's descriptors would hold that thread's namespace open, and two
+  // such processes would wait for each other forever. The threads run in a
+  // process group of their own, so that stuck ones and their processes can
+  // all be killed.
+  pid_t worker = fork();
+  REQUIRE(worker >= 0);
+  if (worker == 0) {
+    setpgid(0, 0);
+    bool root = geteuid() == 0;
+    std::string uid_map = launch::PlainUserImageMap(root ? 1001 : geteuid());
+    std::string gid_map = launch::PlainUserImageMap(root ? 1001 : getegid());
+    constexpr int kThreads = 8, kEach = 300;
+    std::atomic<int> made{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < kEach; ++i) {
+          if (launch::MakeMappedUserNamespace(uid_map, gid_map).ok()) ++made;
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    // Unprivileged, the maps are refused: only the processes are checked.
+    _exit(!root || made.load() == kThreads * kEach ? 0 : 2);
+  }
+  setpgid(worker, worker);
+  int status = 0;
+  bool ended = false;
+  for (int waited = 0; waited < 600 && !ended; ++waited) {
+    ended = waitpid(worker, &status, WNOHANG) == worker;
+    if (!ended) usleep(100'000);
+  }
+  if (!ended) {
+    kill(-worker, SIGKILL);
+    waitpid(worker, &status, 0);
+  }
+  CHECK(ended);
+  CHECK((ended && WIFEXITED(status) && WEXITSTATUS(status) == 0));
 }
