@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -125,48 +126,78 @@ bool KernelIdmapsImage(int image_fd, int userns_fd) {
   return false;
 }
 
-absl::Status GiveImageRootOwner(int dir_fd, const std::string& what, uid_t uid, gid_t gid) {
+namespace {
+
+// The owner ids 0 become uid/gid; others stay (-1: unchanged).
+uid_t NewUid(const struct stat& st, uid_t uid) {
+  return st.st_uid == 0 ? uid : static_cast<uid_t>(-1);
+}
+gid_t NewGid(const struct stat& st, gid_t gid) {
+  return st.st_gid == 0 ? gid : static_cast<gid_t>(-1);
+}
+bool RootOwned(const struct stat& st) {
+  return st.st_uid == 0 || st.st_gid == 0;
+}
+
+// One directory of the walk: itself and its entries but subdirectories,
+// whose paths (relative to the walk's root) join `pending`.
+absl::Status GiveDirectory(int fd, const std::string& rel, const std::string& what, uid_t uid,
+                           gid_t gid, std::vector<std::string>& pending) {
+  std::string here = rel.empty() ? what : absl::StrCat(what, "/", rel);
   struct stat st;
-  if (::fstat(dir_fd, &st) != 0) return ErrnoStatus(what, errno);
-  if ((st.st_uid == 0 || st.st_gid == 0) &&
-      ::fchown(dir_fd, st.st_uid == 0 ? uid : static_cast<uid_t>(-1),
-               st.st_gid == 0 ? gid : static_cast<gid_t>(-1)) != 0) {
-    return ErrnoStatus(what, errno);
+  if (::fstat(fd, &st) != 0) return ErrnoStatus(here, errno);
+  if (RootOwned(st) && ::fchown(fd, NewUid(st, uid), NewGid(st, gid)) != 0) {
+    return ErrnoStatus(here, errno);
   }
-  UniqueFd copy(::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!copy) return ErrnoStatus(what, errno);
-  DIR* dir = ::fdopendir(copy.get());
-  if (dir == nullptr) return ErrnoStatus(what, errno);
-  (void)copy.Release();
-  std::vector<std::string> subdirs;
+  DIR* dir = ::fdopendir(fd);
+  if (dir == nullptr) {
+    int err = errno;
+    ::close(fd);
+    return ErrnoStatus(here, err);
+  }
   absl::Status result = absl::OkStatus();
   while (dirent* e = ::readdir(dir)) {
     std::string name = e->d_name;
     if (name == "." || name == "..") continue;
     if (::fstatat(::dirfd(dir), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     if (S_ISDIR(st.st_mode)) {
-      subdirs.push_back(name);
+      pending.push_back(rel.empty() ? name : absl::StrCat(rel, "/", name));
       continue;
     }
-    if ((st.st_uid == 0 || st.st_gid == 0) &&
-        ::fchownat(::dirfd(dir), name.c_str(), st.st_uid == 0 ? uid : static_cast<uid_t>(-1),
-                   st.st_gid == 0 ? gid : static_cast<gid_t>(-1), AT_SYMLINK_NOFOLLOW) != 0) {
-      result = ErrnoStatus(absl::StrCat(what, "/", name), errno);
+    if (RootOwned(st) && ::fchownat(::dirfd(dir), name.c_str(), NewUid(st, uid), NewGid(st, gid),
+                                    AT_SYMLINK_NOFOLLOW) != 0) {
+      result = ErrnoStatus(absl::StrCat(here, "/", name), errno);
       break;
     }
   }
-  for (const std::string& name : subdirs) {
-    if (!result.ok()) break;
-    UniqueFd sub(
-        ::openat(::dirfd(dir), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!sub) {
-      result = ErrnoStatus(absl::StrCat(what, "/", name), errno);
-      break;
-    }
-    result = GiveImageRootOwner(sub.get(), absl::StrCat(what, "/", name), uid, gid);
-  }
-  ::closedir(dir);
+  ::closedir(dir);  // closes fd
   return result;
+}
+
+}  // namespace
+
+// Iterative, reopening each directory from the root: a walk holds two
+// descriptors whatever the depth (a bind destination may nest a couple of
+// thousand directories, and berthd serves every user at once).
+absl::Status GiveImageRootOwner(int dir_fd, const std::string& what, uid_t uid, gid_t gid) {
+  std::vector<std::string> pending = {""};
+  while (!pending.empty()) {
+    std::string rel = std::move(pending.back());
+    pending.pop_back();
+    UniqueFd fd;
+    if (rel.empty()) {
+      fd.Reset(::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!fd) return ErrnoStatus(what, errno);
+    } else {
+      auto opened =
+          OpenAt2(dir_fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW,
+                  RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV);
+      if (!opened.ok()) return Annotate(opened.status(), absl::StrCat(what, "/", rel));
+      fd = std::move(*opened);
+    }
+    RETURN_IF_ERROR(GiveDirectory(fd.Release(), rel, what, uid, gid, pending));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace berth::daemon::launch
