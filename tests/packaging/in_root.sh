@@ -49,10 +49,14 @@ done
 
 # The packaged daemon, started as its unit says.
 exec_start=$(sed -n 's/^ExecStart=//p' "$root/lib/systemd/system/berthd.service")
+# Not through as_root: a function run with & is a subshell, whose pid the
+# trap below would kill, leaving berthd running (chroot and env exec, so
+# this pid is berthd's).
 # shellcheck disable=SC2086 # ExecStart is a command line
-as_root $exec_start >"$root/tmp/berthd.log" 2>&1 &
+chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root $exec_start \
+  >"$root/tmp/berthd.log" 2>&1 &
 daemon=$!
-trap 'kill "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null || true' EXIT
+trap 'kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
   [ -S "$root/run/berth/berthd.sock" ] && break
   kill -0 "$daemon" 2>/dev/null || { cat "$root/tmp/berthd.log" >&2; fail "berthd exited"; }
@@ -93,4 +97,15 @@ fi
 grep -q "berth.conf:$line" "$root/tmp/doctor-bad.txt" ||
   { cat "$root/tmp/doctor-bad.txt" >&2; fail "doctor did not name berth.conf:$line"; }
 cp "$root/tmp/berth.conf.orig" "$root/etc/berth/berth.conf"
+
+# Stopped as systemd stops it (SIGTERM), the daemon ends: no berthd is left
+# in this run's mount namespace (it would outlive the test, root and all).
+kill "$daemon" && wait "$daemon" || true
+mine=$(readlink /proc/self/ns/mnt)
+for p in $(pgrep -x berthd || true); do
+  if [ "$(readlink "/proc/$p/ns/mnt" 2>/dev/null)" = "$mine" ]; then
+    kill -9 "$p"
+    fail "berthd (pid $p) still ran after SIGTERM"
+  fi
+done
 echo "clean root: packages installed, exec and doctor work as root and as a plain user"
