@@ -100,6 +100,10 @@ absl::StatusOr<UniqueFd> MakeMappedUserNamespace(const std::string& uid_map,
   return ns;
 }
 
+bool KernelRefusedIdmap() {
+  return kernel_verdict.load() < 0;
+}
+
 bool KernelIdmapsImage(int image_fd, int userns_fd) {
   int verdict = kernel_verdict.load();
   if (verdict != 0) return verdict > 0;

@@ -52,6 +52,10 @@ std::string PlainUserImageMap(uint32_t own);
 absl::StatusOr<UniqueFd> MakeMappedUserNamespace(const std::string& uid_map,
                                                  const std::string& gid_map);
 
+// Whether an earlier KernelIdmapsImage saw the kernel refuse: then no
+// launch makes the namespace for nothing.
+bool KernelRefusedIdmap();
+
 // Whether the kernel idmaps a clone of `image_fd`'s mount with `userns_fd`
 // (squashfs before Linux 6.2 refuses: EINVAL). The first refusal is logged
 // once, naming the kernel feature.

@@ -283,7 +283,7 @@ absl::Status PlanImageIdmap(const LaunchSpec& spec, PreparedLaunch& p) {
   } else {
     return absl::OkStatus();
   }
-  if (!ImageMayBeIdmapped(p.image_fd.get())) return absl::OkStatus();
+  if (KernelRefusedIdmap() || !ImageMayBeIdmapped(p.image_fd.get())) return absl::OkStatus();
   // Without a user namespace (user.max_user_namespaces = 0, say) a plain
   // run goes on as before: only the owners it shows differ.
   auto ns = MakeMappedUserNamespace(uid_map, gid_map);
