@@ -225,24 +225,6 @@ absl::StatusOr<int> RunHostProcess(BuildContext& ctx, HostProcessSpec spec, int 
   return process.Wait();
 }
 
-namespace {
-
-// The staged root's /etc/passwd and /etc/group, for the launcher's
-// generated ones, read as the caller inside that root.
-absl::Status ReadRootAccountsAsCaller(const Caller& c, int rootfs_fd, launch::LaunchSpec& spec) {
-  constexpr int64_t kMaxAccountFile = 4 << 20;
-  const image::CallerCreds creds{c.uid, c.gid, c.groups};
-  for (auto [path, out] :
-       {std::pair{"etc/passwd", &spec.image_passwd}, std::pair{"etc/group", &spec.image_group}}) {
-    auto data = image::ReadInRootAsCaller(creds, rootfs_fd, path, kMaxAccountFile);
-    if (!data.ok()) return Annotate(data.status(), "the build's root");
-    *out = data->value_or("");
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
 absl::Status RunContainerScript(BuildContext& ctx, const ScriptSection& section, int rootfs_fd,
                                 const std::vector<std::string>& extra_env) {
   ASSIGN_OR_RETURN(std::vector<std::string> argv,
@@ -263,7 +245,12 @@ absl::Status RunContainerScript(BuildContext& ctx, const ScriptSection& section,
   // A read-only root gets generated account files merged from the root's
   // own: read here with the caller's rights, since the staged tree is theirs
   // (a hard link there to a host file must not be read as root).
-  if (!spec.writable_root) RETURN_IF_ERROR(ReadRootAccountsAsCaller(c, rootfs_fd, spec));
+  if (!spec.writable_root) {
+    auto accounts = image::ReadAccountFilesAsCaller({c.uid, c.gid, c.groups}, rootfs_fd);
+    if (!accounts.ok()) return Annotate(accounts.status(), "the build's root");
+    spec.image_passwd = std::move(accounts->passwd);
+    spec.image_group = std::move(accounts->group);
+  }
   spec.identity.uid = c.uid;
   spec.identity.gid = c.gid;
   spec.identity.groups = c.groups;

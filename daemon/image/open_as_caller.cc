@@ -9,6 +9,9 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <optional>
+#include <string>
+#include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -257,6 +260,18 @@ absl::StatusOr<std::optional<std::string>> ReadInRootAsCaller(const CallerCreds&
   RETURN_IF_ERROR_CTX(
       PreadFull(fd->get(), {reinterpret_cast<uint8_t*>(data.data()), data.size()}, 0), path);
   return data;
+}
+
+absl::StatusOr<AccountTexts> ReadAccountFilesAsCaller(const CallerCreds& creds, int root_fd) {
+  constexpr int64_t kMaxAccountFile = 4 << 20;
+  AccountTexts texts;
+  for (auto [path, out] :
+       {std::pair{"etc/passwd", &texts.passwd}, std::pair{"etc/group", &texts.group}}) {
+    ASSIGN_OR_RETURN(std::optional<std::string> data,
+                     ReadInRootAsCaller(creds, root_fd, path, kMaxAccountFile));
+    *out = std::move(data).value_or("");
+  }
+  return texts;
 }
 
 absl::StatusOr<UniqueFd> MakeDirAtAsCaller(const CallerCreds& creds, int dir_fd,

@@ -75,6 +75,15 @@ absl::StatusOr<std::optional<std::string>> ReadInRootAsCaller(const CallerCreds&
                                                               const std::string& path,
                                                               int64_t max_size);
 
+// A tree's /etc/passwd and /etc/group ("" where missing), read with
+// ReadInRootAsCaller (4 MiB each at most): the files the launcher merges
+// into the container's generated ones, from a tree the caller controls (a
+// sandbox, a build's staged root), so never read as root.
+struct AccountTexts {
+  std::string passwd, group;
+};
+absl::StatusOr<AccountTexts> ReadAccountFilesAsCaller(const CallerCreds& creds, int root_fd);
+
 // Makes the directory `name` (one path component) beneath `dir_fd` with the
 // caller's filesystem identity when it is missing (theirs then, with `mode`
 // exactly, whatever the umask), and opens it (O_RDONLY | O_DIRECTORY) as

@@ -146,13 +146,10 @@ absl::Status CheckTargetAllowed(TargetKind kind, const std::string& display,
 absl::Status ReadSandboxAccounts(const image::MountLease& lease, const PeerIdentity& peer,
                                  const std::string& display, launch::LaunchSpec& spec) {
   ASSIGN_OR_RETURN(UniqueFd root, OpenFile(lease.root(), O_PATH | O_DIRECTORY));
-  constexpr int64_t kMaxAccountFile = 4 << 20;
-  for (auto [path, out] :
-       {std::pair{"etc/passwd", &spec.image_passwd}, std::pair{"etc/group", &spec.image_group}}) {
-    auto data = image::ReadInRootAsCaller(CredsOf(peer), root.get(), path, kMaxAccountFile);
-    if (!data.ok()) return Annotate(data.status(), absl::StrCat("sandbox ", display));
-    *out = data->value_or("");
-  }
+  auto accounts = image::ReadAccountFilesAsCaller(CredsOf(peer), root.get());
+  if (!accounts.ok()) return Annotate(accounts.status(), absl::StrCat("sandbox ", display));
+  spec.image_passwd = std::move(accounts->passwd);
+  spec.image_group = std::move(accounts->group);
   return absl::OkStatus();
 }
 
